@@ -1,0 +1,27 @@
+"""VAE Workshop Lab: the router. Run with ``streamlit run app.py``.
+
+Sets up the page, the navigation over pages/, and the sidebar that shows and picks the
+current model (a shipped checkpoint, a model trained in this session, or an upload).
+"""
+
+import streamlit as st
+
+from pages.sidebar import model_sidebar
+
+st.set_page_config(page_title="VAE Workshop Lab", page_icon="🧪", layout="wide")
+
+PAGES = {
+    "Start": [st.Page("pages/home.py", title="Home", icon="🏠", default=True)],
+    "Ideas": [st.Page("pages/theory.py", title="Theory: entropy to ELBO", icon="📐", url_path="theory")],
+    "The model": [
+        st.Page("pages/train.py", title="Train", icon="🏋️", url_path="train"),
+        st.Page("pages/elbo.py", title="ELBO, term by term", icon="🧮", url_path="elbo"),
+        st.Page("pages/explorer.py", title="Latent explorer", icon="🎛️", url_path="explorer"),
+        st.Page("pages/latent_map.py", title="Latent map (UMAP)", icon="🗺️", url_path="latent-map"),
+        st.Page("pages/compare.py", title="AE vs VAE", icon="⚖️", url_path="compare"),
+    ],
+}
+
+pg = st.navigation(PAGES)
+model_sidebar()
+pg.run()

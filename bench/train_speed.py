@@ -1,0 +1,154 @@
+"""Seconds per epoch of the reference VAE through the project's trainer, against the GEMM floor.
+
+Reference model: 784-400-20-400-784 MLP VAE, Adam 1e-3, batch 128, Fashion-MNIST (60,000
+training images) for one epoch plus a test pass (10,000 images), through ``vae_core.Trainer``.
+
+The floor is the epoch's forward+backward matrix-multiply FLOPs divided by the GEMM
+throughput this machine reaches at exactly those shapes, measured in the same run by timing
+the same sequence of matmuls on preallocated tensors. Target on a 2-core CPU: ratio <= 1.25.
+
+    python bench/train_speed.py [--device cpu] [--dataset fashion-mnist] [--repeats 2] [--dataloader]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import torch  # noqa: E402
+
+from vae_core.data import load_dataset  # noqa: E402
+from vae_core.device import pick_device  # noqa: E402
+from vae_core.models import ModelConfig  # noqa: E402
+from vae_core.train import TrainConfig, Trainer  # noqa: E402
+
+B, D, H, Z = 128, 784, 400, 20
+
+
+def _sync(dev: torch.device) -> None:
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def gemm_shapes(n_train: int, n_test: int) -> list[tuple[int, int, int, int]]:
+    """(m, k, n, count) for every matmul of one epoch + test pass; FLOPs = 2 m k n each."""
+    steps = -(-n_train // B)
+    layers = [(D, H), (H, Z), (H, Z), (Z, H), (H, D)]  # encoder trunk, mu, logvar, decoder
+    out = []
+    for i, (fi, fo) in enumerate(layers):
+        out.append((B, fi, fo, steps))            # forward  y = x W^T
+        out.append((fo, B, fi, steps))            # backward dW = g^T x
+        if i != 0:
+            out.append((B, fo, fi, steps))        # backward dx = g W (not needed for the input layer)
+        out.append((1000, fi, fo, -(-n_test // 1000)))  # test pass forward
+    return out
+
+
+def gemm_floor(dev: torch.device, n_train: int, n_test: int, repeats: int) -> tuple[float, float]:
+    """(seconds, GFLOP) of the epoch's matmuls alone, best of ``repeats``."""
+    shapes = gemm_shapes(n_train, n_test)
+    flops = sum(2 * m * k * n * c for m, k, n, c in shapes)
+    mats = [(torch.randn(m, k, device=dev), torch.randn(k, n, device=dev), torch.empty(m, n, device=dev), c)
+            for m, k, n, c in shapes]
+    for a, b, o, _ in mats:  # warm-up
+        torch.mm(a, b, out=o)
+    best = float("inf")
+    for _ in range(repeats):
+        _sync(dev)
+        t0 = time.perf_counter()
+        steps = max(c for *_, c in mats)
+        # interleave as training does: one step's matmuls, then the next step's
+        for s in range(steps):
+            for a, b, o, c in mats:
+                if s < c:
+                    torch.mm(a, b, out=o)
+        _sync(dev)
+        best = min(best, time.perf_counter() - t0)
+    return best, flops / 1e9
+
+
+def trainer_epoch(dev: torch.device, ds, seed: int) -> tuple[float, float]:
+    """(seconds, final test -ELBO) for one epoch + test pass of a fresh trainer."""
+    mcfg = ModelConfig(kind="vae", input_dim=D, image_shape=ds.image_shape, hidden=(H,), latent_dim=Z)
+    tcfg = TrainConfig(dataset=ds.name, epochs=1, batch_size=B, lr=1e-3, seed=seed)
+    warm = Trainer(mcfg, tcfg, dataset=ds, device=dev)
+    warm.run(max_steps=20)  # allocator and kernel warm-up outside the timing
+    tr = Trainer(mcfg, tcfg, dataset=ds, device=dev)
+    _sync(dev)
+    t0 = time.perf_counter()
+    tr.run()  # one epoch; the trainer evaluates the test split at the epoch's end
+    _sync(dev)
+    dt = time.perf_counter() - t0
+    return dt, tr.history.test_neg_elbo[-1]
+
+
+def dataloader_epoch(ds) -> float:
+    """The pytorch/examples style: per-item ToTensor in a DataLoader, for scale."""
+    import numpy as np
+    from PIL import Image
+    from torch.utils.data import DataLoader
+    from torchvision import transforms
+
+    imgs = ds.x_train.cpu().numpy().reshape(-1, 28, 28)
+
+    class PerItem(torch.utils.data.Dataset):
+        def __len__(self) -> int:
+            return len(imgs)
+
+        def __getitem__(self, i: int):
+            return transforms.ToTensor()(Image.fromarray(np.asarray(imgs[i]), mode="L")), 0
+
+    torch.manual_seed(0)
+    mcfg = ModelConfig(hidden=(H,), latent_dim=Z)
+    from vae_core.elbo import elbo_terms
+    from vae_core.models import build_model
+
+    model = build_model(mcfg)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    t0 = time.perf_counter()
+    for x, _ in DataLoader(PerItem(), batch_size=B, shuffle=True):
+        x = x.view(-1, D)
+        logits, mu, logvar, _ = model(x)
+        loss = elbo_terms(x, logits, mu, logvar).loss
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--device", default="auto")
+    p.add_argument("--dataset", default="fashion-mnist")
+    p.add_argument("--repeats", type=int, default=2, help="trainer epochs to time (best is reported)")
+    p.add_argument("--dataloader", action="store_true", help="also time a per-item DataLoader epoch")
+    args = p.parse_args()
+    dev = pick_device(args.device)
+    ds = load_dataset(args.dataset, device=dev)
+    n_train, n_test = ds.x_train.shape[0], ds.x_test.shape[0]
+    print(f"device {dev}, torch {torch.__version__}, threads {torch.get_num_threads()}, "
+          f"{args.dataset}: {n_train} train / {n_test} test")
+    floor_s, gflop = gemm_floor(dev, n_train, n_test, repeats=3)
+    print(f"GEMM floor: {gflop:.1f} GFLOP in {floor_s:.3f} s = {gflop / floor_s:.1f} GFLOP/s at the model's shapes")
+    times = []
+    for r in range(args.repeats):
+        dt, nelbo = trainer_epoch(dev, ds, seed=r)
+        times.append(dt)
+        print(f"trainer epoch {r + 1}: {dt:.3f} s ({n_train / dt:,.0f} train ex/s), test -ELBO {nelbo:.2f} nats/image")
+    floor_s2, _ = gemm_floor(dev, n_train, n_test, repeats=2)  # re-measure: machines drift
+    floor = min(floor_s, floor_s2)
+    best = min(times)
+    print(f"RESULT seconds/epoch {best:.3f} (median {statistics.median(times):.3f}), floor {floor:.3f} s, "
+          f"ratio {best / floor:.2f} (target <= 1.25)")
+    if args.dataloader:
+        dl = dataloader_epoch(ds)
+        print(f"per-item DataLoader epoch (no test pass): {dl:.3f} s, ratio {dl / floor:.2f} to the floor")
+
+
+if __name__ == "__main__":
+    main()

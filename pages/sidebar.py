@@ -1,0 +1,98 @@
+"""The sidebar shown on every page: the current model and how to pick another."""
+
+from __future__ import annotations
+
+import hashlib
+
+import streamlit as st
+
+from pages.common import (
+    LoadedModel, add_session_model, available_datasets, current_model, from_checkpoint, list_shipped,
+    load_shipped, session_models, set_current_model,
+)
+from vae_core.checkpoint import MAX_BYTES, CheckpointError, load_checkpoint
+
+UPLOAD_LIMIT_MB = 50
+
+
+def _describe(lm: LoadedModel) -> None:
+    cfg, meta = lm.config, lm.metadata
+    st.markdown(f"**{lm.label}**")
+    rows = [
+        ("dataset", lm.dataset_name),
+        ("kind", "VAE" if lm.is_vae else "AE (no KL, no prior)"),
+        ("latent dim", str(cfg.latent_dim)),
+        ("hidden", "-".join(str(h) for h in cfg.hidden) or "none"),
+    ]
+    if lm.is_vae:
+        rows.append(("β", f"{lm.beta:g}"))
+    rows += [("epochs trained", f"{lm.epochs:.1f}"), ("from", lm.source)]
+    st.markdown("\n".join(f"- {k}: `{v}`" for k, v in rows))
+    tm = meta.get("test_metrics") or {}
+    if tm.get("neg_elbo") is not None:
+        label = "test −ELBO" if lm.is_vae else "test recon."
+        st.caption(f"{label}: {tm['neg_elbo']:.2f} nats/image")
+
+
+def _on_pick() -> None:
+    choice = st.session_state.get("sidebar_model_pick")
+    if choice is None:
+        return
+    src, _, name = choice.partition(":")
+    try:
+        lm = session_models()[name] if src == "session" else load_shipped(name)
+    except (CheckpointError, KeyError) as exc:
+        st.session_state["sidebar_error"] = f"Could not load {name}: {exc}"
+        return
+    set_current_model(lm)
+    st.session_state.pop("sidebar_error", None)
+
+
+def _handle_upload() -> None:
+    up = st.session_state.get("sidebar_upload")
+    if up is None:
+        return
+    data = up.getvalue()
+    digest = hashlib.sha256(data).hexdigest()[:12]
+    try:
+        ck = load_checkpoint(data, name=up.name, max_bytes=min(MAX_BYTES, UPLOAD_LIMIT_MB * 1024 * 1024))
+    except CheckpointError as exc:
+        st.session_state["sidebar_error"] = f"Upload refused: {exc}"
+        return
+    label = f"upload: {up.name}"
+    add_session_model(from_checkpoint(ck, label, "upload", f"upload:{digest}"))
+    st.session_state["sidebar_model_pick"] = f"session:{label}"
+    st.session_state.pop("sidebar_error", None)
+
+
+def model_sidebar() -> None:
+    """Draw the model box and picker in the sidebar (called by app.py before each page)."""
+    with st.sidebar:
+        st.subheader("Current model")
+        lm = current_model()
+        if lm is None:
+            st.warning("No model loaded: pick one below, upload one, or train one.")
+        else:
+            _describe(lm)
+        options = [f"shipped:{n}" for n in list_shipped()] + [f"session:{n}" for n in session_models()]
+        if lm is not None:
+            cur = f"session:{lm.label}" if lm.source != "shipped" else f"shipped:{lm.label}"
+            if cur in options and st.session_state.get("sidebar_model_pick") not in options:
+                st.session_state["sidebar_model_pick"] = cur
+        st.selectbox(
+            "Pick a model", options, key="sidebar_model_pick", on_change=_on_pick,
+            format_func=lambda o: o.split(":", 1)[1] + ("  (this session)" if o.startswith("session:") else ""),
+            help="Shipped checkpoints, plus models trained or uploaded in this browser session.",
+        )
+        st.file_uploader(
+            "…or upload a .safetensors checkpoint", type=None, key="sidebar_upload",
+            on_change=_handle_upload, max_upload_size=UPLOAD_LIMIT_MB,
+            help=f"Checkpoints saved by this lab (Train page → Download). At most {UPLOAD_LIMIT_MB} MB. Never unpickled.",
+        )
+        if st.session_state.get("sidebar_error"):
+            st.error(st.session_state["sidebar_error"])
+        if "fashion-mnist" not in available_datasets():
+            st.caption(
+                "Fashion-MNIST is not on this machine, so the lab uses the offline digits set. "
+                "Get it with `sudo apt-get install dataset-fashion-mnist`, or put its four files in `data/fashion-mnist/`."
+            )

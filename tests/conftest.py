@@ -1,0 +1,43 @@
+"""Shared fixtures: the digits dataset (always offline) and small trained models."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from vae_core.data import dataset_available, load_dataset  # noqa: E402
+from vae_core.models import ModelConfig  # noqa: E402
+from vae_core.train import TrainConfig, Trainer  # noqa: E402
+
+torch.set_num_threads(min(2, torch.get_num_threads()))
+
+needs_fashion = pytest.mark.skipif(
+    not dataset_available("fashion-mnist"),
+    reason="Fashion-MNIST files not on this machine (apt-get install dataset-fashion-mnist; .ci/run does this)",
+)
+
+
+def digits_config(kind: str = "vae", latent: int = 2, hidden: tuple[int, ...] = (64,)) -> ModelConfig:
+    """A small model for the 8x8 digits (D=64)."""
+    return ModelConfig(kind=kind, input_dim=64, image_shape=(1, 8, 8), hidden=hidden, latent_dim=latent)
+
+
+@pytest.fixture(scope="session")
+def digits():
+    return load_dataset("digits")
+
+
+@pytest.fixture(scope="session")
+def trained_vae_z2(digits):
+    """A digits VAE with a 2-D latent, trained for 60 epochs (~700 steps, about a second)."""
+    tr = Trainer(digits_config("vae", 2, (64,)), TrainConfig(dataset="digits", epochs=60, seed=0), dataset=digits, device="cpu")
+    tr.run()
+    assert tr.state == "finished"
+    return tr.model.eval()

@@ -1,0 +1,282 @@
+"""Safe checkpoints: one ``.safetensors`` file holding the weights and a JSON metadata record.
+
+The metadata (model config, dataset, epochs, history, test metrics, the command that made it,
+format version) lives in the safetensors header under the key ``vae_lab``, so a download is
+one self-describing file. Writes are atomic (temporary file, fsync, rename). Loads validate
+the header, keys, shapes, dtypes, finiteness and config before building a model, and every
+failure is a :class:`CheckpointError` whose message says what is wrong and what to do.
+Nothing is ever unpickled: safetensors holds raw tensor bytes only.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import struct
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load as st_load
+from safetensors.torch import save as st_save
+
+from .models import AE, VAE, ConfigError, ModelConfig, build_model
+
+__all__ = [
+    "CheckpointError",
+    "LoadedCheckpoint",
+    "save_checkpoint",
+    "checkpoint_bytes",
+    "load_checkpoint",
+    "read_metadata",
+    "FORMAT",
+    "FORMAT_VERSION",
+    "MAX_BYTES",
+]
+
+FORMAT = "vae-workshop-lab"
+FORMAT_VERSION = 1
+META_KEY = "vae_lab"
+MAX_BYTES = 200 * 1024 * 1024  # a checkpoint over 200 MB is not one of ours
+MAX_HEADER = 32 * 1024 * 1024
+MAX_HISTORY_POINTS = 1500  # step records kept in a file; evaluations are always all kept
+DTYPES = {"F32": 4, "F16": 2, "BF16": 2, "F64": 8}
+
+
+class CheckpointError(ValueError):
+    """A file is not a valid checkpoint of this lab; the message says why and what to do."""
+
+
+@dataclass
+class LoadedCheckpoint:
+    """A rebuilt model (eval mode) with its metadata."""
+
+    model: AE | VAE
+    config: ModelConfig
+    metadata: dict[str, Any]
+
+
+def _thin_history(hist: dict[str, list] | None, max_points: int) -> dict[str, list] | None:
+    """Keep at most ``max_points`` evenly spaced step records (always the last one)."""
+    if not hist or not hist.get("step"):
+        return hist
+    n = len(hist["step"])
+    if n <= max_points:
+        return hist
+    keep = sorted({round(i * (n - 1) / (max_points - 1)) for i in range(max_points)})
+    step_keys = ("step", "epoch", "loss", "recon", "kl", "kl_per_dim", "beta")
+    out = dict(hist)
+    for k in step_keys:
+        if k in hist and len(hist[k]) == n:
+            out[k] = [hist[k][i] for i in keep]
+    return out
+
+
+def _jsonable(obj: Any) -> Any:
+    """Replace non-finite floats (not valid JSON) with None, recursively."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    return obj
+
+
+def checkpoint_bytes(model: AE | VAE, metadata: dict[str, Any] | None = None) -> bytes:
+    """Serialise ``model`` and ``metadata`` to safetensors bytes (for downloads and saves)."""
+    meta = dict(metadata or {})
+    meta["format"] = FORMAT
+    meta["format_version"] = FORMAT_VERSION
+    meta["model_config"] = model.config.to_dict()
+    meta["history"] = _thin_history(meta.get("history"), MAX_HISTORY_POINTS)
+    tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    text = json.dumps(_jsonable(meta), separators=(",", ":"), allow_nan=False)
+    return st_save(tensors, metadata={META_KEY: text})
+
+
+def save_checkpoint(path: str | Path, model: AE | VAE, metadata: dict[str, Any] | None = None) -> Path:
+    """Write ``path`` (``.safetensors`` appended if missing) atomically; returns the final path.
+
+    The bytes go to a temporary file in the same folder, are fsynced, then renamed over
+    ``path``: a crash mid-write leaves any previous file intact.
+    """
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        path = path.with_name(path.name + ".safetensors")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = checkpoint_bytes(model, metadata)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.fchmod(fd, 0o644)  # mkstemp makes 0600; checkpoints are meant to be shared
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    return path
+
+
+def _sniff(data: bytes, name: str) -> None:
+    """Recognise common wrong files before parsing, so the message can say what they are."""
+    if len(data) == 0:
+        raise CheckpointError(f"{name} is empty (0 bytes). Choose a .safetensors checkpoint saved by this lab.")
+    if data[:4] == b"PK\x03\x04":
+        raise CheckpointError(
+            f"{name} is a zip archive, most likely a PyTorch .pt/.pth file made by torch.save. "
+            "Such files are pickles, which can run code when loaded, so this lab never opens them. "
+            "Save your model as a .safetensors checkpoint (vae_core.checkpoint.save_checkpoint) instead."
+        )
+    if data[:1] == b"\x80" and len(data) > 1 and data[1] in range(2, 6):
+        raise CheckpointError(
+            f"{name} is a Python pickle. Pickles can run code when loaded, so this lab never opens them. "
+            "Use a .safetensors checkpoint saved by this lab."
+        )
+    if len(data) < 8:
+        raise CheckpointError(f"{name} is too short ({len(data)} bytes) to be a safetensors file; it may be truncated.")
+
+
+def _parse_header(data: bytes, name: str) -> dict[str, Any]:
+    (n,) = struct.unpack("<Q", data[:8])
+    if n > MAX_HEADER or n > len(data) - 8:
+        if n <= MAX_HEADER and data[8:9] == b"{":
+            raise CheckpointError(
+                f"{name} is truncated: its header says {n} bytes but only {len(data) - 8} follow. Save or download it again."
+            )
+        raise CheckpointError(f"{name} is not a safetensors file (its first 8 bytes are not a valid header length).")
+    try:
+        header = json.loads(data[8 : 8 + n].decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise CheckpointError(f"{name} is not a safetensors file (its header is not JSON).") from None
+    if not isinstance(header, dict):
+        raise CheckpointError(f"{name} is not a safetensors file (its header is not a JSON object).")
+    body = len(data) - 8 - n
+    for key, info in header.items():
+        if key == "__metadata__":
+            continue
+        if not isinstance(info, dict) or "data_offsets" not in info:
+            raise CheckpointError(f"{name}: tensor entry {key!r} is malformed.")
+        end = info["data_offsets"][1] if isinstance(info["data_offsets"], list) and len(info["data_offsets"]) == 2 else None
+        if not isinstance(end, int) or end > body:
+            raise CheckpointError(
+                f"{name} is truncated: tensor {key!r} ends at byte {end} of a {body}-byte body. Save or download it again."
+            )
+    return header
+
+
+def _metadata_from_header(header: dict[str, Any], name: str) -> dict[str, Any]:
+    raw = (header.get("__metadata__") or {}).get(META_KEY)
+    if raw is None:
+        raise CheckpointError(
+            f"{name} is a safetensors file but not a VAE Workshop Lab checkpoint (it has no '{META_KEY}' metadata), "
+            "so the model it belongs to is unknown. Use a checkpoint saved by this lab."
+        )
+    try:
+        meta = json.loads(raw)
+    except json.JSONDecodeError:
+        raise CheckpointError(f"{name}: its metadata is not valid JSON; the file is damaged.") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise CheckpointError(f"{name}: metadata does not describe a '{FORMAT}' checkpoint.")
+    version = meta.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise CheckpointError(
+            f"{name} has format version {version!r}; this lab reads up to {FORMAT_VERSION}. Update the lab to open it."
+        )
+    return meta
+
+
+def read_metadata(path: str | Path) -> dict[str, Any]:
+    """Read only the metadata of a checkpoint file (no tensors), validating the header."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as fh:
+            head = fh.read(8)
+            _sniff(head if size >= 8 else fh.read(), path.name)
+            (n,) = struct.unpack("<Q", head)
+            if n > MAX_HEADER or n > size - 8:
+                raise CheckpointError(f"{path.name} is not a safetensors file or is truncated (bad header length).")
+            data = head + fh.read(n)
+    except OSError as exc:
+        raise CheckpointError(f"cannot read {path}: {exc.strerror or exc}") from None
+    header = json.loads(data[8:].decode("utf-8", errors="replace")) if data[8:9] == b"{" else None
+    if not isinstance(header, dict):
+        raise CheckpointError(f"{path.name} is not a safetensors file (its header is not JSON).")
+    return _metadata_from_header(header, path.name)
+
+
+def load_checkpoint(
+    source: str | Path | bytes, device: torch.device | str = "cpu", name: str | None = None, max_bytes: int = MAX_BYTES
+) -> LoadedCheckpoint:
+    """Load and validate a checkpoint from a path or raw bytes (an upload); returns model + metadata.
+
+    Checks, in order: size limit, not a pickle/zip, safetensors header sane and not truncated,
+    lab metadata present and of a known version, model config valid, exactly the model's
+    tensor names with the right shapes, all values finite. The model comes back in eval mode.
+    """
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data = bytes(source)
+        name = name or "the uploaded file"
+    else:
+        path = Path(source)
+        name = name or path.name
+        try:
+            size = path.stat().st_size
+            if size > max_bytes:
+                raise CheckpointError(f"{name} is {size / 1e6:.1f} MB, over the {max_bytes / 1e6:.0f} MB limit for a checkpoint.")
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise CheckpointError(f"checkpoint {path} does not exist.") from None
+        except IsADirectoryError:
+            raise CheckpointError(f"{path} is a folder, not a checkpoint file.") from None
+        except OSError as exc:
+            raise CheckpointError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if len(data) > max_bytes:
+        raise CheckpointError(f"{name} is {len(data) / 1e6:.1f} MB, over the {max_bytes / 1e6:.0f} MB limit for a checkpoint.")
+    _sniff(data, name)
+    header = _parse_header(data, name)
+    meta = _metadata_from_header(header, name)
+    try:
+        config = ModelConfig.from_dict(meta.get("model_config"))
+    except ConfigError as exc:
+        raise CheckpointError(f"{name}: its model config is invalid: {exc}") from None
+    model = build_model(config)
+    expected = model.state_dict()
+    for key, info in header.items():
+        if key != "__metadata__" and info.get("dtype") not in DTYPES:
+            raise CheckpointError(f"{name}: tensor {key!r} has dtype {info.get('dtype')!r}; expected floating point.")
+    try:
+        tensors = st_load(data)
+    except Exception as exc:  # safetensors raises its own error types
+        raise CheckpointError(f"{name} could not be decoded as safetensors ({exc}); it is damaged or truncated.") from None
+    missing = sorted(set(expected) - set(tensors))
+    extra = sorted(set(tensors) - set(expected))
+    if missing or extra:
+        parts = []
+        if missing:
+            parts.append(f"missing {missing[:5]}{'…' if len(missing) > 5 else ''}")
+        if extra:
+            parts.append(f"unexpected {extra[:5]}{'…' if len(extra) > 5 else ''}")
+        raise CheckpointError(
+            f"{name}: its weights do not match its metadata ({config.describe()}): {'; '.join(parts)}."
+        )
+    for key, ref in expected.items():
+        t = tensors[key]
+        if tuple(t.shape) != tuple(ref.shape):
+            raise CheckpointError(
+                f"{name}: tensor {key!r} has shape {tuple(t.shape)} but the metadata's model "
+                f"({config.describe()}) needs {tuple(ref.shape)}: the metadata contradicts the weights."
+            )
+        if not torch.isfinite(t).all():
+            raise CheckpointError(f"{name}: tensor {key!r} contains NaN or infinite values; the model is unusable.")
+    model.load_state_dict({k: v.to(torch.float32) for k, v in tensors.items()})
+    return LoadedCheckpoint(model.to(device).eval(), config, meta)

@@ -1,0 +1,303 @@
+"""Datasets by name, held in memory as uint8 tensors; a batch is an index slice.
+
+Registry: ``digits`` (scikit-learn's bundled 8x8 digits, always there: the offline default),
+``fashion-mnist`` and ``mnist`` (28x28). For the 28x28 sets the files are looked for in
+
+1. a local data folder (``root`` argument, else ``$VAE_LAB_DATA``, else ``<project>/data``),
+   flat (``root/fashion-mnist/*.gz``) or in torchvision's layout (``root/FashionMNIST/raw/``);
+2. Debian's dataset files (``apt-get install dataset-fashion-mnist`` puts them in
+   ``/usr/share/datasets/fashion-mnist/``);
+3. a download through torchvision's loader into the local data folder (when allowed).
+
+Nothing found: :class:`DatasetUnavailable` with one message naming what is missing and how to
+get it. Bad files: :class:`DatasetError` naming the file.
+"""
+
+from __future__ import annotations
+
+import functools
+import gzip
+import os
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+__all__ = [
+    "Dataset",
+    "DatasetError",
+    "DatasetUnavailable",
+    "DATASETS",
+    "load_dataset",
+    "dataset_available",
+    "read_idx",
+    "default_data_root",
+]
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEBIAN_DIRS = {"fashion-mnist": Path("/usr/share/datasets/fashion-mnist"), "mnist": Path("/usr/share/datasets/mnist")}
+IDX_FILES = {
+    "train_images": "train-images-idx3-ubyte",
+    "train_labels": "train-labels-idx1-ubyte",
+    "test_images": "t10k-images-idx3-ubyte",
+    "test_labels": "t10k-labels-idx1-ubyte",
+}
+FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
+
+
+class DatasetError(RuntimeError):
+    """A dataset file exists but is unreadable (wrong magic, truncated, inconsistent)."""
+
+
+class DatasetUnavailable(DatasetError):
+    """A dataset could not be found anywhere; the message lists the ways to get it."""
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """Static facts about a registered dataset."""
+
+    name: str
+    title: str
+    image_shape: tuple[int, int, int]  # (C, H, W)
+    class_names: tuple[str, ...]
+    torchvision_name: str | None  # folder name torchvision uses under root/
+
+
+DATASETS: dict[str, DatasetSpec] = {
+    "digits": DatasetSpec("digits", "scikit-learn digits (8x8)", (1, 8, 8), tuple(str(i) for i in range(10)), None),
+    "fashion-mnist": DatasetSpec("fashion-mnist", "Fashion-MNIST (28x28)", (1, 28, 28), FASHION_CLASSES, "FashionMNIST"),
+    "mnist": DatasetSpec("mnist", "MNIST (28x28)", (1, 28, 28), tuple(str(i) for i in range(10)), "MNIST"),
+}
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Both splits of one dataset in memory. Images are flattened uint8 (N, D); labels int64 (N,)."""
+
+    name: str
+    image_shape: tuple[int, int, int]
+    class_names: tuple[str, ...]
+    x_train: torch.Tensor  # (N_train, D) uint8
+    y_train: torch.Tensor  # (N_train,) int64
+    x_test: torch.Tensor  # (N_test, D) uint8
+    y_test: torch.Tensor  # (N_test,) int64
+    source: str  # where the files were found, for display
+
+    @property
+    def dim(self) -> int:
+        """D, pixels per image."""
+        return int(self.x_train.shape[1])
+
+    @property
+    def device(self) -> torch.device:
+        return self.x_train.device
+
+    def to(self, device: torch.device | str) -> "Dataset":
+        """The same data on ``device`` (uint8 stays uint8: 4x less memory than float)."""
+        dev = torch.device(device)
+        if dev == self.x_train.device:
+            return self
+        return Dataset(
+            self.name, self.image_shape, self.class_names,
+            self.x_train.to(dev), self.y_train.to(dev), self.x_test.to(dev), self.y_test.to(dev), self.source,
+        )
+
+    def split(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """(images uint8 (N, D), labels (N,)) of ``"train"`` or ``"test"``."""
+        if split == "train":
+            return self.x_train, self.y_train
+        if split == "test":
+            return self.x_test, self.y_test
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+
+    def batch(self, split: str, idx: torch.Tensor | slice) -> torch.Tensor:
+        """Images at ``idx`` as float (B, D) in [0, 1], on the dataset's device."""
+        x, _ = self.split(split)
+        return to_float(x[idx])
+
+
+def to_float(x: torch.Tensor) -> torch.Tensor:
+    """uint8 pixels (..., D) -> float32 in [0, 1]."""
+    return x.to(torch.float32).div_(255.0)
+
+
+def default_data_root() -> Path:
+    """The local data folder: ``$VAE_LAB_DATA`` or ``<project>/data``."""
+    env = os.environ.get("VAE_LAB_DATA")
+    return Path(env).expanduser() if env else PROJECT_ROOT / "data"
+
+
+# ---------------------------------------------------------------- IDX files
+def read_idx(path: str | Path) -> np.ndarray:
+    """Read an IDX file (optionally gzipped) into a uint8 array: images (N, H, W) or labels (N,).
+
+    Raises :class:`DatasetError` naming the file on a wrong magic number, a wrong element
+    type or a truncated body.
+    """
+    path = Path(path)
+    try:
+        opener = gzip.open if path.suffix == ".gz" else open
+        with opener(path, "rb") as fh:
+            raw = fh.read()
+    except FileNotFoundError:
+        raise DatasetError(f"{path}: file not found") from None
+    except (OSError, EOFError) as exc:  # bad gzip stream, truncated gzip
+        raise DatasetError(f"{path}: cannot be read ({exc}); the file is damaged: delete it and fetch it again") from None
+    if len(raw) < 4:
+        raise DatasetError(f"{path}: too short to be an IDX file ({len(raw)} bytes)")
+    zero, dtype_code, ndim = raw[0] << 8 | raw[1], raw[2], raw[3]
+    if zero != 0 or ndim not in (1, 3):
+        raise DatasetError(
+            f"{path}: not an IDX file (magic bytes {raw[:4].hex()}; expected 00000801 for labels or 00000803 for images)"
+        )
+    if dtype_code != 0x08:
+        raise DatasetError(f"{path}: IDX element type 0x{dtype_code:02x} is not unsigned bytes (0x08)")
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise DatasetError(f"{path}: truncated IDX header")
+    shape = struct.unpack(">" + "I" * ndim, raw[4:header])
+    need = int(np.prod(shape))
+    have = len(raw) - header
+    if have < need:
+        raise DatasetError(f"{path}: truncated: header promises {need} bytes of data, file has {have}")
+    return np.frombuffer(raw, dtype=np.uint8, count=need, offset=header).reshape(shape)
+
+
+def _find_file(dirs: list[Path], stem: str) -> Path | None:
+    for d in dirs:
+        for name in (stem, stem + ".gz"):
+            p = d / name
+            if p.is_file():
+                return p
+    return None
+
+
+def _candidate_dirs(spec: DatasetSpec, root: Path) -> list[Path]:
+    dirs = [root / spec.name, root / spec.name / "raw"]
+    if spec.torchvision_name:
+        dirs += [root / spec.torchvision_name / "raw"]
+    if spec.name in DEBIAN_DIRS:
+        dirs.append(DEBIAN_DIRS[spec.name])
+    return dirs
+
+
+def locate_idx(name: str, root: str | Path | None = None) -> dict[str, Path] | None:
+    """Paths of the four IDX files of ``name`` if all are present locally, else None."""
+    spec = _spec(name)
+    dirs = _candidate_dirs(spec, Path(root) if root else default_data_root())
+    found = {key: _find_file(dirs, stem) for key, stem in IDX_FILES.items()}
+    return found if all(found.values()) else None  # type: ignore[return-value]
+
+
+def dataset_available(name: str, root: str | Path | None = None) -> bool:
+    """True when ``name`` can be loaded without a download."""
+    return name == "digits" or (name in DATASETS and locate_idx(name, root) is not None)
+
+
+def _spec(name: str) -> DatasetSpec:
+    if name not in DATASETS:
+        raise DatasetError(f"unknown dataset {name!r}; choose one of {sorted(DATASETS)}")
+    return DATASETS[name]
+
+
+def _download(spec: DatasetSpec, root: Path) -> None:
+    import torchvision  # slow import: only when a download is really attempted
+
+    cls = {"FashionMNIST": torchvision.datasets.FashionMNIST, "MNIST": torchvision.datasets.MNIST}[spec.torchvision_name]
+    root.mkdir(parents=True, exist_ok=True)
+    for train in (True, False):
+        cls(str(root), train=train, download=True)
+
+
+def _unavailable_message(spec: DatasetSpec, root: Path, reason: str) -> str:
+    tv = spec.torchvision_name
+    lines = [
+        f"{spec.title} is not on this machine and could not be downloaded ({reason}).",
+        f"Looked for {', '.join(IDX_FILES.values())} (or .gz) in:",
+        *[f"  - {d}" for d in _candidate_dirs(spec, root)],
+        "Ways to get it:",
+    ]
+    if spec.name == "fashion-mnist":
+        lines.append("  - Debian/Ubuntu: sudo apt-get install dataset-fashion-mnist")
+    lines += [
+        f"  - copy the four files into {root / spec.name}/ (or set VAE_LAB_DATA to their folder's parent)",
+        f"  - connect to the internet once: they are downloaded into {root / (tv or spec.name) / 'raw'}/",
+        "  - or use the 'digits' dataset, which works offline.",
+    ]
+    return "\n".join(lines)
+
+
+@functools.lru_cache(maxsize=4)
+def _load_cpu(name: str, root: str, download: bool) -> Dataset:
+    spec = _spec(name)
+    if name == "digits":
+        return _load_digits(spec)
+    root_p = Path(root)
+    files = locate_idx(name, root_p)
+    if files is None:
+        if not download:
+            raise DatasetUnavailable(_unavailable_message(spec, root_p, "downloads were switched off"))
+        try:
+            _download(spec, root_p)
+        except Exception as exc:  # network errors come in many types
+            raise DatasetUnavailable(_unavailable_message(spec, root_p, f"{type(exc).__name__}: {exc}")) from None
+        files = locate_idx(name, root_p)
+        if files is None:
+            raise DatasetUnavailable(_unavailable_message(spec, root_p, "the download left no files"))
+    arrays = {k: read_idx(p) for k, p in files.items()}
+    h, w = spec.image_shape[1:]
+    for split in ("train", "test"):
+        imgs, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
+        if imgs.ndim != 3 or imgs.shape[1:] != (h, w):
+            raise DatasetError(f"{files[split + '_images']}: images are {imgs.shape[1:]}, expected {(h, w)}")
+        if labels.ndim != 1 or len(labels) != len(imgs):
+            raise DatasetError(
+                f"{files[split + '_labels']}: {len(labels)} labels for {len(imgs)} images in {files[split + '_images']}"
+            )
+    src = str(files["train_images"].parent)
+
+    def t(a: np.ndarray, flat: bool) -> torch.Tensor:
+        return torch.from_numpy(a.reshape(len(a), -1).copy() if flat else a.astype(np.int64))
+
+    return Dataset(
+        name, spec.image_shape, spec.class_names,
+        t(arrays["train_images"], True), t(arrays["train_labels"], False),
+        t(arrays["test_images"], True), t(arrays["test_labels"], False), src,
+    )
+
+
+def _load_digits(spec: DatasetSpec) -> Dataset:
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    x = np.rint(bunch.data * (255.0 / 16.0)).astype(np.uint8)  # 0..16 -> 0..255, (1797, 64)
+    y = bunch.target.astype(np.int64)
+    # fixed, seeded, stratified 80/20 split: the same on every machine
+    rng = np.random.default_rng(0)
+    test_idx = []
+    for c in range(10):
+        idx = np.flatnonzero(y == c)
+        test_idx.append(rng.permutation(idx)[: int(round(0.2 * len(idx)))])
+    test = np.zeros(len(y), dtype=bool)
+    test[np.concatenate(test_idx)] = True
+    return Dataset(
+        "digits", spec.image_shape, spec.class_names,
+        torch.from_numpy(x[~test].copy()), torch.from_numpy(y[~test].copy()),
+        torch.from_numpy(x[test].copy()), torch.from_numpy(y[test].copy()),
+        "scikit-learn (bundled)",
+    )
+
+
+def load_dataset(
+    name: str, device: torch.device | str = "cpu", root: str | Path | None = None, download: bool = True
+) -> Dataset:
+    """Load dataset ``name`` (``digits``, ``fashion-mnist``, ``mnist``) onto ``device``.
+
+    Decoded once per process (cached on CPU); ``device`` gets its own copy of the uint8
+    tensors. Raises :class:`DatasetUnavailable` (with instructions) or :class:`DatasetError`.
+    """
+    root_s = str(Path(root).expanduser().resolve()) if root else str(default_data_root())
+    return _load_cpu(name, root_s, bool(download)).to(device)

@@ -1,0 +1,372 @@
+"""The ideas a VAE is built from, as small pure functions: information, entropy, KL,
+variational inference in one dimension, and the reparameterization trick.
+
+Everything here is UI-free and stateless; the Theory page only calls it and draws. Units:
+``base=2`` gives bits, ``base=e`` (the default) nats. Arrays are numpy float64 unless a
+function says otherwise; the SGD fit uses torch autograd internally.
+
+The 1-D variational-inference target (:class:`VITarget`) is a real Bayesian model with the
+VAE's prior and an exactly known evidence:
+
+    p(z) = N(0, 1),   p(x | z) = sum_k a_k N(x; c_k z, s^2)
+
+With c = (1, -1) the "decoder" cannot tell z from -z, so p(z | x) is bimodal. Each term is
+conjugate, so p(x) = sum_k a_k N(x; 0, s^2 + c_k^2) and p(z | x) is a Gaussian mixture, both
+in closed form. The ELBO of a Gaussian q and KL(q || p(z|x)) are computed by quadrature under
+q, each from its own formula, so ELBO + KL = log p(x) is a real check.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, NamedTuple
+
+import numpy as np
+import torch
+
+from vae_core.elbo import gaussian_kl, kl_per_dim
+
+__all__ = [
+    "DiscreteSummary",
+    "normalize",
+    "information",
+    "entropy",
+    "cross_entropy",
+    "kl_discrete",
+    "discrete_summary",
+    "gaussian_kl_1d",
+    "vae_kl_term",
+    "MCEstimate",
+    "mc_gaussian_kl",
+    "normal_pdf",
+    "VITarget",
+    "elbo_1d",
+    "kl_q_posterior",
+    "elbo_landscape",
+    "FitTrajectory",
+    "fit_q_sgd",
+    "FunctionCase",
+    "GRAD_FUNCTIONS",
+    "GradSamples",
+    "grad_estimators",
+    "Summary",
+    "summarize",
+]
+
+LOG_2PI = math.log(2.0 * math.pi)
+# E_{u ~ N(0,1)}[g(u)] ~ sum_i w_i g(u_i): trapezoid rule on a fine grid over [-10, 10]. The log
+# joint below switches between its two likelihood terms within ~0.1 of z = 0 (nearly a kink),
+# which Gauss-Hermite resolves poorly; the trapezoid rule with step 0.01 sigma is exact to ~1e-12.
+_U_NODES = np.linspace(-10.0, 10.0, 2001)  # (U,)
+_U_WEIGHTS = np.exp(-0.5 * _U_NODES**2)
+_U_WEIGHTS = _U_WEIGHTS / _U_WEIGHTS.sum()  # (U,), sums to 1 (tail mass beyond 10 sigma ~ 1e-23)
+
+
+# --------------------------------------------------------------------------- 1. information and entropy
+
+
+def _log(x: np.ndarray, base: float) -> np.ndarray:
+    with np.errstate(divide="ignore"):
+        return np.log(x) / math.log(base)
+
+
+def normalize(weights: np.ndarray) -> np.ndarray:
+    """Non-negative weights (n,) -> probabilities (n,) summing to 1. Raises if all are zero."""
+    w = np.asarray(weights, dtype=np.float64)
+    if np.any(w < 0) or not np.all(np.isfinite(w)):
+        raise ValueError("weights must be finite and non-negative")
+    total = w.sum()
+    if total <= 0:
+        raise ValueError("at least one weight must be positive")
+    return w / total
+
+
+def information(p: np.ndarray, base: float = math.e) -> np.ndarray:
+    """Self-information -log p_i of each outcome: (n,) -> (n,), bits (base 2) or nats (base e).
+
+    An outcome of probability 0 carries infinite information (inf).
+    """
+    return -_log(np.asarray(p, dtype=np.float64), base)
+
+
+def entropy(p: np.ndarray, base: float = math.e) -> float:
+    """Entropy H(p) = -sum_i p_i log p_i of probabilities p (n,), bits or nats; 0 log 0 = 0."""
+    p = np.asarray(p, dtype=np.float64)
+    nz = p > 0
+    return float(-(p[nz] * _log(p[nz], base)).sum())
+
+
+def cross_entropy(p: np.ndarray, q: np.ndarray, base: float = math.e) -> float:
+    """Cross-entropy H(p, q) = -sum_i p_i log q_i, bits or nats: the mean code length when
+    outcomes come from p but the code was built for q. p, q (n,); inf if q_i = 0 < p_i."""
+    p = np.asarray(p, dtype=np.float64)
+    q = np.asarray(q, dtype=np.float64)
+    nz = p > 0
+    return float(-(p[nz] * _log(q[nz], base)).sum())
+
+
+def kl_discrete(p: np.ndarray, q: np.ndarray, base: float = math.e) -> float:
+    """KL(p || q) = sum_i p_i log(p_i / q_i) = H(p, q) - H(p) >= 0, bits or nats. p, q (n,).
+
+    Computed term by term (not as a difference) so that KL(p || p) is exactly 0.
+    """
+    p = np.asarray(p, dtype=np.float64)
+    q = np.asarray(q, dtype=np.float64)
+    nz = p > 0
+    if np.any(q[nz] == 0):
+        return math.inf
+    return float(max(0.0, (p[nz] * (_log(p[nz], base) - _log(q[nz], base))).sum()))
+
+
+class DiscreteSummary(NamedTuple):
+    """Everything section 1 of the page shows, in the chosen unit (bits or nats)."""
+
+    p: np.ndarray       # (n,) probabilities
+    q: np.ndarray       # (n,) probabilities
+    info_p: np.ndarray  # (n,) -log p_i (inf where p_i = 0)
+    h_p: float          # H(p)
+    h_q: float          # H(q)
+    h_pq: float         # H(p, q)
+    h_qp: float         # H(q, p)
+    kl_pq: float        # KL(p || q) = H(p, q) - H(p)
+    kl_qp: float        # KL(q || p) = H(q, p) - H(q)
+
+
+def discrete_summary(p_weights: np.ndarray, q_weights: np.ndarray, base: float = math.e) -> DiscreteSummary:
+    """Normalise two weight vectors (n,) and compute all entropies and KLs in one unit
+    (base 2: bits, base e: nats)."""
+    p, q = normalize(p_weights), normalize(q_weights)
+    return DiscreteSummary(
+        p, q, information(p, base), entropy(p, base), entropy(q, base),
+        cross_entropy(p, q, base), cross_entropy(q, p, base), kl_discrete(p, q, base), kl_discrete(q, p, base),
+    )
+
+
+# --------------------------------------------------------------------------- 2. two Gaussians
+
+
+def gaussian_kl_1d(mu1: float, s1: float, mu2: float, s2: float) -> float:
+    """Analytic KL(N(mu1, s1^2) || N(mu2, s2^2)) in nats (s1, s2 are standard deviations)."""
+    t = lambda v: torch.tensor(v, dtype=torch.float64)  # noqa: E731
+    return float(gaussian_kl(t(mu1), t(2 * math.log(s1)), t(mu2), t(2 * math.log(s2))))
+
+
+def vae_kl_term(mu: float, sigma: float) -> float:
+    """The VAE's per-dimension KL(N(mu, sigma^2) || N(0, 1)) = 1/2 (mu^2 + sigma^2 - 1 - log sigma^2), nats."""
+    mu_t = torch.tensor(mu, dtype=torch.float64)
+    return float(kl_per_dim(mu_t, torch.tensor(2 * math.log(sigma), dtype=torch.float64)))
+
+
+def normal_pdf(z: np.ndarray, mu: float, sigma: float) -> np.ndarray:
+    """Density N(z; mu, sigma^2) at points z (any shape), per unit of z."""
+    z = np.asarray(z, dtype=np.float64)
+    return np.exp(-0.5 * ((z - mu) / sigma) ** 2) / (sigma * math.sqrt(2.0 * math.pi))
+
+
+def _log_normal(z: np.ndarray, mu: float, sigma: float) -> np.ndarray:
+    return -0.5 * (LOG_2PI + 2.0 * np.log(sigma) + ((z - mu) / sigma) ** 2)
+
+
+class MCEstimate(NamedTuple):
+    """A Monte Carlo mean and its standard error, same unit (here nats)."""
+
+    estimate: float
+    stderr: float
+
+
+def mc_gaussian_kl(mu1: float, s1: float, mu2: float, s2: float, n: int = 1000, seed: int = 0) -> MCEstimate:
+    """KL(N1 || N2) ~ (1/n) sum_i [log N1(z_i) - log N2(z_i)], z_i ~ N1: estimate and its
+    standard error (std / sqrt(n)), nats. n >= 2 samples from a numpy generator seeded by ``seed``."""
+    if n < 2:
+        raise ValueError(f"need at least 2 samples for a standard error, got {n}")
+    z = np.random.default_rng(seed).normal(mu1, s1, size=n)  # (n,)
+    d = _log_normal(z, mu1, s1) - _log_normal(z, mu2, s2)  # (n,) log-ratio per sample, nats
+    return MCEstimate(float(d.mean()), float(d.std(ddof=1) / math.sqrt(n)))
+
+
+# --------------------------------------------------------------------------- 3. variational inference in 1-D
+
+
+@dataclass(frozen=True)
+class VITarget:
+    """p(z) = N(0, 1), p(x | z) = sum_k a_k N(x; c_k z, s^2), one observed scalar x.
+
+    Defaults give a bimodal posterior with modes near +-1.6 and weights 0.7 / 0.3.
+    """
+
+    x: float = 2.0                            # the observation
+    noise_std: float = 0.5                    # s, the likelihood's standard deviation
+    weights: tuple[float, ...] = (0.7, 0.3)   # a_k, sum to 1
+    slopes: tuple[float, ...] = (1.0, -1.0)   # c_k: the decoder maps z to c_k z
+
+    def log_joint(self, z: torch.Tensor) -> torch.Tensor:
+        """log p(x, z) = log p(z) + log p(x | z) at each z (any shape, torch): nats, same shape."""
+        s2 = self.noise_std**2
+        a = torch.tensor(self.weights, dtype=z.dtype, device=z.device)
+        c = torch.tensor(self.slopes, dtype=z.dtype, device=z.device)
+        zz = z.unsqueeze(-1)  # (..., 1) against (K,)
+        log_lik_k = torch.log(a) - 0.5 * (LOG_2PI + math.log(s2) + (self.x - c * zz) ** 2 / s2)  # (..., K)
+        return -0.5 * (LOG_2PI + z**2) + torch.logsumexp(log_lik_k, -1)
+
+    def log_px(self) -> float:
+        """Exact log evidence log p(x) = log sum_k a_k N(x; 0, s^2 + c_k^2), nats."""
+        s2 = self.noise_std**2
+        terms = [math.log(a) - 0.5 * (LOG_2PI + math.log(s2 + c * c) + self.x**2 / (s2 + c * c))
+                 for a, c in zip(self.weights, self.slopes)]
+        return float(np.logaddexp.reduce(terms))
+
+    def posterior_components(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Closed-form p(z | x) = sum_k w_k N(z; m_k, v_k): (weights (K,), means (K,), stds (K,))."""
+        s2 = self.noise_std**2
+        a, c = np.asarray(self.weights, float), np.asarray(self.slopes, float)
+        log_w = np.log(a) - 0.5 * (np.log(s2 + c * c) + self.x**2 / (s2 + c * c))
+        w = np.exp(log_w - np.logaddexp.reduce(log_w))
+        return w, c * self.x / (s2 + c * c), np.sqrt(s2 / (s2 + c * c))
+
+    def log_posterior(self, z: np.ndarray) -> np.ndarray:
+        """log p(z | x) from the closed-form mixture (not from log_joint - log_px), nats per unit z.
+        z any shape -> same shape."""
+        w, m, s = self.posterior_components()
+        z = np.asarray(z, dtype=np.float64)[..., None]  # (..., 1)
+        return np.logaddexp.reduce(np.log(w) + _log_normal(z, m, s), axis=-1)
+
+    def posterior_pdf(self, z: np.ndarray) -> np.ndarray:
+        """p(z | x) at points z (any shape), per unit of z."""
+        return np.exp(self.log_posterior(z))
+
+
+def _q_nodes(mu: np.ndarray, sigma: np.ndarray) -> np.ndarray:
+    """Quadrature nodes under each q = N(mu, sigma^2): broadcast(mu, sigma) + (U,)."""
+    mu, sigma = np.asarray(mu, float)[..., None], np.asarray(sigma, float)[..., None]
+    return mu + sigma * _U_NODES
+
+
+def _q_entropy(sigma: np.ndarray) -> np.ndarray:
+    """Differential entropy of N(mu, sigma^2) = log sigma + 1/2 log(2 pi e), nats."""
+    return np.log(sigma) + 0.5 * (LOG_2PI + 1.0)
+
+
+def elbo_1d(target: VITarget, mu: np.ndarray | float, sigma: np.ndarray | float) -> np.ndarray:
+    """ELBO(q) = E_q[log p(x, z)] + H(q) for q = N(mu, sigma^2), nats. mu, sigma broadcast
+    (any shape); returns that shape. E_q by a 2001-point trapezoid rule in (z - mu) / sigma, H(q) exact."""
+    z = _q_nodes(mu, sigma)
+    lj = target.log_joint(torch.from_numpy(z)).numpy()
+    return lj @ _U_WEIGHTS + _q_entropy(np.asarray(sigma, float))
+
+
+def kl_q_posterior(target: VITarget, mu: np.ndarray | float, sigma: np.ndarray | float) -> np.ndarray:
+    """KL(q || p(z | x)) = -H(q) - E_q[log p(z | x)] for q = N(mu, sigma^2), nats (>= 0).
+    Uses the closed-form posterior and the same quadrature; broadcasts like elbo_1d."""
+    z = _q_nodes(mu, sigma)
+    return -_q_entropy(np.asarray(sigma, float)) - target.log_posterior(z) @ _U_WEIGHTS
+
+
+def elbo_landscape(target: VITarget, mu_grid: np.ndarray, log_sigma_grid: np.ndarray) -> np.ndarray:
+    """ELBO over a grid: mu_grid (M,), log_sigma_grid (S,) -> (S, M) nats (rows: log sigma)."""
+    mu_grid = np.asarray(mu_grid, dtype=np.float64)
+    # one row at a time keeps the (M, U) quadrature block small (~1 MB per row)
+    return np.stack([elbo_1d(target, mu_grid, math.exp(ls)) for ls in np.asarray(log_sigma_grid, float)])
+
+
+class FitTrajectory(NamedTuple):
+    """q's path during SGD on the ELBO: row 0 is the start, row t is after t steps."""
+
+    mu: np.ndarray            # (steps+1,)
+    log_sigma: np.ndarray     # (steps+1,) natural log of q's standard deviation
+    elbo: np.ndarray          # (steps+1,) exact ELBO at each point (quadrature), nats
+    elbo_estimate: np.ndarray # (steps,) the noisy reparameterized ELBO estimate each step used, nats
+
+
+def fit_q_sgd(
+    target: VITarget,
+    mu0: float = -0.5,
+    sigma0: float = 1.0,
+    steps: int = 100,
+    lr: float = 0.05,
+    n_samples: int = 16,
+    seed: int = 0,
+) -> FitTrajectory:
+    """Fit q = N(mu, sigma^2) by plain stochastic gradient ascent on the ELBO.
+
+    Each step draws eps (n_samples,) ~ N(0, 1), sets z = mu + sigma * eps (reparameterized,
+    so gradients flow to mu and log sigma), estimates ELBO = mean log p(x, z) + H(q) in nats
+    and takes a step of size ``lr`` along its gradient. Returns the trajectory.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    mu = torch.tensor(float(mu0), dtype=torch.float64, requires_grad=True)
+    log_sigma = torch.tensor(math.log(sigma0), dtype=torch.float64, requires_grad=True)
+    mus, lss, ests = [mu0], [math.log(sigma0)], []
+    for _ in range(steps):
+        eps = torch.randn(n_samples, generator=gen, dtype=torch.float64)  # (n_samples,)
+        z = mu + log_sigma.exp() * eps
+        est = target.log_joint(z).mean() + log_sigma + 0.5 * (LOG_2PI + 1.0)
+        g_mu, g_ls = torch.autograd.grad(est, (mu, log_sigma))
+        with torch.no_grad():
+            mu += lr * g_mu
+            log_sigma += lr * g_ls
+            log_sigma.clamp_(math.log(1e-3), math.log(10.0))  # keep q proper if lr is too large
+        mus.append(mu.item())
+        lss.append(log_sigma.item())
+        ests.append(est.item())
+    mu_a, ls_a = np.array(mus), np.array(lss)
+    return FitTrajectory(mu_a, ls_a, elbo_1d(target, mu_a, np.exp(ls_a)), np.array(ests))
+
+
+# --------------------------------------------------------------------------- 4. reparameterization trick
+
+
+class FunctionCase(NamedTuple):
+    """f(z), its derivative f'(z), and the exact d/dmu E_{z~N(mu, sigma^2)}[f(z)]."""
+
+    latex: str
+    f: Callable[[np.ndarray], np.ndarray]       # f(z), elementwise
+    df: Callable[[np.ndarray], np.ndarray]      # f'(z), elementwise
+    exact: Callable[[float, float], float]      # (mu, sigma) -> d/dmu E[f(z)]
+
+
+GRAD_FUNCTIONS: dict[str, FunctionCase] = {
+    "z^2": FunctionCase(r"z^2", np.square, lambda z: 2 * z, lambda m, s: 2 * m),
+    "z^3": FunctionCase(r"z^3", lambda z: z**3, lambda z: 3 * z**2, lambda m, s: 3 * m * m + 3 * s * s),
+    "sin z": FunctionCase(r"\sin z", np.sin, np.cos, lambda m, s: math.cos(m) * math.exp(-s * s / 2)),
+    "exp z": FunctionCase(r"e^{z}", np.exp, np.exp, lambda m, s: math.exp(m + s * s / 2)),
+}
+
+
+class GradSamples(NamedTuple):
+    """n single-sample estimates of d/dmu E_{z~N(mu, sigma^2)}[f(z)] from each estimator."""
+
+    reparam: np.ndarray  # (n,) f'(mu + sigma eps)                  pathwise / reparameterized
+    score: np.ndarray    # (n,) f(z) (z - mu) / sigma^2, z ~ q      score function / REINFORCE
+    exact: float         # the true gradient, closed form
+    z: np.ndarray        # (n,) the samples z = mu + sigma eps both estimators used
+
+
+def grad_estimators(f_name: str, mu: float, sigma: float, n: int = 1000, seed: int = 0) -> GradSamples:
+    """Per-sample gradient estimates of d/dmu E[f(z)], z = mu + sigma * eps, eps ~ N(0, 1).
+
+    Units: units of f per unit of mu. Both estimators are unbiased; the reparameterized one
+    differentiates f along the sample path, the score function one only uses values of f.
+    ``f_name`` is a key of GRAD_FUNCTIONS.
+    """
+    if f_name not in GRAD_FUNCTIONS:
+        raise ValueError(f"unknown f {f_name!r}; choose one of {list(GRAD_FUNCTIONS)}")
+    fn = GRAD_FUNCTIONS[f_name]
+    eps = np.random.default_rng(seed).standard_normal(n)  # (n,)
+    z = mu + sigma * eps
+    return GradSamples(fn.df(z), fn.f(z) * eps / sigma, float(fn.exact(mu, sigma)), z)
+
+
+class Summary(NamedTuple):
+    """Mean, variance and standard error of the mean of per-sample estimates (same unit)."""
+
+    mean: float
+    var: float
+    stderr: float
+
+
+def summarize(samples: np.ndarray) -> Summary:
+    """Sample mean, unbiased variance and standard error sqrt(var / n) of samples (n,)."""
+    s = np.asarray(samples, dtype=np.float64)
+    var = float(s.var(ddof=1))
+    return Summary(float(s.mean()), var, math.sqrt(var / s.size))
