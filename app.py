@@ -7,6 +7,7 @@ current model (a shipped checkpoint, a model trained in this session, or an uplo
 import streamlit as st
 
 from pages.sidebar import model_sidebar
+from vae_core.projection import start_background_warmup
 
 st.set_page_config(page_title="VAE Workshop Lab", page_icon="🧪", layout="wide")
 
@@ -21,6 +22,10 @@ PAGES = {
         st.Page("pages/compare.py", title="AE vs VAE", icon="⚖️", url_path="compare"),
     ],
 }
+
+# umap-learn spends ~40 s compiling numba kernels on its first fit in a process: start that now,
+# in a daemon thread, so the latent map is ready by the time anyone opens it (idempotent).
+start_background_warmup()
 
 pg = st.navigation(PAGES)
 model_sidebar()

@@ -35,41 +35,55 @@ def _sync(dev: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def gemm_shapes(n_train: int, n_test: int) -> list[tuple[int, int, int, int]]:
-    """(m, k, n, count) for every matmul of one epoch + test pass; FLOPs = 2 m k n each."""
+LAYERS = [(D, H), (H, Z), (H, Z), (Z, H), (H, D)]  # (in, out): encoder trunk, mu, logvar, decoder x2
+
+
+def epoch_gemm_flops(n_train: int, n_test: int) -> float:
+    """Forward+backward matmul FLOPs of one epoch plus the test pass (2 per multiply-add)."""
     steps = -(-n_train // B)
-    layers = [(D, H), (H, Z), (H, Z), (Z, H), (H, D)]  # encoder trunk, mu, logvar, decoder
-    out = []
-    for i, (fi, fo) in enumerate(layers):
-        out.append((B, fi, fo, steps))            # forward  y = x W^T
-        out.append((fo, B, fi, steps))            # backward dW = g^T x
-        if i != 0:
-            out.append((B, fo, fi, steps))        # backward dx = g W (not needed for the input layer)
-        out.append((1000, fi, fo, -(-n_test // 1000)))  # test pass forward
-    return out
+    per_step = sum(2 * B * fi * fo * (2 if i == 0 else 3) for i, (fi, fo) in enumerate(LAYERS))  # fwd, dW, dx
+    test = sum(2 * fi * fo for fi, fo in LAYERS) * n_test
+    return per_step * steps + test
 
 
 def gemm_floor(dev: torch.device, n_train: int, n_test: int, repeats: int) -> tuple[float, float]:
-    """(seconds, GFLOP) of the epoch's matmuls alone, best of ``repeats``."""
-    shapes = gemm_shapes(n_train, n_test)
-    flops = sum(2 * m * k * n * c for m, k, n, c in shapes)
-    mats = [(torch.randn(m, k, device=dev), torch.randn(k, n, device=dev), torch.empty(m, n, device=dev), c)
-            for m, k, n, c in shapes]
-    for a, b, o, _ in mats:  # warm-up
-        torch.mm(a, b, out=o)
+    """(seconds, GFLOP) of the epoch's matmuls alone, in the model's own layouts, best of ``repeats``.
+
+    Per layer and step, as nn.Linear and autograd run them: forward ``addmm(b, x, W.T)``,
+    backward ``dW = g.T @ x`` and ``dx = g @ W`` (no dx for the input layer). The test pass
+    runs the forward in batches of 1000.
+    """
+    steps = -(-n_train // B)
+    bufs = []
+    for i, (fi, fo) in enumerate(LAYERS):
+        w, bias = torch.randn(fo, fi, device=dev), torch.randn(fo, device=dev)
+        x, g = torch.randn(B, fi, device=dev), torch.randn(B, fo, device=dev)
+        xt = torch.randn(1000, fi, device=dev)
+        bufs.append((i, w, bias, x, g, xt))
+
+    def one_step() -> None:
+        for i, w, bias, x, g, _ in bufs:
+            torch.addmm(bias, x, w.t())
+            torch.mm(g.t(), x)
+            if i != 0:
+                torch.mm(g, w)
+
+    def test_pass() -> None:
+        for _ in range(-(-n_test // 1000)):
+            for _, w, bias, _, _, xt in bufs:
+                torch.addmm(bias, xt, w.t())
+
+    one_step(); test_pass()  # warm-up
     best = float("inf")
     for _ in range(repeats):
         _sync(dev)
         t0 = time.perf_counter()
-        steps = max(c for *_, c in mats)
-        # interleave as training does: one step's matmuls, then the next step's
-        for s in range(steps):
-            for a, b, o, c in mats:
-                if s < c:
-                    torch.mm(a, b, out=o)
+        for _ in range(steps):
+            one_step()
+        test_pass()
         _sync(dev)
         best = min(best, time.perf_counter() - t0)
-    return best, flops / 1e9
+    return best, epoch_gemm_flops(n_train, n_test) / 1e9
 
 
 def trainer_epoch(dev: torch.device, ds, seed: int) -> tuple[float, float]:

@@ -48,10 +48,11 @@ def _on_pick() -> None:
     st.session_state.pop("sidebar_error", None)
 
 
-def _handle_upload() -> None:
-    up = st.session_state.get("sidebar_upload")
-    if up is None:
+def _handle_upload(up) -> None:
+    """Validate and adopt an uploaded checkpoint, once per uploaded file."""
+    if up is None or st.session_state.get("sidebar_upload_done") == up.file_id:
         return
+    st.session_state["sidebar_upload_done"] = up.file_id
     data = up.getvalue()
     digest = hashlib.sha256(data).hexdigest()[:12]
     try:
@@ -67,6 +68,9 @@ def _handle_upload() -> None:
 
 def model_sidebar() -> None:
     """Draw the model box and picker in the sidebar (called by app.py before each page)."""
+    # The uploader's value is known before it is drawn: adopt an upload first, so the box and
+    # the picker below already show it (and the picker's state may still be set).
+    _handle_upload(st.session_state.get("sidebar_upload"))
     with st.sidebar:
         st.subheader("Current model")
         lm = current_model()
@@ -85,8 +89,7 @@ def model_sidebar() -> None:
             help="Shipped checkpoints, plus models trained or uploaded in this browser session.",
         )
         st.file_uploader(
-            "…or upload a .safetensors checkpoint", type=None, key="sidebar_upload",
-            on_change=_handle_upload, max_upload_size=UPLOAD_LIMIT_MB,
+            "…or upload a .safetensors checkpoint", type=None, key="sidebar_upload", max_upload_size=UPLOAD_LIMIT_MB,
             help=f"Checkpoints saved by this lab (Train page → Download). At most {UPLOAD_LIMIT_MB} MB. Never unpickled.",
         )
         if st.session_state.get("sidebar_error"):
