@@ -4,10 +4,17 @@ Sets up the page, the navigation over pages/, and the sidebar that shows and pic
 current model (a shipped checkpoint, a model trained in this session, or an upload).
 """
 
-import streamlit as st
+import os
 
-from pages.sidebar import model_sidebar
-from vae_core.projection import start_background_warmup
+# Before torch loads OpenMP: threads that wait sleep instead of spinning. A workshop server runs
+# several trainers and page reruns at once; with spinning OpenMP threads on an oversubscribed
+# 2-core machine a training step took 542 ms instead of 49 ms (measured, see the issue notes).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import streamlit as st  # noqa: E402
+
+from pages.sidebar import model_sidebar  # noqa: E402
+from vae_core.projection import start_background_warmup  # noqa: E402
 
 st.set_page_config(page_title="VAE Workshop Lab", page_icon="🧪", layout="wide")
 

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
+
+# As app.py does: tests run trainer threads, AppTest scripts and UMAP side by side, and spinning
+# OpenMP waits make that many times slower on 2 cores. Must be set before torch is imported.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import pytest
 import torch

@@ -1,0 +1,198 @@
+"""The ELBO page through AppTest: AE refused with a reason, z=2 posterior view, picking, K, IWAE, live curves."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from streamlit.testing.v1 import AppTest
+
+from pages.common import LoadedModel, load_shipped
+from tests.conftest import digits_config
+from vae_core import identity as idn
+from vae_core.models import ModelConfig, build_model
+from vae_core.train import History, Snapshot, TrainConfig, Trainer
+
+ROOT = Path(__file__).resolve().parents[1]
+PAGE, APP = str(ROOT / "pages" / "elbo.py"), str(ROOT / "app.py")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """One torch thread for this module: on a shared, oversubscribed CPU two threads spin and run ~5x slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def vae2() -> LoadedModel:
+    return load_shipped("digits_vae_z2")
+
+
+def page(lm: LoadedModel | None = None, **state) -> AppTest:
+    at = AppTest.from_file(PAGE, default_timeout=120)
+    if lm is not None:
+        at.session_state["current_model"] = lm
+    for k, v in state.items():
+        at.session_state[k] = v
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def metric(at: AppTest, label: str) -> str:
+    vals = [m.value for m in at.metric if m.label == label]
+    assert vals, f"no metric {label!r} in {[m.label for m in at.metric]}"
+    return vals[0]
+
+
+def arr(v) -> np.ndarray:
+    """A Plotly JSON array: a plain list, or Plotly 6+'s typed-array form {"dtype", "bdata"}."""
+    if isinstance(v, dict) and "bdata" in v:
+        return np.frombuffer(base64.b64decode(v["bdata"]), dtype=np.dtype(v["dtype"]))
+    return np.asarray(v)
+
+
+def chart_specs(at: AppTest) -> list[dict]:
+    return [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+
+
+def test_an_ae_gets_told_why_the_page_needs_a_vae() -> None:
+    at = page(load_shipped("digits_ae_z2"))
+    text = " ".join(i.value for i in at.info)
+    assert "needs a VAE" in text and "no KL term" in text
+    assert len(at.metric) == 0 and len(at.get("plotly_chart")) == 0 and len(at.latex) == 0
+
+
+def test_z2_model_renders_the_posterior_view_with_exact_numbers(vae2, digits) -> None:
+    at = page(vae2)
+    g = idn.posterior_grid(vae2.model, digits.x_test[0])
+    r = idn.image_report(vae2.model, digits.x_test[0], k_max=5000, seed=0)
+    assert metric(at, "exact log p(x) (quadrature, 200×200)") == f"{g.log_px:.3f}"
+    assert metric(at, "KL(q‖p(z|x)) by quadrature") == f"{g.kl_q_post:.3f}"
+    assert metric(at, "ELBO") == f"{r.elbo:.2f}"
+    assert metric(at, "log p̂_K(x), K=1000") == f"{r.log_px_hat(1000):.2f}"
+    specs = chart_specs(at)
+    heat = [s for s in specs if any(t.get("type") == "heatmap" and t.get("colorbar", {}).get("title", {}).get("text") == "p(z|x)"
+                                    for t in s["data"])]
+    assert len(heat) == 1
+    names = {t.get("name") for t in heat[0]["data"]}
+    assert {"q(z|x) 1σ", "q(z|x) 2σ", "μ"} <= names
+    latex = " ".join(x.value for x in at.latex)
+    assert f"{g.log_px:.2f}" in latex and r"\log p(x)\ \text{exact}" in latex
+    assert f"{r.kl:.3f}" in latex  # the KL formula's total
+    assert metric(at, "formula (analytic)") == f"{r.kl:.3f}"
+    est, _ = idn.kl_monte_carlo(r.mu, r.sigma, 1000, seed=1)
+    assert metric(at, "Monte Carlo, n=1,000") == f"{est:.3f}"
+    iwae = [s for s in specs if s["layout"].get("xaxis", {}).get("type") == "log"]
+    ks = arr(iwae[0]["data"][0]["x"])
+    assert len(iwae) == 1 and len(ks) > 50 and ks[0] == 1 and ks[-1] == 5000
+    tables = at.table
+    assert "test −ELBO" in tables[0].value["quantity"].tolist()
+    assert f"{vae2.metadata['test_metrics']['neg_elbo']:.2f}" in tables[0].value["value"].tolist()
+
+
+def test_through_the_router() -> None:
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.run()
+    at.switch_page("pages/elbo.py")
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any(t.value.startswith("🧮 ELBO") for t in at.title)
+    assert metric(at, "ELBO")  # the default model is a VAE
+
+
+def test_picking_an_image_and_k_updates_the_numbers(vae2, digits) -> None:
+    at = page(vae2)
+    label = at.button(key="elbo_pick_3").label
+    at.button(key="elbo_pick_3").click().run()
+    idx = int(label.lstrip("#"))
+    assert at.session_state["elbo_index"] == idx and idx != 0
+    r = idn.image_report(vae2.model, digits.x_test[idx], k_max=5000, seed=0)
+    assert metric(at, "ELBO") == f"{r.elbo:.2f}"
+    at.select_slider(key="elbo_k").set_value(10).run()
+    assert metric(at, "log p̂_K(x), K=10") == f"{r.log_px_hat(10):.2f}"
+    assert metric(at, "KL(q‖p(z|x)) estimate") == f"{r.gap(10):.3f}"
+    at.number_input(key="elbo_index").set_value(100).run()
+    assert "original #100" in [c for im in at.get("image") for c in im.captions]
+    assert metric(at, "ELBO") == f"{idn.image_report(vae2.model, digits.x_test[100], k_max=5000, seed=0).elbo:.2f}"
+
+
+def test_iwae_button_adds_the_nll_row(vae2, digits) -> None:
+    at = page(vae2)
+    assert not any("importance-weighted" in q for q in at.table[0].value["quantity"])
+    at.select_slider(key="elbo_iwae_n").set_value(100).run()
+    at.button(key="elbo_iwae_btn").click().run()
+    assert not at.exception
+    t = at.table[0].value
+    row = [i for i, q in enumerate(t["quantity"]) if "importance-weighted NLL" in q]
+    assert row, t
+    ref = idn.dataset_metrics(vae2.model, digits, k=1000, n_iwae=100)
+    assert t["value"][row[0]] == f"{ref['iwae_nll']:.2f}"
+    assert "first 100 test images" in t["computed on"][row[0]]
+    gap = [i for i, q in enumerate(t["quantity"]) if "mean KL(q(z|x)‖p(z|x))" in q]
+    assert gap and t["value"][gap[0]] == f"{ref['iwae_subset_neg_elbo'] - ref['iwae_nll']:.2f}"
+    assert 0 < float(t["value"][gap[0]]) < 2  # the z=2 digits VAE's q is close to its posterior
+    assert float(t["value"][row[0]]) < vae2.metadata["test_metrics"]["neg_elbo"] + 1.0
+
+
+@pytest.fixture(scope="module")
+def vae16(digits) -> LoadedModel:
+    tr = Trainer(digits_config("vae", 16), TrainConfig(dataset="digits", epochs=3, seed=0), dataset=digits, device="cpu")
+    tr.run()
+    meta = tr.metadata()
+    meta["history"]["active_units"][-1] = 5  # flag a collapse, whatever these few steps gave
+    return LoadedModel("test:vae16", "test vae z16", "session", tr.model.eval(), tr.model_config, meta)
+
+
+def test_high_dim_explains_the_z2_view_and_switches_to_the_shipped_z2_model(vae16) -> None:
+    at = page(vae16)
+    info = " ".join(i.value for i in at.info)
+    assert "z=16" in info and "needs a 2-D latent" in info
+    assert any("Collapse: 11 of 16" in w.value for w in at.warning)
+    assert metric(at, "exact log p(x)") == "n/a"
+    assert r"\cdots" in " ".join(x.value for x in at.latex)  # 16 KL terms are abbreviated
+    at.button(key="elbo_use_z2").click().run()
+    assert not at.exception
+    assert at.session_state["current_model"].label == "digits_vae_z2"
+    assert at.session_state["sidebar_model_pick"] == "shipped:digits_vae_z2"
+    assert metric(at, "exact log p(x) (quadrature, 200×200)")
+
+
+def test_model_without_history_or_metrics_and_wrong_dataset(digits) -> None:
+    fresh = build_model(digits_config("vae", 2)).eval()
+    at = page(LoadedModel("test:fresh", "fresh", "session", fresh, fresh.config, {"dataset": "digits"}))
+    assert any("No training history" in i.value for i in at.info)
+    assert "computed now" in " ".join(c.value for c in at.caption)
+    t = at.table[0].value
+    m = idn.dataset_metrics(fresh, digits, k=0, n_iwae=0)
+    assert t["value"][0] == f"{m['neg_elbo']:.2f}"
+    big = build_model(ModelConfig(latent_dim=2)).eval()  # 784 pixels, but labelled digits (64)
+    at = page(LoadedModel("test:big", "big", "session", big, big.config, {"dataset": "digits"}))
+    assert any("expects 784 pixels" in e.value for e in at.error)
+
+
+def test_live_curves_from_a_running_trainer(vae2) -> None:
+    hist = History.from_dict(copy.deepcopy(vae2.metadata["history"]))
+    snap = Snapshot(state="running", message="", step=len(hist.step), total_steps=2000, epoch=1.0,
+                    examples_per_s=1000.0, eta_s=3.0, history=hist)
+    touched = []
+    trainer = SimpleNamespace(state="running", snapshot=lambda: snap, model_config=vae2.config,
+                              config=TrainConfig(dataset="digits", warmup_steps=100))
+    handle = SimpleNamespace(trainer=trainer, touch=lambda: touched.append(1))
+    at = page(vae2, train_handle=handle)
+    assert any("Live from the Train page" in c.value for c in at.caption)
+    assert touched
+    curves = [s for s in chart_specs(at) if any(t.get("name") == "β (KL weight)" for t in s["data"])]
+    assert len(curves) == 1
+    assert any(sh.get("x1") == 100 for sh in curves[0]["layout"].get("shapes", []))  # the warm-up band
+    at.toggle(key="elbo_live").set_value(False).run()
+    assert not any("Live from the Train page" in c.value for c in at.caption)
