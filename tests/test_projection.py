@@ -7,6 +7,7 @@ process compiles numba kernels (a few seconds with the on-disk cache cold, ~0.1 
 from __future__ import annotations
 
 import ast
+import os
 import sys
 import threading
 import time
@@ -164,6 +165,7 @@ class TestUMAP:
         p = job.result
         assert p.method == "umap" and p.xy.shape == (200, 2) and np.isfinite(p.xy).all()
         np.testing.assert_array_equal(p.ids, ids)
+        np.testing.assert_array_equal(pj.umap_2d(x[ids], n_neighbors=10), p.xy)  # seeded by default: repeatable
         # the three blobs stay apart: each point's nearest embedded neighbour is in its blob
         blob = ids % 3
         d = ((p.xy[:, None] - p.xy[None]) ** 2).sum(-1)
@@ -171,6 +173,11 @@ class TestUMAP:
         assert (blob[d.argmin(1)] == blob).mean() > 0.95
         t.join(300)
         assert pj.warmup_state() == "done" and pj.warmup_seconds() is not None
+        if os.environ.get("VAE_LAB_NUMBA_CACHE", "1") != "0":  # numba's internals moved if this fails: no disk cache
+            import umap.layouts
+
+            cache = umap.layouts._nb_optimize_layout_euclidean_single_epoch._cache
+            assert "vaelab-serial" in getattr(getattr(cache, "_impl", None), "filename_base", ""), type(cache)
         t0 = time.perf_counter()
         pj.warm_up_umap()  # idempotent: returns at once
         assert time.perf_counter() - t0 < 0.5

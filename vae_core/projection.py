@@ -1,31 +1,37 @@
 """2-D projections of latent codes: PCA at once, UMAP in the background, both cached.
 
-Why this module looks the way it does (measured on this project's 2-core CPU box, see
-``bench/umap_speed.py``):
+Why this module looks the way it does (measured with ``bench/umap_speed.py`` on this project's
+shared 2-core CPU box; CPU seconds, since wall time there depended on others' load):
 
 * **umap-learn compiles numba kernels on its first fit in a process.** With its default
-  nearest-neighbour search (pynndescent's NN-descent, used for N >= 4096) that is ~30-40 s, and
-  numba cannot cache NN-descent on disk: it takes the distance function as an argument, whose
-  type differs in every process, so every fresh process pays again (and each try appends a new
-  cache file). We therefore compute the exact k nearest neighbours ourselves with torch (a
-  chunked matrix product, ~0.3-1 s for 10k x 16) and hand them to UMAP as ``precomputed_knn``;
-  UMAP then only needs its own graph and layout kernels (~5-7 s to compile).
-* **Those remaining kernels can be cached on disk.** umap-learn does not mark them
-  ``cache=True``; :func:`_enable_numba_cache` switches caching on for exactly these module-level
-  functions (their signatures are fixed, so the cache hits in every later process). A fresh
-  process then warms up in ~0.1 s plus the ~2-3 s ``import umap``. Numba writes the cache next
-  to umap's sources (``umap/__pycache__``) or, when that is read-only, to its user-wide cache
-  dir; set ``NUMBA_CACHE_DIR`` to choose the folder, or ``VAE_LAB_NUMBA_CACHE=0`` to turn it off.
-* **Layout epochs dominate a warm fit** (~15-50 ms per epoch for 10k points). The default
-  ``n_epochs`` follows a budget of ~1e6 point-epochs: 100 epochs at 10k points (umap uses 500),
-  up to 500 for <= 2k points. On 10k Fashion-MNIST codes the 10-NN label accuracy of the 2-D map
-  is 0.741 with 100 epochs vs 0.744 with 500, i.e. the same picture at a fifth of the cost.
-  ``init="pca"`` instead of umap's spectral init: as good here, and it never stalls on
-  disconnected graphs (spectral took ~2x longer).
-* **No seed by default.** ``seed=None`` lets the layout run in parallel on every core; a seed
-  forces umap onto one thread (and a separately compiled, uncached kernel). Caching needs a
-  deterministic *key*, not a deterministic result: the cache (:class:`ProjectionCache`) keeps
-  an embedding once computed, so a page redraw shows the same picture.
+  nearest-neighbour search (pynndescent's NN-descent, used for N >= 4096) the first fit of 10k
+  points cost ~50 s of CPU (37 s wall on a quiet box), and numba cannot cache NN-descent on
+  disk: it takes the distance function as an argument, whose type differs in every process, so
+  every fresh process pays again (and each try appends a new cache file). We therefore compute
+  the exact k nearest neighbours ourselves with torch (a chunked matrix product, ~0.3-1 s for
+  10k x 16) and hand them to UMAP as ``precomputed_knn``; UMAP then only needs its own graph
+  and layout kernels (~6 s CPU to compile).
+* **Those kernels can be cached on disk.** umap-learn does not mark them ``cache=True``;
+  :func:`_enable_numba_cache` turns numba's cache on for exactly these module-level functions
+  (fixed argument types, so the cache hits in every later process; verified: no new cache
+  files on later runs). A fresh process then warms up in ~2.4 s CPU, nearly all of it
+  ``import umap``. The serial and parallel layout kernels come from one Python function and
+  numba's cache key ignores the ``parallel`` flag, so our cache files carry a tag
+  (``...-vaelab-serial-...``) and never mix. Numba writes them next to umap's sources
+  (``umap/__pycache__``) or, when that is read-only, to its user-wide cache dir; set
+  ``NUMBA_CACHE_DIR`` to choose the folder, ``VAE_LAB_NUMBA_CACHE=0`` to turn this off.
+* **Layout epochs dominate a warm fit** (~25 ms CPU per epoch for 10k points). The default
+  ``n_epochs`` follows a budget of ~1e6 point-epochs: 100 epochs at 10k points (umap uses
+  500), up to 500 for <= 2k points. On 10k Fashion-MNIST codes the 10-NN label accuracy of the
+  2-D map was 0.74 with 100 epochs and 0.745-0.748 with 200 or 500: the same picture at a
+  fifth of the cost (2.7 s vs 11.8 s CPU). ``init="pca"`` rather than umap's spectral init:
+  as good here (0.744 vs 0.738) and 3x cheaper (spectral: 9.5 s CPU at 100 epochs).
+* **Seeded (one thread) by default.** ``seed=0`` makes umap run its layout on one thread; it
+  gives the same map in every run and process, and on this busy 2-core box it was as fast as
+  the parallel layout or faster (5.0-11 s vs 7.3-14 s wall, 2.4-2.9 s vs 3.0 s CPU), because
+  numba's threads fight the trainer's torch threads for the cores. ``seed=None`` runs the
+  parallel kernel (faster on an idle multi-core machine). The warm-up compiles both.
+  The :class:`ProjectionCache` then keeps an embedding once computed, so a redraw is free.
 
 Every result carries the dataset row ids it embeds (:class:`Projection`), so a selection maps
 back to dataset rows whatever the subsampling or colouring. ``umap`` is imported lazily (it is
@@ -70,14 +76,16 @@ __all__ = [
 METHODS = ("pca", "umap")
 MIN_UMAP_POINTS = 5  # below this UMAP's graph is meaningless; use PCA
 
-# UMAP's own numba kernels that are safe to cache on disk: module-level, fixed argument types.
-# Only the *parallel* layout kernel: umap builds the serial and parallel kernels from one Python
-# function, and numba's cache key ignores the parallel flag, so caching both would mix them up.
+# UMAP's own numba kernels that we cache on disk: module-level, fixed argument types, so the
+# cache hits in every later process. The layout kernel exists twice (serial and parallel) built
+# from one Python function, and numba's cache key ignores the ``parallel`` flag, so each gets a
+# tagged file name of its own (and our files never mix with a plain ``cache=True`` elsewhere).
 _CACHEABLE_KERNELS = (
-    ("umap.umap_", "smooth_knn_dist"),
-    ("umap.umap_", "compute_membership_strengths"),
-    ("umap.layouts", "clip"),
-    ("umap.layouts", "_nb_optimize_layout_euclidean_single_epoch_parallel"),
+    ("umap.umap_", "smooth_knn_dist", "vaelab"),
+    ("umap.umap_", "compute_membership_strengths", "vaelab"),
+    ("umap.layouts", "clip", "vaelab"),
+    ("umap.layouts", "_nb_optimize_layout_euclidean_single_epoch", "vaelab-serial"),
+    ("umap.layouts", "_nb_optimize_layout_euclidean_single_epoch_parallel", "vaelab-parallel"),
 )
 
 
@@ -153,23 +161,38 @@ _IMPORT_LOCK = threading.Lock()
 _umap_module: Any = None
 
 
+def _tagged_cache(py_func: Callable, tag: str) -> Any:
+    """A numba ``FunctionCache`` for ``py_func`` whose files are named ``<module.func>-<tag>-...``."""
+    from numba.core.caching import CompileResultCacheImpl, FunctionCache  # noqa: PLC0415
+
+    class _Impl(CompileResultCacheImpl):
+        def get_filename_base(self, fullname: str, abiflags: str) -> str:
+            return super().get_filename_base(f"{fullname}-{tag}", abiflags)
+
+    class _Cache(FunctionCache):
+        _impl_class = _Impl
+
+    return _Cache(py_func)
+
+
 def _enable_numba_cache() -> int:
     """Turn on numba's on-disk cache for UMAP's graph and layout kernels; returns how many.
 
     Skipped with ``VAE_LAB_NUMBA_CACHE=0``. A kernel whose cache folder cannot be written
-    simply stays uncached (compiled in memory, as umap does by default).
+    (or a numba/umap version that differs from the one this was written for) simply stays
+    uncached: compiled in memory, as umap does by default.
     """
     if os.environ.get("VAE_LAB_NUMBA_CACHE", "1").strip().lower() in ("0", "false", "no", "off"):
         return 0
     n = 0
-    for modname, attr in _CACHEABLE_KERNELS:
+    for modname, attr, tag in _CACHEABLE_KERNELS:
         try:
             fn = getattr(importlib.import_module(modname), attr, None)
-            if fn is None or not hasattr(fn, "enable_caching") or type(fn._cache).__name__ != "NullCache":
-                continue
-            fn.enable_caching()
+            if fn is None or type(getattr(fn, "_cache", None)).__name__ != "NullCache":
+                continue  # absent in this umap version, or already cached by umap itself
+            fn._cache = _tagged_cache(fn.py_func, tag)  # what Dispatcher.enable_caching() does, with our file name
             n += 1
-        except Exception:  # no writable cache location, or a umap version without this kernel
+        except Exception:  # no writable cache location, or numba internals moved
             continue
     return n
 
@@ -218,15 +241,16 @@ def umap_2d(
     x: np.ndarray,
     n_neighbors: int = 15,
     min_dist: float = 0.1,
-    seed: int | None = None,
+    seed: int | None = 0,
     n_epochs: int | None = None,
     init: str = "pca",
     on_progress: Callable[[int, int], None] | None = None,
 ) -> np.ndarray:
     """UMAP of x (N, d) -> (N, 2) float32, using exact kNN (see the module doc for the why).
 
-    ``n_neighbors`` is clipped to N - 1. ``seed=None`` (default) runs the layout on all cores
-    (results vary slightly between runs); an int seed makes it repeatable but single-threaded.
+    ``n_neighbors`` is clipped to N - 1. An int ``seed`` (default 0) gives the same map every
+    time, on one thread; ``seed=None`` runs the layout on all cores (faster on an idle
+    machine, slower under contention, and the map varies slightly between runs).
     ``n_epochs=None`` uses :func:`default_umap_epochs`. ``on_progress(done, total)`` is called
     from this thread as layout epochs complete. Fits are serialised process-wide; the first fit
     in a process compiles numba kernels unless :func:`warm_up_umap` ran (or the disk cache hits).
@@ -297,7 +321,8 @@ def warm_up_umap() -> float:
             _WARM.state = "running"
         try:
             x = np.random.default_rng(0).normal(size=(300, 4)).astype(np.float32)
-            umap_2d(x, n_neighbors=15, n_epochs=10)  # the same code path and dtypes as real fits
+            for seed in (0, None):  # the serial (seeded) and the parallel layout kernel
+                umap_2d(x, n_neighbors=15, n_epochs=10, seed=seed)  # same code path and dtypes as real fits
         except Exception as exc:
             with _WARM.lock:
                 _WARM.state = f"failed: {type(exc).__name__}: {exc}"
