@@ -32,6 +32,10 @@ __all__ = [
     "iwae_curve",
     "QuadratureResult",
     "quadrature_log_px",
+    "quadrature_box",
+    "grid_log_likelihood",
+    "midpoint_axes",
+    "mesh_points",
     "mc_kl",
 ]
 
@@ -207,22 +211,74 @@ class QuadratureResult(NamedTuple):
         return self.log_joint - self.log_px.view(-1, *extra)
 
 
-def _grid_log_joint(
-    x: torch.Tensor, pts: torch.Tensor, decode: Decoder, likelihood: str, obs_std: float
+def grid_log_likelihood(
+    x: torch.Tensor, decode: Decoder, z: torch.Tensor, likelihood: str = "bernoulli", obs_std: float = 0.1,
+    chunk: int = 0,
 ) -> torch.Tensor:
-    """x (D,), pts (P, zdim) -> log p(x|z) + log p(z) at each point: (P,)."""
-    out = []
-    for start in range(0, pts.shape[0], 20_000):
-        p = pts[start : start + 20_000]
-        out.append(recon_log_likelihood(x, decode(p), likelihood, obs_std) + log_standard_normal(p))
-    return torch.cat(out)
+    """log p(x|z) of one image x (D,) at many latents z (P, zdim): (P,) nats, without gradients.
+
+    Same values as ``recon_log_likelihood(x, decode(z))`` to float32 rounding. Decoded in chunks
+    of about 2M logits. For a Bernoulli likelihood it uses sum_d x_d l_d - softplus(l_d) with
+    softplus computed in place (max(l, 0) + log(1 + exp(-|l|))): about 6x faster on CPU than
+    binary_cross_entropy_with_logits, whose elementwise work costs twice the decoder's last
+    matmul on a 200x200 grid.
+    """
+    chunk = chunk or max(256, 2_000_000 // max(1, x.shape[-1]))
+    out = torch.empty(z.shape[0], device=z.device, dtype=torch.float32)
+    with torch.no_grad():
+        for start in range(0, z.shape[0], chunk):
+            logits = decode(z[start : start + chunk])  # (c, D)
+            if likelihood == "bernoulli":
+                xl = logits @ x  # (c,)
+                relu = logits.clamp(min=0).sum(-1)
+                log1p = logits.abs_().neg_().exp_().add_(1.0).log_().sum(-1)  # log(1 + exp(-|l|)), in place
+                out[start : start + chunk] = xl - relu - log1p
+            else:
+                out[start : start + chunk] = recon_log_likelihood(x, logits, likelihood, obs_std)
+    return out
 
 
-def _mesh(axes: list[torch.Tensor]) -> torch.Tensor:
+def mesh_points(axes: list[torch.Tensor]) -> torch.Tensor:
+    """Grid axes [(n,)] * zdim -> points (n**zdim, zdim), "ij" order (the last dim varies fastest)."""
     if len(axes) == 1:
         return axes[0].unsqueeze(1)
     g0, g1 = torch.meshgrid(axes[0], axes[1], indexing="ij")
     return torch.stack([g0.reshape(-1), g1.reshape(-1)], 1)
+
+
+def quadrature_box(
+    x: torch.Tensor,
+    decode: Decoder,
+    latent_dim: int,
+    likelihood: str = "bernoulli",
+    obs_std: float = 0.1,
+    q: tuple[torch.Tensor, torch.Tensor] | None = None,
+    radius: float = 6.0,
+    coarse: int = 64,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Where one image's posterior mass lies: the box (lo (zdim,), hi (zdim,)) to integrate over.
+
+    A coarse grid over [-radius, radius]^zdim finds where log p(x, z) lies within 30 nats of its
+    peak; that region padded by one coarse cell, joined with q's +-6 sigma box when
+    ``q=(mu (zdim,), logvar (zdim,))`` is given, clipped to [-radius-2, radius+2]. x (D,).
+    """
+    c_axis = torch.linspace(-radius, radius, coarse, device=x.device, dtype=x.dtype)
+    c_pts = mesh_points([c_axis] * latent_dim)  # (C, zdim)
+    lj = grid_log_likelihood(x, decode, c_pts, likelihood, obs_std) + log_standard_normal(c_pts)
+    keep = c_pts[lj >= lj.max() - 30.0]  # (M, zdim)
+    step = c_axis[1] - c_axis[0]
+    lo, hi = keep.min(0).values - step, keep.max(0).values + step
+    if q is not None:
+        sd = torch.exp(0.5 * q[1])
+        lo, hi = torch.minimum(lo, q[0] - 6 * sd), torch.maximum(hi, q[0] + 6 * sd)
+    return lo.clamp(min=-radius - 2), hi.clamp(max=radius + 2)
+
+
+def midpoint_axes(lo: torch.Tensor, hi: torch.Tensor, n: int) -> list[torch.Tensor]:
+    """n cell midpoints per dim of the box [lo, hi]: a list of zdim tensors (n,)."""
+    width = (hi - lo) / n
+    idx = torch.arange(n, device=lo.device, dtype=lo.dtype) + 0.5
+    return [lo[j] + width[j] * idx for j in range(lo.shape[0])]
 
 
 @torch.no_grad()
@@ -240,38 +296,27 @@ def quadrature_log_px(
 ) -> QuadratureResult:
     """log p(x) = log integral p(x|z) p(z) dz on an n (z=1) or n x n (z=2) midpoint grid.
 
-    x (B, D). Each image gets its own box: a coarse grid over [-radius, radius]^zdim finds
-    where log p(x, z) lies within 30 nats of its peak; that region (padded by a coarse cell),
-    joined with q's +-6 sigma box when ``q=(mu, logvar)`` is given, is integrated finely. The
-    prior mass outside [-6, 6] is below 1e-8. ``bounds=(lo, hi)`` fixes one shared box instead.
-    Returns :class:`QuadratureResult` with log p(x) (B,) nats and the grid of log p(x, z).
+    x (B, D). Each image gets its own box from :func:`quadrature_box` (the prior mass outside
+    [-6, 6] is below 1e-8); ``bounds=(lo, hi)`` fixes one shared box instead. ``q=(mu, logvar)``
+    (B, zdim) each widens the boxes to q's +-6 sigma. Returns :class:`QuadratureResult` with
+    log p(x) (B,) nats and the grid of log p(x, z).
     """
     if latent_dim not in (1, 2):
         raise ValueError(f"quadrature needs latent dim 1 or 2, got {latent_dim}")
     dev, dt = x.device, x.dtype
-    if bounds is None:
-        c_axis = torch.linspace(-radius, radius, coarse, device=dev, dtype=dt)
-        c_pts = _mesh([c_axis] * latent_dim)  # (C, zdim)
-        c_logits = decode(c_pts)  # shared across images
     res_lp, res_lj, res_axes, res_cell = [], [], [], []
     for i in range(x.shape[0]):
         xi = x[i]
         if bounds is None:
-            lj = recon_log_likelihood(xi, c_logits, likelihood, obs_std) + log_standard_normal(c_pts)
-            keep = c_pts[lj >= lj.max() - 30.0]  # (M, zdim)
-            step = c_axis[1] - c_axis[0]
-            lo, hi = keep.min(0).values - step, keep.max(0).values + step
-            if q is not None:
-                mu_i, sd_i = q[0][i], torch.exp(0.5 * q[1][i])
-                lo, hi = torch.minimum(lo, mu_i - 6 * sd_i), torch.maximum(hi, mu_i + 6 * sd_i)
-            lo, hi = lo.clamp(min=-radius - 2), hi.clamp(max=radius + 2)
+            qi = None if q is None else (q[0][i], q[1][i])
+            lo, hi = quadrature_box(xi, decode, latent_dim, likelihood, obs_std, qi, radius, coarse)
         else:
             lo = torch.full((latent_dim,), float(bounds[0]), device=dev, dtype=dt)
             hi = torch.full((latent_dim,), float(bounds[1]), device=dev, dtype=dt)
-        width = (hi - lo) / n
-        axes = [lo[j] + width[j] * (torch.arange(n, device=dev, dtype=dt) + 0.5) for j in range(latent_dim)]
-        log_joint = _grid_log_joint(xi, _mesh(axes), decode, likelihood, obs_std)
-        cell = width.prod()
+        axes = midpoint_axes(lo, hi, n)
+        pts = mesh_points(axes)
+        log_joint = grid_log_likelihood(xi, decode, pts, likelihood, obs_std) + log_standard_normal(pts)
+        cell = ((hi - lo) / n).prod()
         res_lp.append(torch.logsumexp(log_joint, 0) + torch.log(cell))
         res_lj.append(log_joint.reshape((n,) * latent_dim))
         res_axes.append(torch.stack(axes))
