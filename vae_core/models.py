@@ -11,7 +11,7 @@ The model is rebuilt from its config alone: a checkpoint stores ``asdict(config)
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 import torch

@@ -19,7 +19,6 @@ import sys
 import threading
 import time
 from dataclasses import asdict, dataclass, field, fields
-from pathlib import Path
 from typing import Any, Callable
 
 import torch
