@@ -126,6 +126,12 @@ def save_checkpoint(path: str | Path, model: AE | VAE, metadata: dict[str, Any] 
     return path
 
 
+def _too_big(name: str, size: int, limit: int) -> str:
+    mb = 1024 * 1024  # the same MB as Streamlit's upload limit
+    return (f"{name} is {size / mb:.1f} MB, over the {limit / mb:.0f} MB limit for a checkpoint. "
+            "Checkpoints of this lab are a few MB; choose one saved by the lab (Train page → Download).")
+
+
 def _sniff(data: bytes, name: str) -> None:
     """Recognise common wrong files before parsing, so the message can say what they are."""
     if len(data) == 0:
@@ -153,10 +159,7 @@ def _parse_header(data: bytes, name: str) -> dict[str, Any]:
                 f"{name} is truncated: its header says {n} bytes but only {len(data) - 8} follow. Save or download it again."
             )
         raise CheckpointError(f"{name} is not a safetensors file (its first 8 bytes are not a valid header length).")
-    try:
-        header = json.loads(data[8 : 8 + n].decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise CheckpointError(f"{name} is not a safetensors file (its header is not JSON).") from None
+    header = _json_or_error(data[8 : 8 + n], f"{name} is not a safetensors file (its header is not JSON).")
     if not isinstance(header, dict):
         raise CheckpointError(f"{name} is not a safetensors file (its header is not a JSON object).")
     body = len(data) - 8 - n
@@ -173,17 +176,27 @@ def _parse_header(data: bytes, name: str) -> dict[str, Any]:
     return header
 
 
+def _json_or_error(raw: bytes | str, message: str) -> Any:
+    """json.loads that turns every failure (bad UTF-8, bad JSON, absurd nesting) into CheckpointError."""
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError):  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        raise CheckpointError(message) from None
+
+
 def _metadata_from_header(header: dict[str, Any], name: str) -> dict[str, Any]:
-    raw = (header.get("__metadata__") or {}).get(META_KEY)
+    st_meta = header.get("__metadata__")
+    if st_meta is not None and not isinstance(st_meta, dict):
+        raise CheckpointError(f"{name}: its safetensors metadata is malformed (not a string map); the file is damaged.")
+    raw = (st_meta or {}).get(META_KEY)
+    if raw is not None and not isinstance(raw, str):
+        raise CheckpointError(f"{name}: its '{META_KEY}' metadata is malformed (not a JSON string); the file is damaged.")
     if raw is None:
         raise CheckpointError(
             f"{name} is a safetensors file but not a VAE Workshop Lab checkpoint (it has no '{META_KEY}' metadata), "
             "so the model it belongs to is unknown. Use a checkpoint saved by this lab."
         )
-    try:
-        meta = json.loads(raw)
-    except json.JSONDecodeError:
-        raise CheckpointError(f"{name}: its metadata is not valid JSON; the file is damaged.") from None
+    meta = _json_or_error(raw, f"{name}: its metadata is not valid JSON; the file is damaged.")
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise CheckpointError(f"{name}: metadata does not describe a '{FORMAT}' checkpoint.")
     version = meta.get("format_version")
@@ -201,14 +214,14 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
         size = path.stat().st_size
         with open(path, "rb") as fh:
             head = fh.read(8)
-            _sniff(head if size >= 8 else fh.read(), path.name)
+            _sniff(head, path.name)
             (n,) = struct.unpack("<Q", head)
             if n > MAX_HEADER or n > size - 8:
                 raise CheckpointError(f"{path.name} is not a safetensors file or is truncated (bad header length).")
             data = head + fh.read(n)
     except OSError as exc:
         raise CheckpointError(f"cannot read {path}: {exc.strerror or exc}") from None
-    header = json.loads(data[8:].decode("utf-8", errors="replace")) if data[8:9] == b"{" else None
+    header = _json_or_error(data[8:], f"{path.name} is not a safetensors file (its header is not JSON).")
     if not isinstance(header, dict):
         raise CheckpointError(f"{path.name} is not a safetensors file (its header is not JSON).")
     return _metadata_from_header(header, path.name)
@@ -232,7 +245,7 @@ def load_checkpoint(
         try:
             size = path.stat().st_size
             if size > max_bytes:
-                raise CheckpointError(f"{name} is {size / 1e6:.1f} MB, over the {max_bytes / 1e6:.0f} MB limit for a checkpoint.")
+                raise CheckpointError(_too_big(name, size, max_bytes))
             data = path.read_bytes()
         except FileNotFoundError:
             raise CheckpointError(f"checkpoint {path} does not exist.") from None
@@ -241,7 +254,7 @@ def load_checkpoint(
         except OSError as exc:
             raise CheckpointError(f"cannot read {path}: {exc.strerror or exc}") from None
     if len(data) > max_bytes:
-        raise CheckpointError(f"{name} is {len(data) / 1e6:.1f} MB, over the {max_bytes / 1e6:.0f} MB limit for a checkpoint.")
+        raise CheckpointError(_too_big(name, len(data), max_bytes))
     _sniff(data, name)
     header = _parse_header(data, name)
     meta = _metadata_from_header(header, name)
@@ -249,17 +262,16 @@ def load_checkpoint(
         config = ModelConfig.from_dict(meta.get("model_config"))
     except ConfigError as exc:
         raise CheckpointError(f"{name}: its model config is invalid: {exc}") from None
-    model = build_model(config)
-    expected = model.state_dict()
-    for key, info in header.items():
-        if key != "__metadata__" and info.get("dtype") not in DTYPES:
+    # Compare the metadata's model with the header before allocating anything: a tiny file must
+    # not make the server build a model of gigabytes. On the meta device no memory is used.
+    with torch.device("meta"):
+        expected = {k: tuple(v.shape) for k, v in build_model(config).state_dict().items()}
+    stored = {k: v for k, v in header.items() if k != "__metadata__"}
+    for key, info in stored.items():
+        if info.get("dtype") not in DTYPES:
             raise CheckpointError(f"{name}: tensor {key!r} has dtype {info.get('dtype')!r}; expected floating point.")
-    try:
-        tensors = st_load(data)
-    except Exception as exc:  # safetensors raises its own error types
-        raise CheckpointError(f"{name} could not be decoded as safetensors ({exc}); it is damaged or truncated.") from None
-    missing = sorted(set(expected) - set(tensors))
-    extra = sorted(set(tensors) - set(expected))
+    missing = sorted(set(expected) - set(stored))
+    extra = sorted(set(stored) - set(expected))
     if missing or extra:
         parts = []
         if missing:
@@ -269,13 +281,24 @@ def load_checkpoint(
         raise CheckpointError(
             f"{name}: its weights do not match its metadata ({config.describe()}): {'; '.join(parts)}."
         )
-    for key, ref in expected.items():
-        t = tensors[key]
-        if tuple(t.shape) != tuple(ref.shape):
+    for key, shape in expected.items():
+        got = stored[key].get("shape")
+        if not isinstance(got, list) or tuple(got) != shape:
             raise CheckpointError(
-                f"{name}: tensor {key!r} has shape {tuple(t.shape)} but the metadata's model "
-                f"({config.describe()}) needs {tuple(ref.shape)}: the metadata contradicts the weights."
+                f"{name}: tensor {key!r} has shape {tuple(got) if isinstance(got, list) else got} but the metadata's model "
+                f"({config.describe()}) needs {shape}: the metadata contradicts the weights."
             )
+    # Every tensor's bytes lie inside the file (checked above), so the model is no bigger than it.
+    try:
+        tensors = st_load(data)
+    except Exception as exc:  # safetensors raises its own error types
+        raise CheckpointError(f"{name} could not be decoded as safetensors ({exc}); it is damaged or truncated.") from None
+    try:
+        model = build_model(config)
+    except (RuntimeError, MemoryError) as exc:
+        raise CheckpointError(f"{name}: its model cannot be built on this machine ({exc}).") from None
+    for key in expected:
+        t = tensors[key]
         if not torch.isfinite(t).all():
             raise CheckpointError(f"{name}: tensor {key!r} contains NaN or infinite values; the model is unusable.")
     model.load_state_dict({k: v.to(torch.float32) for k, v in tensors.items()})

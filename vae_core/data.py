@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import gzip
+import math
 import os
 import struct
 from dataclasses import dataclass
@@ -159,7 +160,7 @@ def read_idx(path: str | Path) -> np.ndarray:
     if len(raw) < header:
         raise DatasetError(f"{path}: truncated IDX header")
     shape = struct.unpack(">" + "I" * ndim, raw[4:header])
-    need = int(np.prod(shape))
+    need = math.prod(shape)  # exact: np.prod would overflow int64 on a hostile header
     have = len(raw) - header
     if have < need:
         raise DatasetError(f"{path}: truncated: header promises {need} bytes of data, file has {have}")

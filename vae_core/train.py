@@ -65,7 +65,7 @@ class TrainConfig:
             (1 <= self.batch_size <= 65_536, f"batch size must be between 1 and 65536, got {self.batch_size}"),
             (math.isfinite(self.lr) and 0 < self.lr <= 100, f"learning rate must be in (0, 100], got {self.lr}"),
             (math.isfinite(self.beta) and 0 <= self.beta <= 1000, f"beta must be in [0, 1000], got {self.beta}"),
-            (0 <= self.warmup_steps <= 10_000_000, f"KL warm-up must be >= 0 steps, got {self.warmup_steps}"),
+            (0 <= self.warmup_steps <= 10_000_000, f"KL warm-up must be between 0 and 10000000 steps, got {self.warmup_steps}"),
             (math.isfinite(self.free_bits) and 0 <= self.free_bits <= 100, f"free bits must be in [0, 100] nats, got {self.free_bits}"),
             (0 <= self.seed < 2**63, f"seed must be a non-negative integer, got {self.seed}"),
             (self.eval_every >= 0, f"eval_every must be >= 0, got {self.eval_every}"),

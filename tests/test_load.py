@@ -1,0 +1,187 @@
+"""Load: eight sessions training at once on a small machine (two through the Train page), all make
+progress, none errors, memory stays bounded, and every trainer thread ends with its session.
+Also: with the default cap (2 per core), one session too many gets the clear refusal message.
+
+bench/load_sessions.py measures the same on Fashion-MNIST for longer and prints the figures.
+"""
+
+from __future__ import annotations
+
+import gc
+import threading
+import time
+
+import pytest
+import torch
+from streamlit.testing.v1 import AppTest
+
+from tests.conftest import ROOT
+from vae_core import sessions
+from vae_core.data import load_dataset
+from vae_core.models import ModelConfig
+from vae_core.train import TrainConfig, Trainer, TrainerState as S
+
+PAGE = str(ROOT / "pages" / "train.py")
+N_SESSIONS, N_PAGES = 8, 2
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """Many trainer threads on a shared 2-core box: one intra-op thread each."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+@pytest.fixture
+def quiet_env(monkeypatch) -> int:
+    """No watchdog stops (sessions end explicitly here); returns trainers already running in this process."""
+    monkeypatch.setenv(sessions.ENV_TRAINER_TIMEOUT, "0")
+    monkeypatch.delenv(sessions.ENV_MAX_TRAINERS, raising=False)
+    return sessions.default_registry().running_count()  # 0 unless another test left one running
+
+
+def rss_mb() -> float:
+    """This process's resident memory now (MB), from /proc/self/status."""
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+class RssSampler(threading.Thread):
+    """Samples VmRSS every 20 ms: the peak while the sessions train (VmHWM is the process lifetime's)."""
+
+    def __init__(self) -> None:
+        super().__init__(name="rss-sampler", daemon=True)
+        self.peak = rss_mb()
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        while not self._stop_event.wait(0.02):
+            self.peak = max(self.peak, rss_mb())
+
+    def stop(self) -> float:
+        self._stop_event.set()
+        self.join(5)
+        return self.peak
+
+
+def page_session(epochs: int = 3000, seed: int = 0) -> AppTest:
+    """One browser session on the Train page, started on digits."""
+    at = AppTest.from_file(PAGE, default_timeout=120)
+    at.run()
+    at.selectbox(key="train_dataset").set_value("digits")
+    at.number_input(key="train_epochs").set_value(epochs)
+    at.number_input(key="train_seed").set_value(seed)
+    at.button(key="train_start").click().run()
+    assert not at.exception, at.exception
+    return at
+
+
+def trainer_of(at: AppTest) -> Trainer | None:
+    return at.session_state["train_handle"].trainer  # never keep the handle: it must die with the session
+
+
+def digits_trainer(ds, seed: int) -> Trainer:
+    """The Train page's default model (hidden 400, z=16) on digits, for minutes of training."""
+    mc = ModelConfig(kind="vae", input_dim=ds.dim, image_shape=ds.image_shape, hidden=(400,), latent_dim=16)
+    return Trainer(mc, TrainConfig(dataset="digits", epochs=3000, batch_size=128, seed=seed), dataset=ds, device="cpu")
+
+
+def trainer_threads() -> set[threading.Thread]:
+    return {t for t in threading.enumerate() if t.name == "vae-trainer"}
+
+
+def test_eight_sessions_train_at_once_and_stop_with_their_sessions(quiet_env, monkeypatch):
+    monkeypatch.setenv(sessions.ENV_MAX_TRAINERS, str(N_SESSIONS + quiet_env))
+    registry = sessions.default_registry()
+    ds = load_dataset("digits")
+    threads_before = trainer_threads()
+    rss_before = rss_mb()
+    sampler = RssSampler()
+    sampler.start()
+
+    pages = [page_session(seed=i) for i in range(N_PAGES)]
+    handles = [registry.open(label=f"load-{i}") for i in range(N_SESSIONS - N_PAGES)]
+    for i, h in enumerate(handles):
+        h.start(digits_trainer(ds, seed=10 + i))
+    trainers = [trainer_of(at) for at in pages] + [h.trainer for h in handles]
+    assert all(tr is not None and tr.state == S.RUNNING for tr in trainers)
+    assert registry.running_count() == N_SESSIONS + quiet_env
+    assert len({id(tr.model) for tr in trainers}) == N_SESSIONS, "each session trains its own model"
+
+    # Two windows of progress, with the two pages redrawing (as the live view does once a second).
+    before = [tr.global_step for tr in trainers]
+    for _ in range(3):
+        time.sleep(0.5)
+        for at in pages:
+            at.run()
+            assert not at.exception, at.exception
+            assert any("running" in p.proto.text for p in at.get("progress"))
+    middle = [tr.global_step for tr in trainers]
+    time.sleep(1.0)
+    after = [tr.global_step for tr in trainers]
+    assert all(m > b for m, b in zip(middle, before)), f"every session makes progress: {before} -> {middle}"
+    assert all(a > m for a, m in zip(after, middle)), f"and keeps making it: {middle} -> {after}"
+    assert all(tr.state == S.RUNNING and not tr.message for tr in trainers), [(tr.state, tr.message) for tr in trainers]
+    assert all(torch.isfinite(torch.tensor(tr.history.loss)).all() for tr in trainers)
+    rates = [(a - b) / 2.5 for a, b in zip(after, before)]
+    print(f"\n{N_SESSIONS} sessions: steps/s per session {[round(r) for r in rates]}, total {sum(rates):.0f} steps/s")
+
+    # End every session: three handles closed, three dropped (finalizer), both pages dropped (finalizer).
+    for h in handles[:3]:
+        h.close()
+    ids = [h.id for h in handles]
+    del h, handles
+    del at, pages
+    gc.collect()
+    for tr in trainers:
+        assert tr.join(15), "a trainer thread outlived its session"
+        assert tr.state == S.STOPPED and "session ended" in tr.message, (tr.state, tr.message)
+    assert not any(tr._thread in threading.enumerate() for tr in trainers)
+    assert trainer_threads() <= threads_before, "no trainer thread is left behind"
+    assert registry.running_count() == quiet_env and not any(i in registry for i in ids)
+
+    peak = sampler.stop()
+    print(f"RSS before {rss_before:.0f} MB, peak while training {peak:.0f} MB (+{peak - rss_before:.0f} MB), "
+          f"after {rss_mb():.0f} MB")
+    assert peak - rss_before < 600, "memory must stay bounded (eight small digits models)"
+
+
+def test_with_the_default_cap_one_session_too_many_is_refused(quiet_env, monkeypatch):
+    """2 per core: on 2 cores the 5th Start is refused with a message that says what to do."""
+    monkeypatch.setattr(sessions, "_cpu_count", lambda: 2)
+    registry = sessions.default_registry()
+    assert registry.max_running == 4
+    if quiet_env > 3:
+        pytest.skip(f"{quiet_env} trainers left running by other tests fill the cap")
+    ds = load_dataset("digits")
+    handles = [registry.open(label=f"cap-{i}") for i in range(4 - quiet_env)]
+    at = None
+    try:
+        for i, h in enumerate(handles):
+            h.start(digits_trainer(ds, seed=i))
+        assert registry.running_count() == 4
+        at = page_session()  # the 5th session
+        errors = [e.value for e in at.error]
+        assert any(e.startswith("Not started: 4 trainers are already running on this server (the limit); "
+                                "wait for one to finish or pause, or ask the host to raise VAE_LAB_MAX_TRAINERS")
+                   for e in errors), errors
+        assert trainer_of(at) is None and not at.exception
+        assert registry.running_count() == 4, "the refused session did not start anything"
+        handles[0].close()  # one session ends: its slot is free again
+        assert handles[0].trainer is None
+        at.button(key="train_start").click().run()
+        assert not at.exception and trainer_of(at).state == S.RUNNING
+    finally:
+        trainers = [h.trainer for h in handles] + ([trainer_of(at)] if at is not None else [])
+        for h in handles:
+            h.close()
+        if at is not None:
+            at.session_state["train_handle"].close()
+        for tr in trainers:
+            if tr is not None:
+                assert tr.join(15)
