@@ -1,0 +1,377 @@
+"""Drive the real app in a real browser: one `streamlit run app.py` server, Playwright Chromium.
+
+Shared by the end-to-end tests (tests/e2e) and the latency bench (bench/browser_latency.py).
+Nothing here imports Playwright at import time, so the tests can skip with a clear reason where
+Playwright or Chromium is missing. Chromium is Debian's (``/usr/bin/chromium``, installed by
+``.ci/run``; override with ``$VAE_LAB_CHROMIUM``): ``playwright install`` is never needed.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = os.environ.get("VAE_LAB_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+VIEWPORT = {"width": 1400, "height": 900}
+SCREENSHOT_DIR = ROOT / "docs" / "screenshots"
+SCREENSHOT_ENV = "VAE_LAB_SCREENSHOTS"  # =1: the e2e run rewrites docs/screenshots/*.png
+
+# url path -> (file stem for screenshots, text in the page's st.title)
+PAGES: dict[str, tuple[str, str]] = {
+    "": ("home", "VAE Workshop Lab"),
+    "theory": ("theory", "Theory: the ideas under the ELBO"),
+    "train": ("train", "Train"),
+    "elbo": ("elbo", "ELBO, term by term"),
+    "explorer": ("explorer", "Latent explorer"),
+    "latent-map": ("latent_map", "Latent map (UMAP)"),
+    "compare": ("compare", "AE vs VAE"),
+}
+
+APP = '[data-testid="stApp"]'
+EXCEPTION = '[data-testid="stException"]'
+ERROR_BOX = '[data-testid="stAlertContentError"]'
+
+
+def missing_requirement() -> str | None:
+    """Why browser tests cannot run here, or None when they can."""
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "the playwright package is not installed (pip install -r requirements-dev.txt)"
+    if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
+        return (f"no Chromium at {CHROMIUM} (Debian: apt-get install chromium, as .ci/run does; "
+                "or set VAE_LAB_CHROMIUM to a Chromium binary)")
+    return None
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# ------------------------------------------------------------------ the server
+@dataclass
+class Server:
+    """A running `streamlit run app.py`; ``url`` has no trailing slash."""
+
+    proc: subprocess.Popen
+    port: int
+    log_path: Path
+    started_at: float  # time.perf_counter() just before the process was launched
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def log_tail(self, n: int = 4000) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-n:]
+        except OSError:
+            return ""
+
+    def stop(self) -> None:
+        """Terminate the server's whole process group (streamlit and anything it started)."""
+        if self.proc.poll() is not None:
+            return
+        try:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            self.proc.wait(timeout=10)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.proc.wait(timeout=10)
+
+
+def launch_server(port: int | None = None, log_path: Path | None = None, env: dict[str, str] | None = None) -> Server:
+    """Start `streamlit run app.py` on 127.0.0.1 in its own process group; does not wait."""
+    port = port or free_port()
+    log_path = log_path or Path(f"/tmp/vae_lab_streamlit_{port}.log")
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+           "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"]
+    log = open(log_path, "wb")
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT,
+                            stdin=subprocess.DEVNULL, start_new_session=True)
+    log.close()  # the child holds its own copy
+    return Server(proc, port, log_path, t0)
+
+
+def wait_healthy(server: Server, timeout: float = 90.0) -> float:
+    """Poll /_stcore/health until it says ok; returns seconds since launch. Raises with the log tail."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.proc.poll() is not None:
+            raise RuntimeError(f"streamlit exited with code {server.proc.returncode}:\n{server.log_tail()}")
+        try:
+            with urllib.request.urlopen(f"{server.url}/_stcore/health", timeout=2) as r:
+                if r.read().strip() == b"ok":
+                    return time.perf_counter() - server.started_at
+        except OSError:
+            pass
+        time.sleep(0.05)
+    raise TimeoutError(f"streamlit did not answer /_stcore/health within {timeout:.0f} s:\n{server.log_tail()}")
+
+
+def start_server(port: int | None = None, log_path: Path | None = None, timeout: float = 90.0) -> Server:
+    """Launch the app and wait until it is healthy (stops it again if it never gets there)."""
+    server = launch_server(port, log_path)
+    try:
+        wait_healthy(server, timeout)
+    except BaseException:
+        server.stop()
+        raise
+    return server
+
+
+def launch_browser(playwright: Any):
+    """Debian's Chromium, headless (never `playwright install`)."""
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+
+
+# ------------------------------------------------------------------ waiting for Streamlit
+def settle(page: Any, timeout: float = 60.0, quiet: float = 0.3) -> float:
+    """Wait until the script run is over and drawn: not running, no stale or skeleton elements,
+    for ``quiet`` seconds in a row. Returns the ``time.perf_counter()`` at which that calm began
+    (what the latency bench times). Pages with a 1-second fragment (training, UMAP polling)
+    still settle between fragment runs."""
+    deadline = time.perf_counter() + timeout
+    calm_since = None
+    while True:
+        state = page.evaluate(
+            """() => {
+                const app = document.querySelector('[data-testid="stApp"]');
+                if (!app) return 'none';
+                if (app.getAttribute('data-test-connection-state') !== 'CONNECTED') return 'connecting';
+                if (app.getAttribute('data-test-script-state') !== 'notRunning') return 'running';
+                if (document.querySelector('[data-stale="true"], [data-testid="stSkeleton"]')) return 'drawing';
+                return 'idle';
+            }""")
+        now = time.perf_counter()
+        if state == "idle":
+            calm_since = calm_since or now
+            if now - calm_since >= quiet:
+                return calm_since
+        else:
+            calm_since = None
+        if now > deadline:
+            raise TimeoutError(f"the app did not settle within {timeout:.0f} s (last state: {state})")
+        time.sleep(0.02)
+
+
+def title_selector(text: str) -> str:
+    return f'h1:has-text("{text}")'
+
+
+def open_page(page: Any, base_url: str, path: str, timeout: float = 120.0) -> None:
+    """Load ``/path`` in this tab (a new Streamlit session) and wait until it is drawn."""
+    page.goto(f"{base_url}/{path}", timeout=timeout * 1000)
+    page.wait_for_selector(title_selector(PAGES[path][1]), timeout=timeout * 1000)
+    settle(page, timeout)
+
+
+def switch_page(page: Any, path: str) -> str:
+    """Change page inside the running app (no reload, same session); returns how.
+
+    Clicks the page's entry in the navigation menu that st.navigation draws; where the app
+    shows no menu (e.g. `client.showSidebarNavigation = false`), does what the browser's
+    back/forward buttons do: a history change, which Streamlit turns into a page switch.
+    """
+    found = page.evaluate("""(p) => {
+        for (const a of document.querySelectorAll('[data-testid="stSidebarNavLink"]')) a.removeAttribute('data-e2e-target');
+        const a = [...document.querySelectorAll('[data-testid="stSidebarNavLink"]')]
+            .find(a => new URL(a.href).pathname.replace(/\\/+$/, '') === ('/' + p).replace(/\\/+$/, ''));
+        if (!a || !a.offsetParent) return false;
+        a.setAttribute('data-e2e-target', '1');
+        return true;
+    }""", path)
+    if found:
+        page.locator('[data-e2e-target="1"]').click()
+        return "navigation menu"
+    page.evaluate("""(p) => {
+        window.history.pushState({}, '', '/' + p);
+        window.dispatchEvent(new PopStateEvent('popstate', {state: {}}));
+    }""", path)
+    return "history (back/forward)"
+
+
+def wait_for_page(page: Any, path: str, timeout: float = 60.0) -> tuple[float, float]:
+    """After a switch: the new page's title is drawn and its run is over.
+
+    Returns ``time.perf_counter()`` values: (title visible, page settled)."""
+    page.wait_for_selector(title_selector(PAGES[path][1]), timeout=timeout * 1000)
+    shown = time.perf_counter()
+    return shown, settle(page, timeout)
+
+
+def problems(page: Any) -> list[str]:
+    """Exception boxes and error boxes on the page, as text (empty when the page is healthy)."""
+    out = [f"exception: {t[:800]}" for t in page.locator(EXCEPTION).all_inner_texts()]
+    out += [f"error box: {t[:400]}" for t in page.locator(ERROR_BOX).all_inner_texts()]
+    return out
+
+
+# ------------------------------------------------------------------ widgets
+def keyed(key: str) -> str:
+    """CSS selector of the element container of the widget/chart with Streamlit key ``key``."""
+    return f".st-key-{key}"
+
+
+def click_button(page: Any, key: str, timeout: float = 30.0) -> None:
+    """Click the button with Streamlit key ``key`` once the app has settled and shows it once."""
+    settle(page, timeout)
+    buttons = page.locator(f"{keyed(key)} button:visible")
+    deadline = time.monotonic() + 5
+    while buttons.count() != 1 and time.monotonic() < deadline:  # a rerun may briefly show two
+        time.sleep(0.1)
+    buttons.first.click(timeout=timeout * 1000)
+
+
+def drag_slider(page: Any, key: str, fraction: float, release: bool = True) -> None:
+    """Drag the thumb of slider ``key`` to ``fraction`` (0..1) of its track with the mouse.
+
+    With ``release=False`` the mouse button stays down (the caller releases it and times that).
+    """
+    geo = page.locator(keyed(key)).first.evaluate(
+        """(el) => {
+            const input = el.querySelector('input[type="range"]');
+            const thumb = input.parentElement.parentElement;
+            const track = thumb.parentElement;
+            const t = thumb.getBoundingClientRect(), r = track.getBoundingClientRect();
+            return {tx: t.left + t.width / 2, ty: t.top + t.height / 2, left: r.left, width: r.width};
+        }""")
+    page.mouse.move(geo["tx"], geo["ty"])
+    page.mouse.down()
+    page.mouse.move(geo["left"] + fraction * geo["width"], geo["ty"], steps=5)
+    if release:
+        page.mouse.up()
+
+
+def image_src(page: Any, caption_text: str) -> str | None:
+    """The src of the st.image whose caption contains ``caption_text``."""
+    return page.evaluate(
+        """(text) => {
+            for (const img of document.querySelectorAll('[data-testid="stImage"]')) {
+                const cap = img.querySelector('[data-testid="stImageCaption"]');
+                if (cap && cap.innerText.includes(text)) { const i = img.querySelector('img'); return i ? i.src : null; }
+            }
+            return null;
+        }""", caption_text)
+
+
+def wait_image_changed(page: Any, caption_text: str, old_src: str | None, timeout: float = 30.0) -> str:
+    """Wait until that image shows a different file, fully loaded and painted; returns its src."""
+    handle = page.wait_for_function(
+        """([text, old]) => {
+            for (const img of document.querySelectorAll('[data-testid="stImage"]')) {
+                const cap = img.querySelector('[data-testid="stImageCaption"]');
+                if (!cap || !cap.innerText.includes(text)) continue;
+                const i = img.querySelector('img');
+                if (i && i.src && i.src !== old && i.complete && i.naturalWidth > 0) return i.src;
+            }
+            return false;
+        }""", arg=[caption_text, old_src], timeout=timeout * 1000, polling="raf")
+    return handle.json_value()
+
+
+def plot_point(page: Any, key: str, which: float = 0.5) -> dict | None:
+    """Viewport position of one data point of the Plotly chart with key ``key`` (any scatter type).
+
+    Picks, in the trace with the most points, the point at relative index ``which``. Returns
+    {x, y, id (its customdata), title (the chart's title)} or None before the chart is drawn.
+    """
+    return page.locator(keyed(key)).first.evaluate(
+        """(el, which) => {
+            const gd = el.querySelector('.js-plotly-plot');
+            if (!gd || !gd._fullLayout || !gd._fullData) return null;
+            const fl = gd._fullLayout, xa = fl.xaxis, ya = fl.yaxis;
+            const traces = gd._fullData.filter(t => t.visible !== false && t.x && t.x.length);
+            if (!traces.length) return null;
+            const tr = traces.reduce((a, b) => (b.x.length > a.x.length ? b : a));
+            const i = Math.min(tr.x.length - 1, Math.floor(which * tr.x.length));
+            const r = gd.getBoundingClientRect();
+            return {x: r.left + xa._offset + xa.l2p(tr.x[i]), y: r.top + ya._offset + ya.l2p(tr.y[i]),
+                    id: tr.customdata ? tr.customdata[i] : null,
+                    title: fl.title && fl.title.text ? fl.title.text.replace(/<[^>]*>/g, '') : ''};
+        }""", which)
+
+
+def plot_title(page: Any, key: str) -> str:
+    """The (tag-free) title of the Plotly chart with key ``key``; '' before it is drawn."""
+    info = plot_point(page, key)
+    return info["title"] if info else ""
+
+
+def plot_x_max(page: Any, key: str) -> float | None:
+    """Largest x of any trace of the Plotly chart ``key`` (e.g. the last training step drawn)."""
+    return page.locator(keyed(key)).first.evaluate(
+        """(el) => {
+            const gd = el.querySelector('.js-plotly-plot');
+            if (!gd || !gd._fullData) return null;
+            let m = null;
+            for (const t of gd._fullData) for (const v of (t.x || [])) if (typeof v === 'number' && (m === null || v > m)) m = v;
+            return m;
+        }""")
+
+
+def lasso_around(page: Any, x: float, y: float, r: float = 6.0) -> None:
+    """Draw a small lasso (a square loop of radius ``r`` px) around (x, y) with the mouse."""
+    page.mouse.move(x - r, y - r)
+    page.mouse.down()
+    for dx, dy in ((r, -r), (r, r), (-r, r), (-r, -r)):
+        page.mouse.move(x + dx, y + dy, steps=4)
+    page.mouse.up()
+
+
+# ------------------------------------------------------------------ screenshots
+def screenshots_enabled() -> bool:
+    return os.environ.get(SCREENSHOT_ENV, "") == "1"
+
+
+def save_screenshot(page: Any, name: str, max_height: int = 2600, out_dir: Path = SCREENSHOT_DIR) -> Path | None:
+    """When $VAE_LAB_SCREENSHOTS=1: the whole page (up to ``max_height`` px) as docs/screenshots/<name>.png.
+
+    Streamlit scrolls inside its main pane, so the viewport is stretched to the content's height
+    for the shot and restored afterwards. The PNG is reduced to a 256-colour palette (the UI is
+    flat colours) to keep the committed files small.
+    """
+    if not screenshots_enabled():
+        return None
+    from PIL import Image
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    height = page.evaluate("""() => {
+        const m = document.querySelector('[data-testid="stMain"]');
+        return m ? m.scrollHeight : document.documentElement.scrollHeight;
+    }""")
+    size = page.viewport_size or VIEWPORT
+    page.evaluate("""() => { const m = document.querySelector('[data-testid="stMain"]'); if (m) m.scrollTo(0, 0); }""")
+    page.set_viewport_size({"width": size["width"], "height": int(min(max(height, size["height"]), max_height))})
+    try:
+        time.sleep(1.0)  # charts re-lay themselves out to the new size
+        settle(page, 30)
+        raw = out_dir / f".{name}.raw.png"
+        page.screenshot(path=str(raw))
+    finally:
+        page.set_viewport_size(size)
+    path = out_dir / f"{name}.png"
+    with Image.open(raw) as im:
+        im.convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE) \
+            .save(path, optimize=True)
+    raw.unlink()
+    return path

@@ -1,0 +1,183 @@
+"""The app in a real browser: what AppTest cannot do (mouse drags, Plotly selections, timers).
+
+Run: .venv/bin/python -m pytest tests/e2e -q
+With VAE_LAB_SCREENSHOTS=1 the run also rewrites docs/screenshots/*.png (the README's pictures).
+The app opens on its default shipped model (fmnist_vae_z16 where its checkpoint and data are
+here, else digits_vae_z2); every test works on either.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+
+
+from .harness import (
+    PAGES, click_button, keyed, drag_slider, image_src, lasso_around, open_page, plot_point, plot_title, plot_x_max,
+    problems, save_screenshot, screenshots_enabled, settle, switch_page, wait_for_page, wait_image_changed,
+)
+
+DECODED = "decoded pixel means"  # the caption of the latent explorer's decoded image
+SELECTED = re.compile(r"(\d+) selected test images")
+
+
+def selected_count(page) -> int:
+    for text in page.locator('[data-testid="stImageCaption"]').all_inner_texts():
+        m = SELECTED.search(text)
+        if m:
+            return int(m.group(1))
+    return 0
+
+
+def wait_selected(page, timeout: float = 20.0) -> int:
+    """Number of selected test images once the latent map shows them (0 if it never does)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        n = selected_count(page)
+        if n:
+            return n
+        time.sleep(0.2)
+    return 0
+
+
+def stable_map(page, umap_wait: float | None = None) -> None:
+    """Give the latent map a while (20 s; 120 s when taking screenshots) to swap PCA for UMAP, so
+    that a gesture is not lost to the swap. If UMAP is still on its way, PCA is used (the tests
+    retry a gesture that the swap swallowed)."""
+    if umap_wait is None:
+        umap_wait = 120.0 if screenshots_enabled() else 20.0
+    deadline = time.monotonic() + umap_wait
+    while "UMAP of" not in plot_title(page, "latent_map_chart") and time.monotonic() < deadline:
+        time.sleep(0.5)
+    settle(page, 60)
+
+
+def test_every_page_opens_without_an_error(page, app_server):
+    """Home by URL, the Theory page through its link on Home, then every other page by switching
+    in the same session (no reload): each draws its title and no exception or error box."""
+    found: dict[str, list[str]] = {}
+
+    def check(path: str) -> None:
+        assert page.locator("h1").first.inner_text().strip(), f"/{path} drew no title"
+        bad = problems(page) + [f"JavaScript error: {e}" for e in page.js_errors]
+        page.js_errors.clear()
+        if bad:
+            found[path] = bad
+        save_screenshot(page, PAGES[path][0])
+
+    open_page(page, app_server.url, "")
+    check("")
+    page.locator('[data-testid="stPageLink-NavLink"]', has_text="Theory").first.click()
+    wait_for_page(page, "theory", timeout=120)
+    assert page.url.rstrip("/").endswith("/theory"), page.url
+    check("theory")
+    for path in ("train", "elbo", "explorer", "latent-map", "compare"):
+        switch_page(page, path)
+        wait_for_page(page, path, timeout=120)
+        check(path)
+    assert not found, f"pages with problems: {found}"
+
+
+def test_training_charts_grow_then_pause_stops_them(page, app_server):
+    open_page(page, app_server.url, "train")
+    click_button(page, "train_start")
+    page.wait_for_selector('text=Training started', timeout=60_000)
+    chart = page.locator(keyed("train_loss_chart"))
+    chart.wait_for(timeout=60_000)
+    page.wait_for_function(  # the chart has data
+        """(sel) => { const gd = document.querySelector(sel + ' .js-plotly-plot');
+                      return gd && gd._fullData && gd._fullData.some(t => t.x && t.x.length > 0); }""",
+        arg=keyed("train_loss_chart"), timeout=60_000)
+    seen: list[float] = []  # last step drawn, sampled twice a second (None while a redraw swaps the chart)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and len(set(seen)) < 2:
+        x = plot_x_max(page, "train_loss_chart")
+        if x is not None:
+            seen.append(x)
+        time.sleep(0.5)
+    assert len(set(seen)) >= 2 and seen[-1] > seen[0], (
+        f"the loss chart did not change while training (last steps drawn: {seen})")
+    assert not problems(page), problems(page)
+
+    click_button(page, "train_pause")
+    flash = page.wait_for_selector("text=/Paused at step \\d+/", timeout=30_000).inner_text()
+    settle(page, 30)
+    paused_at = int(re.search(r"Paused at step (\d+)", flash).group(1))
+    progress = page.locator('[data-testid="stProgress"]').first.inner_text()
+    assert "paused" in progress, f"the progress line does not say paused: {progress!r}"
+    drawn = plot_x_max(page, "train_loss_chart")
+    assert drawn is not None, "the loss chart is gone after Pause"
+    time.sleep(2.5)  # two refresh periods: nothing may move now
+    assert plot_x_max(page, "train_loss_chart") == drawn, "the chart kept changing after Pause"
+    m = re.search(r"step ([\d,]+)/", progress)
+    assert m and int(m.group(1).replace(",", "")) >= paused_at, progress
+    save_screenshot(page, "train")
+    click_button(page, "train_stop")  # leave nothing behind on the server
+    page.wait_for_selector("text=/Stopped at step/", timeout=30_000)
+
+
+def test_dragging_a_latent_slider_changes_the_decoded_image(page, app_server):
+    open_page(page, app_server.url, "explorer")
+    before = image_src(page, DECODED)
+    assert before, "the explorer shows no decoded image"
+    caption = page.locator('[data-testid="stImageCaption"]', has_text=DECODED).first.inner_text()
+    drag_slider(page, "explorer_dim_0", 0.85)
+    after = wait_image_changed(page, DECODED, before, timeout=30)
+    settle(page)
+    assert after != before
+    new_caption = page.locator('[data-testid="stImageCaption"]', has_text=DECODED).first.inner_text()
+    assert new_caption != caption, f"z did not change: {caption!r}"
+    value = page.locator(keyed("explorer_dim_0")).locator('input[type="range"]').get_attribute("value")
+    assert float(value) > 0.5, f"the z1 slider did not move right: {value}"
+    assert not problems(page), problems(page)
+    save_screenshot(page, "explorer")
+
+
+def test_lasso_on_the_latent_map_shows_the_selected_images(page, app_server):
+    open_page(page, app_server.url, "latent-map")
+    stable_map(page)
+    n = 0
+    for attempt in range(3):  # a UMAP that lands mid-gesture redraws the chart: try again
+        pt = plot_point(page, "latent_map_chart", which=0.37)
+        assert pt is not None, "the latent map drew no points"
+        lasso_around(page, pt["x"], pt["y"], r=6)
+        n = wait_selected(page, 20)
+        if n:
+            break
+        settle(page)
+        if plot_title(page, "latent_map_chart") == pt["title"]:
+            break  # the chart did not change under the gesture: no point in trying again
+    assert n >= 1, "a lasso around a point selected nothing"
+    settle(page)
+    grid = page.locator('[data-testid="stImage"]', has_text="selected test images").locator("img").first
+    assert grid.evaluate("i => i.complete && i.naturalWidth > 0"), "the selected images did not load"
+    rows = page.locator('[data-testid="stDataFrame"]')
+    assert rows.count() >= 1, "no table of the selected points' μ"
+    assert not problems(page), problems(page)
+    save_screenshot(page, "latent_map")
+
+
+def test_clicking_a_point_on_the_latent_map_selects_it(page, app_server):
+    """The page says "Click a point": one click, with the chart's default tool, must select it."""
+    open_page(page, app_server.url, "latent-map")
+    stable_map(page)
+    n, clickmode = 0, None
+    for attempt in range(3):
+        pt = plot_point(page, "latent_map_chart", which=0.61)
+        assert pt is not None, "the latent map drew no points"
+        page.mouse.move(pt["x"], pt["y"])
+        time.sleep(0.3)  # hover first, as a person does
+        page.mouse.click(pt["x"], pt["y"])
+        n = wait_selected(page, 10)
+        if n:
+            break
+        clickmode = page.locator(keyed("latent_map_chart")).first.evaluate(
+            "el => { const gd = el.querySelector('.js-plotly-plot'); return gd && gd._fullLayout.clickmode; }")
+        settle(page)
+        if plot_title(page, "latent_map_chart") == pt["title"]:
+            break  # the chart did not change under the click: no point in trying again
+    assert n == 1, (
+        f"clicking point row {pt['id']} selected {n} points (Plotly clickmode={clickmode!r}). Streamlit 1.67 sets "
+        "clickmode='event' (no click selection) when a figure's dragmode is 'lasso' or 'select': "
+        "pages/latent_map.py map_figure() should not set dragmode='lasso'")
+    page.wait_for_selector(f'text=/row {pt["id"]}/', timeout=10_000)

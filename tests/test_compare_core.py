@@ -1,0 +1,165 @@
+"""vae_core.compare: fair shipped pairs, the live pair trainer, metrics and prior-vs-posterior stats."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from tests.conftest import digits_config
+from vae_core import compare as cmp
+from vae_core.checkpoint import load_checkpoint, read_metadata
+
+CKPT = Path(__file__).resolve().parents[1] / "checkpoints"
+
+
+def _meta(kind: str, dataset: str = "digits", z: int = 2, seed: int = 0, beta: float = 1.0, hidden=(128,)) -> dict:
+    return {
+        "dataset": dataset,
+        "model_config": {"kind": kind, "input_dim": 64, "image_shape": [1, 8, 8], "hidden": list(hidden),
+                         "latent_dim": z, "likelihood": "bernoulli", "obs_std": 0.1, "activation": "relu"},
+        "train_config": {"epochs": 60, "batch_size": 128, "lr": 1e-3, "seed": seed, "beta": beta,
+                         "warmup_steps": 0, "free_bits": 0.0},
+    }
+
+
+class TestFindPair:
+    def test_shipped_digits_pair_is_fair(self) -> None:
+        shipped = {p.stem: read_metadata(p) for p in CKPT.glob("*.safetensors")}
+        assert cmp.find_pair(shipped, "digits", 2) == ("digits_vae_z2", "digits_ae_z2")
+        assert cmp.recipe_differences(shipped["digits_vae_z2"], shipped["digits_ae_z2"]) == []
+
+    def test_matches_dataset_latent_and_recipe(self) -> None:
+        shipped = {
+            "a_vae": _meta("vae", z=16), "b_ae_other_seed": _meta("ae", z=16, seed=1), "c_ae": _meta("ae", z=16),
+            "beta4": _meta("vae", z=16, beta=4.0), "z2_vae": _meta("vae"), "saved/z2_ae": _meta("ae"),
+        }
+        assert cmp.find_pair(shipped, "digits", 16) == ("a_vae", "c_ae")  # skips the AE with another seed
+        assert cmp.find_pair(shipped, "digits", 2) == ("z2_vae", "saved/z2_ae")
+        assert cmp.find_pair(shipped, "fashion-mnist", 2) is None
+        del shipped["a_vae"]
+        assert cmp.find_pair(shipped, "digits", 16) is None  # a beta-VAE is not the plain VAE
+
+    def test_differences_are_named(self) -> None:
+        diffs = cmp.recipe_differences(_meta("vae", hidden=(64,)), _meta("ae", seed=3))
+        assert any(d.startswith("hidden") for d in diffs) and any(d.startswith("seed") for d in diffs)
+        assert len(diffs) == 2
+
+
+class TestPairTraining:
+    def test_build_pair_shares_every_common_weight(self) -> None:
+        vae, ae = cmp.build_pair(digits_config("vae", 2, (32,)), seed=5)
+        assert vae.is_vae and not ae.is_vae
+        sv = vae.state_dict()
+        for k, v in ae.state_dict().items():
+            assert torch.equal(v, sv[k]), k
+        assert any("logvar" in k for k in sv) and not any("logvar" in k for k in ae.state_dict())
+
+    def test_pair_trains_in_lockstep_on_the_same_batches(self, digits) -> None:
+        mc, tc = cmp.live_pair_configs(digits, latent_dim=2, epochs=2, hidden=(32,))
+        pair = cmp.PairTrainer(mc, tc, digits)
+        seen: dict[str, list[torch.Tensor]] = {"vae": [], "ae": []}
+        for name, tr in (("vae", pair.vae), ("ae", pair.ae)):
+            orig = tr._next_indices
+            tr._next_indices = (lambda o=orig, n=name: seen[n].append(o().clone()) or seen[n][-1])  # type: ignore[method-assign]
+        w0 = pair.ae.model.decoder.net[0].weight.detach().clone()
+        pair.start()
+        assert pair.join(60)
+        p = pair.progress()
+        assert p.state == "finished" and p.step == p.total_steps == 2 * math.ceil(digits.x_train.shape[0] / 128)
+        assert p.fraction == 1.0 and math.isfinite(p.vae_loss) and math.isfinite(p.ae_loss)
+        assert len(seen["vae"]) == len(seen["ae"]) == p.total_steps
+        assert all(torch.equal(a, b) for a, b in zip(seen["vae"], seen["ae"]))  # same batch order
+        assert not torch.equal(w0, pair.ae.model.decoder.net[0].weight)  # training moved the weights
+        vae, ae = pair.models()
+        assert vae.is_vae and not ae.is_vae and not vae.training
+        mv, ma = pair.metadata()
+        assert cmp.recipe_differences(mv, ma) == []
+
+    def test_one_torch_thread_while_training_and_restored_after(self, digits) -> None:
+        import threading
+
+        mc, tc = cmp.live_pair_configs(digits, latent_dim=2, epochs=1, hidden=(16,))
+        pair = cmp.PairTrainer(mc, tc, digits)
+        seen: list[int] = []
+        pair.vae.add_callback("on_step", lambda tr, rec: seen.append(torch.get_num_threads()))
+        before = [0]
+        t = threading.Thread(target=lambda: before.__setitem__(0, torch.get_num_threads()))
+        t.start(); t.join()
+        pair.start()
+        assert pair.join(60)
+        assert seen and set(seen) == {1}
+        after = [0]
+        t = threading.Thread(target=lambda: after.__setitem__(0, torch.get_num_threads()))
+        t.start(); t.join()
+        assert after[0] == before[0]  # new threads get torch's default again
+
+    def test_stop_ends_the_thread(self, digits) -> None:
+        mc, tc = cmp.live_pair_configs(digits, latent_dim=2, epochs=500, hidden=(32,))
+        pair = cmp.PairTrainer(mc, tc, digits)
+        pair.start()
+        pair.stop()
+        assert pair.join(30)
+        assert pair.progress().state == "stopped" and pair.progress().step < pair.total_steps
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    """The shipped digits pair (vae, ae), z = 2."""
+    return load_checkpoint(CKPT / "digits_vae_z2.safetensors").model, load_checkpoint(CKPT / "digits_ae_z2.safetensors").model
+
+
+class TestMetricsAndPrior:
+    def test_metrics_hide_the_aes_kl(self, shipped, digits) -> None:
+        vae, ae = shipped
+        mv, ma = cmp.model_metrics(vae, digits.x_test), cmp.model_metrics(ae, digits.x_test)
+        assert mv.kl is not None and mv.kl > 0.5 and mv.neg_elbo == pytest.approx(mv.recon + mv.kl)
+        assert ma.kl is None and ma.neg_elbo is None and ma.recon > 0
+        assert mv.n == ma.n == digits.x_test.shape[0] and mv.active_units == 2
+
+    def test_vae_codes_sit_closer_to_the_prior(self, shipped, digits) -> None:
+        vae, ae = shipped
+        pv, pa = cmp.prior_match(vae, digits.x_test), cmp.prior_match(ae, digits.x_test)
+        assert pv.moment_kl < 0.5 < pa.moment_kl  # VAE's q(z) has about the prior's moments
+        assert np.all(np.abs(pv.std - 1.0) < 0.3)
+        assert pa.kl_per_dim.shape == (2,) and pa.kl_per_dim.sum() == pytest.approx(pa.moment_kl)
+
+    def test_moment_kl_is_zero_for_prior_like_codes(self) -> None:
+        class Identity(torch.nn.Module):  # "encoder" that returns its input as mu: codes ~ N(0, I)
+            is_vae = False
+            config = digits_config("ae", 2)
+
+            def __init__(self) -> None:
+                super().__init__()
+                self.p = torch.nn.Parameter(torch.zeros(1))
+
+            def encode(self, x):
+                return x, None
+
+        z = torch.randn(20000, 2, generator=torch.Generator().manual_seed(0))
+        pm = cmp.prior_match(Identity(), z)
+        assert pm.moment_kl == pytest.approx(0.0, abs=5e-3)
+        shifted = cmp.prior_match(Identity(), 3.0 * z + 1.0)  # KL(N(1, 9) || N(0, 1)) = (1 + 9 - 1 - log 9) / 2 per dim
+        assert shifted.moment_kl == pytest.approx(2 * 0.5 * (9.0 - math.log(9.0)), rel=0.03)
+
+    def test_histograms_integrate_to_one(self) -> None:
+        mu = np.random.default_rng(0).normal(size=(5000, 3))
+        edges, dens = cmp.mu_histograms(mu, bins=30)
+        assert edges.shape == (31,) and dens.shape == (3, 30) and edges[-1] == pytest.approx(-edges[0])
+        np.testing.assert_allclose((dens * np.diff(edges)).sum(1), 1.0)
+        centres = 0.5 * (edges[1:] + edges[:-1])
+        assert np.abs(dens.mean(0) - cmp.standard_normal_pdf(centres)).max() < 0.05
+
+    def test_prior_circles_mass(self) -> None:
+        circles = cmp.prior_circles((1.0, 2.0))
+        assert [round(m, 3) for _, m, _, _ in circles] == [0.393, 0.865]
+        r, _, xs, ys = circles[1]
+        np.testing.assert_allclose(np.hypot(xs, ys), r)
+
+    def test_interpolation_pair_crosses_classes(self, digits) -> None:
+        i, j = cmp.interpolation_pair(digits.y_test)
+        assert i == 0 and int(digits.y_test[i]) != int(digits.y_test[j])
+        assert cmp.interpolation_pair(np.array([3, 3, 3])) == (0, 1)

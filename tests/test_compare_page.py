@@ -1,0 +1,141 @@
+"""The AE vs VAE page through AppTest: the shipped pair, its metrics (no KL for the AE), maps,
+prior draws, interpolation, prior-vs-posterior plots, and a pair trained live."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from pages.common import LoadedModel, list_shipped, load_shipped
+from tests.conftest import ROOT
+from vae_core import compare as cmp
+
+PAGE = str(ROOT / "pages" / "compare.py")
+
+
+def page(lm: LoadedModel | None = None, **state) -> AppTest:
+    at = AppTest.from_file(PAGE, default_timeout=180)
+    if lm is not None:
+        at.session_state["current_model"] = lm
+    for k, v in state.items():
+        at.session_state[k] = v
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def metrics(at: AppTest) -> list[tuple[str, str]]:
+    return [(m.label, m.value) for m in at.metric]
+
+
+def chart_titles(at: AppTest) -> dict[str, str]:
+    out = {}
+    for el in at.get("plotly_chart"):
+        layout = json.loads(el.proto.spec)["layout"]
+        out[el.proto.id.rsplit("-", 1)[-1]] = layout["title"]["text"]
+    return out
+
+
+class TestShippedPair:
+    def test_digits_pair_side_by_side(self, digits) -> None:
+        at = page(load_shipped("digits_vae_z2"))
+        assert at.selectbox(key="compare_pair").value == "digits_vae_z2 / digits_ae_z2"
+        assert any(c.value.startswith("Fair pair:") for c in at.caption)
+        m = metrics(at)
+        vae, ae = load_shipped("digits_vae_z2"), load_shipped("digits_ae_z2")
+        mv, ma = cmp.model_metrics(vae.model, digits.x_test), cmp.model_metrics(ae.model, digits.x_test)
+        assert m == [
+            ("Test recon. error", f"{mv.recon:.2f}"), ("KL to the prior", f"{mv.kl:.2f}"), ("Active units", "2 / 2"),
+            ("Test recon. error", f"{ma.recon:.2f}"), ("KL to the prior", "—"), ("Active units", "2 / 2"),
+        ]
+        assert any("an AE maps each image to one point" in c.value for c in at.caption)
+        titles = chart_titles(at)
+        assert titles["compare_map_VAE"] == "VAE: raw latent plane" and titles["compare_map_AE"] == "AE: raw latent plane"
+        assert titles["compare_prior_AE"] == "AE: μ(x) over the prior's contours"
+        # 16 prior draws per model, and two interpolation strips
+        captions = [c for im in at.get("image") for c in im.captions]
+        assert captions[:2] == ["VAE", "AE"] and sum("decoded steps" in c for c in captions) == 2
+        why = [i.value for i in at.info if i.value.startswith("Why the AE's samples are poor")]
+        pa = cmp.prior_match(ae.model, digits.x_test)
+        assert len(why) == 1 and f"{pa.moment_kl:.1f} nats from the prior" in why[0]
+
+    def test_pair_follows_the_current_model_even_when_it_is_the_ae(self) -> None:
+        at = page(load_shipped("digits_ae_z2"))
+        assert at.selectbox(key="compare_pair").value == "digits_vae_z2 / digits_ae_z2"
+
+    def test_interpolation_end_points_can_be_changed(self) -> None:
+        at = page(load_shipped("digits_vae_z2"))
+        at.number_input(key="compare_interp_b").set_value(100).run()
+        assert not at.exception
+        captions = [c for im in at.get("image") for c in im.captions if "decoded steps" in c]
+        assert all("image 100" in c for c in captions)
+
+    @pytest.mark.skipif("fmnist_vae_z16" not in list_shipped() or "fmnist_ae_z16" not in list_shipped(),
+                        reason="fmnist_vae_z16 / fmnist_ae_z16 checkpoints not shipped yet")
+    def test_fmnist_z16_pair_uses_umap_and_histograms(self) -> None:
+        from vae_core.data import dataset_available
+        if not dataset_available("fashion-mnist"):
+            pytest.skip("Fashion-MNIST files not on this machine")
+        at = page(load_shipped("fmnist_vae_z16"))
+        assert at.selectbox(key="compare_pair").value == "fmnist_vae_z16 / fmnist_ae_z16"
+        titles = chart_titles(at)
+        assert titles["compare_prior_VAE"] == "VAE: μ_j against N(0, 1)"
+        assert titles["compare_map_VAE"] in ("VAE: UMAP", "VAE: PCA (UMAP on its way)")
+        jobs = at.session_state["compare_umap_jobs"]
+        assert len(jobs) == 2 and all(j.wait(300) and j.error is None for j in jobs.values())
+        assert {j.result.ids.size for j in jobs.values()} == {10_000}
+        at.run()
+        titles = chart_titles(at)
+        assert (titles["compare_map_VAE"], titles["compare_map_AE"]) == ("VAE: UMAP", "AE: UMAP")
+
+
+class TestLivePair:
+    def test_train_a_fresh_pair_and_compare_it(self) -> None:
+        at = page(load_shipped("digits_vae_z2"))
+        at.selectbox(key="compare_live_latent").set_value(16)
+        at.number_input(key="compare_live_epochs_digits").set_value(2)
+        at.button(key="compare_live_train").click().run()
+        assert not at.exception, at.exception
+        pt: cmp.PairTrainer = at.session_state["compare_live_trainer"]
+        assert pt.join(120)
+        at.run()  # the fragment would rerun the page when training ends; do it by hand
+        assert not at.exception, at.exception
+        assert pt.progress().state == "finished"
+        assert at.selectbox(key="compare_pair").value == "live pair (trained here)"
+        vae_lm, ae_lm = at.session_state["compare_live_pair"]
+        assert vae_lm.is_vae and not ae_lm.is_vae and vae_lm.config.latent_dim == 16
+        assert not cmp.recipe_differences(vae_lm.metadata, ae_lm.metadata)
+        assert vae_lm.label in at.session_state["session_models"]  # also pickable in the sidebar
+        assert any(s.value.startswith("both trained for 2 epoch(s)") for s in at.success)
+        m = dict(metrics(at)[3:])
+        assert m["KL to the prior"] == "—" and m["Active units"].endswith("/ 16")
+        titles = chart_titles(at)
+        assert titles["compare_prior_VAE"] == "VAE: μ_j against N(0, 1)"  # z > 2: per-dim histograms
+        assert titles["compare_map_AE"] in ("AE: UMAP", "AE: PCA (UMAP on its way)")
+        jobs = at.session_state["compare_umap_jobs"]  # the UMAPs run in the background; once done, a rerun shows them
+        assert all(jobs[m.key].wait(180) and jobs[m.key].error is None for m in (vae_lm, ae_lm))
+        at.run()
+        assert not at.exception
+        titles = chart_titles(at)
+        assert titles["compare_map_VAE"] == "VAE: UMAP" and titles["compare_map_AE"] == "AE: UMAP"
+
+        # a second live pair replaces the first, with new cache keys (no stale metrics or maps)
+        at.selectbox(key="compare_live_latent").set_value(2)
+        at.button(key="compare_live_train").click().run()
+        assert at.session_state["compare_live_trainer"].join(120)
+        at.run()
+        assert not at.exception, at.exception
+        vae2, ae2 = at.session_state["compare_live_pair"]
+        assert vae2.config.latent_dim == 2 and {vae2.key, ae2.key}.isdisjoint({vae_lm.key, ae_lm.key})
+        assert chart_titles(at)["compare_map_VAE"] == "VAE: raw latent plane"
+
+    def test_router_opens_the_page(self) -> None:
+        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180)
+        at.session_state["current_model"] = load_shipped("digits_vae_z2")  # keep it quick
+        at.run()
+        at.switch_page("pages/compare.py")
+        at.run()
+        assert not at.exception, at.exception
+        assert any("AE vs VAE" in t.value for t in at.title)

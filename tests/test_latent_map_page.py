@@ -1,0 +1,199 @@
+"""The Latent map page through AppTest: PCA at once, UMAP swapped in, row ids in every point,
+selections -> images and mu, the hand-off to the explorer, and the embedding cache.
+
+A selection cannot be made in AppTest (no browser), so the tests set what the chart's
+selection callback stores, ``st.session_state["latent_map_selected_ids"]``, and the callback's
+parsing (:func:`vae_core.compare.selected_row_ids`) is tested on Plotly-shaped points.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from pages.common import CLASS_COLORS, LoadedModel, load_shipped
+from tests.conftest import ROOT
+from vae_core.compare import selected_row_ids
+from vae_core.inference import encode
+
+PAGE = str(ROOT / "pages" / "latent_map.py")
+SEL = "latent_map_selected_ids"
+
+
+@pytest.fixture(scope="module")
+def vae() -> LoadedModel:
+    return load_shipped("digits_vae_z2")
+
+
+@pytest.fixture(scope="module")
+def mu(vae, digits) -> np.ndarray:
+    return encode(vae.model, digits.x_test)[0].numpy()  # (359, 2)
+
+
+def page(lm: LoadedModel, wait_umap: bool = True) -> AppTest:
+    """The page run once (and, by default, again once its UMAP job has finished)."""
+    at = AppTest.from_file(PAGE, default_timeout=120)
+    at.session_state["current_model"] = lm
+    at.run()
+    assert not at.exception, at.exception
+    if wait_umap:
+        job = at.session_state["latent_map_job"]
+        assert job.wait(180), "UMAP did not finish in 180 s"
+        assert job.error is None, job.error
+        at.run()
+        assert not at.exception, at.exception
+    return at
+
+
+def _array(v) -> np.ndarray:
+    """Plotly JSON arrays are plain lists or {'dtype', 'bdata'} (base64) objects."""
+    if isinstance(v, dict):
+        return np.frombuffer(base64.b64decode(v["bdata"]), dtype=np.dtype(v["dtype"]))
+    return np.asarray(v)
+
+
+def figures(at: AppTest) -> dict[str, dict]:
+    """{chart key: figure JSON} of every Plotly chart on the page."""
+    return {el.proto.id.rsplit("-", 1)[-1]: json.loads(el.proto.spec) for el in at.get("plotly_chart")}
+
+
+class TestMap:
+    def test_umap_replaces_pca_and_every_point_carries_its_row_id(self, vae, digits, mu) -> None:
+        at = page(vae)
+        figs = figures(at)
+        assert set(figs) == {"latent_map_chart", "latent_map_raw_chart"}  # z = 2: raw plane beside the map
+        umap_fig = figs["latent_map_chart"]
+        assert umap_fig["layout"]["title"]["text"].startswith("UMAP of μ(x), 359 test images")
+        assert umap_fig["layout"]["xaxis"]["title"]["text"] == "UMAP 1"
+        labels = digits.y_test.numpy()
+        for fig in figs.values():
+            seen = []
+            for tr in fig["data"]:
+                ids = _array(tr["customdata"]).astype(int)
+                cls = int(tr["name"])  # digits' class names are "0".."9"
+                assert tr["marker"]["color"] == CLASS_COLORS[cls]  # one class -> one colour, every page
+                assert np.all(labels[ids] == cls)  # a trace holds exactly its class's rows
+                seen.append(ids)
+            assert np.array_equal(np.sort(np.concatenate(seen)), np.arange(359))  # whole test set, once each
+        raw = figs["latent_map_raw_chart"]["data"]
+        for tr in raw:  # in the raw plane, x/y of the point with row id r are mu[r]
+            ids = _array(tr["customdata"]).astype(int)
+            np.testing.assert_allclose(_array(tr["x"]), mu[ids, 0], rtol=1e-5, atol=1e-5)
+            np.testing.assert_allclose(_array(tr["y"]), mu[ids, 1], rtol=1e-5, atol=1e-5)
+        assert not at.get("progress")  # polling stopped once the embedding was ready
+
+    def test_z16_model_gets_one_umap_and_16_mu_columns(self, digits) -> None:
+        import torch
+
+        from vae_core.models import ModelConfig, build_model
+
+        torch.manual_seed(0)
+        cfg = ModelConfig(kind="vae", input_dim=64, image_shape=(1, 8, 8), hidden=(32,), latent_dim=16)
+        lm = LoadedModel("test:latent_map_z16", "test z16", "session", build_model(cfg).eval(), cfg, {"dataset": "digits"})
+        at = page(lm)
+        assert set(figures(at)) == {"latent_map_chart"}  # no raw plane for z > 2
+        at.session_state[SEL] = [0, 1]
+        at.run()
+        assert not at.exception
+        assert [c for c in at.dataframe[0].value.columns if c.startswith("μ")] == [f"μ{j}" for j in range(1, 17)]
+
+    def test_pca_first_while_umap_runs(self, vae) -> None:
+        at = page(vae, wait_umap=False)
+        job = at.session_state["latent_map_job"]
+        title = figures(at)["latent_map_chart"]["layout"]["title"]["text"]
+        if job.done:  # UMAP cached by an earlier test in this process: shown at once
+            assert title.startswith("UMAP")
+        else:
+            assert title.startswith("PCA of μ(x)") and at.get("progress")
+        job.wait(180)
+
+    def test_same_request_is_a_cache_hit(self, vae) -> None:
+        at = page(vae)
+        first = at.session_state["latent_map_job"].result
+        at.slider(key="latent_map_min_dist").set_value(0.5).run()
+        other = at.session_state["latent_map_job"]
+        assert other.wait(180) and other.result is not first and other.result.params == (("min_dist", 0.5), ("n_neighbors", 15))
+        at.slider(key="latent_map_min_dist").set_value(0.1).run()
+        back = at.session_state["latent_map_job"]
+        assert back.done and back.result is first  # (model, n, params) seen before: no recomputation
+
+    def test_fewer_points_keeps_row_ids(self, vae, digits) -> None:
+        at = page(vae)
+        at.select_slider(key="latent_map_n").set_value(100).run()
+        job = at.session_state["latent_map_job"]
+        assert job.wait(180) and job.result.ids.size == 100
+        at.run()
+        fig = figures(at)["latent_map_chart"]
+        ids = np.concatenate([_array(tr["customdata"]).astype(int) for tr in fig["data"]])
+        assert np.array_equal(np.sort(ids), np.sort(job.result.ids))
+
+
+class TestSelection:
+    def test_row_ids_come_from_customdata_not_point_indices(self) -> None:
+        # two traces (classes), each numbering its points from 0: indices would collide
+        points = [
+            {"curve_number": 3, "point_index": 0, "point_number": 0, "customdata": 42, "x": 0.1, "y": 0.2},
+            {"curve_number": 7, "point_index": 0, "point_number": 0, "customdata": [17], "x": 1.0, "y": 2.0},
+            {"curve_number": 3, "point_index": 1, "point_number": 1, "customdata": 42.0},  # repeat
+            {"curve_number": 9, "point_index": 5},  # a prior contour: no row id
+        ]
+        assert selected_row_ids(points) == [42, 17]
+        assert selected_row_ids([]) == [] and selected_row_ids(None) == []
+
+    def test_selection_shows_images_reconstructions_and_mu(self, vae, mu) -> None:
+        at = page(vae)
+        assert any("Nothing selected" in i.value for i in at.info)
+        at.session_state[SEL] = [17, 5, 300]
+        at.run()
+        assert not at.exception
+        df = at.dataframe[0].value
+        assert list(df["row"]) == [17, 5, 300]
+        np.testing.assert_allclose(df[["μ1", "μ2"]].to_numpy(), mu[[17, 5, 300]], rtol=1e-5)
+        captions = [c for im in at.get("image") for c in im.captions]
+        assert len(captions) == 2 and captions[0].startswith("3 selected test images")  # images and reconstructions
+        assert at.button(key="latent_map_send") is not None
+
+    def test_selection_is_dropped_when_the_model_changes(self, vae) -> None:
+        at = page(vae)
+        at.session_state[SEL] = [3]
+        at.run()
+        at.session_state["current_model"] = load_shipped("digits_ae_z2")
+        at.run()
+        assert not at.exception and at.session_state[SEL] == []
+
+
+class TestHandOff:
+    def _router_on_map(self) -> AppTest:
+        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180)
+        at.session_state["current_model"] = load_shipped("digits_vae_z2")  # the app may default to Fashion-MNIST
+        at.run()
+        at.switch_page("pages/latent_map.py")
+        at.run()
+        assert not at.exception, at.exception
+        return at
+
+    def test_send_first_selected_mu_to_the_explorer(self, mu) -> None:
+        at = self._router_on_map()
+        key = at.session_state["current_model"].key
+        at.session_state[SEL] = [17, 5]
+        at.run()
+        assert key == load_shipped("digits_vae_z2").key
+        assert at.selectbox(key="latent_map_send_pick").value == "17"  # the first selected point by default
+        at.button(key="latent_map_send").click().run()
+        assert not at.exception, at.exception
+        assert at.session_state["explorer_z"] == pytest.approx(mu[17].tolist(), rel=1e-6)
+        assert at.session_state["explorer_z_model"] == key
+        assert any("explorer" in t.value.lower() for t in at.title)  # switched to the explorer page
+
+    def test_send_the_mean_of_the_selection(self, mu) -> None:
+        at = self._router_on_map()
+        at.session_state[SEL] = [17, 5, 300]
+        at.run()
+        at.selectbox(key="latent_map_send_pick").set_value("mean").run()
+        at.button(key="latent_map_send").click().run()
+        assert not at.exception, at.exception
+        assert at.session_state["explorer_z"] == pytest.approx(mu[[17, 5, 300]].mean(0).tolist(), rel=1e-5)
