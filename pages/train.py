@@ -132,7 +132,10 @@ def on_step() -> None:
         mc, tc, errors = configs()
         if errors:
             return flash("error", "No step taken. Fix the settings first: " + " ".join(errors))
-        h.attach(Trainer(mc, tc, dataset=get_dataset(tc.dataset)))
+        try:
+            h.attach(Trainer(mc, tc, dataset=get_dataset(tc.dataset)))
+        except (DatasetError, ConfigError) as exc:
+            return flash("error", f"No step taken: {exc}")
     rec = h.trainer.step()
     if rec is None:
         return flash("warning", h.trainer.message or "No step taken: training is over.")

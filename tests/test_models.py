@@ -64,3 +64,14 @@ class TestForward:
     def test_no_hidden_layers(self):
         m = build_model(ModelConfig(input_dim=64, image_shape=(1, 8, 8), hidden=(), latent_dim=3))
         assert m(torch.rand(2, 64))[0].shape == (2, 64)
+
+
+class TestSizeBudget:
+    @pytest.mark.parametrize("cfg", [dict(), dict(kind="ae", hidden=(512, 256), latent_dim=16), dict(hidden=(), latent_dim=3)])
+    def test_analytic_count_matches_the_built_model(self, cfg):
+        c = ModelConfig(**cfg)
+        assert c.parameter_count() == count_parameters(build_model(c))
+
+    def test_a_model_over_the_budget_is_refused_before_it_is_built(self):
+        with pytest.raises(ConfigError, match="M parameters, over the lab's limit"):
+            ModelConfig(hidden=(8192,) * 6, latent_dim=64)

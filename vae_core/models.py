@@ -22,6 +22,7 @@ __all__ = ["ModelConfig", "AE", "VAE", "build_model", "ConfigError", "Encoder", 
 LIKELIHOODS = ("bernoulli", "gaussian")
 KINDS = ("vae", "ae")
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "elu": nn.ELU, "gelu": nn.GELU}
+MAX_PARAMETERS = 20_000_000  # 80 MB of float32 weights, ~320 MB while training with Adam; shipped models are ~1 M
 
 
 class ConfigError(ValueError):
@@ -68,6 +69,21 @@ class ModelConfig:
             raise ConfigError(f"obs_std must be in (0, 10), got {self.obs_std}")
         if self.activation not in ACTIVATIONS:
             raise ConfigError(f"activation must be one of {tuple(ACTIVATIONS)}, got {self.activation!r}")
+        n = self.parameter_count()
+        if n > MAX_PARAMETERS:
+            raise ConfigError(
+                f"this model would have {n / 1e6:,.0f} M parameters, over the lab's limit of "
+                f"{MAX_PARAMETERS / 1e6:.0f} M (a shared server trains several at once): use fewer or narrower hidden layers"
+            )
+
+    def parameter_count(self) -> int:
+        """Trainable parameters of the model this config builds, counted without building it."""
+        def mlp(sizes: list[int]) -> int:
+            return sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
+
+        last = self.hidden[-1] if self.hidden else self.input_dim
+        heads = (2 if self.kind == "vae" else 1) * (last * self.latent_dim + self.latent_dim)
+        return mlp([self.input_dim, *self.hidden]) + heads + mlp([self.latent_dim, *reversed(self.hidden), self.input_dim])
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (tuples become lists)."""
