@@ -10,7 +10,6 @@ from __future__ import annotations
 import uuid
 
 import numpy as np
-import pandas  # noqa: F401  (before the UMAP warm-up thread imports it: plotly must never see it half-imported)
 import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
@@ -76,8 +75,9 @@ def histograms(mu: np.ndarray, active: np.ndarray, title: str) -> go.Figure:
     fig.update_xaxes(title_text="μ_j (latent units)", row=nrow, col=1)
     fig.update_yaxes(title_text="density (per unit)", row=1, col=1)
     fig.update_annotations(font_size=11)
-    return fig.update_layout(title=title, height=170 * nrow + 130, bargap=0, margin=dict(t=90),
-                             legend=dict(orientation="h", y=1.02, yanchor="bottom", x=1, xanchor="right"))
+    return fig.update_layout(title=dict(text=title, y=0.99, yanchor="top"), height=170 * nrow + 150, bargap=0,
+                             margin=dict(t=110), legend=dict(orientation="h", y=0.99, yanchor="top", x=1, xanchor="right",
+                                                              yref="container"))
 
 
 @st.fragment(run_every=1)

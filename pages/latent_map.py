@@ -9,7 +9,6 @@ in ``st.session_state["latent_map_selected_ids"]``, so it never depends on point
 from __future__ import annotations
 
 import numpy as np
-import pandas  # noqa: F401  (before the UMAP warm-up thread imports it: plotly must never see it half-imported)
 import plotly.graph_objects as go
 import streamlit as st
 

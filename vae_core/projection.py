@@ -351,6 +351,11 @@ def start_background_warmup() -> threading.Thread:
         if t is None or (_WARM.state.startswith("failed") and not t.is_alive()):
             if _WARM.state != "done":
                 _WARM.state = "running"
+            # umap imports pandas. Imported first in a background thread, pandas can be seen
+            # half-initialised by a page's plotly import at the same moment ("partially
+            # initialized module 'pandas'", reproduced at app start), so import it here, in the caller.
+            import pandas  # noqa: F401, PLC0415
+
             t = threading.Thread(target=_warm_quietly, name="umap-warmup", daemon=True)
             _WARM.thread = t
             t.start()
