@@ -40,8 +40,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.e2e.harness import (  # noqa: E402
-    PAGES, click_button, keyed, VIEWPORT, drag_slider, image_src, launch_browser, launch_server, missing_requirement, open_page, plot_title,
-    settle, switch_page, title_selector, wait_for_page, wait_healthy, wait_image_changed,
+    PAGES, VIEWPORT, click_button, drag_slider, free_port, image_src, keyed, launch_browser, launch_server,
+    missing_requirement, open_page, plot_title, settle, switch_page, title_selector, wait_for_page, wait_healthy,
+    wait_image_changed,
 )
 
 TARGET_COLD_S = 6.0
@@ -209,8 +210,6 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from playwright.sync_api import sync_playwright
 
-    from tests.e2e.harness import free_port
-
     port = args.port or free_port()
     load = os.getloadavg()[0]
     print(f"Browser latency, {os.cpu_count()} CPUs, load average {load:.1f} at the start "
@@ -244,11 +243,12 @@ def main(argv: list[str] | None = None) -> int:
             if server is not None:
                 server.stop()
     rendered = [d for _, _, d in cold]
+    answers, titles = statistics.median(h for h, _, _ in cold), statistics.median(t for _, t, _ in cold)
     shown_w, done_w = [s for s, _ in later], [d for _, d in later]
     p50s = pct(sl, 50)
     print("\n== summary (wall clock, this machine)")
     print(f"  cold start -> home drawn      : median {statistics.median(rendered):5.2f} s, best {min(rendered):5.2f} s "
-          f"(server answers {statistics.median(h for h, _, _ in cold):5.2f} s, title {statistics.median(t for _, t, _ in cold):5.2f} s)   target {TARGET_COLD_S:g} s: "
+          f"(server answers {answers:5.2f} s, title {titles:5.2f} s)   target {TARGET_COLD_S:g} s: "
           f"{ok(statistics.median(rendered), TARGET_COLD_S)}")
     print(f"  new tab, running server -> home drawn: median {statistics.median(fresh):5.2f} s")
     print(f"  slider release -> new image   : p50 {p50s:5.0f} ms, p95 {pct(sl, 95):5.0f} ms, max {max(sl):5.0f} ms "

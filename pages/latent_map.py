@@ -40,7 +40,7 @@ def map_figure(xy: np.ndarray, ids: np.ndarray, labels: np.ndarray, names: tuple
             marker=dict(color=class_color(int(c)), size=4, opacity=0.75),
             hovertemplate=f"{names[int(c)]}<br>row %{{customdata}}<extra></extra>"))
     return fig.update_layout(title=title, xaxis_title=axes[0], yaxis_title=axes[1], height=height,
-                             legend=dict(itemsizing="constant"), dragmode="lasso", margin=dict(t=50))
+                             legend=dict(itemsizing="constant"), margin=dict(t=50))
 
 
 def _on_select(chart_key: str) -> None:

@@ -8,6 +8,7 @@ Playwright or Chromium is missing. Chromium is Debian's (``/usr/bin/chromium``, 
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import signal
 import socket
@@ -45,9 +46,7 @@ ERROR_BOX = '[data-testid="stAlertContentError"]'
 
 def missing_requirement() -> str | None:
     """Why browser tests cannot run here, or None when they can."""
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
+    if importlib.util.find_spec("playwright") is None:
         return "the playwright package is not installed (pip install -r requirements-dev.txt)"
     if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
         return (f"no Chromium at {CHROMIUM} (Debian: apt-get install chromium, as .ci/run does; "
@@ -114,12 +113,13 @@ def launch_server(port: int | None = None, log_path: Path | None = None, env: di
 
 def wait_healthy(server: Server, timeout: float = 90.0) -> float:
     """Poll /_stcore/health until it says ok; returns seconds since launch. Raises with the log tail."""
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never via a proxy
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if server.proc.poll() is not None:
             raise RuntimeError(f"streamlit exited with code {server.proc.returncode}:\n{server.log_tail()}")
         try:
-            with urllib.request.urlopen(f"{server.url}/_stcore/health", timeout=2) as r:
+            with opener.open(f"{server.url}/_stcore/health", timeout=2) as r:
                 if r.read().strip() == b"ok":
                     return time.perf_counter() - server.started_at
         except OSError:
@@ -193,8 +193,9 @@ def switch_page(page: Any, path: str) -> str:
     back/forward buttons do: a history change, which Streamlit turns into a page switch.
     """
     found = page.evaluate("""(p) => {
-        for (const a of document.querySelectorAll('[data-testid="stSidebarNavLink"]')) a.removeAttribute('data-e2e-target');
-        const a = [...document.querySelectorAll('[data-testid="stSidebarNavLink"]')]
+        const links = [...document.querySelectorAll('[data-testid="stSidebarNavLink"]')];
+        for (const a of links) a.removeAttribute('data-e2e-target');
+        const a = links
             .find(a => new URL(a.href).pathname.replace(/\\/+$/, '') === ('/' + p).replace(/\\/+$/, ''));
         if (!a || !a.offsetParent) return false;
         a.setAttribute('data-e2e-target', '1');
@@ -268,7 +269,9 @@ def image_src(page: Any, caption_text: str) -> str | None:
         """(text) => {
             for (const img of document.querySelectorAll('[data-testid="stImage"]')) {
                 const cap = img.querySelector('[data-testid="stImageCaption"]');
-                if (cap && cap.innerText.includes(text)) { const i = img.querySelector('img'); return i ? i.src : null; }
+                if (!cap || !cap.innerText.includes(text)) continue;
+                const i = img.querySelector('img');
+                return i ? i.src : null;
             }
             return null;
         }""", caption_text)
@@ -324,9 +327,17 @@ def plot_x_max(page: Any, key: str) -> float | None:
             const gd = el.querySelector('.js-plotly-plot');
             if (!gd || !gd._fullData) return null;
             let m = null;
-            for (const t of gd._fullData) for (const v of (t.x || [])) if (typeof v === 'number' && (m === null || v > m)) m = v;
+            for (const t of gd._fullData)
+                for (const v of (t.x || [])) if (typeof v === 'number' && (m === null || v > m)) m = v;
             return m;
         }""")
+
+
+def pick_plot_tool(page: Any, key: str, tool: str) -> None:
+    """Choose a tool (``lasso``, ``select`` (box), ``pan``, ``zoom``) in the toolbar of Plotly chart ``key``."""
+    chart = page.locator(keyed(key)).first
+    chart.hover()  # the toolbar shows on hover
+    chart.locator(f'.modebar-btn[data-attr="dragmode"][data-val="{tool}"]').click()
 
 
 def lasso_around(page: Any, x: float, y: float, r: float = 6.0) -> None:

@@ -11,10 +11,10 @@ from __future__ import annotations
 import re
 import time
 
-
 from .harness import (
-    PAGES, click_button, keyed, drag_slider, image_src, lasso_around, open_page, plot_point, plot_title, plot_x_max,
-    problems, save_screenshot, screenshots_enabled, settle, switch_page, wait_for_page, wait_image_changed,
+    PAGES, click_button, drag_slider, image_src, keyed, lasso_around, open_page, pick_plot_tool, plot_point,
+    plot_title, plot_x_max, problems, save_screenshot, screenshots_enabled, settle, switch_page, wait_for_page,
+    wait_image_changed,
 )
 
 DECODED = "decoded pixel means"  # the caption of the latent explorer's decoded image
@@ -53,8 +53,9 @@ def stable_map(page, umap_wait: float | None = None) -> None:
 
 
 def test_every_page_opens_without_an_error(page, app_server):
-    """Home by URL, the Theory page through its link on Home, then every other page by switching
-    in the same session (no reload): each draws its title and no exception or error box."""
+    """Home by URL, the Theory page through its link on Home, then every other page through the
+    navigation menu, in the same session (no reload): each draws its title and no exception or
+    error box, and no JavaScript error is raised."""
     found: dict[str, list[str]] = {}
 
     def check(path: str) -> None:
@@ -72,7 +73,10 @@ def test_every_page_opens_without_an_error(page, app_server):
     assert page.url.rstrip("/").endswith("/theory"), page.url
     check("theory")
     for path in ("train", "elbo", "explorer", "latent-map", "compare"):
-        switch_page(page, path)
+        how = switch_page(page, path)
+        assert how == "navigation menu", (
+            "the app shows no navigation menu: with st.navigation, `client.showSidebarNavigation = false` "
+            "in .streamlit/config.toml hides it, and only Home's links lead anywhere")
         wait_for_page(page, path, timeout=120)
         check(path)
     assert not found, f"pages with problems: {found}"
@@ -138,6 +142,7 @@ def test_lasso_on_the_latent_map_shows_the_selected_images(page, app_server):
     stable_map(page)
     n = 0
     for attempt in range(3):  # a UMAP that lands mid-gesture redraws the chart: try again
+        pick_plot_tool(page, "latent_map_chart", "lasso")  # as a person would, whatever the default tool
         pt = plot_point(page, "latent_map_chart", which=0.37)
         assert pt is not None, "the latent map drew no points"
         lasso_around(page, pt["x"], pt["y"], r=6)
