@@ -74,7 +74,7 @@ def headless(ds, epochs: int, seed: int) -> tuple[float, float]:
     return statistics.mean(tr.history.throughput), tr.global_step * BATCH / dt
 
 
-def in_refresh(ds, epochs: int, seed: int, refresh: float) -> tuple[float, str]:
+def in_refresh(ds, epochs: int, seed: int, refresh: float, gil_default: bool = False) -> tuple[float, str]:
     """(epoch throughput, details): a session's trainer thread plus the live fragment's work every ``refresh`` s."""
     from streamlit import config as st_config
 
@@ -84,7 +84,10 @@ def in_refresh(ds, epochs: int, seed: int, refresh: float) -> tuple[float, str]:
     st_config.set_option("global.showWarningOnDirectExecution", False)  # bare mode on purpose
     logging.getLogger("streamlit.runtime.scriptrunner_utils.script_run_context").setLevel(logging.ERROR)
     h = sessions.TrainerRegistry(heartbeat_timeout=0).open()
-    page.share_the_gil()  # what the Start button does before starting
+    if gil_default:
+        sys.setswitchinterval(0.005)
+    else:
+        page.share_the_gil()  # what the Start button does before starting
     h.start(Trainer(*configs(ds, epochs, seed), dataset=ds))
     tr = h.trainer
     draws, busy = 0, 0.0
@@ -208,7 +211,7 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=0, help="torch intra-op threads, both sides (0 = torch's default)")
     p.add_argument("--port", type=int, default=8599, help="browser: the server's port")
     p.add_argument("--gil-default", action="store_true",
-                   help="apptest: undo the page's share_the_gil() after Start (Python's 5 ms switch interval), "
+                   help="refresh, apptest: keep Python's 5 ms switch interval instead of the page's share_the_gil(), "
                         "to see what it buys")
     args = p.parse_args()
     if args.threads > 0:
@@ -232,7 +235,7 @@ def main() -> None:
             if browser is not None:
                 eps, info = browser.run(args.epochs, seed=r, timeout_s=1200)
             elif args.mode == "refresh":
-                eps, info = in_refresh(ds, args.epochs, seed=r, refresh=args.refresh)
+                eps, info = in_refresh(ds, args.epochs, seed=r, refresh=args.refresh, gil_default=args.gil_default)
             else:
                 eps, info = in_apptest(args.dataset, args.epochs, seed=r, refresh=args.refresh, gil_default=args.gil_default)
             app.append(eps)
