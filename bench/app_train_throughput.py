@@ -6,11 +6,11 @@ In the app, three ways (``--mode``):
 
 - ``refresh`` (default): the page's trainer thread, started through a session handle exactly as
   the Start button does (vae_core.sessions, with the page's switch-interval setting), while this
-  thread runs the page's per-second refresh work beside it: ``pages.train.draw_live``, the body
+  thread runs the page's per-second refresh work beside it: ``lab_pages.train.draw_live``, the body
   of the live fragment (snapshot, history to numpy, Plotly figures to JSON, LaTeX, preview
   decode, PNG grids), once per ``--refresh`` seconds. Streamlit runs it in bare mode, so every
   element is built and encoded, only not sent.
-- ``apptest``: the Train page (pages/train.py) driven through Streamlit's AppTest in
+- ``apptest``: the Train page (lab_pages/train.py) driven through Streamlit's AppTest in
   this process. Its Start button builds and starts the session's trainer thread; while that
   trains, the *whole* page script is rerun every ``--refresh`` seconds (snapshot, history to
   numpy, Plotly figures, LaTeX, preview images). The browser reruns only the live fragment,
@@ -78,7 +78,7 @@ def in_refresh(ds, epochs: int, seed: int, refresh: float, gil_default: bool = F
     """(epoch throughput, details): a session's trainer thread plus the live fragment's work every ``refresh`` s."""
     from streamlit import config as st_config
 
-    from pages import train as page
+    from lab_pages import train as page
     from vae_core import sessions
 
     st_config.set_option("global.showWarningOnDirectExecution", False)  # bare mode on purpose
@@ -110,7 +110,7 @@ def in_apptest(dataset: str, epochs: int, seed: int, refresh: float, gil_default
     """(epoch throughput, details) through the Train page under AppTest, rerun every ``refresh`` s."""
     from streamlit.testing.v1 import AppTest
 
-    at = AppTest.from_file(str(ROOT / "pages" / "train.py"), default_timeout=300)
+    at = AppTest.from_file(str(ROOT / "lab_pages" / "train.py"), default_timeout=300)
     at.run()
     at.selectbox(key="train_dataset").set_value(dataset)
     at.number_input(key="train_epochs").set_value(epochs)

@@ -5,7 +5,7 @@ Each session is a ``TrainerHandle`` in the process-wide registry (what the Train
 training the page's default model (VAE 784-400-16, β=1, lr 1e-3, batch 128) on Fashion-MNIST
 (digits if it is not on this machine). While they train, the main thread plays every session's
 live view once a second: ``snapshot()``, the thinned series and the preview images, i.e. the
-vae_core side of pages/train.py's fragment (Plotly figures are not built); its time is reported
+vae_core side of lab_pages/train.py's fragment (Plotly figures are not built); its time is reported
 as the redraw latency. Before that, one session trains alone for ``--solo-seconds`` as the
 baseline. At the end half the sessions are closed and the other half are dropped (their
 finalizer stops the trainer, as when Streamlit forgets a session), and the bench counts the

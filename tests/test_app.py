@@ -13,8 +13,8 @@ from tests.conftest import ROOT
 from vae_core.checkpoint import checkpoint_bytes, load_checkpoint
 
 APP = str(ROOT / "app.py")
-PAGES = ["pages/home.py", "pages/theory.py", "pages/train.py", "pages/elbo.py", "pages/explorer.py",
-         "pages/latent_map.py", "pages/compare.py"]
+PAGES = ["lab_pages/home.py", "lab_pages/theory.py", "lab_pages/train.py", "lab_pages/elbo.py", "lab_pages/explorer.py",
+         "lab_pages/latent_map.py", "lab_pages/compare.py"]
 
 
 # AppTest (1.67) drops what the router script itself draws on every rerun after the first
@@ -24,7 +24,7 @@ SIDEBAR_HARNESS = f"""
 import sys
 sys.path.insert(0, {str(ROOT)!r})
 import streamlit as st
-from pages.sidebar import model_sidebar
+from lab_pages.sidebar import model_sidebar
 model_sidebar()
 lm = st.session_state.get("current_model")
 st.write("current:", lm.label if lm else None)

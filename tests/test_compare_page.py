@@ -8,11 +8,11 @@ import json
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from pages.common import LoadedModel, list_shipped, load_shipped
+from lab_pages.common import LoadedModel, list_shipped, load_shipped
 from tests.conftest import ROOT
 from vae_core import compare as cmp
 
-PAGE = str(ROOT / "pages" / "compare.py")
+PAGE = str(ROOT / "lab_pages" / "compare.py")
 
 
 def page(lm: LoadedModel | None = None, **state) -> AppTest:
@@ -135,7 +135,7 @@ class TestLivePair:
         at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180)
         at.session_state["current_model"] = load_shipped("digits_vae_z2")  # keep it quick
         at.run()
-        at.switch_page("pages/compare.py")
+        at.switch_page("lab_pages/compare.py")
         at.run()
         assert not at.exception, at.exception
         assert any("AE vs VAE" in t.value for t in at.title)

@@ -15,14 +15,14 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
-from pages.common import LoadedModel, load_shipped
+from lab_pages.common import LoadedModel, load_shipped
 from tests.conftest import digits_config
 from vae_core import identity as idn
 from vae_core.models import ModelConfig, build_model
 from vae_core.train import History, Snapshot, TrainConfig, Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
-PAGE, APP = str(ROOT / "pages" / "elbo.py"), str(ROOT / "app.py")
+PAGE, APP = str(ROOT / "lab_pages" / "elbo.py"), str(ROOT / "app.py")
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -105,7 +105,7 @@ def test_z2_model_renders_the_posterior_view_with_exact_numbers(vae2, digits) ->
 def test_through_the_router() -> None:
     at = AppTest.from_file(APP, default_timeout=180)
     at.run()
-    at.switch_page("pages/elbo.py")
+    at.switch_page("lab_pages/elbo.py")
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     assert any(t.value.startswith("🧮 ELBO") for t in at.title)

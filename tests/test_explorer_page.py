@@ -1,6 +1,6 @@
 """The Latent explorer page through AppTest, and the helpers of vae_core.explore it uses.
 
-The page tests run ``pages/explorer.py`` directly with the current model put into session
+The page tests run ``lab_pages/explorer.py`` directly with the current model put into session
 state first (shipped digits checkpoints: always present), plus one run through the router.
 """
 
@@ -21,13 +21,13 @@ if str(ROOT) not in sys.path:
 
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
-from pages.common import LoadedModel, load_shipped, to_image  # noqa: E402
+from lab_pages.common import LoadedModel, load_shipped, to_image  # noqa: E402
 from vae_core import explore as ex  # noqa: E402
 from vae_core import inference as inf  # noqa: E402
 from vae_core.data import load_dataset  # noqa: E402
 from vae_core.models import ModelConfig, build_model  # noqa: E402
 
-PAGE = str(ROOT / "pages" / "explorer.py")
+PAGE = str(ROOT / "lab_pages" / "explorer.py")
 
 
 @pytest.fixture(scope="module")
@@ -299,14 +299,14 @@ class TestExploreHelpers:
 
 def test_through_the_router(vae) -> None:
     app = (ROOT / "app.py").read_text()
-    missing = [p for p in ("train", "elbo", "explorer", "latent_map", "compare") if f"pages/{p}.py" in app
-               and not (ROOT / "pages" / f"{p}.py").exists()]
+    missing = [p for p in ("train", "elbo", "explorer", "latent_map", "compare") if f"lab_pages/{p}.py" in app
+               and not (ROOT / "lab_pages" / f"{p}.py").exists()]
     if missing:
         pytest.skip(f"pages not written yet: {missing}; the router cannot start without them")
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
     at.session_state["current_model"] = vae
     at.run()
-    at.switch_page("pages/explorer.py")
+    at.switch_page("lab_pages/explorer.py")
     at.run()
     assert not at.exception
     assert at.slider(key="explorer_dim_0").value == 0.0

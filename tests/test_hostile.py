@@ -33,7 +33,7 @@ from streamlit.testing.v1 import AppTest
 from tests.conftest import ROOT
 from tests.test_app import SIDEBAR_HARNESS
 
-import pages.common as common
+import lab_pages.common as common
 from vae_core import data, sessions
 from vae_core.checkpoint import CheckpointError, checkpoint_bytes, load_checkpoint
 from vae_core.data import DatasetError, DatasetUnavailable, read_idx
@@ -41,9 +41,9 @@ from vae_core.models import ModelConfig, build_model
 from vae_core.train import TrainerState as S
 
 APP = str(ROOT / "app.py")
-TRAIN_PAGE = str(ROOT / "pages" / "train.py")
+TRAIN_PAGE = str(ROOT / "lab_pages" / "train.py")
 SHIPPED = ROOT / "checkpoints" / "digits_vae_z2.safetensors"
-UPLOAD_LIMIT = 50 * 1024 * 1024  # pages/sidebar.py: UPLOAD_LIMIT_MB = 50
+UPLOAD_LIMIT = 50 * 1024 * 1024  # lab_pages/sidebar.py: UPLOAD_LIMIT_MB = 50
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -536,7 +536,7 @@ class TestTraining:
     def test_switching_pages_while_training(self, page):
         at = AppTest.from_file(APP, default_timeout=120)
         at.run()
-        at.switch_page("pages/train.py").run()
+        at.switch_page("lab_pages/train.py").run()
         at.selectbox(key="train_dataset").set_value("digits")
         at.number_input(key="train_epochs").set_value(3000).run()
         at.button(key="train_start").click().run()
@@ -546,13 +546,13 @@ class TestTraining:
         try:
             assert tr.state == S.RUNNING
             assert wait_for(lambda: tr.global_step > 2)
-            for other in ("pages/elbo.py", "pages/explorer.py", "pages/home.py"):
+            for other in ("lab_pages/elbo.py", "lab_pages/explorer.py", "lab_pages/home.py"):
                 at.switch_page(other).run()
                 assert not at.exception, (other, at.exception)
                 before = tr.global_step
                 assert wait_for(lambda: tr.global_step > before + 3), f"training goes on while {other} is open"
             assert at.session_state["train_handle"] is h and h.trainer is tr
-            at.switch_page("pages/train.py").run()
+            at.switch_page("lab_pages/train.py").run()
             assert not at.exception
             assert any("running" in p.proto.text for p in at.get("progress")), "the Train page shows the run again"
             assert at.button(key="train_pause").disabled is False and at.button(key="train_start").disabled is True

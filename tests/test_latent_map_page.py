@@ -15,12 +15,12 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from pages.common import CLASS_COLORS, LoadedModel, load_shipped
+from lab_pages.common import CLASS_COLORS, LoadedModel, load_shipped
 from tests.conftest import ROOT
 from vae_core.compare import selected_row_ids
 from vae_core.inference import encode
 
-PAGE = str(ROOT / "pages" / "latent_map.py")
+PAGE = str(ROOT / "lab_pages" / "latent_map.py")
 SEL = "latent_map_selected_ids"
 
 
@@ -171,7 +171,7 @@ class TestHandOff:
         at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180)
         at.session_state["current_model"] = load_shipped("digits_vae_z2")  # the app may default to Fashion-MNIST
         at.run()
-        at.switch_page("pages/latent_map.py")
+        at.switch_page("lab_pages/latent_map.py")
         at.run()
         assert not at.exception, at.exception
         return at

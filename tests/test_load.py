@@ -21,7 +21,7 @@ from vae_core.data import load_dataset
 from vae_core.models import ModelConfig
 from vae_core.train import TrainConfig, Trainer, TrainerState as S
 
-PAGE = str(ROOT / "pages" / "train.py")
+PAGE = str(ROOT / "lab_pages" / "train.py")
 N_SESSIONS, N_PAGES = 8, 2
 
 

@@ -173,7 +173,7 @@ class TestTheoryPage:
     def test_page_runs_and_reacts(self) -> None:
         from streamlit.testing.v1 import AppTest
 
-        at = AppTest.from_file(str(ROOT / "pages" / "theory.py"), default_timeout=60)
+        at = AppTest.from_file(str(ROOT / "lab_pages" / "theory.py"), default_timeout=60)
         at.run()
         assert not at.exception
         assert len(at.header) == 4

@@ -17,14 +17,14 @@ if str(ROOT) not in sys.path:
 
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
-import pages.common as common  # noqa: E402
+import lab_pages.common as common  # noqa: E402
 from vae_core import sessions  # noqa: E402
 from vae_core.checkpoint import load_checkpoint  # noqa: E402
 from vae_core.data import load_dataset  # noqa: E402
 from vae_core.models import ConfigError, ModelConfig  # noqa: E402
 from vae_core.train import TrainConfig, Trainer, TrainerState as S  # noqa: E402
 
-PAGE = str(ROOT / "pages" / "train.py")
+PAGE = str(ROOT / "lab_pages" / "train.py")
 APP = str(ROOT / "app.py")
 WIDGETS = {
     "selectbox": ["train_dataset"], "radio": ["train_kind"], "text_input": ["train_hidden"],
@@ -90,7 +90,7 @@ class TestRender:
     def test_through_the_router(self) -> None:
         at = AppTest.from_file(APP, default_timeout=120)
         at.run()
-        at.switch_page("pages/train.py")
+        at.switch_page("lab_pages/train.py")
         at.run()
         assert not at.exception
         assert at.title[0].value == "Train"

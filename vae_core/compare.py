@@ -81,7 +81,7 @@ def recipe_differences(vae_meta: Mapping[str, Any], ae_meta: Mapping[str, Any]) 
 def find_pair(shipped: Mapping[str, Mapping[str, Any]], dataset: str, latent_dim: int) -> tuple[str, str] | None:
     """Names (vae, ae) of a fair shipped pair on ``dataset`` with ``latent_dim``, or None.
 
-    ``shipped`` is ``{name: metadata}`` (pages.common.list_shipped()). A fair pair is a
+    ``shipped`` is ``{name: metadata}`` (lab_pages.common.list_shipped()). A fair pair is a
     plain VAE (beta = 1) and an AE whose :func:`recipe_differences` is empty. Checkpoints in
     ``checkpoints/`` come before ones saved in a session (``saved/...``); ties go by name.
     """

@@ -184,5 +184,5 @@ def test_clicking_a_point_on_the_latent_map_selects_it(page, app_server):
     assert n == 1, (
         f"clicking point row {pt['id']} selected {n} points (Plotly clickmode={clickmode!r}). Streamlit 1.67 sets "
         "clickmode='event' (no click selection) when a figure's dragmode is 'lasso' or 'select': "
-        "pages/latent_map.py map_figure() should not set dragmode='lasso'")
+        "lab_pages/latent_map.py map_figure() should not set dragmode='lasso'")
     page.wait_for_selector(f'text=/row {pt["id"]}/', timeout=10_000)

@@ -12,7 +12,7 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
-from pages.common import class_color, get_dataset, require_dataset, require_model, show_grid
+from lab_pages.common import class_color, get_dataset, require_dataset, require_model, show_grid
 from vae_core import projection as pj
 from vae_core.compare import selected_row_ids, shared_projection_cache
 from vae_core.inference import encode, reconstruct
@@ -135,4 +135,4 @@ pick = st.selectbox("Point to explore", options, key="latent_map_send_pick",
 if st.button("Send μ to the latent explorer", key="latent_map_send", type="primary"):
     z = mu[sel].mean(0) if pick == "mean" else mu[int(pick)]
     ss["explorer_z"], ss["explorer_z_model"] = [float(v) for v in z], lm.key
-    st.switch_page("pages/explorer.py")
+    st.switch_page("lab_pages/explorer.py")

@@ -6,7 +6,7 @@ import hashlib
 
 import streamlit as st
 
-from pages.common import (
+from lab_pages.common import (
     LoadedModel, add_session_model, available_datasets, current_model, from_checkpoint, list_shipped,
     load_shipped, session_models, set_current_model,
 )

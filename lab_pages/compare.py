@@ -14,7 +14,7 @@ import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
-from pages.common import (
+from lab_pages.common import (
     LoadedModel, add_session_model, available_datasets, class_color, get_dataset, list_shipped, load_shipped,
     require_model, show_grid,
 )

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from pages.common import KL_COLOR, RECON_COLOR, current_model
+from lab_pages.common import KL_COLOR, RECON_COLOR, current_model
 
 st.title("🧪 VAE Workshop Lab")
 st.markdown(
@@ -30,12 +30,12 @@ else:
 st.subheader("The pages")
 cols = st.columns(2)
 links = [
-    ("pages/theory.py", "Theory: entropy to ELBO", "Information, entropy, KL, variational inference and the reparameterization trick, with sliders."),
-    ("pages/train.py", "Train", "Train a small VAE (or AE) live and watch −ELBO split into reconstruction and KL, per latent dimension."),
-    ("pages/elbo.py", "ELBO, term by term", "Pick one image: check log p(x) = ELBO + KL(q‖p(z|x)) with importance sampling, and by exact quadrature for z=2."),
-    ("pages/explorer.py", "Latent explorer", "Drag latent sliders, traverse dimensions, interpolate, and see the 2-D manifold."),
-    ("pages/latent_map.py", "Latent map (UMAP)", "A UMAP of the posterior means of the test set; select points to see their images."),
-    ("pages/compare.py", "AE vs VAE", "Same architecture, data and seed: why the VAE's latent space can be sampled and the AE's cannot."),
+    ("lab_pages/theory.py", "Theory: entropy to ELBO", "Information, entropy, KL, variational inference and the reparameterization trick, with sliders."),
+    ("lab_pages/train.py", "Train", "Train a small VAE (or AE) live and watch −ELBO split into reconstruction and KL, per latent dimension."),
+    ("lab_pages/elbo.py", "ELBO, term by term", "Pick one image: check log p(x) = ELBO + KL(q‖p(z|x)) with importance sampling, and by exact quadrature for z=2."),
+    ("lab_pages/explorer.py", "Latent explorer", "Drag latent sliders, traverse dimensions, interpolate, and see the 2-D manifold."),
+    ("lab_pages/latent_map.py", "Latent map (UMAP)", "A UMAP of the posterior means of the test set; select points to see their images."),
+    ("lab_pages/compare.py", "AE vs VAE", "Same architecture, data and seed: why the VAE's latent space can be sampled and the AE's cannot."),
 ]
 for i, (path, title, text) in enumerate(links):
     with cols[i % 2]:

@@ -20,7 +20,7 @@ import plotly.graph_objects as go
 import streamlit as st
 import torch
 
-from pages.common import (
+from lab_pages.common import (
     ELBO_COLOR, KL_COLOR, PROJECT_ROOT, RECON_COLOR, SESSION_CHECKPOINT_DIR, LoadedModel, add_session_model,
     available_datasets, get_dataset, list_shipped, load_shipped, set_current_model, image_grid,
 )
@@ -243,7 +243,7 @@ def kl_heatmap(ps: dict) -> go.Figure:
 
 
 def grid(images: torch.Tensor, shape: tuple[int, int, int], caption: str) -> None:
-    """Like pages.common.show_grid, but with ~56 px tiles: a quarter of the PNG to encode every second."""
+    """Like lab_pages.common.show_grid, but with ~56 px tiles: a quarter of the PNG to encode every second."""
     g = image_grid(images, shape, ncols=8)
     scale = max(1, round(56 / shape[1]))
     st.image(np.kron(g, np.ones((scale, scale), dtype=np.uint8)) if scale > 1 else g, caption=caption, width="stretch")

@@ -15,7 +15,7 @@ import plotly.graph_objects as go
 import streamlit as st
 import torch
 
-from pages.common import KL_COLOR, require_dataset, require_model, to_image
+from lab_pages.common import KL_COLOR, require_dataset, require_model, to_image
 from vae_core import explore as ex
 from vae_core import inference as inf
 
@@ -161,7 +161,7 @@ with right:
     b2.button("Random z ~ N(0, I)" if lm.is_vae else "Random (Gaussian fit)", key="explorer_random", width="stretch",
               on_click=_random, args=(key, lo, hi, mean, std, lm.is_vae))
     try:
-        st.page_link("pages/latent_map.py", label="Take μ of a point on the latent map", icon="🗺️")
+        st.page_link("lab_pages/latent_map.py", label="Take μ of a point on the latent map", icon="🗺️")
     except Exception:  # page not registered (page run on its own): say where instead
         st.caption("To take μ of a point on the latent map, select it on the Latent map page and send it here.")
 

@@ -12,7 +12,7 @@ import streamlit as st
 import torch
 from plotly.subplots import make_subplots
 
-from pages.common import (
+from lab_pages.common import (
     ELBO_COLOR, KL_COLOR, LOGPX_COLOR, RECON_COLOR, get_dataset, list_shipped, load_shipped,
     require_dataset, require_vae, set_current_model, to_image,
 )
