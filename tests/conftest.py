@@ -46,3 +46,17 @@ def trained_vae_z2(digits):
     tr.run()
     assert tr.state == "finished"
     return tr.model.eval()
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch intra-op thread for a module that runs trainer threads beside AppTest scripts.
+
+    On 2 cores, several 2-thread OpenMP teams oversubscribe the CPU and run many times slower
+    (measured 5-20x on a loaded machine). Modules opt in with
+    ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``; the old count is restored after.
+    """
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)

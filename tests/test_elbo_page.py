@@ -12,7 +12,6 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-import torch
 from streamlit.testing.v1 import AppTest
 
 from lab_pages.common import LoadedModel, load_shipped
@@ -25,13 +24,8 @@ ROOT = Path(__file__).resolve().parents[1]
 PAGE, APP = str(ROOT / "lab_pages" / "elbo.py"), str(ROOT / "app.py")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One torch thread for this module: on a shared, oversubscribed CPU two threads spin and run ~5x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# one intra-op thread per trainer thread: see tests/conftest.py::one_torch_thread
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -46,13 +46,8 @@ SHIPPED = ROOT / "checkpoints" / "digits_vae_z2.safetensors"
 UPLOAD_LIMIT = 50 * 1024 * 1024  # lab_pages/sidebar.py: UPLOAD_LIMIT_MB = 50
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Trainer threads share 2 cores with other work: one intra-op thread each keeps these quick."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+# one intra-op thread per trainer thread: see tests/conftest.py::one_torch_thread
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def wait_for(cond, timeout: float = 30.0) -> bool:

@@ -25,13 +25,8 @@ CK = Path(__file__).resolve().parents[1] / "checkpoints" / "digits_vae_z2.safete
 IMAGES = (0, 7, 42)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One torch thread for this module: on a shared, oversubscribed CPU two threads spin and run ~5x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# one intra-op thread per trainer thread: see tests/conftest.py::one_torch_thread
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

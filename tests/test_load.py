@@ -25,13 +25,8 @@ PAGE = str(ROOT / "lab_pages" / "train.py")
 N_SESSIONS, N_PAGES = 8, 2
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Many trainer threads on a shared 2-core box: one intra-op thread each."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+# one intra-op thread per trainer thread: see tests/conftest.py::one_torch_thread
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture

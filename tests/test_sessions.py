@@ -24,13 +24,8 @@ from vae_core.sessions import CapacityError, TrainerRegistry  # noqa: E402
 from vae_core.train import History, TrainConfig, Trainer, TrainerState as S  # noqa: E402
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Several trainer threads on a shared 2-core box: one intra-op thread each keeps the tests quick."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+# one intra-op thread per trainer thread: see tests/conftest.py::one_torch_thread
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
