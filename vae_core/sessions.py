@@ -11,6 +11,9 @@ Streamlit has no public session-end hook, so two mechanisms end a finished sessi
    (for example "is this Streamlit session still connected?") is polled by a watchdog thread,
    which stops trainers not seen for ``heartbeat_timeout`` seconds.
 
+A handle may also own anything with the trainer's control surface (:class:`Runnable`), such as
+the Compare page's :class:`~vae_core.compare.PairTrainer`: its one thread counts as one trainer.
+
 At most ``max_running`` trainers run at once (default 2 per CPU core, or ``$VAE_LAB_MAX_TRAINERS``);
 one more start raises :class:`CapacityError`, whose message says what to do.
 
@@ -29,7 +32,7 @@ import threading
 import time
 import weakref
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Protocol
 
 import numpy as np
 import torch
@@ -39,7 +42,7 @@ from .models import AE, VAE, ConfigError, ModelConfig
 from .train import History, TrainConfig, Trainer, TrainerState
 
 __all__ = [
-    "CapacityError", "TrainerRegistry", "TrainerHandle", "Preview", "default_registry", "default_max_trainers",
+    "CapacityError", "Runnable", "TrainerRegistry", "TrainerHandle", "Preview", "default_registry", "default_max_trainers",
     "env_max_trainers", "env_heartbeat_timeout", "fixed_examples", "prior_noise", "make_preview", "plot_series",
     "consistent_copy", "cli_command", "configs_from_settings", "ENV_MAX_TRAINERS", "ENV_TRAINER_TIMEOUT",
 ]
@@ -48,6 +51,21 @@ ENV_MAX_TRAINERS = "VAE_LAB_MAX_TRAINERS"      # most trainers running at once, 
 ENV_TRAINER_TIMEOUT = "VAE_LAB_TRAINER_TIMEOUT"  # seconds unseen before a session's trainer is stopped
 DEFAULT_TIMEOUT_S = 120.0  # Streamlit keeps a disconnected session about this long (server.disconnectedSessionTTL)
 ACTIVE_STATES = (TrainerState.RUNNING, TrainerState.PAUSED)
+
+
+class Runnable(Protocol):
+    """What the registry needs of a trainer: :class:`~vae_core.train.Trainer` has it, and so does
+    :class:`~vae_core.compare.PairTrainer` (two trainers in one thread)."""
+
+    state: str          # a TrainerState value
+    message: str        # kept when set before stop()
+    global_step: int
+
+    @property
+    def is_alive(self) -> bool: ...
+    def start(self) -> None: ...
+    def resume(self) -> None: ...
+    def stop(self) -> None: ...
 
 
 class CapacityError(RuntimeError):
@@ -363,6 +381,9 @@ class TrainerHandle:
         return not self._finalizer.alive
 
     def _hook(self, trainer: Trainer) -> None:
+        if not isinstance(trainer, Trainer):  # e.g. the Compare page's PairTrainer: no live preview
+            self._series = None
+            return
         if self._box.on_step not in trainer.callbacks["on_step"]:
             trainer.add_callback("on_step", self._box.on_step)
         self._series = None
