@@ -146,3 +146,26 @@ class TestNaNGuard:
         assert tr.step() is None
         assert tr.state == TrainerState.DIVERGED and tr.global_step == 5
         assert all(torch.equal(a, b) for a, b in zip(good, tr.model.parameters()))
+
+
+def test_lean_adam_is_torch_adam_bit_for_bit() -> None:
+    """The trainer's LeanAdam skips torch.optim's bookkeeping, not any of its arithmetic."""
+    from vae_core.models import ModelConfig, build_model
+    from vae_core.train import LeanAdam
+
+    torch.manual_seed(0)
+    a = build_model(ModelConfig(input_dim=64, image_shape=(1, 8, 8), hidden=(16,), latent_dim=3))
+    b = build_model(ModelConfig(input_dim=64, image_shape=(1, 8, 8), hidden=(16,), latent_dim=3))
+    b.load_state_dict(a.state_dict())
+    lean, ref = LeanAdam(list(a.parameters()), lr=3e-3), torch.optim.Adam(b.parameters(), lr=3e-3, fused=True)
+    gen = torch.Generator().manual_seed(1)
+    for _ in range(6):
+        grads = [torch.randn(p.shape, generator=gen) for p in a.parameters()]
+        for pa, pb, g in zip(a.parameters(), b.parameters(), grads):
+            pa.grad, pb.grad = g.clone(), g.clone()
+        lean.step()
+        ref.step()
+    for pa, pb in zip(a.parameters(), b.parameters()):
+        assert torch.equal(pa, pb)
+    assert any(not torch.equal(pa, pc) for pa, pc in zip(
+        a.parameters(), build_model(ModelConfig(input_dim=64, image_shape=(1, 8, 8), hidden=(16,), latent_dim=3)).parameters()))
