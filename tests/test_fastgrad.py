@@ -15,7 +15,7 @@ if str(ROOT) not in sys.path:
 
 from vae_core.data import load_dataset  # noqa: E402
 from vae_core.elbo import elbo_terms  # noqa: E402
-from vae_core.fastgrad import ClosedFormStep, supports  # noqa: E402
+from vae_core.fastgrad import ClosedFormStep, preferred, supports  # noqa: E402
 from vae_core.models import ModelConfig, build_model  # noqa: E402
 from vae_core.train import TrainConfig, Trainer  # noqa: E402
 
@@ -103,6 +103,8 @@ def test_unsupported_models_fall_back() -> None:
     assert not supports(gelu, CPU) and supports(relu, CPU)
     assert not supports(relu.double(), CPU)
     assert not supports(relu.float(), torch.device("mps"))
+    assert supports(relu, torch.device("cuda")) and not preferred(relu, torch.device("cuda"))  # autograd on GPUs
+    assert preferred(relu, CPU) and not preferred(gelu, CPU)
 
 
 @pytest.mark.parametrize("kind", ["vae", "ae"])

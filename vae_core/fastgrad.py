@@ -18,7 +18,7 @@ then back through each Linear (dW = g^T a, db = sum_i g, da = g W) and activatio
 pass the KL gradient only for dims whose batch-mean KL is at or above the floor (as
 ``torch.clamp`` does). Supported: ReLU and tanh MLPs, Bernoulli and Gaussian likelihoods, any
 beta and free bits, on CPU and CUDA; :func:`supports` says whether a model qualifies, and the
-trainer falls back to autograd otherwise. tests/test_fastgrad.py checks every case against
+trainer uses it on the CPU (:func:`preferred`) and autograd otherwise. tests/test_fastgrad.py checks every case against
 autograd.
 """
 
@@ -32,13 +32,17 @@ from torch import nn
 from .elbo import LOG_2PI, ELBOTerms
 from .models import AE, VAE, Decoder, Encoder
 
-__all__ = ["supports", "ClosedFormStep"]
+__all__ = ["supports", "preferred", "ClosedFormStep"]
 
 _ACTIVATIONS = {"relu", "tanh"}
 
 
 def supports(model: nn.Module, device: torch.device) -> bool:
-    """True when :class:`ClosedFormStep` computes this model's gradient (else use autograd)."""
+    """True when :class:`ClosedFormStep` computes this model's gradient (else use autograd).
+
+    The ops are device-agnostic and CUDA works, but the trainer picks this path by itself only
+    on the CPU (see :func:`preferred`): that is where it was measured to pay off.
+    """
     cfg = getattr(model, "config", None)
     known = (AE, VAE, Encoder, Decoder, nn.Sequential, nn.Linear, nn.ReLU, nn.Tanh, nn.Identity)
     return (
@@ -50,6 +54,11 @@ def supports(model: nn.Module, device: torch.device) -> bool:
         and all(type(m) in known for m in model.modules())  # a subclass or hook-free surprise: autograd
         and all(p.dtype == torch.float32 for p in model.parameters())
     )
+
+
+def preferred(model: nn.Module, device: torch.device) -> bool:
+    """The trainer's default: the closed form on the CPU where supported, autograd elsewhere."""
+    return device.type == "cpu" and supports(model, device)
 
 
 def _linears(seq: nn.Module) -> list[nn.Linear]:

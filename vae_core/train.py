@@ -282,7 +282,7 @@ class Trainer:
         self.optimizer = _adam(self.model, train_config.lr, self.device)
         # The loss and its gradient in closed form (vae_core.fastgrad) where the model allows it:
         # the same numbers as elbo_terms + autograd, about 1.45x faster a step. None = when supported.
-        use = fastgrad.supports(self.model, self.device) if closed_form is None else closed_form
+        use = fastgrad.preferred(self.model, self.device) if closed_form is None else closed_form
         self._closed = fastgrad.ClosedFormStep(self.model) if use else None
         self._gen = torch.Generator(device=self.device).manual_seed(train_config.seed + 1)  # eps noise
         self._perm_gen = torch.Generator().manual_seed(train_config.seed + 2)  # batch order, on CPU
@@ -426,7 +426,8 @@ class Trainer:
                 return None
             t0 = time.perf_counter()
             cfg = self.config
-            self.model.train()
+            if not self.model.training:  # train() walks every module: only when needed
+                self.model.train()
             x = self.data.batch("train", self._next_indices())  # (B, D) float in [0, 1]
             beta = beta_schedule(self.global_step, cfg.beta, cfg.warmup_steps)
             if self._closed is not None:  # fills every p.grad; no graph
