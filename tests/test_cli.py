@@ -28,6 +28,17 @@ def test_train_then_evaluate(tmp_path, capsys):
         assert word in printed
 
 
+def test_autograd_flag_gives_the_same_model(tmp_path, capsys):
+    base = ["--dataset", "digits", "--latent", "2", "--hidden", "32", "--epochs", "1", "--device", "cpu"]
+    assert train_main(base + ["--out", str(tmp_path / "fast")]) == 0
+    assert "closed-form gradients" in capsys.readouterr().out
+    assert train_main(base + ["--autograd", "--out", str(tmp_path / "slow")]) == 0
+    assert "autograd" in capsys.readouterr().out
+    a, b = load_checkpoint(str(tmp_path / "fast.safetensors")), load_checkpoint(str(tmp_path / "slow.safetensors"))
+    la, lb = a.metadata["history"]["loss"], b.metadata["history"]["loss"]
+    assert len(la) == len(lb) == 12 and max(abs(u - v) for u, v in zip(la, lb)) < 1e-3
+
+
 def test_evaluate_an_ae_says_there_is_no_likelihood(tmp_path, capsys):
     out = tmp_path / "ae"
     assert train_main(["--dataset", "digits", "--model", "ae", "--latent", "2", "--epochs", "1", "--device", "cpu", "--out", str(out)]) == 0

@@ -579,6 +579,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps")
     p.add_argument("--data-root", default=None, help="local data folder (default $VAE_LAB_DATA or ./data)")
     p.add_argument("--no-download", action="store_true", help="never try to download a dataset")
+    p.add_argument("--autograd", action="store_true",
+                   help="compute gradients with autograd instead of the closed form (same numbers, slower on CPU)")
     p.add_argument("--out", default=None, help="checkpoint path (.safetensors added if missing)")
     return p
 
@@ -604,11 +606,12 @@ def main(argv: list[str] | None = None) -> int:
             dataset=args.dataset, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, beta=args.beta,
             warmup_steps=args.warmup, free_bits=args.free_bits, seed=args.seed,
         )
-        trainer = Trainer(mcfg, tcfg, dataset=ds, device=device)
+        trainer = Trainer(mcfg, tcfg, dataset=ds, device=device, closed_form=False if args.autograd else None)
     except (ConfigError, DatasetError, DeviceError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(f"{mcfg.describe()} on {ds.name} ({ds.source}), device {device}, {trainer.total_steps} steps")
+    grads = "closed-form gradients" if trainer.closed_form else "autograd"
+    print(f"{mcfg.describe()} on {ds.name} ({ds.source}), device {device}, {grads}, {trainer.total_steps} steps")
     bar = tqdm(total=trainer.total_steps, unit="step", dynamic_ncols=True)
 
     def on_step(tr: Trainer, rec: dict[str, Any]) -> None:
