@@ -18,9 +18,11 @@ from lab_pages.common import (
     LoadedModel, add_session_model, available_datasets, class_color, get_dataset, list_shipped, load_shipped,
     require_model, show_grid,
 )
+from lab_pages.slots import session_handle
 from vae_core import compare as cmp
 from vae_core import projection as pj
 from vae_core.inference import encode, interpolate, sample_prior
+from vae_core.sessions import CapacityError
 
 ss = st.session_state
 UMAP_PARAMS = {"n_neighbors": 15, "min_dist": 0.1}  # the Latent map page's defaults: its UMAPs are reused
@@ -119,12 +121,18 @@ with st.expander("Train a fresh pair live", expanded=False):
     epochs = c3.number_input("Epochs", 1, 200, 60 if dname == "digits" else 1, key=f"compare_live_epochs_{dname}")
     st.caption("Both models train in lockstep in a background thread (same initial weights, seed and batches). "
                "Digits, 60 epochs: 720 steps each; Fashion-MNIST, 1 epoch: 469 steps each. The page stays usable.")
+    slot = session_handle("compare_live_handle", label="compare pair")  # counts towards the server's trainer cap
+    slot.touch()
     running = "compare_live_trainer" in ss and ss["compare_live_trainer"].is_alive
     if st.button("Train a fresh pair", key="compare_live_train", disabled=running):
         ds = get_dataset(dname)
         mc, tc = cmp.live_pair_configs(ds, int(zdim), int(epochs))
-        ss["compare_live_trainer"] = cmp.PairTrainer(mc, tc, ds)
-        ss["compare_live_trainer"].start()
+        pair = cmp.PairTrainer(mc, tc, ds)
+        try:
+            slot.start(pair)  # refused when the server's trainer cap is reached
+            ss["compare_live_trainer"] = pair
+        except CapacityError as exc:
+            st.warning(f"The pair was not started: {exc}")
     if "compare_live_trainer" in ss:
         pt = ss["compare_live_trainer"]
         if pt.is_alive:

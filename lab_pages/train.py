@@ -24,6 +24,7 @@ from lab_pages.common import (
     ELBO_COLOR, KL_COLOR, PROJECT_ROOT, RECON_COLOR, SESSION_CHECKPOINT_DIR, LoadedModel, add_session_model,
     available_datasets, get_dataset, list_shipped, load_shipped, set_current_model, image_grid,
 )
+from lab_pages.slots import session_handle
 from vae_core import sessions
 from vae_core.checkpoint import CheckpointError, checkpoint_bytes, save_checkpoint
 from vae_core.data import DATASETS, DatasetError
@@ -44,25 +45,7 @@ AE_WHY = ("An AE has no KL term: its encoder maps each image to one point, not a
 
 def handle() -> sessions.TrainerHandle:
     """This browser session's trainer slot (made on first use, kept in session_state only)."""
-    h = st.session_state.get("train_handle")
-    if h is None or h.closed:
-        h = sessions.default_registry().open(probe=_session_probe())
-        st.session_state["train_handle"] = h
-    return h
-
-
-def _session_probe():
-    """A callable that says whether this Streamlit session is still connected (None outside a server)."""
-    try:
-        from streamlit.runtime import Runtime
-        from streamlit.runtime.scriptrunner import get_script_run_ctx
-        ctx = get_script_run_ctx()
-        if ctx is None or not Runtime.exists():
-            return None
-        # a partial, not a lambda: a function defined here would hold this page's globals
-        return functools.partial(Runtime.instance().is_active_session, ctx.session_id)
-    except Exception:  # internal API moved: fall back to the page's own heartbeat
-        return None
+    return session_handle("train_handle", label="train page")
 
 
 def share_the_gil() -> None:

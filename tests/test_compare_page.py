@@ -11,6 +11,7 @@ from streamlit.testing.v1 import AppTest
 from lab_pages.common import LoadedModel, list_shipped, load_shipped
 from tests.conftest import ROOT
 from vae_core import compare as cmp
+from vae_core.data import load_dataset
 
 PAGE = str(ROOT / "lab_pages" / "compare.py")
 
@@ -130,6 +131,32 @@ class TestLivePair:
         vae2, ae2 = at.session_state["compare_live_pair"]
         assert vae2.config.latent_dim == 2 and {vae2.key, ae2.key}.isdisjoint({vae_lm.key, ae_lm.key})
         assert chart_titles(at)["compare_map_VAE"] == "VAE: raw latent plane"
+
+    def test_a_full_server_refuses_the_pair_with_a_message(self, monkeypatch) -> None:
+        """The live pair takes one of the server's trainer slots; at the cap it is not started."""
+        from vae_core import sessions
+
+        monkeypatch.setattr(sessions, "_DEFAULT", sessions.TrainerRegistry(max_running=1, heartbeat_timeout=0))
+        reg = sessions.default_registry()
+        try:
+            other = reg.open()
+            digits = load_dataset("digits")
+            busy = cmp.PairTrainer(*cmp.live_pair_configs(digits, 2, 200), digits)
+            other.start(busy)
+            at = page(load_shipped("digits_vae_z2"))
+            at.button(key="compare_live_train").click().run()
+            assert not at.exception, at.exception
+            assert "compare_live_trainer" not in at.session_state
+            assert any("was not started" in w.value and sessions.ENV_MAX_TRAINERS in w.value for w in at.warning)
+            other.close()  # that session ends: its pair stops and its slot is free
+            assert busy.join(30) and busy.state == "stopped"
+            at.button(key="compare_live_train").click().run()  # a slot is free again
+            pt = at.session_state["compare_live_trainer"]
+            assert pt.is_alive and reg.running_count() == 1
+            pt.stop()
+            assert pt.join(30)
+        finally:
+            reg.shutdown()
 
     def test_router_opens_the_page(self) -> None:
         at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180)
