@@ -6,8 +6,10 @@
    Then the same page in new browser profiles on the running server: what each attendee waits
    for once the host has started the server (torch and the app's modules already imported).
 2. Slider: in the Latent explorer, the mouse drags the z1 slider and is released (t0) -> the new
-   decoded image is loaded and displayed (a new image file, ``complete`` with pixels).
+   decoded image is loaded and displayed (a new image ``src``, ``complete`` with pixels).
    ``--moves`` moves (default 20) to distinct positions; p50 and p95. Target p50 <= 250 ms.
+   Also, per move, the image files the browser fetched and whether the page or only a fragment
+   reran (structural figures that the machine's load does not blur).
 3. Page switch inside the app (same session, no reload) -> the new page's title is shown, and
    the page is complete (script finished, everything drawn). The first visit of each page is
    reported apart (it fills the caches: encoding the test set, 5000 posterior samples, ...);
@@ -120,24 +122,37 @@ def wait_umap_ready(browser, server, timeout: float = 300.0) -> float:
     return ready
 
 
-def slider_moves(browser, url: str, moves: int) -> list[float]:
-    """Milliseconds from mouse release to the new decoded image displayed, one per move."""
+def slider_moves(browser, url: str, moves: int) -> tuple[list[float], list[int], list[str]]:
+    """Per move: milliseconds from mouse release to the new decoded image displayed, the image
+    files the browser fetched, and how the script ran ('fragment' when only a fragment reran,
+    'page' when the whole page did, from the websocket's script-finished messages)."""
+    from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+
     ctx = browser.new_context(viewport=VIEWPORT)
     page = ctx.new_page()
+    frames: list[bytes] = []
+    fetched: list[str] = []
+    page.on("websocket", lambda ws: ws.on("framereceived", lambda p: frames.append(p) if isinstance(p, bytes) else None))
+    page.on("request", lambda r: fetched.append(r.url) if "/media/" in r.url else None)
     open_page(page, url, "explorer")
     # distinct positions, alternating sides of the track, so every release changes z and the image
     fractions = [0.1 + 0.8 * ((7 * i) % moves) / max(1, moves - 1) for i in range(moves)]
-    times = []
+    times, files, runs = [], [], []
     for f in fractions:
         before = image_src(page, DECODED)
         drag_slider(page, "explorer_dim_0", f, release=False)
+        frames.clear()
+        fetched.clear()
         t0 = time.perf_counter()
         page.mouse.up()
         wait_image_changed(page, DECODED, before, timeout=60)
         times.append((time.perf_counter() - t0) * 1000.0)
         settle(page, 60, quiet=0.2)  # the next move starts from a quiet page (not timed)
+        files.append(len(fetched))
+        ends = [m.script_finished for m in map(ForwardMsg.FromString, frames) if m.WhichOneof("type") == "script_finished"]
+        runs.append("+".join("fragment" if e == ForwardMsg.FINISHED_FRAGMENT_RUN_SUCCESSFULLY else "page" for e in ends))
     ctx.close()
-    return times
+    return times, files, runs
 
 
 def page_switches(browser, url: str, rounds: int):
@@ -227,8 +242,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  (the last server's latent map showed UMAP {ready:.1f} s after its launch; the figures below "
                   "are taken after that, once the background UMAP warm-up no longer competes for the CPU)")
             print(f"\n== 2. slider release -> new image displayed ({args.moves} moves)", flush=True)
-            sl = slider_moves(browser, server.url, args.moves)
+            sl, sl_files, sl_runs = slider_moves(browser, server.url, args.moves)
             print("  " + " ".join(f"{t:.0f}" for t in sl) + " ms")
+            kinds = {k: sl_runs.count(k) for k in dict.fromkeys(sl_runs)}
+            print(f"  per move: {statistics.mean(sl_files):.1f} image files fetched (max {max(sl_files)}); script runs: "
+                  + ", ".join(f"{k or 'none'} x{n}" for k, n in kinds.items()))
             print(f"\n== 3. page switch in one session (first visits, then {args.rounds} rounds)", flush=True)
             first, later, how = page_switches(browser, server.url, args.rounds)
             for path, (shown, done) in first.items():
@@ -253,6 +271,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  new tab, running server -> home drawn: median {statistics.median(fresh):5.2f} s")
     print(f"  slider release -> new image   : p50 {p50s:5.0f} ms, p95 {pct(sl, 95):5.0f} ms, max {max(sl):5.0f} ms "
           f"({len(sl)} moves)   target p50 {TARGET_SLIDER_P50_MS:g} ms: {ok(p50s, TARGET_SLIDER_P50_MS)}")
+    print(f"  slider move, structure        : {statistics.mean(sl_files):.1f} image files fetched per move, "
+          f"{sum(r == 'fragment' for r in sl_runs)}/{len(sl_runs)} moves reran only a fragment")
     print(f"  page switch -> title shown    : p50 {pct(shown_w, 50):5.2f} s, p95 {pct(shown_w, 95):5.2f} s "
           f"({len(later)} switches after first visits, via {how})")
     print(f"  page switch -> page complete  : p50 {pct(done_w, 50):5.2f} s, p95 {pct(done_w, 95):5.2f} s   "

@@ -14,8 +14,9 @@ model, and Playwright with /usr/bin/chromium):
 
 ``--mode process`` (no browser; works without the checkpoint, then with an untrained
 784-400-16 VAE, whose UMAP costs the same): a fresh child process does what the app and the
-page do, in order: import streamlit and the app's modules, ``start_background_warmup()`` (as
-app.py), load the model and Fashion-MNIST, encode the 10k test images, PCA, then the page's
+page do, in order: import streamlit and the app's modules, ``start_background_warmup()`` (app.py
+starts it 2 s after a page run, 10 s after a session's first Home page: in the browser path the
+click on the Latent map brings it forward), load the model and Fashion-MNIST, encode the 10k test images, PCA, then the page's
 ``compute_projection_async`` and wait. Timed from interpreter start. Then a second UMAP with
 another min_dist (warm, cache miss) and a third request equal to the first (cache hit).
 

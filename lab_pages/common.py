@@ -1,4 +1,4 @@
-"""Shared UI state and drawing helpers for the pages (the only UI module besides the pages).
+"""Shared UI state and drawing helpers for the pages (with lab_pages.style, their colours).
 
 "The current model" lives in one place: ``st.session_state["current_model"]``, a
 :class:`LoadedModel`. Every page calls :func:`current_model` (or :func:`require_model` /
@@ -17,6 +17,7 @@ import numpy as np
 import streamlit as st
 import torch
 
+from lab_pages.style import CLASS_COLORS, ELBO_COLOR, KL_COLOR, LOGPX_COLOR, RECON_COLOR  # noqa: F401 - re-exported
 from vae_core.checkpoint import CheckpointError, LoadedCheckpoint, load_checkpoint, read_metadata
 from vae_core.data import DATASETS, Dataset, DatasetError, dataset_available, load_dataset
 from vae_core.models import AE, VAE, ModelConfig
@@ -24,15 +25,6 @@ from vae_core.models import AE, VAE, ModelConfig
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CHECKPOINT_DIR = PROJECT_ROOT / "checkpoints"
 SESSION_CHECKPOINT_DIR = CHECKPOINT_DIR / "saved"  # where the Train page's Save writes
-
-# One class -> one colour on every page (Plotly's qualitative "D3" palette).
-CLASS_COLORS = (
-    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
-)
-RECON_COLOR = "#4C78A8"  # reconstruction term, everywhere
-KL_COLOR = "#F58518"     # KL term, everywhere
-ELBO_COLOR = "#54A24B"
-LOGPX_COLOR = "#B279A2"
 
 DEFAULT_SHIPPED = ("fmnist_vae_z16", "digits_vae_z2")  # first one whose data is on this machine
 
@@ -220,6 +212,24 @@ def image_grid(images: np.ndarray | torch.Tensor, image_shape: tuple[int, int, i
         r, c = divmod(i, ncols)
         out[pad + r * (h + pad): pad + r * (h + pad) + h, pad + c * (w + pad): pad + c * (w + pad) + w] = to_image(a[i], image_shape)
     return out
+
+
+def png_data_uri(img: np.ndarray, compress_level: int = 1) -> str:
+    """A uint8 image (H, W) or (H, W, 3) as a ``data:image/png;base64,...`` URL for ``st.image``.
+
+    Such an image travels inside the page's own message, so the browser draws it without
+    fetching a file from the server: what the explorer sends on every slider move. PNG keeps
+    upscaled pixels sharp (``st.image`` of an array sends a JPEG); level 1 encodes ~3x faster
+    than the default for a few KB more.
+    """
+    import base64  # noqa: PLC0415
+    import io  # noqa: PLC0415
+
+    from PIL import Image  # noqa: PLC0415
+
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(img, dtype=np.uint8)).save(buf, format="PNG", compress_level=compress_level)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
 def show_grid(images: np.ndarray | torch.Tensor, image_shape: tuple[int, int, int], ncols: int,

@@ -1,8 +1,13 @@
-"""Home: what the lab shows, how to run a workshop with it, and a link to every page."""
+"""Home: what the lab shows, how to run a workshop with it, and a link to every page.
+
+Everything but the model's status line is drawn before torch is imported (lab_pages.style
+imports nothing), so at the first visit after the server starts the browser shows the page and
+loads its formula renderer while the server loads torch and the default model (see app.py).
+"""
 
 import streamlit as st
 
-from lab_pages.common import KL_COLOR, RECON_COLOR, current_model
+from lab_pages.style import KL_COLOR, RECON_COLOR
 
 st.title("🧪 VAE Workshop Lab")
 st.markdown(
@@ -21,11 +26,9 @@ st.markdown(
     "Every number in this lab is in **nats per image**."
 )
 
-lm = current_model()
-if lm is not None:
-    st.success(f"Loaded and ready: **{lm.label}** — {lm.summary()}. Every page works on it right now; no training needed.")
-else:
-    st.warning("No model could be loaded. Train one on the Train page or upload a checkpoint in the sidebar.")
+status = st.empty()  # the model's status line, filled in last (it needs torch)
+if "current_model" not in st.session_state:
+    status.info("Loading the default model…")
 
 st.subheader("The pages")
 cols = st.columns(2)
@@ -55,3 +58,11 @@ st.markdown(
 5. **(3 min) AE vs VAE.** Sample both from N(0, I): only the VAE's samples look like data. Ask why.
 """
 )
+
+from lab_pages.common import current_model  # noqa: E402 - imports torch: after everything above is drawn
+
+lm = current_model()
+if lm is not None:
+    status.success(f"Loaded and ready: **{lm.label}** — {lm.summary()}. Every page works on it right now; no training needed.")
+else:
+    status.warning("No model could be loaded. Train one on the Train page or upload a checkpoint in the sidebar.")

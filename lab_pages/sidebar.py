@@ -48,8 +48,13 @@ def _on_pick() -> None:
     st.session_state.pop("sidebar_error", None)
 
 
-def _handle_upload(up) -> None:
-    """Validate and adopt an uploaded checkpoint, once per uploaded file."""
+def adopt_upload() -> None:
+    """Validate and adopt the uploaded checkpoint, once per uploaded file (a no-op without one).
+
+    The uploader's value is known before it is drawn: app.py calls this before the page runs,
+    so the page, the model box and the picker already show the upload (and the picker's state
+    may still be set)."""
+    up = st.session_state.get("sidebar_upload")
     if up is None or st.session_state.get("sidebar_upload_done") == up.file_id:
         return
     st.session_state["sidebar_upload_done"] = up.file_id
@@ -67,10 +72,8 @@ def _handle_upload(up) -> None:
 
 
 def model_sidebar() -> None:
-    """Draw the model box and picker in the sidebar (called by app.py before each page)."""
-    # The uploader's value is known before it is drawn: adopt an upload first, so the box and
-    # the picker below already show it (and the picker's state may still be set).
-    _handle_upload(st.session_state.get("sidebar_upload"))
+    """Draw the model box and picker in the sidebar (app.py: before each page, after Home)."""
+    adopt_upload()  # idempotent: a no-op when app.py already adopted it before Home
     with st.sidebar:
         st.subheader("Current model")
         lm = current_model()

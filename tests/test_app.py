@@ -112,3 +112,29 @@ def test_every_page_renders_through_the_router(page):
     at = run_app()
     at.switch_page(page).run()
     assert not at.exception, (page, at.exception)
+
+
+def test_the_model_picker_is_there_when_a_page_stops():
+    """app.py draws the sidebar after the page (so that Home draws before torch is imported); a
+    page that stops, as the ELBO page does for an AE, must still leave the picker to choose a VAE."""
+    from lab_pages.common import load_shipped
+
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.session_state["current_model"] = load_shipped("digits_ae_z2")
+    at.switch_page("lab_pages/elbo.py").run()
+    assert not at.exception, at.exception
+    assert any("needs a VAE" in i.value for i in at.info)  # the page stopped
+    assert at.selectbox(key="sidebar_model_pick").value == "shipped:digits_ae_z2"
+    assert any("AE (no KL, no prior)" in m.value for m in at.sidebar.markdown)
+
+
+def test_home_draws_before_the_model_is_loaded():
+    """Home's text comes first and its model line last, from a placeholder at its place: at the
+    first visit the browser draws the page while the server imports torch."""
+    src = (ROOT / "lab_pages" / "home.py").read_text()
+    head = src[: src.index("from lab_pages.common import")]
+    assert "import torch" not in head and "lab_pages.common" not in head
+    at = run_app()
+    blocks = [type(e).__name__ for e in at.main]
+    assert any("Loaded and ready" in s.value for s in at.success)
+    assert blocks.index("Title") < 2  # the title leads the page

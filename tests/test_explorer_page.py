@@ -73,6 +73,15 @@ def decoded_image(at: AppTest):
     return next(i for i in at.image if i.captions[0].startswith("decoded pixel means"))
 
 
+def traversal_image(at: AppTest):
+    return next(i for i in at.image if i.captions[0].startswith("Rows, top to bottom:"))
+
+
+def traversal_rows(at: AppTest) -> list[str]:
+    """The traversal's row labels, in order, as its caption lists them."""
+    return traversal_image(at).captions[0].removeprefix("Rows, top to bottom: ").split("; ")
+
+
 def slider_values(at: AppTest, n: int) -> list[float]:
     return [at.slider(key=f"explorer_dim_{j}").value for j in range(n)]
 
@@ -101,6 +110,7 @@ class TestSliders:
         assert at.session_state["explorer_z"] == pytest.approx([2.0, 0.0])
         assert at.session_state["explorer_image_hash"] == image_hash(vae, [2.0, 0.0]) != hash0
         assert decoded_image(at).value != url0  # a different picture went to the browser
+        assert decoded_image(at).value[0].startswith("data:image/png;base64,")  # inside the message: no file to fetch
         assert "2.00, 0.00" in decoded_image(at).captions[0]
 
     def test_buttons_reset_draw_and_start_from_a_test_image(self, vae, digits) -> None:
@@ -137,13 +147,18 @@ class TestSliders:
 
 
 class TestSections:
-    def test_traversal_rows_labelled_with_kl(self, vae) -> None:
+    def test_traversal_is_one_picture_with_rows_labelled_with_kl(self, vae) -> None:
         at = page(vae)
-        rows = [m.value for m in at.markdown if m.value.startswith("**z")]
+        rows = traversal_rows(at)
         assert len(rows) == 2 and all("KL" in r and "nats" in r for r in rows)
-        assert len(at.image) == 4  # chooser, decoded image, one traversal row per dim
+        assert len(at.image) == 3  # chooser, decoded image, the traversal (one picture: one image per slider move)
+        src = traversal_image(at).value[0]
+        assert src.startswith("data:image/png;base64,")  # inline: the browser fetches nothing
         at.slider(key="explorer_trav_steps").set_value(5).run()
-        assert not at.exception and len(at.image) == 4
+        assert not at.exception and len(at.image) == 3
+        assert traversal_image(at).value[0] != src
+        at.slider(key="explorer_dim_0").set_value(1.0).run()  # the rows are centred on the sliders' point
+        assert not at.exception and traversal_image(at).value[0] != src
 
     def test_interpolation_renders_both_paths(self, vae) -> None:
         at = page(vae, explorer_tab="Interpolation")
@@ -243,7 +258,7 @@ class TestManyDims:
         default = ex.default_dims(stats, 16)
         assert at.multiselect(key="explorer_dims").value == default
         assert sorted(s.key for s in at.slider if s.key.startswith("explorer_dim_")) == sorted(f"explorer_dim_{j}" for j in default)
-        assert sum(m.value.startswith("**z") for m in at.markdown) == 16  # one traversal row per slider
+        assert len(traversal_rows(at)) == 16  # one traversal row per slider
         hidden = next(j for j in range(20) if j not in default)
         at.multiselect(key="explorer_dims").set_value([0, 1]).run()
         assert not at.exception and len([s for s in at.slider if s.key.startswith("explorer_dim_")]) == 2
@@ -287,6 +302,22 @@ class TestExploreHelpers:
             assert (col, row) == pytest.approx((c, r), abs=1e-4) and inside
         col, row, inside = ex.grid_position((9.0, -9.0), 9)
         assert (col, row, inside) == (8.0, 8.0, False)
+
+    def test_traversal_sheet_lays_out_labels_and_tiles(self) -> None:
+        rows = torch.zeros(3, 4, 64)
+        rows[1, 2] = 1.0  # one white tile: row 1, step 2
+        labels = [[("z1", (0, 0, 0)), ("KL 1.00 nats", (245, 133, 24))], [("z2", (0, 0, 0))], [("z3", (0, 0, 0))]]
+        sheet = ex.traversal_sheet(rows, (1, 8, 8), labels, scale=3, label_width=100, pad=1)
+        assert sheet.dtype == np.uint8 and sheet.shape == ((3 * 9 - 1) * 3, 100 + (4 * 9 - 1) * 3, 3)
+        tiles = sheet[:, 100:]
+        assert (tiles[27:51, 54:78] == 255).all()  # the white tile, 3x upscaled, at row 1, step 2
+        assert (tiles[0:24, 0:24] == 0).all() and (tiles[24:27] == 255).all()  # a black tile, then a white gutter
+        margin = sheet[:, :100].astype(int)
+        assert (margin < 128).all(axis=2).any()  # dark label text
+        orange = (margin[..., 0] > 200) & (margin[..., 1] > 100) & (margin[..., 1] < 170) & (margin[..., 2] < 80)
+        assert orange[:27].any() and not orange[27:].any()  # the KL line is drawn in its colour, in its row only
+        with pytest.raises(ValueError):
+            ex.traversal_sheet(rows, (1, 8, 8), labels[:2])
 
     def test_mark_grid_frames_the_tile(self) -> None:
         mosaic = np.zeros((3 * 8 + 2, 3 * 8 + 2), dtype=np.uint8)

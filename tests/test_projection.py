@@ -151,6 +151,40 @@ class TestJobs:
         assert "at least" in job.error and job.stage.startswith("failed")
 
 
+class TestWarmupDelay:
+    """The app delays the warm-up (its ``import umap`` holds the GIL) and may bring it forward."""
+
+    @pytest.fixture
+    def fresh(self, monkeypatch):
+        started: list[float] = []
+        monkeypatch.setattr(pj, "_WARM", pj._WarmState())
+        monkeypatch.setattr(pj, "warm_up_umap", lambda: started.append(time.monotonic()) or 0.0)
+        return started
+
+    def test_a_delayed_warmup_waits(self, fresh) -> None:
+        t0 = time.monotonic()
+        t = pj.start_background_warmup(delay=0.4)
+        assert pj.start_background_warmup(delay=0.4) is t
+        t.join(5)
+        assert len(fresh) == 1 and fresh[0] - t0 >= 0.35
+
+    def test_a_shorter_delay_brings_it_forward(self, fresh) -> None:
+        t0 = time.monotonic()
+        t = pj.start_background_warmup(delay=60.0)  # first Home visit: long wait
+        time.sleep(0.1)
+        assert not fresh and t.is_alive()
+        assert pj.start_background_warmup(delay=0.0) is t  # a click: now
+        t.join(5)
+        assert not t.is_alive() and len(fresh) == 1 and fresh[0] - t0 < 5
+
+    def test_a_longer_delay_does_not_postpone_it(self, fresh) -> None:
+        t0 = time.monotonic()
+        t = pj.start_background_warmup(delay=0.3)
+        pj.start_background_warmup(delay=60.0)
+        t.join(5)
+        assert len(fresh) == 1 and fresh[0] - t0 < 5
+
+
 class TestUMAP:
     def test_warmup_and_async_umap(self) -> None:
         """The one real-UMAP test: background warm-up, then a 200-point job behind it."""

@@ -3,22 +3,24 @@
 - slider ranges and the default choice of slider dims from :class:`~vae_core.inference.PosteriorStats`;
 - a 2-D manifold *slice*: the Kingma & Welling grid for any two dims of any model, centred
   and scaled by the aggregate posterior (an AE's codes have no N(0, I) prior to place it by);
-- where a latent point falls on such a grid, and a marker drawn onto the grid's mosaic.
+- where a latent point falls on such a grid, and a marker drawn onto the grid's mosaic;
+- a traversal as one labelled picture (the page sends one image per slider move, not one per row).
 
 Latents are (z,) or (N, z) in latent units; images are flattened pixel means (N, D) in [0, 1].
 """
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
 import torch
 from torch import nn
 
-from .inference import PosteriorStats, decode
+from .inference import PosteriorStats, decode, images_to_grid
 
-__all__ = ["slider_ranges", "default_dims", "manifold_slice", "grid_position", "mark_grid", "MARK_COLOR"]
+__all__ = ["slider_ranges", "default_dims", "manifold_slice", "grid_position", "mark_grid", "traversal_sheet", "MARK_COLOR"]
 
 MARK_COLOR = (228, 26, 28)  # RGB of the "you are here" marker on image grids
 
@@ -112,3 +114,53 @@ def mark_grid(
     yy, xx = np.ogrid[: rgb.shape[0], : rgb.shape[1]]
     rgb[(yy - cy) ** 2 + (xx - cx) ** 2 <= rad ** 2] = color
     return rgb
+
+
+def traversal_sheet(
+    rows: torch.Tensor | np.ndarray,
+    image_shape: tuple[int, int, int],
+    labels: list[list[tuple[str, tuple[int, int, int]]]],
+    scale: int = 2,
+    label_width: int = 130,
+    pad: int = 1,
+    font_px: int = 14,
+) -> np.ndarray:
+    """A traversal (k, steps, D) in [0, 1] as one RGB picture (H', W', 3) uint8.
+
+    Row r shows its ``steps`` tiles upscaled ``scale`` times (whole pixels, no blur), white
+    gutters of ``pad`` image pixels, and at its left, in a ``label_width``-pixel margin,
+    ``labels[r]``: lines of (text, RGB colour), vertically centred on the row.
+    """
+    from PIL import Image, ImageDraw  # noqa: PLC0415 - only the explorer draws these
+
+    a = rows.detach().cpu().numpy() if isinstance(rows, torch.Tensor) else np.asarray(rows)
+    k, steps = a.shape[0], a.shape[1]
+    if len(labels) != k:
+        raise ValueError(f"need one label list per row: {k} rows, {len(labels)} labels")
+    _, h, w = image_shape
+    mosaic = images_to_grid(a.reshape(k * steps, -1), image_shape, ncols=steps, pad=pad)  # (H, W) or (H, W, C)
+    if mosaic.ndim == 2:
+        mosaic = mosaic[..., None]
+    tiles = mosaic.repeat(scale, axis=0).repeat(scale, axis=1)  # whole-pixel upscale
+    sheet = np.full((tiles.shape[0], label_width + tiles.shape[1], 3), 255, dtype=np.uint8)
+    sheet[:, label_width:] = tiles  # grey (C = 1) broadcasts to RGB
+    img = Image.fromarray(sheet)
+    draw = ImageDraw.Draw(img)
+    font = _font(font_px)
+    line_h = font_px + 3
+    for r, lines in enumerate(labels):
+        top = r * (h + pad) * scale + (h * scale - line_h * len(lines)) // 2
+        for i, (text, color) in enumerate(lines):
+            draw.text((6, top + i * line_h), text, fill=tuple(color), font=font)
+    return np.asarray(img)
+
+
+@functools.lru_cache(maxsize=4)
+def _font(px: int):
+    """Pillow's built-in font at ``px`` pixels (its small bitmap font before Pillow 10.1)."""
+    from PIL import ImageFont  # noqa: PLC0415
+
+    try:
+        return ImageFont.load_default(size=px)
+    except TypeError:
+        return ImageFont.load_default()

@@ -301,6 +301,8 @@ class _WarmState:
         self.state = "not started"
         self.seconds: float | None = None
         self.thread: threading.Thread | None = None
+        self.start_at = 0.0                 # time.monotonic() at which a waiting warm-up begins
+        self.wake = threading.Event()       # set when start_at moved earlier
 
 
 _WARM = _WarmState()
@@ -334,20 +336,34 @@ def warm_up_umap() -> float:
 
 
 def _warm_quietly() -> None:
+    while True:  # wait until start_at; a later call may move it earlier
+        with _WARM.lock:
+            left = _WARM.start_at - time.monotonic()
+            _WARM.wake.clear()
+        if left <= 0:
+            break
+        _WARM.wake.wait(left)
     try:
         warm_up_umap()
     except Exception:  # recorded in warmup_state(); a daemon thread must not spray tracebacks
         pass
 
 
-def start_background_warmup() -> threading.Thread:
+def start_background_warmup(delay: float = 0.0) -> threading.Thread:
     """Start :func:`warm_up_umap` in a daemon thread, once per process; returns that thread.
 
-    Call it early (e.g. when the app starts) so the UMAP page never waits for numba.
-    Later calls return the same thread, unless the earlier warm-up failed (then it retries).
+    Call it early (e.g. when the app starts) so the UMAP page never waits for numba. With
+    ``delay`` (seconds) the thread waits that long first: its ``import umap`` holds the GIL for
+    seconds, so the app starts it a moment after a page run rather than during one.
+    Later calls return the same thread, unless the earlier warm-up failed (then it retries);
+    a later call with a shorter delay brings a still-waiting warm-up forward.
     """
     with _WARM.lock:
+        at = time.monotonic() + max(0.0, delay)
         t = _WARM.thread
+        if t is not None and t.is_alive() and at < _WARM.start_at:
+            _WARM.start_at = at
+            _WARM.wake.set()
         if t is None or (_WARM.state.startswith("failed") and not t.is_alive()):
             if _WARM.state != "done":
                 _WARM.state = "running"
@@ -356,6 +372,7 @@ def start_background_warmup() -> threading.Thread:
             # initialized module 'pandas'", reproduced at app start), so import it here, in the caller.
             import pandas  # noqa: F401, PLC0415
 
+            _WARM.start_at = at
             t = threading.Thread(target=_warm_quietly, name="umap-warmup", daemon=True)
             _WARM.thread = t
             t.start()

@@ -137,6 +137,34 @@ def test_dragging_a_latent_slider_changes_the_decoded_image(page, app_server):
     save_screenshot(page, "explorer")
 
 
+def test_a_slider_move_reruns_only_the_explorer_view(page, app_server):
+    """One slider move reruns the explorer's fragment, not the page, and the browser fetches no
+    image file for it: the decoded image and the traversal come inside the message. (Before, a
+    move reran the page and the browser fetched 16 images, one per traversal row: 410 ms p50.)"""
+    from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+
+    frames: list[bytes] = []
+    fetched: list[str] = []
+    page.on("websocket", lambda ws: ws.on("framereceived", lambda p: frames.append(p) if isinstance(p, bytes) else None))
+    page.on("request", lambda r: fetched.append(r.url) if "/media/" in r.url else None)
+    open_page(page, app_server.url, "explorer")
+    settle(page, quiet=0.5)
+    before = image_src(page, DECODED)
+    frames.clear()
+    fetched.clear()
+    drag_slider(page, "explorer_dim_0", 0.2)
+    wait_image_changed(page, DECODED, before, timeout=30)
+    settle(page)
+    msgs = [ForwardMsg.FromString(f) for f in frames]
+    finished = [m.script_finished for m in msgs if m.WhichOneof("type") == "script_finished"]
+    assert finished == [ForwardMsg.FINISHED_FRAGMENT_RUN_SUCCESSFULLY], (
+        f"a slider move should rerun only the explorer's fragment once; runs ended with {finished}")
+    deltas = [m.delta for m in msgs if m.WhichOneof("type") == "delta"]
+    assert deltas and all(d.fragment_id for d in deltas), "an element outside the fragment was redrawn"
+    assert len(fetched) <= 2, f"one slider move fetched {len(fetched)} image files: {fetched}"
+    assert not problems(page), problems(page)
+
+
 def test_lasso_on_the_latent_map_shows_the_selected_images(page, app_server):
     open_page(page, app_server.url, "latent-map")
     stable_map(page)
