@@ -4,7 +4,9 @@ Autograd records a graph on every step and replays it backwards, one small kerne
 dispatch per node. For the lab's models the backward is short enough to write out, so the
 trainer computes the same loss as :func:`vae_core.elbo.elbo_terms` and writes every parameter's
 gradient straight into ``p.grad``: no graph, preallocated activations, matmuls writing in place.
-On the 2-core CPU this makes the reference step about 1.45x faster (bench/train_step_breakdown.py).
+On the 2-core CPU this makes a reference epoch about 1.1x faster than autograd
+(``bench/train_speed.py --autograd``: 1.09x, median of 4 epochs; 1.13x a step in
+``bench/train_step_breakdown.py``, medians).
 
 The chain rule, for one batch of B examples (every term is averaged over the batch)::
 

@@ -10,7 +10,7 @@ One step, as a straight line::
 
 For the lab's MLP models (ReLU or tanh, Bernoulli or Gaussian) the middle of that line is
 :class:`vae_core.fastgrad.ClosedFormStep`: the same terms, with the gradient written out by hand
-instead of recorded by autograd (about 1.45x faster a step on a 2-core CPU; checked against
+instead of recorded by autograd (about 1.1x faster an epoch on a 2-core CPU; checked against
 autograd in tests/test_fastgrad.py). ``Trainer(..., closed_form=False)`` forces autograd.
 """
 
@@ -281,7 +281,7 @@ class Trainer:
         self.model = (model if model is not None else build_model(model_config)).to(self.device)
         self.optimizer = _adam(self.model, train_config.lr, self.device)
         # The loss and its gradient in closed form (vae_core.fastgrad) where the model allows it:
-        # the same numbers as elbo_terms + autograd, about 1.45x faster a step. None = when supported.
+        # the same numbers as elbo_terms + autograd, about 1.1x faster. None = on the CPU when supported.
         use = fastgrad.preferred(self.model, self.device) if closed_form is None else closed_form
         self._closed = fastgrad.ClosedFormStep(self.model) if use else None
         self._gen = torch.Generator(device=self.device).manual_seed(train_config.seed + 1)  # eps noise
