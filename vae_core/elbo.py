@@ -24,6 +24,7 @@ __all__ = [
     "kl_per_dim",
     "gaussian_kl",
     "elbo_terms",
+    "combine_terms",
     "beta_schedule",
     "log_normal_diag",
     "log_standard_normal",
@@ -114,11 +115,19 @@ def elbo_terms(
     max(KL_j, free_bits), so dims below the floor get no push towards the prior.
     """
     recon = recon_log_likelihood(x, logits, likelihood, obs_std)  # (B,)
-    if logvar is None:
+    return combine_terms(recon, None if logvar is None else kl_per_dim(mu, logvar), beta, free_bits)
+
+
+def combine_terms(recon: torch.Tensor, kl_d: torch.Tensor | None, beta: float = 1.0, free_bits: float = 0.0) -> ELBOTerms:
+    """The ELBO terms from their two parts: recon (B,) log p(x|z) and KL per dim (B, z), nats.
+
+    ``kl_d=None`` means an AE (no KL). Free bits: see :func:`elbo_terms`. Shared by
+    :func:`elbo_terms` and vae_core.fastgrad, so both define the loss the same way.
+    """
+    if kl_d is None:
         kl_d = recon.new_zeros((recon.shape[0], 0))
         kl = recon.new_zeros(recon.shape)
         return ELBOTerms(recon, kl_d, kl, recon, -recon.mean())
-    kl_d = kl_per_dim(mu, logvar)  # (B, z)
     kl = kl_d.sum(-1)  # (B,)
     if free_bits > 0.0:
         kl_loss = torch.clamp(kl_d.mean(0), min=free_bits).sum()

@@ -26,12 +26,10 @@ autograd.
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 
-from .elbo import LOG_2PI, ELBOTerms
+from .elbo import ELBOTerms, combine_terms, kl_per_dim, recon_log_likelihood
 from .models import AE, VAE, Decoder, Encoder
 
 __all__ = ["supports", "preferred", "ClosedFormStep"]
@@ -158,32 +156,21 @@ class ClosedFormStep:
 
         s = torch.sigmoid(lg)
         if cfg.likelihood == "bernoulli":
-            # -log p(x|z) = softplus(l) - x l, and softplus(l) = relu(l) - log(max(s, 1 - s)): one log per pixel
-            nll = torch.clamp_min(lg, 0.0).sub_(torch.maximum(s, 1.0 - s).log_()).sub_(x * lg).sum(1)
+            # -log p(x|z) = softplus(l) - x l, and softplus(l) = relu(l) - log(max(s, 1 - s)): one log per pixel,
+            # with s reused for the gradient (BCE-with-logits would compute both again)
+            recon = torch.clamp_min(lg, 0.0).sub_(torch.maximum(s, 1.0 - s).log_()).sub_(x * lg).sum(1).neg_()
             dl = s.sub_(x).mul_(1.0 / n)
         else:
-            var_x = float(cfg.obs_std) ** 2
-            r = s - x
-            nll = (r * r).sum(1).mul_(0.5 / var_x).add_(x.shape[1] * (math.log(cfg.obs_std) + 0.5 * LOG_2PI))
-            dl = r.mul_(s).mul_(1.0 - s).mul_(1.0 / (var_x * n))
-        recon = nll.neg_()
+            recon = recon_log_likelihood(x, lg, "gaussian", cfg.obs_std)
+            dl = (s - x).mul_(s).mul_(1.0 - s).mul_(1.0 / (float(cfg.obs_std) ** 2 * n))
 
         if self.is_vae:
-            var = std * std
-            kl_d = 0.5 * (mu * mu + var - 1.0 - lv)
-            kl = kl_d.sum(1)
-            if free_bits > 0.0:
-                per_dim = kl_d.mean(0)
-                kl_loss = per_dim.clamp(min=free_bits).sum()
-                w = (per_dim >= free_bits).to(mu.dtype) * (beta / n)  # (z,) KL gradient weight per dim
-            else:
-                kl_loss = kl.mean()
-                w = None
-            loss = -recon.mean() + beta * kl_loss
+            std_sq = std * std
+            terms = combine_terms(recon, kl_per_dim(mu, lv), beta, free_bits)
+            # free bits: the KL gradient flows only for dims at or above the floor (as torch.clamp's)
+            w = (terms.kl_per_dim.mean(0) >= free_bits).to(mu.dtype) * (beta / n) if free_bits > 0.0 else None
         else:
-            kl_d = recon.new_zeros((n, 0))
-            kl = recon.new_zeros(recon.shape)
-            loss = -recon.mean()
+            terms = combine_terms(recon, None)
 
         dz = self._backward(self.dec, dec, dl, final_act=False, need_input_grad=True)
         assert dz is not None
@@ -192,10 +179,10 @@ class ClosedFormStep:
             assert self.logvar is not None
             if w is None:
                 dmu = torch.add(dz, mu, alpha=beta / n)
-                dlv = torch.add(dz * eps * 0.5 * std, var - 1.0, alpha=0.5 * beta / n)
+                dlv = torch.add(dz * eps * 0.5 * std, std_sq - 1.0, alpha=0.5 * beta / n)
             else:
                 dmu = dz + mu * w
-                dlv = dz * eps * 0.5 * std + (var - 1.0) * (0.5 * w)
+                dlv = dz * eps * 0.5 * std + (std_sq - 1.0) * (0.5 * w)
             torch.mm(dlv.t(), h, out=self._grad(self.logvar.weight))
             torch.sum(dlv, 0, out=self._grad(self.logvar.bias))
             if dh is not None:
@@ -210,4 +197,4 @@ class ClosedFormStep:
         if dh is not None:
             # the trunk ends in an activation: _backward applies its derivative first
             self._backward(self.trunk, trunk, dh, final_act=True, need_input_grad=False)
-        return ELBOTerms(recon, kl_d, kl, recon - kl, loss)
+        return terms

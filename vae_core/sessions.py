@@ -381,10 +381,8 @@ class TrainerHandle:
         return not self._finalizer.alive
 
     def _hook(self, trainer: Trainer) -> None:
-        if not isinstance(trainer, Trainer):  # e.g. the Compare page's PairTrainer: no live preview
-            self._series = None
-            return
-        if self._box.on_step not in trainer.callbacks["on_step"]:
+        # a PairTrainer (Compare page) has no callbacks and no live preview
+        if isinstance(trainer, Trainer) and self._box.on_step not in trainer.callbacks["on_step"]:
             trainer.add_callback("on_step", self._box.on_step)
         self._series = None
 
