@@ -14,8 +14,6 @@ import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 from vae_core.data import dataset_available, load_dataset  # noqa: E402
 from vae_core.models import ModelConfig  # noqa: E402

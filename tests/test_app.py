@@ -21,8 +21,6 @@ PAGES = ["lab_pages/home.py", "lab_pages/theory.py", "lab_pages/train.py", "lab_
 # under st.navigation, and widget values set there do not reach it; so the sidebar's
 # interactions are tested through this harness, which calls the same function without a router.
 SIDEBAR_HARNESS = f"""
-import sys
-sys.path.insert(0, {str(ROOT)!r})
 import streamlit as st
 from lab_pages.sidebar import model_sidebar
 model_sidebar()

@@ -10,8 +10,6 @@ import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 from vae_core.data import load_dataset  # noqa: E402
 from vae_core.elbo import elbo_terms  # noqa: E402

@@ -175,7 +175,6 @@ BOMBS = {
 }
 BOMB_CHILD = """
 import json, resource, sys, time
-sys.path.insert(0, {root!r})
 from vae_core.checkpoint import CheckpointError, load_checkpoint
 vm = [int(l.split()[1]) * 1024 for l in open("/proc/self/status") if l.startswith("VmSize")][0]
 resource.setrlimit(resource.RLIMIT_AS, (vm + 2**30, resource.getrlimit(resource.RLIMIT_AS)[1]))
@@ -683,7 +682,6 @@ class TestData:
 ZYGOTE = """
 import os, sys, torch
 torch.set_num_threads(1)  # no OpenMP pool: the forked writers must not depend on threads
-sys.path.insert(0, {root!r})
 from vae_core.checkpoint import save_checkpoint
 from vae_core.models import ModelConfig, build_model
 torch.manual_seed(0)

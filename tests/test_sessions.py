@@ -13,8 +13,6 @@ import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 from vae_core import sessions  # noqa: E402
 from vae_core.checkpoint import checkpoint_bytes, load_checkpoint  # noqa: E402

@@ -15,12 +15,8 @@ import torch
 from safetensors.torch import load_file
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-if str(ROOT / "scripts") not in sys.path:
-    sys.path.insert(0, str(ROOT / "scripts"))
 
-import make_checkpoints as mk  # noqa: E402
+from scripts import make_checkpoints as mk  # noqa: E402
 
 from vae_core.checkpoint import load_checkpoint, read_metadata  # noqa: E402
 from vae_core.data import dataset_available, load_dataset  # noqa: E402
