@@ -18,6 +18,8 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import streamlit as st  # noqa: E402
 
+from lab_pages import state  # noqa: E402 - imports no torch
+
 st.set_page_config(page_title="VAE Workshop Lab", page_icon="🧪", layout="wide")
 
 PAGES = {
@@ -42,14 +44,14 @@ def start_umap_warmup(delay: float = 2.0) -> None:
     ``import umap`` holds the GIL for ~3 s, and started at once it delayed the first page after a
     cold start by ~0.7 s (bench/browser_latency.py). A later call with a shorter delay brings a
     waiting warm-up forward."""
-    from vae_core.projection import start_background_warmup
+    from vae_core.umap_runtime import start_background_warmup
 
     start_background_warmup(delay=delay)
 
 
 if pg.url_path == "":  # Home, the first page after a cold start: it draws its text before torch is imported
-    first_visit = "current_model" not in st.session_state  # Home is about to load the default model
-    if st.session_state.get("sidebar_upload") is not None:  # a new upload becomes the model Home shows
+    first_visit = not state.has_current_model()  # Home is about to load the default model
+    if state.upload() is not None:  # a new upload becomes the model Home shows
         from lab_pages.sidebar import adopt_upload
 
         adopt_upload()

@@ -5,7 +5,7 @@ Headless: ``Trainer.run()`` in the main thread, as ``python -m vae_core.train`` 
 In the app, three ways (``--mode``):
 
 - ``refresh`` (default): the page's trainer thread, started through a session handle exactly as
-  the Start button does (vae_core.sessions, with the page's switch-interval setting), while this
+  the Start button does (vae_core.registry, with the page's switch-interval setting), while this
   thread runs the page's per-second refresh work beside it: ``lab_pages.train.draw_live``, the body
   of the live fragment (snapshot, history to numpy, Plotly figures to JSON, LaTeX, preview
   decode, PNG grids), once per ``--refresh`` seconds. Streamlit runs it in bare mode, so every
@@ -28,7 +28,7 @@ gives medians and their ratio, and the median ratio of back-to-back pairs. Targe
 
 Model: the Train page's defaults (VAE 784-400-16, β=1, lr 1e-3, batch 128), ``--epochs`` epochs.
 
-    python bench/app_train_throughput.py [--mode refresh|apptest|browser] [--dataset fashion-mnist]
+    .venv/bin/python -m bench.app_train_throughput [--mode refresh|apptest|browser] [--dataset fashion-mnist]
         [--epochs 1] [--repeats 3] [--refresh 1.0] [--threads N] [--port 8599] [--gil-default]
 """
 
@@ -42,22 +42,18 @@ import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 os.environ.setdefault("VAE_LAB_TRAINER_TIMEOUT", "0")  # the bench is its own heartbeat
 
 import torch  # noqa: E402
 
+from bench._common import ROOT, launch_chromium  # noqa: E402
 from vae_core.data import load_dataset  # noqa: E402
 from vae_core.device import pick_device  # noqa: E402
 from vae_core.models import ModelConfig  # noqa: E402
 from vae_core.train import TrainConfig, Trainer, TrainerState  # noqa: E402
 
 Z, HIDDEN, BATCH = 16, (400,), 128  # the Train page's defaults
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
 
 
 def configs(ds, epochs: int, seed: int) -> tuple[ModelConfig, TrainConfig]:
@@ -79,15 +75,16 @@ def in_refresh(ds, epochs: int, seed: int, refresh: float, gil_default: bool = F
     from streamlit import config as st_config
 
     from lab_pages import train as page
-    from vae_core import sessions
+    from lab_pages.slots import share_the_gil
+    from vae_core.registry import TrainerRegistry
 
     st_config.set_option("global.showWarningOnDirectExecution", False)  # bare mode on purpose
     logging.getLogger("streamlit.runtime.scriptrunner_utils.script_run_context").setLevel(logging.ERROR)
-    h = sessions.TrainerRegistry(heartbeat_timeout=0).open()
+    h = TrainerRegistry(heartbeat_timeout=0).open()
     if gil_default:
         sys.setswitchinterval(0.005)
     else:
-        page.share_the_gil()  # what the Start button does before starting
+        share_the_gil()  # what the Start button does before starting
     h.start(Trainer(*configs(ds, epochs, seed), dataset=ds))
     tr = h.trainer
     draws, busy = 0, 0.0
@@ -160,8 +157,7 @@ class Browser:
              "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"],
             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.pw = sync_playwright().start()
-        self.browser = self.pw.chromium.launch(executable_path=os.environ.get("CHROMIUM", "/usr/bin/chromium"),
-                                               args=CHROMIUM_ARGS)
+        self.browser = launch_chromium(self.pw)
 
     def run(self, epochs: int, seed: int, timeout_s: float) -> tuple[float, str]:
         """(epoch throughput the page reports, details) for one training run in a fresh session."""

@@ -26,7 +26,7 @@ app's default model is used (fmnist_vae_z16 where its checkpoint and data are he
 digits_vae_z2). The navigation menu is clicked when the app shows one; otherwise the switch is
 a browser history change (what Back/Forward do), which Streamlit handles the same way.
 
-    .venv/bin/python bench/browser_latency.py [--cold-runs 3] [--moves 20] [--rounds 3] [--sessions 3] [--port 0]
+    .venv/bin/python -m bench.browser_latency [--cold-runs 3] [--moves 20] [--rounds 3] [--sessions 3] [--port 0]
 """
 
 from __future__ import annotations
@@ -34,17 +34,13 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from tests.e2e.harness import (  # noqa: E402
-    PAGES, VIEWPORT, click_button, drag_slider, free_port, image_src, keyed, launch_browser, launch_server,
-    missing_requirement, open_page, plot_title, settle, switch_page, title_selector, wait_for_page, wait_healthy,
-    wait_image_changed,
+from bench._common import launch_chromium, missing_chromium
+from tests.e2e.harness import (
+    PAGES, VIEWPORT, click_button, drag_slider, free_port, image_src, keyed, launch_server, open_page, plot_title,
+    settle, switch_page, title_selector, wait_for_page, wait_healthy, wait_image_changed,
 )
 
 TARGET_COLD_S = 6.0
@@ -219,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sessions", type=int, default=3, help="training sessions for the memory figure (0: skip)")
     ap.add_argument("--port", type=int, default=0, help="0: a free port")
     args = ap.parse_args(argv)
-    reason = missing_requirement()
+    reason = missing_chromium()
     if reason:
         print(f"browser latency bench cannot run: {reason}")
         return 2
@@ -231,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
           "(other work on this machine slows every figure).", flush=True)
     server = None
     with sync_playwright() as p:
-        browser = launch_browser(p)
+        browser = launch_chromium(p)
         try:
             print(f"\n== 1. cold start ({args.cold_runs} runs, new server process and browser profile each)")
             cold, server = cold_start(browser, port, args.cold_runs)

@@ -9,23 +9,19 @@ each the median over many calls after a warm-up, through ``vae_core.inference``:
 
 Torch uses its default thread count; a second block repeats the figures with one thread.
 
-    python bench/decode_speed.py [--calls 200] [--grid-calls 50]
+    .venv/bin/python -m bench.decode_speed [--calls 200] [--grid-calls 50]
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import torch
 
-import torch  # noqa: E402
-
-from vae_core import inference  # noqa: E402
-from vae_core.models import ModelConfig, build_model  # noqa: E402
+from vae_core import inference
+from vae_core.models import ModelConfig, build_model
 
 TARGET_ONE_MS = 2.0
 TARGET_GRID_MS = 100.0

@@ -11,7 +11,7 @@ otherwise a freshly built model with the hidden sizes of a shipped Fashion-MNIST
 (784-400-z if there is none); random weights time the same.
 Median of ``--repeats`` runs after one warm-up, over different test images.
 
-    python bench/elbo_page_speed.py [--repeats 5] [--threads 0]
+    .venv/bin/python -m bench.elbo_page_speed [--repeats 5] [--threads 0]
 """
 
 from __future__ import annotations
@@ -21,19 +21,17 @@ import os
 import statistics
 import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import torch
 
-import torch  # noqa: E402
+from bench._common import ROOT
+from vae_core import identity as idn
+from vae_core.checkpoint import load_checkpoint, read_metadata
+from vae_core.data import dataset_available, load_dataset
+from vae_core.elbo import quadrature_log_px
+from vae_core.models import ModelConfig, build_model
 
-from vae_core import identity as idn  # noqa: E402
-from vae_core.checkpoint import load_checkpoint, read_metadata  # noqa: E402
-from vae_core.data import dataset_available, load_dataset  # noqa: E402
-from vae_core.elbo import quadrature_log_px  # noqa: E402
-from vae_core.models import ModelConfig, build_model  # noqa: E402
-
-CK = Path(__file__).resolve().parent.parent / "checkpoints"
+CK = ROOT / "checkpoints"
 BUDGET_S = 1.0
 
 

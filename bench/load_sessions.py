@@ -11,7 +11,7 @@ baseline. At the end half the sessions are closed and the other half are dropped
 finalizer stops the trainer, as when Streamlit forgets a session), and the bench counts the
 trainer threads still alive.
 
-    python bench/load_sessions.py [--sessions 8] [--seconds 20] [--solo-seconds 5]
+    .venv/bin/python -m bench.load_sessions [--sessions 8] [--seconds 20] [--solo-seconds 5]
         [--dataset fashion-mnist] [--threads N]
 """
 
@@ -22,18 +22,14 @@ import gc
 import os
 import resource
 import statistics
-import sys
 import threading
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 os.environ.setdefault("VAE_LAB_TRAINER_TIMEOUT", "0")  # the bench is its sessions' heartbeat
 
 import torch  # noqa: E402
 
-from vae_core import sessions  # noqa: E402
+from vae_core import live, registry  # noqa: E402
 from vae_core.data import dataset_available, load_dataset  # noqa: E402
 from vae_core.models import ModelConfig  # noqa: E402
 from vae_core.train import TrainConfig, Trainer, TrainerState  # noqa: E402
@@ -74,7 +70,7 @@ def make_trainer(ds, seed: int) -> Trainer:
     return Trainer(mc, tc, dataset=ds, device="cpu")
 
 
-def redraw(h: sessions.TrainerHandle, x_fixed: torch.Tensor, z_fixed: torch.Tensor) -> float:
+def redraw(h: registry.TrainerHandle, x_fixed: torch.Tensor, z_fixed: torch.Tensor) -> float:
     """One live-view refresh of a session (vae_core side); returns its seconds."""
     t = time.perf_counter()
     h.touch()
@@ -86,7 +82,7 @@ def redraw(h: sessions.TrainerHandle, x_fixed: torch.Tensor, z_fixed: torch.Tens
 
 def solo(ds, seconds: float) -> float:
     """Steps/s of one session training alone (the baseline)."""
-    reg = sessions.default_registry()
+    reg = registry.default_registry()
     h = reg.open(label="solo")
     h.start(make_trainer(ds, seed=99))
     tr = h.trainer
@@ -109,7 +105,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    os.environ[sessions.ENV_MAX_TRAINERS] = str(max(args.sessions, 1))
+    os.environ[registry.ENV_MAX_TRAINERS] = str(max(args.sessions, 1))
     name = args.dataset if dataset_available(args.dataset) else "digits"
     rss0 = status_mb("VmRSS")
     ds = load_dataset(name, download=False)
@@ -123,15 +119,15 @@ def main() -> None:
         print(f"solo: 1 session alone {solo_rate:.1f} steps/s ({solo_rate * BATCH:,.0f} examples/s)")
 
     threads_before = {t for t in threading.enumerate() if t.name == "vae-trainer"}
-    reg = sessions.default_registry()
+    reg = registry.default_registry()
     sampler = RssSampler()
     sampler.start()
     handles = [reg.open(label=f"bench-{i}") for i in range(args.sessions)]
     for i, h in enumerate(handles):
         h.start(make_trainer(ds, seed=i))
     trainers = [h.trainer for h in handles]
-    x_fixed = sessions.fixed_examples(ds, 8)
-    z_fixed = sessions.prior_noise(Z, 16)
+    x_fixed = live.fixed_examples(ds, 8)
+    z_fixed = live.prior_noise(Z, 16)
     time.sleep(1.0)  # warm-up
     s0, t0 = [tr.global_step for tr in trainers], time.perf_counter()
     lat: list[float] = []

@@ -5,7 +5,7 @@ a new UMAP once warm <= 3 s. ``bench/umap_speed.py`` times the UMAP pieces alone
 Python process; this bench times the whole path a user waits for:
 
 ``--mode browser`` (the real thing; needs the ``fmnist_vae_z16`` checkpoint, the app's default
-model, and Playwright with /usr/bin/chromium):
+model, and Playwright with Chromium: ``$VAE_LAB_CHROMIUM``, else /usr/bin/chromium):
   t0 = ``streamlit run app.py`` is launched; a headless browser opens the app as soon as the server
   answers, clicks "Latent map (UMAP)" in the sidebar, and waits until the chart's title reads "UMAP of mu(x)" (PCA is shown before).
   Then, warm: moves the min_dist slider one step (a new embedding: cache miss) and times until the
@@ -20,7 +20,7 @@ click on the Latent map brings it forward), load the model and Fashion-MNIST, en
 ``compute_projection_async`` and wait. Timed from interpreter start. Then a second UMAP with
 another min_dist (warm, cache miss) and a third request equal to the first (cache hit).
 
-    python bench/umap_app_start.py [--mode process|browser|both] [--port 8514]
+    .venv/bin/python -m bench.umap_app_start [--mode process|browser|both] [--port 8514]
 """
 
 from __future__ import annotations
@@ -29,18 +29,17 @@ import argparse
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
-import urllib.request
+from pathlib import Path
 
 T_START = time.perf_counter()
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+
+from bench._common import ROOT  # noqa: E402  (imports nothing heavy: the child times its own imports)
 
 TARGET_FRESH_S, TARGET_WARM_S = 10.0, 3.0
-CHECKPOINT = os.path.join(ROOT, "checkpoints", "fmnist_vae_z16.safetensors")
+CHECKPOINT = ROOT / "checkpoints" / "fmnist_vae_z16.safetensors"
 
 
 def ok(v: float, target: float) -> str:
@@ -59,12 +58,13 @@ def child() -> None:
     import torch
 
     from vae_core import projection as pj
-    from vae_core.compare import shared_projection_cache
+    from vae_core import umap_runtime
+    from vae_core.projection import shared_projection_cache
     from vae_core.data import load_dataset
     from vae_core.inference import encode
 
     mark("imports")
-    pj.start_background_warmup()  # what app.py does at start-up
+    umap_runtime.start_background_warmup()  # what app.py does at start-up
     ds = load_dataset("fashion-mnist", download=False)
     if os.path.exists(CHECKPOINT):
         from vae_core.checkpoint import load_checkpoint
@@ -97,12 +97,12 @@ def child() -> None:
     hit = time.perf_counter() - t
     assert job3.done and job3.result is job.result
     print("RESULT " + json.dumps({"marks": marks, "warm": warm, "hit": hit, "shape": list(mu.shape), "source": source,
-                                  "umap_fit_s": job.result.seconds, "warmup": pj.warmup_state()}), flush=True)
+                                  "umap_fit_s": job.result.seconds, "warmup": umap_runtime.warmup_state()}), flush=True)
 
 
 def process_mode() -> None:
     t = time.perf_counter()
-    proc = subprocess.run([sys.executable, os.path.abspath(__file__), "--child"], capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-m", "bench.umap_app_start", "--child"], capture_output=True, text=True,
                           timeout=900, cwd=ROOT)
     line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")), None)
     if proc.returncode != 0 or line is None:
@@ -145,35 +145,29 @@ def browser_mode(port: int) -> None:
 
     from playwright.sync_api import sync_playwright
 
+    from bench._common import launch_chromium, missing_chromium
+    from tests.e2e.harness import launch_server, wait_healthy
+
+    reason = missing_chromium()
+    if reason:
+        print(f"\n== browser mode skipped: {reason}")
+        return
     with socket.socket() as sock:
         if sock.connect_ex(("127.0.0.1", port)) == 0:
             raise SystemExit(f"port {port} is already in use: stop that server or pass --port")
-    t0 = time.perf_counter()
-    server = subprocess.Popen(
-        [os.path.join(ROOT, ".venv", "bin", "streamlit"), "run", "app.py", "--server.headless", "true",
-         "--server.port", str(port), "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    server = launch_server(port, Path(f"/tmp/vae_lab_umap_app_start_{port}.log"))  # its own process group
+    t0 = server.started_at
     try:
-        while True:
-            try:
-                urllib.request.urlopen(f"http://localhost:{port}/_stcore/health", timeout=1)
-                break
-            except OSError:
-                if time.perf_counter() - t0 > 120:
-                    raise SystemExit("the server did not answer within 120 s")
-                time.sleep(0.1)
-        t_server = time.perf_counter() - t0
+        t_server = wait_healthy(server, 120)
         with sync_playwright() as p:
-            b = p.chromium.launch(executable_path="/usr/bin/chromium", args=[
-                "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync"])
+            b = launch_chromium(p)
             pg = b.new_page(viewport={"width": 1400, "height": 1200})
-            pg.goto(f"http://localhost:{port}/")  # as a user: open the app, click the page in the sidebar
+            pg.goto(f"{server.url}/")  # as a user: open the app, click the page in the sidebar
             pg.get_by_role("link", name="Latent map (UMAP)").click(timeout=120_000)
             pg.wait_for_selector("text=PCA of μ(x)", timeout=120_000)
             t_pca = time.perf_counter() - t0
             pg.wait_for_selector("text=UMAP of μ(x)", timeout=300_000)
-            t_umap, c_umap = time.perf_counter() - t0, proc_cpu(server.pid)
+            t_umap, c_umap = time.perf_counter() - t0, proc_cpu(server.proc.pid)
             def map_title() -> str:
                 return pg.locator(".gtitle").first.text_content() or ""
 
@@ -182,21 +176,20 @@ def browser_mode(port: int) -> None:
 
             def move(key: str, done) -> tuple[float, float]:
                 """Press ``key`` on the min_dist slider; (wall s, server cpu s) until ``done(title)`` holds."""
-                t, c = time.perf_counter(), proc_cpu(server.pid)
+                t, c = time.perf_counter(), proc_cpu(server.proc.pid)
                 slider.focus()
                 slider.press(key)
                 while not done(map_title()):
                     if time.perf_counter() - t > 300:
                         raise SystemExit("no new UMAP view within 300 s")
                     time.sleep(0.05)
-                return time.perf_counter() - t, proc_cpu(server.pid) - c
+                return time.perf_counter() - t, proc_cpu(server.proc.pid) - c
 
             warm = move("ArrowRight", lambda tt: tt.startswith("UMAP of") and tt != title)  # new params: a new fit
             hit = move("ArrowLeft", lambda tt: tt == title)  # the first params again: from the cache
             b.close()
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
+        server.stop()
     n = re.search(r"(\d+) test images", title)
     print(f"\n== browser mode: `streamlit run app.py` -> /latent-map, {n.group(1) if n else '?'} points ({title})")
     print(f"  server answers                        : at {t_server:6.2f} s")

@@ -11,8 +11,8 @@ labels for a quality check) or, with ``--data random``, standard normal noise. T
   (b) the first UMAP of 10,000 x 16 after the warm-up;
   (c) a second UMAP of the same data (warm);
 
-as wall and CPU seconds, and the 10-NN label accuracy of the 2-D maps (the 16-D codes themselves
-score ~0.81, their first two PCs ~0.53). Targets: fresh start -> UMAP view (0 + a + b) <= 10 s;
+as wall and CPU seconds, and the 10-NN label accuracy of the 2-D maps (docs/performance.md has
+the same score of the 16-D codes and of their first two PCs, for scale). Targets: fresh start -> UMAP view (0 + a + b) <= 10 s;
 warm UMAP (c) <= 3 s.
 
 Scenarios (``--scenarios``):
@@ -22,7 +22,7 @@ Scenarios (``--scenarios``):
   no-disk-cache VAE_LAB_NUMBA_CACHE=0: our kernels compiled in memory each process
   baseline     plain ``umap.UMAP()`` (NN-descent kNN, spectral init, 500 epochs) in a fresh process
 
-    python bench/umap_speed.py [--data fashion|random] [--scenarios first-ever,next-start,no-disk-cache] [--sweep]
+    .venv/bin/python -m bench.umap_speed [--data fashion|random] [--scenarios first-ever,next-start,no-disk-cache] [--sweep]
 """
 
 from __future__ import annotations
@@ -36,8 +36,8 @@ import tempfile
 import time
 
 T_START = time.perf_counter()
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+
+from bench._common import ROOT  # noqa: E402  (imports nothing heavy: the child times its own imports)
 
 TARGET_FRESH_S = 10.0
 TARGET_WARM_S = 3.0
@@ -97,6 +97,7 @@ def child(data: str, baseline: bool, sweep: bool) -> None:
     import torch  # noqa: F401
 
     from vae_core import projection as pj
+    from vae_core.umap_runtime import warm_up_umap
 
     out: dict = {"imports": sw.lap()}
     codes, labels = load_codes(data)  # data preparation: not part of the page's path
@@ -109,7 +110,7 @@ def child(data: str, baseline: bool, sweep: bool) -> None:
         out["warmup"] = sw.lap()
         fit = lambda: umap.UMAP(n_jobs=-1).fit_transform(codes)  # noqa: E731
     else:
-        pj.warm_up_umap()
+        warm_up_umap()
         out["warmup"] = sw.lap()
         fit = lambda: pj.umap_2d(codes)  # noqa: E731
     for name in ("first_umap", "second_umap"):
@@ -130,11 +131,11 @@ def child(data: str, baseline: bool, sweep: bool) -> None:
 
 def run_child(data: str, env_extra: dict, baseline: bool = False, sweep: bool = False) -> dict:
     env = {**os.environ, **env_extra}
-    cmd = [sys.executable, os.path.abspath(__file__), "--child", "--data", data]
+    cmd = [sys.executable, "-m", "bench.umap_speed", "--child", "--data", data]
     cmd += ["--baseline"] if baseline else []
     cmd += ["--sweep"] if sweep else []
     t = time.perf_counter()
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=900)
     wall = time.perf_counter() - t
     line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")), None)
     if proc.returncode != 0 or line is None:

@@ -1,10 +1,10 @@
-"""Shared UI state and drawing helpers for the pages (with lab_pages.style, their colours).
+"""What the pages share besides their figures (lab_pages.charts) and keys (lab_pages.state):
+the current model as a :class:`LoadedModel`, the loaders of datasets and checkpoints, the
+"this page needs a model / a VAE" guards, and the image helpers for ``st.image``.
 
-"The current model" lives in one place: ``st.session_state["current_model"]``, a
-:class:`LoadedModel`. Every page calls :func:`current_model` (or :func:`require_model` /
-:func:`require_vae`) and never loads checkpoints itself. Shipped checkpoints are loaded once
-per process (read-only, shared); models trained or uploaded in a session belong to that
-session only.
+Every page calls :func:`current_model` (or :func:`require_model` / :func:`require_vae`) and
+never loads checkpoints itself. Shipped checkpoints are loaded once per process (read-only,
+shared); models trained or uploaded in a session belong to that session only.
 """
 
 from __future__ import annotations
@@ -17,9 +17,11 @@ import numpy as np
 import streamlit as st
 import torch
 
-from lab_pages.style import CLASS_COLORS, ELBO_COLOR, KL_COLOR, LOGPX_COLOR, RECON_COLOR  # noqa: F401 - re-exported
+from lab_pages import state
+from lab_pages.style import CLASS_COLORS, ELBO_COLOR, KL_COLOR, LOGPX_COLOR, RECON_COLOR, class_color  # noqa: F401 - re-exported
 from vae_core.checkpoint import CheckpointError, LoadedCheckpoint, load_checkpoint, read_metadata
 from vae_core.data import DATASETS, Dataset, DatasetError, dataset_available, load_dataset
+from vae_core.inference import images_to_grid
 from vae_core.models import AE, VAE, ModelConfig
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -126,45 +128,27 @@ def default_model_name() -> str | None:
 
 # ------------------------------------------------------------------ the current model
 def current_model() -> LoadedModel | None:
-    """The model every page works on, or None if none could be loaded."""
-    lm = st.session_state.get("current_model")
+    """The model every page works on (the default shipped one at first), or None if none loads."""
+    lm = state.stored_model()
     if lm is None:
         name = default_model_name()
         if name is not None:
             try:
                 lm = load_shipped(name)
             except CheckpointError as exc:
-                st.session_state["model_error"] = str(exc)
+                state.set_model_error(str(exc))
                 return None
-            st.session_state["current_model"] = lm
+            state.set_current_model(lm)
     return lm
-
-
-def set_current_model(lm: LoadedModel) -> None:
-    """Make ``lm`` the current model for this browser session."""
-    st.session_state["current_model"] = lm
-
-
-def session_models() -> dict[str, LoadedModel]:
-    """Models trained or uploaded in this browser session, by label."""
-    return st.session_state.setdefault("session_models", {})
-
-
-def add_session_model(lm: LoadedModel, make_current: bool = True) -> None:
-    """Register a session-trained or uploaded model (and select it)."""
-    session_models()[lm.label] = lm
-    if make_current:
-        set_current_model(lm)
 
 
 def require_model() -> LoadedModel:
     """The current model, or an explanation and ``st.stop()``."""
     lm = current_model()
     if lm is None:
-        st.warning(
-            "No model is loaded. Pick a checkpoint in the sidebar, upload one, or train one on the Train page."
-            + (f"\n\n{st.session_state['model_error']}" if st.session_state.get("model_error") else "")
-        )
+        err = state.model_error()
+        st.warning("No model is loaded. Pick a checkpoint in the sidebar, upload one, or train one on the Train page."
+                   + (f"\n\n{err}" if err else ""))
         st.stop()
     return lm
 
@@ -192,7 +176,7 @@ def require_dataset(lm: LoadedModel) -> Dataset:
         raise  # unreachable; keeps type checkers happy
 
 
-# ------------------------------------------------------------------ drawing helpers
+# ------------------------------------------------------------------ images for st.image
 def to_image(flat: np.ndarray | torch.Tensor, image_shape: tuple[int, int, int]) -> np.ndarray:
     """One flattened image (D,) in [0, 1] -> (H, W) uint8 for st.image."""
     a = flat.detach().cpu().numpy() if isinstance(flat, torch.Tensor) else np.asarray(flat)
@@ -200,18 +184,11 @@ def to_image(flat: np.ndarray | torch.Tensor, image_shape: tuple[int, int, int])
     return (np.clip(a.reshape(h, w), 0.0, 1.0) * 255).round().astype(np.uint8)
 
 
-def image_grid(images: np.ndarray | torch.Tensor, image_shape: tuple[int, int, int], ncols: int, pad: int = 1) -> np.ndarray:
-    """(N, D) images in [0, 1] -> one (H', W') uint8 mosaic, ``ncols`` per row, white gutters."""
-    a = images.detach().cpu().numpy() if isinstance(images, torch.Tensor) else np.asarray(images)
-    _, h, w = image_shape
-    n = a.shape[0]
-    ncols = max(1, min(ncols, n))
-    nrows = -(-n // ncols)
-    out = np.full((nrows * (h + pad) + pad, ncols * (w + pad) + pad), 255, dtype=np.uint8)
-    for i in range(n):
-        r, c = divmod(i, ncols)
-        out[pad + r * (h + pad): pad + r * (h + pad) + h, pad + c * (w + pad): pad + c * (w + pad) + w] = to_image(a[i], image_shape)
-    return out
+def upscale(img: np.ndarray, tile_h: int, px: int) -> np.ndarray:
+    """Enlarge a uint8 image by whole pixels so that a ``tile_h``-high tile is about ``px`` high
+    (8x8 digits stay crisp; a browser's own scaling would blur them)."""
+    s = max(1, round(px / tile_h))
+    return np.kron(img, np.ones((s, s) + (1,) * (img.ndim - 2), dtype=np.uint8)) if s > 1 else img
 
 
 def png_data_uri(img: np.ndarray, compress_level: int = 1) -> str:
@@ -233,15 +210,8 @@ def png_data_uri(img: np.ndarray, compress_level: int = 1) -> str:
 
 
 def show_grid(images: np.ndarray | torch.Tensor, image_shape: tuple[int, int, int], ncols: int,
-              caption: str | None = None, width: int | None = None) -> None:
-    """Draw (N, D) images as one mosaic, scaled up without blurring small (8x8) images."""
-    grid = image_grid(images, image_shape, ncols)
-    scale = max(1, int(round(112 / image_shape[1])))  # at least ~112 px per tile row for 8x8 digits
-    if scale > 1:
-        grid = np.kron(grid, np.ones((scale, scale), dtype=np.uint8))
-    st.image(grid, caption=caption, width=width or "stretch", clamp=True)
-
-
-def class_color(label: int) -> str:
-    """The colour of class ``label`` on every page."""
-    return CLASS_COLORS[int(label) % len(CLASS_COLORS)]
+              caption: str | None = None, width: int | None = None, px: int = 112, container=st) -> None:
+    """Draw (N, D) images in [0, 1] as one mosaic (vae_core.inference.images_to_grid), each tile
+    enlarged to about ``px`` pixels high by whole pixels."""
+    grid = upscale(images_to_grid(images, image_shape, ncols=ncols), image_shape[1], px)
+    container.image(grid, caption=caption, width=width or "stretch", clamp=True)

@@ -6,13 +6,13 @@ import hashlib
 
 import streamlit as st
 
-from lab_pages.common import (
-    LoadedModel, add_session_model, available_datasets, current_model, from_checkpoint, list_shipped,
-    load_shipped, session_models, set_current_model,
-)
+from lab_pages import state
+from lab_pages.common import LoadedModel, available_datasets, current_model, from_checkpoint, list_shipped, load_shipped
 from vae_core.checkpoint import MAX_BYTES, CheckpointError, load_checkpoint
 
 UPLOAD_LIMIT_MB = 50
+ERROR = "sidebar_error"  # the last pick's or upload's failure, shown under the picker
+DONE = "sidebar_upload_done"  # file_id of the upload already adopted
 
 
 def _describe(lm: LoadedModel) -> None:
@@ -35,17 +35,17 @@ def _describe(lm: LoadedModel) -> None:
 
 
 def _on_pick() -> None:
-    choice = st.session_state.get("sidebar_model_pick")
+    choice = state.picked()
     if choice is None:
         return
     src, _, name = choice.partition(":")
     try:
-        lm = session_models()[name] if src == "session" else load_shipped(name)
+        lm = state.session_models()[name] if src == "session" else load_shipped(name)
     except (CheckpointError, KeyError) as exc:
-        st.session_state["sidebar_error"] = f"Could not load {name}: {exc}"
+        st.session_state[ERROR] = f"Could not load {name}: {exc}"
         return
-    set_current_model(lm)
-    st.session_state.pop("sidebar_error", None)
+    state.set_current_model(lm)
+    st.session_state.pop(ERROR, None)
 
 
 def adopt_upload() -> None:
@@ -54,21 +54,21 @@ def adopt_upload() -> None:
     The uploader's value is known before it is drawn: app.py calls this before the page runs,
     so the page, the model box and the picker already show the upload (and the picker's state
     may still be set)."""
-    up = st.session_state.get("sidebar_upload")
-    if up is None or st.session_state.get("sidebar_upload_done") == up.file_id:
+    up = state.upload()
+    if up is None or st.session_state.get(DONE) == up.file_id:
         return
-    st.session_state["sidebar_upload_done"] = up.file_id
+    st.session_state[DONE] = up.file_id
     data = up.getvalue()
     digest = hashlib.sha256(data).hexdigest()[:12]
     try:
         ck = load_checkpoint(data, name=up.name, max_bytes=min(MAX_BYTES, UPLOAD_LIMIT_MB * 1024 * 1024))
     except CheckpointError as exc:
-        st.session_state["sidebar_error"] = f"Upload refused: {exc}"
+        st.session_state[ERROR] = f"Upload refused: {exc}"
         return
     label = f"upload: {up.name}"
-    add_session_model(from_checkpoint(ck, label, "upload", f"upload:{digest}"))
-    st.session_state["sidebar_model_pick"] = f"session:{label}"
-    st.session_state.pop("sidebar_error", None)
+    state.add_session_model(from_checkpoint(ck, label, "upload", f"upload:{digest}"))
+    state.set_picked("session", label)
+    st.session_state.pop(ERROR, None)
 
 
 def model_sidebar() -> None:
@@ -81,22 +81,22 @@ def model_sidebar() -> None:
             st.warning("No model loaded: pick one below, upload one, or train one.")
         else:
             _describe(lm)
-        options = [f"shipped:{n}" for n in list_shipped()] + [f"session:{n}" for n in session_models()]
+        options = [f"shipped:{n}" for n in list_shipped()] + [f"session:{n}" for n in state.session_models()]
         if lm is not None:
-            cur = f"session:{lm.label}" if lm.source != "shipped" else f"shipped:{lm.label}"
-            if cur in options and st.session_state.get("sidebar_model_pick") not in options:
-                st.session_state["sidebar_model_pick"] = cur
+            src = "session" if lm.source != "shipped" else "shipped"
+            if f"{src}:{lm.label}" in options and state.picked() not in options:
+                state.set_picked(src, lm.label)
         st.selectbox(
-            "Pick a model", options, key="sidebar_model_pick", on_change=_on_pick,
+            "Pick a model", options, key=state.PICKER, on_change=_on_pick,
             format_func=lambda o: o.split(":", 1)[1] + ("  (this session)" if o.startswith("session:") else ""),
             help="Shipped checkpoints, plus models trained or uploaded in this browser session.",
         )
         st.file_uploader(
-            "…or upload a .safetensors checkpoint", type=None, key="sidebar_upload", max_upload_size=UPLOAD_LIMIT_MB,
+            "…or upload a .safetensors checkpoint", type=None, key=state.UPLOAD, max_upload_size=UPLOAD_LIMIT_MB,
             help=f"Checkpoints saved by this lab (Train page → Download). At most {UPLOAD_LIMIT_MB} MB. Never unpickled.",
         )
-        if st.session_state.get("sidebar_error"):
-            st.error(st.session_state["sidebar_error"])
+        if st.session_state.get(ERROR):
+            st.error(st.session_state[ERROR])
         if "fashion-mnist" not in available_datasets():
             st.caption(
                 "Fashion-MNIST is not on this machine, so the lab uses the offline digits set. "

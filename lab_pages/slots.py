@@ -1,6 +1,7 @@
-"""A browser session's slots in the server-wide trainer registry (vae_core.sessions).
+"""A browser session's slots in the server-wide trainer registry (vae_core.registry), and what
+the Train page's controls (Start … Reset, Save, Use, Download) do to its slot.
 
-Each page that trains keeps its own :class:`~vae_core.sessions.TrainerHandle` in
+Each page that trains keeps its own :class:`~vae_core.registry.TrainerHandle` in
 ``st.session_state`` under its own key: the Train page's trainer and the Compare page's live
 pair each count towards the server's cap, and each stops when its session ends.
 """
@@ -8,18 +9,26 @@ pair each count towards the server's cap, and each stops when its session ends.
 from __future__ import annotations
 
 import functools
+import sys
+import time
+import weakref
 from typing import Callable
 
 import streamlit as st
 
-from vae_core import sessions
+from lab_pages import common, state
+from vae_core import registry
+from vae_core.checkpoint import CheckpointError, checkpoint_bytes, save_by_name
+from vae_core.data import DatasetError
+from vae_core.models import ConfigError
+from vae_core.train import Trainer, TrainerState as S, cli_command
 
 
-def session_handle(key: str, label: str = "") -> sessions.TrainerHandle:
+def session_handle(key: str, label: str = "") -> registry.TrainerHandle:
     """This browser session's handle under ``key`` (made on first use, kept in session_state only)."""
     h = st.session_state.get(key)
     if h is None or h.closed:
-        h = sessions.default_registry().open(label=label, probe=session_probe())
+        h = registry.default_registry().open(label=label, probe=session_probe())
         st.session_state[key] = h
     return h
 
@@ -37,3 +46,121 @@ def session_probe() -> Callable[[], bool] | None:
         return functools.partial(Runtime.instance().is_active_session, ctx.session_id)
     except Exception:  # internal API moved: fall back to the page's own heartbeat
         return None
+
+
+# ------------------------------------------------------------------ what the Train page's controls do
+# Each takes the session's handle and returns the message to show, (kind, text) with kind an
+# st function name ("success", "info", "warning", "error"). No Streamlit here: these are the
+# handle's verbs with the words a learner reads, and could join the handle module in vae_core.
+Message = tuple[str, str]
+
+
+def share_the_gil() -> None:
+    """Hand the GIL back to a training thread within 1 ms, not 5: while a page draws, that thread
+    waits for it after every torch op (at 5 ms, a third of the training speed on a busy box)."""
+    sys.setswitchinterval(min(sys.getswitchinterval(), 0.001))
+
+
+def _new_trainer(mc, tc) -> Trainer:
+    return Trainer(mc, tc, dataset=common.get_dataset(tc.dataset))
+
+
+def start(h: registry.TrainerHandle, mc, tc, errors: list[str]) -> Message:
+    """Start training: the idle trainer of a Step with the same settings continues, else a new one."""
+    if errors:
+        return "error", "Not started. Fix the settings first: " + " ".join(errors)
+    share_the_gil()
+    old = h.trainer
+    reuse = old is not None and old.state == S.IDLE and old.model_config == mc and old.config == tc
+    try:
+        h.start(None if reuse else _new_trainer(mc, tc))
+    except (registry.CapacityError, ConfigError, DatasetError) as exc:
+        return "error", f"Not started: {exc}"
+    return "success", f"Training started: {mc.describe()} on {tc.dataset}, {tc.epochs} epoch(s)."
+
+
+def _tell(h: registry.TrainerHandle, verb: str, text: str) -> Message | None:
+    """Call ``trainer.<verb>()`` if there is a trainer; ``text`` may name the ``{step}`` it is at."""
+    tr = h.trainer
+    if tr is None:
+        return None
+    getattr(tr, verb)()
+    return "info", text.format(step=tr.global_step)
+
+
+def pause(h: registry.TrainerHandle) -> Message | None:
+    return _tell(h, "pause", "Paused at step {step}. Step trains one batch; Resume continues.")
+
+
+def resume(h: registry.TrainerHandle) -> Message:
+    share_the_gil()
+    try:
+        h.resume()
+    except registry.CapacityError as exc:
+        return "error", f"Not resumed: {exc}"
+    if h.trainer is not None and h.trainer.state == S.RUNNING:
+        return "success", f"Resumed at step {h.trainer.global_step}."
+    return "warning", "Not resumed: the trainer is still finishing its last step; press Resume again."
+
+
+def step(h: registry.TrainerHandle, mc, tc, errors: list[str]) -> Message:
+    """Train one batch; after the end of a run (or before any), on a new idle trainer."""
+    if h.trainer is None or h.trainer.state in (S.FINISHED, S.DIVERGED, S.FAILED):
+        if errors:
+            return "error", "No step taken. Fix the settings first: " + " ".join(errors)
+        try:
+            h.attach(_new_trainer(mc, tc))
+        except (DatasetError, ConfigError) as exc:
+            return "error", f"No step taken: {exc}"
+    rec = h.trainer.step()
+    if rec is None:
+        return "warning", h.trainer.message or "No step taken: training is over."
+    kl = f", KL {rec['kl']:.2f}" if h.trainer.model.is_vae else ""
+    return "info", f"One batch: step {rec['step']}, loss {rec['loss']:.2f} nats/image (recon {-rec['recon']:.2f}{kl})."
+
+
+def stop(h: registry.TrainerHandle) -> Message | None:
+    return _tell(h, "stop", "Stopped at step {step}. The weights are kept: save, download or use them; Resume continues.")
+
+
+def reset(h: registry.TrainerHandle) -> Message:
+    h.attach(None)
+    return "info", "Reset: the trainer and its weights were discarded (saved checkpoints stay)."
+
+
+def copy_of(tr: Trainer):
+    """A consistent (model, metadata) copy of the trainer, with the CLI command that would train it."""
+    return tr.consistent_copy(cli_command(tr.model_config, tr.config) + "  # trained on the app's Train page")
+
+
+def save(h: registry.TrainerHandle, name: str) -> Message:
+    """Save a copy as checkpoints/saved/<name> (vae_core.checkpoint's name rules) and make it current."""
+    tr = h.trainer
+    if tr is None or tr.global_step == 0:
+        return "error", "Nothing to save yet: train at least one step."
+    try:
+        model, meta = copy_of(tr)
+        path = save_by_name(model, meta, name, common.SESSION_CHECKPOINT_DIR, common.list_shipped())
+        state.set_current_model(common.load_shipped(f"saved/{name}"))
+    except (OSError, CheckpointError) as exc:
+        return "error", f"Could not save: {exc}"
+    state.set_picked("shipped", f"saved/{name}")
+    shown = path.relative_to(common.PROJECT_ROOT) if path.is_relative_to(common.PROJECT_ROOT) else path
+    return "success", f"Saved {shown} (step {meta['steps']}); it is now the current model and the sidebar picker lists it."
+
+
+def use(h: registry.TrainerHandle) -> Message:
+    """Make a copy of the trainer's model the current model of this session (not saved)."""
+    if h.trainer is None or h.trainer.global_step == 0:
+        return "error", "Nothing to use yet: train at least one step."
+    (model, meta), mc = copy_of(h.trainer), h.trainer.model_config
+    label = f"trained {mc.kind.upper()} z={mc.latent_dim} {meta['dataset']} step {meta['steps']}"
+    state.add_session_model(common.LoadedModel(f"train:{h.id}:{time.time_ns()}", label, "session", model, model.config, meta))
+    state.set_picked("session", label)
+    return "success", f"“{label}” is now the current model on every page (not saved to disk)."
+
+
+def download_bytes(ref: weakref.ref) -> bytes:
+    """The checkpoint file of the handle's trainer, made when the browser asks (weak: no session kept alive)."""
+    tr = getattr(ref(), "trainer", None)
+    return b"" if tr is None else checkpoint_bytes(*copy_of(tr))

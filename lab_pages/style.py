@@ -9,3 +9,12 @@ RECON_COLOR = "#4C78A8"  # reconstruction term, everywhere
 KL_COLOR = "#F58518"     # KL term, everywhere
 ELBO_COLOR = "#54A24B"
 LOGPX_COLOR = "#B279A2"
+P_COLOR, Q_COLOR = "#1f77b4", "#ff7f0e"  # Theory page: p / the target posterior, q / its approximation
+MU_COLOR = "#8da0cb"     # histogram bars of μ (not a class, not recon/KL)
+INK_COLOR = "black"      # lines that are no term and no class: the prior, the objective, exact log p(x)
+GUIDE_COLOR = "grey"     # reference lines: β, the objective, the current K, a warm-up band
+
+
+def class_color(label: int) -> str:
+    """The colour of class ``label`` on every page."""
+    return CLASS_COLORS[int(label) % len(CLASS_COLORS)]

@@ -45,9 +45,9 @@ from vae_core.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 from vae_core.checkpoint import read_metadata  # noqa: E402
 from vae_core.data import dataset_available, load_dataset  # noqa: E402
 from vae_core.elbo import quadrature_log_px  # noqa: E402
-from vae_core.evaluate import evaluate_checkpoint_metrics, iwae_nll  # noqa: E402
+from vae_core.data import to_float  # noqa: E402
+from vae_core.evaluate import ELBO_SEED_OFFSET, dataset_metrics  # noqa: E402
 from vae_core.models import VAE, count_parameters  # noqa: E402
-from vae_core.train import evaluate_model  # noqa: E402
 
 DEFAULT_OUT = ROOT / "checkpoints"
 REFERENCE_FILE = "reference_recipe.json"
@@ -55,7 +55,7 @@ REFERENCE_NEG_ELBO = 244.0  # the issue's figure for the reference recipe after 
 
 # Shared CLI arguments. A pair differs only in --model, so init of the shared encoder layers
 # and the batch order are the same (both come from --seed).
-# z=16: batch 64 reached at 6 epochs what batch 128 reached at 8-9 (measured here), for about the same cost per epoch
+# z=16: batch 64 (see docs/performance.md for why)
 FMNIST_Z16 = ("--dataset", "fashion-mnist", "--latent", "16", "--hidden", "512,256", "--epochs", "30",
               "--batch-size", "64", "--lr", "1e-3", "--seed", "0")
 BETA_Z16 = ("--dataset", "fashion-mnist", "--latent", "16", "--hidden", "512,256", "--epochs", "10",
@@ -157,7 +157,7 @@ def train_all(tasks: list[tuple[str, tuple[str, ...], Path]], env: dict[str, str
 # ------------------------------------------------------------------ evaluation
 def quadrature_check(model: VAE, x: torch.Tensor, n_grid: int, k: int, seed: int) -> dict[str, float]:
     """log p(x) by quadrature and the K-sample IWAE bound on the same images x (N, D) uint8: nats/image."""
-    xf = x.float().div(255.0)
+    xf = to_float(x)
     lps = []
     with torch.no_grad():
         for start in range(0, xf.shape[0], 50):
@@ -167,10 +167,9 @@ def quadrature_check(model: VAE, x: torch.Tensor, n_grid: int, k: int, seed: int
                                          likelihood=model.config.likelihood, obs_std=model.config.obs_std,
                                          q=(mu, logvar)).log_px.double())
     quad = -float(torch.cat(lps).mean())
-    iw, iw_se = iwae_nll(model, x, k=k, seed=seed)
-    neg_elbo = evaluate_model(model, x, seed=seed + 3).neg_elbo
-    return {"quad_nll": quad, "quad_grid": n_grid, "quad_n": int(x.shape[0]), "quad_iwae_nll": iw,
-            "quad_iwae_se": iw_se, "quad_neg_elbo": neg_elbo}
+    m = dataset_metrics(model, x, seed=seed, k=k, n_iwae=x.shape[0])
+    return {"quad_nll": quad, "quad_grid": n_grid, "quad_n": int(x.shape[0]), "quad_iwae_nll": m.iwae_nll,
+            "quad_iwae_se": m.iwae_nll_se, "quad_neg_elbo": m.neg_elbo}
 
 
 def evaluate(path: Path, k: int, n_iwae: int, quad_n: int, quad_grid: int, train_wall: float | None) -> dict[str, Any]:
@@ -180,13 +179,10 @@ def evaluate(path: Path, k: int, n_iwae: int, quad_n: int, quad_grid: int, train
     ds = load_dataset(meta["dataset"], download=False)
     seed = int((meta.get("train_config") or {}).get("seed", 0))
     t0 = time.perf_counter()
-    with torch.no_grad():
-        m = evaluate_checkpoint_metrics(ck.model, ds, k=k if ck.model.is_vae else 0, n_iwae=n_iwae, seed=seed)
-    m["eval_seed"] = seed + 3  # evaluate_model's seed, the trainer's own evaluation seed
+    m = dataset_metrics(ck.model, ds.x_test, seed=seed, k=k if ck.model.is_vae else 0, n_iwae=n_iwae).to_dict()
+    m["eval_seed"] = seed + ELBO_SEED_OFFSET  # the ELBO pass's noise seed, the trainer's own evaluation seed
     if ck.model.is_vae and k > 0 and n_iwae > 0:
         m["iwae_seed"] = seed
-        n = m["iwae_n"]  # the same images as the IWAE, for the gap IWAE vs ELBO
-        m["iwae_subset_neg_elbo"] = evaluate_model(ck.model, ds.x_test[:n], seed=seed + 3).neg_elbo
         if ck.config.latent_dim <= 2 and quad_n > 0:
             qn = ds.x_test.shape[0] if ds.name == "digits" else quad_n  # digits: the whole split is cheap
             m.update(quadrature_check(ck.model, ds.x_test[:qn], quad_grid, k, seed))
@@ -282,7 +278,7 @@ def write_readme(out_dir: Path, metas: dict[str, dict[str, Any]], reference: dic
     if reference:
         rm = reference["test_metrics"]
         L += [
-            f"Reference recipe (pytorch/examples VAE: 784-400-20 MLP, Adam 1e-3, batch 128, Bernoulli), trained here by",
+            "Reference recipe (pytorch/examples VAE: 784-400-20 MLP, Adam 1e-3, batch 128, Bernoulli), trained here by",
             f"`{reference['command']}`: test −ELBO **{_f(rm['neg_elbo'])}** nats/image after {reference['epochs']:g} epoch{'s' if reference['epochs'] != 1 else ''}",
             f"(recon {_f(rm['recon'])}, KL {_f(rm['kl'])}" + (f", IWAE NLL {_f(rm['iwae_nll'])} on the first {rm['iwae_n']} images" if 'iwae_nll' in rm else "") + ").",
         ]
@@ -396,8 +392,9 @@ def main(argv: list[str] | None = None) -> int:
         if want_ref:
             ck = load_checkpoint(Path(tmp) / "reference_vae_z20.safetensors")
             ds = load_dataset("fashion-mnist", download=False)
-            m = evaluate_checkpoint_metrics(ck.model, ds, k=args.k, n_iwae=args.iwae_n, seed=0)
-            m.pop("kl_per_dim", None)
+            m = dataset_metrics(ck.model, ds.x_test, seed=0, k=args.k, n_iwae=args.iwae_n).to_dict()
+            for key in ("kl_per_dim", "var_mu"):
+                m.pop(key, None)
             reference = {"command": "python -m vae_core.train " + " ".join(ref_args), "epochs": ck.metadata["epochs"],
                          "train_wall_s": walls.pop("reference_vae_z20"), "test_metrics": m,
                          "history": {k: ck.metadata["history"][k] for k in ("eval_epoch", "test_neg_elbo")}}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 # As app.py does: tests run trainer threads, AppTest scripts and UMAP side by side, and spinning
@@ -58,3 +57,92 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(old)
+
+
+# ====================================================================== page-test helpers (AppTest)
+# Shared by the test_*_page.py files, test_app.py, test_hostile.py and test_sessions.py.
+import base64  # noqa: E402
+import json  # noqa: E402
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+from streamlit.testing.v1 import AppTest  # noqa: E402
+
+APP = str(ROOT / "app.py")
+TRAIN_PAGE = str(ROOT / "lab_pages" / "train.py")
+ENV_MAX_TRAINERS = "VAE_LAB_MAX_TRAINERS"  # the trainer registry's settings (read from the environment)
+ENV_TRAINER_TIMEOUT = "VAE_LAB_TRAINER_TIMEOUT"
+
+
+def wait_for(cond, timeout: float = 30.0) -> bool:
+    """Poll ``cond()`` every 10 ms until it is true or ``timeout`` s have passed; its last value."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if cond():
+            return True
+        time.sleep(0.01)
+    return cond()
+
+
+def run_page(path: str, lm=None, timeout: float = 120, **state) -> AppTest:
+    """Run the page at ``path`` once, with ``lm`` as the current model and ``state`` put into
+    session state first; it must not raise."""
+    at = AppTest.from_file(path, default_timeout=timeout)
+    if lm is not None:
+        at.session_state["current_model"] = lm
+    for k, v in state.items():
+        at.session_state[k] = v
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def texts(at: AppTest, kind: str) -> list[str]:
+    """The values of every element of one kind (``"error"``, ``"info"``, ``"caption"`` …)."""
+    return [e.value for e in getattr(at, kind)]
+
+
+def plotly_array(v) -> np.ndarray:
+    """A Plotly JSON array: a plain list, or Plotly 6+'s typed-array form {"dtype", "bdata"}."""
+    if isinstance(v, dict) and "bdata" in v:
+        return np.frombuffer(base64.b64decode(v["bdata"]), dtype=np.dtype(v["dtype"]))
+    return np.asarray(v)
+
+
+def plotly_figures(at: AppTest) -> dict[str, dict]:
+    """{chart key: figure JSON} of every Plotly chart on the page."""
+    return {el.proto.id.rsplit("-", 1)[-1]: json.loads(el.proto.spec) for el in at.get("plotly_chart")}
+
+
+def trainer_of(at: AppTest):
+    """The Train page's trainer in this AppTest session (None before Start or Step)."""
+    return at.session_state["train_handle"].trainer
+
+
+@pytest.fixture
+def train_page(monkeypatch):
+    """A factory of Train page AppTests on digits with a long run (``epochs``); every trainer they
+    started is stopped afterwards. The registry never times a test session out."""
+    monkeypatch.setenv(ENV_TRAINER_TIMEOUT, "0")
+    monkeypatch.delenv(ENV_MAX_TRAINERS, raising=False)
+    made: list[AppTest] = []
+
+    def make(epochs: int = 3000, kind: str = "VAE", path: str = TRAIN_PAGE) -> AppTest:
+        at = AppTest.from_file(path, default_timeout=120)
+        at.run()
+        at.selectbox(key="train_dataset").set_value("digits")
+        at.radio(key="train_kind").set_value(kind)
+        at.number_input(key="train_epochs").set_value(epochs)
+        at.run()
+        assert not at.exception, at.exception
+        made.append(at)
+        return at
+
+    yield make
+    for at in made:
+        h = at.session_state["train_handle"] if "train_handle" in at.session_state else None
+        if h is not None:
+            tr = h.trainer
+            h.close()
+            if tr is not None:
+                tr.join(10)

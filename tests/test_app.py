@@ -9,10 +9,9 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
-from tests.conftest import ROOT
+from tests.conftest import APP, ROOT
 from vae_core.checkpoint import checkpoint_bytes, load_checkpoint
 
-APP = str(ROOT / "app.py")
 PAGES = ["lab_pages/home.py", "lab_pages/theory.py", "lab_pages/train.py", "lab_pages/elbo.py", "lab_pages/explorer.py",
          "lab_pages/latent_map.py", "lab_pages/compare.py"]
 
@@ -20,7 +19,7 @@ PAGES = ["lab_pages/home.py", "lab_pages/theory.py", "lab_pages/train.py", "lab_
 # AppTest (1.67) drops what the router script itself draws on every rerun after the first
 # under st.navigation, and widget values set there do not reach it; so the sidebar's
 # interactions are tested through this harness, which calls the same function without a router.
-SIDEBAR_HARNESS = f"""
+SIDEBAR_HARNESS = """
 import streamlit as st
 from lab_pages.sidebar import model_sidebar
 model_sidebar()

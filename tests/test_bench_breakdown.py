@@ -5,7 +5,6 @@ weights and a random uint8 batch (no dataset needed)."""
 from __future__ import annotations
 
 import importlib.util
-import sys
 from pathlib import Path
 
 import pytest

@@ -176,3 +176,36 @@ class TestBadFiles:
         p.write_bytes(st_save({"w": torch.zeros(1)}))
         with pytest.raises(CheckpointError, match="not a VAE Workshop Lab"):
             read_metadata(p)
+
+
+class TestSaveByName:
+    def test_saves_under_the_folder_and_lists_the_path(self, trained, tmp_path):
+        path = ckpt.save_by_name(trained.model, trained.metadata(), "my_vae-1", tmp_path / "saved", ["digits_vae_z2"])
+        assert path == tmp_path / "saved" / "my_vae-1.safetensors" and path.is_file()
+        assert load_checkpoint(path).metadata["dataset"] == "digits"
+
+    @pytest.mark.parametrize("name", ["", "bad name!", "../escape", "a/b", "..", ".hidden", "x.safetensors",
+                                      "naïve", "x" * 65])
+    def test_bad_names_are_refused_and_nothing_is_written(self, trained, tmp_path, name):
+        with pytest.raises(CheckpointError, match="is not allowed: use 1-64 letters, digits, - or _"):
+            ckpt.save_by_name(trained.model, {}, name, tmp_path / "saved")
+        assert not (tmp_path / "saved").exists() and not (tmp_path / "escape.safetensors").exists()
+
+    def test_64_characters_is_the_longest_name(self, trained, tmp_path):
+        assert ckpt.save_by_name(trained.model, {}, "x" * 64, tmp_path).name == "x" * 64 + ".safetensors"
+        assert ckpt.NAME_RE.fullmatch("a-b_C9") and not ckpt.NAME_RE.fullmatch("a b")
+
+    def test_a_shipped_name_is_refused(self, trained, tmp_path):
+        with pytest.raises(CheckpointError, match="'digits_vae_z2' is the name of a shipped checkpoint"):
+            ckpt.save_by_name(trained.model, {}, "digits_vae_z2", tmp_path, {"digits_vae_z2", "saved/other"})
+        assert not list(tmp_path.iterdir())
+
+    def test_an_existing_save_is_never_overwritten(self, trained, tmp_path):
+        path = ckpt.save_by_name(trained.model, {"epochs": 1.0}, "mine", tmp_path)
+        before = path.read_bytes()
+        with pytest.raises(CheckpointError, match="'mine' exists already; choose another name"):
+            ckpt.save_by_name(trained.model, {"epochs": 2.0}, "mine", tmp_path)
+        assert path.read_bytes() == before
+        with pytest.raises(CheckpointError, match="exists already"):
+            ckpt.check_save_name("mine", tmp_path)
+        assert ckpt.check_save_name("other", tmp_path) == tmp_path / "other.safetensors"

@@ -28,15 +28,22 @@ def test_train_then_evaluate(tmp_path, capsys):
         assert word in printed
 
 
-def test_autograd_flag_gives_the_same_model(tmp_path, capsys):
-    base = ["--dataset", "digits", "--latent", "2", "--hidden", "32", "--epochs", "1", "--device", "cpu"]
-    assert train_main(base + ["--out", str(tmp_path / "fast")]) == 0
-    assert "closed-form gradients" in capsys.readouterr().out
-    assert train_main(base + ["--autograd", "--out", str(tmp_path / "slow")]) == 0
-    assert "autograd" in capsys.readouterr().out
-    a, b = load_checkpoint(str(tmp_path / "fast.safetensors")), load_checkpoint(str(tmp_path / "slow.safetensors"))
-    la, lb = a.metadata["history"]["loss"], b.metadata["history"]["loss"]
-    assert len(la) == len(lb) == 12 and max(abs(u - v) for u, v in zip(la, lb)) < 1e-3
+@pytest.mark.parametrize("text", ["32,16", "32-16", "32 16"])
+def test_hidden_sizes_take_the_forms_syntax(text, tmp_path, capsys):
+    out = tmp_path / "h"
+    assert train_main(["--dataset", "digits", "--latent", "2", "--hidden", text, "--epochs", "1", "--device", "cpu",
+                       "--out", str(out)]) == 0
+    assert load_checkpoint(str(out) + ".safetensors").config.hidden == (32, 16)
+
+
+@pytest.mark.parametrize("args,phrase", [
+    (["--hidden", "1e3"], "argument --hidden: hidden sizes must be whole numbers"),
+    (["--autograd"], "unrecognized arguments: --autograd"),  # one gradient path: the flag is gone
+])
+def test_bad_flags_are_argparse_errors(args, phrase, capsys):
+    with pytest.raises(SystemExit) as exc:
+        train_main(["--dataset", "digits", "--device", "cpu"] + args)
+    assert exc.value.code == 2 and phrase in capsys.readouterr().err
 
 
 def test_evaluate_an_ae_says_there_is_no_likelihood(tmp_path, capsys):

@@ -1,4 +1,4 @@
-"""vae_core.compare: fair shipped pairs, the live pair trainer, metrics and prior-vs-posterior stats."""
+"""vae_core.compare (fair shipped pairs, metrics and prior-vs-posterior stats) and vae_core.pair (the live pair trainer)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,10 @@ import torch
 
 from tests.conftest import digits_config
 from vae_core import compare as cmp
+from vae_core import pair as pr
 from vae_core.checkpoint import load_checkpoint, read_metadata
+from vae_core.evaluate import dataset_metrics
+from vae_core.train import TrainerState as S
 
 CKPT = Path(__file__).resolve().parents[1] / "checkpoints"
 
@@ -51,7 +54,7 @@ class TestFindPair:
 
 class TestPairTraining:
     def test_build_pair_shares_every_common_weight(self) -> None:
-        vae, ae = cmp.build_pair(digits_config("vae", 2, (32,)), seed=5)
+        vae, ae = pr.build_pair(digits_config("vae", 2, (32,)), seed=5)
         assert vae.is_vae and not ae.is_vae
         sv = vae.state_dict()
         for k, v in ae.state_dict().items():
@@ -59,8 +62,8 @@ class TestPairTraining:
         assert any("logvar" in k for k in sv) and not any("logvar" in k for k in ae.state_dict())
 
     def test_pair_trains_in_lockstep_on_the_same_batches(self, digits) -> None:
-        mc, tc = cmp.live_pair_configs(digits, latent_dim=2, epochs=2, hidden=(32,))
-        pair = cmp.PairTrainer(mc, tc, digits)
+        mc, tc = pr.live_pair_configs(digits, latent_dim=2, epochs=2, hidden=(32,))
+        pair = pr.PairTrainer(mc, tc, digits)
         seen: dict[str, list[torch.Tensor]] = {"vae": [], "ae": []}
         for name, tr in (("vae", pair.vae), ("ae", pair.ae)):
             orig = tr._next_indices
@@ -69,7 +72,7 @@ class TestPairTraining:
         pair.start()
         assert pair.join(60)
         p = pair.progress()
-        assert p.state == "finished" and p.step == p.total_steps == 2 * math.ceil(digits.x_train.shape[0] / 128)
+        assert p.state == S.FINISHED and p.step == p.total_steps == 2 * math.ceil(digits.x_train.shape[0] / 128)
         assert p.fraction == 1.0 and math.isfinite(p.vae_loss) and math.isfinite(p.ae_loss)
         assert len(seen["vae"]) == len(seen["ae"]) == p.total_steps
         assert all(torch.equal(a, b) for a, b in zip(seen["vae"], seen["ae"]))  # same batch order
@@ -82,8 +85,8 @@ class TestPairTraining:
     def test_one_torch_thread_while_training_and_restored_after(self, digits) -> None:
         import threading
 
-        mc, tc = cmp.live_pair_configs(digits, latent_dim=2, epochs=1, hidden=(16,))
-        pair = cmp.PairTrainer(mc, tc, digits)
+        mc, tc = pr.live_pair_configs(digits, latent_dim=2, epochs=1, hidden=(16,))
+        pair = pr.PairTrainer(mc, tc, digits)
         seen: list[int] = []
         pair.vae.add_callback("on_step", lambda tr, rec: seen.append(torch.get_num_threads()))
         before = [0]
@@ -98,12 +101,12 @@ class TestPairTraining:
         assert after[0] == before[0]  # new threads get torch's default again
 
     def test_stop_ends_the_thread(self, digits) -> None:
-        mc, tc = cmp.live_pair_configs(digits, latent_dim=2, epochs=500, hidden=(32,))
-        pair = cmp.PairTrainer(mc, tc, digits)
+        mc, tc = pr.live_pair_configs(digits, latent_dim=2, epochs=500, hidden=(32,))
+        pair = pr.PairTrainer(mc, tc, digits)
         pair.start()
         pair.stop()
         assert pair.join(30)
-        assert pair.progress().state == "stopped" and pair.progress().step < pair.total_steps
+        assert pair.progress().state == S.STOPPED and pair.progress().step < pair.total_steps
 
 
 @pytest.fixture(scope="module")
@@ -115,9 +118,9 @@ def shipped():
 class TestMetricsAndPrior:
     def test_metrics_hide_the_aes_kl(self, shipped, digits) -> None:
         vae, ae = shipped
-        mv, ma = cmp.model_metrics(vae, digits.x_test), cmp.model_metrics(ae, digits.x_test)
-        assert mv.kl is not None and mv.kl > 0.5 and mv.neg_elbo == pytest.approx(mv.recon + mv.kl)
-        assert ma.kl is None and ma.neg_elbo is None and ma.recon > 0
+        mv, ma = dataset_metrics(vae, digits.x_test), dataset_metrics(ae, digits.x_test)
+        assert mv.is_vae and mv.kl > 0.5 and mv.neg_elbo == pytest.approx(mv.recon + mv.kl)
+        assert not ma.is_vae and ma.kl == 0.0 and ma.kl_per_dim == [] and ma.recon > 0  # no KL to show
         assert mv.n == ma.n == digits.x_test.shape[0] and mv.active_units == 2
 
     def test_vae_codes_sit_closer_to_the_prior(self, shipped, digits) -> None:

@@ -3,28 +3,22 @@ prior draws, interpolation, prior-vs-posterior plots, and a pair trained live.""
 
 from __future__ import annotations
 
-import json
-
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from lab_pages.common import LoadedModel, list_shipped, load_shipped
-from tests.conftest import ROOT
+from tests.conftest import APP, ROOT, plotly_figures, run_page
 from vae_core import compare as cmp
+from vae_core import registry
 from vae_core.data import load_dataset
+from vae_core.evaluate import dataset_metrics
+from vae_core.pair import PairTrainer, live_pair_configs
 
 PAGE = str(ROOT / "lab_pages" / "compare.py")
 
 
 def page(lm: LoadedModel | None = None, **state) -> AppTest:
-    at = AppTest.from_file(PAGE, default_timeout=180)
-    if lm is not None:
-        at.session_state["current_model"] = lm
-    for k, v in state.items():
-        at.session_state[k] = v
-    at.run()
-    assert not at.exception, at.exception
-    return at
+    return run_page(PAGE, lm, timeout=180, **state)
 
 
 def metrics(at: AppTest) -> list[tuple[str, str]]:
@@ -32,11 +26,7 @@ def metrics(at: AppTest) -> list[tuple[str, str]]:
 
 
 def chart_titles(at: AppTest) -> dict[str, str]:
-    out = {}
-    for el in at.get("plotly_chart"):
-        layout = json.loads(el.proto.spec)["layout"]
-        out[el.proto.id.rsplit("-", 1)[-1]] = layout["title"]["text"]
-    return out
+    return {key: fig["layout"]["title"]["text"] for key, fig in plotly_figures(at).items()}
 
 
 class TestShippedPair:
@@ -46,7 +36,7 @@ class TestShippedPair:
         assert any(c.value.startswith("Fair pair:") for c in at.caption)
         m = metrics(at)
         vae, ae = load_shipped("digits_vae_z2"), load_shipped("digits_ae_z2")
-        mv, ma = cmp.model_metrics(vae.model, digits.x_test), cmp.model_metrics(ae.model, digits.x_test)
+        mv, ma = dataset_metrics(vae.model, digits.x_test), dataset_metrics(ae.model, digits.x_test)
         assert m == [
             ("Test recon. error", f"{mv.recon:.2f}"), ("KL to the prior", f"{mv.kl:.2f}"), ("Active units", "2 / 2"),
             ("Test recon. error", f"{ma.recon:.2f}"), ("KL to the prior", "—"), ("Active units", "2 / 2"),
@@ -99,7 +89,7 @@ class TestLivePair:
         at.number_input(key="compare_live_epochs_digits").set_value(2)
         at.button(key="compare_live_train").click().run()
         assert not at.exception, at.exception
-        pt: cmp.PairTrainer = at.session_state["compare_live_trainer"]
+        pt: PairTrainer = at.session_state["compare_live_trainer"]
         assert pt.join(120)
         at.run()  # the fragment would rerun the page when training ends; do it by hand
         assert not at.exception, at.exception
@@ -134,20 +124,19 @@ class TestLivePair:
 
     def test_a_full_server_refuses_the_pair_with_a_message(self, monkeypatch) -> None:
         """The live pair takes one of the server's trainer slots; at the cap it is not started."""
-        from vae_core import sessions
 
-        monkeypatch.setattr(sessions, "_DEFAULT", sessions.TrainerRegistry(max_running=1, heartbeat_timeout=0))
-        reg = sessions.default_registry()
+        monkeypatch.setattr(registry, "_DEFAULT", registry.TrainerRegistry(max_running=1, heartbeat_timeout=0))
+        reg = registry.default_registry()
         try:
             other = reg.open()
             digits = load_dataset("digits")
-            busy = cmp.PairTrainer(*cmp.live_pair_configs(digits, 2, 200), digits)
+            busy = PairTrainer(*live_pair_configs(digits, 2, 200), digits)
             other.start(busy)
             at = page(load_shipped("digits_vae_z2"))
             at.button(key="compare_live_train").click().run()
             assert not at.exception, at.exception
             assert "compare_live_trainer" not in at.session_state
-            assert any("was not started" in w.value and sessions.ENV_MAX_TRAINERS in w.value for w in at.warning)
+            assert any("was not started" in w.value and registry.ENV_MAX_TRAINERS in w.value for w in at.warning)
             other.close()  # that session ends: its pair stops and its slot is free
             assert busy.join(30) and busy.state == "stopped"
             at.button(key="compare_live_train").click().run()  # a slot is free again
@@ -159,7 +148,7 @@ class TestLivePair:
             reg.shutdown()
 
     def test_router_opens_the_page(self) -> None:
-        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180)
+        at = AppTest.from_file(APP, default_timeout=180)
         at.session_state["current_model"] = load_shipped("digits_vae_z2")  # keep it quick
         at.run()
         at.switch_page("lab_pages/compare.py")

@@ -141,3 +141,27 @@ def test_real_fashion_mnist_files():
     assert torch.bincount(ds.y_train).tolist() == [6000] * 10
     assert 0.27 < float(ds.x_train[:5000].float().mean()) / 255 < 0.30  # the well-known mean 0.286
     assert ds.class_names[9] == "Ankle boot"
+
+
+class TestConversions:
+    def test_to_float_from_uint8_and_float(self) -> None:
+        from vae_core.data import to_float
+
+        u = torch.tensor([[0, 51, 255]], dtype=torch.uint8)
+        torch.testing.assert_close(to_float(u), torch.tensor([[0.0, 0.2, 1.0]]))
+        f = torch.tensor([[0.25, 1.0]], dtype=torch.float64)
+        assert to_float(f).dtype == torch.float32 and to_float(f).tolist() == [[0.25, 1.0]]  # floats pass through
+
+    def test_binarize_draws_bernoulli_pixels(self) -> None:
+        from vae_core.data import binarize
+
+        x = torch.full((20000, 3), 0.0)
+        x[:, 1], x[:, 2] = 0.3, 1.0
+        b = binarize(x, torch.Generator().manual_seed(0))
+        assert set(b.unique().tolist()) <= {0.0, 1.0} and b.dtype == torch.float32
+        assert b[:, 0].sum() == 0 and b[:, 2].mean() == 1.0
+        assert abs(float(b[:, 1].mean()) - 0.3) < 4 * (0.3 * 0.7 / 20000) ** 0.5  # within 4 SE of p
+        again = binarize(x, torch.Generator().manual_seed(0))
+        assert torch.equal(b, again) and not torch.equal(b, binarize(x, torch.Generator().manual_seed(1)))
+        u8 = binarize(torch.full((5000, 1), 255 // 2, dtype=torch.uint8), torch.Generator().manual_seed(0))
+        assert 0.45 < float(u8.mean()) < 0.55

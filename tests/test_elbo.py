@@ -154,3 +154,75 @@ class TestIWAE:
     def test_quadrature_rejects_high_dimensional_latents(self):
         with pytest.raises(ValueError, match="latent dim 1 or 2"):
             elbo.quadrature_log_px(torch.rand(1, 4), lambda z: z, 3)
+
+
+class TestContinuousBernoulli:
+    """The continuous Bernoulli: a normalised density on [0, 1] (Loaiza-Ganem & Cunningham, 2019)."""
+
+    LOGITS = torch.tensor([-30.0, -8.0, -2.0, -0.5, -0.09, -1e-3, 0.0, 1e-4, 0.05, 0.0999, 0.1, 0.3, 3.0, 12.0, 40.0],
+                          dtype=torch.float64)
+
+    def test_density_integrates_to_one(self) -> None:
+        # Gauss-Legendre on [0, 1] in float64: the density lambda^x (1-lambda)^(1-x) C is smooth in x
+        nodes, weights = np.polynomial.legendre.leggauss(200)
+        x = torch.tensor(0.5 * (nodes + 1.0), dtype=torch.float64)  # (200,)
+        w = torch.tensor(0.5 * weights, dtype=torch.float64)
+        for lg in self.LOGITS:
+            logp = elbo.recon_log_likelihood(x.unsqueeze(1), lg.expand(200, 1), "continuous_bernoulli")  # (200,)
+            total = float((w * logp.exp()).sum())
+            assert total == pytest.approx(1.0, abs=1e-6), (float(lg), total)
+
+    def test_normalizer_matches_closed_form_and_series(self) -> None:
+        import mpmath  # torch's own dependency (through sympy): 40-digit references
+
+        mpmath.mp.dps = 40
+
+        def log_c(lg: float) -> float:  # log(2 atanh(1 - 2 lam) / (1 - 2 lam)), with its limit log 2 at lam = 1/2
+            if lg == 0.0:
+                return math.log(2.0)
+            lam = 1 / (1 + mpmath.exp(-mpmath.mpf(lg)))
+            return float(mpmath.log(2 * mpmath.atanh(1 - 2 * lam) / (1 - 2 * lam)))
+
+        got = elbo.cb_log_normalizer(self.LOGITS)
+        ref = torch.tensor([log_c(float(v)) for v in self.LOGITS], dtype=torch.float64)
+        torch.testing.assert_close(got, ref, rtol=1e-12, atol=1e-13)
+        # the series branch against the series itself, written out to the u^8 term
+        u = self.LOGITS[self.LOGITS.abs() < elbo.CB_SERIES_BELOW] / 2
+        series = math.log(2) + u**2 / 3 - 7 * u**4 / 90 + 62 * u**6 / 2835 - 127 * u**8 / 18900
+        torch.testing.assert_close(elbo.cb_log_normalizer(2 * u), series, rtol=0, atol=3e-13)  # the u^8 term it leaves out
+        # the two branches meet at the switch point
+        eps = 1e-9
+        a = elbo.cb_log_normalizer(torch.tensor([elbo.CB_SERIES_BELOW - eps, elbo.CB_SERIES_BELOW + eps], dtype=torch.float64))
+        assert abs(float(a[1] - a[0])) < 1e-10
+
+    def test_gradients_are_finite_everywhere(self) -> None:
+        for dtype in (torch.float32, torch.float64):
+            lg = torch.tensor([-60.0, -20.0, -1e-6, 0.0, 1e-6, 0.1, 20.0, 60.0], dtype=dtype, requires_grad=True)
+            x = torch.rand(8, dtype=dtype, generator=torch.Generator().manual_seed(0))
+            ll = elbo.recon_log_likelihood(x, lg, "continuous_bernoulli")
+            ll.backward()
+            assert torch.isfinite(ll) and torch.isfinite(lg.grad).all(), lg.grad
+            lg.grad = None
+            elbo.continuous_bernoulli_mean(lg).sum().backward()
+            assert torch.isfinite(lg.grad).all()
+
+    def test_mean_is_the_density_mean(self) -> None:
+        nodes, weights = np.polynomial.legendre.leggauss(200)
+        x = torch.tensor(0.5 * (nodes + 1.0), dtype=torch.float64)
+        w = torch.tensor(0.5 * weights, dtype=torch.float64)
+        for lg in self.LOGITS:
+            p = elbo.recon_log_likelihood(x.unsqueeze(1), lg.expand(200, 1), "continuous_bernoulli").exp()
+            assert float(elbo.continuous_bernoulli_mean(lg)) == pytest.approx(float((w * x * p).sum()), abs=1e-7)
+
+    def test_model_uses_it(self) -> None:
+        from vae_core.models import ModelConfig, build_model
+
+        m = build_model(ModelConfig(input_dim=64, image_shape=(1, 8, 8), hidden=(16,), latent_dim=2,
+                                    likelihood="continuous_bernoulli"))
+        z = torch.zeros(3, 2)
+        torch.testing.assert_close(m.mean_image(z), elbo.continuous_bernoulli_mean(m.decode(z)))
+        x = torch.rand(3, 64)
+        logits, mu, logvar, _ = m(x)
+        t = elbo.elbo_terms(x, logits, mu, logvar, likelihood="continuous_bernoulli")
+        bern = elbo.elbo_terms(x, logits, mu, logvar, likelihood="bernoulli")
+        torch.testing.assert_close(t.recon - bern.recon, elbo.cb_log_normalizer(logits).sum(-1))

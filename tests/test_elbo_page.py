@@ -2,26 +2,21 @@
 
 from __future__ import annotations
 
-import dataclasses
-
-import base64
 import copy
-import json
-from pathlib import Path
+import dataclasses
 from types import SimpleNamespace
 
-import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from lab_pages.common import LoadedModel, load_shipped
-from tests.conftest import digits_config
+from tests.conftest import APP, ROOT, digits_config, plotly_array as arr, plotly_figures, run_page
 from vae_core import identity as idn
+from vae_core.evaluate import dataset_metrics
 from vae_core.models import ModelConfig, build_model
 from vae_core.train import History, Snapshot, TrainConfig, Trainer
 
-ROOT = Path(__file__).resolve().parents[1]
-PAGE, APP = str(ROOT / "lab_pages" / "elbo.py"), str(ROOT / "app.py")
+PAGE = str(ROOT / "lab_pages" / "elbo.py")
 
 
 # one intra-op thread per trainer thread: see tests/conftest.py::one_torch_thread
@@ -34,14 +29,7 @@ def vae2() -> LoadedModel:
 
 
 def page(lm: LoadedModel | None = None, **state) -> AppTest:
-    at = AppTest.from_file(PAGE, default_timeout=120)
-    if lm is not None:
-        at.session_state["current_model"] = lm
-    for k, v in state.items():
-        at.session_state[k] = v
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+    return run_page(PAGE, lm, **state)
 
 
 def metric(at: AppTest, label: str) -> str:
@@ -50,15 +38,8 @@ def metric(at: AppTest, label: str) -> str:
     return vals[0]
 
 
-def arr(v) -> np.ndarray:
-    """A Plotly JSON array: a plain list, or Plotly 6+'s typed-array form {"dtype", "bdata"}."""
-    if isinstance(v, dict) and "bdata" in v:
-        return np.frombuffer(base64.b64decode(v["bdata"]), dtype=np.dtype(v["dtype"]))
-    return np.asarray(v)
-
-
 def chart_specs(at: AppTest) -> list[dict]:
-    return [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    return list(plotly_figures(at).values())
 
 
 def test_an_ae_gets_told_why_the_page_needs_a_vae() -> None:
@@ -133,7 +114,7 @@ def test_iwae_button_adds_the_nll_row(vae2, digits) -> None:
     t = at.table[0].value
     row = [i for i, q in enumerate(t["quantity"]) if "importance-weighted NLL" in q]
     assert row, t
-    ref = idn.dataset_metrics(vae2.model, digits, k=1000, n_iwae=100)
+    ref = dataset_metrics(vae2.model, digits.x_test, k=1000, n_iwae=100).to_dict()
     assert t["value"][row[0]] == f"{ref['iwae_nll']:.2f}"
     assert "first 100 test images" in t["computed on"][row[0]]
     gap = [i for i, q in enumerate(t["quantity"]) if "mean KL(q(z|x)‖p(z|x))" in q]
@@ -171,7 +152,7 @@ def test_model_without_history_or_metrics_and_wrong_dataset(digits) -> None:
     assert any("No training history" in i.value for i in at.info)
     assert "computed now" in " ".join(c.value for c in at.caption)
     t = at.table[0].value
-    m = idn.dataset_metrics(fresh, digits, k=0, n_iwae=0)
+    m = dataset_metrics(fresh, digits.x_test).to_dict()
     assert t["value"][0] == f"{m['neg_elbo']:.2f}"
     big = build_model(ModelConfig(latent_dim=2)).eval()  # 784 pixels, but labelled digits (64)
     at = page(LoadedModel("test:big", "big", "session", big, big.config, {"dataset": "digits"}))

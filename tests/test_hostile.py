@@ -34,11 +34,12 @@ from tests.conftest import ROOT
 from tests.test_app import SIDEBAR_HARNESS
 
 import lab_pages.common as common
-from vae_core import data, sessions
+from vae_core import data
+from vae_core import registry as reg_mod
 from vae_core.checkpoint import CheckpointError, checkpoint_bytes, load_checkpoint
 from vae_core.data import DatasetError, DatasetUnavailable, read_idx
 from vae_core.models import ModelConfig, build_model
-from vae_core.train import TrainerState as S
+from vae_core.train import TrainerState as S, configs_from_settings
 
 APP = str(ROOT / "app.py")
 TRAIN_PAGE = str(ROOT / "lab_pages" / "train.py")
@@ -341,14 +342,14 @@ def settings(**changes):
     vals = dict(latent_dim=16, hidden="400", beta=1.0, warmup_steps=0, free_bits=0.0, lr=1e-3, batch_size=128,
                 epochs=5, seed=0)
     vals.update(changes)
-    return sessions.configs_from_settings("digits", (1, 8, 8), "vae", **vals)
+    return configs_from_settings("digits", (1, 8, 8), "vae", **vals)
 
 
 @pytest.fixture
 def page(monkeypatch):
     """Train page AppTests on digits with a long run; every trainer they started is stopped afterwards."""
-    monkeypatch.setenv(sessions.ENV_TRAINER_TIMEOUT, "0")
-    monkeypatch.delenv(sessions.ENV_MAX_TRAINERS, raising=False)
+    monkeypatch.setenv(reg_mod.ENV_TRAINER_TIMEOUT, "0")
+    monkeypatch.delenv(reg_mod.ENV_MAX_TRAINERS, raising=False)
     made: list[AppTest] = []
 
     def make(epochs: int = 3000, path: str = TRAIN_PAGE) -> AppTest:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -136,7 +135,7 @@ class TestAggregateStats:
         assert st.mean.shape == st.std.shape == st.cov_mu_diag.shape == st.active.shape == (3,)
         assert st.active.dtype == torch.bool
         torch.testing.assert_close(st.mean, mu.mean(0))
-        torch.testing.assert_close(st.cov_mu_diag, mu.var(0, unbiased=False), rtol=1e-4, atol=1e-7)
+        torch.testing.assert_close(st.cov_mu_diag, mu.var(0, unbiased=True), rtol=1e-4, atol=1e-7)
         torch.testing.assert_close(st.std, (mu.var(0, unbiased=False) + sigma.pow(2).mean(0)).sqrt(), rtol=1e-4, atol=1e-6)
         torch.testing.assert_close(st.avg_kl_per_dim, kl_per_dim(mu, 2 * sigma.log()).mean(0), rtol=1e-4, atol=1e-6)
         assert st.cov_mu_diag[1] < 1e-12 and not bool(st.active[1])
@@ -212,3 +211,19 @@ class TestImagesToGrid:
         rgb = inf.images_to_grid(np.random.rand(4, 3 * 4 * 4), (3, 4, 4), ncols=2)
         assert rgb.shape == (9, 9, 3)
         assert math.isclose(inf.images_to_grid(np.zeros((1, 64), np.uint8), (1, 8, 8)).sum(), 0)
+
+
+class TestUpscale:
+    def test_whole_pixel_blocks(self) -> None:
+        img = np.array([[0, 255], [10, 20]], dtype=np.uint8)
+        up = inf.upscale(img, 3)
+        assert up.shape == (6, 6) and up.dtype == np.uint8
+        assert (up[:3, :3] == 0).all() and (up[:3, 3:] == 255).all() and (up[3:, :3] == 10).all()
+        rgb = inf.upscale(np.zeros((2, 2, 3), dtype=np.uint8), 2)
+        assert rgb.shape == (4, 4, 3)
+        assert inf.upscale(img, 1) is img or np.array_equal(inf.upscale(img, 1), img)
+        with pytest.raises(ValueError, match="whole number"):
+            inf.upscale(img, 0)
+
+    def test_scale_for(self) -> None:
+        assert inf.scale_for(8, 40) == 5 and inf.scale_for(28, 40) == 1 and inf.scale_for(28, 10) == 1

@@ -3,21 +3,18 @@ selections -> images and mu, the hand-off to the explorer, and the embedding cac
 
 A selection cannot be made in AppTest (no browser), so the tests set what the chart's
 selection callback stores, ``st.session_state["latent_map_selected_ids"]``, and the callback's
-parsing (:func:`vae_core.compare.selected_row_ids`) is tested on Plotly-shaped points.
+parsing (:func:`vae_core.projection.selected_row_ids`) is tested on Plotly-shaped points.
 """
 
 from __future__ import annotations
-
-import base64
-import json
 
 import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from lab_pages.common import CLASS_COLORS, LoadedModel, load_shipped
-from tests.conftest import ROOT
-from vae_core.compare import selected_row_ids
+from tests.conftest import APP, ROOT, plotly_array as _array, plotly_figures as figures, run_page
+from vae_core.projection import selected_row_ids
 from vae_core.inference import encode
 
 PAGE = str(ROOT / "lab_pages" / "latent_map.py")
@@ -36,10 +33,7 @@ def mu(vae, digits) -> np.ndarray:
 
 def page(lm: LoadedModel, wait_umap: bool = True) -> AppTest:
     """The page run once (and, by default, again once its UMAP job has finished)."""
-    at = AppTest.from_file(PAGE, default_timeout=120)
-    at.session_state["current_model"] = lm
-    at.run()
-    assert not at.exception, at.exception
+    at = run_page(PAGE, lm)
     if wait_umap:
         job = at.session_state["latent_map_job"]
         assert job.wait(180), "UMAP did not finish in 180 s"
@@ -47,18 +41,6 @@ def page(lm: LoadedModel, wait_umap: bool = True) -> AppTest:
         at.run()
         assert not at.exception, at.exception
     return at
-
-
-def _array(v) -> np.ndarray:
-    """Plotly JSON arrays are plain lists or {'dtype', 'bdata'} (base64) objects."""
-    if isinstance(v, dict):
-        return np.frombuffer(base64.b64decode(v["bdata"]), dtype=np.dtype(v["dtype"]))
-    return np.asarray(v)
-
-
-def figures(at: AppTest) -> dict[str, dict]:
-    """{chart key: figure JSON} of every Plotly chart on the page."""
-    return {el.proto.id.rsplit("-", 1)[-1]: json.loads(el.proto.spec) for el in at.get("plotly_chart")}
 
 
 class TestMap:
@@ -168,7 +150,7 @@ class TestSelection:
 
 class TestHandOff:
     def _router_on_map(self) -> AppTest:
-        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180)
+        at = AppTest.from_file(APP, default_timeout=180)
         at.session_state["current_model"] = load_shipped("digits_vae_z2")  # the app may default to Fashion-MNIST
         at.run()
         at.switch_page("lab_pages/latent_map.py")

@@ -16,7 +16,7 @@ import torch
 from streamlit.testing.v1 import AppTest
 
 from tests.conftest import ROOT
-from vae_core import sessions
+from vae_core import registry as reg_mod
 from vae_core.data import load_dataset
 from vae_core.models import ModelConfig
 from vae_core.train import TrainConfig, Trainer, TrainerState as S
@@ -30,11 +30,17 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture
-def quiet_env(monkeypatch) -> int:
-    """No watchdog stops (sessions end explicitly here); returns trainers already running in this process."""
-    monkeypatch.setenv(sessions.ENV_TRAINER_TIMEOUT, "0")
-    monkeypatch.delenv(sessions.ENV_MAX_TRAINERS, raising=False)
-    return sessions.default_registry().running_count()  # 0 unless another test left one running
+def registry(monkeypatch) -> reg_mod.TrainerRegistry:
+    """A fresh process-wide registry for this test alone, so trainers other tests left running
+    cannot fill its cap; no watchdog stops (sessions end explicitly here). Pages opened during
+    the test get it from ``default_registry()``; the previous one is put back afterwards."""
+    monkeypatch.setenv(reg_mod.ENV_TRAINER_TIMEOUT, "0")
+    monkeypatch.delenv(reg_mod.ENV_MAX_TRAINERS, raising=False)
+    fresh = reg_mod.TrainerRegistry()
+    monkeypatch.setattr(reg_mod, "_DEFAULT", fresh)
+    assert reg_mod.default_registry() is fresh and fresh.running_count() == 0
+    yield fresh
+    fresh.shutdown()
 
 
 def rss_mb() -> float:
@@ -90,9 +96,8 @@ def trainer_threads() -> set[threading.Thread]:
     return {t for t in threading.enumerate() if t.name == "vae-trainer"}
 
 
-def test_eight_sessions_train_at_once_and_stop_with_their_sessions(quiet_env, monkeypatch):
-    monkeypatch.setenv(sessions.ENV_MAX_TRAINERS, str(N_SESSIONS + quiet_env))
-    registry = sessions.default_registry()
+def test_eight_sessions_train_at_once_and_stop_with_their_sessions(registry, monkeypatch):
+    monkeypatch.setenv(reg_mod.ENV_MAX_TRAINERS, str(N_SESSIONS))
     ds = load_dataset("digits")
     threads_before = trainer_threads()
     rss_before = rss_mb()
@@ -105,7 +110,7 @@ def test_eight_sessions_train_at_once_and_stop_with_their_sessions(quiet_env, mo
         h.start(digits_trainer(ds, seed=10 + i))
     trainers = [trainer_of(at) for at in pages] + [h.trainer for h in handles]
     assert all(tr is not None and tr.state == S.RUNNING for tr in trainers)
-    assert registry.running_count() == N_SESSIONS + quiet_env
+    assert registry.running_count() == N_SESSIONS
     assert len({id(tr.model) for tr in trainers}) == N_SESSIONS, "each session trains its own model"
 
     # Two windows of progress, with the two pages redrawing (as the live view does once a second).
@@ -138,7 +143,7 @@ def test_eight_sessions_train_at_once_and_stop_with_their_sessions(quiet_env, mo
         assert tr.state == S.STOPPED and "session ended" in tr.message, (tr.state, tr.message)
     assert not any(tr._thread in threading.enumerate() for tr in trainers)
     assert trainer_threads() <= threads_before, "no trainer thread is left behind"
-    assert registry.running_count() == quiet_env and not any(i in registry for i in ids)
+    assert registry.running_count() == 0 and not any(i in registry for i in ids)
 
     peak = sampler.stop()
     print(f"RSS before {rss_before:.0f} MB, peak while training {peak:.0f} MB (+{peak - rss_before:.0f} MB), "
@@ -146,15 +151,12 @@ def test_eight_sessions_train_at_once_and_stop_with_their_sessions(quiet_env, mo
     assert peak - rss_before < 600, "memory must stay bounded (eight small digits models)"
 
 
-def test_with_the_default_cap_one_session_too_many_is_refused(quiet_env, monkeypatch):
+def test_with_the_default_cap_one_session_too_many_is_refused(registry, monkeypatch):
     """2 per core: on 2 cores the 5th Start is refused with a message that says what to do."""
-    monkeypatch.setattr(sessions, "_cpu_count", lambda: 2)
-    registry = sessions.default_registry()
+    monkeypatch.setattr(reg_mod, "_cpu_count", lambda: 2)
     assert registry.max_running == 4
-    if quiet_env > 3:
-        pytest.skip(f"{quiet_env} trainers left running by other tests fill the cap")
     ds = load_dataset("digits")
-    handles = [registry.open(label=f"cap-{i}") for i in range(4 - quiet_env)]
+    handles = [registry.open(label=f"cap-{i}") for i in range(4)]
     at = None
     try:
         for i, h in enumerate(handles):

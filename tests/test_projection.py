@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import ast
 import os
-import sys
 import threading
 import time
 from pathlib import Path
@@ -19,6 +18,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 from vae_core import projection as pj  # noqa: E402
+from vae_core import umap_runtime as rt  # noqa: E402
 
 
 def blobs(n: int = 300, d: int = 6, seed: int = 0) -> np.ndarray:
@@ -155,30 +155,30 @@ class TestWarmupDelay:
     @pytest.fixture
     def fresh(self, monkeypatch):
         started: list[float] = []
-        monkeypatch.setattr(pj, "_WARM", pj._WarmState())
-        monkeypatch.setattr(pj, "warm_up_umap", lambda: started.append(time.monotonic()) or 0.0)
+        monkeypatch.setattr(rt, "_WARM", rt._WarmState())
+        monkeypatch.setattr(rt, "warm_up_umap", lambda: started.append(time.monotonic()) or 0.0)
         return started
 
     def test_a_delayed_warmup_waits(self, fresh) -> None:
         t0 = time.monotonic()
-        t = pj.start_background_warmup(delay=0.4)
-        assert pj.start_background_warmup(delay=0.4) is t
+        t = rt.start_background_warmup(delay=0.4)
+        assert rt.start_background_warmup(delay=0.4) is t
         t.join(5)
         assert len(fresh) == 1 and fresh[0] - t0 >= 0.35
 
     def test_a_shorter_delay_brings_it_forward(self, fresh) -> None:
         t0 = time.monotonic()
-        t = pj.start_background_warmup(delay=60.0)  # first Home visit: long wait
+        t = rt.start_background_warmup(delay=60.0)  # first Home visit: long wait
         time.sleep(0.1)
         assert not fresh and t.is_alive()
-        assert pj.start_background_warmup(delay=0.0) is t  # a click: now
+        assert rt.start_background_warmup(delay=0.0) is t  # a click: now
         t.join(5)
         assert not t.is_alive() and len(fresh) == 1 and fresh[0] - t0 < 5
 
     def test_a_longer_delay_does_not_postpone_it(self, fresh) -> None:
         t0 = time.monotonic()
-        t = pj.start_background_warmup(delay=0.3)
-        pj.start_background_warmup(delay=60.0)
+        t = rt.start_background_warmup(delay=0.3)
+        rt.start_background_warmup(delay=60.0)
         t.join(5)
         assert len(fresh) == 1 and fresh[0] - t0 < 5
 
@@ -186,9 +186,9 @@ class TestWarmupDelay:
 class TestUMAP:
     def test_warmup_and_async_umap(self) -> None:
         """The one real-UMAP test: background warm-up, then a 200-point job behind it."""
-        t = pj.start_background_warmup()
-        assert pj.start_background_warmup() is t
-        assert pj.warmup_state() in ("running", "done")
+        t = rt.start_background_warmup()
+        assert rt.start_background_warmup() is t
+        assert rt.warmup_state() in ("running", "done")
         x = blobs(200, 8)
         ids = np.arange(200)[::-1].copy()
         job = pj.compute_projection_async(x, ids, "umap", cache=pj.ProjectionCache(), n_neighbors=10)
@@ -204,14 +204,14 @@ class TestUMAP:
         np.fill_diagonal(d, np.inf)
         assert (blob[d.argmin(1)] == blob).mean() > 0.95
         t.join(300)
-        assert pj.warmup_state() == "done" and pj.warmup_seconds() is not None
+        assert rt.warmup_state() == "done" and rt.warmup_seconds() is not None
         if os.environ.get("VAE_LAB_NUMBA_CACHE", "1") != "0":  # numba's internals moved if this fails: no disk cache
             import umap.layouts
 
             cache = umap.layouts._nb_optimize_layout_euclidean_single_epoch._cache
             assert "vaelab-serial" in getattr(getattr(cache, "_impl", None), "filename_base", ""), type(cache)
         t0 = time.perf_counter()
-        pj.warm_up_umap()  # idempotent: returns at once
+        rt.warm_up_umap()  # idempotent: returns at once
         assert time.perf_counter() - t0 < 0.5
 
 

@@ -1,25 +1,23 @@
-"""vae_core.sessions without Streamlit: the running-trainer cap, thread lifecycle, session end
-(finalizer and heartbeat), and the live-view data (thinned history, previews, checkpoints)."""
+"""Browser sessions' trainers without Streamlit: the running-trainer cap, thread lifecycle, session end
+(finalizer and heartbeat) in vae_core.registry, and the live-view data in vae_core.live (thinned
+history, previews) and of a live trainer (checkpoints)."""
 
 from __future__ import annotations
 
 import gc
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-
-from vae_core import sessions  # noqa: E402
-from vae_core.checkpoint import checkpoint_bytes, load_checkpoint  # noqa: E402
-from vae_core.data import load_dataset  # noqa: E402
-from vae_core.models import ModelConfig  # noqa: E402
-from vae_core.sessions import CapacityError, TrainerRegistry  # noqa: E402
-from vae_core.train import History, TrainConfig, Trainer, TrainerState as S  # noqa: E402
+from vae_core import live, registry as reg_mod
+from vae_core.checkpoint import checkpoint_bytes, load_checkpoint
+from vae_core.data import load_dataset
+from vae_core.models import ModelConfig
+from vae_core.pair import PairTrainer
+from vae_core.registry import CapacityError, TrainerRegistry
+from vae_core.train import History, TrainConfig, Trainer, TrainerState as S, cli_command
 
 
 # one intra-op thread per trainer thread: see tests/conftest.py::one_torch_thread
@@ -64,25 +62,25 @@ def registry():
 
 class TestSettings:
     def test_default_is_two_per_core(self, monkeypatch) -> None:
-        monkeypatch.delenv(sessions.ENV_MAX_TRAINERS, raising=False)
-        assert sessions.default_max_trainers() == 2 * sessions._cpu_count()
-        assert TrainerRegistry().max_running == sessions.default_max_trainers()
+        monkeypatch.delenv(reg_mod.ENV_MAX_TRAINERS, raising=False)
+        assert reg_mod.default_max_trainers() == 2 * reg_mod._cpu_count()
+        assert TrainerRegistry().max_running == reg_mod.default_max_trainers()
 
     @pytest.mark.parametrize("raw,expected", [("3", 3), ("1", 1), (" 7 ", 7)])
     def test_env_sets_the_cap(self, monkeypatch, raw: str, expected: int) -> None:
-        monkeypatch.setenv(sessions.ENV_MAX_TRAINERS, raw)
+        monkeypatch.setenv(reg_mod.ENV_MAX_TRAINERS, raw)
         assert TrainerRegistry().max_running == expected
 
     @pytest.mark.parametrize("raw", ["0", "-2", "many", ""])
     def test_bad_env_falls_back(self, monkeypatch, raw: str) -> None:
-        monkeypatch.setenv(sessions.ENV_MAX_TRAINERS, raw)
-        assert TrainerRegistry().max_running == sessions.default_max_trainers()
+        monkeypatch.setenv(reg_mod.ENV_MAX_TRAINERS, raw)
+        assert TrainerRegistry().max_running == reg_mod.default_max_trainers()
 
     def test_timeout_env(self, monkeypatch) -> None:
-        monkeypatch.setenv(sessions.ENV_TRAINER_TIMEOUT, "7.5")
+        monkeypatch.setenv(reg_mod.ENV_TRAINER_TIMEOUT, "7.5")
         assert TrainerRegistry().heartbeat_timeout == 7.5
-        monkeypatch.setenv(sessions.ENV_TRAINER_TIMEOUT, "soon")
-        assert TrainerRegistry().heartbeat_timeout == sessions.DEFAULT_TIMEOUT_S
+        monkeypatch.setenv(reg_mod.ENV_TRAINER_TIMEOUT, "soon")
+        assert TrainerRegistry().heartbeat_timeout == reg_mod.DEFAULT_TIMEOUT_S
 
 
 class TestLifecycle:
@@ -162,7 +160,7 @@ class TestCap:
             with pytest.raises(CapacityError) as err:
                 b.start(make_trainer(digits, seed=1))
             msg = str(err.value)
-            assert "1 trainer is already running" in msg and sessions.ENV_MAX_TRAINERS in msg
+            assert "1 trainer is already running" in msg and reg_mod.ENV_MAX_TRAINERS in msg
             assert b.trainer is None, "a refused Start attaches nothing"
             a.trainer.pause()  # a paused trainer does not count
             assert reg.running_count() == 0
@@ -177,14 +175,14 @@ class TestCap:
             reg.shutdown()
 
     def test_cap_follows_the_environment(self, monkeypatch, digits) -> None:
-        monkeypatch.setenv(sessions.ENV_MAX_TRAINERS, "1")
+        monkeypatch.setenv(reg_mod.ENV_MAX_TRAINERS, "1")
         reg = TrainerRegistry(heartbeat_timeout=0)
         try:
             a, b = reg.open(), reg.open()
             a.start(make_trainer(digits))
             with pytest.raises(CapacityError):
                 b.start(make_trainer(digits))
-            monkeypatch.setenv(sessions.ENV_MAX_TRAINERS, "2")
+            monkeypatch.setenv(reg_mod.ENV_MAX_TRAINERS, "2")
             b.start(make_trainer(digits))
             assert reg.running_count() == 2
         finally:
@@ -253,7 +251,7 @@ class TestSessionEnd:
             assert wait_for(lambda: tr.state == S.STOPPED, timeout=20)
             assert tr.join(10)
             h.close()
-            assert wait_for(lambda: reg._watchdog is None, timeout=5), "the watchdog ends when nothing is left to watch"
+            assert wait_for(lambda: not reg.watchdog_alive, timeout=5), "the watchdog ends when nothing is left to watch"
         finally:
             reg.shutdown()
 
@@ -262,7 +260,7 @@ class TestLiveData:
     def test_plot_series_small_history_is_unchanged(self) -> None:
         h = History(step=[1, 2, 3], loss=[5.0, 4.0, 3.0], recon=[-4.0, -3.0, -2.5], kl=[1.0, 1.0, 0.5],
                     kl_per_dim=[[0.5, 0.5], [0.25, 0.75], [0.5, 0.0]], beta=[1.0, 1.0, 1.0])
-        ps = sessions.plot_series(h, max_points=10)
+        ps = live.plot_series(h, max_points=10)
         np.testing.assert_array_equal(ps["step"], [1, 2, 3])
         np.testing.assert_allclose(ps["recon_cost"], [4.0, 3.0, 2.5])  # -recon: a cost >= 0
         np.testing.assert_allclose(ps["neg_elbo"], [5.0, 4.0, 3.0])
@@ -272,7 +270,7 @@ class TestLiveData:
         n = 1000
         h = History(step=list(range(1, n + 1)), loss=[float(i) for i in range(n)], recon=[-2.0] * n,
                     kl=[float(i % 2) for i in range(n)], kl_per_dim=[[float(i), 1.0] for i in range(n)], beta=[1.0] * n)
-        ps = sessions.plot_series(h, max_points=100)
+        ps = live.plot_series(h, max_points=100)
         assert len(ps["step"]) == 100 and ps["step"][-1] == n and ps["step"][0] == 10
         np.testing.assert_allclose(ps["loss"][:2], [4.5, 14.5])  # mean of 0..9, 10..19
         np.testing.assert_allclose(ps["kl"], 0.5)
@@ -283,7 +281,7 @@ class TestLiveData:
     def test_plot_series_of_an_ae_has_no_kl_dims(self) -> None:
         h = History(step=list(range(1, 501)), loss=[1.0] * 500, recon=[-1.0] * 500, kl=[0.0] * 500,
                     kl_per_dim=[[] for _ in range(500)], beta=[0.0] * 500)
-        ps = sessions.plot_series(h, max_points=50)
+        ps = live.plot_series(h, max_points=50)
         assert ps["kl_per_dim"].shape == (50, 0) and len(ps["step"]) == 50
 
     def test_incremental_series_matches_full(self, registry, digits) -> None:
@@ -293,13 +291,23 @@ class TestLiveData:
         for chunk in (7, 50, 300):
             tr.run(max_steps=chunk)
             got = h.series(tr.snapshot().history, max_points=40)
-            want = sessions.plot_series(tr.snapshot().history, max_points=40)
+            want = live.plot_series(tr.snapshot().history, max_points=40)
             for k in want:
                 np.testing.assert_allclose(got[k], want[k], err_msg=k)
         h.close()
 
+    def test_series_before_the_first_step_then_after(self, registry, digits) -> None:
+        h = registry.open()
+        h.attach(make_trainer(digits))
+        tr = h.trainer
+        assert len(h.series(tr.snapshot().history)["step"]) == 0
+        tr.run(max_steps=5)
+        got = h.series(tr.snapshot().history)
+        assert got["kl_per_dim"].shape == (5, 4) and list(got["step"]) == [1, 2, 3, 4, 5]
+        h.close()
+
     def test_fixed_examples_are_one_per_class(self, digits) -> None:
-        x = sessions.fixed_examples(digits, 8)
+        x = live.fixed_examples(digits, 8)
         assert x.shape == (8, digits.dim) and x.dtype == torch.uint8
         idx = [int((digits.x_test == row).all(1).nonzero()[0]) for row in x]
         assert [int(digits.y_test[i]) for i in idx] == list(range(8))
@@ -310,8 +318,8 @@ class TestLiveData:
         h.attach(make_trainer(digits))
         tr = h.trainer
         tr.run(max_steps=3)
-        x, z = sessions.fixed_examples(digits, 8), sessions.prior_noise(4, 16)
-        assert torch.equal(z, sessions.prior_noise(4, 16)), "the same prior draws every time"
+        x, z = live.fixed_examples(digits, 8), live.prior_noise(4, 16)
+        assert torch.equal(z, live.prior_noise(4, 16)), "the same prior draws every time"
         p1 = h.preview(x, z, min_interval_s=60)
         assert p1.recon.shape == (8, digits.dim) and p1.samples.shape == (16, digits.dim)
         assert 0 <= float(p1.recon.min()) and float(p1.samples.max()) <= 1
@@ -326,18 +334,18 @@ class TestLiveData:
         h = registry.open()
         h.start(make_trainer(digits))
         tr = h.trainer
-        x, z = sessions.fixed_examples(digits, 8), sessions.prior_noise(4, 16)
+        x, z = live.fixed_examples(digits, 8), live.prior_noise(4, 16)
         p0 = h.preview(x, z, min_interval_s=0.05)  # the first one is decoded here
-        assert wait_for(lambda: h._box.latest is not p0 and h._box.latest.step > p0.step)
+        assert wait_for(lambda: h.latest_preview is not p0 and h.latest_preview.step > p0.step)
         p1 = h.preview(x, z, min_interval_s=0.05)
         assert p1.step > p0.step and p1.made_at > p0.made_at
-        assert h.preview(x, z, min_interval_s=0.05) is p1 or h._box.latest.step > p1.step
+        assert h.preview(x, z, min_interval_s=0.05) is p1 or h.latest_preview.step > p1.step
         tr.pause()
         h._box.wanted_until = 0.0  # nobody watching: the training thread decodes nothing
         tr.resume()
-        before = h._box.latest
+        before = h.latest_preview
         time.sleep(0.3)
-        assert h._box.latest is before
+        assert h.latest_preview is before
         h.close()
 
     def test_consistent_copy_round_trips_as_a_checkpoint(self, registry, digits) -> None:
@@ -345,7 +353,7 @@ class TestLiveData:
         h.start(make_trainer(digits, kind="ae"))
         tr = h.trainer
         assert wait_for(lambda: tr.global_step > 5)
-        model, meta = sessions.consistent_copy(tr, "test")  # while training
+        model, meta = tr.consistent_copy("test")  # while training
         assert meta["steps"] >= 6 and meta["command"] == "test"
         ck = load_checkpoint(checkpoint_bytes(model, meta), name="download")
         assert ck.metadata["dataset"] == "digits" and ck.config.kind == "ae"
@@ -355,7 +363,7 @@ class TestLiveData:
 
     def test_cli_command_names_every_setting(self, digits) -> None:
         tr = make_trainer(digits)
-        cmd = sessions.cli_command(tr.model_config, tr.config)
+        cmd = cli_command(tr.model_config, tr.config)
         for flag in ("--dataset digits", "--model vae", "--latent 4", "--hidden 32", "--epochs 5000",
                      "--batch-size 64", "--lr 0.001", "--beta 1", "--warmup 0", "--free-bits 0", "--seed 0"):
             assert flag in cmd
@@ -366,8 +374,6 @@ class TestPairTrainerUnderTheCap:
 
     @staticmethod
     def make_pair(ds, epochs: int = 5000):
-        from vae_core.compare import PairTrainer
-
         mc = ModelConfig(kind="vae", input_dim=ds.dim, image_shape=ds.image_shape, hidden=(32,), latent_dim=2)
         tc = TrainConfig(dataset="digits", epochs=epochs, batch_size=64, seed=0, eval_size=100)
         return PairTrainer(mc, tc, ds)
@@ -393,6 +399,15 @@ class TestPairTrainerUnderTheCap:
         finally:
             reg.shutdown()
 
+    def test_a_pair_speaks_the_trainer_states_and_has_no_preview(self, registry, digits) -> None:
+        h = registry.open()
+        pair = self.make_pair(digits, epochs=1)
+        assert pair.state is S.IDLE
+        h.start(pair)
+        assert pair.join(60) and pair.state is S.FINISHED and pair.progress().state is S.FINISHED
+        assert h.preview(torch.zeros(2, digits.dim), torch.zeros(2, 2)) is None
+        h.close()
+
     def test_the_pair_ends_with_its_session(self, registry, digits) -> None:
         h = registry.open()
         pair = self.make_pair(digits)
@@ -401,7 +416,7 @@ class TestPairTrainerUnderTheCap:
         del h
         gc.collect()
         assert pair.join(10), "the pair's thread must end with its session"
-        assert pair.state == "stopped" and "session ended" in pair.message
+        assert pair.state == S.STOPPED and "session ended" in pair.message
 
     def test_an_unseen_pair_is_stopped_and_resumes(self, digits) -> None:
         clock = FakeClock()
@@ -413,7 +428,7 @@ class TestPairTrainerUnderTheCap:
             assert wait_for(lambda: pair.global_step > 2)
             clock.t += 11
             assert reg.sweep() == [h.id]
-            assert pair.join(10) and pair.state == "stopped" and "not seen for 10 s" in pair.message
+            assert pair.join(10) and pair.state == S.STOPPED and "not seen for 10 s" in pair.message
             step = pair.global_step
             h.resume()
             assert pair.is_alive and wait_for(lambda: pair.global_step > step)

@@ -1,14 +1,19 @@
 """The trainer: learning, reproducibility, thread control, the NaN guard, history."""
 
+import json
 import math
 import threading
 import time
 
+import numpy as np
 import pytest
 import torch
 
+from vae_core.evaluate import dataset_metrics
 from vae_core.models import ConfigError
-from vae_core.train import TrainConfig, Trainer, TrainerState, evaluate_model
+from vae_core.train import (
+    TEST_METRIC_KEYS, History, TrainConfig, Trainer, TrainerState, cli_command, configs_from_settings,
+)
 from tests.conftest import digits_config
 
 
@@ -28,9 +33,9 @@ class TestLearning:
     def test_steps_lower_the_loss_and_change_the_weights(self, digits):
         tr = make(digits, epochs=10)
         before = {k: v.clone() for k, v in tr.model.state_dict().items()}
-        e0 = evaluate_model(tr.model, digits.x_test).neg_elbo
+        e0 = dataset_metrics(tr.model, digits.x_test).neg_elbo
         tr.run(max_steps=60)
-        e1 = evaluate_model(tr.model, digits.x_test).neg_elbo
+        e1 = dataset_metrics(tr.model, digits.x_test).neg_elbo
         assert e1 < e0 - 5, (e0, e1)
         assert all(not torch.equal(before[k], v) for k, v in tr.model.state_dict().items())
 
@@ -148,24 +153,142 @@ class TestNaNGuard:
         assert all(torch.equal(a, b) for a, b in zip(good, tr.model.parameters()))
 
 
-def test_lean_adam_is_torch_adam_bit_for_bit() -> None:
-    """The trainer's LeanAdam skips torch.optim's bookkeeping, not any of its arithmetic."""
-    from vae_core.models import ModelConfig, build_model
-    from vae_core.train import LeanAdam
+class TestOneGradientPath:
+    def test_training_uses_torch_adam_and_autograd(self, digits):
+        tr = make(digits)
+        assert type(tr.optimizer) is torch.optim.Adam
+        assert tr.optimizer.defaults["fused"] is True  # the CPU has torch's fused Adam kernel
+        before = [p.detach().clone() for p in tr.model.parameters()]
+        tr.step()
+        assert all(p.grad is not None for p in tr.model.parameters())  # filled by loss.backward()
+        assert all(not torch.equal(a, p) for a, p in zip(before, tr.model.parameters()))
 
-    torch.manual_seed(0)
-    a = build_model(ModelConfig(input_dim=64, image_shape=(1, 8, 8), hidden=(16,), latent_dim=3))
-    b = build_model(ModelConfig(input_dim=64, image_shape=(1, 8, 8), hidden=(16,), latent_dim=3))
-    b.load_state_dict(a.state_dict())
-    lean, ref = LeanAdam(list(a.parameters()), lr=3e-3), torch.optim.Adam(b.parameters(), lr=3e-3, fused=True)
-    gen = torch.Generator().manual_seed(1)
-    for _ in range(6):
-        grads = [torch.randn(p.shape, generator=gen) for p in a.parameters()]
-        for pa, pb, g in zip(a.parameters(), b.parameters(), grads):
-            pa.grad, pb.grad = g.clone(), g.clone()
-        lean.step()
-        ref.step()
-    for pa, pb in zip(a.parameters(), b.parameters()):
-        assert torch.equal(pa, pb)
-    assert any(not torch.equal(pa, pc) for pa, pc in zip(
-        a.parameters(), build_model(ModelConfig(input_dim=64, image_shape=(1, 8, 8), hidden=(16,), latent_dim=3)).parameters()))
+
+class TestStates:
+    def test_states_are_strings(self):
+        assert TrainerState.RUNNING == "running" and isinstance(TrainerState.PAUSED, str)
+        assert f"{TrainerState.DIVERGED}" == "diverged" and str(TrainerState.IDLE) == "idle"
+        assert json.dumps({"s": TrainerState.FINISHED}) == '{"s": "finished"}'
+        assert TrainerState("stopped") is TrainerState.STOPPED
+
+    def test_metadata_is_json_with_the_test_metrics(self, digits):
+        tr = make(digits, epochs=1)
+        tr.run()
+        meta = tr.metadata("cmd")
+        assert meta["state"] == "finished" and type(meta["state"]) is str
+        assert set(meta["test_metrics"]) == set(TEST_METRIC_KEYS)
+        assert meta["test_metrics"]["neg_elbo"] == tr.last_eval.neg_elbo == tr.history.test_neg_elbo[-1]
+        assert meta["test_metrics"]["n"] == digits.x_test.shape[0]
+        json.dumps(meta)
+
+
+class TestReading:
+    def test_consistent_copy_and_inspect_model(self, digits):
+        tr = make(digits)
+        tr.run(max_steps=3)
+        model, meta = tr.consistent_copy("c")
+        assert meta["steps"] == 3 and meta["command"] == "c" and not model.training
+        assert all(torch.equal(a, b.cpu()) for a, b in zip(model.parameters(), tr.model.parameters()))
+        step, n = tr.inspect_model(lambda m: sum(p.numel() for p in m.parameters()))
+        assert step == 3 and n == sum(p.numel() for p in model.parameters())
+
+
+class TestHistoryArrays:
+    def test_columns_and_slices(self):
+        h = History(step=[1, 2, 3], epoch=[0.5, 1.0, 1.5], loss=[5.0, 4.0, 3.0], recon=[-4.0, -3.0, -2.5],
+                    kl=[1.0, 1.0, 0.5], kl_per_dim=[[0.5, 0.5], [0.25, 0.75], [0.5, 0.0]], beta=[1.0, 1.0, 1.0])
+        a = h.arrays()
+        assert a["step"].dtype == np.int64 and a["kl_per_dim"].shape == (3, 2)
+        np.testing.assert_allclose(a["recon_cost"], [4.0, 3.0, 2.5])
+        b = h.arrays(1, 3)
+        np.testing.assert_array_equal(b["step"], [2, 3])
+        np.testing.assert_allclose(b["kl_per_dim"], [[0.25, 0.75], [0.5, 0.0]])
+        assert h.arrays(3, 3)["kl_per_dim"].shape == (0, 0)
+
+    def test_values_lost_in_json_become_nan(self):
+        h = History.from_dict({"step": [1, 2], "loss": [None, 2.0], "recon": [-1.0], "kl": [0.5, 0.5],
+                               "kl_per_dim": [[0.5], [None, 0.5]], "beta": [1.0, 1.0]})
+        a = h.arrays()
+        assert np.isnan(a["loss"][0]) and a["loss"][1] == 2.0
+        assert np.isnan(a["recon_cost"]).all()  # a column of the wrong length
+        assert a["kl_per_dim"].shape == (2, 2) and np.isnan(a["kl_per_dim"][0, 1])
+        assert History().arrays(latent_dim=3)["kl_per_dim"].shape == (0, 3)
+
+    def test_eval_arrays(self, digits):
+        tr = make(digits, epochs=2)
+        tr.run()
+        e = tr.history.eval_arrays()
+        np.testing.assert_array_equal(e["eval_step"], [12, 24])
+        np.testing.assert_allclose(e["test_neg_elbo"], tr.history.test_neg_elbo)
+        assert e["active_units"].shape == (2,)
+
+
+class TestSettings:
+    """The Train form's values -> configs (the form's own messages are tested in test_hostile.py)."""
+
+    VALS = dict(latent_dim=4, beta=1.0, warmup_steps=0, free_bits=0.0, lr=1e-3, batch_size=64, epochs=3, seed=0)
+
+    @pytest.mark.parametrize("text", ["512,256", "512-256", "512 256", " 512 , 256 "])
+    def test_hidden_syntax_is_the_clis(self, text):
+        mc, tc, errors = configs_from_settings("digits", (1, 8, 8), "vae", hidden=text, **self.VALS)
+        assert errors == [] and mc.hidden == (512, 256) and tc.epochs == 3
+
+    def test_every_bad_field_is_named(self):
+        vals = {**self.VALS, "lr": 0.0, "epochs": 0}
+        mc, tc, errors = configs_from_settings("digits", (1, 8, 8), "vae", hidden="abc", **vals)
+        assert mc is None and tc is None and len(errors) == 3
+        assert errors[0].startswith("Hidden sizes must be whole numbers")
+
+    def test_an_ae_ignores_the_kl_settings(self):
+        vals = {**self.VALS, "beta": 4.0, "free_bits": 1.0}
+        mc, tc, errors = configs_from_settings("digits", (1, 8, 8), "ae", hidden="32", **vals)
+        assert not errors and mc.kind == "ae" and tc.beta == 0.0 and tc.free_bits == 0.0
+
+    def test_cli_command_round_trips_through_the_parser(self):
+        from vae_core.train import build_parser
+
+        mc, tc, _ = configs_from_settings("digits", (1, 8, 8), "vae", hidden="64-32", **self.VALS)
+        args = build_parser().parse_args(cli_command(mc, tc).split()[3:])
+        assert args.hidden == (64, 32) and args.latent == 4 and args.batch_size == 64 and args.dataset == "digits"
+
+
+class TestLikelihoodsAndBinarization:
+    def test_binarize_trains_on_binary_images(self, digits) -> None:
+        seen: list[torch.Tensor] = []
+        tr = Trainer(digits_config("vae", 2), TrainConfig(dataset="digits", epochs=1, seed=0, binarize=True,
+                                                          eval_size=200), dataset=digits, device="cpu")
+        real_forward = tr.model.forward
+
+        def spy(x, *a, **k):
+            seen.append(x.detach().clone())
+            return real_forward(x, *a, **k)
+
+        tr.model.forward = spy
+        tr.step(); tr.step()
+        assert all(set(x.unique().tolist()) <= {0.0, 1.0} for x in seen)
+        assert not torch.equal(seen[0], seen[1])  # redrawn every step (other batch, other draws)
+        res = tr.evaluate()
+        assert res.binarized and tr.metadata()["train_config"]["binarize"] is True
+
+    def test_binarized_evaluation_is_fixed_and_differs_from_grey(self, digits, trained_vae_z2) -> None:
+        from vae_core.evaluate import dataset_metrics
+
+        a = dataset_metrics(trained_vae_z2, digits.x_test, seed=0, binarize=True)
+        b = dataset_metrics(trained_vae_z2, digits.x_test, seed=0, binarize=True)
+        grey = dataset_metrics(trained_vae_z2, digits.x_test, seed=0)
+        assert a == b and a.neg_elbo != grey.neg_elbo and not grey.binarized
+
+    def test_cli_flags(self, tmp_path) -> None:
+        from vae_core.checkpoint import load_checkpoint
+        from vae_core.train import build_parser, cli_command, main
+
+        args = build_parser().parse_args(["--likelihood", "continuous_bernoulli", "--binarize"])
+        assert args.likelihood == "continuous_bernoulli" and args.binarize
+        out = tmp_path / "cb.safetensors"
+        assert main(["--dataset", "digits", "--latent", "2", "--hidden", "32", "--epochs", "1", "--device", "cpu",
+                     "--likelihood", "continuous_bernoulli", "--out", str(out)]) == 0
+        ck = load_checkpoint(out)
+        assert ck.config.likelihood == "continuous_bernoulli"
+        cmd = cli_command(ck.config, TrainConfig(dataset="digits", binarize=True))
+        assert "--likelihood continuous_bernoulli" in cmd and cmd.endswith("--binarize")
+        assert build_parser().parse_args(cmd.split()[3:]).binarize

@@ -4,25 +4,19 @@ validation messages, the running-trainer cap, Save / Use / Download, AE view, se
 from __future__ import annotations
 
 import gc
-import sys
 import time
-from pathlib import Path
 
 import pytest
+from streamlit.testing.v1 import AppTest
 
-ROOT = Path(__file__).resolve().parents[1]
+import lab_pages.common as common
+from tests.conftest import APP, ENV_MAX_TRAINERS, TRAIN_PAGE as PAGE, texts, trainer_of, wait_for
+from vae_core import registry
+from vae_core.checkpoint import load_checkpoint
+from vae_core.data import load_dataset
+from vae_core.models import ConfigError, ModelConfig
+from vae_core.train import TrainConfig, Trainer, TrainerState as S
 
-from streamlit.testing.v1 import AppTest  # noqa: E402
-
-import lab_pages.common as common  # noqa: E402
-from vae_core import sessions  # noqa: E402
-from vae_core.checkpoint import load_checkpoint  # noqa: E402
-from vae_core.data import load_dataset  # noqa: E402
-from vae_core.models import ConfigError, ModelConfig  # noqa: E402
-from vae_core.train import TrainConfig, Trainer, TrainerState as S  # noqa: E402
-
-PAGE = str(ROOT / "lab_pages" / "train.py")
-APP = str(ROOT / "app.py")
 WIDGETS = {
     "selectbox": ["train_dataset"], "radio": ["train_kind"], "text_input": ["train_hidden"],
     "number_input": ["train_latent", "train_beta", "train_warmup", "train_free_bits", "train_lr", "train_batch",
@@ -33,50 +27,6 @@ WIDGETS = {
 
 # one intra-op thread per trainer thread: see tests/conftest.py::one_torch_thread
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-@pytest.fixture
-def page(monkeypatch):
-    """Make Train page AppTests on digits with a long run; stop every trainer they started afterwards."""
-    monkeypatch.setenv(sessions.ENV_TRAINER_TIMEOUT, "0")
-    made: list[AppTest] = []
-
-    def make(epochs: int = 3000, kind: str = "VAE") -> AppTest:
-        at = AppTest.from_file(PAGE, default_timeout=120)
-        at.run()
-        at.selectbox(key="train_dataset").set_value("digits")
-        at.radio(key="train_kind").set_value(kind)
-        at.number_input(key="train_epochs").set_value(epochs)
-        at.run()
-        assert not at.exception
-        made.append(at)
-        return at
-
-    yield make
-    for at in made:
-        h = at.session_state["train_handle"] if "train_handle" in at.session_state else None
-        if h is not None:
-            tr = h.trainer
-            h.close()
-            if tr is not None:
-                tr.join(10)
-
-
-def trainer_of(at: AppTest) -> Trainer | None:
-    return at.session_state["train_handle"].trainer
-
-
-def texts(at: AppTest, kind: str) -> list[str]:
-    return [e.value for e in getattr(at, kind)]
-
-
-def wait_for(cond, timeout: float = 30.0) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if cond():
-            return True
-        time.sleep(0.01)
-    return cond()
 
 
 class TestRender:
@@ -111,8 +61,8 @@ class TestRender:
 
 
 class TestControls:
-    def test_start_pause_resume_stop_reset(self, page) -> None:
-        at = page()
+    def test_start_pause_resume_stop_reset(self, train_page) -> None:
+        at = train_page()
         at.button(key="train_start").click().run()
         assert not at.exception
         tr = trainer_of(at)
@@ -150,8 +100,8 @@ class TestControls:
         at.button(key="train_reset").click().run()
         assert trainer_of(at) is None and not at.exception
 
-    def test_step_from_nothing_makes_an_idle_trainer(self, page) -> None:
-        at = page()
+    def test_step_from_nothing_makes_an_idle_trainer(self, train_page) -> None:
+        at = train_page()
         at.button(key="train_step").click().run()
         tr = trainer_of(at)
         assert tr is not None and tr.global_step == 1 and not tr.is_alive
@@ -161,15 +111,17 @@ class TestControls:
         at.button(key="train_start").click().run()  # same settings: Start continues this trainer
         assert trainer_of(at) is tr and tr.state == S.RUNNING
 
-    def test_a_short_run_finishes_and_draws_statically(self, page) -> None:
-        at = page(epochs=1)
+    def test_a_short_run_finishes_and_draws_statically(self, train_page) -> None:
+        at = train_page(epochs=1)
         at.button(key="train_start").click().run()
         tr = trainer_of(at)
         assert tr.join(30) and tr.state == S.FINISHED
         at.run()
         assert not at.exception
         assert len(at.get("plotly_chart")) == 2  # -ELBO stack and the KL heatmap
-        assert len(at.get("imgs")) == 2 or len(at.get("image")) >= 0  # grids are drawn (element name varies)
+        captions = [c for im in at.image for c in im.captions]  # the two image grids, drawn
+        assert len(at.image) == 2 and captions[0].startswith("top: 8 fixed test images · bottom: reconstructions")
+        assert captions[1] == "16 samples from the prior z ~ N(0, I)"
         assert any("finished" in p.proto.text for p in at.get("progress"))
         assert any("ELBO" in e.value for e in at.latex)
 
@@ -186,14 +138,14 @@ class TestValidation:
         ("train_warmup", "warmup_steps", -5, "KL warm-up"),
         ("train_seed", "seed", -1, "Seed"),
     ])
-    def test_invalid_number_is_refused_with_a_message(self, page, key: str, field: str, value, word: str) -> None:
+    def test_invalid_number_is_refused_with_a_message(self, train_page, key: str, field: str, value, word: str) -> None:
         try:  # the page shows the engine's own message for the field
             ModelConfig(latent_dim=value) if field == "latent_dim" else TrainConfig(**{field: value}).validate()
         except ConfigError as exc:
             engine = str(exc)
         else:
             pytest.fail(f"the engine accepts {field}={value!r}")
-        at = page()
+        at = train_page()
         at.number_input(key=key).set_value(value).run()
         assert not at.exception
         errs = texts(at, "error")
@@ -202,8 +154,8 @@ class TestValidation:
         assert trainer_of(at) is None, "invalid settings must not start a trainer"
         assert any(t.startswith("Not started. Fix the settings first") and engine[1:] in t for t in texts(at, "error"))
 
-    def test_bad_hidden_sizes(self, page) -> None:
-        at = page()
+    def test_bad_hidden_sizes(self, train_page) -> None:
+        at = train_page()
         at.text_input(key="train_hidden").set_value("big").run()
         assert any("Hidden sizes must be whole numbers" in t for t in texts(at, "error"))
         at.text_input(key="train_hidden").set_value("128,9000").run()
@@ -213,8 +165,8 @@ class TestValidation:
         at.text_input(key="train_hidden").set_value("64, 32").run()
         assert not texts(at, "error")
 
-    def test_every_bad_field_gets_its_own_message(self, page) -> None:
-        at = page()
+    def test_every_bad_field_gets_its_own_message(self, train_page) -> None:
+        at = train_page()
         at.number_input(key="train_latent").set_value(0)
         at.number_input(key="train_batch").set_value(0)
         at.number_input(key="train_lr").set_value(-1.0).run()
@@ -223,14 +175,14 @@ class TestValidation:
 
 
 class TestCap:
-    def test_one_trainer_too_many_gets_a_clear_message(self, page, monkeypatch) -> None:
-        monkeypatch.setenv(sessions.ENV_MAX_TRAINERS, "1")
+    def test_one_trainer_too_many_gets_a_clear_message(self, train_page, monkeypatch) -> None:
+        monkeypatch.setenv(ENV_MAX_TRAINERS, "1")
         ds = load_dataset("digits")
-        other = sessions.default_registry().open()  # another browser session, already training
+        other = registry.default_registry().open()  # another browser session, already training
         try:
             mc = ModelConfig(input_dim=ds.dim, image_shape=ds.image_shape, hidden=(16,), latent_dim=2)
             other.start(Trainer(mc, TrainConfig(dataset="digits", epochs=5000), dataset=ds, device="cpu"))
-            at = page()
+            at = train_page()
             at.button(key="train_start").click().run()
             errs = texts(at, "error")
             assert any("1 trainer is already running on this server (the limit)" in t and "VAE_LAB_MAX_TRAINERS" in t
@@ -244,9 +196,9 @@ class TestCap:
 
 
 class TestKeep:
-    def test_save_lists_it_for_the_picker(self, page, tmp_path, monkeypatch) -> None:
+    def test_save_lists_it_for_the_picker(self, train_page, tmp_path, monkeypatch) -> None:
         monkeypatch.setattr(common, "SESSION_CHECKPOINT_DIR", tmp_path / "saved")
-        at = page()
+        at = train_page()
         for _ in range(3):
             at.button(key="train_step").click().run()
         at.text_input(key="train_save_name").set_value("bad name!")
@@ -268,8 +220,8 @@ class TestKeep:
         at.button(key="train_save").click().run()  # same name again: refused, never overwritten
         assert any("exists already" in t for t in texts(at, "error"))
 
-    def test_use_makes_it_current_and_download_is_offered(self, page) -> None:
-        at = page()
+    def test_use_makes_it_current_and_download_is_offered(self, train_page) -> None:
+        at = train_page()
         at.button(key="train_step").click().run()
         assert len(at.get("download_button")) == 1
         at.button(key="train_use").click().run()
@@ -281,8 +233,8 @@ class TestKeep:
 
 
 class TestAE:
-    def test_ae_shows_reconstruction_only(self, page) -> None:
-        at = page(kind="AE")
+    def test_ae_shows_reconstruction_only(self, train_page) -> None:
+        at = train_page(kind="AE")
         assert at.number_input(key="train_beta").disabled is True
         for _ in range(2):
             at.button(key="train_step").click().run()
@@ -294,8 +246,8 @@ class TestAE:
 
 
 class TestSessions:
-    def test_two_sessions_train_independently(self, page) -> None:
-        a, b = page(), page()
+    def test_two_sessions_train_independently(self, train_page) -> None:
+        a, b = train_page(), train_page()
         a.button(key="train_start").click().run()
         b.number_input(key="train_seed").set_value(1)
         b.button(key="train_start").click().run()
@@ -308,7 +260,7 @@ class TestSessions:
         assert wait_for(lambda: tb.global_step > before + 5)
         assert ta.global_step == held and tb.state == S.RUNNING
 
-    def test_training_ends_with_the_session(self, page) -> None:
+    def test_training_ends_with_the_session(self, train_page) -> None:
         at = AppTest.from_file(PAGE, default_timeout=120)
         at.run()
         at.selectbox(key="train_dataset").set_value("digits")

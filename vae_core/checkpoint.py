@@ -13,11 +13,12 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import struct
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Collection
 
 import torch
 from safetensors.torch import load as st_load
@@ -32,6 +33,9 @@ __all__ = [
     "checkpoint_bytes",
     "load_checkpoint",
     "read_metadata",
+    "NAME_RE",
+    "check_save_name",
+    "save_by_name",
     "FORMAT",
     "FORMAT_VERSION",
     "MAX_BYTES",
@@ -44,6 +48,7 @@ MAX_BYTES = 200 * 1024 * 1024  # a checkpoint over 200 MB is not one of ours
 MAX_HEADER = 32 * 1024 * 1024
 MAX_HISTORY_POINTS = 1500  # step records kept in a file; evaluations are always all kept
 DTYPES = {"F32": 4, "F16": 2, "BF16": 2, "F64": 8}
+NAME_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")  # a name saved by name: no dots, slashes or spaces, so never a path
 
 
 class CheckpointError(ValueError):
@@ -124,6 +129,29 @@ def save_checkpoint(path: str | Path, model: AE | VAE, metadata: dict[str, Any] 
             pass
         raise
     return path
+
+
+def check_save_name(name: str, directory: str | Path, shipped_names: Collection[str] = ()) -> Path:
+    """The path ``directory/<name>.safetensors`` a save by ``name`` would write, or CheckpointError.
+
+    Refused: a name that is not 1-64 letters, digits, ``-`` or ``_`` (so it can never leave
+    ``directory``), the name of a shipped checkpoint, and the name of a file already saved
+    (a save never overwrites).
+    """
+    if not NAME_RE.fullmatch(name):
+        raise CheckpointError(f"Checkpoint name {name!r} is not allowed: use 1-64 letters, digits, - or _.")
+    if name in shipped_names:
+        raise CheckpointError(f"{name!r} is the name of a shipped checkpoint; choose another name.")
+    path = Path(directory) / f"{name}.safetensors"
+    if path.exists():
+        raise CheckpointError(f"A saved checkpoint named {name!r} exists already; choose another name.")
+    return path
+
+
+def save_by_name(model: AE | VAE, metadata: dict[str, Any] | None, name: str, directory: str | Path,
+                 shipped_names: Collection[str] = ()) -> Path:
+    """Save ``model`` as ``directory/<name>.safetensors`` (atomically) after :func:`check_save_name`."""
+    return save_checkpoint(check_save_name(name, directory, shipped_names), model, metadata)
 
 
 def _too_big(name: str, size: int, limit: int) -> str:

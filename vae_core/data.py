@@ -35,6 +35,8 @@ __all__ = [
     "dataset_available",
     "read_idx",
     "default_data_root",
+    "to_float",
+    "binarize",
 ]
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -118,13 +120,28 @@ class Dataset:
         """Images at ``idx`` as float (B, D) in [0, 1], on the dataset's device."""
         x, _ = self.split(split)
         if isinstance(idx, torch.Tensor) and idx.dim() == 1 and idx.dtype in (torch.int64, torch.int32):
-            return to_float(x.index_select(0, idx))  # 8x faster than x[idx] for a 128-row uint8 gather
+            return to_float(x.index_select(0, idx))  # a contiguous gather: the trainer's hot path
         return to_float(x[idx])
 
 
 def to_float(x: torch.Tensor) -> torch.Tensor:
-    """uint8 pixels (..., D) -> float32 in [0, 1]."""
-    return x.to(torch.float32).div_(255.0)
+    """Pixels (..., D) as uint8 0..255 or float in [0, 1] -> float32 in [0, 1] (floats pass through).
+
+    The one uint8 -> float conversion of the lab: datasets hold uint8, models take float.
+    """
+    if x.dtype == torch.uint8:
+        return x.to(torch.float32).div_(255.0)
+    return x.to(torch.float32)
+
+
+def binarize(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Dynamic binarization: x_d ~ Bernoulli(pixel_d) for pixels x (..., D) uint8 or float in [0, 1].
+
+    Returns float32 zeros and ones of x's shape. Redrawn at every step (a new ``generator``
+    state), it makes the Bernoulli likelihood a true likelihood of the data the model sees, so
+    NLL figures compare with the binarized-MNIST literature.
+    """
+    return torch.bernoulli(to_float(x), generator=generator)
 
 
 def default_data_root() -> Path:

@@ -20,6 +20,9 @@ import torch.nn.functional as F
 
 __all__ = [
     "ELBOTerms",
+    "bernoulli_log_likelihood",
+    "cb_log_normalizer",
+    "continuous_bernoulli_mean",
     "recon_log_likelihood",
     "kl_per_dim",
     "gaussian_kl",
@@ -31,6 +34,8 @@ __all__ = [
     "log_importance_weights",
     "iwae_bound",
     "iwae_curve",
+    "QuadratureGrid",
+    "quadrature_grid",
     "QuadratureResult",
     "quadrature_log_px",
     "quadrature_box",
@@ -54,23 +59,72 @@ class ELBOTerms(NamedTuple):
     loss: torch.Tensor        # ()     mean over the batch of -(recon - beta * KL'), KL' after free bits
 
 
+def bernoulli_log_likelihood(x: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+    """log Bernoulli(x; sigmoid(logits)) summed over pixels: x (..., D) in [0, 1], logits (..., D) -> (...,) nats.
+
+    = sum_d x_d l_d - softplus(l_d), the negative of binary cross-entropy with logits, stable
+    for any logit. x broadcasts against logits (one image against many decoded latents).
+    The lab's one Bernoulli log-likelihood: training, evaluation, IWAE and quadrature use it.
+    """
+    return (x * logits - F.softplus(logits)).sum(-1)
+
+
+CB_SERIES_BELOW = 0.1  # |logit| under which log C uses its Taylor series (lambda within 0.025 of 1/2)
+
+
+def cb_log_normalizer(logits: torch.Tensor) -> torch.Tensor:
+    """log C(lambda) of the continuous Bernoulli, elementwise in its logits l = logit(lambda), nats.
+
+    C(lambda) = 2 atanh(1 - 2 lambda) / (1 - 2 lambda), which with lambda = sigmoid(l) is
+    l / tanh(l / 2): an even function of l, C = 2 at lambda = 1/2 and about |l| for large |l|.
+    Near l = 0 the closed form is 0/0, so |l| < CB_SERIES_BELOW uses the series
+    log 2 + u^2/3 - 7 u^4/90 + 62 u^6/2835 with u = l/2 (truncation error below 3e-13 there). Both branches get masked
+    inputs, so the gradient is finite for every l (Loaiza-Ganem & Cunningham, 2019).
+    """
+    a = logits.abs()
+    small = a < CB_SERIES_BELOW
+    a_big = torch.where(small, torch.ones_like(a), a)  # the closed form never sees 0
+    closed = torch.log(a_big) - torch.log(torch.tanh(0.5 * a_big))
+    u2 = (0.5 * torch.where(small, a, torch.zeros_like(a))).pow(2)
+    series = math.log(2.0) + u2 * (1.0 / 3.0 + u2 * (-7.0 / 90.0 + u2 * (62.0 / 2835.0)))
+    return torch.where(small, series, closed)
+
+
+def continuous_bernoulli_mean(logits: torch.Tensor) -> torch.Tensor:
+    """E[x] of the continuous Bernoulli with logits l, elementwise in [0, 1].
+
+    E[x] = lambda / (2 lambda - 1) + 1 / (2 atanh(1 - 2 lambda)) = 1/(1 - e^{-l}) - 1/l, which
+    is 1/2 at l = 0 (series 1/2 + l/12 - l^3/720 + l^5/30240 there) and differs from lambda = sigmoid(l): the
+    pixel means a continuous-Bernoulli model draws.
+    """
+    small = logits.abs() < CB_SERIES_BELOW
+    l_big = torch.where(small, torch.ones_like(logits), logits)
+    closed = 1.0 / (-torch.expm1(-l_big)) - 1.0 / l_big
+    l_small = torch.where(small, logits, torch.zeros_like(logits))
+    l2 = l_small.pow(2)
+    series = 0.5 + l_small * (1.0 / 12.0 + l2 * (-1.0 / 720.0 + l2 / 30240.0))
+    return torch.where(small, series, closed)
+
+
 def recon_log_likelihood(
     x: torch.Tensor, logits: torch.Tensor, likelihood: str = "bernoulli", obs_std: float = 0.1
 ) -> torch.Tensor:
     """log p(x|z) summed over pixels: x (..., D), logits (..., D) -> (...,) nats.
 
-    Bernoulli: sum_d x_d log s(l_d) + (1 - x_d) log(1 - s(l_d)) for x in [0, 1] (BCE with logits).
-    Gaussian: sum_d log N(x_d; sigmoid(l_d), obs_std^2). Broadcasts over leading dims.
+    Bernoulli: :func:`bernoulli_log_likelihood` (a true likelihood only for binary x).
+    Continuous Bernoulli: the same plus sum_d log C(l_d), a normalised density for x in [0, 1]
+    (:func:`cb_log_normalizer`). Gaussian: sum_d log N(x_d; sigmoid(l_d), obs_std^2).
+    Broadcasts over leading dims.
     """
     if likelihood == "bernoulli":
-        if x.shape != logits.shape:
-            x = x.expand_as(logits)
-        return -F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(-1)
+        return bernoulli_log_likelihood(x, logits)
+    if likelihood == "continuous_bernoulli":
+        return bernoulli_log_likelihood(x, logits) + cb_log_normalizer(logits).sum(-1)
     if likelihood == "gaussian":
         mean = torch.sigmoid(logits)
         d = x.shape[-1]
         return -0.5 * ((x - mean) / obs_std).pow(2).sum(-1) - d * (math.log(obs_std) + 0.5 * LOG_2PI)
-    raise ValueError(f"unknown likelihood {likelihood!r}; use 'bernoulli' or 'gaussian'")
+    raise ValueError(f"unknown likelihood {likelihood!r}; use 'bernoulli', 'continuous_bernoulli' or 'gaussian'")
 
 
 def kl_per_dim(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -122,7 +176,7 @@ def combine_terms(recon: torch.Tensor, kl_d: torch.Tensor | None, beta: float = 
     """The ELBO terms from their two parts: recon (B,) log p(x|z) and KL per dim (B, z), nats.
 
     ``kl_d=None`` means an AE (no KL). Free bits: see :func:`elbo_terms`. Shared by
-    :func:`elbo_terms` and vae_core.fastgrad, so both define the loss the same way.
+    :func:`elbo_terms`, and callers that computed the reconstruction term themselves.
     """
     if kl_d is None:
         kl_d = recon.new_zeros((recon.shape[0], 0))
@@ -206,8 +260,21 @@ def iwae_curve(log_w: torch.Tensor) -> torch.Tensor:
     return torch.logcumsumexp(log_w, 0) - torch.log(k)
 
 
+class QuadratureGrid(NamedTuple):
+    """log p(x) of one image by midpoint quadrature over z (latent dim 1 or 2), with its grid."""
+
+    log_px: float               # log integral p(x|z) p(z) dz, nats
+    log_joint: torch.Tensor     # (n,) for z=1 or (n, n) for z=2: log p(x, z) at the cell midpoints, float64
+    axes: torch.Tensor          # (zdim, n) midpoint coordinates per latent dim
+    log_cell: float             # log of the cell length (z=1) or area (z=2)
+
+    def log_posterior(self) -> torch.Tensor:
+        """log p(z|x) density at the grid points, same shape as ``log_joint``."""
+        return self.log_joint - self.log_px
+
+
 class QuadratureResult(NamedTuple):
-    """log p(x) by numerical integration over z (latent dim 1 or 2)."""
+    """log p(x) by numerical integration over z (latent dim 1 or 2), for a batch of images."""
 
     log_px: torch.Tensor     # (B,) nats
     log_joint: torch.Tensor  # (B, n) for z=1 or (B, n, n) for z=2: log p(x, z) at grid points
@@ -226,24 +293,13 @@ def grid_log_likelihood(
 ) -> torch.Tensor:
     """log p(x|z) of one image x (D,) at many latents z (P, zdim): (P,) nats, without gradients.
 
-    Same values as ``recon_log_likelihood(x, decode(z))`` to float32 rounding. Decoded in chunks
-    of about 2M logits. For a Bernoulli likelihood it uses sum_d x_d l_d - softplus(l_d) with
-    softplus computed in place (max(l, 0) + log(1 + exp(-|l|))): about 6x faster on CPU than
-    binary_cross_entropy_with_logits, whose elementwise work costs twice the decoder's last
-    matmul on a 200x200 grid.
+    ``recon_log_likelihood(x, decode(z))``, decoded in chunks of about 2M logits to bound memory.
     """
     chunk = chunk or max(256, 2_000_000 // max(1, x.shape[-1]))
     out = torch.empty(z.shape[0], device=z.device, dtype=torch.float32)
     with torch.no_grad():
         for start in range(0, z.shape[0], chunk):
-            logits = decode(z[start : start + chunk])  # (c, D)
-            if likelihood == "bernoulli":
-                xl = logits @ x  # (c,)
-                relu = logits.clamp(min=0).sum(-1)
-                log1p = logits.abs_().neg_().exp_().add_(1.0).log_().sum(-1)  # log(1 + exp(-|l|)), in place
-                out[start : start + chunk] = xl - relu - log1p
-            else:
-                out[start : start + chunk] = recon_log_likelihood(x, logits, likelihood, obs_std)
+            out[start : start + chunk] = recon_log_likelihood(x, decode(z[start : start + chunk]), likelihood, obs_std)
     return out
 
 
@@ -291,6 +347,39 @@ def midpoint_axes(lo: torch.Tensor, hi: torch.Tensor, n: int) -> list[torch.Tens
 
 
 @torch.no_grad()
+def quadrature_grid(
+    x: torch.Tensor,
+    decode: Decoder,
+    latent_dim: int,
+    n: int = 200,
+    likelihood: str = "bernoulli",
+    obs_std: float = 0.1,
+    q: tuple[torch.Tensor, torch.Tensor] | None = None,
+    radius: float = 6.0,
+    coarse: int = 64,
+    bounds: tuple[float, float] | None = None,
+) -> QuadratureGrid:
+    """log p(x) = log integral p(x|z) p(z) dz for one image x (D,) on an n (z=1) or n x n (z=2) midpoint grid.
+
+    The lab's one quadrature rule. The box comes from :func:`quadrature_box` (widened to q's
+    +-6 sigma when ``q=(mu (zdim,), logvar (zdim,))``); ``bounds=(lo, hi)`` fixes it instead.
+    log p(x, z) is summed in float64. Nats.
+    """
+    if latent_dim not in (1, 2):
+        raise ValueError(f"quadrature needs latent dim 1 or 2, got {latent_dim}")
+    if bounds is None:
+        lo, hi = quadrature_box(x, decode, latent_dim, likelihood, obs_std, q, radius, coarse)
+    else:
+        lo = torch.full((latent_dim,), float(bounds[0]), device=x.device, dtype=x.dtype)
+        hi = torch.full((latent_dim,), float(bounds[1]), device=x.device, dtype=x.dtype)
+    axes = midpoint_axes(lo, hi, n)
+    pts = mesh_points(axes)  # (n**zdim, zdim)
+    log_joint = (grid_log_likelihood(x, decode, pts, likelihood, obs_std) + log_standard_normal(pts)).double()
+    log_cell = float(torch.log((hi - lo).double() / n).sum())
+    log_px = float(torch.logsumexp(log_joint, 0)) + log_cell
+    return QuadratureGrid(log_px, log_joint.reshape((n,) * latent_dim), torch.stack(axes), log_cell)
+
+
 def quadrature_log_px(
     x: torch.Tensor,
     decode: Decoder,
@@ -303,34 +392,22 @@ def quadrature_log_px(
     coarse: int = 64,
     bounds: tuple[float, float] | None = None,
 ) -> QuadratureResult:
-    """log p(x) = log integral p(x|z) p(z) dz on an n (z=1) or n x n (z=2) midpoint grid.
+    """:func:`quadrature_grid` for each image of a batch x (B, D); ``q=(mu, logvar)`` (B, zdim) each.
 
-    x (B, D). Each image gets its own box from :func:`quadrature_box` (the prior mass outside
-    [-6, 6] is below 1e-8); ``bounds=(lo, hi)`` fixes one shared box instead. ``q=(mu, logvar)``
-    (B, zdim) each widens the boxes to q's +-6 sigma. Returns :class:`QuadratureResult` with
-    log p(x) (B,) nats and the grid of log p(x, z).
+    Each image gets its own box (the prior mass outside [-6, 6] is below 1e-8). Returns
+    :class:`QuadratureResult` with log p(x) (B,) nats and the grids of log p(x, z), in x's dtype.
     """
-    if latent_dim not in (1, 2):
-        raise ValueError(f"quadrature needs latent dim 1 or 2, got {latent_dim}")
-    dev, dt = x.device, x.dtype
-    res_lp, res_lj, res_axes, res_cell = [], [], [], []
-    for i in range(x.shape[0]):
-        xi = x[i]
-        if bounds is None:
-            qi = None if q is None else (q[0][i], q[1][i])
-            lo, hi = quadrature_box(xi, decode, latent_dim, likelihood, obs_std, qi, radius, coarse)
-        else:
-            lo = torch.full((latent_dim,), float(bounds[0]), device=dev, dtype=dt)
-            hi = torch.full((latent_dim,), float(bounds[1]), device=dev, dtype=dt)
-        axes = midpoint_axes(lo, hi, n)
-        pts = mesh_points(axes)
-        log_joint = grid_log_likelihood(xi, decode, pts, likelihood, obs_std) + log_standard_normal(pts)
-        cell = ((hi - lo) / n).prod()
-        res_lp.append(torch.logsumexp(log_joint, 0) + torch.log(cell))
-        res_lj.append(log_joint.reshape((n,) * latent_dim))
-        res_axes.append(torch.stack(axes))
-        res_cell.append(cell)
-    return QuadratureResult(torch.stack(res_lp), torch.stack(res_lj), torch.stack(res_axes), torch.stack(res_cell))
+    grids = [
+        quadrature_grid(x[i], decode, latent_dim, n, likelihood, obs_std, None if q is None else (q[0][i], q[1][i]),
+                        radius, coarse, bounds)
+        for i in range(x.shape[0])
+    ]
+    dt = x.dtype  # results in the images' dtype; the sums were taken in float64
+    return QuadratureResult(
+        torch.tensor([g.log_px for g in grids], dtype=dt, device=x.device),
+        torch.stack([g.log_joint for g in grids]).to(dt), torch.stack([g.axes for g in grids]),
+        torch.tensor([math.exp(g.log_cell) for g in grids], dtype=dt, device=x.device),
+    )
 
 
 def mc_kl(

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .inference import PosteriorStats, decode, images_to_grid
+from .inference import PosteriorStats, decode, images_to_grid, upscale
 
 __all__ = ["slider_ranges", "default_dims", "manifold_slice", "grid_position", "mark_grid", "traversal_sheet", "MARK_COLOR"]
 
@@ -101,7 +101,7 @@ def mark_grid(
     as RGB (H'·s, W'·s, 3), with a frame around the nearest tile and a dot at the exact
     fractional position (col, row)."""
     h, w = tile_hw
-    rgb = np.repeat(np.kron(mosaic, np.ones((scale, scale), dtype=np.uint8))[..., None], 3, axis=2)
+    rgb = np.repeat(upscale(mosaic, scale)[..., None], 3, axis=2)
     r, c = int(round(row)), int(round(col))
     y0, x0 = r * (h + pad) * scale, c * (w + pad) * scale
     y1, x1 = y0 + h * scale, x0 + w * scale
@@ -141,7 +141,7 @@ def traversal_sheet(
     mosaic = images_to_grid(a.reshape(k * steps, -1), image_shape, ncols=steps, pad=pad)  # (H, W) or (H, W, C)
     if mosaic.ndim == 2:
         mosaic = mosaic[..., None]
-    tiles = mosaic.repeat(scale, axis=0).repeat(scale, axis=1)  # whole-pixel upscale
+    tiles = upscale(mosaic, scale)
     sheet = np.full((tiles.shape[0], label_width + tiles.shape[1], 3), 255, dtype=np.uint8)
     sheet[:, label_width:] = tiles  # grey (C = 1) broadcasts to RGB
     img = Image.fromarray(sheet)

@@ -6,12 +6,11 @@ Built on :mod:`vae_core.elbo`. For one image x (D,) of a VAE with encoder q(z|x)
   shows: E_q[log p(x|z)] (Monte Carlo, with its standard error), the analytic KL(q || p(z)), the
   ELBO, the running importance-weighted estimates log p_K(x) for K = 1..K_max from those same
   samples, and a Monte Carlo KL with its standard error.
-- :func:`posterior_grid` (latent dim 1 or 2) computes log p(x) by quadrature (the rule of
-  ``elbo.quadrature_log_px``, with a faster log-likelihood, :func:`grid_log_lik`), the true
-  posterior p(z|x) on an n (x n) grid, and the exact E_q[log p(x|z)] and KL(q || p(z|x)) by
-  quadrature over q's own +-6 sigma box.
-- :func:`dataset_metrics` gives test -ELBO, reconstruction, KL and the IWAE NLL on a subset,
-  with a progress callback.
+- :func:`posterior_grid` (latent dim 1 or 2) computes log p(x) by ``elbo.quadrature_grid``,
+  the true posterior p(z|x) on an n (x n) grid, and the exact E_q[log p(x|z)] and KL(q || p(z|x))
+  by quadrature over q's own +-6 sigma box.
+
+Test-set metrics (test -ELBO, IWAE NLL) live in :mod:`vae_core.evaluate`.
 
 Every quantity is in nats per image. Nothing here imports streamlit.
 """
@@ -19,32 +18,27 @@ Every quantity is in nats per image. Nothing here imports streamlit.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 
-from .data import Dataset
+from .data import to_float
 from .elbo import (
     grid_log_likelihood, iwae_curve, kl_per_dim, log_normal_diag, log_standard_normal, mc_kl, mesh_points,
-    midpoint_axes, quadrature_box,
+    midpoint_axes, quadrature_grid,
 )
 from .models import AE, VAE
-from .train import History, evaluate_model
+from .train import History
 
 __all__ = [
-    "ImageReport", "image_report", "kl_monte_carlo", "expected_iwae", "grid_log_lik", "posterior_box",
+    "ImageReport", "image_report", "kl_monte_carlo", "expected_iwae", "grid_log_lik",
     "PosteriorGrid", "posterior_grid", "ellipse",
-    "HistoryCurves", "history_curves", "dataset_metrics", "K_CHOICES",
+    "HistoryCurves", "history_curves", "K_CHOICES",
 ]
 
 # Values offered by the page's K slider (log-spaced from 1 to 5000).
 K_CHOICES = (1, 2, 3, 5, 10, 20, 30, 50, 100, 200, 300, 500, 1000, 2000, 3000, 5000)
-
-
-def _as_float(x: torch.Tensor) -> torch.Tensor:
-    """uint8 pixels or floats (..., D) -> float32 in [0, 1]."""
-    return x.float().div(255.0) if x.dtype == torch.uint8 else x.float()
 
 
 def _need_vae(model: AE | VAE) -> None:
@@ -68,7 +62,7 @@ class ImageReport(NamedTuple):
     mu: np.ndarray          # (z,) posterior mean
     sigma: np.ndarray       # (z,) posterior std
     x: np.ndarray           # (D,) the image in [0, 1]
-    x_recon: np.ndarray     # (D,) pixel means sigmoid(decode(mu)), the reconstruction shown
+    x_recon: np.ndarray     # (D,) pixel means E[x | z=mu] (model.mean_image), the reconstruction shown
 
     @property
     def k_max(self) -> int:
@@ -112,7 +106,7 @@ def image_report(
     if k_max < 2:
         raise ValueError(f"k_max must be at least 2 (for a standard error), got {k_max}")
     dev = next(model.parameters()).device
-    xf = _as_float(x.reshape(1, -1).to(dev))  # (1, D)
+    xf = to_float(x.reshape(1, -1).to(dev))  # (1, D)
     mu, logvar = model.encode(xf)  # (1, z) each
     gen = torch.Generator(device=dev).manual_seed(int(seed))
     log_lik, log_w = _log_weights(model, xf[0], mu[0], logvar[0], k_max, gen)  # (K,) each
@@ -125,7 +119,7 @@ def image_report(
         elbo=recon - kl, log_w=log_w.cpu().numpy(), iwae=iwae_curve(log_w.unsqueeze(1))[:, 0].cpu().numpy(),
         mc_kl=float(mc[0]), mc_kl_se=float(mc_se[0]), mc_n=int(mc_n),
         mu=mu[0].double().cpu().numpy(), sigma=torch.exp(0.5 * logvar[0]).double().cpu().numpy(),
-        x=xf[0].cpu().numpy(), x_recon=torch.sigmoid(model.decode(mu))[0].cpu().numpy(),
+        x=xf[0].cpu().numpy(), x_recon=model.mean_image(mu)[0].cpu().numpy(),
     )
 
 
@@ -168,14 +162,6 @@ def grid_log_lik(model: VAE | AE, x: torch.Tensor, z: torch.Tensor, chunk: int =
     """
     cfg = model.config
     return grid_log_likelihood(x, model.decode, z, cfg.likelihood, cfg.obs_std, chunk)
-
-
-def posterior_box(
-    model: VAE, x: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, radius: float = 6.0, coarse: int = 64
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """The integration box (lo (zdim,), hi (zdim,)) that ``elbo.quadrature_log_px`` uses for x (D,)."""
-    cfg = model.config
-    return quadrature_box(x, model.decode, mu.shape[0], cfg.likelihood, cfg.obs_std, (mu, logvar), radius, coarse)
 
 
 class PosteriorGrid(NamedTuple):
@@ -222,7 +208,7 @@ def posterior_grid(model: VAE, x: torch.Tensor, n: int = 200, n_q: int = 64) -> 
     """p(z|x) on an n (x n) grid and exact log p(x) for one image x (D,); latent dim 1 or 2 only.
 
     The same midpoint quadrature as ``elbo.quadrature_log_px`` with ``q=(mu, logvar)`` (same
-    box, see :func:`posterior_box`), computed with :func:`grid_log_lik`. E_q[log p(x|z)] and
+    box, see ``elbo.quadrature_box``). E_q[log p(x|z)] and
     KL(q || p(z|x)) are integrated on a separate n_q (x n_q) grid over q's +-6 sigma box, which
     stays accurate when q is much narrower than the posterior. Nats.
     """
@@ -233,17 +219,14 @@ def posterior_grid(model: VAE, x: torch.Tensor, n: int = 200, n_q: int = 64) -> 
             f"the true posterior by quadrature needs latent dim 1 or 2 (200^z grid points), this model has z={zdim}"
         )
     dev = next(model.parameters()).device
-    xf = _as_float(x.reshape(1, -1).to(dev))  # (1, D)
+    xf = to_float(x.reshape(1, -1).to(dev))  # (1, D)
     mu2, logvar2 = model.encode(xf)
     mu, logvar = mu2[0], logvar2[0]  # (zdim,)
-    lo, hi = posterior_box(model, xf[0], mu, logvar)
-    axes = midpoint_axes(lo, hi, n)
-    pts = mesh_points(axes)  # (n**zdim, zdim)
-    log_joint = (grid_log_lik(model, xf[0], pts) + log_standard_normal(pts)).double()  # (P,)
-    log_cell = float(torch.log((hi - lo) / n).sum())
-    log_px = torch.logsumexp(log_joint, 0) + log_cell
-    log_post = log_joint - log_px
-    mass = float(torch.exp(torch.logsumexp(log_post, 0) + log_cell))
+    cfg = model.config
+    quad = quadrature_grid(xf[0], model.decode, zdim, n, cfg.likelihood, cfg.obs_std, q=(mu, logvar))
+    log_px = quad.log_px
+    log_post = quad.log_posterior()
+    mass = float(torch.exp(torch.logsumexp(log_post.reshape(-1), 0) + quad.log_cell))
     # q's own box: mu +- 6 sigma per dim
     sd = torch.exp(0.5 * logvar)  # (zdim,)
     q_pts = mesh_points(midpoint_axes(mu - 6 * sd, mu + 6 * sd, n_q))
@@ -254,8 +237,8 @@ def posterior_grid(model: VAE, x: torch.Tensor, n: int = 200, n_q: int = 64) -> 
     recon_exact = float((w * log_lik).sum())
     kl_q_post = float((w * (log_q - (log_lik + log_standard_normal(q_pts).double() - log_px))).sum())
     return PosteriorGrid(
-        axes=torch.stack(axes).cpu().numpy(), log_posterior=log_post.reshape((n,) * zdim).cpu().numpy(),
-        cell=math.exp(log_cell), log_px=float(log_px), mu=mu.double().cpu().numpy(), sigma=sd.double().cpu().numpy(),
+        axes=quad.axes.cpu().numpy(), log_posterior=log_post.cpu().numpy(),
+        cell=math.exp(quad.log_cell), log_px=float(log_px), mu=mu.double().cpu().numpy(), sigma=sd.double().cpu().numpy(),
         recon_exact=recon_exact, kl=kl, elbo_exact=recon_exact - kl, kl_q_post=kl_q_post, mass=mass,
     )
 
@@ -293,80 +276,15 @@ def _smooth(a: np.ndarray, window: int) -> np.ndarray:
 def history_curves(history: History | dict[str, Any], smooth: int = 1, latent_dim: int = 0) -> HistoryCurves | None:
     """Numpy curves from a History (or its dict form); per-step values smoothed over ``smooth`` steps.
 
-    Returns None when there are no step records. Missing per-dim KL gives a (S, 0) array.
+    Built on :meth:`History.arrays` and :meth:`History.eval_arrays`, the one History -> arrays
+    conversion. Returns None when there are no step records. Missing per-dim KL gives a (S, 0) array.
     """
-    h = history if isinstance(history, dict) else history.to_dict()
-    step = np.asarray(h.get("step") or [], dtype=np.float64)
-    if step.size == 0:
+    h = History.from_dict(history) if isinstance(history, dict) else history
+    if not h.step:
         return None
-    s = step.size
-
-    def col(name: str) -> np.ndarray:
-        v = np.asarray([np.nan if a is None else a for a in (h.get(name) or [])], dtype=np.float64)
-        return v if v.shape[0] == s else np.full(s, np.nan)
-
-    kpd_raw = h.get("kl_per_dim") or []
-    width = max((len(r) for r in kpd_raw), default=latent_dim)
-    kpd = np.full((s, width), np.nan)
-    for i, r in enumerate(kpd_raw[:s]):
-        kpd[i, : len(r)] = [np.nan if a is None else a for a in r]
-    ev = np.asarray(h.get("eval_step") or [], dtype=np.float64)
-
-    def ecol(name: str) -> np.ndarray:
-        v = np.asarray([np.nan if a is None else a for a in (h.get(name) or [])], dtype=np.float64)
-        return v if v.shape[0] == ev.shape[0] else np.full(ev.shape[0], np.nan)
-
+    a, e = h.arrays(latent_dim=latent_dim), h.eval_arrays()
     return HistoryCurves(
-        step=step, recon_cost=_smooth(-col("recon"), smooth), kl=_smooth(col("kl"), smooth),
-        loss=_smooth(col("loss"), smooth), beta=col("beta"), kl_per_dim=_smooth(kpd, smooth),
-        eval_step=ev, test_neg_elbo=ecol("test_neg_elbo"), active_units=ecol("active_units"),
+        step=a["step"].astype(np.float64), recon_cost=_smooth(a["recon_cost"], smooth), kl=_smooth(a["kl"], smooth),
+        loss=_smooth(a["loss"], smooth), beta=a["beta"], kl_per_dim=_smooth(a["kl_per_dim"], smooth),
+        eval_step=e["eval_step"].astype(np.float64), test_neg_elbo=e["test_neg_elbo"], active_units=e["active_units"],
     )
-
-
-@torch.no_grad()
-def dataset_metrics(
-    model: VAE,
-    ds: Dataset,
-    k: int = 1000,
-    n_iwae: int = 500,
-    seed: int = 0,
-    chunk: int = 25,
-    progress: Callable[[float], None] | None = None,
-) -> dict[str, Any]:
-    """Test-set metrics, nats per image, with the same keys as ``evaluate.evaluate_checkpoint_metrics``.
-
-    neg_elbo, recon (reconstruction cost -E_q log p(x|z)), kl and active_units on the whole test
-    split; iwae_nll (-log p_K(x), K=``k``) with its standard error on the first ``n_iwae`` test
-    images (skipped when k or n_iwae is 0), and iwae_subset_neg_elbo, the -ELBO on those same
-    images, so that their difference estimates the mean KL(q(z|x) || p(z|x)). ``progress(fraction)``
-    is called after each chunk. The IWAE values are those of ``elbo.iwae_bound``, computed image by image with
-    :func:`grid_log_lik` (about 2x faster on CPU).
-    """
-    _need_vae(model)
-    res = evaluate_model(model, ds.x_test, seed=seed + 3)
-    out: dict[str, Any] = {
-        "neg_elbo": res.neg_elbo, "recon": res.recon, "kl": res.kl, "active_units": res.active_units,
-        "kl_per_dim": res.kl_per_dim, "n": res.n,
-    }
-    if progress is not None:
-        progress(0.0)
-    n = min(int(n_iwae), ds.x_test.shape[0])
-    if k > 0 and n > 0:
-        dev = next(model.parameters()).device
-        gen = torch.Generator(device=dev).manual_seed(seed)
-        vals = []
-        for start in range(0, n, chunk):
-            xb = _as_float(ds.x_test[start : min(start + chunk, n)].to(dev))
-            mu, logvar = model.encode(xb)
-            for i in range(xb.shape[0]):
-                _, lw = _log_weights(model, xb[i], mu[i], logvar[i], k, gen)
-                vals.append(-(torch.logsumexp(lw, 0) - math.log(k)))
-            if progress is not None:
-                progress(min(start + chunk, n) / n)
-        v = torch.stack(vals)
-        sub = evaluate_model(model, ds.x_test[:n], seed=seed + 3)  # the ELBO on the same images
-        out.update({
-            "iwae_nll": float(v.mean()), "iwae_nll_se": float(v.std() / math.sqrt(n)) if n > 1 else float("nan"),
-            "iwae_k": int(k), "iwae_n": n, "iwae_subset_neg_elbo": sub.neg_elbo,
-        })
-    return out

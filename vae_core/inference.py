@@ -17,7 +17,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from .data import to_float
 from .elbo import kl_per_dim
+from .evaluate import ACTIVE_THRESHOLD, latent_variance
 
 __all__ = [
     "encode",
@@ -32,10 +34,9 @@ __all__ = [
     "traverse",
     "manifold_grid",
     "images_to_grid",
-    "ACTIVE_THRESHOLD",
+    "upscale",
+    "scale_for",
 ]
-
-ACTIVE_THRESHOLD = 0.01  # a latent dim is "active" when Cov_x[mu_j] exceeds this (Burda et al. 2016)
 
 
 def _device(model: nn.Module) -> torch.device:
@@ -47,9 +48,7 @@ def _as_input(x: torch.Tensor | np.ndarray, device: torch.device) -> torch.Tenso
     t = torch.as_tensor(x)
     if t.dim() == 1:
         t = t.unsqueeze(0)  # one image (D,) -> (1, D)
-    if t.dtype == torch.uint8:
-        return t.to(device).to(torch.float32).div_(255.0)
-    return t.to(device=device, dtype=torch.float32)
+    return to_float(t.to(device))
 
 
 def _as_latent(z: torch.Tensor | np.ndarray | float, like: torch.Tensor) -> torch.Tensor:
@@ -217,12 +216,13 @@ def aggregate_posterior_stats(
         raise ValueError(f"aggregate posterior stats need at least 2 images, got {mu.shape[0]}")
     mu = mu.double().cpu()  # float64: sums over 60k rows
     mean = mu.mean(0)  # (z,)
-    var_mu = mu.var(0, unbiased=False)  # (z,) Cov_x[mu] diagonal
+    var_mu = latent_variance(mu)  # (z,) Var_x[mu_j]: the activity statistic, as every active-unit count
+    pop_var = mu.var(0, unbiased=False)  # the mixture's own spread of means (law of total variance)
     if sigma is None:
-        total_var, kl = var_mu, None
+        total_var, kl = pop_var, None
     else:
         s = sigma.double().cpu()
-        total_var = var_mu + s.pow(2).mean(0)  # law of total variance for the mixture q(z)
+        total_var = pop_var + s.pow(2).mean(0)  # law of total variance for the mixture q(z)
         kl = kl_per_dim(mu, 2.0 * torch.log(s)).mean(0).float()  # (z,) nats
     return PosteriorStats(
         mean=mean.float(),
@@ -328,3 +328,20 @@ def images_to_grid(
         y, x = r * (h + pad), q * (w + pad)
         out[y : y + h, x : x + w] = tiles[k]
     return out[:, :, 0] if c == 1 else out
+
+
+def scale_for(tile_h: int, px: int) -> int:
+    """The whole-pixel factor that draws a tile ``tile_h`` pixels high at about ``px`` pixels (>= 1)."""
+    return max(1, int(round(px / max(1, int(tile_h)))))
+
+
+def upscale(img: np.ndarray, factor: int) -> np.ndarray:
+    """Nearest-neighbour upscale of a uint8 image (H, W) or (H, W, C) by a whole ``factor``: (H*f, W*f[, C]).
+
+    Each pixel becomes an f x f block, so small (8x8) digits stay crisp instead of blurring.
+    """
+    if factor < 1:
+        raise ValueError(f"the upscale factor must be a whole number >= 1, got {factor}")
+    a = np.asarray(img)
+    return a if factor == 1 else a.repeat(factor, axis=0).repeat(factor, axis=1)
+

@@ -4,22 +4,26 @@ Both models take flattened images ``x`` of shape (B, D) with values in [0, 1] an
 
 - ``encode(x) -> (mu, logvar)``: (B, z) each. For an :class:`AE`, ``mu`` is the code and
   ``logvar`` is ``None`` (an AE has no posterior variance).
-- ``decode(z) -> logits``: (B, D). Pixel means are ``sigmoid(logits)`` for both likelihoods.
+- ``decode(z) -> logits``: (B, D). Pixel means are ``sigmoid(logits)`` (Bernoulli, Gaussian) or
+  the continuous Bernoulli's mean (:meth:`mean_image`).
 
 The model is rebuilt from its config alone: a checkpoint stores ``asdict(config)``.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 import torch
 from torch import nn
 
-__all__ = ["ModelConfig", "AE", "VAE", "build_model", "ConfigError", "Encoder", "Decoder"]
+from .elbo import continuous_bernoulli_mean
 
-LIKELIHOODS = ("bernoulli", "gaussian")
+__all__ = ["ModelConfig", "AE", "VAE", "build_model", "ConfigError", "Encoder", "Decoder", "parse_hidden"]
+
+LIKELIHOODS = ("bernoulli", "continuous_bernoulli", "gaussian")
 KINDS = ("vae", "ae")
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "elu": nn.ELU, "gelu": nn.GELU}
 MAX_PARAMETERS = 20_000_000  # 80 MB of float32 weights, ~320 MB while training with Adam; shipped models are ~1 M
@@ -27,6 +31,24 @@ MAX_PARAMETERS = 20_000_000  # 80 MB of float32 weights, ~320 MB while training 
 
 class ConfigError(ValueError):
     """A model or training configuration value is out of range; the message says which and why."""
+
+
+def parse_hidden(text: str) -> tuple[int, ...]:
+    """Hidden widths from text such as ``"400"``, ``"512,256"``, ``"512-256"`` or ``"512 256"``.
+
+    The CLI's ``--hidden`` and the Train page's form both read hidden sizes through this. A
+    hyphen separates only between digits, so ``"-5"`` stays -5 and is refused by
+    :meth:`ModelConfig.validate` with the allowed range. Raises :class:`ConfigError` when a part
+    is not a whole number or nothing is given.
+    """
+    parts = [p for p in re.split(r"[,;\s]+|(?<=\d)-(?=\d)", str(text).strip()) if p]
+    try:
+        sizes = tuple(int(p) for p in parts)
+    except ValueError:
+        raise ConfigError(f"hidden sizes must be whole numbers like 400 or 512,256; got {text!r}") from None
+    if not sizes:
+        raise ConfigError(f"hidden sizes must be whole numbers like 400 or 512,256; got {text!r}")
+    return sizes
 
 
 @dataclass
@@ -38,7 +60,7 @@ class ModelConfig:
     image_shape: tuple[int, int, int] = (1, 28, 28)  # (C, H, W) used only to draw images
     hidden: tuple[int, ...] = (400,)        # hidden widths of the encoder; the decoder mirrors them
     latent_dim: int = 20                    # z, 1..64
-    likelihood: str = "bernoulli"           # "bernoulli" (BCE with logits) or "gaussian"
+    likelihood: str = "bernoulli"           # "bernoulli" (BCE with logits), "continuous_bernoulli" or "gaussian"
     obs_std: float = 0.1                    # std of the Gaussian likelihood, in pixel units
     activation: str = "relu"                # relu | tanh | elu | gelu
 
@@ -181,8 +203,11 @@ class _Base(nn.Module):
         return self.decoder(z)
 
     def mean_image(self, z: torch.Tensor) -> torch.Tensor:
-        """z (B, z) -> pixel means (B, D) in [0, 1]."""
-        return torch.sigmoid(self.decode(z))
+        """z (B, z) -> pixel means E[x|z] (B, D) in [0, 1] under the model's likelihood."""
+        logits = self.decode(z)
+        if self.config.likelihood == "continuous_bernoulli":
+            return continuous_bernoulli_mean(logits)
+        return torch.sigmoid(logits)
 
 
 class VAE(_Base):

@@ -1,37 +1,12 @@
 """2-D projections of latent codes: PCA at once, UMAP in the background, both cached.
 
-Why this module looks the way it does (measured with ``bench/umap_speed.py`` on this project's
-shared 2-core CPU box; CPU seconds, since wall time there depended on others' load):
-
-* **umap-learn compiles numba kernels on its first fit in a process.** With its default
-  nearest-neighbour search (pynndescent's NN-descent, used for N >= 4096) the first fit of 10k
-  points cost ~50 s of CPU (37 s wall on a quiet box), and numba cannot cache NN-descent on
-  disk: it takes the distance function as an argument, whose type differs in every process, so
-  every fresh process pays again (and each try appends a new cache file). We therefore compute
-  the exact k nearest neighbours ourselves with torch (a chunked matrix product, ~0.3-1 s for
-  10k x 16) and hand them to UMAP as ``precomputed_knn``; UMAP then only needs its own graph
-  and layout kernels (~6 s CPU to compile).
-* **Those kernels can be cached on disk.** umap-learn does not mark them ``cache=True``;
-  :func:`_enable_numba_cache` turns numba's cache on for exactly these module-level functions
-  (fixed argument types, so the cache hits in every later process; verified: no new cache
-  files on later runs). A fresh process then warms up in ~2.4 s CPU, nearly all of it
-  ``import umap``. The serial and parallel layout kernels come from one Python function and
-  numba's cache key ignores the ``parallel`` flag, so our cache files carry a tag
-  (``...-vaelab-serial-...``) and never mix. Numba writes them next to umap's sources
-  (``umap/__pycache__``) or, when that is read-only, to its user-wide cache dir; set
-  ``NUMBA_CACHE_DIR`` to choose the folder, ``VAE_LAB_NUMBA_CACHE=0`` to turn this off.
-* **Layout epochs dominate a warm fit** (~25 ms CPU per epoch for 10k points). The default
-  ``n_epochs`` follows a budget of ~1e6 point-epochs: 100 epochs at 10k points (umap uses
-  500), up to 500 for <= 2k points. On 10k Fashion-MNIST codes the 10-NN label accuracy of the
-  2-D map was 0.74 with 100 epochs and 0.745-0.748 with 200 or 500: the same picture at a
-  fifth of the cost (2.7 s vs 11.8 s CPU). ``init="pca"`` rather than umap's spectral init:
-  as good here (0.744 vs 0.738) and 3x cheaper (spectral: 9.5 s CPU at 100 epochs).
-* **Seeded (one thread) by default.** ``seed=0`` makes umap run its layout on one thread; it
-  gives the same map in every run and process, and on this busy 2-core box it was as fast as
-  the parallel layout or faster (5.0-11 s vs 7.3-14 s wall, 2.4-2.9 s vs 3.0 s CPU), because
-  numba's threads fight the trainer's torch threads for the cores. ``seed=None`` runs the
-  parallel kernel (faster on an idle multi-core machine). The warm-up compiles both.
-  The :class:`ProjectionCache` then keeps an embedding once computed, so a redraw is free.
+UMAP runs on exact k nearest neighbours computed here with torch (:func:`exact_knn`), handed to
+umap-learn as ``precomputed_knn``: its own NN-descent search compiles numba kernels that cannot
+be cached on disk, so every fresh process would pay for them again. Layout epochs follow a
+budget of about 1e6 point-epochs (:func:`default_umap_epochs`) with ``init="pca"``; a seeded
+fit runs on one thread and gives the same map in every process. Measured figures behind these
+choices: docs/performance.md. Loading umap-learn and warming its numba kernels is
+:mod:`vae_core.umap_runtime`.
 
 Every result carries the dataset row ids it embeds (:class:`Projection`), so a selection maps
 back to dataset rows whatever the subsampling or colouring. ``umap`` is imported lazily (it is
@@ -40,29 +15,27 @@ slow); nothing here runs at import time.
 
 from __future__ import annotations
 
+import functools
 import hashlib
-import importlib
-import os
 import threading
 import time
-import warnings
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Callable, Hashable, NamedTuple
+from typing import Any, Callable, Hashable, Mapping, NamedTuple
 
 import numpy as np
 import torch
 
+from .umap_runtime import UMAP_LOCK, import_umap, warmup_state
+
 __all__ = [
+    "shared_projection_cache",
+    "selected_row_ids",
     "Projection",
     "pca_2d",
     "exact_knn",
     "umap_2d",
     "default_umap_epochs",
-    "warm_up_umap",
-    "start_background_warmup",
-    "warmup_state",
-    "warmup_seconds",
     "subsample_ids",
     "data_key",
     "ProjectionKey",
@@ -75,19 +48,6 @@ __all__ = [
 
 METHODS = ("pca", "umap")
 MIN_UMAP_POINTS = 5  # below this UMAP's graph is meaningless; use PCA
-
-# UMAP's own numba kernels that we cache on disk: module-level, fixed argument types, so the
-# cache hits in every later process. The layout kernel exists twice (serial and parallel) built
-# from one Python function, and numba's cache key ignores the ``parallel`` flag, so each gets a
-# tagged file name of its own (and our files never mix with a plain ``cache=True`` elsewhere).
-_CACHEABLE_KERNELS = (
-    ("umap.umap_", "smooth_knn_dist", "vaelab"),
-    ("umap.umap_", "compute_membership_strengths", "vaelab"),
-    ("umap.layouts", "clip", "vaelab"),
-    ("umap.layouts", "_nb_optimize_layout_euclidean_single_epoch", "vaelab-serial"),
-    ("umap.layouts", "_nb_optimize_layout_euclidean_single_epoch_parallel", "vaelab-parallel"),
-)
-
 
 @dataclass(frozen=True, eq=False)
 class Projection:
@@ -156,61 +116,6 @@ def exact_knn(x: np.ndarray, k: int, max_chunk_elems: int = 1 << 24) -> tuple[np
 
 
 # ---------------------------------------------------------------- UMAP
-_UMAP_LOCK = threading.Lock()  # one UMAP fit at a time per process: numba's workqueue layer is not thread-safe
-_IMPORT_LOCK = threading.Lock()
-_umap_module: Any = None
-
-
-def _tagged_cache(py_func: Callable, tag: str) -> Any:
-    """A numba ``FunctionCache`` for ``py_func`` whose files are named ``<module.func>-<tag>-...``."""
-    from numba.core.caching import CompileResultCacheImpl, FunctionCache  # noqa: PLC0415
-
-    class _Impl(CompileResultCacheImpl):
-        def get_filename_base(self, fullname: str, abiflags: str) -> str:
-            return super().get_filename_base(f"{fullname}-{tag}", abiflags)
-
-    class _Cache(FunctionCache):
-        _impl_class = _Impl
-
-    return _Cache(py_func)
-
-
-def _enable_numba_cache() -> int:
-    """Turn on numba's on-disk cache for UMAP's graph and layout kernels; returns how many.
-
-    Skipped with ``VAE_LAB_NUMBA_CACHE=0``. A kernel whose cache folder cannot be written
-    (or a numba/umap version that differs from the one this was written for) simply stays
-    uncached: compiled in memory, as umap does by default.
-    """
-    if os.environ.get("VAE_LAB_NUMBA_CACHE", "1").strip().lower() in ("0", "false", "no", "off"):
-        return 0
-    n = 0
-    for modname, attr, tag in _CACHEABLE_KERNELS:
-        try:
-            fn = getattr(importlib.import_module(modname), attr, None)
-            if fn is None or type(getattr(fn, "_cache", None)).__name__ != "NullCache":
-                continue  # absent in this umap version, or already cached by umap itself
-            fn._cache = _tagged_cache(fn.py_func, tag)  # what Dispatcher.enable_caching() does, with our file name
-            n += 1
-        except Exception:  # no writable cache location, or numba internals moved
-            continue
-    return n
-
-
-def _import_umap() -> Any:
-    """``import umap`` once per process (~2-3 s), with the numba cache and warning filters set up."""
-    global _umap_module
-    with _IMPORT_LOCK:
-        if _umap_module is None:
-            # we pass exact kNN without an NNDescent index; we never call .transform()
-            warnings.filterwarnings("ignore", message=r"precomputed_knn\[2\]", category=UserWarning)
-            import umap  # noqa: PLC0415 - slow import, only when a UMAP is asked for
-
-            _enable_numba_cache()
-            _umap_module = umap
-    return _umap_module
-
-
 def default_umap_epochs(n_points: int) -> int:
     """Layout epochs for ``n_points``: a budget of ~1e6 point-epochs, clipped to 100..500.
 
@@ -263,7 +168,7 @@ def umap_2d(
         raise ValueError(f"UMAP needs at least {MIN_UMAP_POINTS} points, got {n}; use PCA for fewer")
     if not np.isfinite(x).all():
         raise ValueError("UMAP input contains NaN or infinite values")
-    umap = _import_umap()
+    umap = import_umap()
     k = int(max(2, min(n_neighbors, n - 1)))
     epochs = default_umap_epochs(n) if n_epochs is None else int(n_epochs)
     knn_idx, knn_dist = exact_knn(x, k)  # (N, k) each, self first
@@ -286,109 +191,9 @@ def umap_2d(
         precomputed_knn=(knn_idx, knn_dist),
         **kwds,
     )
-    with _UMAP_LOCK:
+    with UMAP_LOCK:
         xy = reducer.fit_transform(x)  # (N, 2)
     return np.asarray(xy, dtype=np.float32)
-
-
-# ---------------------------------------------------------------- warm-up
-class _WarmState:
-    """Process-wide warm-up bookkeeping (numba's compiled kernels are per process)."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()  # guards the fields below
-        self.run_lock = threading.Lock()  # held while the warm-up fit runs
-        self.state = "not started"
-        self.seconds: float | None = None
-        self.thread: threading.Thread | None = None
-        self.start_at = 0.0                 # time.monotonic() at which a waiting warm-up begins
-        self.wake = threading.Event()       # set when start_at moved earlier
-
-
-_WARM = _WarmState()
-
-
-def warm_up_umap() -> float:
-    """Fit UMAP once on 300 x 4 random points so numba compiles its kernels in this process.
-
-    Idempotent and thread-safe: a call while another warm-up runs waits for it; a call after
-    a successful one returns at once. Returns the seconds spent in *this* call (~0 when
-    already warm). After a failure (state ``'failed: ...'``) the next call tries again.
-    """
-    t0 = time.perf_counter()
-    with _WARM.run_lock:
-        with _WARM.lock:
-            if _WARM.state == "done":
-                return time.perf_counter() - t0
-            _WARM.state = "running"
-        try:
-            x = np.random.default_rng(0).normal(size=(300, 4)).astype(np.float32)
-            for seed in (0, None):  # the serial (seeded) and the parallel layout kernel
-                umap_2d(x, n_neighbors=15, n_epochs=10, seed=seed)  # same code path and dtypes as real fits
-        except Exception as exc:
-            with _WARM.lock:
-                _WARM.state = f"failed: {type(exc).__name__}: {exc}"
-            raise
-        seconds = time.perf_counter() - t0
-        with _WARM.lock:
-            _WARM.state, _WARM.seconds = "done", seconds
-    return seconds
-
-
-def _warm_quietly() -> None:
-    while True:  # wait until start_at; a later call may move it earlier
-        with _WARM.lock:
-            left = _WARM.start_at - time.monotonic()
-            _WARM.wake.clear()
-        if left <= 0:
-            break
-        _WARM.wake.wait(left)
-    try:
-        warm_up_umap()
-    except Exception:  # recorded in warmup_state(); a daemon thread must not spray tracebacks
-        pass
-
-
-def start_background_warmup(delay: float = 0.0) -> threading.Thread:
-    """Start :func:`warm_up_umap` in a daemon thread, once per process; returns that thread.
-
-    Call it early (e.g. when the app starts) so the UMAP page never waits for numba. With
-    ``delay`` (seconds) the thread waits that long first: its ``import umap`` holds the GIL for
-    seconds, so the app starts it a moment after a page run rather than during one.
-    Later calls return the same thread, unless the earlier warm-up failed (then it retries);
-    a later call with a shorter delay brings a still-waiting warm-up forward.
-    """
-    with _WARM.lock:
-        at = time.monotonic() + max(0.0, delay)
-        t = _WARM.thread
-        if t is not None and t.is_alive() and at < _WARM.start_at:
-            _WARM.start_at = at
-            _WARM.wake.set()
-        if t is None or (_WARM.state.startswith("failed") and not t.is_alive()):
-            if _WARM.state != "done":
-                _WARM.state = "running"
-            # umap imports pandas. Imported first in a background thread, pandas can be seen
-            # half-initialised by a page's plotly import at the same moment ("partially
-            # initialized module 'pandas'", reproduced at app start), so import it here, in the caller.
-            import pandas  # noqa: F401, PLC0415
-
-            _WARM.start_at = at
-            t = threading.Thread(target=_warm_quietly, name="umap-warmup", daemon=True)
-            _WARM.thread = t
-            t.start()
-        return t
-
-
-def warmup_state() -> str:
-    """``'not started'``, ``'running'``, ``'done'`` or ``'failed: <reason>'``."""
-    with _WARM.lock:
-        return _WARM.state
-
-
-def warmup_seconds() -> float | None:
-    """Seconds the successful warm-up took in this process (None until it is done)."""
-    with _WARM.lock:
-        return _WARM.seconds
 
 
 # ---------------------------------------------------------------- keys and cache
@@ -408,7 +213,7 @@ def subsample_ids(n_total: int, n_points: int | None, seed: int = 0) -> np.ndarr
 def data_key(x: np.ndarray, ids: np.ndarray | None = None) -> str:
     """A short content hash of the rows ``x[ids]`` (all rows when None): changes when the model does.
 
-    ~1 ms for 10k x 16 float32; use it (or a checkpoint name plus training step) as ``model_key``.
+    cheap even for 10k codes; use it (or a checkpoint name plus training step) as ``model_key``.
     """
     a = np.ascontiguousarray(np.asarray(x) if ids is None else np.asarray(x)[np.asarray(ids)])
     h = hashlib.blake2b(digest_size=12)
@@ -623,3 +428,40 @@ def compute_projection_async(
     )
     job.thread.start()
     return job
+
+
+# ---------------------------------------------------------------- shared by the pages
+@functools.lru_cache(maxsize=1)
+def shared_projection_cache() -> ProjectionCache:
+    """One process-wide cache of 2-D embeddings, shared by the Latent map and Compare pages.
+
+    Created on first use (nothing happens at import). Keys are
+    :class:`~vae_core.projection.ProjectionKey` (model key, n points, method, parameters).
+    """
+    return ProjectionCache(maxsize=32)
+
+
+def selected_row_ids(points: list[Mapping[str, Any]] | None) -> list[int]:
+    """Dataset row ids of selected chart points, in selection order, without repeats.
+
+    ``points`` is a Plotly selection (``event.selection.points`` of ``st.plotly_chart``: plain
+    dicts). Each point's ``customdata`` holds its row id, as a number or as the first entry of a
+    list. Point indices are never used: with one trace per class, they restart in every trace.
+    Points without customdata (e.g. prior contours) are skipped.
+    """
+    out: list[int] = []
+    seen: set[int] = set()
+    for p in points or []:
+        cd = p.get("customdata") if isinstance(p, Mapping) else None
+        if isinstance(cd, (list, tuple)):
+            cd = cd[0] if cd else None
+        if cd is None:
+            continue
+        try:
+            rid = int(cd)
+        except (TypeError, ValueError):
+            continue
+        if rid not in seen:
+            seen.add(rid)
+            out.append(rid)
+    return out

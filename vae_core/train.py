@@ -1,44 +1,51 @@
-"""One trainer for the CLI and the app: step-able, pausable, readable from another thread.
+"""Training: ``TrainConfig``, the ``Trainer`` (step, run, pause, resume, stop, history, NaN
+guard, snapshots), the Train form's settings turned into configs, and the train CLI.
 
 The :class:`Trainer` knows nothing about Streamlit or terminals and never prints. The CLI
-(``python -m vae_core.train``) draws a tqdm bar from callbacks; the app's Train page runs
-:meth:`Trainer.start` (a plain thread) and draws from :meth:`Trainer.snapshot`.
+(``python -m vae_core.train``) draws a tqdm bar from callbacks; the app reads a trainer only
+through :meth:`Trainer.snapshot`, :meth:`Trainer.consistent_copy` and :meth:`Trainer.inspect_model`.
 
 One step, as a straight line::
 
-    idx -> data.batch -> model(x) -> elbo_terms -> loss.backward -> optimizer.step -> history
-
-For the lab's MLP models (ReLU or tanh, Bernoulli or Gaussian) the middle of that line is
-:class:`vae_core.fastgrad.ClosedFormStep`: the same terms, with the gradient written out by hand
-instead of recorded by autograd (about 1.1x faster an epoch on a 2-core CPU; checked against
-autograd in tests/test_fastgrad.py). ``Trainer(..., closed_form=False)`` forces autograd.
+    idx -> data.batch -> model(x) -> elbo_terms -> loss.backward -> Adam.step -> history
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import enum
 import math
 import shlex
 import sys
 import threading
 import time
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Callable
+from typing import Any, Callable, Sequence, TypeVar
 
+import numpy as np
 import torch
 
-from . import fastgrad
-from .data import Dataset, load_dataset
+from .data import Dataset, binarize, load_dataset
 from .device import pick_device
 from .elbo import beta_schedule, elbo_terms
-from .models import AE, VAE, ConfigError, ModelConfig, build_model
+from .evaluate import DatasetMetrics, dataset_metrics
+from .models import AE, LIKELIHOODS, VAE, ConfigError, ModelConfig, build_model, parse_hidden
 
-__all__ = ["TrainConfig", "Trainer", "TrainerState", "Snapshot", "evaluate_model", "main"]
+__all__ = [
+    "TrainConfig", "Trainer", "TrainerState", "Snapshot", "History", "TEST_METRIC_KEYS", "SETTING_LABELS",
+    "configs_from_settings", "cli_command", "build_parser", "main",
+]
+
+T = TypeVar("T")
 
 
-class TrainerState:
-    """The trainer's states (plain strings so snapshots stay JSON-friendly)."""
+class TrainerState(str, enum.Enum):
+    """The states of a :class:`Trainer` and of the Compare page's pair.
+
+    Members are strings (``TrainerState.RUNNING == "running"``), so snapshots, checkpoint
+    metadata and f-strings carry the plain value.
+    """
 
     IDLE = "idle"          # built, no step taken by run()
     RUNNING = "running"    # the background thread is stepping
@@ -47,6 +54,12 @@ class TrainerState:
     FINISHED = "finished"  # all epochs done
     DIVERGED = "diverged"  # a non-finite loss or gradient stopped training; last good weights kept
     FAILED = "failed"      # an unexpected error ended the thread; see message
+
+    def __str__(self) -> str:
+        return self.value
+
+    def __format__(self, spec: str) -> str:
+        return format(self.value, spec)
 
 
 @dataclass
@@ -63,6 +76,7 @@ class TrainConfig:
     seed: int = 0                   # seeds init, batch order and the reparameterisation noise
     eval_every: int = 0             # steps between test evaluations; 0 = once per epoch
     eval_size: int = 10_000         # test images used by each evaluation (the first N)
+    binarize: bool = False          # dynamic binarization: each step draws x ~ Bernoulli(pixels) anew
 
     def validate(self) -> None:
         """Raise :class:`ConfigError` with a clear message for any out-of-range value."""
@@ -82,12 +96,22 @@ class TrainConfig:
                 raise ConfigError(msg)
 
     def to_dict(self) -> dict[str, Any]:
+        """The config as plain JSON-friendly values (what a checkpoint stores)."""
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+        """Rebuild from :meth:`to_dict`; unknown keys (from other versions) are ignored."""
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in known})
+
+
+def _floats(values: Sequence[Any], n: int) -> np.ndarray:
+    """float64 array (n,) of ``values``: None (a non-finite value after JSON) becomes nan; a column
+    of the wrong length (a damaged record) becomes all nan."""
+    if len(values) != n:
+        return np.full(n, np.nan)
+    return np.asarray([np.nan if v is None else v for v in values], dtype=np.float64).reshape(n)
 
 
 @dataclass
@@ -106,7 +130,7 @@ class History:
     test_neg_elbo: list[float] = field(default_factory=list)  # nats/example
     test_recon: list[float] = field(default_factory=list)     # -E_q log p(x|z), nats/example (>= 0)
     test_kl: list[float] = field(default_factory=list)        # nats/example
-    active_units: list[int] = field(default_factory=list)     # dims with Cov_x[mu] > 0.01
+    active_units: list[int] = field(default_factory=list)     # dims with Var_x[mu] above the threshold
     throughput: list[float] = field(default_factory=list)     # training examples/s since the last eval
 
     def copy(self) -> "History":
@@ -114,12 +138,60 @@ class History:
         return History(**{f.name: list(getattr(self, f.name)) for f in fields(self)})
 
     def to_dict(self) -> dict[str, list]:
+        """The columns by name (the lists themselves, not copies)."""
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "History":
+        """Rebuild from :meth:`to_dict` (e.g. checkpoint metadata); unknown keys are ignored."""
         known = {f.name for f in fields(cls)}
-        return cls(**{k: list(v) for k, v in d.items() if k in known})
+        return cls(**{k: list(v or []) for k, v in d.items() if k in known})
+
+    def arrays(self, lo: int = 0, hi: int | None = None, latent_dim: int = 0) -> dict[str, np.ndarray]:
+        """Step records ``lo:hi`` as numpy arrays for charts: the one History -> arrays conversion.
+
+        Keys, each of length S = hi - lo: ``step`` (int64), ``epoch``, ``loss`` (the beta-weighted
+        objective), ``recon_cost`` (-E_q log p(x|z), nats/example, >= 0), ``kl`` (nats/example),
+        ``beta``, and ``kl_per_dim`` (S, z) in nats/example. Values missing after a JSON round
+        trip (None) are nan; ragged per-dim rows are padded with nan; without any per-dim row the
+        width is ``latent_dim`` (0 for an AE).
+        """
+        n_all = len(self.step)
+        hi = n_all if hi is None else min(hi, n_all)
+        lo = min(max(0, lo), hi)
+        s = hi - lo
+
+        def col(values: list) -> np.ndarray:
+            return _floats(values[lo:hi], s) if len(values) == n_all else np.full(s, np.nan)
+
+        rows = self.kl_per_dim[lo:hi] if len(self.kl_per_dim) == n_all else []
+        width = max((len(r) for r in rows), default=latent_dim)
+        kpd = np.full((s, width), np.nan)
+        for i, r in enumerate(rows):
+            kpd[i, : len(r)] = [np.nan if v is None else v for v in r]
+        return {
+            "step": np.asarray(self.step[lo:hi], dtype=np.int64).reshape(s),
+            "epoch": col(self.epoch),
+            "loss": col(self.loss),
+            "recon_cost": -col(self.recon),
+            "kl": col(self.kl),
+            "beta": col(self.beta),
+            "kl_per_dim": kpd,
+        }
+
+    def eval_arrays(self) -> dict[str, np.ndarray]:
+        """The evaluation records as numpy arrays, each of length E (missing values are nan).
+
+        Keys: ``eval_step`` (int64), ``eval_epoch``, ``test_neg_elbo``, ``test_recon``, ``test_kl``
+        (nats/example), ``active_units`` (float, so that a missing value can be nan), ``throughput``
+        (training examples/s).
+        """
+        e = len(self.eval_step)
+        return {
+            "eval_step": np.asarray(self.eval_step, dtype=np.int64).reshape(e),
+            **{k: _floats(getattr(self, k), e) for k in
+               ("eval_epoch", "test_neg_elbo", "test_recon", "test_kl", "active_units", "throughput")},
+        }
 
     def last_eval(self) -> dict[str, float] | None:
         """The latest evaluation as a dict, or None before the first."""
@@ -136,7 +208,7 @@ class History:
 class Snapshot:
     """What a reader (the UI thread) gets: copies only, safe to keep."""
 
-    state: str
+    state: TrainerState
     message: str
     step: int
     total_steps: int
@@ -146,98 +218,16 @@ class Snapshot:
     history: History
 
 
-@dataclass
-class EvalResult:
-    """Test-set metrics, nats per example."""
-
-    neg_elbo: float
-    recon: float            # -E_q log p(x|z), reconstruction cost in nats (>= 0 for Bernoulli)
-    kl: float
-    kl_per_dim: list[float]
-    active_units: int
-    cov_mu: list[float]     # Cov_x[mu_j], the activity statistic per dim
-    n: int
+# What checkpoint metadata's "test_metrics" keeps of a DatasetMetrics (nats per example; n images).
+TEST_METRIC_KEYS = ("neg_elbo", "recon", "kl", "active_units", "kl_per_dim", "n")
 
 
-@torch.no_grad()
-def evaluate_model(
-    model: AE | VAE, x: torch.Tensor, batch_size: int = 1000, seed: int = 1234
-) -> EvalResult:
-    """One-sample test ELBO, reconstruction, KL and active units on x (N, D) uint8 or float.
-
-    The reparameterisation noise is seeded, so the same model and data give the same
-    numbers. For an AE, KL is 0 and -ELBO is the reconstruction cost. Nats per example.
-    """
-    was_training = model.training
-    model.eval()
-    cfg = model.config
-    dev = next(model.parameters()).device
-    gen = torch.Generator(device=dev).manual_seed(seed)
-    tot_recon = tot_kl = 0.0
-    kl_d_sum = torch.zeros(cfg.latent_dim if model.is_vae else 0, dtype=torch.float64, device=dev)
-    mus = []
-    n = x.shape[0]
-    for start in range(0, n, batch_size):
-        xb = x[start : start + batch_size].to(dev)
-        xb = xb.float().div_(255.0) if xb.dtype == torch.uint8 else xb.float()
-        logits, mu, logvar, _ = model(xb, generator=gen)
-        t = elbo_terms(xb, logits, mu, logvar, likelihood=cfg.likelihood, obs_std=cfg.obs_std)
-        tot_recon += float(t.recon.sum())
-        tot_kl += float(t.kl.sum())
-        kl_d_sum += t.kl_per_dim.sum(0).double()
-        mus.append(mu.double())
-    if was_training:
-        model.train()
-    mu_all = torch.cat(mus)  # (N, z)
-    cov = mu_all.var(0, unbiased=True) if n > 1 else torch.zeros(cfg.latent_dim, dtype=torch.float64)
-    return EvalResult(
-        neg_elbo=(-tot_recon + tot_kl) / n, recon=-tot_recon / n, kl=tot_kl / n,
-        kl_per_dim=(kl_d_sum / n).tolist(), active_units=int((cov > 0.01).sum()), cov_mu=cov.tolist(), n=n,
-    )
-
-
-class LeanAdam:
-    """Adam as torch.optim.Adam(fused=True) computes it, one fused kernel per step, minus its
-    per-step Python bookkeeping (about 0.3 ms a step on a 2-core CPU, 8% of the reference step).
-
-    Betas (0.9, 0.999), eps 1e-8, no weight decay: the reference recipe. Every parameter must
-    have its ``.grad`` set when :meth:`step` runs. tests/test_train.py checks it against
-    torch.optim.Adam bit for bit.
-    """
-
-    def __init__(self, params: list[torch.nn.Parameter], lr: float) -> None:
-        self.params = [p.detach() for p in params]  # views: the kernel updates the parameters in place
-        self._owners = list(params)
-        self.exp_avg = [torch.zeros_like(p) for p in self.params]
-        self.exp_avg_sq = [torch.zeros_like(p) for p in self.params]
-        self._step = torch.zeros((), dtype=torch.float32, device=self.params[0].device)
-        self._steps = [self._step] * len(self.params)  # one shared step count, as every tensor agrees
-        self.lr = float(lr)
-
-    def step(self) -> None:
-        """One Adam update of every parameter from its ``.grad``."""
-        grads = [p.grad for p in self._owners]
-        self._step.add_(1)
-        torch._fused_adam_(self.params, grads, self.exp_avg, self.exp_avg_sq, [], self._steps, lr=self.lr,
-                           beta1=0.9, beta2=0.999, weight_decay=0.0, eps=1e-8, amsgrad=False, maximize=False)
-
-    def zero_grad(self, set_to_none: bool = True) -> None:
-        """Forget the gradients (``set_to_none``) or zero them."""
-        for p in self._owners:
-            if set_to_none:
-                p.grad = None
-            elif p.grad is not None:
-                p.grad.zero_()
-
-
-def _adam(model: torch.nn.Module, lr: float, device: torch.device) -> LeanAdam | torch.optim.Adam:
-    """Adam with one fused kernel per step where this torch has it for the device, else torch's Adam."""
+def _adam(model: torch.nn.Module, lr: float) -> torch.optim.Adam:
+    """torch.optim.Adam, fused (one kernel per step) where this torch supports it for the parameters' device."""
     params = list(model.parameters())
-    if device.type in ("cpu", "cuda") and hasattr(torch, "_fused_adam_") and params:
-        return LeanAdam(params, lr)
     try:
-        return torch.optim.Adam(params, lr=lr, fused=device.type in ("cpu", "cuda"))
-    except (RuntimeError, TypeError):  # an unsupported device
+        return torch.optim.Adam(params, lr=lr, fused=True)
+    except (RuntimeError, TypeError, ValueError):  # a device (or torch) without the fused kernel
         return torch.optim.Adam(params, lr=lr)
 
 
@@ -245,12 +235,13 @@ Callback = Callable[["Trainer", dict[str, Any]], None]
 
 
 class Trainer:
-    """Trains one AE or VAE on one in-memory dataset.
+    """Trains one AE or VAE on one in-memory dataset, with autograd and ``torch.optim.Adam``.
 
     Control from any thread: :meth:`start` (background thread), :meth:`pause`,
     :meth:`resume`, :meth:`stop`, :meth:`step` (one batch, also while paused), :meth:`join`.
-    Read from any thread: :meth:`snapshot`. All model and optimizer work happens under one
-    lock, so a reader never sees a half-updated model.
+    Read from any thread: :meth:`snapshot`, :meth:`model_copy`, :meth:`consistent_copy`,
+    :meth:`inspect_model`. All model and optimizer work happens under one private lock, so a
+    reader never sees a half-updated model.
 
     A non-finite loss or gradient puts the trainer in ``diverged`` with a message and
     restores the weights that produced the last finite loss. Callbacks (``on_step``,
@@ -264,7 +255,6 @@ class Trainer:
         dataset: Dataset | None = None,
         device: torch.device | str | None = None,
         model: AE | VAE | None = None,
-        closed_form: bool | None = None,
     ) -> None:
         train_config.validate()
         model_config.validate()
@@ -279,13 +269,10 @@ class Trainer:
         self.data = ds.to(self.device)
         torch.manual_seed(train_config.seed)  # init is seeded: same seed, same weights
         self.model = (model if model is not None else build_model(model_config)).to(self.device)
-        self.optimizer = _adam(self.model, train_config.lr, self.device)
-        # The loss and its gradient in closed form (vae_core.fastgrad) where the model allows it:
-        # the same numbers as elbo_terms + autograd, about 1.1x faster. None = on the CPU when supported.
-        use = fastgrad.preferred(self.model, self.device) if closed_form is None else closed_form
-        self._closed = fastgrad.ClosedFormStep(self.model) if use else None
+        self.optimizer = _adam(self.model, train_config.lr)
         self._gen = torch.Generator(device=self.device).manual_seed(train_config.seed + 1)  # eps noise
         self._perm_gen = torch.Generator().manual_seed(train_config.seed + 2)  # batch order, on CPU
+        self._bin_gen = torch.Generator(device=self.device).manual_seed(train_config.seed + 4)  # binarization draws
         self._perm: torch.Tensor | None = None
         self._pos = 0
         n = self.data.x_train.shape[0]
@@ -296,8 +283,8 @@ class Trainer:
         self.callbacks: dict[str, list[Callback]] = {"on_step": [], "on_eval": []}
         self.state = TrainerState.IDLE
         self.message = ""
-        self.last_eval: EvalResult | None = None
-        self._lock = threading.RLock()  # guards model, optimizer, history, state
+        self.last_eval: DatasetMetrics | None = None
+        self._lock = threading.RLock()  # guards model, optimizer, history, state; never taken outside this class
         self._run_flag = threading.Event()  # set = may run; cleared = paused
         self._run_flag.set()
         self._stop_flag = threading.Event()
@@ -343,8 +330,13 @@ class Trainer:
         if self.state in (TrainerState.PAUSED, TrainerState.IDLE, TrainerState.STOPPED):
             self.start()
 
-    def stop(self) -> None:
-        """Ask the thread to end after its current step; the model keeps its weights."""
+    def stop(self, message: str | None = None) -> None:
+        """Ask the thread to end after its current step; the model keeps its weights.
+
+        ``message``, when given, is what snapshots say afterwards (e.g. why a watchdog stopped it).
+        """
+        if message is not None:
+            self.message = message  # run() keeps a message set before it ends
         self._stop_flag.set()
         self._run_flag.set()  # wake a paused thread so it can exit
         with self._lock:
@@ -352,7 +344,7 @@ class Trainer:
                 self.state = TrainerState.STOPPED
 
     def join(self, timeout: float | None = None) -> bool:
-        """Wait for the background thread; True when no thread is alive afterwards."""
+        """Wait up to ``timeout`` s for the background thread; True when no thread is alive afterwards."""
         t = self._thread
         if t is not None:
             t.join(timeout)
@@ -365,12 +357,8 @@ class Trainer:
         return self._thread is not None and self._thread.is_alive()
 
     @property
-    def closed_form(self) -> bool:
-        """True when steps use vae_core.fastgrad's closed-form gradient instead of autograd."""
-        return self._closed is not None
-
-    @property
     def done(self) -> bool:
+        """True once every step of every epoch has been taken."""
         return self.global_step >= self.total_steps
 
     def _thread_main(self) -> None:
@@ -420,7 +408,11 @@ class Trainer:
         return idx
 
     def step(self) -> dict[str, Any] | None:
-        """Train on one batch. Returns the step's record, or None if training is finished or diverged."""
+        """Train on one batch. Returns the step's record, or None if training is finished or diverged.
+
+        The record: ``step``, ``epoch``, ``loss`` (beta-weighted objective), ``recon``
+        (E_q log p(x|z)), ``kl``, ``beta``, ``kl_per_dim`` (z values); nats per example.
+        """
         with self._lock:
             if self.done or self.state in (TrainerState.DIVERGED, TrainerState.FINISHED, TrainerState.FAILED):
                 return None
@@ -429,17 +421,16 @@ class Trainer:
             if not self.model.training:  # train() walks every module: only when needed
                 self.model.train()
             x = self.data.batch("train", self._next_indices())  # (B, D) float in [0, 1]
+            if cfg.binarize:  # a fresh binary image each time: the Bernoulli is then a true likelihood
+                x = binarize(x, self._bin_gen)
             beta = beta_schedule(self.global_step, cfg.beta, cfg.warmup_steps)
-            if self._closed is not None:  # fills every p.grad; no graph
-                t = self._closed(x, beta=beta, free_bits=cfg.free_bits, generator=self._gen)
-            else:
-                logits, mu, logvar, _ = self.model(x, generator=self._gen)
-                t = elbo_terms(
-                    x, logits, mu, logvar, beta=beta, free_bits=cfg.free_bits,
-                    likelihood=self.model_config.likelihood, obs_std=self.model_config.obs_std,
-                )
-                self.optimizer.zero_grad(set_to_none=True)
-                t.loss.backward()
+            logits, mu, logvar, _ = self.model(x, generator=self._gen)  # (B, D), (B, z), (B, z)
+            t = elbo_terms(
+                x, logits, mu, logvar, beta=beta, free_bits=cfg.free_bits,
+                likelihood=self.model_config.likelihood, obs_std=self.model_config.obs_std,
+            )
+            self.optimizer.zero_grad(set_to_none=True)
+            t.loss.backward()
             stats = torch.stack([t.loss.detach(), t.recon.detach().mean(), t.kl.detach().mean()])
             loss, recon, kl = stats.tolist()  # one device sync per step
             if not math.isfinite(loss):
@@ -447,7 +438,8 @@ class Trainer:
                 # step later, and _good then still holds the weights before that update.
                 self._diverge(loss)
                 return None
-            torch._foreach_copy_(self._good, self._params)  # these weights gave a finite loss
+            for keep, p in zip(self._good, self._params):  # these weights gave a finite loss
+                keep.copy_(p)
             self.optimizer.step()
             self.global_step += 1
             h = self.history
@@ -474,9 +466,8 @@ class Trainer:
         return rec
 
     def _diverge(self, loss: float) -> None:
-        with torch.no_grad():
-            for keep, p in zip(self._good, self.model.parameters()):
-                p.copy_(keep)
+        for keep, p in zip(self._good, self._params):
+            p.copy_(keep)
         self.optimizer.zero_grad(set_to_none=True)
         self.state = TrainerState.DIVERGED
         self.message = (
@@ -486,11 +477,12 @@ class Trainer:
         )
         self._stop_flag.set()
 
-    def evaluate(self) -> EvalResult:
-        """Evaluate on the first ``eval_size`` test images and append to the history."""
+    def evaluate(self) -> DatasetMetrics:
+        """Evaluate on the first ``eval_size`` test images (:func:`vae_core.evaluate.dataset_metrics`)
+        and append to the history. Nats per example."""
         with self._lock:
             x = self.data.x_test[: self.config.eval_size]
-            res = evaluate_model(self.model, x, seed=self.config.seed + 3)
+            res = dataset_metrics(self.model, x, seed=self.config.seed, binarize=self.config.binarize)
             t_start, n_ex = self._since_eval
             now = time.perf_counter()
             tp = n_ex / max(now - t_start, 1e-9) if n_ex else float("nan")
@@ -526,38 +518,123 @@ class Trainer:
             )
 
     def model_copy(self) -> AE | VAE:
-        """A deep copy of the model in eval mode on CPU, taken under the lock (safe while training)."""
+        """A deep copy of the model in eval mode on CPU, taken between steps (safe while training)."""
         with self._lock:
             m = copy.deepcopy(self.model)
         return m.cpu().eval()
 
+    def consistent_copy(self, command: str | None = None) -> tuple[AE | VAE, dict[str, Any]]:
+        """(CPU model copy, :meth:`metadata`) taken at the same step, safe while training."""
+        with self._lock:  # reentrant: no step runs between the copy and the metadata
+            return self.model_copy(), self.metadata(command)
+
+    def inspect_model(self, fn: Callable[[AE | VAE], T]) -> tuple[int, T]:
+        """``(global_step, fn(model))`` with no step in between: read the live model without a copy.
+
+        ``fn`` must not train or keep the model (it runs in the caller's thread and blocks
+        training meanwhile); the model is left in whatever mode ``fn`` puts it (the next step
+        switches it back to training).
+        """
+        with self._lock:
+            return self.global_step, fn(self.model)
+
     def metadata(self, command: str | None = None) -> dict[str, Any]:
-        """Everything a checkpoint records besides the weights."""
+        """Everything a checkpoint records besides the weights (JSON-friendly values)."""
         with self._lock:
             ev = self.last_eval
+            if ev is None:
+                metrics = None
+            else:
+                d = ev.to_dict()
+                metrics = {k: d[k] for k in TEST_METRIC_KEYS}
             return {
                 "model_config": self.model_config.to_dict(),
                 "train_config": self.config.to_dict(),
                 "dataset": self.data.name,
                 "epochs": self.global_step / self.steps_per_epoch,
                 "steps": self.global_step,
-                "state": self.state,
+                "state": self.state.value,
                 "history": self.history.to_dict(),
-                "test_metrics": None if ev is None else {
-                    "neg_elbo": ev.neg_elbo, "recon": ev.recon, "kl": ev.kl, "active_units": ev.active_units,
-                    "kl_per_dim": ev.kl_per_dim, "n": ev.n,
-                },
+                "test_metrics": metrics,
                 "command": command,
             }
 
 
-# ---------------------------------------------------------------------- CLI
-def _parse_hidden(text: str) -> tuple[int, ...]:
+# ---------------------------------------------------------------------- the Train form's settings
+SETTING_LABELS = {
+    "latent_dim": "Latent dimension", "hidden": "Hidden sizes", "beta": "β", "warmup_steps": "KL warm-up",
+    "free_bits": "Free bits", "lr": "Learning rate", "batch_size": "Batch size", "epochs": "Epochs", "seed": "Seed",
+}
+
+
+def _sentence(msg: str) -> str:
+    return msg[:1].upper() + msg[1:] + ("" if msg.endswith(".") else ".")
+
+
+def configs_from_settings(
+    dataset: str, image_shape: tuple[int, int, int], kind: str, latent_dim: int | None, hidden: str | None,
+    beta: float | None, warmup_steps: int | None, free_bits: float | None, lr: float | None,
+    batch_size: int | None, epochs: int | None, seed: int | None,
+    likelihood: str = "bernoulli", binarize: bool = False,
+) -> tuple[ModelConfig | None, TrainConfig | None, list[str]]:
+    """Both configs from form values, or ``(None, None, messages)`` with one clear message per bad field.
+
+    ``image_shape`` is (C, H, W); ``kind`` is ``"vae"`` or ``"ae"`` (an AE ignores beta, warm-up and
+    free bits); ``hidden`` is text read by :func:`vae_core.models.parse_hidden` (``"400"``,
+    ``"512,256"``, ``"512-256"``, ``"512 256"``: the CLI's syntax); ``None`` means an empty field.
+    ``likelihood`` is one of :data:`vae_core.models.LIKELIHOODS`; ``binarize`` turns on dynamic binarization.
+    The checks are the configs' own (:meth:`ModelConfig.validate`, :meth:`TrainConfig.validate`),
+    run field by field so that every bad value is named at once, not only the first.
+    """
+    values = dict(latent_dim=latent_dim, hidden=hidden, beta=beta, warmup_steps=warmup_steps, free_bits=free_bits,
+                  lr=lr, batch_size=batch_size, epochs=epochs, seed=seed)
+    errors = [f"{SETTING_LABELS[k]} is empty: enter a value." for k, v in values.items() if v is None]
+    if errors:
+        return None, None, errors
+    hid: tuple[int, ...] | None
     try:
-        vals = tuple(int(v) for v in text.replace("-", ",").split(",") if v.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"hidden sizes must be integers like 400 or 512,256, got {text!r}") from None
-    return vals
+        hid = parse_hidden(str(hidden))
+    except ConfigError as exc:
+        hid = None
+        errors.append(_sentence(str(exc)))
+    ae = kind == "ae"
+    tc = dict(dataset=dataset, epochs=int(epochs), batch_size=int(batch_size), lr=float(lr),
+              beta=0.0 if ae else float(beta), warmup_steps=0 if ae else int(warmup_steps),
+              free_bits=0.0 if ae else float(free_bits), seed=int(seed), binarize=bool(binarize))
+    for k, val in tc.items():
+        try:
+            TrainConfig(**{k: val}).validate()
+        except ConfigError as exc:
+            errors.append(_sentence(str(exc)))
+    mc = None
+    if hid is not None:
+        try:
+            mc = ModelConfig(kind=kind, input_dim=math.prod(image_shape), image_shape=image_shape, hidden=hid,
+                             latent_dim=int(latent_dim), likelihood=likelihood)
+        except ConfigError as exc:
+            errors.append(_sentence(str(exc)))
+    return (None, None, errors) if errors else (mc, TrainConfig(**tc), [])
+
+
+def cli_command(model_config: ModelConfig, train_config: TrainConfig) -> str:
+    """The ``python -m vae_core.train`` command that trains the same model headless."""
+    m, t = model_config, train_config
+    return (
+        f"python -m vae_core.train --dataset {t.dataset} --model {m.kind} --latent {m.latent_dim} "
+        f"--hidden {','.join(str(h) for h in m.hidden)} --epochs {t.epochs} --batch-size {t.batch_size} "
+        f"--lr {t.lr:g} --beta {t.beta:g} --warmup {t.warmup_steps} --free-bits {t.free_bits:g} --seed {t.seed}"
+        + (f" --likelihood {m.likelihood}" if m.likelihood != "bernoulli" else "")
+        + (" --binarize" if t.binarize else "")
+    )
+
+
+# ---------------------------------------------------------------------- CLI
+def _hidden_arg(text: str) -> tuple[int, ...]:
+    """argparse type for ``--hidden``: :func:`vae_core.models.parse_hidden`, its error as argparse's."""
+    try:
+        return parse_hidden(text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -566,8 +643,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", default="fashion-mnist", help="digits | fashion-mnist | mnist (default fashion-mnist)")
     p.add_argument("--model", default="vae", choices=["vae", "ae"])
     p.add_argument("--latent", type=int, default=20, help="latent dimension, 1..64")
-    p.add_argument("--hidden", type=_parse_hidden, default=(400,), help="hidden widths, e.g. 400 or 512,256")
-    p.add_argument("--likelihood", default="bernoulli", choices=["bernoulli", "gaussian"])
+    p.add_argument("--hidden", type=_hidden_arg, default=(400,), help="hidden widths, e.g. 400, 512,256 or 512-256")
+    p.add_argument("--likelihood", default="bernoulli", choices=list(LIKELIHOODS),
+                   help="bernoulli (BCE), continuous_bernoulli (normalised on [0, 1]) or gaussian")
+    p.add_argument("--binarize", action="store_true",
+                   help="dynamic binarization: train on x ~ Bernoulli(pixels), redrawn every step; evaluate on a "
+                        "binarized test set (NLL comparable with the binarized-MNIST literature)")
     p.add_argument("--obs-std", type=float, default=0.1, help="std of the Gaussian likelihood")
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--batch-size", type=int, default=128)
@@ -579,14 +660,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps")
     p.add_argument("--data-root", default=None, help="local data folder (default $VAE_LAB_DATA or ./data)")
     p.add_argument("--no-download", action="store_true", help="never try to download a dataset")
-    p.add_argument("--autograd", action="store_true",
-                   help="compute gradients with autograd instead of the closed form (same numbers, slower on CPU)")
     p.add_argument("--out", default=None, help="checkpoint path (.safetensors added if missing)")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    """CLI entry point: train with a tqdm bar, print test metrics, save a checkpoint."""
+    """CLI entry point: train with a tqdm bar, print test metrics, save a checkpoint. Returns the exit code."""
     from tqdm import tqdm
 
     from .checkpoint import save_checkpoint
@@ -604,14 +683,14 @@ def main(argv: list[str] | None = None) -> int:
         )
         tcfg = TrainConfig(
             dataset=args.dataset, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, beta=args.beta,
-            warmup_steps=args.warmup, free_bits=args.free_bits, seed=args.seed,
+            warmup_steps=args.warmup, free_bits=args.free_bits, seed=args.seed, binarize=args.binarize,
         )
-        trainer = Trainer(mcfg, tcfg, dataset=ds, device=device, closed_form=False if args.autograd else None)
+        trainer = Trainer(mcfg, tcfg, dataset=ds, device=device)
     except (ConfigError, DatasetError, DeviceError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    grads = "closed-form gradients" if trainer.closed_form else "autograd"
-    print(f"{mcfg.describe()} on {ds.name} ({ds.source}), device {device}, {grads}, {trainer.total_steps} steps")
+    data = "dynamically binarized " if tcfg.binarize else ""
+    print(f"{mcfg.describe()} on {data}{ds.name} ({ds.source}), device {device}, {trainer.total_steps} steps")
     bar = tqdm(total=trainer.total_steps, unit="step", dynamic_ncols=True)
 
     def on_step(tr: Trainer, rec: dict[str, Any]) -> None:

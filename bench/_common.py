@@ -1,0 +1,130 @@
+"""What the benchmarks share: the project root, the one Chromium launcher, the GEMM floor.
+
+Benchmarks are run from the project root as modules, ``.venv/bin/python -m bench.NAME``, so that
+``bench``, ``vae_core``, ``lab_pages`` and ``tests.e2e`` import as packages (no ``sys.path``
+edits). Nothing here imports torch or Playwright at import time: a bench that times its own
+imports (``bench.umap_speed``, ``bench.umap_app_start``) may import this module first.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import torch
+
+ROOT = Path(__file__).resolve().parents[1]  # the project root: app.py, checkpoints/, bench/
+
+# ---------------------------------------------------------------------------- Chromium
+CHROMIUM_ENV = "VAE_LAB_CHROMIUM"  # path of a Chromium binary; Debian's by default
+CHROMIUM_DEFAULT = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+
+
+def chromium_path() -> str:
+    """The Chromium binary the benchmarks drive: ``$VAE_LAB_CHROMIUM``, else /usr/bin/chromium."""
+    return os.environ.get(CHROMIUM_ENV) or CHROMIUM_DEFAULT
+
+
+def missing_chromium() -> str | None:
+    """Why a browser bench cannot run here (no Playwright, no Chromium binary), or None."""
+    import importlib.util
+
+    if importlib.util.find_spec("playwright") is None:
+        return "the playwright package is not installed (pip install -r requirements-dev.txt)"
+    path = chromium_path()
+    if not (os.path.isfile(path) and os.access(path, os.X_OK)):
+        return (f"no Chromium at {path} (Debian: apt-get install chromium, as .ci/run does; "
+                f"or set {CHROMIUM_ENV} to a Chromium binary)")
+    return None
+
+
+def launch_chromium(playwright: Any, **kwargs: Any) -> Any:
+    """Headless Chromium through Playwright (``sync_playwright()``'s object): the system binary,
+    never ``playwright install``'s download."""
+    return playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS, **kwargs)
+
+
+# ---------------------------------------------------------------------------- GEMM floor
+# The reference model of the training benches: 784-400-20-400-784 MLP VAE, batch 128.
+B, D, H, Z = 128, 784, 400, 20
+LAYERS = [(D, H), (H, Z), (H, Z), (Z, H), (H, D)]  # (in, out): encoder trunk, mu, logvar, decoder x2
+TEST_BATCH = 1000  # the trainer's evaluation batch
+
+
+def sync(dev: torch.device) -> None:
+    """Wait for the device's queued work (CUDA runs asynchronously), so a timer sees all of it."""
+    import torch
+
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def step_gemm_flops(layers: list[tuple[int, int]] = LAYERS, batch: int = B) -> float:
+    """Forward + backward matmul FLOPs of one training step (2 per multiply-add): forward, dW and,
+    for every layer but the input one, dx."""
+    return float(sum(2 * batch * fi * fo * (2 if i == 0 else 3) for i, (fi, fo) in enumerate(layers)))
+
+
+def epoch_gemm_flops(n_train: int, n_test: int, layers: list[tuple[int, int]] = LAYERS, batch: int = B) -> float:
+    """Matmul FLOPs of one epoch of ``n_train`` images plus a forward test pass over ``n_test``."""
+    steps = -(-n_train // batch)
+    return step_gemm_flops(layers, batch) * steps + sum(2 * fi * fo for fi, fo in layers) * n_test
+
+
+class GemmFloor:
+    """One training step's matmuls alone, on preallocated tensors, in the layouts nn.Linear and
+    autograd use: forward ``addmm(b, x, W.T)``, backward ``dW = g.T @ x`` and ``dx = g @ W`` (no dx
+    for the input layer). What no implementation of the step can go below."""
+
+    def __init__(self, dev: torch.device, layers: list[tuple[int, int]] = LAYERS, batch: int = B,
+                 test_batch: int = TEST_BATCH) -> None:
+        import torch
+
+        self.layers, self.test_batch = layers, test_batch
+        self.bufs = [(i, torch.randn(fo, fi, device=dev), torch.randn(fo, device=dev), torch.randn(batch, fi, device=dev),
+                      torch.randn(batch, fo, device=dev)) for i, (fi, fo) in enumerate(layers)]
+        self.xt = [torch.randn(test_batch, fi, device=dev) for fi, _ in layers]  # test-pass inputs
+
+    def __call__(self) -> None:
+        """One step: forward, dW and dx of every layer."""
+        import torch
+
+        for i, w, bias, x, g in self.bufs:
+            torch.addmm(bias, x, w.t())
+            torch.mm(g.t(), x)
+            if i:
+                torch.mm(g, w)
+
+    def test_pass(self, n_test: int) -> None:
+        """The forward matmuls of an evaluation over ``n_test`` images, in batches of ``test_batch``."""
+        import torch
+
+        for _ in range(-(-n_test // self.test_batch)):
+            for (_, w, bias, _, _), xt in zip(self.bufs, self.xt):
+                torch.addmm(bias, xt, w.t())
+
+
+def epoch_gemm_floor(dev: torch.device, n_train: int, n_test: int, repeats: int = 2, batch: int = B,
+                     layers: list[tuple[int, int]] = LAYERS) -> tuple[float, float]:
+    """(seconds, GFLOP) of one epoch's matmuls alone (``n_train`` images in steps of ``batch``, then
+    the test pass), best of ``repeats``: the epoch's floor on this machine, at the model's shapes."""
+    import time
+
+    floor = GemmFloor(dev, layers, batch)
+    steps = -(-n_train // batch)
+    floor()
+    floor.test_pass(n_test)  # warm-up
+    best = float("inf")
+    for _ in range(repeats):
+        sync(dev)
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            floor()
+        floor.test_pass(n_test)
+        sync(dev)
+        best = min(best, time.perf_counter() - t0)
+    return best, epoch_gemm_flops(n_train, n_test, layers, batch) / 1e9

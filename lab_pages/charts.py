@@ -1,0 +1,264 @@
+"""Every Plotly figure the pages draw: pure functions, arrays and plain values in, ``go.Figure`` out.
+
+No Streamlit and no torch here, so each figure is tested on its own (tests/test_charts.py).
+Every string a user sees (titles, axis titles, trace names, hover text, annotations) is an
+argument: the pages pass their text, so a translator applies in one place. Colours come from
+lab_pages.style: one class keeps one colour, and reconstruction and KL keep theirs, on every page.
+Units belong in the axis titles the pages pass.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from lab_pages.style import (
+    ELBO_COLOR, GUIDE_COLOR, INK_COLOR, KL_COLOR, LOGPX_COLOR, MU_COLOR, P_COLOR, Q_COLOR, RECON_COLOR, class_color,
+)
+
+KL_SCALE = [[0, "#ffffff"], [1, KL_COLOR]]  # KL per dimension: white (0 nats) to the KL colour
+
+
+def _fast(data: list[dict], layout: dict) -> go.Figure:
+    """A figure from plain dicts, without Plotly's per-property validation: the Train page redraws
+    every second beside the training thread, and validation was half its cost."""
+    return go.Figure(data, layout=layout, _validate=False)
+
+
+def _title(text: str | None) -> dict:
+    return dict(text=text or "")
+
+
+# ------------------------------------------------------------------ training curves
+def loss_stack(step, recon_cost, kl=None, objective=None, eval_step=(), eval_value=(), *, recon_name: str,
+               kl_name: str = "", objective_name: str = "", eval_name: str = "", x_title: str, y_title: str) -> go.Figure:
+    """−ELBO stacked as reconstruction + KL (``kl`` given: a VAE) or the reconstruction cost alone (AE).
+
+    ``objective`` (β, warm-up, free bits: what is minimised when it is not −ELBO) is a dotted line;
+    test-set evaluations are diamonds (ELBO colour for a VAE, reconstruction colour for an AE).
+    """
+    vae = kl is not None
+    data = [dict(type="scatter", x=step, y=recon_cost, name=recon_name, stackgroup="e" if vae else None,
+                 line=dict(color=RECON_COLOR))]
+    if vae:
+        data.append(dict(type="scatter", x=step, y=kl, name=kl_name, stackgroup="e", line=dict(color=KL_COLOR)))
+    if vae and objective is not None:
+        data.append(dict(type="scatter", x=step, y=objective, name=objective_name, line=dict(dash="dot", color=GUIDE_COLOR)))
+    if len(eval_step):
+        data.append(dict(type="scatter", x=list(eval_step), y=list(eval_value), mode="markers", name=eval_name,
+                         marker=dict(color=ELBO_COLOR if vae else RECON_COLOR, symbol="diamond", size=9)))
+    return _fast(data, dict(xaxis=dict(title=_title(x_title)), yaxis=dict(title=_title(y_title)), height=380,
+                            margin=dict(t=10, b=10), legend=dict(orientation="h", yanchor="top", y=-0.22)))
+
+
+def kl_heatmap(step, kl_per_dim: np.ndarray, dim_labels: Sequence, *, x_title: str, y_title: str, colorbar_title: str,
+               title: str = "", height: int = 300) -> go.Figure:
+    """KL per latent dimension over training: ``kl_per_dim`` (steps, z), one row per dimension."""
+    z = np.asarray(kl_per_dim).T  # (z, steps)
+    return _fast([dict(type="heatmap", x=step, y=list(dim_labels), z=z, colorscale=KL_SCALE,
+                       colorbar=dict(title=_title(colorbar_title)))],
+                 dict(title=_title(title), xaxis=dict(title=_title(x_title)), yaxis=dict(title=_title(y_title)),
+                      height=height, margin=dict(t=40 if title else 20, b=10)))
+
+
+def elbo_curves(step, recon_cost, kl, objective, beta, eval_step, test_neg_elbo, warmup: int, *, recon_name: str,
+                kl_name: str, objective_name: str, eval_name: str, beta_name: str, warmup_text: str, x_title: str,
+                y_title: str) -> go.Figure:
+    """The ELBO page's curves: recon + KL stacked, the objective, test −ELBO, and β on a second axis."""
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    fig.add_scatter(x=step, y=recon_cost, name=recon_name, stackgroup="e", line=dict(color=RECON_COLOR))
+    fig.add_scatter(x=step, y=kl, name=kl_name, stackgroup="e", line=dict(color=KL_COLOR))
+    fig.add_scatter(x=step, y=objective, name=objective_name, line=dict(color=INK_COLOR, dash="dot", width=1))
+    if len(eval_step):
+        fig.add_scatter(x=eval_step, y=test_neg_elbo, name=eval_name, mode="markers", marker=dict(color=ELBO_COLOR, size=6))
+    fig.add_scatter(x=step, y=beta, name=beta_name, line=dict(color=GUIDE_COLOR, dash="dash"), secondary_y=True)
+    if warmup > 0:
+        fig.add_vrect(x0=0, x1=warmup, fillcolor=GUIDE_COLOR, opacity=0.12, line_width=0, annotation_text=warmup_text,
+                      annotation_position="top left")
+    fig.update_yaxes(title_text=y_title, secondary_y=False)
+    bmax = max(1.0, float(np.nanmax(beta)))
+    fig.update_yaxes(title_text=beta_name, range=[0, 1.1 * bmax], dtick=bmax / 4, tick0=0, secondary_y=True, showgrid=False)
+    return fig.update_layout(xaxis_title=x_title, height=380, legend=dict(orientation="h", y=-0.2))
+
+
+def kl_bars(dim_labels: Sequence[str], kl: np.ndarray, *, title: str, x_title: str, y_title: str) -> go.Figure:
+    """KL of each latent dimension now, one bar per dimension."""
+    fig = go.Figure(go.Bar(x=list(dim_labels), y=kl, marker_color=KL_COLOR))
+    return fig.update_layout(title=title, xaxis_title=x_title, yaxis_title=y_title, height=300)
+
+
+def active_units(eval_step, active, latent_dim: int, *, title: str, x_title: str, y_title: str, limit_text: str) -> go.Figure:
+    """Active units at each evaluation (a step line), against the latent size."""
+    fig = go.Figure(go.Scatter(x=eval_step, y=active, mode="lines+markers", line=dict(color=KL_COLOR, shape="hv")))
+    fig.add_hline(y=latent_dim, line=dict(color=GUIDE_COLOR, dash="dot"), annotation_text=limit_text)
+    return fig.update_layout(title=title, xaxis_title=x_title, height=300, yaxis=dict(title=y_title, range=[0, latent_dim + 0.5]))
+
+
+# ------------------------------------------------------------------ one image: IWAE and the posterior
+def iwae_curve(ks, iwae, k_choices, mean, se, elbo: float, k: int, log_px_hat_k: float, exact: float | None = None, *,
+               run_name: str, mean_name: str, elbo_text: str, k_text: str, exact_text: str = "", x_title: str,
+               y_title: str) -> go.Figure:
+    """log p̂_K(x) over K (log axis): one run, the mean over groups with its error bars, and the ELBO,
+    exact log p(x) (when known) and the chosen K as reference lines."""
+    fig = go.Figure(go.Scatter(x=ks, y=iwae, name=run_name, line=dict(color=LOGPX_COLOR)))
+    fig.add_scatter(x=list(k_choices), y=mean, error_y=dict(array=se), mode="markers", name=mean_name,
+                    marker=dict(color=LOGPX_COLOR, symbol="diamond"))
+    fig.add_hline(y=elbo, line=dict(color=ELBO_COLOR), annotation_text=elbo_text)
+    if exact is not None:
+        fig.add_hline(y=exact, line=dict(color=INK_COLOR, dash="dash"), annotation_text=exact_text)
+    fig.add_hline(y=log_px_hat_k, line=dict(color=LOGPX_COLOR, dash="dot"), annotation_position="bottom left",
+                  annotation_text=k_text)
+    fig.add_vline(x=k, line=dict(color=GUIDE_COLOR, dash="dot"))
+    return fig.update_layout(xaxis_type="log", xaxis_title=x_title, yaxis_title=y_title, height=360,
+                             legend=dict(orientation="h", y=-0.25))
+
+
+def posterior_line(z, posterior, q, *, posterior_name: str, q_name: str, x_title: str, y_title: str) -> go.Figure:
+    """z = 1: the true posterior p(z|x) and q(z|x) as densities on a line."""
+    fig = go.Figure([go.Scatter(x=z, y=posterior, name=posterior_name, line=dict(color=LOGPX_COLOR)),
+                     go.Scatter(x=z, y=q, name=q_name, line=dict(color=ELBO_COLOR, dash="dash"))])
+    return fig.update_layout(xaxis_title=x_title, yaxis_title=y_title, height=380)
+
+
+def posterior_map(z1, z2, density: np.ndarray, ellipses: Sequence[tuple[str, np.ndarray, np.ndarray, str]], mu, lo, hi, *,
+                  colorbar_title: str, mu_name: str, x_title: str, y_title: str) -> go.Figure:
+    """z = 2: the true posterior ``density`` (len(z1), len(z2)) as a heatmap, q's ellipses
+    (name, x, y, dash) and μ on top, in the box ``lo``..``hi`` with equal axes."""
+    fig = go.Figure(go.Heatmap(x=z1, y=z2, z=np.asarray(density).T, colorscale="Purples",
+                               colorbar=dict(title=colorbar_title)))
+    for name, ex, ey, dash in ellipses:
+        fig.add_scatter(x=ex, y=ey, mode="lines", name=name, line=dict(color=ELBO_COLOR, dash=dash, width=2))
+    fig.add_scatter(x=[mu[0]], y=[mu[1]], mode="markers", name=mu_name, marker=dict(color=ELBO_COLOR, symbol="x", size=9))
+    return fig.update_layout(xaxis=dict(title=x_title, range=[lo[0], hi[0]]), height=460,
+                             yaxis=dict(title=y_title, range=[lo[1], hi[1]], scaleanchor="x"),
+                             legend=dict(orientation="h", y=-0.2))
+
+
+# ------------------------------------------------------------------ latent space
+def class_scatter(xy: np.ndarray, ids: np.ndarray, labels: np.ndarray, class_names: Sequence[str], *, title: str,
+                  axes: tuple[str, str], row_text: str, height: int = 560,
+                  overlays: Sequence[tuple[str, np.ndarray, np.ndarray]] = (), equal_axes: bool = False) -> go.Figure:
+    """Codes ``xy`` (N, 2) of test rows ``ids``: one WebGL trace per class in its class colour,
+    ``customdata`` = the row id (selections map back to rows, never to point indices). ``overlays``
+    (name, x, y) are dotted reference lines (the prior's σ circles) that hovering skips."""
+    fig = go.Figure()
+    for c in np.unique(labels[ids]):
+        m, name = labels[ids] == c, class_names[int(c)]
+        fig.add_trace(go.Scattergl(x=xy[m, 0], y=xy[m, 1], mode="markers", name=name, customdata=ids[m],
+                                   marker=dict(color=class_color(int(c)), size=4, opacity=0.75),
+                                   hovertemplate=f"{name}<br>{row_text} %{{customdata}}<extra></extra>"))
+    for name, xs, ys in overlays:
+        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name=name, line=dict(color=INK_COLOR, dash="dot", width=1),
+                                 hoverinfo="skip"))
+    fig.update_layout(title=title, xaxis_title=axes[0], yaxis_title=axes[1], height=height,
+                      legend=dict(itemsizing="constant"), margin=dict(t=50))
+    return fig.update_yaxes(scaleanchor="x") if equal_axes else fig
+
+
+def mu_histograms(centres, density: np.ndarray, t, prior_pdf, dim_titles: Sequence[str], *, title: str, bar_name: str,
+                  prior_name: str, x_title: str, y_title: str) -> go.Figure:
+    """Density of each μ_j over the test set (bars, ``density`` (z, bins)) against the prior's
+    density ``prior_pdf`` at ``t`` (a line): one small panel per dimension, 8 to a row."""
+    k = len(dim_titles)
+    ncol = min(8, k)
+    nrow = -(-k // ncol)
+    fig = make_subplots(rows=nrow, cols=ncol, horizontal_spacing=0.02, vertical_spacing=0.12, subplot_titles=list(dim_titles))
+    for j in range(k):
+        r, c = divmod(j, ncol)
+        fig.add_trace(go.Bar(x=centres, y=density[j], marker_color=MU_COLOR, showlegend=j == 0, name=bar_name), r + 1, c + 1)
+        fig.add_trace(go.Scatter(x=t, y=prior_pdf, line=dict(color=INK_COLOR, width=1), showlegend=j == 0,
+                                 name=prior_name), r + 1, c + 1)
+    fig.update_xaxes(tickfont_size=9, nticks=3)
+    fig.update_yaxes(tickfont_size=9, nticks=3)
+    fig.update_xaxes(title_text=x_title, row=nrow, col=1)
+    fig.update_yaxes(title_text=y_title, row=1, col=1)
+    fig.update_annotations(font_size=11)
+    return fig.update_layout(title=dict(text=title, y=0.99, yanchor="top"), height=170 * nrow + 150, bargap=0, margin=dict(t=110),
+                             legend=dict(orientation="h", y=0.99, yanchor="top", x=1, xanchor="right", yref="container"))
+
+
+def path_norms(paths: Sequence[tuple[str, np.ndarray]], reference: float | None = None, *, reference_text: str = "",
+               title: str, x_title: str, y_title: str) -> go.Figure:
+    """‖z‖ along interpolation paths (name, norms per step); optionally the prior's typical norm."""
+    fig = go.Figure()
+    for name, norms in paths:
+        fig.add_scatter(x=list(range(len(norms))), y=list(norms), mode="lines+markers", name=name)
+    if reference is not None:
+        fig.add_hline(y=reference, line_dash="dot", annotation_text=reference_text)
+    return fig.update_layout(height=260, margin=dict(t=30, b=10), title=title, xaxis_title=x_title, yaxis_title=y_title)
+
+
+# ------------------------------------------------------------------ theory
+def densities(z, traces: Sequence[tuple[str, np.ndarray, str]], *, x_title: str, y_title: str) -> go.Figure:
+    """Densities over z as lines; ``traces`` are (name, values, colour)."""
+    fig = go.Figure([go.Scatter(x=z, y=y, name=n, line=dict(color=c)) for n, y, c in traces])
+    return fig.update_layout(xaxis_title=x_title, yaxis_title=y_title, height=320)
+
+
+def discrete(outcomes: Sequence[str], p, q, info_p, h_p: float, *, panel_titles: tuple[str, str], p_name: str, q_name: str,
+             info_name: str, entropy_text: str, x_title: str, p_title: str, info_title: str) -> go.Figure:
+    """Left: p and q as grouped bars; right: the information −log p of each outcome (inf: no bar) and H(p)."""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=panel_titles)
+    fig.add_bar(x=list(outcomes), y=p, name=p_name, marker_color=P_COLOR, row=1, col=1)
+    fig.add_bar(x=list(outcomes), y=q, name=q_name, marker_color=Q_COLOR, row=1, col=1)
+    info = [None if np.isinf(v) else v for v in info_p]
+    fig.add_bar(x=list(outcomes), y=info, name=info_name, marker_color=P_COLOR, opacity=0.6, showlegend=False, row=1, col=2)
+    fig.add_hline(y=h_p, line_dash="dash", annotation_text=entropy_text, row=1, col=2)
+    fig.update_xaxes(title_text=x_title)
+    fig.update_yaxes(title_text=p_title, row=1, col=1)
+    fig.update_yaxes(title_text=info_title, row=1, col=2)
+    return fig.update_layout(barmode="group", height=340)
+
+
+def fit_animation(z, posterior, frames: Sequence[tuple[str, np.ndarray, str]], y_max: float, *, posterior_name: str,
+                  q_name: str, play: str, pause: str, step_prefix: str, x_title: str, y_title: str) -> go.Figure:
+    """The posterior fixed and q moving: ``frames`` are (label, q over z, title), played by buttons
+    and a slider in the browser (the script never waits on it)."""
+    def q_at(y) -> go.Scatter:
+        return go.Scatter(x=z, y=y, name=q_name, line=dict(color=Q_COLOR))
+
+    fig = go.Figure([go.Scatter(x=z, y=posterior, name=posterior_name, line=dict(color=P_COLOR)), q_at(frames[0][1])],
+                    frames=[go.Frame(data=[q_at(y)], traces=[1], name=n, layout=go.Layout(title=t)) for n, y, t in frames])
+    still = dict(mode="immediate", frame=dict(duration=0, redraw=False))
+    go_on = dict(frame=dict(duration=80, redraw=False), fromcurrent=True)
+    return fig.update_layout(
+        title=frames[0][2], xaxis_title=x_title, yaxis_title=y_title, height=400, yaxis_range=[0, y_max],
+        updatemenus=[dict(type="buttons", x=0, y=-0.3, xanchor="left", direction="left", buttons=[
+            dict(label=play, method="animate", args=[None, go_on]), dict(label=pause, method="animate", args=[[None], still])])],
+        sliders=[dict(x=0.25, len=0.75, y=-0.2, currentvalue=dict(prefix=step_prefix), steps=[
+            dict(label=n, method="animate", args=[[n], still]) for n, _, _ in frames])],
+    )
+
+
+def sgd_curve(elbo, estimate, log_px: float, *, elbo_name: str, estimate_name: str, log_px_text: str, x_title: str,
+              y_title: str) -> go.Figure:
+    """The exact ELBO at each SGD step, the noisy estimate each step used (from step 1), and log p(x)."""
+    fig = go.Figure([go.Scatter(y=elbo, name=elbo_name, line=dict(color=Q_COLOR)),
+                     go.Scatter(x=np.arange(1, len(estimate) + 1), y=estimate, name=estimate_name,
+                                line=dict(color=Q_COLOR, width=1), opacity=0.35)])
+    fig.add_hline(y=log_px, line_dash="dash", line_color=P_COLOR, annotation_text=log_px_text)
+    return fig.update_layout(xaxis_title=x_title, yaxis_title=y_title, height=340)
+
+
+def elbo_landscape(mus, log_sigmas, elbo: np.ndarray, path_mu, path_log_sigma, *, path_name: str, colorbar_title: str,
+                   title: str, x_title: str, y_title: str) -> go.Figure:
+    """Contours of the ELBO over (μ, log σ) (``elbo`` (len(log_sigmas), len(mus))) with the SGD path."""
+    path = go.Scatter(x=path_mu, y=path_log_sigma, mode="lines", name=path_name, line=dict(color="white"))
+    fig = go.Figure([go.Contour(x=mus, y=log_sigmas, z=elbo, colorbar=dict(title=colorbar_title)), path])
+    return fig.update_layout(title=title, height=340, showlegend=False, xaxis_title=x_title, yaxis_title=y_title)
+
+
+def gradient_histograms(reparam, score, exact: float, *, names: tuple[str, str], exact_text: str, x_title: str,
+                        y_title: str) -> go.Figure:
+    """Histograms of one-sample gradient estimates, reparameterized (left) and score function (right)."""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=names)
+    fig.add_histogram(x=reparam, nbinsx=60, marker_color=Q_COLOR, name=names[0], row=1, col=1)
+    fig.add_histogram(x=score, nbinsx=60, marker_color=P_COLOR, name=names[1], row=1, col=2)
+    for col in (1, 2):
+        fig.add_vline(x=exact, line_dash="dash", annotation_text=exact_text, row=1, col=col)
+        fig.update_xaxes(title_text=x_title, row=1, col=col)
+    fig.update_yaxes(title_text=y_title, row=1, col=1)
+    return fig.update_layout(height=340, showlegend=False)

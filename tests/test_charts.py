@@ -1,0 +1,189 @@
+"""lab_pages.charts without Streamlit: every builder's traces, data, axis titles and colours."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import plotly.graph_objects as go
+import pytest
+
+from lab_pages import charts
+from lab_pages.style import (
+    CLASS_COLORS, ELBO_COLOR, INK_COLOR, KL_COLOR, LOGPX_COLOR, MU_COLOR, P_COLOR, Q_COLOR, RECON_COLOR,
+)
+
+STEP = np.arange(5)
+
+
+def types(fig: go.Figure) -> list[str]:
+    return [t.type for t in fig.data]
+
+
+def test_charts_needs_neither_streamlit_nor_torch() -> None:
+    src = charts.__file__
+    text = open(src, encoding="utf-8").read()
+    assert "import streamlit" not in text and "import torch" not in text
+    assert "lab_pages.charts" in sys.modules
+
+
+class TestTraining:
+    def test_loss_stack_vae_stacks_recon_and_kl_with_the_objective_and_tests(self) -> None:
+        fig = charts.loss_stack(STEP, STEP * 2.0, STEP * 0.5, STEP * 3.0, [2, 4], [7.0, 6.0], recon_name="R", kl_name="K",
+                                objective_name="O", eval_name="T", x_title="step", y_title="nats")
+        assert types(fig) == ["scatter"] * 4 and [t.name for t in fig.data] == ["R", "K", "O", "T"]
+        r, k, o, t = fig.data
+        assert r.stackgroup == k.stackgroup == "e" and o.stackgroup is None
+        assert (r.line.color, k.line.color, t.marker.color) == (RECON_COLOR, KL_COLOR, ELBO_COLOR)
+        np.testing.assert_allclose(k.y, STEP * 0.5)
+        assert list(t.x) == [2, 4] and t.mode == "markers"
+        assert fig.layout.xaxis.title.text == "step" and fig.layout.yaxis.title.text == "nats"
+
+    def test_loss_stack_ae_has_no_kl_and_no_stack(self) -> None:
+        fig = charts.loss_stack(STEP, STEP, None, STEP, [], [], recon_name="R", eval_name="T", x_title="x", y_title="y")
+        assert len(fig.data) == 1 and fig.data[0].stackgroup is None  # no KL, and the objective is the recon cost
+        fig = charts.loss_stack(STEP, STEP, None, None, [3], [1.0], recon_name="R", eval_name="T", x_title="x", y_title="y")
+        assert [t.name for t in fig.data] == ["R", "T"] and fig.data[1].marker.color == RECON_COLOR
+
+    def test_kl_heatmap_rows_are_dims(self) -> None:
+        kl = np.arange(10.0).reshape(5, 2)  # (steps, z)
+        fig = charts.kl_heatmap(STEP, kl, ["z1", "z2"], x_title="step", y_title="dim", colorbar_title="nats", title="T")
+        (h,) = fig.data
+        assert h.type == "heatmap" and np.asarray(h.z).shape == (2, 5) and list(h.y) == ["z1", "z2"]
+        np.testing.assert_allclose(np.asarray(h.z)[1], kl[:, 1])
+        assert h.colorscale[-1][1] == KL_COLOR and h.colorbar.title.text == "nats"
+        assert fig.layout.title.text == "T" and fig.layout.yaxis.title.text == "dim"
+
+    def test_elbo_curves_with_beta_axis_and_warmup_band(self) -> None:
+        beta = np.linspace(0, 2, 5)
+        fig = charts.elbo_curves(STEP, STEP, STEP, STEP, beta, np.array([1, 3]), np.array([5.0, 4.0]), 2, recon_name="R",
+                                 kl_name="K", objective_name="O", eval_name="T", beta_name="B", warmup_text="W",
+                                 x_title="step", y_title="nats")
+        assert [t.name for t in fig.data] == ["R", "K", "O", "T", "B"]
+        assert fig.data[0].line.color == RECON_COLOR and fig.data[1].line.color == KL_COLOR
+        assert fig.data[4].yaxis == "y2" and fig.layout.yaxis2.title.text == "B" and fig.layout.yaxis2.range == (0, 2.2)
+        assert fig.layout.shapes[0].x1 == 2 and fig.layout.annotations[0].text == "W"
+        assert fig.layout.xaxis.title.text == "step" and fig.layout.yaxis.title.text == "nats"
+        no_band = charts.elbo_curves(STEP, STEP, STEP, STEP, beta, np.array([]), np.array([]), 0, recon_name="R", kl_name="K",
+                                     objective_name="O", eval_name="T", beta_name="B", warmup_text="W", x_title="s", y_title="n")
+        assert len(no_band.data) == 4 and not no_band.layout.shapes
+
+    def test_kl_bars_and_active_units(self) -> None:
+        bars = charts.kl_bars(["z1", "z2"], np.array([0.5, 2.0]), title="T", x_title="dim", y_title="nats")
+        assert types(bars) == ["bar"] and bars.data[0].marker.color == KL_COLOR and list(bars.data[0].y) == [0.5, 2.0]
+        assert bars.layout.xaxis.title.text == "dim" and bars.layout.yaxis.title.text == "nats"
+        au = charts.active_units([10, 20], [1, 2], 4, title="AU", x_title="step", y_title="dims", limit_text="z = 4")
+        assert types(au) == ["scatter"] and au.data[0].line.shape == "hv" and au.layout.yaxis.range == (0, 4.5)
+        assert au.layout.shapes[0].y0 == 4 and au.layout.annotations[0].text == "z = 4"
+
+
+class TestOneImage:
+    def test_iwae_curve(self) -> None:
+        ks = np.array([1, 10, 100])
+        fig = charts.iwae_curve(ks, np.array([-5.0, -4.5, -4.2]), (1, 10), [-5.0, -4.4], [0.1, 0.05], -5.0, 10, -4.5, -4.1,
+                                run_name="run", mean_name="mean", elbo_text="E", k_text="K", exact_text="X",
+                                x_title="K", y_title="nats")
+        assert [t.name for t in fig.data] == ["run", "mean"] and fig.data[0].line.color == LOGPX_COLOR
+        assert list(fig.data[1].error_y.array) == [0.1, 0.05]
+        assert fig.layout.xaxis.type == "log" and fig.layout.xaxis.title.text == "K"
+        lines = {a.text: s for a, s in zip(fig.layout.annotations, fig.layout.shapes)}
+        assert lines["E"].line.color == ELBO_COLOR and lines["X"].y0 == -4.1 and lines["K"].y0 == -4.5
+        assert fig.layout.shapes[-1].x0 == 10  # the chosen K
+        without = charts.iwae_curve(ks, ks, (1,), [0], [0], 0.0, 1, 0.0, None, run_name="r", mean_name="m", elbo_text="E",
+                                    k_text="K", x_title="K", y_title="n")
+        assert "X" not in [a.text for a in without.layout.annotations]
+
+    def test_posterior_line_and_map(self) -> None:
+        z = np.linspace(-1, 1, 3)
+        line = charts.posterior_line(z, z + 2, z + 3, posterior_name="p", q_name="q", x_title="z", y_title="density")
+        assert [t.name for t in line.data] == ["p", "q"] and line.data[1].line.color == ELBO_COLOR
+        assert line.layout.xaxis.title.text == "z" and line.layout.yaxis.title.text == "density"
+        dens = np.arange(6.0).reshape(3, 2)  # (len(z1), len(z2))
+        ell = [("1σ", np.zeros(4), np.ones(4), "solid"), ("2σ", np.zeros(4), np.ones(4), "dash")]
+        fig = charts.posterior_map(z, z[:2], dens, ell, [0.1, 0.2], (-1, -2), (1, 2), colorbar_title="p(z|x)", mu_name="μ",
+                                   x_title="z1", y_title="z2")
+        assert types(fig) == ["heatmap", "scatter", "scatter", "scatter"]
+        assert np.asarray(fig.data[0].z).shape == (2, 3) and fig.data[0].colorbar.title.text == "p(z|x)"
+        assert [t.name for t in fig.data[1:]] == ["1σ", "2σ", "μ"] and fig.data[2].line.dash == "dash"
+        assert fig.layout.xaxis.range == (-1, 1) and fig.layout.yaxis.range == (-2, 2) and fig.layout.yaxis.scaleanchor == "x"
+
+
+class TestLatentSpace:
+    def test_class_scatter_one_trace_per_class_with_row_ids(self) -> None:
+        xy = np.arange(12.0).reshape(6, 2)
+        labels = np.array([0, 1, 0, 2, 1, 0])
+        ids = np.array([0, 1, 2, 3, 4, 5])
+        fig = charts.class_scatter(xy, ids, labels, ["a", "b", "c"], title="T", axes=("x", "y"), row_text="row")
+        assert types(fig) == ["scattergl"] * 3 and [t.name for t in fig.data] == ["a", "b", "c"]
+        assert [t.marker.color for t in fig.data] == list(CLASS_COLORS[:3])  # one class, one colour
+        assert list(fig.data[0].customdata) == [0, 2, 5] and list(fig.data[0].x) == [0.0, 4.0, 10.0]
+        assert fig.data[1].hovertemplate == "b<br>row %{customdata}<extra></extra>"
+        assert fig.layout.title.text == "T" and fig.layout.xaxis.title.text == "x" and fig.layout.yaxis.scaleanchor is None
+        ring = [("prior 1σ", np.zeros(3), np.ones(3))]
+        fig = charts.class_scatter(xy[:2], ids[:2], labels, ["a", "b", "c"], title="T", axes=("x", "y"), row_text="row",
+                                   overlays=ring, equal_axes=True)
+        assert [t.name for t in fig.data] == ["a", "b", "prior 1σ"] and fig.data[-1].line.color == INK_COLOR
+        assert fig.data[-1].hoverinfo == "skip" and fig.layout.yaxis.scaleanchor == "x"
+
+    def test_mu_histograms_one_panel_per_dim(self) -> None:
+        dens = np.ones((10, 4))
+        fig = charts.mu_histograms(np.arange(4.0), dens, np.arange(3.0), np.array([0.1, 0.4, 0.1]),
+                                   [f"z{j}" for j in range(10)], title="T", bar_name="μ", prior_name="N(0, 1)",
+                                   x_title="μ_j", y_title="density")
+        assert types(fig) == ["bar", "scatter"] * 10
+        assert fig.data[0].marker.color == MU_COLOR and fig.data[1].line.color == INK_COLOR
+        assert [t.showlegend for t in fig.data[:4]] == [True, True, False, False]
+        assert [a.text for a in fig.layout.annotations] == [f"z{j}" for j in range(10)]
+        assert fig.layout.height == 170 * 2 + 150  # 8 panels to a row: two rows
+        assert fig.layout.xaxis9.title.text == "μ_j" and fig.layout.yaxis.title.text == "density"
+
+    def test_path_norms(self) -> None:
+        fig = charts.path_norms([("linear", np.array([1.0, 0.5, 1.0])), ("spherical", np.ones(3))], 1.4, reference_text="√z",
+                                title="T", x_title="step", y_title="‖z‖")
+        assert [t.name for t in fig.data] == ["linear", "spherical"] and list(fig.data[0].x) == [0, 1, 2]
+        assert list(fig.data[0].y) == [1.0, 0.5, 1.0] and fig.layout.shapes[0].y0 == 1.4
+        assert fig.layout.yaxis.title.text == "‖z‖"
+        assert not charts.path_norms([("linear", [1.0])], None, title="T", x_title="s", y_title="n").layout.shapes
+
+
+class TestTheory:
+    def test_densities_and_discrete(self) -> None:
+        z = np.linspace(-1, 1, 5)
+        fig = charts.densities(z, [("q", z, Q_COLOR), ("p", -z, P_COLOR)], x_title="z", y_title="density")
+        assert [t.name for t in fig.data] == ["q", "p"] and fig.data[1].line.color == P_COLOR
+        assert fig.layout.xaxis.title.text == "z"
+        d = charts.discrete(["a", "b"], [0.5, 0.5], [0.9, 0.1], [1.0, np.inf], 0.69, panel_titles=("L", "R"), p_name="p",
+                            q_name="q", info_name="−log p", entropy_text="H", x_title="outcome", p_title="prob",
+                            info_title="nats")
+        assert types(d) == ["bar"] * 3 and [t.marker.color for t in d.data] == [P_COLOR, Q_COLOR, P_COLOR]
+        assert list(d.data[2].y) == [1.0, None]  # infinite information: no bar
+        assert d.layout.yaxis.title.text == "prob" and d.layout.yaxis2.title.text == "nats"
+
+    def test_fit_animation_frames(self) -> None:
+        z = np.linspace(-1, 1, 4)
+        frames = [("0", z, "step 0"), ("5", z * 2, "step 5")]
+        fig = charts.fit_animation(z, np.ones(4), frames, 2.0, posterior_name="p", q_name="q", play="play", pause="pause",
+                                   step_prefix="step ", x_title="z", y_title="density")
+        assert [t.name for t in fig.data] == ["p", "q"] and fig.data[1].line.color == Q_COLOR
+        assert [f.name for f in fig.frames] == ["0", "5"] and list(fig.frames[1].data[0].y) == list(z * 2)
+        assert fig.layout.title.text == "step 0" and fig.layout.yaxis.range == (0, 2.0)
+        assert [b.label for b in fig.layout.updatemenus[0].buttons] == ["play", "pause"]
+
+    def test_sgd_curve_landscape_and_gradients(self) -> None:
+        c = charts.sgd_curve(np.array([1.0, 2.0, 3.0]), np.array([2.5, 2.9]), 3.5, elbo_name="E", estimate_name="e",
+                             log_px_text="log p(x)", x_title="step", y_title="nats")
+        assert [t.name for t in c.data] == ["E", "e"] and list(c.data[1].x) == [1, 2]
+        assert c.layout.shapes[0].y0 == 3.5 and c.layout.xaxis.title.text == "step"
+        land = charts.elbo_landscape(np.arange(3), np.arange(2), np.zeros((2, 3)), [0, 1], [0, 0], path_name="SGD",
+                                     colorbar_title="ELBO", title="T", x_title="μ", y_title="log σ")
+        assert types(land) == ["contour", "scatter"] and land.layout.yaxis.title.text == "log σ"
+        g = charts.gradient_histograms(np.zeros(5), np.ones(5), 1.0, names=("rep", "score"), exact_text="exact",
+                                       x_title="gradient", y_title="count")
+        assert types(g) == ["histogram", "histogram"] and [t.marker.color for t in g.data] == [Q_COLOR, P_COLOR]
+        assert len(g.layout.shapes) == 2 and g.layout.xaxis2.title.text == "gradient" and g.layout.yaxis.title.text == "count"
+
+
+@pytest.mark.parametrize("builder", [b for b in dir(charts) if not b.startswith("_") and callable(getattr(charts, b))
+                                     and getattr(getattr(charts, b), "__module__", "") == "lab_pages.charts"])
+def test_every_builder_is_tested_here(builder: str) -> None:
+    assert builder in open(__file__, encoding="utf-8").read().replace("test_every_builder", "")

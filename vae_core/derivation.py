@@ -1,0 +1,289 @@
+"""The ELBO derived line by line, with every line's value on the Theory page's 1-D model, and the
+answer to "why a Gaussian q?" in numbers.
+
+The model is :class:`vae_core.theory.VITarget`: p(z) = N(0, 1), a two-slope likelihood, a
+two-mode posterior p(z|x) and an exactly known log p(x). For a Gaussian q = N(mu, sigma^2) set
+by the user, each line of each derivation is evaluated from *its own* expression (by quadrature
+under q, on the 2001-node rule of :mod:`vae_core.theory`), so when consecutive lines agree to
+1e-6 the room sees the equality hold rather than a number copied down the column.
+
+- :func:`derivation_from_kl`: start from KL(q || p(z|x)) and expand it with Bayes' rule.
+- :func:`derivation_from_evidence`: start from log p(x) = integral q(z) log p(x) dz and split
+  log p(x) = log p(x, z) - log p(z|x).
+- :func:`jensen_view`: log p(x) = log E_q[w] >= E_q[log w] = ELBO, with w = p(x, z)/q(z); the
+  gap of Jensen's inequality equals KL(q || p(z|x)).
+- :func:`fit_family`: the best ELBO a Gaussian, a Laplace or a two-Gaussian mixture q reaches,
+  fitted by L-BFGS on the exact (quadrature) ELBO, and the gap KL(q || p(z|x)) left to each.
+
+Every value is in nats. Nothing here imports streamlit; text labels are left to the page.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import numpy as np
+import torch
+
+from .theory import LOG_2PI, VITarget, gaussian_kl_1d
+
+__all__ = [
+    "RULES", "DerivationLine", "derivation_from_kl", "derivation_from_evidence", "JensenView", "jensen_view",
+    "FAMILIES", "FamilyFit", "fit_family", "fit_all_families", "max_step_error",
+]
+
+# The rule each line uses, by key (the page translates the keys).
+RULES = ("start", "definition_kl", "bayes", "integral_q_one", "linearity", "rearrange", "kl_nonnegative",
+         "marginal", "multiply_divide_q", "jensen")
+FAMILIES = ("gaussian", "laplace", "mixture")
+
+# Quadrature under a standard normal, in float64: the same rule as vae_core.theory uses for elbo_1d.
+_U = np.linspace(-10.0, 10.0, 2001)
+_W = np.exp(-0.5 * _U**2)
+_W = _W / _W.sum()
+# Under a standard Laplace (density e^{-|t|}/2): a fine grid with a node on the kink at 0.
+_T = np.linspace(-45.0, 45.0, 18001)
+_TW = 0.5 * np.exp(-np.abs(_T))
+_TW = _TW / _TW.sum()
+
+
+class DerivationLine(NamedTuple):
+    """One line of a derivation: its formula, the rule that leads to it, and its value on the 1-D model."""
+
+    latex: str      # the right-hand side of the line, in LaTeX (words inside go through the page's translator)
+    rule: str       # a key of RULES: why this line follows from the one above
+    value: float    # the line's value for the current q, nats
+    relation: str   # how this line follows from the one above: "=" (same value), "=>" (rearranged into
+                    # an identity: its value is its left side, log p(x)) or ">=" (a bound on the line above)
+
+
+def _gauss_expect(target: VITarget, mu: float, sigma: float) -> dict[str, float]:
+    """Every expectation under q = N(mu, sigma^2) that the derivations use, each by quadrature, nats."""
+    z = mu + sigma * _U  # (U,)
+    zt = torch.from_numpy(z)
+    log_joint = target.log_joint(zt).numpy()
+    log_prior = -0.5 * (LOG_2PI + z**2)
+    log_lik = log_joint - log_prior
+    log_q = -0.5 * (LOG_2PI + 2.0 * math.log(sigma) + ((z - mu) / sigma) ** 2)
+    log_post = target.log_posterior(z)
+    e = lambda f: float(f @ _W)  # noqa: E731
+    return {
+        "E_log_q": e(log_q), "E_log_post": e(log_post), "E_log_lik": e(log_lik), "E_log_prior": e(log_prior),
+        "E_log_joint": e(log_joint),
+        "log_E_w": _log_mean_weight(target, mu, sigma),
+        "E_log_px_const": float(target.log_px() * _W.sum()),  # integral q(z) log p(x) dz, with the rule's own weights
+    }
+
+
+# A wide fixed grid for log E_q[w]: w = p(x, z)/q(z) is heavy where q is thin, so q's own nodes miss it.
+_Z_WIDE = np.linspace(-12.0, 12.0, 24001)
+
+
+def _log_mean_weight(target: VITarget, mu: float, sigma: float) -> float:
+    """log E_q[p(x, z)/q(z)] = log integral q(z) (p(x, z)/q(z)) dz on a wide fixed grid, nats (trapezoid rule)."""
+    z = _Z_WIDE
+    log_q = -0.5 * (LOG_2PI + 2.0 * math.log(sigma) + ((z - mu) / sigma) ** 2)
+    log_w = target.log_joint(torch.from_numpy(z)).numpy() - log_q
+    log_integrand = log_q + log_w  # q(z) w(z), written out as the expectation it is
+    dz = z[1] - z[0]
+    trap = np.full(z.shape, math.log(dz))
+    trap[[0, -1]] += math.log(0.5)
+    return float(np.logaddexp.reduce(log_integrand + trap))
+
+
+def derivation_from_kl(target: VITarget, mu: float, sigma: float) -> list[DerivationLine]:
+    """KL(q || p(z|x)) expanded with Bayes' rule down to log p(x) = ELBO + KL, for q = N(mu, sigma^2). Nats."""
+    e = _gauss_expect(target, mu, sigma)
+    lp = target.log_px()
+    kl_prior = gaussian_kl_1d(mu, sigma, 0.0, 1.0)  # closed form: a separate route to the same number
+    kl_post = e["E_log_q"] - e["E_log_post"]
+    elbo = e["E_log_lik"] - kl_prior
+    return [
+        DerivationLine(r"\mathrm{KL}(q\,\|\,p(z\mid x))", "start", kl_post, "="),
+        DerivationLine(r"\mathbb{E}_q[\log q(z) - \log p(z\mid x)]", "definition_kl", kl_post, "="),
+        DerivationLine(r"\mathbb{E}_q[\log q(z) - \log p(x\mid z) - \log p(z) + \log p(x)]", "bayes",
+                       e["E_log_q"] - e["E_log_lik"] - e["E_log_prior"] + e["E_log_px_const"], "="),
+        DerivationLine(r"\mathbb{E}_q[\log q(z) - \log p(z)] - \mathbb{E}_q[\log p(x\mid z)] + \log p(x)",
+                       "integral_q_one", (e["E_log_q"] - e["E_log_prior"]) - e["E_log_lik"] + lp, "="),
+        DerivationLine(r"\mathrm{KL}(q\,\|\,p(z)) - \mathbb{E}_q[\log p(x\mid z)] + \log p(x)", "definition_kl",
+                       kl_prior - e["E_log_lik"] + lp, "="),
+        DerivationLine(r"\log p(x) = \mathbb{E}_q[\log p(x\mid z)] - \mathrm{KL}(q\,\|\,p(z)) + \mathrm{KL}(q\,\|\,p(z\mid x))",
+                       "rearrange", elbo + kl_post, "=>"),
+        DerivationLine(r"\log p(x) \ge \mathbb{E}_q[\log p(x\mid z)] - \mathrm{KL}(q\,\|\,p(z)) = \mathrm{ELBO}",
+                       "kl_nonnegative", elbo, ">="),
+    ]
+
+
+def derivation_from_evidence(target: VITarget, mu: float, sigma: float) -> list[DerivationLine]:
+    """log p(x) = integral q log p(x) dz, split with log p(x) = log p(x, z) - log p(z|x), for q = N(mu, sigma^2). Nats."""
+    e = _gauss_expect(target, mu, sigma)
+    lp = target.log_px()
+    kl_prior = gaussian_kl_1d(mu, sigma, 0.0, 1.0)
+    elbo_joint = e["E_log_joint"] - e["E_log_q"]
+    kl_post = e["E_log_q"] - e["E_log_post"]
+    return [
+        DerivationLine(r"\log p(x)", "start", lp, "="),
+        DerivationLine(r"\int q(z)\,\log p(x)\,dz", "integral_q_one", e["E_log_px_const"], "="),
+        DerivationLine(r"\int q(z)\,\log\frac{p(x, z)}{p(z\mid x)}\,dz", "marginal",
+                       e["E_log_joint"] - e["E_log_post"], "="),
+        DerivationLine(r"\int q(z)\,\log\frac{p(x, z)}{q(z)}\,dz + \int q(z)\,\log\frac{q(z)}{p(z\mid x)}\,dz",
+                       "multiply_divide_q", elbo_joint + kl_post, "="),
+        DerivationLine(r"\mathrm{ELBO} + \mathrm{KL}(q\,\|\,p(z\mid x))", "definition_kl", elbo_joint + kl_post, "="),
+        DerivationLine(r"\mathbb{E}_q[\log p(x\mid z)] - \mathrm{KL}(q\,\|\,p(z)) + \mathrm{KL}(q\,\|\,p(z\mid x))",
+                       "linearity", e["E_log_lik"] - kl_prior + kl_post, "="),
+        DerivationLine(r"\ge \mathbb{E}_q[\log p(x\mid z)] - \mathrm{KL}(q\,\|\,p(z)) = \mathrm{ELBO}", "kl_nonnegative",
+                       e["E_log_lik"] - kl_prior, ">="),
+    ]
+
+
+def max_step_error(lines: list[DerivationLine]) -> float:
+    """The largest |difference| between consecutive lines joined by "=", nats (0 for a sound derivation)."""
+    return max((abs(b.value - a.value) for a, b in zip(lines, lines[1:]) if b.relation == "="), default=0.0)
+
+
+class JensenView(NamedTuple):
+    """log E_q[w] >= E_q[log w] for w = p(x, z)/q(z), nats."""
+
+    log_mean_w: float   # log E_q[p(x, z)/q(z)] = log p(x)
+    mean_log_w: float   # E_q[log p(x, z) - log q(z)] = ELBO
+    gap: float          # log_mean_w - mean_log_w, Jensen's gap
+    kl_post: float      # KL(q || p(z|x)) computed directly: equals the gap
+    log_px: float       # exact log p(x)
+
+
+def jensen_view(target: VITarget, mu: float, sigma: float) -> JensenView:
+    """Jensen's inequality on the 1-D model for q = N(mu, sigma^2): its two sides, its gap, and KL(q || p(z|x))."""
+    e = _gauss_expect(target, mu, sigma)
+    mean_log_w = e["E_log_joint"] - e["E_log_q"]
+    return JensenView(e["log_E_w"], mean_log_w, e["log_E_w"] - mean_log_w, e["E_log_q"] - e["E_log_post"],
+                      target.log_px())
+
+
+# --------------------------------------------------------------------------- why a Gaussian?
+class FamilyFit(NamedTuple):
+    """The best q of one family for the 1-D model, nats."""
+
+    family: str           # a key of FAMILIES
+    params: dict          # the fitted parameters (mu, sigma; mu, b; pi, mu1, sigma1, mu2, sigma2)
+    elbo: float           # the best ELBO the family reached
+    gap: float            # log p(x) - elbo = KL(q || p(z|x)) >= 0
+    kl_direct: float      # KL(q || p(z|x)) by its own quadrature: equals gap
+    z: np.ndarray         # (G,) grid to draw q on
+    pdf: np.ndarray       # (G,) q's density on that grid
+
+
+def _log_joint_t(target: VITarget, z: torch.Tensor) -> torch.Tensor:
+    return target.log_joint(z)
+
+
+def _family_terms(target: VITarget, family: str, theta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(E_q log p(x, z), E_q log q, E_q log p(z|x)) for unconstrained parameters theta, by quadrature (torch, float64)."""
+    if family == "gaussian":
+        mu, sigma = theta[0], theta[1].exp()
+        u, w = torch.from_numpy(_U), torch.from_numpy(_W)
+        z = mu + sigma * u
+        log_q = -0.5 * (LOG_2PI + 2.0 * torch.log(sigma) + u**2)
+        return (w * target.log_joint(z)).sum(), (w * log_q).sum(), (w * _log_post_t(target, z)).sum()
+    if family == "laplace":
+        mu, b = theta[0], theta[1].exp()
+        t, w = torch.from_numpy(_T), torch.from_numpy(_TW)
+        z = mu + b * t
+        log_q = -math.log(2.0) - torch.log(b) - t.abs()
+        return (w * target.log_joint(z)).sum(), (w * log_q).sum(), (w * _log_post_t(target, z)).sum()
+    if family == "mixture":
+        pi = torch.sigmoid(theta[0])
+        mus, sigmas = theta[1:3], theta[3:5].exp()
+        weights = torch.stack([pi, 1.0 - pi])
+        u, w = torch.from_numpy(_U), torch.from_numpy(_W)
+        e_joint = e_logq = e_post = torch.zeros((), dtype=torch.float64)
+        for k in range(2):
+            z = mus[k] + sigmas[k] * u  # nodes under component k
+            comp = torch.stack([-0.5 * (LOG_2PI + 2.0 * torch.log(sigmas[j]) + ((z - mus[j]) / sigmas[j]) ** 2)
+                                for j in range(2)], -1)  # (U, 2)
+            log_q = torch.logsumexp(comp + torch.log(weights), -1)
+            e_joint = e_joint + weights[k] * (w * target.log_joint(z)).sum()
+            e_logq = e_logq + weights[k] * (w * log_q).sum()
+            e_post = e_post + weights[k] * (w * _log_post_t(target, z)).sum()
+        return e_joint, e_logq, e_post
+    raise ValueError(f"unknown family {family!r}; use one of {FAMILIES}")
+
+
+def _log_post_t(target: VITarget, z: torch.Tensor) -> torch.Tensor:
+    """log p(z|x) from the closed-form mixture, in torch (values only; it carries no parameters)."""
+    w, m, s = target.posterior_components()
+    comps = [math.log(wk) - 0.5 * (LOG_2PI + 2.0 * math.log(sk) + ((z - mk) / sk) ** 2) for wk, mk, sk in zip(w, m, s)]
+    return torch.logsumexp(torch.stack(comps, -1), -1)
+
+
+def _pdf(family: str, theta: np.ndarray, z: np.ndarray) -> np.ndarray:
+    if family == "gaussian":
+        mu, s = theta[0], math.exp(theta[1])
+        return np.exp(-0.5 * ((z - mu) / s) ** 2) / (s * math.sqrt(2 * math.pi))
+    if family == "laplace":
+        mu, b = theta[0], math.exp(theta[1])
+        return np.exp(-np.abs(z - mu) / b) / (2 * b)
+    pi = 1.0 / (1.0 + math.exp(-theta[0]))
+    out = np.zeros_like(z)
+    for wk, mk, lsk in ((pi, theta[1], theta[3]), (1 - pi, theta[2], theta[4])):
+        s = math.exp(lsk)
+        out += wk * np.exp(-0.5 * ((z - mk) / s) ** 2) / (s * math.sqrt(2 * math.pi))
+    return out
+
+
+def _starts(target: VITarget, family: str) -> list[list[float]]:
+    """Starting points: q on each posterior mode (a single q must pick one; the better one wins)."""
+    _, m, s = target.posterior_components()
+    if family == "mixture":
+        return [[0.0, float(m[0]) - 0.3, float(m[1]) + 0.3, 0.0, 0.0]]
+    scale = [math.log(float(sk)) for sk in s]
+    if family == "laplace":
+        scale = [v - 0.5 * math.log(2.0) for v in scale]  # a Laplace with the same variance
+    return [[float(mk), sc] for mk, sc in zip(m, scale)]
+
+
+def fit_family(target: VITarget, family: str, steps: int = 60, grid: np.ndarray | None = None) -> FamilyFit:
+    """The q of ``family`` ("gaussian", "laplace", "mixture") with the highest ELBO for ``target``.
+
+    Maximises the quadrature ELBO = E_q[log p(x, z)] - E_q[log q] with L-BFGS (float64) from
+    each posterior mode and keeps the best. Returns its ELBO, the gap log p(x) - ELBO and KL(q || p(z|x))
+    from its own quadrature (they agree: the identity holds for every family). Nats.
+    """
+    if family not in FAMILIES:
+        raise ValueError(f"unknown family {family!r}; use one of {FAMILIES}")
+    best: tuple[float, np.ndarray] | None = None
+    for start in _starts(target, family):
+        theta = torch.tensor(start, dtype=torch.float64, requires_grad=True)
+        opt = torch.optim.LBFGS([theta], lr=1.0, max_iter=steps, line_search_fn="strong_wolfe")
+
+        def closure() -> torch.Tensor:
+            opt.zero_grad()
+            e_joint, e_logq, _ = _family_terms(target, family, theta)
+            loss = -(e_joint - e_logq)
+            loss.backward()
+            return loss
+
+        opt.step(closure)
+        with torch.no_grad():
+            e_joint, e_logq, _ = _family_terms(target, family, theta)
+            elbo = float(e_joint - e_logq)
+        if best is None or elbo > best[0]:
+            best = (elbo, theta.detach().numpy().copy())
+    elbo, th = best
+    with torch.no_grad():
+        _, e_logq, e_post = _family_terms(target, family, torch.from_numpy(th))
+    z = np.linspace(-4.0, 4.0, 401) if grid is None else np.asarray(grid, dtype=np.float64)
+    if family == "gaussian":
+        params = {"mu": float(th[0]), "sigma": math.exp(th[1])}
+    elif family == "laplace":
+        params = {"mu": float(th[0]), "b": math.exp(th[1])}
+    else:
+        params = {"pi": 1.0 / (1.0 + math.exp(-th[0])), "mu1": float(th[1]), "mu2": float(th[2]),
+                  "sigma1": math.exp(th[3]), "sigma2": math.exp(th[4])}
+    lp = target.log_px()
+    return FamilyFit(family, params, elbo, lp - elbo, float(e_logq - e_post), z, _pdf(family, th, z))
+
+
+def fit_all_families(target: VITarget) -> list[FamilyFit]:
+    """:func:`fit_family` for every family in FAMILIES, in that order."""
+    return [fit_family(target, f) for f in FAMILIES]

@@ -1,0 +1,172 @@
+"""The live view of a training run, without any UI: fixed preview images, reconstructions and
+prior samples decoded from recent weights, and the step history thinned into chart series.
+
+A :class:`~vae_core.registry.TrainerHandle` keeps one :class:`PreviewBox` and one
+:class:`SeriesBuffer`; pages read :class:`Preview` objects and ``dict[str, np.ndarray]`` series.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from .data import Dataset, to_float
+from .models import AE, VAE
+from .train import History, Trainer
+
+__all__ = ["Preview", "PreviewBox", "SeriesBuffer", "fixed_examples", "prior_noise", "make_preview", "plot_series"]
+
+
+@dataclass
+class Preview:
+    """Decoded images at one training step: pixel means in [0, 1]."""
+
+    step: int
+    recon: torch.Tensor    # (N, D) reconstructions of the fixed test images (decoded from mu)
+    samples: torch.Tensor  # (M, D) decodes of the fixed prior draws z ~ N(0, I)
+    made_at: float         # time.monotonic() when computed, seconds
+    trainer_id: int        # id() of the trainer it came from
+
+
+def fixed_examples(dataset: Dataset, n: int = 8) -> torch.Tensor:
+    """``n`` fixed test images (n, D) uint8: the first of each class in turn, so classes differ."""
+    y = dataset.y_test.cpu()
+    picks: list[int] = []
+    for c in range(int(y.max()) + 1 if len(y) else 0):
+        where = (y == c).nonzero()
+        if len(where):
+            picks.append(int(where[0]))
+        if len(picks) == n:
+            break
+    for i in range(len(y)):  # fewer classes than n: top up with the first unused images
+        if len(picks) >= n:
+            break
+        if i not in picks:
+            picks.append(i)
+    return dataset.x_test[torch.tensor(picks, dtype=torch.long)].cpu()
+
+
+def prior_noise(latent_dim: int, n: int = 16, seed: int = 0) -> torch.Tensor:
+    """``n`` fixed draws z ~ N(0, I), shape (n, latent_dim), the same for every step."""
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, latent_dim, generator=g)
+
+
+@torch.no_grad()
+def make_preview(model: AE | VAE, x: torch.Tensor, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(reconstructions (N, D), samples (M, D)) as pixel means in [0, 1], on CPU.
+
+    ``x`` (N, D) uint8 or float in [0, 1] is reconstructed from its posterior mean (the AE's
+    code); ``z`` (M, z) is decoded as is. For an AE, ``z`` is not from any prior it has.
+    Leaves the model in eval mode.
+    """
+    model = model.eval()
+    dev = next(model.parameters()).device
+    mu, _ = model.encode(to_float(x.to(dev)))  # (N, z)
+    return model.mean_image(mu).cpu(), model.mean_image(z.to(dev)).cpu()
+
+
+class PreviewBox:
+    """The latest :class:`Preview` of one handle, and what the page wants previewed.
+
+    While a trainer's thread runs, the preview is decoded *in that thread*, right after a step
+    (:meth:`on_step`, a trainer callback): no model copy, no second pool of torch threads
+    competing with training, and at most one small forward pass per interval. The trainer holds
+    this box, never the handle, so the handle's finalizer can still fire.
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.latest: Preview | None = None
+        self.x: torch.Tensor | None = None   # (N, D) images to reconstruct
+        self.z: torch.Tensor | None = None   # (M, z) prior draws to decode
+        self.interval = 1.0                  # seconds between previews decoded by the training thread
+        self.wanted_until = 0.0              # time.monotonic(); nobody watching after this: no decoding
+
+    def want(self, x: torch.Tensor, z: torch.Tensor, interval: float) -> None:
+        """Ask for previews of ``x`` (N, D) and ``z`` (M, z) about every ``interval`` s, for the next few seconds."""
+        with self.lock:
+            self.x, self.z, self.interval = x, z, interval
+            self.wanted_until = time.monotonic() + max(3.0, 3 * interval)
+
+    def compute(self, trainer: Trainer, model: AE | VAE | None = None) -> Preview:
+        """Decode now from ``model`` (default: the trainer's live model, with no step in between)."""
+        x, z = self.x, self.z
+        assert x is not None and z is not None
+        if model is None:
+            step, (recon, samples) = trainer.inspect_model(lambda m: make_preview(m, x, z))
+        else:
+            step = trainer.global_step
+            recon, samples = make_preview(model, x, z)
+        p = Preview(step, recon, samples, time.monotonic(), id(trainer))
+        with self.lock:
+            self.latest = p
+        return p
+
+    def on_step(self, trainer: Trainer, record: dict[str, Any]) -> None:
+        """Trainer callback (training thread): refresh the preview if wanted and due."""
+        now = time.monotonic()
+        p = self.latest
+        if self.x is None or now > self.wanted_until:
+            return
+        if p is not None and p.trainer_id == id(trainer) and now - p.made_at < self.interval:
+            return
+        self.compute(trainer)
+
+
+def _bucket(cols: dict[str, np.ndarray], max_points: int) -> dict[str, np.ndarray]:
+    """Average every column into at most ``max_points`` buckets; ``step`` keeps each bucket's last.
+
+    Adds ``neg_elbo`` = ``recon_cost`` + ``kl`` (nats/example).
+    """
+    n = len(cols["step"])
+    out = dict(cols)
+    if n > max_points > 0:
+        starts = np.linspace(0, n, max_points + 1).astype(np.int64)[:-1]
+        counts = np.diff(np.append(starts, n))
+        for k, v in cols.items():
+            if k == "step":
+                out[k] = v[starts + counts - 1]
+            elif v.ndim == 2 and v.shape[1] == 0:
+                out[k] = v[: len(starts)]
+            else:
+                out[k] = np.add.reduceat(v, starts, axis=0) / (counts[:, None] if v.ndim == 2 else counts)
+    out["neg_elbo"] = out["recon_cost"] + out["kl"]
+    return out
+
+
+def plot_series(history: History, max_points: int = 400) -> dict[str, np.ndarray]:
+    """The step records (:meth:`History.arrays`) averaged into at most ``max_points`` buckets.
+
+    Keys: ``step`` (last step of each bucket), ``epoch``, ``recon_cost`` (-E_q log p(x|z),
+    nats/example, >= 0), ``kl`` and ``neg_elbo`` (nats/example), ``loss`` (the beta-weighted
+    objective), ``beta``, and ``kl_per_dim`` (P, z) in nats/example. Averaging also smooths
+    per-batch noise, and keeps the figures small however long training runs.
+    """
+    return _bucket(history.arrays(), max_points)
+
+
+class SeriesBuffer:
+    """Growing numpy copies of one trainer's step records, so that a long run costs the same per
+    redraw as a short one (see :meth:`~vae_core.registry.TrainerHandle.series`)."""
+
+    def __init__(self, trainer_id: int) -> None:
+        self.trainer_id = trainer_id  # id() of the trainer whose history this holds
+        self.n = 0                    # step records converted so far
+        self.cols: dict[str, np.ndarray] | None = None
+
+    def update(self, history: History, max_points: int) -> dict[str, np.ndarray]:
+        """Convert the records new since the last call and return :func:`plot_series` of all."""
+        n = len(history.step)
+        new = history.arrays(self.n, n)
+        if self.cols is None or self.n == 0:  # nothing yet (a (0, 0) per-dim array cannot be extended)
+            self.cols = new
+        elif n > self.n:
+            self.cols = {k: np.concatenate([self.cols[k], new[k]]) for k in self.cols}
+        self.n = n
+        return _bucket(self.cols, max_points)
