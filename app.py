@@ -4,37 +4,29 @@ Sets up the page, the navigation over lab_pages/, and the sidebar that shows and
 current model (a shipped checkpoint, a model trained in this session, or an upload).
 
 Streamlit runs this script only when a browser connects, so the first run after the server
-starts pays for importing torch (~1.6 s) and loading the default model. On Home, nothing
+starts pays for importing torch and loading the default model. Training never runs here: each
+trainer is a worker process of its own (vae_core.worker), with its own threads. On Home, nothing
 imports torch before the page's text is drawn: the page loads the model last, and the sidebar
 (which needs it) comes after the page. Other pages get the sidebar first, since they may stop.
 """
 
-import os
+import streamlit as st
 
-# Before torch loads OpenMP: threads that wait sleep instead of spinning. A workshop server runs
-# several trainers and page reruns at once; with spinning OpenMP threads on an oversubscribed
-# 2-core machine a training step took 542 ms instead of 49 ms (measured, see the issue notes).
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-import streamlit as st  # noqa: E402
-
-from lab_pages import state  # noqa: E402 - imports no torch
+from lab_pages import state, tour  # import no torch
+from lab_pages.i18n import _
 
 st.set_page_config(page_title="VAE Workshop Lab", page_icon="🧪", layout="wide")
 
-PAGES = {
-    "Start": [st.Page("lab_pages/home.py", title="Home", icon="🏠", default=True)],
-    "Ideas": [st.Page("lab_pages/theory.py", title="Theory: entropy to ELBO", icon="📐", url_path="theory")],
-    "The model": [
-        st.Page("lab_pages/train.py", title="Train", icon="🏋️", url_path="train"),
-        st.Page("lab_pages/elbo.py", title="ELBO, term by term", icon="🧮", url_path="elbo"),
-        st.Page("lab_pages/explorer.py", title="Latent explorer", icon="🎛️", url_path="explorer"),
-        st.Page("lab_pages/latent_map.py", title="Latent map (UMAP)", icon="🗺️", url_path="latent-map"),
-        st.Page("lab_pages/compare.py", title="AE vs VAE", icon="⚖️", url_path="compare"),
-    ],
-}
 
-pg = st.navigation(PAGES)
+def _nav() -> dict[str, list]:
+    """st.navigation's menu from lab_pages.tour (one source for titles, paths and groups), in this session's language."""
+    by_path = {p.path: p for p in tour.PAGES}
+    return {_(group): [st.Page(path, title=_(by_path[path].title), icon=icon,
+                               **({"default": True} if by_path[path].url == "" else {"url_path": by_path[path].url}))
+                       for path, icon in items] for group, items in tour.NAV}
+
+
+pg = st.navigation(_nav())
 
 
 def start_umap_warmup(delay: float = 2.0) -> None:

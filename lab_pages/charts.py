@@ -16,7 +16,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from lab_pages.style import (
-    ELBO_COLOR, GUIDE_COLOR, INK_COLOR, KL_COLOR, LOGPX_COLOR, MU_COLOR, P_COLOR, Q_COLOR, RECON_COLOR, class_color,
+    ELBO_COLOR, FAMILY_COLORS, GUIDE_COLOR, INK_COLOR, KL_COLOR, LOGPX_COLOR, MU_COLOR, P_COLOR, Q_COLOR, RECON_COLOR, class_color,
 )
 
 KL_SCALE = [[0, "#ffffff"], [1, KL_COLOR]]  # KL per dimension: white (0 nats) to the KL colour
@@ -158,6 +158,13 @@ def class_scatter(xy: np.ndarray, ids: np.ndarray, labels: np.ndarray, class_nam
     return fig.update_yaxes(scaleanchor="x") if equal_axes else fig
 
 
+def with_marker(fig: go.Figure, x: float, y: float, *, name: str, color: str = "#000000") -> go.Figure:
+    """``fig`` with one large star marker at (x, y) on top (your image on a map); returns the same figure."""
+    fig.add_trace(go.Scatter(x=[x], y=[y], mode="markers", name=name, hovertext=[name], hoverinfo="text",
+                             marker=dict(symbol="star", size=22, color=color, line=dict(width=2, color="#ffffff"))))
+    return fig
+
+
 def mu_histograms(centres, density: np.ndarray, t, prior_pdf, dim_titles: Sequence[str], *, title: str, bar_name: str,
                   prior_name: str, x_title: str, y_title: str) -> go.Figure:
     """Density of each μ_j over the test set (bars, ``density`` (z, bins)) against the prior's
@@ -178,6 +185,25 @@ def mu_histograms(centres, density: np.ndarray, t, prior_pdf, dim_titles: Sequen
     fig.update_annotations(font_size=11)
     return fig.update_layout(title=dict(text=title, y=0.99, yanchor="top"), height=170 * nrow + 150, bargap=0, margin=dict(t=110),
                              legend=dict(orientation="h", y=0.99, yanchor="top", x=1, xanchor="right", yref="container"))
+
+
+def pair_codes(xy: np.ndarray, ids: np.ndarray, labels: np.ndarray, class_names: Sequence[str], *, title: str,
+               axes: tuple[str, str], row_text: str, circles: Sequence[tuple[float, float, np.ndarray, np.ndarray]] = (),
+               circle_name: str = "") -> go.Figure:
+    """AE vs VAE: one model's codes (:func:`class_scatter`, 430 px); with ``circles`` (radius, prior mass inside, xs, ys),
+    the prior's σ circles on equal axes, each named ``circle_name.format(r=radius, mass=mass)``."""
+    rings = [(circle_name.format(r=r, mass=mass), xs, ys) for r, mass, xs, ys in circles]
+    return class_scatter(xy, ids, labels, class_names, title=title, axes=axes, row_text=row_text, height=430, overlays=rings,
+                         equal_axes=bool(rings))
+
+
+def pair_histograms(centres, density: np.ndarray, t, prior_pdf, active: Sequence[bool], *, dim_name: str,
+                    inactive_name: str, title: str, bar_name: str, prior_name: str, x_title: str, y_title: str) -> go.Figure:
+    """AE vs VAE: :func:`mu_histograms` with panel j titled ``dim_name`` (or, for a dim the model switched off,
+    ``inactive_name``) formatted with ``j`` (1-based)."""
+    dims = [(dim_name if on else inactive_name).format(j=j + 1) for j, on in enumerate(active)]
+    return mu_histograms(centres, density, t, prior_pdf, dims, title=title, bar_name=bar_name, prior_name=prior_name,
+                         x_title=x_title, y_title=y_title)
 
 
 def path_norms(paths: Sequence[tuple[str, np.ndarray]], reference: float | None = None, *, reference_text: str = "",
@@ -262,3 +288,56 @@ def gradient_histograms(reparam, score, exact: float, *, names: tuple[str, str],
         fig.update_xaxes(title_text=x_title, row=1, col=col)
     fig.update_yaxes(title_text=y_title, row=1, col=1)
     return fig.update_layout(height=340, showlegend=False)
+
+
+def family_fits(z, posterior, fits: Sequence[tuple[str, str, np.ndarray]], *, posterior_name: str, x_title: str,
+                y_title: str) -> go.Figure:
+    """The true posterior p(z|x) on ``z`` and the best q of each family: ``fits`` are (family key, name, pdf on z);
+    each family keeps its colour (lab_pages.style.FAMILY_COLORS), the posterior is a thick line under them."""
+    fig = go.Figure(go.Scatter(x=z, y=posterior, name=posterior_name, line=dict(color=P_COLOR, width=4), opacity=0.5))
+    for family, name, pdf in fits:
+        fig.add_scatter(x=z, y=pdf, name=name, line=dict(color=FAMILY_COLORS.get(family, INK_COLOR), dash="dash"))
+    return fig.update_layout(xaxis_title=x_title, yaxis_title=y_title, height=360, legend=dict(orientation="h", y=-0.25))
+
+
+# ---- pitfalls
+from lab_pages.style import CORRECT_COLOR, MISTAKEN_COLOR  # noqa: E402 - this section's colours
+
+PAIR_COLORS = (CORRECT_COLOR, MISTAKEN_COLOR)
+
+
+def pair_bars(categories: Sequence[str], correct, mistaken, *, names: tuple[str, str], title: str, x_title: str,
+              y_title: str, reference: float | None = None, reference_text: str = "", log_y: bool = False) -> go.Figure:
+    """One value per category for the correct run and the mistaken one, as grouped bars (Pitfalls page):
+    KL per latent dimension, gradient norms per parameter, z's moments; ``reference`` is a dotted line."""
+    data = [dict(type="bar", x=list(categories), y=list(v), name=n, marker=dict(color=c))
+            for v, n, c in zip((correct, mistaken), names, PAIR_COLORS)]
+    fig = _fast(data, dict(title=_title(title), barmode="group", height=320, margin=dict(t=40, b=10),
+                           xaxis=dict(title=_title(x_title)), yaxis=dict(title=_title(y_title), type="log" if log_y else "linear"),
+                           legend=dict(orientation="h", yanchor="bottom", y=1.0, x=1.0, xanchor="right")))
+    if reference is not None:
+        fig.add_hline(y=reference, line=dict(color=GUIDE_COLOR, dash="dot"), annotation_text=reference_text)
+    return fig
+
+
+def pair_curves(step_correct, correct, step_mistaken, mistaken, *, names: tuple[str, str], title: str, x_title: str,
+                y_title: str) -> go.Figure:
+    """What each run of a pair reported over training (its own objective), correct and mistaken."""
+    data = [dict(type="scatter", x=list(s), y=list(v), name=n, mode="lines", line=dict(color=c))
+            for s, v, n, c in zip((step_correct, step_mistaken), (correct, mistaken), names, PAIR_COLORS)]
+    return _fast(data, dict(title=_title(title), height=320, margin=dict(t=40, b=10), xaxis=dict(title=_title(x_title)),
+                            yaxis=dict(title=_title(y_title)),
+                            legend=dict(orientation="h", yanchor="bottom", y=1.0, x=1.0, xanchor="right")))
+
+
+def likelihood_gaps(bce_grey, cb_grey, bce_binarized, d_log2: float, *, names: tuple[str, str, str, str], x_title: str,
+                    y_title: str) -> go.Figure:
+    """Per image: −BCE on grey pixels, the continuous-Bernoulli log-likelihood of the same images, and −BCE on
+    binarized ones; a dotted line at −BCE + D log 2, the least the normaliser adds (``names`` in that order)."""
+    idx = list(range(len(bce_grey)))
+    bound = (np.asarray(bce_grey, dtype=float) + d_log2).tolist()
+    data = [dict(type="scatter", x=idx, y=list(v), name=n, mode="markers", marker=dict(color=c, size=7))
+            for v, n, c in zip((bce_grey, cb_grey, bce_binarized), names, (MISTAKEN_COLOR, CORRECT_COLOR, INK_COLOR))]
+    data.append(dict(type="scatter", x=idx, y=bound, name=names[3], mode="lines", line=dict(color=GUIDE_COLOR, dash="dot")))
+    return _fast(data, dict(height=340, margin=dict(t=10, b=10), xaxis=dict(title=_title(x_title)),
+                            yaxis=dict(title=_title(y_title)), legend=dict(orientation="h", yanchor="top", y=-0.2)))

@@ -18,10 +18,14 @@ import streamlit as st
 import torch
 
 from lab_pages import state
+from lab_pages.i18n import N_, _, error_text
 from lab_pages.style import CLASS_COLORS, ELBO_COLOR, KL_COLOR, LOGPX_COLOR, RECON_COLOR, class_color  # noqa: F401 - re-exported
 from vae_core.checkpoint import CheckpointError, LoadedCheckpoint, load_checkpoint, read_metadata
+from vae_core import projection as pj
+from vae_core.identity import candidates
 from vae_core.data import DATASETS, Dataset, DatasetError, dataset_available, load_dataset
-from vae_core.inference import images_to_grid
+from vae_core.inference import images_to_grid, scale_for
+from vae_core.inference import upscale as inf_upscale
 from vae_core.models import AE, VAE, ModelConfig
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -29,6 +33,25 @@ CHECKPOINT_DIR = PROJECT_ROOT / "checkpoints"
 SESSION_CHECKPOINT_DIR = CHECKPOINT_DIR / "saved"  # where the Train page's Save writes
 
 DEFAULT_SHIPPED = ("fmnist_vae_z16", "digits_vae_z2")  # first one whose data is on this machine
+LIKELIHOOD_NAMES = {"bernoulli": N_("Bernoulli"), "continuous_bernoulli": N_("continuous Bernoulli"),
+                    "gaussian": N_("Gaussian")}  # marked: translate with likelihood_name()
+SOURCE_NAMES = {"shipped": N_("shipped"), "session": N_("session"), "upload": N_("upload")}  # LoadedModel.source, in words
+
+
+def likelihood_name(likelihood: str) -> str:
+    """A likelihood's name in the session's language ("Bernoulli", "continuous Bernoulli"…), e.g. for a format_func."""
+    return _(LIKELIHOOD_NAMES[likelihood]) if likelihood in LIKELIHOOD_NAMES else likelihood
+
+
+def source_name(source: str) -> str:
+    """Where a model comes from ("shipped", "session", "upload"), in the session's language."""
+    return _(SOURCE_NAMES[source]) if source in SOURCE_NAMES else source
+
+
+def likelihood_text(likelihood: str, binarized: bool = False) -> str:
+    """What a log p(x) figure is measured under, e.g. "the continuous Bernoulli" or "the Bernoulli, binarized"."""
+    # TRANSLATORS: {name} is a likelihood (Bernoulli, Gaussian…); the phrase ends "Log-likelihoods under …".
+    return _("the {name}").format(name=likelihood_name(likelihood)) + (_(", binarized") if binarized else "")
 
 
 @dataclass
@@ -58,23 +81,54 @@ class LoadedModel:
     def epochs(self) -> float:
         return float(self.metadata.get("epochs") or 0.0)
 
+    @property
+    def binarized(self) -> bool:
+        """Trained with dynamic binarization (each step drew x ~ Bernoulli(pixels)): its figures are on binary images."""
+        return bool((self.metadata.get("train_config") or {}).get("binarize", False))
+
+    @property
+    def likelihood(self) -> str:
+        """The likelihood its log p(x), ELBO and NLL figures are in, in words (see :func:`likelihood_text`)."""
+        return likelihood_text(getattr(self.config, "likelihood", "bernoulli"), self.binarized)
+
     def summary(self) -> str:
+        """One line such as "VAE · digits · z=2, β=1 · 30.0 epochs · shipped", in the session's language."""
         kind = "VAE" if self.is_vae else "AE"
         beta = f", β={self.beta:g}" if self.is_vae else ""
         return (f"{kind} · {self.dataset_name} · z={self.config.latent_dim}{beta} · "
-                f"{self.epochs:.1f} epochs · {self.source}")
+                + _("{epochs:.1f} epochs").format(epochs=self.epochs) + f" · {source_name(self.source)}")
 
 
 # ------------------------------------------------------------------ data and checkpoints
-@st.cache_resource(show_spinner="Loading dataset…")
-def get_dataset(name: str) -> Dataset:
-    """The dataset on CPU, loaded once per process (read-only, shared by all sessions)."""
+USER_PREFIX = "user:"  # datasets uploaded in a session (vae_core.userdata names them so)
+
+
+@st.cache_resource(show_spinner=False)  # get_dataset shows a translated spinner
+def _shared_dataset(name: str) -> Dataset:
+    """A built-in dataset on CPU, loaded once per process (read-only, shared by all sessions)."""
     return load_dataset(name, download=False)
 
 
+def get_dataset(name: str) -> Dataset:
+    """The dataset ``name``: a built-in one (shared by all sessions) or one uploaded in this session."""
+    if name.startswith(USER_PREFIX):
+        ud = state.user_datasets().get(name)
+        if ud is None:
+            raise DatasetError(N_("{name} is a dataset uploaded in another browser session. Upload the same file "
+                                  "on the Train page (Your own dataset) to use it here."), name=name)
+        return ud.dataset
+    with st.spinner(_("Loading dataset…")):  # shown only when loading takes over half a second
+        return _shared_dataset(name)
+
+
 def available_datasets() -> list[str]:
-    """Dataset names loadable here without a download."""
-    return [n for n in DATASETS if dataset_available(n)]
+    """Dataset names loadable here without a download: the built-in ones found, then this session's uploads."""
+    return [n for n in DATASETS if dataset_available(n)] + list(state.user_datasets())
+
+
+def image_shape_of(name: str) -> tuple[int, int, int]:
+    """(C, H, W) of a dataset by name, without loading a built-in one."""
+    return DATASETS[name].image_shape if name in DATASETS else get_dataset(name).image_shape
 
 
 def list_shipped() -> dict[str, dict[str, Any]]:
@@ -82,6 +136,8 @@ def list_shipped() -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for folder in (CHECKPOINT_DIR, SESSION_CHECKPOINT_DIR):
         for p in sorted(folder.glob("*.safetensors")):
+            if p.name.endswith(pj.EMBED_SUFFIX):  # a checkpoint's shipped maps, not a model
+                continue
             try:
                 meta = read_metadata(p)
             except CheckpointError:
@@ -91,7 +147,7 @@ def list_shipped() -> dict[str, dict[str, Any]]:
     return out
 
 
-@st.cache_resource(show_spinner="Loading checkpoint…", max_entries=32)
+@st.cache_resource(show_spinner=False, max_entries=32)  # load_shipped shows a translated spinner
 def _load_shipped(path: str, mtime: float) -> LoadedCheckpoint:
     return load_checkpoint(path)
 
@@ -103,14 +159,35 @@ def load_shipped(name: str) -> LoadedModel:
     """
     entry = list_shipped().get(name)
     if entry is None:
-        raise CheckpointError(f"no checkpoint named {name!r} in {CHECKPOINT_DIR}")
-    ck = _load_shipped(entry["_path"], entry["_mtime"])
-    return LoadedModel(f"shipped:{name}:{entry['_mtime']}", name, "shipped", ck.model, ck.config, ck.metadata)
+        raise CheckpointError(N_("no checkpoint named {name!r} in {folder}"), name=name, folder=str(CHECKPOINT_DIR))
+    with st.spinner(_("Loading checkpoint…")):
+        ck = _load_shipped(entry["_path"], entry["_mtime"])
+    key = f"shipped:{name}:{entry['_mtime']}"
+    _seed_shipped_maps(entry["_path"], key)
+    return LoadedModel(key, name, "shipped", ck.model, ck.config, ck.metadata)
+
+
+@st.cache_resource(show_spinner=False)
+def _seed_shipped_maps(path: str, key: str) -> int:
+    """Once per process and checkpoint: its shipped test-set maps (``<name>.embed.safetensors``) go into the
+    pages' shared projection cache, so the latent map and AE vs VAE show a UMAP at once (0 when none ship)."""
+    emb = pj.load_embeddings(pj.embeddings_path(path))
+    return 0 if emb is None else pj.seed_cache(pj.shared_projection_cache(), key, emb)
 
 
 def from_checkpoint(ck: LoadedCheckpoint, label: str, source: str, key: str) -> LoadedModel:
     """Wrap a loaded checkpoint (an upload, a session model) as a :class:`LoadedModel`."""
     return LoadedModel(key, label, source, ck.model.cpu().eval(), ck.config, ck.metadata)
+
+
+Z2_MODELS = {"fashion-mnist": "fmnist_vae_z2", "digits": "digits_vae_z2", "mnist": "mnist_vae_z2"}  # shipped z=2 VAEs
+
+
+def shipped_z2_vae(dataset: str) -> tuple[str, str] | None:
+    """(name, its dataset) of the shipped z=2 VAE of ``dataset``, else the digits one, else None."""
+    shipped = list_shipped()
+    name = Z2_MODELS.get(dataset) if Z2_MODELS.get(dataset) in shipped else "digits_vae_z2"
+    return (name, str(shipped[name].get("dataset"))) if name in shipped else None
 
 
 def default_model_name() -> str | None:
@@ -136,7 +213,7 @@ def current_model() -> LoadedModel | None:
             try:
                 lm = load_shipped(name)
             except CheckpointError as exc:
-                state.set_model_error(str(exc))
+                state.set_model_error(error_text(exc))
                 return None
             state.set_current_model(lm)
     return lm
@@ -147,21 +224,21 @@ def require_model() -> LoadedModel:
     lm = current_model()
     if lm is None:
         err = state.model_error()
-        st.warning("No model is loaded. Pick a checkpoint in the sidebar, upload one, or train one on the Train page."
+        st.warning(_("No model is loaded. Pick a checkpoint in the sidebar, upload one, or train one on the Train page.")
                    + (f"\n\n{err}" if err else ""))
         st.stop()
     return lm
 
 
-def require_vae(why: str = "this page is about the ELBO, whose KL term only a VAE has") -> LoadedModel:
-    """The current model if it is a VAE; otherwise say why the page needs one and stop."""
+def require_vae(why: str | None = None) -> LoadedModel:
+    """The current model if it is a VAE; otherwise say why the page needs one (``why``, already
+    translated: "this page …") and stop."""
     lm = require_model()
     if not lm.is_vae:
-        st.info(
-            f"The current model is an autoencoder (AE). This page needs a VAE: {why}. "
-            "An AE maps each image to one point, with no distribution q(z|x) and no prior, "
-            "so it has no KL term and no ELBO. Pick a VAE in the sidebar."
-        )
+        st.info(_("The current model is an autoencoder (AE). This page needs a VAE: {why}. "
+                  "An AE maps each image to one point, with no distribution q(z|x) and no prior, "
+                  "so it has no KL term and no ELBO. Pick a VAE in the sidebar.").format(
+            why=why or _("this page is about the ELBO, whose KL term only a VAE has")))
         st.stop()
     return lm
 
@@ -171,24 +248,35 @@ def require_dataset(lm: LoadedModel) -> Dataset:
     try:
         return get_dataset(lm.dataset_name)
     except DatasetError as exc:
-        st.error(f"The dataset of this model is not available:\n\n{exc}")
+        digest = str(lm.metadata.get("dataset_sha256") or "")[:12]
+        st.error(_("The dataset of this model, **{name}**{digest}, is not available:").format(
+            name=lm.dataset_name, digest=f" (sha256 {digest}…)" if digest else "") + f"\n\n{error_text(exc)}")
         st.stop()
         raise  # unreachable; keeps type checkers happy
 
 
+def require_vae_data(why: str) -> tuple[LoadedModel, Dataset]:
+    """The current VAE and its dataset (see :func:`require_vae`), or a clear message and ``st.stop()``
+    when the dataset's images do not have the model's number of pixels."""
+    lm = require_vae(why)
+    ds = require_dataset(lm)
+    if ds.dim != lm.config.input_dim:
+        st.error(_("This model expects {n_model} pixels but {dataset} has {n_data}. Pick another model in the sidebar.").format(
+            n_model=lm.config.input_dim, dataset=ds.name, n_data=ds.dim))
+        st.stop()
+    return lm, ds
+
+
 # ------------------------------------------------------------------ images for st.image
 def to_image(flat: np.ndarray | torch.Tensor, image_shape: tuple[int, int, int]) -> np.ndarray:
-    """One flattened image (D,) in [0, 1] -> (H, W) uint8 for st.image."""
-    a = flat.detach().cpu().numpy() if isinstance(flat, torch.Tensor) else np.asarray(flat)
-    _, h, w = image_shape
-    return (np.clip(a.reshape(h, w), 0.0, 1.0) * 255).round().astype(np.uint8)
+    """One flattened image (D,) in [0, 1] (or uint8) -> (H, W) uint8 for st.image (vae_core.inference's mosaic of one)."""
+    return images_to_grid(flat, image_shape, ncols=1)
 
 
 def upscale(img: np.ndarray, tile_h: int, px: int) -> np.ndarray:
     """Enlarge a uint8 image by whole pixels so that a ``tile_h``-high tile is about ``px`` high
     (8x8 digits stay crisp; a browser's own scaling would blur them)."""
-    s = max(1, round(px / tile_h))
-    return np.kron(img, np.ones((s, s) + (1,) * (img.ndim - 2), dtype=np.uint8)) if s > 1 else img
+    return inf_upscale(img, scale_for(tile_h, px))
 
 
 def png_data_uri(img: np.ndarray, compress_level: int = 1) -> str:
@@ -196,8 +284,8 @@ def png_data_uri(img: np.ndarray, compress_level: int = 1) -> str:
 
     Such an image travels inside the page's own message, so the browser draws it without
     fetching a file from the server: what the explorer sends on every slider move. PNG keeps
-    upscaled pixels sharp (``st.image`` of an array sends a JPEG); level 1 encodes ~3x faster
-    than the default for a few KB more.
+    upscaled pixels sharp (``st.image`` of an array sends a JPEG); level 1 trades a few KB for
+    much faster encoding (docs/performance.md).
     """
     import base64  # noqa: PLC0415
     import io  # noqa: PLC0415
@@ -215,3 +303,47 @@ def show_grid(images: np.ndarray | torch.Tensor, image_shape: tuple[int, int, in
     enlarged to about ``px`` pixels high by whole pixels."""
     grid = upscale(images_to_grid(images, image_shape, ncols=ncols), image_shape[1], px)
     container.image(grid, caption=caption, width=width or "stretch", clamp=True)
+
+
+# ------------------------------------------------------------------ picking one image
+def pixels_key(pixels: torch.Tensor | np.ndarray) -> str:
+    """A short content key for one image's pixels: what per-image caches are keyed by."""
+    import hashlib  # noqa: PLC0415
+
+    a = pixels.numpy() if isinstance(pixels, torch.Tensor) else np.asarray(pixels)
+    return hashlib.sha1(np.ascontiguousarray(a).tobytes()).hexdigest()[:16]
+
+
+def image_picker(ds: Dataset, prefix: str, n_pick: int = 20) -> tuple[torch.Tensor, str]:
+    """Offer ``n_pick`` test images (a thumbnail and a button each), an index box, "other images" and,
+    when this session has its own image of this dataset's shape (the *Your image* page), that image.
+
+    Keys start with ``prefix`` (``<prefix>_index``, ``<prefix>_pick_<i>``, ``<prefix>_mine``).
+    Returns the chosen image's pixels (D,) uint8 and its caption.
+    """
+    ss = st.session_state
+    n_test, key, mine_key = int(ds.x_test.shape[0]), f"{prefix}_index", f"{prefix}_mine"
+    ss[key] = min(int(ss.get(key, 0)), n_test - 1)
+    mine = state.user_image(ds.image_shape)
+    cand = candidates(n_test, n_pick, seed=int(ss.get(f"{prefix}_shuffle", 0)))
+    cols = st.columns(max(1, n_pick // 2))
+    for i, idx in enumerate(cand):
+        with cols[i % len(cols)]:
+            st.image(upscale(to_image(ds.x_test[idx], ds.image_shape), ds.image_shape[1], 56), width="stretch", output_format="PNG")
+            st.button(f"#{idx}", key=f"{prefix}_pick_{i}", on_click=ss.update, kwargs={key: idx, mine_key: False},
+                      width="stretch", help=_("class: {name}").format(name=ds.class_names[int(ds.y_test[idx])]))
+    c1, c2, c3 = st.columns([2, 2, 3])
+    c1.number_input(_("…or a test image by index (0–{last})").format(last=n_test - 1), 0, n_test - 1, key=key,
+                    on_change=ss.update, kwargs={mine_key: False})
+    c2.button(_("🔀 Other images"), key=f"{prefix}_shuffle_btn",
+              on_click=lambda: ss.update({f"{prefix}_shuffle": int(ss.get(f"{prefix}_shuffle", 0)) + 1}))
+    if mine is not None:
+        c3.button(_("✏️ Your image ({origin})").format(origin=mine.origin), key=f"{prefix}_mine_btn",
+                  on_click=ss.update, kwargs={mine_key: True}, type="primary" if ss.get(mine_key) else "secondary")
+    else:
+        c3.caption(_("✏️ Draw or upload an image of your own on the *Your image* page: it then appears here."))
+    if mine is not None and ss.get(mine_key):
+        return torch.from_numpy(mine.pixels.copy()), _("your image ({origin})").format(origin=mine.origin)
+    idx = int(ss[key])
+    return ds.x_test[idx], _("original #{index}").format(index=idx)
+

@@ -9,7 +9,6 @@ pair each count towards the server's cap, and each stops when its session ends.
 from __future__ import annotations
 
 import functools
-import sys
 import time
 import weakref
 from typing import Callable
@@ -18,10 +17,12 @@ import streamlit as st
 
 from lab_pages import common, state
 from vae_core import registry
-from vae_core.checkpoint import CheckpointError, checkpoint_bytes, save_by_name
+from vae_core.checkpoint import NAME_RE, CheckpointError, checkpoint_bytes, save_by_name
 from vae_core.data import DatasetError
 from vae_core.models import ConfigError
 from vae_core.train import Trainer, TrainerState as S, cli_command
+from vae_core.userdata import UserDataError, load_user_dataset
+from vae_core.worker import WorkerTrainer
 
 
 def session_handle(key: str, label: str = "") -> registry.TrainerHandle:
@@ -55,25 +56,27 @@ def session_probe() -> Callable[[], bool] | None:
 Message = tuple[str, str]
 
 
-def share_the_gil() -> None:
-    """Hand the GIL back to a training thread within 1 ms, not 5: while a page draws, that thread
-    waits for it after every torch op (at 5 ms, a third of the training speed on a busy box)."""
-    sys.setswitchinterval(min(sys.getswitchinterval(), 0.001))
+def _new_trainer(h: registry.TrainerHandle, mc, tc) -> WorkerTrainer:
+    """A trainer in a worker process of its own (vae_core.worker): the server's GIL and threads stay free for pages.
+    An uploaded dataset (this session's only) is sent to the worker whole."""
+    return h.registry.worker(mc, tc, dataset=common.get_dataset(tc.dataset))
 
 
-def _new_trainer(mc, tc) -> Trainer:
-    return Trainer(mc, tc, dataset=common.get_dataset(tc.dataset))
+def prewarm(h: registry.TrainerHandle, dataset: str) -> None:
+    """Have a spare worker ready (Python started, torch imported, ``dataset`` decoded) so Start is felt at once.
+    Only in a real server session: a test run of the page starts no processes."""
+    if session_probe() is not None and h.trainer is None and not dataset.startswith(common.USER_PREFIX):
+        h.registry.prewarm(dataset)
 
 
 def start(h: registry.TrainerHandle, mc, tc, errors: list[str]) -> Message:
     """Start training: the idle trainer of a Step with the same settings continues, else a new one."""
     if errors:
         return "error", "Not started. Fix the settings first: " + " ".join(errors)
-    share_the_gil()
     old = h.trainer
     reuse = old is not None and old.state == S.IDLE and old.model_config == mc and old.config == tc
     try:
-        h.start(None if reuse else _new_trainer(mc, tc))
+        h.start(None if reuse else _new_trainer(h, mc, tc))
     except (registry.CapacityError, ConfigError, DatasetError) as exc:
         return "error", f"Not started: {exc}"
     return "success", f"Training started: {mc.describe()} on {tc.dataset}, {tc.epochs} epoch(s)."
@@ -93,12 +96,11 @@ def pause(h: registry.TrainerHandle) -> Message | None:
 
 
 def resume(h: registry.TrainerHandle) -> Message:
-    share_the_gil()
     try:
         h.resume()
     except registry.CapacityError as exc:
         return "error", f"Not resumed: {exc}"
-    if h.trainer is not None and h.trainer.state == S.RUNNING:
+    if h.trainer is not None and h.trainer.state in (S.RUNNING, S.STARTING):
         return "success", f"Resumed at step {h.trainer.global_step}."
     return "warning", "Not resumed: the trainer is still finishing its last step; press Resume again."
 
@@ -109,13 +111,13 @@ def step(h: registry.TrainerHandle, mc, tc, errors: list[str]) -> Message:
         if errors:
             return "error", "No step taken. Fix the settings first: " + " ".join(errors)
         try:
-            h.attach(_new_trainer(mc, tc))
+            h.attach(_new_trainer(h, mc, tc))
         except (DatasetError, ConfigError) as exc:
             return "error", f"No step taken: {exc}"
     rec = h.trainer.step()
     if rec is None:
         return "warning", h.trainer.message or "No step taken: training is over."
-    kl = f", KL {rec['kl']:.2f}" if h.trainer.model.is_vae else ""
+    kl = f", KL {rec['kl']:.2f}" if h.trainer.model_config.kind == "vae" else ""
     return "info", f"One batch: step {rec['step']}, loss {rec['loss']:.2f} nats/image (recon {-rec['recon']:.2f}{kl})."
 
 
@@ -128,7 +130,7 @@ def reset(h: registry.TrainerHandle) -> Message:
     return "info", "Reset: the trainer and its weights were discarded (saved checkpoints stay)."
 
 
-def copy_of(tr: Trainer):
+def copy_of(tr: Trainer | WorkerTrainer):
     """A consistent (model, metadata) copy of the trainer, with the CLI command that would train it."""
     return tr.consistent_copy(cli_command(tr.model_config, tr.config) + "  # trained on the app's Train page")
 
@@ -164,3 +166,32 @@ def download_bytes(ref: weakref.ref) -> bytes:
     """The checkpoint file of the handle's trainer, made when the browser asks (weak: no session kept alive)."""
     tr = getattr(ref(), "trainer", None)
     return b"" if tr is None else checkpoint_bytes(*copy_of(tr))
+
+
+def add_dataset(upload) -> Message | None:
+    """An uploaded .zip or .npz (a Streamlit UploadedFile) becomes a dataset of this session and the form's choice."""
+    if upload is None:
+        return None
+    try:
+        ud = load_user_dataset(upload.getvalue(), upload.name)
+    except UserDataError as exc:
+        return "error", f"Not added: {exc}"
+    st.session_state["train_dataset"] = state.add_user_dataset(ud)
+    shape, classes = ud.dataset.image_shape, len(ud.dataset.class_names) if ud.labelled else "no"
+    text = (f"Added {ud.dataset.name}: {ud.n_images:,} images of {shape[1]}×{shape[2]}, {classes} classes "
+            f"(sha256 {ud.content_hash[:12]}…). It trains, saves and downloads like any other dataset.")
+    return ("warning" if ud.warnings else "success"), " ".join((text, *ud.warnings))
+
+
+def keep_row(h: registry.TrainerHandle, act: Callable) -> None:
+    """The Train page's row that keeps a trained model: name, Save, Download, Use (``act`` runs a verb as a callback)."""
+    c = st.columns([2, 1, 1, 1], vertical_alignment="bottom")
+    name = c[0].text_input("Checkpoint name", placeholder="my_vae (letters, digits, - and _)", key="train_save_name").strip()
+    c[1].button("Save", icon=":material/save:", key="train_save", help="Writes checkpoints/saved/<name>.safetensors",
+                 on_click=lambda: act(save, (st.session_state.get("train_save_name") or "").strip()))
+    c[2].download_button("Download", icon=":material/download:", data=functools.partial(download_bytes, weakref.ref(h)),
+                         on_click="ignore", file_name=f"{name if NAME_RE.fullmatch(name) else 'vae_lab_model'}.safetensors",
+                         mime="application/octet-stream", key="train_download", help=".safetensors with its metadata")
+    c[3].button("Use this model in the lab", icon=":material/science:", key="train_use", on_click=act, args=(use,),
+                help="Makes it the current model on every page, without saving")
+

@@ -8,7 +8,10 @@ tests' interface (they put a model into ``st.session_state["current_model"]`` be
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Sequence
+
+import numpy as np
 
 import streamlit as st
 
@@ -24,6 +27,8 @@ UPLOAD = "sidebar_upload"          # the sidebar's file uploader
 TRAIN_HANDLE = "train_handle"      # TrainerHandle of the Train page (the ELBO page watches it)
 EXPLORER_Z = "explorer_z"          # list[float]: the explorer's latent point (the latent map sends one)
 EXPLORER_Z_MODEL = "explorer_z_model"  # str: key of the model that point belongs to
+USER_IMAGE = "user_image"          # UserImage: the image drawn or uploaded on the "Your image" page
+USER_DATASETS = "user_datasets"    # {name: vae_core.userdata.UserData}: datasets uploaded in this session
 
 
 # ------------------------------------------------------------------ the current model
@@ -92,3 +97,123 @@ def explorer_point() -> tuple[Any, str | None]:
 def set_explorer_point(z: Sequence[float], model_key: str) -> None:
     """Store the explorer's latent point; the latent map calls this before ``st.switch_page``."""
     st.session_state[EXPLORER_Z], st.session_state[EXPLORER_Z_MODEL] = [float(v) for v in z], model_key
+
+
+# ------------------------------------------------------------------ your own image
+@dataclass(frozen=True)
+class UserImage:
+    """An image drawn or uploaded in this session, preprocessed as one dataset's images were made."""
+
+    pixels: np.ndarray                    # (D,) uint8, the preprocessed input a model sees
+    image_shape: tuple[int, int, int]     # (C, H, W) of that dataset
+    dataset: str                          # the dataset whose preprocessing it went through
+    origin: str                           # "drawing" or the uploaded file's name
+
+
+def user_image(image_shape: Sequence[int] | None = None) -> UserImage | None:
+    """The session's own image, or None; with ``image_shape`` only one made for images of that shape."""
+    img = st.session_state.get(USER_IMAGE)
+    if img is None or (image_shape is not None and tuple(img.image_shape) != tuple(image_shape)):
+        return None
+    return img
+
+
+def set_user_image(img: UserImage | None) -> None:
+    """Keep (or, with None, forget) the session's own image: pages then offer it beside the test images."""
+    if img is None:
+        st.session_state.pop(USER_IMAGE, None)
+    else:
+        st.session_state[USER_IMAGE] = img
+
+
+# ------------------------------------------------------------------ your own datasets
+def user_datasets() -> dict[str, Any]:
+    """Datasets uploaded in this session (Train page), by name (``user:<file>``): vae_core.userdata.UserData."""
+    return st.session_state.setdefault(USER_DATASETS, {})
+
+
+def add_user_dataset(ud: Any) -> str:
+    """Keep an uploaded dataset for this session; returns its name (a second upload of the same name replaces it)."""
+    user_datasets()[ud.dataset.name] = ud
+    return ud.dataset.name
+
+
+
+# ------------------------------------------------------------------ the explorer's sliders (Latent explorer and Manifold pages)
+from lab_pages.i18n import N_, _  # noqa: E402 - light (streamlit only): this section's notes
+
+if TYPE_CHECKING:
+    from vae_core.explore import SliderSpace
+
+EXPLORER_LAST = "_explorer_last"  # (model key, tuple z): the point as the sliders last stored it
+EXPLORER_NOTE = "explorer_note"   # (msgid, fields, clamped dims, EXPLORER_LAST then) | None: a note on one point
+EXPLORER_DIMS = "explorer_dims"   # the explorer's picker of slider dims (forgotten for a new model)
+EXPLORER_DRAWS = "explorer_draws"  # int: random draws so far (draw n has seed n: reproducible)
+SENT_NOTE = N_("z taken from the latent map.")
+FOREIGN_NOTES = (  # [is_vae]
+    N_("A latent point was sent here for another model; it was ignored and the sliders start at the centre of the codes."),
+    N_("A latent point was sent here for another model; it was ignored and the sliders start at the prior mean."))
+HOME_NOTES = (N_("Reset to the mean of the codes."), N_("Reset to the prior mean z = 0."))  # [is_vae]
+RANDOM_NOTES = (N_("Random draw #{n} from a Gaussian fitted to the codes."), N_("Random draw #{n} from the prior N(0, I)."))
+
+
+def slider_key(j: int) -> str:
+    """The session key of latent dim ``j``'s slider (the explorer and the manifold page share it)."""
+    return f"explorer_dim_{j}"
+
+
+def set_slider_point(z: Sequence[float], model_key: str, sp: SliderSpace, note: tuple[str, dict] | None = None) -> None:
+    """Make ``z`` the explorer's point: the sliders (clamped to ``sp``'s ranges), the shared point, and ``note``
+    ((English msgid, its fields): translated where shown, so a language switch translates it too) on this point."""
+    from vae_core.explore import clamp_point  # noqa: PLC0415 - torch stays out of this module's import
+
+    zc, clamped = clamp_point(z, sp.lo, sp.hi)
+    st.session_state.update({slider_key(j): float(v) for j, v in enumerate(zc)})
+    set_explorer_point(zc, model_key)
+    last = st.session_state[EXPLORER_LAST] = (model_key, tuple(explorer_point()[0]))
+    st.session_state[EXPLORER_NOTE] = (*note, clamped, last) if note else None
+
+
+def explorer_note() -> str | None:
+    """The note on the current point, in the session's language; None when there is none or the point moved since."""
+    note = st.session_state.get(EXPLORER_NOTE)
+    if not note or note[3] != st.session_state.get(EXPLORER_LAST):
+        return None
+    moved = ", ".join(f"z{j + 1}" for j in note[2])
+    return _(note[0]).format(**note[1]) + (_(" ({dims} clamped to the slider range)").format(dims=moved) if moved else "")
+
+
+def reset_slider_point(model_key: str, sp: SliderSpace, is_vae: bool) -> None:
+    """Back to ``sp.home``: the prior mean (a VAE) or the centre of the codes (an AE, which has no prior)."""
+    set_slider_point(sp.home, model_key, sp, (HOME_NOTES[is_vae], {}))
+
+
+def random_slider_point(model_key: str, sp: SliderSpace, is_vae: bool) -> None:
+    """The next random draw: from the prior N(0, I) (a VAE) or from a Gaussian fitted to the codes (an AE)."""
+    from vae_core.explore import random_point  # noqa: PLC0415
+
+    st.session_state[EXPLORER_DRAWS] = n = st.session_state.get(EXPLORER_DRAWS, 0) + 1
+    set_slider_point(random_point(n, sp.mean, sp.std, is_vae), model_key, sp, (RANDOM_NOTES[is_vae], {"n": n}))
+
+
+def sync_slider_point(model_key: str, latent_dim: int, is_vae: bool, sp: SliderSpace) -> None:
+    """Take a point another page sent for this model, or start at ``sp.home`` for a model new to the sliders."""
+    from vae_core.explore import incoming_point  # noqa: PLC0415
+
+    (sent_z, sent_key), last = explorer_point(), st.session_state.get(EXPLORER_LAST)
+    if last is None or last[0] != model_key:
+        st.session_state.pop(EXPLORER_DIMS, None)
+    action, z = incoming_point(sent_z, sent_key, last, model_key, latent_dim)
+    if action != "keep":
+        note = {"sent": (SENT_NOTE, {}), "fresh": None, "foreign": (FOREIGN_NOTES[is_vae], {})}[action]
+        set_slider_point(z if action == "sent" else sp.home, model_key, sp, note)
+
+
+def read_slider_point(model_key: str, dims: Sequence[int], sp: SliderSpace) -> np.ndarray:
+    """The current point (z,) with the sliders of ``dims`` applied (a slider not drawn last run restarts from it)."""
+    z = np.array(explorer_point()[0], dtype=float)
+    for j in dims:
+        z[j] = st.session_state.setdefault(slider_key(j), float(np.clip(z[j], sp.lo[j], sp.hi[j])))
+    set_explorer_point(z, model_key)
+    st.session_state[EXPLORER_LAST] = (model_key, tuple(explorer_point()[0]))
+    return z

@@ -47,7 +47,9 @@ from vae_core.data import dataset_available, load_dataset  # noqa: E402
 from vae_core.elbo import quadrature_log_px  # noqa: E402
 from vae_core.data import to_float  # noqa: E402
 from vae_core.evaluate import ELBO_SEED_OFFSET, dataset_metrics  # noqa: E402
+from vae_core.inference import encode  # noqa: E402
 from vae_core.models import VAE, count_parameters  # noqa: E402
+from vae_core.projection import SHIPPED_UMAP_PARAMS, compute_projection, embeddings_path, save_embeddings  # noqa: E402
 
 DEFAULT_OUT = ROOT / "checkpoints"
 REFERENCE_FILE = "reference_recipe.json"
@@ -170,6 +172,19 @@ def quadrature_check(model: VAE, x: torch.Tensor, n_grid: int, k: int, seed: int
     m = dataset_metrics(model, x, seed=seed, k=k, n_iwae=x.shape[0])
     return {"quad_nll": quad, "quad_grid": n_grid, "quad_n": int(x.shape[0]), "quad_iwae_nll": m.iwae_nll,
             "quad_iwae_se": m.iwae_nll_se, "quad_neg_elbo": m.neg_elbo}
+
+
+def write_embeddings(path: Path) -> str:
+    """Encode the test split of one checkpoint and write its PCA and UMAP (the latent map's defaults) beside it,
+    so a first visit of the latent map or AE vs VAE shows them at once. Returns a one-line summary."""
+    ck = load_checkpoint(path, device="cpu")
+    ds = load_dataset(ck.metadata["dataset"], download=False)
+    t0 = time.perf_counter()
+    mu = encode(ck.model, ds.x_test)[0].cpu().numpy()  # (N_test, z)
+    maps = {"pca": compute_projection(mu, None, "pca"),
+            "umap": compute_projection(mu, None, "umap", **SHIPPED_UMAP_PARAMS)}
+    out = save_embeddings(embeddings_path(path), mu, maps)
+    return f"{rel(out)}, {mu.shape[0]} codes, UMAP {maps['umap'].seconds:.1f} s ({time.perf_counter() - t0:.0f} s in all)"
 
 
 def evaluate(path: Path, k: int, n_iwae: int, quad_n: int, quad_grid: int, train_wall: float | None) -> dict[str, Any]:
@@ -339,6 +354,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help=f"train/evaluate only this checkpoint (repeatable); one of {', '.join(NAMES)}")
     p.add_argument("--skip-train", action="store_true", help="do not train: re-evaluate existing files and rewrite the README")
     p.add_argument("--readme-only", action="store_true", help="only rewrite README.md from the files' recorded metrics")
+    p.add_argument("--embeddings-only", action="store_true",
+                   help="only (re)write each checkpoint's <name>.embed.safetensors: test-set codes, PCA and UMAP")
     p.add_argument("--epochs-scale", type=float, default=1.0, help="multiply every --epochs (smoke runs; e.g. 0.05)")
     p.add_argument("--no-reference", action="store_true", help="do not train the reference recipe (10 epochs of 784-400-20)")
     p.add_argument("--threads", type=int, default=1,
@@ -376,6 +393,12 @@ def main(argv: list[str] | None = None) -> int:
     t_all = time.perf_counter()
     ref_path = out_dir / REFERENCE_FILE
     reference = json.loads(ref_path.read_text()) if ref_path.exists() else None
+    if args.embeddings_only:
+        for spec in selected:
+            path = out_dir / f"{spec.name}.safetensors"
+            if path.exists():
+                print(f"embeddings of {spec.name}: {write_embeddings(path)}", flush=True)
+        return 0
     if args.readme_only:
         selected, args.skip_train = [], True
     want_ref = not args.skip_train and not args.no_reference and not args.only and dataset_available("fashion-mnist")

@@ -146,3 +146,64 @@ def train_page(monkeypatch):
             h.close()
             if tr is not None:
                 tr.join(10)
+
+
+# ====================================================================== worker processes (issue 15)
+# The Train page trains in `python -m vae_core.worker` children; page tests share spares and
+# check that none is left behind.
+from vae_core import registry as _registry  # noqa: E402
+
+ENV_WORKER_WAIT_POLICY = "VAE_LAB_WORKER_WAIT_POLICY"
+
+
+def worker_children() -> list[int]:
+    """Pids of this process's live (not zombie) children running ``vae_core.worker``, read from /proc."""
+    me, found = os.getpid(), []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+            with open(f"/proc/{d}/cmdline", "rb") as fh:
+                cmd = fh.read()
+        except OSError:  # it ended meanwhile
+            continue
+        if fields[0] != "Z" and int(fields[1]) == me and b"vae_core.worker" in cmd:
+            found.append(int(d))
+    return found
+
+
+@pytest.fixture(scope="module")
+def worker_registry():
+    """A fresh process-wide registry for one test module: sessions never time out, workers wait
+    passively (2 shared cores), one spare worker is kept (see ``spare_worker``). At the end of the
+    module every worker is shut down and none may be left a child of this process."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(ENV_TRAINER_TIMEOUT, "0")
+        mp.setenv(ENV_WORKER_WAIT_POLICY, "PASSIVE")
+        fresh = _registry.TrainerRegistry(spare_workers=1)
+        mp.setattr(_registry, "_DEFAULT", fresh)
+        yield fresh
+        fresh.shutdown()
+    assert wait_for(lambda: not worker_children(), 15), f"worker processes left behind: {worker_children()}"
+
+
+@pytest.fixture
+def spare_worker(worker_registry):
+    """One worker started ahead on digits, before and after each test: the next Start takes a
+    process whose Python and torch were loaded while the previous test ran (one start per test)."""
+    worker_registry.prewarm("digits")
+    yield worker_registry
+    worker_registry.prewarm("digits")
+
+
+def settle(tr, quiet_s: float = 0.7, timeout: float = 15.0) -> int:
+    """Wait until a worker trainer's step count has not changed for ``quiet_s`` s (a worker pushes
+    every 0.5 s, so a step in flight at a pause or stop has arrived); its step count then."""
+    end, last, since = time.monotonic() + timeout, tr.global_step, time.monotonic()
+    while time.monotonic() < end and time.monotonic() - since < quiet_s:
+        time.sleep(0.02)
+        if tr.global_step != last:
+            last, since = tr.global_step, time.monotonic()
+    return last

@@ -12,8 +12,9 @@ from streamlit.testing.v1 import AppTest
 from tests.conftest import APP, ROOT
 from vae_core.checkpoint import checkpoint_bytes, load_checkpoint
 
-PAGES = ["lab_pages/home.py", "lab_pages/theory.py", "lab_pages/train.py", "lab_pages/elbo.py", "lab_pages/explorer.py",
-         "lab_pages/latent_map.py", "lab_pages/compare.py"]
+PAGES = ["lab_pages/home.py", "lab_pages/theory.py", "lab_pages/derivation.py", "lab_pages/train.py", "lab_pages/elbo.py",
+         "lab_pages/elbo_training.py", "lab_pages/explorer.py", "lab_pages/manifold.py", "lab_pages/latent_map.py",
+         "lab_pages/compare.py", "lab_pages/compare_live.py", "lab_pages/pitfalls.py", "lab_pages/your_image.py"]
 
 
 # AppTest (1.67) drops what the router script itself draws on every rerun after the first
@@ -102,6 +103,29 @@ def test_good_upload_becomes_the_current_model():
     lm = at.session_state["current_model"]
     assert lm.source == "upload" and lm.label == "upload: mine.safetensors" and not lm.is_vae
     assert at.selectbox(key="sidebar_model_pick").value == "session:upload: mine.safetensors"
+
+
+def test_the_sidebar_renders_in_chinese():
+    """?lang=zh: the model box, a pick of an AE and a refused upload draw without an exception."""
+    at = AppTest.from_string(SIDEBAR_HARNESS, default_timeout=180)
+    at.query_params["lang"] = "zh"
+    at.run()
+    assert not at.exception, at.exception
+    assert at.session_state["lang"] == "zh_CN" and at.selectbox(key="sidebar_language").value == "zh_CN"
+    at.selectbox(key="sidebar_model_pick").set_value("shipped:digits_ae_z2").run()
+    at.file_uploader(key="sidebar_upload").upload("empty.safetensors", b"").run()
+    assert not at.exception, at.exception
+    assert at.session_state["current_model"].label == "digits_ae_z2" and len(at.error) == 1
+
+
+def test_home_renders_in_chinese():
+    """?lang=zh: Home (the router's menu, the tour, the workshop and the model's status line) draws without an exception."""
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.query_params["lang"] = "zh"
+    at.run()
+    assert not at.exception, at.exception
+    assert at.session_state["lang"] == "zh_CN" and at.session_state["current_model"] is not None
+    assert len(at.title) == 1 and len(at.success) == 1 and len(at.latex) == 1  # the status line came last, as in English
 
 
 @pytest.mark.parametrize("page", PAGES)

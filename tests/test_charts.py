@@ -187,3 +187,77 @@ class TestTheory:
                                      and getattr(getattr(charts, b), "__module__", "") == "lab_pages.charts"])
 def test_every_builder_is_tested_here(builder: str) -> None:
     assert builder in open(__file__, encoding="utf-8").read().replace("test_every_builder", "")
+
+
+class TestDerivation:
+    def test_family_fits_draws_the_posterior_and_each_family_in_its_colour(self) -> None:
+        from lab_pages.style import FAMILY_COLORS
+
+        z = np.linspace(-4, 4, 9)
+        fits = [("gaussian", "G", z * 0 + 0.1), ("mixture", "M", z * 0 + 0.2)]
+        fig = charts.family_fits(z, z * 0 + 0.3, fits, posterior_name="P", x_title="z (latent units)", y_title="density")
+        assert types(fig) == ["scatter"] * 3 and [t.name for t in fig.data] == ["P", "G", "M"]
+        assert fig.data[0].line.color == P_COLOR
+        assert (fig.data[1].line.color, fig.data[2].line.color) == (FAMILY_COLORS["gaussian"], FAMILY_COLORS["mixture"])
+        np.testing.assert_allclose(fig.data[2].y, 0.2)
+        assert fig.layout.xaxis.title.text == "z (latent units)" and fig.layout.yaxis.title.text == "density"
+
+
+class TestPitfalls:
+    def test_pair_bars_group_the_correct_and_the_mistaken_run_in_their_colours(self) -> None:
+        from lab_pages.style import CORRECT_COLOR, MISTAKEN_COLOR
+
+        fig = charts.pair_bars(["z1", "z2"], [1.0, 2.0], [0.0, 0.0], names=("ok", "bad"), title="T", x_title="dim",
+                               y_title="KL (nats)", reference=1.0, reference_text="ref")
+        assert types(fig) == ["bar", "bar"] and [t.name for t in fig.data] == ["ok", "bad"]
+        assert [t.marker.color for t in fig.data] == [CORRECT_COLOR, MISTAKEN_COLOR] and fig.layout.barmode == "group"
+        assert list(fig.data[0].x) == ["z1", "z2"] and list(fig.data[1].y) == [0.0, 0.0]
+        assert fig.layout.shapes[0].y0 == 1.0 and fig.layout.annotations[0].text == "ref"
+        assert fig.layout.title.text == "T" and fig.layout.yaxis.title.text == "KL (nats)" and fig.layout.yaxis.type == "linear"
+        log = charts.pair_bars(["a"], [1.0], [1e5], names=("ok", "bad"), title="", x_title="x", y_title="y", log_y=True)
+        assert log.layout.yaxis.type == "log" and not log.layout.shapes
+
+    def test_pair_curves_draw_each_run_on_its_own_steps(self) -> None:
+        from lab_pages.style import CORRECT_COLOR, MISTAKEN_COLOR
+
+        fig = charts.pair_curves([1, 2, 3], [3.0, 2.0, 1.0], [1, 2], [0.5, None], names=("ok", "bad"), title="T",
+                                 x_title="step", y_title="loss (nats)")
+        assert types(fig) == ["scatter", "scatter"] and [t.line.color for t in fig.data] == [CORRECT_COLOR, MISTAKEN_COLOR]
+        assert list(fig.data[1].x) == [1, 2] and list(fig.data[1].y) == [0.5, None]
+        assert fig.layout.xaxis.title.text == "step" and fig.layout.yaxis.title.text == "loss (nats)"
+
+    def test_likelihood_gaps_show_the_d_log_2_floor_above_bce(self) -> None:
+        bce, cb, binar = [-20.0, -30.0], [60.0, 50.0], [-15.0, -25.0]
+        fig = charts.likelihood_gaps(bce, cb, binar, 44.0, names=("B", "CB", "bin", "floor"), x_title="image", y_title="nats")
+        assert [t.name for t in fig.data] == ["B", "CB", "bin", "floor"] and list(fig.data[0].x) == [0, 1]
+        np.testing.assert_allclose(fig.data[3].y, [24.0, 14.0])
+        assert fig.data[3].line.dash == "dot" and fig.layout.xaxis.title.text == "image"
+
+
+def test_with_marker_adds_one_star_on_top() -> None:
+    xy = np.array([[0.0, 1.0], [2.0, 3.0]])
+    fig = charts.class_scatter(xy, np.array([0, 1]), np.array([0, 1]), ("a", "b"), title="t", axes=("x", "y"), row_text="row")
+    n = len(fig.data)
+    out = charts.with_marker(fig, 1.5, -2.0, name="your image")
+    assert out is fig and len(fig.data) == n + 1
+    star = fig.data[-1]
+    assert star.name == "your image" and star.marker.symbol == "star" and list(star.x) == [1.5] and list(star.y) == [-2.0]
+
+
+class TestPairBuilders:
+    def test_pair_codes_draws_the_prior_circles_on_equal_axes(self) -> None:
+        xy = np.array([[0.0, 1.0], [2.0, 3.0]])
+        circles = [(1.0, 0.39, np.array([1.0, 0.0]), np.array([0.0, 1.0]))]
+        fig = charts.pair_codes(xy, np.array([0, 1]), np.array([0, 1]), ("a", "b"), title="t", axes=("x", "y"), row_text="row",
+                                circles=circles, circle_name="{r:g}σ, {mass:.0%}")
+        assert [t.name for t in fig.data] == ["a", "b", "1σ, 39%"] and fig.layout.yaxis.scaleanchor == "x"
+        assert charts.pair_codes(xy, np.array([0, 1]), np.array([0, 1]), ("a", "b"), title="t", axes=("x", "y"),
+                                 row_text="row").layout.yaxis.scaleanchor is None
+
+    def test_pair_histograms_names_inactive_dims(self) -> None:
+        centres, t = np.linspace(-1, 1, 4), np.linspace(-1, 1, 5)
+        fig = charts.pair_histograms(centres, np.ones((2, 4)), t, np.ones(5), [True, False], dim_name="z{j}",
+                                     inactive_name="z{j} (off)", title="T", bar_name="μ", prior_name="N(0,1)",
+                                     x_title="x", y_title="y")
+        titles = [a.text for a in fig.layout.annotations]
+        assert "z1" in titles and "z2 (off)" in titles

@@ -166,3 +166,51 @@ class TestMetricsAndPrior:
         i, j = cmp.interpolation_pair(digits.y_test)
         assert i == 0 and int(digits.y_test[i]) != int(digits.y_test[j])
         assert cmp.interpolation_pair(np.array([3, 3, 3])) == (0, 1)
+
+
+class TestPageHelpers:
+    """What the AE vs VAE page used to compute itself: histogram panels, the map's PCA fallback, pair names."""
+
+    def test_histogram_panels(self) -> None:
+        mu = np.random.default_rng(0).normal(size=(500, 3))
+        centres, dens, t, pdf = cmp.histogram_panels(mu, bins=20)
+        edges, dens2 = cmp.mu_histograms(mu, 20)
+        np.testing.assert_allclose(centres, 0.5 * (edges[1:] + edges[:-1]))
+        np.testing.assert_allclose(dens, dens2)
+        assert t[0] == edges[0] and t[-1] == edges[-1] and len(t) == 200
+        np.testing.assert_allclose(pdf, cmp.standard_normal_pdf(t))
+
+    def test_map_xy_falls_back_to_pca(self) -> None:
+        from types import SimpleNamespace
+
+        from vae_core.projection import pca_2d
+
+        mu = np.random.default_rng(1).normal(size=(50, 4)).astype(np.float32)
+        xy, done = cmp.map_xy(mu, None)
+        assert not done and np.allclose(xy, pca_2d(mu))
+        running = SimpleNamespace(done=False, result=None)
+        assert not cmp.map_xy(mu, running)[1]
+        umap = np.ones((50, 2))
+        xy, done = cmp.map_xy(mu, SimpleNamespace(done=True, result=SimpleNamespace(xy=umap)))
+        assert done and xy is umap
+
+    def test_pair_choices(self) -> None:
+        def meta(kind, ds="digits", z=2):
+            return {"dataset": ds, "model_config": {"kind": kind, "latent_dim": z, "hidden": [64]},
+                    "train_config": {"seed": 0, "batch_size": 128, "epochs": 5, "beta": 1.0}}
+
+        shipped = {"d_vae": meta("vae"), "d_ae": meta("ae"), "f_vae": meta("vae", "fmnist", 16), "f_ae": meta("ae", "fmnist", 16)}
+        names, match = cmp.pair_choices(shipped, ["digits", "fmnist"], "fmnist", 16)
+        assert names == ["d_vae / d_ae", "f_vae / f_ae"] and match == "f_vae / f_ae"
+        names, match = cmp.pair_choices(shipped, ["digits"], "fmnist", 16)  # that dataset is not on this machine
+        assert names == ["d_vae / d_ae"] and match is None
+
+    def test_live_pair_models_have_fresh_keys(self) -> None:
+        from types import SimpleNamespace
+
+        mv = {"dataset": "digits", "model_config": {"latent_dim": 2}}
+        pt = SimpleNamespace(metadata=lambda: (mv, dict(mv)), models=lambda: ("V", "A"))
+        first, second = cmp.live_pair_models(pt, 1), cmp.live_pair_models(pt, 2)
+        assert [(lb, m) for _, lb, m, _ in first] == [("live VAE #1 (digits, z=2)", "V"), ("live AE #1 (digits, z=2)", "A")]
+        assert first[0][0].startswith("compare-live:") and first[0][0].endswith(":vae")
+        assert {k for k, *_ in first}.isdisjoint(k for k, *_ in second)

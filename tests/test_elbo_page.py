@@ -17,6 +17,7 @@ from vae_core.models import ModelConfig, build_model
 from vae_core.train import History, Snapshot, TrainConfig, Trainer
 
 PAGE = str(ROOT / "lab_pages" / "elbo.py")
+TRAINING = str(ROOT / "lab_pages" / "elbo_training.py")  # sections 1 and 5 of the old page: curves and the test set
 
 
 # one intra-op thread per trainer thread: see tests/conftest.py::one_torch_thread
@@ -32,6 +33,10 @@ def page(lm: LoadedModel | None = None, **state) -> AppTest:
     return run_page(PAGE, lm, **state)
 
 
+def training_page(lm: LoadedModel | None = None, **state) -> AppTest:
+    return run_page(TRAINING, lm, **state)
+
+
 def metric(at: AppTest, label: str) -> str:
     vals = [m.value for m in at.metric if m.label == label]
     assert vals, f"no metric {label!r} in {[m.label for m in at.metric]}"
@@ -42,8 +47,9 @@ def chart_specs(at: AppTest) -> list[dict]:
     return list(plotly_figures(at).values())
 
 
-def test_an_ae_gets_told_why_the_page_needs_a_vae() -> None:
-    at = page(load_shipped("digits_ae_z2"))
+@pytest.mark.parametrize("path", [PAGE, TRAINING])
+def test_an_ae_gets_told_why_the_page_needs_a_vae(path) -> None:
+    at = run_page(path, load_shipped("digits_ae_z2"))
     text = " ".join(i.value for i in at.info)
     assert "needs a VAE" in text and "no KL term" in text
     assert len(at.metric) == 0 and len(at.get("plotly_chart")) == 0 and len(at.latex) == 0
@@ -72,9 +78,15 @@ def test_z2_model_renders_the_posterior_view_with_exact_numbers(vae2, digits) ->
     iwae = [s for s in specs if s["layout"].get("xaxis", {}).get("type") == "log"]
     ks = arr(iwae[0]["data"][0]["x"])
     assert len(iwae) == 1 and len(ks) > 50 and ks[0] == 1 and ks[-1] == 5000
+    assert "log-likelihoods under the bernoulli" in " ".join(c.value for c in at.caption).lower()
+
+
+def test_the_test_set_table_says_its_likelihood(vae2) -> None:
+    at = training_page(vae2)
     tables = at.table
     assert "test −ELBO" in tables[0].value["quantity"].tolist()
     assert f"{vae2.metadata['test_metrics']['neg_elbo']:.2f}" in tables[0].value["value"].tolist()
+    assert any("log-likelihoods under the Bernoulli" in c.value for c in at.caption)
 
 
 def test_through_the_router() -> None:
@@ -106,7 +118,7 @@ def test_picking_an_image_and_k_updates_the_numbers(vae2, digits) -> None:
 def test_iwae_button_adds_the_nll_row(vae2, digits) -> None:
     # a model with no recorded IWAE figure (as after training in the lab): the row comes from the button
     tm = {k: v for k, v in (vae2.metadata.get("test_metrics") or {}).items() if not k.startswith("iwae")}
-    at = page(dataclasses.replace(vae2, key=vae2.key + ":no-iwae", metadata={**vae2.metadata, "test_metrics": tm}))
+    at = training_page(dataclasses.replace(vae2, key=vae2.key + ":no-iwae", metadata={**vae2.metadata, "test_metrics": tm}))
     assert not any("importance-weighted" in q for q in at.table[0].value["quantity"])
     at.select_slider(key="elbo_iwae_n").set_value(100).run()
     at.button(key="elbo_iwae_btn").click().run()
@@ -136,7 +148,7 @@ def test_high_dim_explains_the_z2_view_and_switches_to_the_shipped_z2_model(vae1
     at = page(vae16)
     info = " ".join(i.value for i in at.info)
     assert "z=16" in info and "needs a 2-D latent" in info
-    assert any("Collapse: 11 of 16" in w.value for w in at.warning)
+    assert any("Collapse: 11 of 16" in w.value for w in training_page(vae16).warning)
     assert metric(at, "exact log p(x)") == "n/a"
     assert r"\cdots" in " ".join(x.value for x in at.latex)  # 16 KL terms are abbreviated
     at.button(key="elbo_use_z2").click().run()
@@ -148,15 +160,16 @@ def test_high_dim_explains_the_z2_view_and_switches_to_the_shipped_z2_model(vae1
 
 def test_model_without_history_or_metrics_and_wrong_dataset(digits) -> None:
     fresh = build_model(digits_config("vae", 2)).eval()
-    at = page(LoadedModel("test:fresh", "fresh", "session", fresh, fresh.config, {"dataset": "digits"}))
+    at = training_page(LoadedModel("test:fresh", "fresh", "session", fresh, fresh.config, {"dataset": "digits"}))
     assert any("No training history" in i.value for i in at.info)
     assert "computed now" in " ".join(c.value for c in at.caption)
     t = at.table[0].value
     m = dataset_metrics(fresh, digits.x_test).to_dict()
     assert t["value"][0] == f"{m['neg_elbo']:.2f}"
     big = build_model(ModelConfig(latent_dim=2)).eval()  # 784 pixels, but labelled digits (64)
-    at = page(LoadedModel("test:big", "big", "session", big, big.config, {"dataset": "digits"}))
-    assert any("expects 784 pixels" in e.value for e in at.error)
+    for path in (PAGE, TRAINING):
+        at = run_page(path, LoadedModel("test:big", "big", "session", big, big.config, {"dataset": "digits"}))
+        assert any("expects 784 pixels" in e.value for e in at.error)
 
 
 def test_live_curves_from_a_running_trainer(vae2) -> None:
@@ -167,7 +180,7 @@ def test_live_curves_from_a_running_trainer(vae2) -> None:
     trainer = SimpleNamespace(state="running", snapshot=lambda: snap, model_config=vae2.config,
                               config=TrainConfig(dataset="digits", warmup_steps=100))
     handle = SimpleNamespace(trainer=trainer, touch=lambda: touched.append(1))
-    at = page(vae2, train_handle=handle)
+    at = training_page(vae2, train_handle=handle)
     assert any("Live from the Train page" in c.value for c in at.caption)
     assert touched
     curves = [s for s in chart_specs(at) if any(t.get("name") == "β (KL weight)" for t in s["data"])]
@@ -175,3 +188,15 @@ def test_live_curves_from_a_running_trainer(vae2) -> None:
     assert any(sh.get("x1") == 100 for sh in curves[0]["layout"].get("shapes", []))  # the warm-up band
     at.toggle(key="elbo_live").set_value(False).run()
     assert not any("Live from the Train page" in c.value for c in at.caption)
+
+
+@pytest.mark.parametrize("path", [PAGE, TRAINING])
+@pytest.mark.parametrize("name", ["digits_vae_z2", "digits_ae_z2"])
+def test_the_page_renders_in_chinese(path, name) -> None:
+    at = AppTest.from_file(path, default_timeout=120)
+    at.session_state["current_model"] = load_shipped(name)
+    at.query_params["lang"] = "zh"
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.session_state["lang"] == "zh_CN"
+    assert bool(at.get("plotly_chart")) == ("vae" in name)  # a VAE gets its figures; an AE the (translated) reason it gets none

@@ -20,7 +20,6 @@ import signal
 import struct
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -30,16 +29,16 @@ import torch
 from safetensors.torch import save as st_save
 from streamlit.testing.v1 import AppTest
 
-from tests.conftest import ROOT
-from tests.test_app import SIDEBAR_HARNESS
-
 import lab_pages.common as common
+from tests.conftest import ROOT, settle, worker_children
+from tests.test_app import SIDEBAR_HARNESS
 from vae_core import data
 from vae_core import registry as reg_mod
 from vae_core.checkpoint import CheckpointError, checkpoint_bytes, load_checkpoint
 from vae_core.data import DatasetError, DatasetUnavailable, read_idx
 from vae_core.models import ModelConfig, build_model
-from vae_core.train import TrainerState as S, configs_from_settings
+from vae_core.train import TrainerState as S
+from vae_core.train import configs_from_settings
 
 APP = str(ROOT / "app.py")
 TRAIN_PAGE = str(ROOT / "lab_pages" / "train.py")
@@ -47,8 +46,10 @@ SHIPPED = ROOT / "checkpoints" / "digits_vae_z2.safetensors"
 UPLOAD_LIMIT = 50 * 1024 * 1024  # lab_pages/sidebar.py: UPLOAD_LIMIT_MB = 50
 
 
-# one intra-op thread per trainer thread: see tests/conftest.py::one_torch_thread
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
+# one intra-op thread per trainer thread (tests/conftest.py::one_torch_thread); a fresh registry for
+# this module with a spare worker started ahead of each test, and no worker left at its end
+pytestmark = pytest.mark.usefixtures("one_torch_thread", "spare_worker")
+LIVE = (S.STARTING, S.RUNNING)  # what a worker is in right after Start
 
 
 def wait_for(cond, timeout: float = 30.0) -> bool:
@@ -376,6 +377,20 @@ def trainer_of(at: AppTest):
     return at.session_state["train_handle"].trainer
 
 
+def metadata_state_is(meta: dict, want: S) -> None:
+    """The state a kept model's metadata records: the worker re-sends its metadata when the state
+    settles without a step (a stop while paused, a divergence right after a weights push)."""
+    assert meta["state"] == want, f"metadata says {meta['state']!r}, not {want.value!r}"
+
+
+def clear_dataset_cache() -> None:
+    """Forget the process-wide built-in datasets of lab_pages.common (its cached loader)."""
+    for name in ("_shared_dataset", "get_dataset"):
+        fn = getattr(common, name, None)
+        if hasattr(fn, "clear"):
+            fn.clear()
+
+
 def texts(at: AppTest, kind: str) -> list[str]:
     return [e.value for e in getattr(at, kind)]
 
@@ -457,41 +472,36 @@ class TestTraining:
         errs = texts(at, "error")
         assert any(e.startswith("training diverged at step") and "Lower the learning rate (now 10)" in e for e in errs), errs
         assert any("diverged" in p.proto.text for p in at.get("progress"))
-        assert all(torch.isfinite(p).all() for p in tr.model.parameters()), "the last good weights are kept"
+        assert all(torch.isfinite(p).all() for p in tr.model_copy().parameters()), "the last good weights are kept"
         assert all(np.isfinite(tr.history.loss)), "no NaN reaches the charts"
         assert at.button(key="train_resume").disabled and not at.button(key="train_start").disabled
         at.button(key="train_use").click().run()  # the kept weights are usable in the lab
         assert not at.exception
         lm = at.session_state["current_model"]
-        assert lm.source == "session" and lm.metadata["state"] == S.DIVERGED
+        assert lm.source == "session"
         assert all(torch.isfinite(p).all() for p in lm.model.parameters())
         raw = checkpoint_bytes(lm.model, lm.metadata)
         assert load_checkpoint(raw).metadata["steps"] == tr.global_step  # and savable: validated as finite
         at.number_input(key="train_lr").set_value(1e-3)
         at.button(key="train_start").click().run()  # a new start with a sane rate trains again
-        assert trainer_of(at) is not tr and trainer_of(at).state == S.RUNNING
+        assert trainer_of(at) is not tr and trainer_of(at).state in LIVE
+        metadata_state_is(lm.metadata, S.DIVERGED)
 
     def test_stop_in_the_middle_of_an_epoch(self, page):
         at = page()
         at.button(key="train_start").click().run()
         tr = trainer_of(at)
         spe = tr.steps_per_epoch  # 12 on digits at batch 128
-        reached, release = threading.Event(), threading.Event()
-
-        def hold_mid_epoch(trainer, rec):  # runs in the training thread, outside the trainer's lock
-            if rec["step"] % spe == 5 and not reached.is_set():
-                reached.set()
-                release.wait(30)
-
-        tr.add_callback("on_step", hold_mid_epoch)
-        try:
-            assert reached.wait(30), "the trainer never reached the middle of an epoch"
-            at.button(key="train_stop").click().run()  # pressed while step 5 of an epoch is ending
-        finally:
-            release.set()
+        assert wait_for(lambda: tr.state == S.RUNNING and tr.global_step > spe, 60)
+        at.run()
+        at.button(key="train_pause").click().run()  # the worker holds after the step in flight
+        settle(tr)
+        while tr.global_step % spe != 5:  # the training runs in another process: Step it to mid-epoch
+            assert tr.step() is not None
+        at.button(key="train_stop").click().run()
         assert not at.exception
         assert tr.join(10) and tr.state == S.STOPPED
-        held = tr.global_step
+        held = settle(tr)
         assert held % spe == 5, "stopped mid-epoch, after the step in flight"
         assert any(t.startswith(f"Stopped at step {held}.") for t in texts(at, "info")), texts(at, "info")
         time.sleep(0.3)
@@ -499,34 +509,36 @@ class TestTraining:
         assert not at.exception and tr.global_step == held, "a stopped trainer does not step"
         assert any(f"step {held:,}/" in p.proto.text and "stopped" in p.proto.text for p in at.get("progress"))
         meta = tr.metadata()
-        assert meta["steps"] == held and meta["state"] == S.STOPPED
+        assert meta["steps"] == held
         assert meta["epochs"] == pytest.approx(held / spe) and meta["epochs"] % 1 != 0, "a fractional epoch"
         assert len(meta["history"]["step"]) == held and meta["history"]["step"][-1] == held
         assert len(at.get("download_button")) == 1, "the stopped weights can be downloaded"
         at.button(key="train_use").click().run()
         lm = at.session_state["current_model"]
         assert lm.metadata["steps"] == held
-        for k, v in tr.model.state_dict().items():
+        for k, v in tr.model_copy().state_dict().items():
             assert torch.equal(lm.model.state_dict()[k], v.cpu()), k
         at.button(key="train_resume").click().run()  # Resume continues from there, not from zero
         assert wait_for(lambda: tr.global_step > held + 3)
         assert tr.history.step[:held] == list(range(1, held + 1))
+        metadata_state_is(meta, S.STOPPED)
 
     def test_reset_while_training(self, page):
         at = page()
         at.button(key="train_start").click().run()
         tr = trainer_of(at)
-        assert wait_for(lambda: tr.global_step > 3)
+        assert wait_for(lambda: tr.global_step > 3, 60)
         assert at.button(key="train_reset").disabled is False
         at.button(key="train_reset").click().run()
         assert not at.exception
         assert trainer_of(at) is None
-        assert tr.join(10), "the discarded trainer's thread must end"
+        assert tr.join(10) and wait_for(lambda: tr.pid not in worker_children(), 10), \
+            "the discarded trainer's worker process must end"
         assert tr.state == S.STOPPED
         assert any(t.startswith("Reset") for t in texts(at, "info"))
         assert at.button(key="train_start").disabled is False and at.button(key="train_reset").disabled is True
         at.button(key="train_start").click().run()  # and the session can train again
-        assert trainer_of(at) is not tr and trainer_of(at).state == S.RUNNING
+        assert trainer_of(at) is not tr and trainer_of(at).state in LIVE
 
     def test_switching_pages_while_training(self, page):
         at = AppTest.from_file(APP, default_timeout=120)
@@ -539,8 +551,8 @@ class TestTraining:
         h = at.session_state["train_handle"]
         tr = h.trainer
         try:
-            assert tr.state == S.RUNNING
-            assert wait_for(lambda: tr.global_step > 2)
+            assert tr.state in LIVE
+            assert wait_for(lambda: tr.global_step > 2, 60)
             for other in ("lab_pages/elbo.py", "lab_pages/explorer.py", "lab_pages/home.py"):
                 at.switch_page(other).run()
                 assert not at.exception, (other, at.exception)
@@ -557,15 +569,28 @@ class TestTraining:
             h.close()
             tr.join(10)
 
+
+@pytest.fixture(scope="class")
+def stepped_page(worker_registry):
+    """One Train page session on digits with one step taken, shared by a class's tests (one worker for all)."""
+    at = AppTest.from_file(TRAIN_PAGE, default_timeout=120)
+    at.run()
+    at.selectbox(key="train_dataset").set_value("digits")
+    at.button(key="train_step").click().run()
+    assert not at.exception and trainer_of(at).global_step == 1, texts(at, "warning")
+    yield at
+    at.session_state["train_handle"].close()
+
+
+class TestCheckpointNames:
     @pytest.mark.parametrize("name", [
         pytest.param("../escape", id="parent_dir"), pytest.param("a/b", id="slash"), pytest.param("..", id="dotdot"),
         pytest.param("", id="empty"), pytest.param("x" * 65, id="65_chars"), pytest.param("name.safetensors", id="dot"),
         pytest.param(".hidden", id="hidden_file"), pytest.param("naïve", id="non_ascii"),
     ])
-    def test_hostile_checkpoint_names_are_refused(self, page, tmp_path, monkeypatch, name):
+    def test_hostile_checkpoint_names_are_refused(self, stepped_page, tmp_path, monkeypatch, name):
         monkeypatch.setattr(common, "SESSION_CHECKPOINT_DIR", tmp_path / "saved")
-        at = page()
-        at.button(key="train_step").click().run()
+        at = stepped_page
         at.text_input(key="train_save_name").set_value(name)
         at.button(key="train_save").click().run()
         assert not at.exception
@@ -642,7 +667,7 @@ class TestData:
         bad = tmp_path / "fashion-mnist" / "train-images-idx3-ubyte"
         bad.write_bytes(bad.read_bytes()[:-100])
         monkeypatch.setenv("VAE_LAB_DATA", str(tmp_path))
-        common.get_dataset.clear()  # the process-wide cache may hold the real Fashion-MNIST
+        clear_dataset_cache()  # the process-wide cache may hold the real Fashion-MNIST
         try:
             at = page()
             at.selectbox(key="train_dataset").set_value("fashion-mnist").run()
@@ -653,9 +678,9 @@ class TestData:
             assert trainer_of(at) is None
             at.selectbox(key="train_dataset").set_value("digits").run()
             at.button(key="train_start").click().run()  # the page still works on another dataset
-            assert trainer_of(at) is not None and trainer_of(at).state == S.RUNNING
+            assert trainer_of(at) is not None and trainer_of(at).state in LIVE
         finally:
-            common.get_dataset.clear()
+            clear_dataset_cache()
 
 
     def test_step_with_a_broken_data_file_names_the_file(self, page, tmp_path, monkeypatch):
@@ -663,7 +688,7 @@ class TestData:
         bad = tmp_path / "fashion-mnist" / "t10k-labels-idx1-ubyte"
         bad.write_bytes(b"\x12\x34\x08\x01" + bad.read_bytes()[4:])  # wrong magic
         monkeypatch.setenv("VAE_LAB_DATA", str(tmp_path))
-        common.get_dataset.clear()
+        clear_dataset_cache()
         try:
             at = page()
             at.selectbox(key="train_dataset").set_value("fashion-mnist").run()
@@ -673,7 +698,7 @@ class TestData:
             assert any(str(bad) in e and "not an IDX file" in e for e in errs), errs
             assert trainer_of(at) is None
         finally:
-            common.get_dataset.clear()
+            clear_dataset_cache()
 
 
 # ====================================================================== atomic saves

@@ -198,3 +198,33 @@ def test_history_curves_from_checkpoint(ck) -> None:
     assert idn.history_curves({}, latent_dim=2) is None
     broken = {**h, "loss": [None] + h["loss"][1:]}  # non-finite values come back from JSON as None
     assert np.isnan(idn.history_curves(broken).loss[0])
+
+
+class TestPageHelpers:
+    """What the ELBO pages take from vae_core.identity instead of computing it themselves."""
+
+    def test_candidates_are_distinct_reproducible_and_follow_the_seed(self) -> None:
+        a = idn.candidates(500, 20, seed=0)
+        assert len(a) == len(set(a)) == 20 and all(0 <= i < 500 for i in a)
+        assert idn.candidates(500, 20, seed=0) == a and idn.candidates(500, 20, seed=1) != a
+        assert sorted(idn.candidates(5, 20, seed=0)) == [0, 1, 2, 3, 4]
+
+    def test_k_grid_is_log_spaced_from_1_to_k_max(self) -> None:
+        ks = idn.k_grid(5000)
+        assert ks[0] == 1 and ks[-1] == 5000 and np.all(np.diff(ks) > 0) and 50 < len(ks) <= 400
+
+    def test_smooth_window(self) -> None:
+        assert idn.smooth_window(0) == 1 and idn.smooth_window(149) == 1 and idn.smooth_window(3000) == 20
+
+    def test_mean_posterior_gap(self) -> None:
+        assert idn.mean_posterior_gap({"iwae_subset_neg_elbo": 30.5, "iwae_nll": 29.0}) == pytest.approx(1.5)
+        assert idn.mean_posterior_gap({"neg_elbo": 30.0}) is None
+
+    def test_q_density_of_a_1d_grid(self) -> None:
+        from vae_core.theory import normal_pdf
+
+        axes = np.linspace(-3, 3, 7)[None]
+        g = idn.PosteriorGrid(axes, np.zeros(7), 1.0, 0.0, np.array([0.5]), np.array([2.0]), 0.0, 0.0, 0.0, 0.0, 1.0)
+        np.testing.assert_allclose(g.q_density(), normal_pdf(axes[0], 0.5, 2.0))
+        with pytest.raises(ValueError):
+            g._replace(axes=np.zeros((2, 7))).q_density()

@@ -227,3 +227,16 @@ class TestUpscale:
 
     def test_scale_for(self) -> None:
         assert inf.scale_for(8, 40) == 5 and inf.scale_for(28, 40) == 1 and inf.scale_for(28, 10) == 1
+
+
+def test_interpolation_strip_has_the_images_at_its_ends(digits) -> None:
+    from vae_core.data import to_float
+    from vae_core.inference import interpolate, interpolation_strip
+
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(kind="vae", input_dim=64, image_shape=(1, 8, 8), hidden=(32,), latent_dim=2)).eval()
+    strip = interpolation_strip(model, digits.x_test[0], digits.x_test[5], steps=4)
+    assert strip.shape == (6, 64)
+    torch.testing.assert_close(strip[0], to_float(digits.x_test[0]).float())
+    torch.testing.assert_close(strip[-1], to_float(digits.x_test[5]).float())
+    torch.testing.assert_close(strip[1:-1], interpolate(model, digits.x_test[0], digits.x_test[5], steps=4))

@@ -179,3 +179,61 @@ class TestHandOff:
         at.button(key="latent_map_send").click().run()
         assert not at.exception, at.exception
         assert at.session_state["explorer_z"] == pytest.approx(mu[[17, 5, 300]].mean(0).tolist(), rel=1e-5)
+
+
+def test_your_image_is_marked_with_its_nearest_test_images() -> None:
+    import numpy as np
+    from lab_pages.common import load_shipped
+    from lab_pages.state import USER_IMAGE, UserImage
+
+    from tests.conftest import ROOT, plotly_figures
+
+    at = AppTest.from_file(str(ROOT / "lab_pages/latent_map.py"), default_timeout=120)
+    at.session_state["current_model"] = load_shipped("digits_vae_z2")
+    img = np.zeros(64, dtype=np.uint8)
+    img[[18, 19, 26, 27, 34, 35, 42, 43]] = 255
+    at.session_state[USER_IMAGE] = UserImage(img, (1, 8, 8), "digits", "drawing")
+    at.run()
+    assert not at.exception
+    fig = next(iter(plotly_figures(at).values()))
+    stars = [t for t in fig["data"] if t.get("name") == "your image (drawing)"]
+    assert len(stars) == 1 and stars[0]["marker"]["symbol"] == "star"
+    caps = [c for im in at.get("image") for c in im.captions]
+    assert any("lands among these 8 test images" in c for c in caps)
+
+
+def test_the_page_renders_in_chinese(vae) -> None:
+    """Every part of the page (PCA, then UMAP, your image, a selection) with ?lang=zh."""
+    from lab_pages.state import USER_IMAGE, UserImage
+
+    at = AppTest.from_file(PAGE, default_timeout=120)
+    at.session_state["current_model"] = vae
+    at.session_state[USER_IMAGE] = UserImage(np.full(64, 128, dtype=np.uint8), (1, 8, 8), "digits", "drawing")
+    at.session_state["latent_map_sel_model"], at.session_state[SEL] = vae.key, [3, 5]
+    at.query_params["lang"] = "zh"
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.session_state["latent_map_job"].wait(180)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.session_state["lang"] == "zh_CN" and at.button(key="latent_map_send") is not None
+
+
+def test_a_shipped_model_shows_its_umap_at_once() -> None:
+    """The shipped embeddings (checkpoints/<name>.embed.safetensors) go into the cache when the model
+    loads: the first run already draws the UMAP, with no job running and no numba warm-up waited for."""
+    from lab_pages.common import load_shipped
+    from vae_core import projection as pj
+    from tests.conftest import ROOT, plotly_figures
+
+    pj.shared_projection_cache().clear()
+    from lab_pages import common
+
+    common._seed_shipped_maps.clear()
+    at = AppTest.from_file(str(ROOT / "lab_pages/latent_map.py"), default_timeout=120)
+    at.session_state["current_model"] = load_shipped("digits_vae_z2")
+    at.run()
+    assert not at.exception
+    titles = [f["layout"]["title"]["text"] for f in plotly_figures(at).values() if f["layout"].get("title")]
+    assert any(t.startswith("UMAP of μ(x)") for t in titles), titles
+    assert at.session_state["latent_map_job"].thread is None  # a cache hit: nothing was computed

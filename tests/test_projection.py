@@ -226,3 +226,39 @@ def test_no_umap_or_streamlit_at_import(module: str) -> None:
         elif isinstance(node, ast.ImportFrom) and node.module:
             top.add(node.module.split(".")[0])
     assert not top & {"umap", "pynndescent", "numba", "streamlit"}
+
+
+def test_place_new_point_uses_the_nearest_codes() -> None:
+    mu = np.array([[0.0, 0.0], [10.0, 0.0], [0.1, 0.0], [0.0, 0.2], [9.0, 9.0]], dtype=np.float32)
+    proj = pj.Projection(ids=np.array([0, 1, 2, 3, 4]), xy=np.array([[1, 1], [5, 5], [1, 3], [3, 1], [9, 9]], dtype=np.float32),
+                         method="pca", seconds=0.0)
+    xy, near = pj.place_new_point(np.array([0.05, 0.05]), mu, proj, k=3)
+    assert set(near.tolist()) == {0, 2, 3} and near[0] in (0, 2)
+    np.testing.assert_allclose(xy, [5 / 3, 5 / 3], rtol=1e-6)
+    sub = pj.Projection(ids=np.array([1, 4]), xy=np.array([[5, 5], [9, 9]], dtype=np.float32), method="pca", seconds=0.0)
+    xy, near = pj.place_new_point(np.array([8.0, 8.0]), mu, sub, k=8)  # only embedded rows count; k capped
+    assert near.tolist() == [4, 1]
+
+
+def test_shipped_embeddings_round_trip_and_seed_the_cache(tmp_path) -> None:
+    rng = np.random.default_rng(0)
+    mu = rng.normal(size=(40, 3)).astype(np.float32)
+    maps = {"pca": pj.compute_projection(mu, None, "pca"),
+            "umap": pj.Projection(np.arange(40), rng.normal(size=(40, 2)).astype(np.float32), "umap", 1.5,
+                                  tuple(sorted(pj.SHIPPED_UMAP_PARAMS.items())))}
+    path = pj.embeddings_path(tmp_path / "m.safetensors")
+    assert path.name == "m.embed.safetensors"
+    pj.save_embeddings(path, mu, maps)
+    emb = pj.load_embeddings(path)
+    np.testing.assert_array_equal(emb.mu, mu)
+    np.testing.assert_array_equal(emb.projections["umap"].xy, maps["umap"].xy)
+    assert emb.projections["umap"].params == maps["umap"].params
+    cache = pj.ProjectionCache()
+    assert pj.seed_cache(cache, "shipped:m", emb) == 2
+    # what the latent map asks for on a first visit is a cache hit: a job that is done at once, with no thread
+    ids = pj.subsample_ids(40, 40)
+    job = pj.compute_projection_async(mu, ids, "umap", cache=cache, model_key="shipped:m", **pj.SHIPPED_UMAP_PARAMS)
+    assert job.done and job.thread is None and job.result is emb.projections["umap"]
+    assert pj.load_embeddings(tmp_path / "none.embed.safetensors") is None
+    (tmp_path / "bad.embed.safetensors").write_bytes(b"not a safetensors file")
+    assert pj.load_embeddings(tmp_path / "bad.embed.safetensors") is None

@@ -31,10 +31,10 @@ class TestOneSource:
         assert imports <= {"__future__", "dataclasses"}, imports
 
     def test_tour_pages_are_the_routers_pages(self):
-        """Every page of app.py's navigation is in the tour, under the same title, and no other."""
-        app = (ROOT / "app.py").read_text(encoding="utf-8")
-        routed = dict(re.findall(r'st\.Page\("([^"]+)", title="([^"]+)"', app))
-        assert routed == {p.path: p.title for p in tour.PAGES}
+        """The router's menu (tour.NAV) holds every page of the tour exactly once, and each page file exists."""
+        routed = [path for _, items in tour.NAV for path, _icon in items]
+        assert sorted(routed) == sorted(p.path for p in tour.PAGES) and len(routed) == len(set(routed))
+        assert "tour.NAV" in (ROOT / "app.py").read_text(encoding="utf-8")
         for p in tour.PAGES:
             assert (ROOT / p.path).is_file(), p.path
 
@@ -67,3 +67,19 @@ class TestReadme:
             text = doc.read_text(encoding="utf-8")
             for gone in ("--autograd", "fastgrad", "LeanAdam", "closed-form gradient", "gradient in closed form"):
                 assert gone not in text, (doc.name, gone)
+
+
+class TestChineseReadme:
+    ZH = (ROOT / "README.zh-CN.md").read_text(encoding="utf-8")
+
+    def test_generated_from_tour_and_the_catalogue(self):
+        assert sync_readme.render(self.ZH, "zh_CN") == self.ZH, "README.zh-CN.md is out of date: run python -m scripts.sync_readme"
+
+    def test_the_readmes_link_to_each_other_and_share_the_commands(self):
+        assert "(README.zh-CN.md)" in README and "(README.md)" in self.ZH
+        commands = re.findall(r"```bash\n(.+?)\n```", self.ZH)
+        assert commands[:2] == re.findall(r"```bash\n(.+?)\n```", README)[:2]
+
+    def test_the_tour_is_in_chinese(self):
+        tour_block = self.ZH.split("<!-- tour:start")[1].split("<!-- tour:end -->")[0]
+        assert "变分" in tour_block or "证据下界" in tour_block, "merge and compile the zh_CN catalogue, then sync"

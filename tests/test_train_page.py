@@ -1,21 +1,38 @@
-"""The Train page through AppTest: widgets, controls driving the session's trainer thread,
-validation messages, the running-trainer cap, Save / Use / Download, AE view, session end."""
+"""The Train page through AppTest: widgets, controls driving the session's worker process,
+validation messages, the running-trainer cap, Save / Use / Download, AE view, session end,
+a killed worker (issue 15) and an uploaded dataset."""
 
 from __future__ import annotations
 
 import gc
+import io
+import os
+import signal
 import time
+from types import SimpleNamespace
 
+import numpy as np
 import pytest
+import torch
 from streamlit.testing.v1 import AppTest
 
 import lab_pages.common as common
-from tests.conftest import APP, ENV_MAX_TRAINERS, TRAIN_PAGE as PAGE, texts, trainer_of, wait_for
+from tests.conftest import (
+    APP,
+    ENV_MAX_TRAINERS,
+    settle,
+    texts,
+    trainer_of,
+    wait_for,
+    worker_children,
+)
+from tests.conftest import TRAIN_PAGE as PAGE
 from vae_core import registry
 from vae_core.checkpoint import load_checkpoint
 from vae_core.data import load_dataset
 from vae_core.models import ConfigError, ModelConfig
-from vae_core.train import TrainConfig, Trainer, TrainerState as S
+from vae_core.train import TrainConfig, Trainer
+from vae_core.train import TrainerState as S
 
 WIDGETS = {
     "selectbox": ["train_dataset"], "radio": ["train_kind"], "text_input": ["train_hidden"],
@@ -25,8 +42,10 @@ WIDGETS = {
 }
 
 
-# one intra-op thread per trainer thread: see tests/conftest.py::one_torch_thread
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
+# one intra-op thread per trainer thread (tests/conftest.py::one_torch_thread); a fresh registry for
+# this module with a spare worker started ahead of each test, and no worker left at its end
+pytestmark = pytest.mark.usefixtures("one_torch_thread", "spare_worker")
+LIVE = (S.STARTING, S.RUNNING)  # what a worker is in right after Start
 
 
 class TestRender:
@@ -66,18 +85,17 @@ class TestControls:
         at.button(key="train_start").click().run()
         assert not at.exception
         tr = trainer_of(at)
-        assert tr is not None and tr.state == S.RUNNING and tr.is_alive
+        assert tr is not None and tr.state in LIVE and tr.is_alive
         assert any("Training started" in t for t in texts(at, "success"))
         assert tr.config.dataset == "digits" and tr.model_config.latent_dim == 16 and tr.config.epochs == 3000
-        assert wait_for(lambda: tr.global_step >= 5)
+        assert wait_for(lambda: tr.state == S.RUNNING and tr.global_step >= 5, 60)
         at.run()
         assert not at.exception and at.button(key="train_pause").disabled is False
         assert any("running" in p.proto.text for p in at.get("progress"))
 
         at.button(key="train_pause").click().run()
         assert tr.state == S.PAUSED and any("Paused" in t for t in texts(at, "info"))
-        time.sleep(0.1)
-        held = tr.global_step
+        held = settle(tr)  # the step in flight at the pause has arrived
         time.sleep(0.3)
         at.run()
         assert tr.global_step == held, "Pause holds the trainer"
@@ -97,19 +115,22 @@ class TestControls:
         assert not at.exception
         assert at.button(key="train_save").disabled is False  # a trained model can be kept
 
+        pid = tr.pid
         at.button(key="train_reset").click().run()
         assert trainer_of(at) is None and not at.exception
+        assert wait_for(lambda: pid not in worker_children(), 10), "Reset ends the worker process"
 
     def test_step_from_nothing_makes_an_idle_trainer(self, train_page) -> None:
         at = train_page()
         at.button(key="train_step").click().run()
         tr = trainer_of(at)
-        assert tr is not None and tr.global_step == 1 and not tr.is_alive
+        assert tr is not None and tr.global_step == 1 and tr.state == S.IDLE, "a Step alone does not train on"
         assert any("step 1" in t for t in texts(at, "info"))
         at.button(key="train_step").click().run()
-        assert tr.global_step == 2 and not at.exception
+        assert tr.global_step == 2 and tr.state == S.IDLE and not at.exception
         at.button(key="train_start").click().run()  # same settings: Start continues this trainer
-        assert trainer_of(at) is tr and tr.state == S.RUNNING
+        assert trainer_of(at) is tr and tr.state in LIVE
+        assert wait_for(lambda: tr.global_step > 3, 30) and tr.history.step[:2] == [1, 2], "continued, not restarted"
 
     def test_a_short_run_finishes_and_draws_statically(self, train_page) -> None:
         at = train_page(epochs=1)
@@ -190,7 +211,7 @@ class TestCap:
             assert trainer_of(at) is None and not at.exception
             other.trainer.pause()  # a paused trainer frees its slot
             at.button(key="train_start").click().run()
-            assert trainer_of(at).state == S.RUNNING
+            assert trainer_of(at).state in LIVE
         finally:
             other.close()
 
@@ -228,7 +249,12 @@ class TestKeep:
         assert not at.exception
         lm = at.session_state["current_model"]
         assert lm.source == "session" and lm.label.startswith("trained VAE z=16 digits step 1")
-        assert lm.model is not trainer_of(at).model, "the lab gets a copy; training goes on with its own"
+        theirs = trainer_of(at).model_copy().state_dict()
+        assert all(torch.equal(lm.model.state_dict()[k], v) for k, v in theirs.items()), "the weights of step 1"
+        with torch.no_grad():
+            lm.model.encoder.mu.bias.add_(1.0)
+        assert torch.equal(trainer_of(at).model_copy().state_dict()["encoder.mu.bias"], theirs["encoder.mu.bias"]), \
+            "the lab gets a copy; training goes on with its own"
         assert at.session_state["sidebar_model_pick"] == f"session:{lm.label}"
 
 
@@ -253,10 +279,12 @@ class TestSessions:
         b.button(key="train_start").click().run()
         ta, tb = trainer_of(a), trainer_of(b)
         assert ta is not tb and a.session_state["train_handle"] is not b.session_state["train_handle"]
+        assert ta.pid != tb.pid, "a process each"
         assert ta.config.seed == 0 and tb.config.seed == 1
+        assert wait_for(lambda: ta.state == S.RUNNING and tb.state == S.RUNNING, 60)
+        a.run()
         a.button(key="train_pause").click().run()
-        time.sleep(0.1)
-        held, before = ta.global_step, tb.global_step
+        held, before = settle(ta), tb.global_step
         assert wait_for(lambda: tb.global_step > before + 5)
         assert ta.global_step == held and tb.state == S.RUNNING
 
@@ -267,8 +295,169 @@ class TestSessions:
         at.number_input(key="train_epochs").set_value(3000)
         at.button(key="train_start").click().run()
         tr = trainer_of(at)
-        assert tr.state == S.RUNNING
+        assert tr.state in LIVE
+        pid = tr.pid
         del at  # Streamlit drops a closed session's state like this
         gc.collect()
-        assert tr.join(15), "the trainer thread must end when its session is gone"
+        assert tr.join(15) and wait_for(lambda: pid not in worker_children(), 15), \
+            "the worker process must end when its session is gone"
         assert tr.state == S.STOPPED and "session ended" in tr.message
+
+
+class TestLikelihood:
+    def test_likelihood_and_binarization_reach_the_trainers_configs(self, train_page) -> None:
+        at = train_page()
+        assert at.selectbox(key="train_likelihood").value == "bernoulli" and at.checkbox(key="train_binarize").value is False
+        at.selectbox(key="train_likelihood").set_value("continuous_bernoulli").run()
+        at.checkbox(key="train_binarize").check().run()
+        at.button(key="train_step").click().run()
+        assert not at.exception
+        tr = trainer_of(at)
+        assert tr is not None and wait_for(lambda: tr.snapshot().step >= 1)
+        assert tr.model_config.likelihood == "continuous_bernoulli" and tr.config.binarize is True
+        at.run()
+        chart = [c for c in at.get("plotly_chart") if "continuous Bernoulli, binarized" in c.proto.spec]
+        assert chart, "the loss chart says which likelihood its nats are in"
+
+
+def timed_run(at: AppTest) -> float:
+    """Run ``at`` once (it must not raise); the seconds the run took."""
+    t0 = time.perf_counter()
+    at.run()
+    dt = time.perf_counter() - t0
+    assert not at.exception, [e.value for e in at.exception]
+    return dt
+
+
+def progress_text(at: AppTest) -> str:
+    return " ".join(p.proto.text for p in at.get("progress"))
+
+
+class TestWorker:
+    """Issue 15 on the page: Start is felt at once; a killed worker is a message, not a hang."""
+
+    def test_start_shows_starting_within_a_second(self, train_page) -> None:
+        at = train_page()
+        at.button(key="train_start").click()
+        t0 = time.monotonic()
+        dt = timed_run(at)
+        assert dt < 1.0, f"the run after Start took {dt:.2f} s"
+        assert "starting" in progress_text(at) or "running" in progress_text(at), progress_text(at)
+        tr = trainer_of(at)
+        assert wait_for(lambda: tr.global_step > 0, 60)
+        print(f"\nStart: page run {dt:.2f} s, first step after {time.monotonic() - t0:.2f} s (spare worker)")
+        at.run()
+        assert "running" in progress_text(at) and at.button(key="train_pause").disabled is False
+
+    def test_a_killed_worker_is_a_message_its_weights_stay_and_start_works_again(
+            self, train_page, tmp_path, monkeypatch) -> None:
+        monkeypatch.setattr(common, "SESSION_CHECKPOINT_DIR", tmp_path / "saved")
+        at = train_page()
+        at.button(key="train_start").click().run()
+        tr = trainer_of(at)
+        assert wait_for(lambda: tr.state == S.RUNNING and tr.global_step > 20, 60)
+        assert wait_for(lambda: tr.metadata()["steps"] > 0, 10), "weights pushed while training"
+        os.kill(tr.pid, signal.SIGKILL)
+        assert wait_for(lambda: tr.state == S.FAILED, 10), tr.state
+        kept = tr.metadata()["steps"]  # the weights of the last update before the kill
+        dt = timed_run(at)  # the live view notices, reruns and draws the page statically
+        assert dt < 5, f"a page run with a dead worker took {dt:.2f} s"
+        errs = texts(at, "error")
+        assert any("stopped unexpectedly" in e and "killed by signal 9" in e and f"weights of step {kept} are kept" in e
+                   and "press Start" in e for e in errs), errs
+        assert "failed" in progress_text(at)
+        assert at.button(key="train_start").disabled is False and at.button(key="train_pause").disabled is True
+
+        at.button(key="train_use").click()
+        assert timed_run(at) < 5
+        lm = at.session_state["current_model"]
+        assert lm.source == "session" and lm.metadata["steps"] == kept and f"step {kept}" in lm.label
+        assert all(torch.isfinite(p).all() for p in lm.model.parameters())
+        x = torch.rand(4, lm.config.input_dim)
+        assert lm.model.decode(lm.model.encode(x)[0]).shape == (4, lm.config.input_dim), "a model that works"
+        at.text_input(key="train_save_name").set_value("after_kill")
+        at.button(key="train_save").click()
+        assert timed_run(at) < 5
+        assert any("Saved" in t for t in texts(at, "success")), texts(at, "error")
+        assert load_checkpoint(tmp_path / "saved" / "after_kill.safetensors").metadata["steps"] == kept
+
+        at.button(key="train_start").click()  # a new worker (the spare was taken): still felt at once
+        assert timed_run(at) < 1.0 and ("starting" in progress_text(at) or "running" in progress_text(at))
+        new = trainer_of(at)
+        assert new is not tr and new.state in LIVE and new.pid != tr.pid
+        assert wait_for(lambda: new.global_step > 0, 60), new.message
+        assert timed_run(at) < 5 and "running" in progress_text(at)
+
+    def test_every_run_with_a_dead_worker_is_quick(self, train_page) -> None:
+        """Paused, killed, then every control the page offers: each run returns within seconds."""
+        at = train_page()
+        at.button(key="train_start").click().run()
+        tr = trainer_of(at)
+        assert wait_for(lambda: tr.state == S.RUNNING, 60)
+        at.run()
+        at.button(key="train_pause").click().run()
+        os.kill(tr.pid, signal.SIGKILL)
+        assert wait_for(lambda: tr.state == S.FAILED, 10)
+        for _ in range(3):
+            assert timed_run(at) < 5
+        assert any("stopped unexpectedly" in e for e in texts(at, "error"))
+        for key in ("train_use", "train_save"):
+            at.button(key=key).click()
+            assert timed_run(at) < 5, key
+        assert trainer_of(at) is tr
+        at.button(key="train_reset").click()
+        assert timed_run(at) < 5 and trainer_of(at) is None
+
+
+def upload_script() -> None:
+    """The Train page, with what its uploader's on_change does for a pending ``test_upload`` first."""
+    import streamlit as st
+
+    from lab_pages import slots, train
+
+    up = st.session_state.pop("test_upload", None)
+    if up is not None:
+        st.session_state["train_flash"] = slots.add_dataset(up)
+    train.main()
+
+
+def npz_upload(name: str, **arrays) -> SimpleNamespace:
+    """A stand-in for Streamlit's UploadedFile (``.name``, ``.getvalue()``) holding an .npz."""
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    data = buf.getvalue()
+    return SimpleNamespace(name=name, getvalue=lambda: data)
+
+
+class TestUpload:
+    def test_an_uploaded_dataset_is_offered_and_trains(self, monkeypatch) -> None:
+        monkeypatch.setenv("VAE_LAB_TRAINER_TIMEOUT", "0")
+        rng = np.random.default_rng(0)
+        at = AppTest.from_function(upload_script, default_timeout=120)
+        at.session_state["test_upload"] = npz_upload(
+            "mine.npz", x=rng.integers(0, 256, (60, 8, 8), dtype=np.uint8), y=np.arange(60) % 3)
+        at.run()
+        try:
+            assert not at.exception, at.exception
+            assert any(t.startswith("Added user:mine.npz: 60 images of 8×8, 3 classes") for t in texts(at, "success")), \
+                texts(at, "success") + texts(at, "error")
+            box = at.selectbox(key="train_dataset")
+            assert "user:mine.npz" in box.options and box.value == "user:mine.npz"
+            at.number_input(key="train_latent").set_value(2)
+            at.button(key="train_step").click().run()
+            assert not at.exception, at.exception
+            tr = trainer_of(at)
+            assert tr is not None and tr.config.dataset == "user:mine.npz" and tr.global_step == 1, texts(at, "warning")
+            assert any(t.startswith("One batch: step 1") for t in texts(at, "info")), texts(at, "info")
+            at.button(key="train_step").click().run()
+            assert tr.global_step == 2 and not at.exception
+            assert len(at.get("plotly_chart")) == 2, "the live view draws the uploaded dataset's run"
+
+            at.session_state["test_upload"] = npz_upload("evil.npz", x=np.array([np.zeros((8, 8)), "payload"], dtype=object))
+            at.run()
+            errs = texts(at, "error")
+            assert any(e.startswith("Not added:") and "'x' is an object array" in e for e in errs), errs
+            assert "user:evil.npz" not in at.selectbox(key="train_dataset").options
+            assert at.selectbox(key="train_dataset").value == "user:mine.npz", "a refused upload changes nothing"
+        finally:
+            at.session_state["train_handle"].close()

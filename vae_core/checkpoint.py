@@ -25,6 +25,7 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from .models import AE, VAE, ConfigError, ModelConfig, build_model
+from .errors import LabError, N_
 
 __all__ = [
     "CheckpointError",
@@ -51,7 +52,7 @@ DTYPES = {"F32": 4, "F16": 2, "BF16": 2, "F64": 8}
 NAME_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")  # a name saved by name: no dots, slashes or spaces, so never a path
 
 
-class CheckpointError(ValueError):
+class CheckpointError(LabError, ValueError):
     """A file is not a valid checkpoint of this lab; the message says why and what to do."""
 
 
@@ -139,12 +140,12 @@ def check_save_name(name: str, directory: str | Path, shipped_names: Collection[
     (a save never overwrites).
     """
     if not NAME_RE.fullmatch(name):
-        raise CheckpointError(f"Checkpoint name {name!r} is not allowed: use 1-64 letters, digits, - or _.")
+        raise CheckpointError(N_("Checkpoint name {name!r} is not allowed: use 1-64 letters, digits, - or _."), name=name)
     if name in shipped_names:
-        raise CheckpointError(f"{name!r} is the name of a shipped checkpoint; choose another name.")
+        raise CheckpointError(N_("{name!r} is the name of a shipped checkpoint; choose another name."), name=name)
     path = Path(directory) / f"{name}.safetensors"
     if path.exists():
-        raise CheckpointError(f"A saved checkpoint named {name!r} exists already; choose another name.")
+        raise CheckpointError(N_("A saved checkpoint named {name!r} exists already; choose another name."), name=name)
     return path
 
 
@@ -163,20 +164,17 @@ def _too_big(name: str, size: int, limit: int) -> str:
 def _sniff(data: bytes, name: str) -> None:
     """Recognise common wrong files before parsing, so the message can say what they are."""
     if len(data) == 0:
-        raise CheckpointError(f"{name} is empty (0 bytes). Choose a .safetensors checkpoint saved by this lab.")
+        raise CheckpointError(N_("{name} is empty (0 bytes). Choose a .safetensors checkpoint saved by this lab."), name=name)
     if data[:4] == b"PK\x03\x04":
         raise CheckpointError(
-            f"{name} is a zip archive, most likely a PyTorch .pt/.pth file made by torch.save. "
-            "Such files are pickles, which can run code when loaded, so this lab never opens them. "
-            "Save your model as a .safetensors checkpoint (vae_core.checkpoint.save_checkpoint) instead."
+            N_("{name} is a zip archive, most likely a PyTorch .pt/.pth file made by torch.save. Such files are pickles, which can run code when loaded, so this lab never opens them. Save your model as a .safetensors checkpoint (vae_core.checkpoint.save_checkpoint) instead."), name=name
         )
     if data[:1] == b"\x80" and len(data) > 1 and data[1] in range(2, 6):
         raise CheckpointError(
-            f"{name} is a Python pickle. Pickles can run code when loaded, so this lab never opens them. "
-            "Use a .safetensors checkpoint saved by this lab."
+            N_("{name} is a Python pickle. Pickles can run code when loaded, so this lab never opens them. Use a .safetensors checkpoint saved by this lab."), name=name
         )
     if len(data) < 8:
-        raise CheckpointError(f"{name} is too short ({len(data)} bytes) to be a safetensors file; it may be truncated.")
+        raise CheckpointError(N_("{name} is too short ({len_data} bytes) to be a safetensors file; it may be truncated."), name=name, len_data=len(data))
 
 
 def _parse_header(data: bytes, name: str) -> dict[str, Any]:
@@ -184,22 +182,22 @@ def _parse_header(data: bytes, name: str) -> dict[str, Any]:
     if n > MAX_HEADER or n > len(data) - 8:
         if n <= MAX_HEADER and data[8:9] == b"{":
             raise CheckpointError(
-                f"{name} is truncated: its header says {n} bytes but only {len(data) - 8} follow. Save or download it again."
+                N_("{name} is truncated: its header says {n} bytes but only {value} follow. Save or download it again."), name=name, n=n, value=len(data) - 8
             )
-        raise CheckpointError(f"{name} is not a safetensors file (its first 8 bytes are not a valid header length).")
+        raise CheckpointError(N_("{name} is not a safetensors file (its first 8 bytes are not a valid header length)."), name=name)
     header = _json_or_error(data[8 : 8 + n], f"{name} is not a safetensors file (its header is not JSON).")
     if not isinstance(header, dict):
-        raise CheckpointError(f"{name} is not a safetensors file (its header is not a JSON object).")
+        raise CheckpointError(N_("{name} is not a safetensors file (its header is not a JSON object)."), name=name)
     body = len(data) - 8 - n
     for key, info in header.items():
         if key == "__metadata__":
             continue
         if not isinstance(info, dict) or "data_offsets" not in info:
-            raise CheckpointError(f"{name}: tensor entry {key!r} is malformed.")
+            raise CheckpointError(N_("{name}: tensor entry {key!r} is malformed."), name=name, key=key)
         end = info["data_offsets"][1] if isinstance(info["data_offsets"], list) and len(info["data_offsets"]) == 2 else None
         if not isinstance(end, int) or end > body:
             raise CheckpointError(
-                f"{name} is truncated: tensor {key!r} ends at byte {end} of a {body}-byte body. Save or download it again."
+                N_("{name} is truncated: tensor {key!r} ends at byte {end} of a {body}-byte body. Save or download it again."), name=name, key=key, end=end, body=body
             )
     return header
 
@@ -215,22 +213,21 @@ def _json_or_error(raw: bytes | str, message: str) -> Any:
 def _metadata_from_header(header: dict[str, Any], name: str) -> dict[str, Any]:
     st_meta = header.get("__metadata__")
     if st_meta is not None and not isinstance(st_meta, dict):
-        raise CheckpointError(f"{name}: its safetensors metadata is malformed (not a string map); the file is damaged.")
+        raise CheckpointError(N_("{name}: its safetensors metadata is malformed (not a string map); the file is damaged."), name=name)
     raw = (st_meta or {}).get(META_KEY)
     if raw is not None and not isinstance(raw, str):
-        raise CheckpointError(f"{name}: its '{META_KEY}' metadata is malformed (not a JSON string); the file is damaged.")
+        raise CheckpointError(N_("{name}: its '{META_KEY}' metadata is malformed (not a JSON string); the file is damaged."), name=name, META_KEY=META_KEY)
     if raw is None:
         raise CheckpointError(
-            f"{name} is a safetensors file but not a VAE Workshop Lab checkpoint (it has no '{META_KEY}' metadata), "
-            "so the model it belongs to is unknown. Use a checkpoint saved by this lab."
+            N_("{name} is a safetensors file but not a VAE Workshop Lab checkpoint (it has no '{META_KEY}' metadata), so the model it belongs to is unknown. Use a checkpoint saved by this lab."), name=name, META_KEY=META_KEY
         )
     meta = _json_or_error(raw, f"{name}: its metadata is not valid JSON; the file is damaged.")
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise CheckpointError(f"{name}: metadata does not describe a '{FORMAT}' checkpoint.")
+        raise CheckpointError(N_("{name}: metadata does not describe a '{FORMAT}' checkpoint."), name=name, FORMAT=FORMAT)
     version = meta.get("format_version")
     if not isinstance(version, int) or version > FORMAT_VERSION:
         raise CheckpointError(
-            f"{name} has format version {version!r}; this lab reads up to {FORMAT_VERSION}. Update the lab to open it."
+            N_("{name} has format version {version!r}; this lab reads up to {FORMAT_VERSION}. Update the lab to open it."), name=name, version=version, FORMAT_VERSION=FORMAT_VERSION
         )
     return meta
 
@@ -245,13 +242,13 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
             _sniff(head, path.name)
             (n,) = struct.unpack("<Q", head)
             if n > MAX_HEADER or n > size - 8:
-                raise CheckpointError(f"{path.name} is not a safetensors file or is truncated (bad header length).")
+                raise CheckpointError(N_("{name} is not a safetensors file or is truncated (bad header length)."), name=path.name)
             data = head + fh.read(n)
     except OSError as exc:
-        raise CheckpointError(f"cannot read {path}: {exc.strerror or exc}") from None
+        raise CheckpointError(N_("cannot read {path}: {value}"), path=path, value=exc.strerror or exc) from None
     header = _json_or_error(data[8:], f"{path.name} is not a safetensors file (its header is not JSON).")
     if not isinstance(header, dict):
-        raise CheckpointError(f"{path.name} is not a safetensors file (its header is not JSON).")
+        raise CheckpointError(N_("{name} is not a safetensors file (its header is not JSON)."), name=path.name)
     return _metadata_from_header(header, path.name)
 
 
@@ -276,11 +273,11 @@ def load_checkpoint(
                 raise CheckpointError(_too_big(name, size, max_bytes))
             data = path.read_bytes()
         except FileNotFoundError:
-            raise CheckpointError(f"checkpoint {path} does not exist.") from None
+            raise CheckpointError(N_("checkpoint {path} does not exist."), path=path) from None
         except IsADirectoryError:
-            raise CheckpointError(f"{path} is a folder, not a checkpoint file.") from None
+            raise CheckpointError(N_("{path} is a folder, not a checkpoint file."), path=path) from None
         except OSError as exc:
-            raise CheckpointError(f"cannot read {path}: {exc.strerror or exc}") from None
+            raise CheckpointError(N_("cannot read {path}: {value}"), path=path, value=exc.strerror or exc) from None
     if len(data) > max_bytes:
         raise CheckpointError(_too_big(name, len(data), max_bytes))
     _sniff(data, name)
@@ -289,7 +286,7 @@ def load_checkpoint(
     try:
         config = ModelConfig.from_dict(meta.get("model_config"))
     except ConfigError as exc:
-        raise CheckpointError(f"{name}: its model config is invalid: {exc}") from None
+        raise CheckpointError(N_("{name}: its model config is invalid: {exc}"), name=name, exc=exc) from None
     # Compare the metadata's model with the header before allocating anything: a tiny file must
     # not make the server build a model of gigabytes. On the meta device no memory is used.
     with torch.device("meta"):
@@ -297,7 +294,7 @@ def load_checkpoint(
     stored = {k: v for k, v in header.items() if k != "__metadata__"}
     for key, info in stored.items():
         if info.get("dtype") not in DTYPES:
-            raise CheckpointError(f"{name}: tensor {key!r} has dtype {info.get('dtype')!r}; expected floating point.")
+            raise CheckpointError(N_("{name}: tensor {key!r} has dtype {value!r}; expected floating point."), name=name, key=key, value=info.get('dtype'))
     missing = sorted(set(expected) - set(stored))
     extra = sorted(set(stored) - set(expected))
     if missing or extra:
@@ -307,27 +304,26 @@ def load_checkpoint(
         if extra:
             parts.append(f"unexpected {extra[:5]}{'…' if len(extra) > 5 else ''}")
         raise CheckpointError(
-            f"{name}: its weights do not match its metadata ({config.describe()}): {'; '.join(parts)}."
+            N_("{name}: its weights do not match its metadata ({value}): {value2}."), name=name, value=config.describe(), value2='; '.join(parts)
         )
     for key, shape in expected.items():
         got = stored[key].get("shape")
         if not isinstance(got, list) or tuple(got) != shape:
             raise CheckpointError(
-                f"{name}: tensor {key!r} has shape {tuple(got) if isinstance(got, list) else got} but the metadata's model "
-                f"({config.describe()}) needs {shape}: the metadata contradicts the weights."
+                N_("{name}: tensor {key!r} has shape {value} but the metadata's model ({value2}) needs {shape}: the metadata contradicts the weights."), name=name, key=key, value=tuple(got) if isinstance(got, list) else got, value2=config.describe(), shape=shape
             )
     # Every tensor's bytes lie inside the file (checked above), so the model is no bigger than it.
     try:
         tensors = st_load(data)
     except Exception as exc:  # safetensors raises its own error types
-        raise CheckpointError(f"{name} could not be decoded as safetensors ({exc}); it is damaged or truncated.") from None
+        raise CheckpointError(N_("{name} could not be decoded as safetensors ({exc}); it is damaged or truncated."), name=name, exc=exc) from None
     try:
         model = build_model(config)
     except (RuntimeError, MemoryError) as exc:
-        raise CheckpointError(f"{name}: its model cannot be built on this machine ({exc}).") from None
+        raise CheckpointError(N_("{name}: its model cannot be built on this machine ({exc})."), name=name, exc=exc) from None
     for key in expected:
         t = tensors[key]
         if not torch.isfinite(t).all():
-            raise CheckpointError(f"{name}: tensor {key!r} contains NaN or infinite values; the model is unusable.")
+            raise CheckpointError(N_("{name}: tensor {key!r} contains NaN or infinite values; the model is unusable."), name=name, key=key)
     model.load_state_dict({k: v.to(torch.float32) for k, v in tensors.items()})
     return LoadedCheckpoint(model.to(device).eval(), config, meta)

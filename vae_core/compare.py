@@ -13,6 +13,7 @@ Everything is in nats per image; latents are in units of the prior's standard de
 from __future__ import annotations
 
 import math
+import uuid
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -33,6 +34,10 @@ __all__ = [
     "standard_normal_pdf",
     "prior_circles",
     "interpolation_pair",
+    "pair_choices",
+    "histogram_panels",
+    "map_xy",
+    "live_pair_models",
 ]
 
 # Training settings that must agree for a fair pair (beta is the VAE's alone; the AE ignores it).
@@ -88,6 +93,14 @@ def find_pair(shipped: Mapping[str, Mapping[str, Any]], dataset: str, latent_dim
             if not recipe_differences(shipped[v], shipped[a]):
                 return v, a
     return None
+
+
+def pair_choices(shipped: Mapping[str, Mapping[str, Any]], datasets: list[str], dataset: str, latent_dim: int
+                 ) -> tuple[list[str], str | None]:
+    """The fair shipped pairs on ``datasets`` as "vae / ae" names, and the one on (``dataset``, ``latent_dim``) or None."""
+    names = [f"{v} / {a}" for v, a in list_pairs(shipped) if shipped[v].get("dataset") in datasets]
+    m = find_pair(shipped, dataset, latent_dim)
+    return names, (f"{m[0]} / {m[1]}" if m and f"{m[0]} / {m[1]}" in names else None)
 
 
 def list_pairs(shipped: Mapping[str, Mapping[str, Any]]) -> list[tuple[str, str]]:
@@ -176,3 +189,35 @@ def interpolation_pair(labels: np.ndarray | torch.Tensor) -> tuple[int, int]:
         return 0, 1
     target = classes[(np.searchsorted(classes, a) + classes.size // 2) % classes.size]
     return 0, int(np.flatnonzero(y == target)[0])
+
+
+def histogram_panels(mu: np.ndarray | torch.Tensor, bins: int = 40, n_pdf: int = 200
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """What the per-dim histogram panels draw: (bin centres (bins,), density (z, bins), t (n_pdf,), N(0, 1) pdf at t).
+
+    Densities from :func:`mu_histograms`; t spans the same range, so bars and curve share an axis.
+    """
+    edges, dens = mu_histograms(mu, bins)
+    t = np.linspace(edges[0], edges[-1], n_pdf)
+    return 0.5 * (edges[1:] + edges[:-1]), dens, t, standard_normal_pdf(t)
+
+
+def map_xy(mu: np.ndarray, job: Any | None) -> tuple[np.ndarray, bool]:
+    """The 2-D map of codes mu (N, z): (xy (N, 2), True) when the UMAP ``job`` (a
+    :class:`vae_core.projection.ProjectionJob`) has a result, else (PCA of mu, False) while it runs."""
+    from .projection import pca_2d  # noqa: PLC0415 - keep this module's import light
+
+    if job is not None and job.done and job.result is not None:
+        return job.result.xy, True
+    return pca_2d(mu), False
+
+
+def live_pair_models(pair: Any, count: int) -> list[tuple[str, str, Any, dict[str, Any]]]:
+    """A finished live pair (a :class:`vae_core.pair.PairTrainer`) as [(key, label, model, metadata)], VAE first.
+
+    Each key is new (a random id), so caches keyed by it never serve an earlier pair's numbers;
+    ``count`` numbers the session's pairs in the labels.
+    """
+    (mv, ma), (v, a), uid = pair.metadata(), pair.models(), uuid.uuid4().hex[:12]
+    return [(f"compare-live:{uid}:{k}", f"live {k.upper()} #{count} ({meta['dataset']}, z={meta['model_config']['latent_dim']})",
+             m, meta) for k, m, meta in (("vae", v, mv), ("ae", a, ma))]

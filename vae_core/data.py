@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from .errors import LabError, N_
 
 __all__ = [
     "Dataset",
@@ -37,6 +38,8 @@ __all__ = [
     "default_data_root",
     "to_float",
     "binarize",
+    "dataset_from_arrays",
+    "content_hash",
 ]
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -50,7 +53,7 @@ IDX_FILES = {
 FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
 
 
-class DatasetError(RuntimeError):
+class DatasetError(LabError, RuntimeError):
     """A dataset file exists but is unreadable (wrong magic, truncated, inconsistent)."""
 
 
@@ -163,26 +166,26 @@ def read_idx(path: str | Path) -> np.ndarray:
         with opener(path, "rb") as fh:
             raw = fh.read()
     except FileNotFoundError:
-        raise DatasetError(f"{path}: file not found") from None
+        raise DatasetError(N_("{path}: file not found"), path=path) from None
     except (OSError, EOFError) as exc:  # bad gzip stream, truncated gzip
-        raise DatasetError(f"{path}: cannot be read ({exc}); the file is damaged: delete it and fetch it again") from None
+        raise DatasetError(N_("{path}: cannot be read ({exc}); the file is damaged: delete it and fetch it again"), path=path, exc=exc) from None
     if len(raw) < 4:
-        raise DatasetError(f"{path}: too short to be an IDX file ({len(raw)} bytes)")
+        raise DatasetError(N_("{path}: too short to be an IDX file ({len_raw} bytes)"), path=path, len_raw=len(raw))
     zero, dtype_code, ndim = raw[0] << 8 | raw[1], raw[2], raw[3]
     if zero != 0 or ndim not in (1, 3):
         raise DatasetError(
-            f"{path}: not an IDX file (magic bytes {raw[:4].hex()}; expected 00000801 for labels or 00000803 for images)"
+            N_("{path}: not an IDX file (magic bytes {value}; expected 00000801 for labels or 00000803 for images)"), path=path, value=raw[:4].hex()
         )
     if dtype_code != 0x08:
-        raise DatasetError(f"{path}: IDX element type 0x{dtype_code:02x} is not unsigned bytes (0x08)")
+        raise DatasetError(N_("{path}: IDX element type 0x{dtype_code:02x} is not unsigned bytes (0x08)"), path=path, dtype_code=dtype_code)
     header = 4 + 4 * ndim
     if len(raw) < header:
-        raise DatasetError(f"{path}: truncated IDX header")
+        raise DatasetError(N_("{path}: truncated IDX header"), path=path)
     shape = struct.unpack(">" + "I" * ndim, raw[4:header])
     need = math.prod(shape)  # exact: np.prod would overflow int64 on a hostile header
     have = len(raw) - header
     if have < need:
-        raise DatasetError(f"{path}: truncated: header promises {need} bytes of data, file has {have}")
+        raise DatasetError(N_("{path}: truncated: header promises {need} bytes of data, file has {have}"), path=path, need=need, have=have)
     return np.frombuffer(raw, dtype=np.uint8, count=need, offset=header).reshape(shape)
 
 
@@ -219,7 +222,7 @@ def dataset_available(name: str, root: str | Path | None = None) -> bool:
 
 def _spec(name: str) -> DatasetSpec:
     if name not in DATASETS:
-        raise DatasetError(f"unknown dataset {name!r}; choose one of {sorted(DATASETS)}")
+        raise DatasetError(N_("unknown dataset {name!r}; choose one of {sorted_DATASETS}"), name=name, sorted_DATASETS=sorted(DATASETS))
     return DATASETS[name]
 
 
@@ -272,10 +275,10 @@ def _load_cpu(name: str, root: str, download: bool) -> Dataset:
     for split in ("train", "test"):
         imgs, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
         if imgs.ndim != 3 or imgs.shape[1:] != (h, w):
-            raise DatasetError(f"{files[split + '_images']}: images are {imgs.shape[1:]}, expected {(h, w)}")
+            raise DatasetError(N_("{value}: images are {value2}, expected {value3}"), value=files[split + '_images'], value2=imgs.shape[1:], value3=(h, w))
         if labels.ndim != 1 or len(labels) != len(imgs):
             raise DatasetError(
-                f"{files[split + '_labels']}: {len(labels)} labels for {len(imgs)} images in {files[split + '_images']}"
+                N_("{value}: {len_labels} labels for {len_imgs} images in {value2}"), value=files[split + '_labels'], len_labels=len(labels), len_imgs=len(imgs), value2=files[split + '_images']
             )
     src = str(files["train_images"].parent)
 
@@ -321,3 +324,60 @@ def load_dataset(
     """
     root_s = str(Path(root).expanduser().resolve()) if root else str(default_data_root())
     return _load_cpu(name, root_s, bool(download)).to(device)
+
+
+# ---------------------------------------------------------------- datasets from arrays (user uploads)
+# Used by vae_core.userdata (issue 18); kept here because a Dataset and its identity belong to data.py.
+def dataset_from_arrays(
+    name: str, images: np.ndarray, labels: np.ndarray, class_names: tuple[str, ...], *,
+    test_fraction: float = 0.1, seed: int = 0, source: str = "",
+) -> Dataset:
+    """A CPU :class:`Dataset` from uint8 ``images`` (N, H, W) and int ``labels`` (N,) in 0..K-1.
+
+    Seeded, stratified split as digits has: ``round(test_fraction * n_c)`` test images from each
+    class c (at least one test and one train image in all), the rest train; each split keeps the
+    input order. The same arrays and seed give the same split on every machine.
+    """
+    images = np.asarray(images)
+    labels = np.asarray(labels).astype(np.int64)
+    if images.dtype != np.uint8 or images.ndim != 3:
+        raise DatasetError(N_("{name}: images must be uint8 (N, H, W), got {dtype} {shape}"), name=name, dtype=images.dtype, shape=images.shape)
+    n = len(images)
+    if labels.shape != (n,):
+        raise DatasetError(N_("{name}: {len_labels} labels for {n} images"), name=name, len_labels=len(labels), n=n)
+    if n < 2:
+        raise DatasetError(N_("{name}: at least 2 images are needed for a train/test split, got {n}"), name=name, n=n)
+    if n and (labels.min() < 0 or labels.max() >= len(class_names)):
+        raise DatasetError(N_("{name}: labels must lie in 0..{value}"), name=name, value=len(class_names) - 1)
+    rng = np.random.default_rng(seed)
+    test = np.zeros(n, dtype=bool)
+    for c in range(len(class_names)):
+        idx = np.flatnonzero(labels == c)
+        test[rng.permutation(idx)[: int(round(test_fraction * len(idx)))]] = True
+    if not test.any():
+        test[rng.integers(n)] = True
+    if test.all():
+        test[rng.integers(n)] = False
+    flat = images.reshape(n, -1)
+    h, w = images.shape[1:]
+    return Dataset(
+        name, (1, int(h), int(w)), tuple(class_names),
+        torch.from_numpy(flat[~test].copy()), torch.from_numpy(labels[~test].copy()),
+        torch.from_numpy(flat[test].copy()), torch.from_numpy(labels[test].copy()), source,
+    )
+
+
+def content_hash(ds: Dataset) -> str:
+    """sha256 (64 hex digits) of what a model trained on ``ds`` saw: image shape, class names, both splits' pixels and labels.
+
+    Independent of the dataset's name, source and device; any changed pixel, label or split changes it.
+    """
+    import hashlib
+    import json
+
+    h = hashlib.sha256(b"vae-lab-dataset-v1\0")
+    h.update(json.dumps({"image_shape": list(ds.image_shape), "class_names": list(ds.class_names),
+                         "n_train": len(ds.x_train), "n_test": len(ds.x_test)}).encode())
+    for t, dtype in ((ds.x_train, np.uint8), (ds.y_train, "<i8"), (ds.x_test, np.uint8), (ds.y_test, "<i8")):
+        h.update(np.ascontiguousarray(t.detach().cpu().numpy().astype(dtype, copy=False)).data)
+    return h.hexdigest()

@@ -5,11 +5,12 @@ from __future__ import annotations
 import os
 
 import torch
+from .errors import LabError, N_
 
 __all__ = ["pick_device", "DeviceError"]
 
 
-class DeviceError(ValueError):
+class DeviceError(LabError, ValueError):
     """A requested device does not exist on this machine."""
 
 
@@ -32,11 +33,11 @@ def pick_device(override: str | None = None) -> torch.device:
     try:
         dev = torch.device(choice)
     except RuntimeError as exc:
-        raise DeviceError(f"Unknown device {choice!r}: use auto, cpu, cuda, cuda:N or mps.") from exc
+        raise DeviceError(N_("Unknown device {choice!r}: use auto, cpu, cuda, cuda:N or mps."), choice=choice) from exc
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise DeviceError(f"Device {choice!r} was requested but no CUDA GPU is available; use --device cpu or auto.")
+        raise DeviceError(N_("Device {choice!r} was requested but no CUDA GPU is available; use --device cpu or auto."), choice=choice)
     if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
-        raise DeviceError(f"Device {choice!r} does not exist: this machine has {torch.cuda.device_count()} CUDA device(s).")
+        raise DeviceError(N_("Device {choice!r} does not exist: this machine has {value} CUDA device(s)."), choice=choice, value=torch.cuda.device_count())
     if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise DeviceError(f"Device {choice!r} was requested but MPS is not available; use --device cpu or auto.")
+        raise DeviceError(N_("Device {choice!r} was requested but MPS is not available; use --device cpu or auto."), choice=choice)
     return dev

@@ -23,6 +23,7 @@ import torch
 from .data import binarize as binarize_pixels, to_float
 from .elbo import elbo_terms, iwae_bound
 from .models import AE, VAE
+from .errors import N_
 
 __all__ = [
     "ACTIVE_THRESHOLD", "ELBO_SEED_OFFSET", "DatasetMetrics", "dataset_metrics", "latent_variance", "iwae_nll",
@@ -202,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
         ck = load_checkpoint(args.checkpoint, device=dev)
         ds = load_dataset(ck.metadata.get("dataset", ""), device=dev, root=args.data_root)
         if ds.dim != ck.config.input_dim:
-            raise DatasetError(f"dataset {ds.name} has {ds.dim} pixels but the model expects {ck.config.input_dim}")
+            raise DatasetError(N_("dataset {name} has {dim} pixels but the model expects {input_dim}"), name=ds.name, dim=ds.dim, input_dim=ck.config.input_dim)
     except (CheckpointError, DatasetError, DeviceError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

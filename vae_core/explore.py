@@ -4,7 +4,10 @@
 - a 2-D manifold *slice*: the Kingma & Welling grid for any two dims of any model, centred
   and scaled by the aggregate posterior (an AE's codes have no N(0, I) prior to place it by);
 - where a latent point falls on such a grid, and a marker drawn onto the grid's mosaic;
-- a traversal as one labelled picture (the page sends one image per slider move, not one per row).
+- a traversal as one labelled picture (the page sends one image per slider move, not one per row), its
+  labels in a CJK font when one is installed (:func:`can_draw` says what the font can draw);
+- the explorer's latent point: clamped to the slider ranges, drawn at random, or sent by another page;
+- the manifold page's grid (the prior's, or a slice placed by the codes) and its interpolation paths.
 
 Latents are (z,) or (N, z) in latent units; images are flattened pixel means (N, D) in [0, 1].
 """
@@ -13,14 +16,19 @@ from __future__ import annotations
 
 import functools
 import math
+import os
+import subprocess
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
 
-from .inference import PosteriorStats, decode, images_to_grid, upscale
+from .inference import PosteriorStats, decode, images_to_grid, lerp, manifold_grid, slerp, upscale
 
-__all__ = ["slider_ranges", "default_dims", "manifold_slice", "grid_position", "mark_grid", "traversal_sheet", "MARK_COLOR"]
+__all__ = ["slider_ranges", "default_dims", "manifold_slice", "grid_position", "mark_grid", "traversal_sheet", "MARK_COLOR",
+           "can_draw", "cjk_font_available", "cjk_font_file", "SliderSpace", "slider_space", "traversal_order", "normal_cdf",
+           "clamp_point", "random_point", "incoming_point", "hex_rgb", "manifold_view", "interpolation_paths"]
 
 MARK_COLOR = (228, 26, 28)  # RGB of the "you are here" marker on image grids
 
@@ -33,6 +41,30 @@ def slider_ranges(stats: PosteriorStats, k: float = 3.0) -> tuple[np.ndarray, np
     mean = stats.mean.double().numpy()
     std = np.maximum(stats.std.double().numpy(), 1e-3)
     return mean - k * std, mean + k * std
+
+
+@dataclass(frozen=True)
+class SliderSpace:
+    """Where the explorer's point may go for one model: all (z,) float64, latent units."""
+
+    lo: np.ndarray    # slider minimum per dim: mean − 3·std
+    hi: np.ndarray    # slider maximum per dim: mean + 3·std
+    mean: np.ndarray  # the aggregate posterior's (for an AE: the codes') mean
+    std: np.ndarray   # ... and its standard deviation: the Gaussian fitted to the codes
+    home: np.ndarray  # where a reset goes: the prior mean 0 for a VAE, the centre of the codes for an AE
+
+
+def slider_space(stats: PosteriorStats, is_vae: bool, k: float = 3.0) -> SliderSpace:
+    """The :class:`SliderSpace` of a model from the stats of its test-set codes (ranges: :func:`slider_ranges`)."""
+    lo, hi = slider_ranges(stats, k)
+    mean, std = stats.mean.double().numpy(), stats.std.double().numpy()
+    return SliderSpace(lo, hi, mean, std, np.zeros_like(mean) if is_vae else mean)
+
+
+def traversal_order(stats: PosteriorStats, dims: list[int], by_use: bool) -> list[int]:
+    """``dims`` as given, or (``by_use``) most used first: highest average KL (VAE) or Var_x[mu] (AE)."""
+    score = stats.avg_kl_per_dim if stats.avg_kl_per_dim is not None else stats.cov_mu_diag
+    return sorted(dims, key=lambda j: -float(score[j])) if by_use else list(dims)
 
 
 def default_dims(stats: PosteriorStats, max_dims: int = 16) -> list[int]:
@@ -77,6 +109,11 @@ def manifold_slice(
     return decode(model, z).reshape(n, n, -1), grid
 
 
+def normal_cdf(z: float, center: float = 0.0, scale: float = 1.0) -> float:
+    """Φ((z − center) / scale), the probability mass of N(center, scale²) below z (via erf)."""
+    return 0.5 * (1.0 + math.erf((float(z) - center) / (max(float(scale), 1e-12) * math.sqrt(2.0))))
+
+
 def grid_position(
     z_pair: tuple[float, float], n: int, lo: float = 0.05, hi: float = 0.95,
     center: tuple[float, float] = (0.0, 0.0), scale: tuple[float, float] = (1.0, 1.0),
@@ -84,7 +121,7 @@ def grid_position(
     """Where the point ``z_pair`` (latent units) lies on an n×n inverse-CDF grid:
     (column, row, inside), fractional tile indices (0 = left / top), clamped to the grid;
     ``inside`` is False when the point lies beyond the centres of the outermost tiles."""
-    u = [0.5 * (1.0 + math.erf((float(v) - c) / (max(s, 1e-12) * math.sqrt(2.0)))) for v, c, s in zip(z_pair, center, scale)]
+    u = [normal_cdf(v, c, s) for v, c, s in zip(z_pair, center, scale)]
     f = [(ui - lo) / (hi - lo) * (n - 1) for ui in u]  # fractional index with z growing
     inside = all(lo <= ui <= hi for ui in u)  # between the outermost tiles' centres
     col = min(max(f[0], 0.0), n - 1.0)
@@ -129,9 +166,10 @@ def traversal_sheet(
 
     Row r shows its ``steps`` tiles upscaled ``scale`` times (whole pixels, no blur), white
     gutters of ``pad`` image pixels, and at its left, in a ``label_width``-pixel margin,
-    ``labels[r]``: lines of (text, RGB colour), vertically centred on the row.
+    ``labels[r]``: lines of (text, RGB colour), vertically centred on the row. The font is a CJK one when
+    installed (:func:`cjk_font_file`); check text with :func:`can_draw` first, or it may draw as boxes.
     """
-    from PIL import Image, ImageDraw  # noqa: PLC0415 - only the explorer draws these
+    from PIL import Image, ImageDraw, ImageFont  # noqa: PLC0415 - only the explorer draws these
 
     a = rows.detach().cpu().numpy() if isinstance(rows, torch.Tensor) else np.asarray(rows)
     k, steps = a.shape[0], a.shape[1]
@@ -151,16 +189,167 @@ def traversal_sheet(
     for r, lines in enumerate(labels):
         top = r * (h + pad) * scale + (h * scale - line_h * len(lines)) // 2
         for i, (text, color) in enumerate(lines):
-            draw.text((6, top + i * line_h), text, fill=tuple(color), font=font)
+            if isinstance(font, ImageFont.FreeTypeFont):  # centred on its line's middle: a CJK font's tall ascender stays in
+                draw.text((6, top + i * line_h + line_h / 2), text, fill=tuple(color), font=font, anchor="lm")
+            else:  # the old bitmap font takes no anchor
+                draw.text((6, top + i * line_h), text, fill=tuple(color), font=font)
     return np.asarray(img)
+
+
+# Fonts that draw Chinese, in the order tried (Debian's fonts-noto-cjk first; .ci/run installs it), then
+# whatever fontconfig lists for zh. fc-match alone is not enough: with a stale cache it answers DejaVu.
+CJK_FONT_PATHS = (
+    "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",        # Debian / Ubuntu: fonts-noto-cjk
+    "/usr/share/fonts/noto-cjk/NotoSansCJK-Regular.ttc",             # Arch
+    "/usr/share/fonts/google-noto-cjk/NotoSansCJK-Regular.ttc",      # Fedora
+    "/usr/share/fonts/opentype/noto/NotoSerifCJK-Regular.ttc",
+    "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc",                # fonts-wqy-microhei
+    "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc",
+    "/System/Library/Fonts/PingFang.ttc", "/System/Library/Fonts/STHeiti Medium.ttc",  # macOS
+    "C:/Windows/Fonts/msyh.ttc", "C:/Windows/Fonts/simhei.ttf",     # Windows
+)
+_PROBE = "中"      # a font that draws this draws the lab's Chinese
+_MISSING = "\U0010ffff"  # never assigned: every font draws its "missing glyph" box for it
+
+
+def _draws(font, char: str) -> bool:
+    """True when ``font`` has a glyph for ``char`` (its mask is not the font's missing-glyph box)."""
+    mask, box = font.getmask(char), font.getmask(_MISSING)
+    return (mask.size, bytes(mask)) != (box.size, bytes(box))
+
+
+def _fontconfig_zh() -> list[str]:
+    """Font files fontconfig says cover Chinese (``fc-list :lang=zh file``), regular faces first; [] without fontconfig."""
+    try:
+        out = subprocess.run(["fc-list", ":lang=zh", "file"], capture_output=True, text=True, timeout=5, check=False).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    files = {line.split(":")[0].strip() for line in out.splitlines() if line.strip()}
+    return sorted(files, key=lambda f: ("Regular" not in f, f))
+
+
+@functools.lru_cache(maxsize=1)
+def cjk_font_file() -> tuple[str, int] | None:
+    """(path, face index) of an installed font that draws Chinese (Simplified-Chinese face of a collection
+    preferred), or None. Searched once per process."""
+    from PIL import ImageFont  # noqa: PLC0415 - only the explorer draws text
+
+    for path in (*CJK_FONT_PATHS, *_fontconfig_zh()):
+        if not os.path.isfile(path):
+            continue
+        found = []
+        for index in range(10):  # a .ttc holds several faces (Noto CJK: JP, KR, SC, TC, HK, ...)
+            try:
+                font = ImageFont.truetype(path, 14, index=index)
+            except OSError:  # past the last face, or not a font Pillow reads
+                break
+            if _draws(font, _PROBE):
+                found.append((" SC" not in " ".join(font.getname()), index))
+        if found:
+            return path, min(found)[1]
+    return None
+
+
+def cjk_font_available() -> bool:
+    """True when labels drawn into images can be Chinese (:func:`cjk_font_file` found a font)."""
+    return cjk_font_file() is not None
 
 
 @functools.lru_cache(maxsize=4)
 def _font(px: int):
-    """Pillow's built-in font at ``px`` pixels (its small bitmap font before Pillow 10.1)."""
+    """The font for labels at ``px`` pixels: a CJK font when one is installed, else Pillow's built-in one
+    (its small bitmap font before Pillow 10.1)."""
     from PIL import ImageFont  # noqa: PLC0415
 
+    cjk = cjk_font_file()
+    if cjk is not None:
+        return ImageFont.truetype(cjk[0], px, index=cjk[1])
     try:
         return ImageFont.load_default(size=px)
     except TypeError:
         return ImageFont.load_default()
+
+
+def can_draw(text: str, px: int = 14) -> bool:
+    """True when every character of ``text`` has a glyph in the label font (:func:`traversal_sheet` would draw
+    no empty boxes); a page passes language-neutral labels (z1, numbers) where this is False."""
+    font = _font(px)
+    if not hasattr(font, "getmask") or not hasattr(font, "getname"):  # the old bitmap font: ASCII only
+        return text.isascii()
+    return all(_draws(font, c) for c in set(text) if not c.isspace())
+
+
+# ---------------------------------------------------------------------- the explorer's latent point
+def clamp_point(z, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, list[int]]:
+    """``z`` (z,) clipped to the slider ranges [lo, hi]: (clipped (z,) float64, indices of the dims it moved)."""
+    z_in = np.asarray(z, dtype=float).reshape(-1)
+    zc = np.clip(z_in, lo, hi)
+    return zc, [int(j) for j in np.flatnonzero(zc != z_in)]
+
+
+def random_point(draw: int, mean: np.ndarray, std: np.ndarray, is_vae: bool) -> np.ndarray:
+    """Random draw number ``draw`` (its seed: reproducible) as (z,) float64, latent units.
+
+    A VAE draws from its prior N(0, I); an AE has none, so it draws from a Gaussian fitted to
+    its codes, mean + std·ε.
+    """
+    eps = torch.randn(len(mean), generator=torch.Generator().manual_seed(int(draw))).double().numpy()  # (z,)
+    return eps if is_vae else np.asarray(mean, dtype=float) + np.asarray(std, dtype=float) * eps
+
+
+def incoming_point(sent_z, sent_key: str | None, last: tuple | None, key: str, latent_dim: int
+                   ) -> tuple[str, tuple[float, ...] | None]:
+    """What to do with the latent point in session state when the explorer runs for model ``key``.
+
+    ``sent_z``/``sent_key`` are the stored point and its model's key (another page, the latent
+    map, may have written them); ``last`` is (key, z) as the explorer last stored them. Returns
+    ("sent", z) for a usable point written by another page, ("foreign", None) for one that is
+    for another model or not a finite point of ``latent_dim`` dims, ("fresh", None) when this
+    model has no point yet (start at home), else ("keep", None).
+    """
+    try:
+        sent = (sent_key, tuple(float(v) for v in sent_z)) if sent_z is not None else None
+    except (TypeError, ValueError):
+        sent = ("invalid", ())
+    if sent is not None and sent != last:  # written by another page
+        ok = sent_key == key and len(sent[1]) == latent_dim and bool(np.isfinite(sent[1]).all())
+        return ("sent", sent[1]) if ok else ("foreign", None)
+    return ("fresh", None) if last is None or last[0] != key else ("keep", None)
+
+
+def hex_rgb(color: str) -> tuple[int, int, int]:
+    """"#rrggbb" as an (r, g, b) tuple of 0..255 ints (for text drawn into pictures)."""
+    return int(color[1:3], 16), int(color[3:5], 16), int(color[5:7], 16)
+
+
+# ---------------------------------------------------------------------- the manifold page
+def manifold_view(model: nn.Module, z: np.ndarray, dims: tuple[int, int], is_vae: bool, mean: np.ndarray,
+                  std: np.ndarray, n: int = 15) -> tuple[torch.Tensor, tuple[float, float], tuple[float, float]]:
+    """The 2-D manifold shown around the point ``z`` (z,): (images (n, n, D), centre, scale) of its grid.
+
+    A VAE with a 2-D latent gets the prior's grid (:func:`vae_core.inference.manifold_grid`,
+    centre 0, scale 1); anything else (an AE, which has no prior, or more dims) a
+    :func:`manifold_slice` over ``dims`` placed by the Gaussian fitted to the codes (``mean``,
+    ``std`` (z,)), the other dims held at ``z``.
+    """
+    if is_vae and len(z) == 2 and tuple(dims) == (0, 1):
+        return manifold_grid(model, n)[0], (0.0, 0.0), (1.0, 1.0)
+    c0, s0 = (float(mean[dims[0]]), float(mean[dims[1]])), (float(std[dims[0]]), float(std[dims[1]]))
+    return manifold_slice(model, torch.as_tensor(z, dtype=torch.float32), dims, c0, s0, n)[0], c0, s0
+
+
+@torch.no_grad()
+def interpolation_paths(model: nn.Module, mu_a: torch.Tensor, mu_b: torch.Tensor, steps: int, mode: str = "both"
+                        ) -> list[tuple[str, torch.Tensor, torch.Tensor]]:
+    """Paths from ``mu_a`` to ``mu_b`` (z,): [(name, path (steps, z), decoded images (steps, D))].
+
+    ``mode`` is "linear" (lerp), "spherical" (slerp) or "both" (linear first).
+    """
+    if mode not in ("linear", "spherical", "both"):
+        raise ValueError(f"mode must be 'linear', 'spherical' or 'both', got {mode!r}")
+    out = []
+    for name, fn in (("linear", lerp), ("spherical", slerp)):
+        if mode in (name, "both"):
+            path = fn(mu_a, mu_b, steps)  # (steps, z)
+            out.append((name, path, decode(model, path)))
+    return out

@@ -29,12 +29,14 @@ from .elbo import (
     midpoint_axes, quadrature_grid,
 )
 from .models import AE, VAE
+from .theory import normal_pdf
 from .train import History
 
 __all__ = [
     "ImageReport", "image_report", "kl_monte_carlo", "expected_iwae", "grid_log_lik",
     "PosteriorGrid", "posterior_grid", "ellipse",
     "HistoryCurves", "history_curves", "K_CHOICES",
+    "candidates", "k_grid", "smooth_window", "mean_posterior_gap",
 ]
 
 # Values offered by the page's K slider (log-spaced from 1 to 5000).
@@ -184,6 +186,12 @@ class PosteriorGrid(NamedTuple):
         """p(z|x) at the grid points, (n,) or (n, n), per unit z (per unit area for z=2)."""
         return np.exp(self.log_posterior)
 
+    def q_density(self) -> np.ndarray:
+        """q(z|x) = N(mu, sigma^2) on the grid of a 1-D latent, (n,) per unit z (the z=1 view draws it beside p(z|x))."""
+        if len(self.axes) != 1:
+            raise ValueError("q_density is the 1-D view; a 2-D q is drawn as ellipses (see ellipse)")
+        return normal_pdf(self.axes[0], float(self.mu[0]), float(self.sigma[0]))
+
     def view_box(self, rel: float = 1e-3, q_sigmas: float = 2.5, pad: float = 0.15) -> tuple[np.ndarray, np.ndarray]:
         """A box to draw: where p(z|x) > rel * its peak, joined with q's +-q_sigmas box, padded by ``pad``
         of its size and clipped to the grid. (lo (zdim,), hi (zdim,)) in latent units.
@@ -288,3 +296,29 @@ def history_curves(history: History | dict[str, Any], smooth: int = 1, latent_di
         loss=_smooth(a["loss"], smooth), beta=a["beta"], kl_per_dim=_smooth(a["kl_per_dim"], smooth),
         eval_step=e["eval_step"].astype(np.float64), test_neg_elbo=e["test_neg_elbo"], active_units=e["active_units"],
     )
+
+
+# --------------------------------------------------------------------------- what the ELBO pages pick and draw
+def candidates(n_test: int, n: int, seed: int) -> list[int]:
+    """``n`` distinct test-set indices offered as images to pick, drawn by a generator seeded by ``seed``
+    (the page's "other images" button raises the seed): the same seed gives the same images."""
+    gen = torch.Generator().manual_seed(int(seed))
+    return torch.randperm(int(n_test), generator=gen)[:n].tolist()
+
+
+def k_grid(k_max: int, points: int = 400) -> np.ndarray:
+    """Distinct, log-spaced K in 1..k_max (at most ``points``) at which a log p_K(x) curve is drawn."""
+    return np.unique(np.geomspace(1, k_max, points).round().astype(int))
+
+
+def smooth_window(n_steps: int, points: int = 150) -> int:
+    """The moving-average window (>= 1 step) that leaves about ``points`` independent points in a
+    training curve of ``n_steps`` steps."""
+    return max(1, int(n_steps) // points)
+
+
+def mean_posterior_gap(metrics: dict[str, Any]) -> float | None:
+    """-ELBO - NLL on the IWAE subset: an estimate of the mean KL(q(z|x) || p(z|x)) over those
+    images, nats per image; None when ``metrics`` (DatasetMetrics.to_dict()) has no IWAE figures."""
+    neg_elbo, nll = metrics.get("iwae_subset_neg_elbo"), metrics.get("iwae_nll")
+    return None if neg_elbo is None or nll is None else float(neg_elbo) - float(nll)

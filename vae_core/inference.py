@@ -29,6 +29,7 @@ __all__ = [
     "lerp",
     "slerp",
     "interpolate",
+    "interpolation_strip",
     "PosteriorStats",
     "aggregate_posterior_stats",
     "traverse",
@@ -190,6 +191,13 @@ def interpolate(
     mu, _ = encode(model, pair)  # (2, z)
     path = (lerp if mode == "lerp" else slerp)(mu[0], mu[1], steps)  # (steps, z)
     return decode(model, path)  # (steps, D)
+
+
+def interpolation_strip(model: nn.Module, x0: torch.Tensor | np.ndarray, x1: torch.Tensor | np.ndarray, steps: int = 10
+                        ) -> torch.Tensor:
+    """Image x0, the ``steps`` decodings of :func:`interpolate` from mu(x0) to mu(x1), image x1: (steps + 2, D) in [0, 1], on the CPU."""
+    ends = [to_float(torch.as_tensor(x).reshape(1, -1)).cpu() for x in (x0, x1)]  # (1, D) each
+    return torch.cat([ends[0], interpolate(model, x0, x1, steps).cpu(), ends[1]])
 
 
 class PosteriorStats(NamedTuple):

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from .elbo import continuous_bernoulli_mean
+from .errors import LabError, N_
 
 __all__ = ["ModelConfig", "AE", "VAE", "build_model", "ConfigError", "Encoder", "Decoder", "parse_hidden"]
 
@@ -29,7 +30,7 @@ ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "elu": nn.ELU, "gelu": nn.GELU}
 MAX_PARAMETERS = 20_000_000  # 80 MB of float32 weights, ~320 MB while training with Adam; shipped models are ~1 M
 
 
-class ConfigError(ValueError):
+class ConfigError(LabError, ValueError):
     """A model or training configuration value is out of range; the message says which and why."""
 
 
@@ -45,9 +46,9 @@ def parse_hidden(text: str) -> tuple[int, ...]:
     try:
         sizes = tuple(int(p) for p in parts)
     except ValueError:
-        raise ConfigError(f"hidden sizes must be whole numbers like 400 or 512,256; got {text!r}") from None
+        raise ConfigError(N_("hidden sizes must be whole numbers like 400 or 512,256; got {text!r}"), text=text) from None
     if not sizes:
-        raise ConfigError(f"hidden sizes must be whole numbers like 400 or 512,256; got {text!r}")
+        raise ConfigError(N_("hidden sizes must be whole numbers like 400 or 512,256; got {text!r}"), text=text)
     return sizes
 
 
@@ -72,30 +73,29 @@ class ModelConfig:
     def validate(self) -> None:
         """Raise :class:`ConfigError` with a clear message for any out-of-range value."""
         if self.kind not in KINDS:
-            raise ConfigError(f"model kind must be one of {KINDS}, got {self.kind!r}")
+            raise ConfigError(N_("model kind must be one of {KINDS}, got {kind!r}"), KINDS=KINDS, kind=self.kind)
         if not 1 <= int(self.latent_dim) <= 64:
-            raise ConfigError(f"latent dimension must be between 1 and 64, got {self.latent_dim}")
+            raise ConfigError(N_("latent dimension must be between 1 and 64, got {latent_dim}"), latent_dim=self.latent_dim)
         if self.input_dim < 1:
-            raise ConfigError(f"input_dim must be positive, got {self.input_dim}")
+            raise ConfigError(N_("input_dim must be positive, got {input_dim}"), input_dim=self.input_dim)
         if len(self.image_shape) != 3 or _prod(self.image_shape) != self.input_dim:
             raise ConfigError(
-                f"image_shape {self.image_shape} does not match input_dim {self.input_dim} (C*H*W must equal D)"
+                N_("image_shape {image_shape} does not match input_dim {input_dim} (C*H*W must equal D)"), image_shape=self.image_shape, input_dim=self.input_dim
             )
         if any(not 1 <= h <= 8192 for h in self.hidden):
-            raise ConfigError(f"hidden sizes must be between 1 and 8192, got {list(self.hidden)}")
+            raise ConfigError(N_("hidden sizes must be between 1 and 8192, got {list_hidden}"), list_hidden=list(self.hidden))
         if len(self.hidden) > 6:
-            raise ConfigError(f"at most 6 hidden layers, got {len(self.hidden)}")
+            raise ConfigError(N_("at most 6 hidden layers, got {len_hidden}"), len_hidden=len(self.hidden))
         if self.likelihood not in LIKELIHOODS:
-            raise ConfigError(f"likelihood must be one of {LIKELIHOODS}, got {self.likelihood!r}")
+            raise ConfigError(N_("likelihood must be one of {LIKELIHOODS}, got {likelihood!r}"), LIKELIHOODS=LIKELIHOODS, likelihood=self.likelihood)
         if not (0.0 < float(self.obs_std) < 10.0):
-            raise ConfigError(f"obs_std must be in (0, 10), got {self.obs_std}")
+            raise ConfigError(N_("obs_std must be in (0, 10), got {obs_std}"), obs_std=self.obs_std)
         if self.activation not in ACTIVATIONS:
-            raise ConfigError(f"activation must be one of {tuple(ACTIVATIONS)}, got {self.activation!r}")
+            raise ConfigError(N_("activation must be one of {tuple_ACTIVATIONS}, got {activation!r}"), tuple_ACTIVATIONS=tuple(ACTIVATIONS), activation=self.activation)
         n = self.parameter_count()
         if n > MAX_PARAMETERS:
             raise ConfigError(
-                f"this model would have {n / 1e6:,.0f} M parameters, over the lab's limit of "
-                f"{MAX_PARAMETERS / 1e6:.0f} M (a shared server trains several at once): use fewer or narrower hidden layers"
+                N_("this model would have {value:,.0f} M parameters, over the lab's limit of {value2:.0f} M (a shared server trains several at once): use fewer or narrower hidden layers"), value=n / 1e6, value2=MAX_PARAMETERS / 1e6
             )
 
     def parameter_count(self) -> int:
@@ -118,17 +118,17 @@ class ModelConfig:
     def from_dict(cls, d: dict[str, Any]) -> "ModelConfig":
         """Rebuild from :meth:`to_dict` output; unknown keys are a :class:`ConfigError`."""
         if not isinstance(d, dict):
-            raise ConfigError(f"model config must be a JSON object, got {type(d).__name__}")
+            raise ConfigError(N_("model config must be a JSON object, got {name__}"), name__=type(d).__name__)
         known = {f.name for f in fields(cls)}
         unknown = set(d) - known
         if unknown:
-            raise ConfigError(f"unknown model config keys: {sorted(unknown)}")
+            raise ConfigError(N_("unknown model config keys: {sorted_unknown}"), sorted_unknown=sorted(unknown))
         try:
             return cls(**d)
         except (TypeError, ValueError) as exc:
             if isinstance(exc, ConfigError):
                 raise
-            raise ConfigError(f"invalid model config: {exc}") from exc
+            raise ConfigError(N_("invalid model config: {exc}"), exc=exc) from exc
 
     def describe(self) -> str:
         """One line such as ``VAE 784-400-16 (bernoulli)``."""

@@ -3,7 +3,8 @@ same initial weights in every shared layer, with the same seed and batch order.
 
 :class:`PairTrainer` has the control surface of a :class:`~vae_core.train.Trainer`
 (start/stop/resume/join, ``state`` as a :class:`~vae_core.train.TrainerState`), so a
-:class:`~vae_core.registry.TrainerHandle` owns it like one trainer.
+:class:`~vae_core.registry.TrainerHandle` owns it like one trainer. :class:`WorkerPair`
+(in :mod:`vae_core.worker`, importable from here) runs the same PairTrainer in a worker process.
 """
 
 from __future__ import annotations
@@ -19,6 +20,14 @@ from .models import AE, VAE, ModelConfig, build_model
 from .train import TrainConfig, Trainer, TrainerState
 
 __all__ = ["build_pair", "live_pair_configs", "PairProgress", "PairTrainer"]
+
+
+def __getattr__(name: str) -> Any:
+    """``WorkerPair`` (a PairTrainer in its own process) lives in vae_core.worker; importable from here too."""
+    if name == "WorkerPair":
+        from .worker import WorkerPair
+        return WorkerPair
+    raise AttributeError(name)
 
 
 def build_pair(model_config: ModelConfig, seed: int) -> tuple[VAE, AE]:
@@ -122,8 +131,13 @@ class PairTrainer:
                 torch.set_num_threads(prev)
 
     def _loop(self) -> None:
+        applied = torch.get_num_threads()
         try:
             while not self._stop.is_set():
+                n = self.num_threads  # a worker's budget may change while it trains (vae_core.worker)
+                if n is not None and n != applied and threading.current_thread() is not threading.main_thread():
+                    torch.set_num_threads(n)
+                    applied = n
                 for tr in (self.vae, self.ae):
                     if not tr.done:
                         tr.run(max_steps=self.CHUNK)

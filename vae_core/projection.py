@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Hashable, Mapping, NamedTuple
 
 import numpy as np
@@ -31,6 +33,13 @@ from .umap_runtime import UMAP_LOCK, import_umap, warmup_state
 __all__ = [
     "shared_projection_cache",
     "selected_row_ids",
+    "place_new_point",
+    "embeddings_path",
+    "ShippedEmbeddings",
+    "save_embeddings",
+    "load_embeddings",
+    "projection_key",
+    "seed_cache",
     "Projection",
     "pca_2d",
     "exact_knn",
@@ -417,8 +426,7 @@ def compute_projection_async(
     key: Hashable = None
     if cache is not None:
         # the ids are always hashed in: two subsamples of the same size must not share an entry
-        mk = (model_key if model_key is not None else data_key(x, ids_arr)) + "|ids:" + data_key(ids_arr)
-        key = ProjectionKey.make(mk, ids_arr.size, method, **params)
+        key = projection_key(model_key if model_key is not None else data_key(x, ids_arr), ids_arr, method, **params)
         hit = cache.get(key)
         if hit is not None:
             job._finish(result=hit)
@@ -465,3 +473,106 @@ def selected_row_ids(points: list[Mapping[str, Any]] | None) -> list[int]:
             seen.add(rid)
             out.append(rid)
     return out
+
+
+def place_new_point(mu_new: np.ndarray, mu: np.ndarray, proj: Projection, k: int = 8) -> tuple[np.ndarray, np.ndarray]:
+    """Where a new code lands on an existing 2-D map, and its ``k`` nearest embedded neighbours.
+
+    mu_new (d,) is the new image's posterior mean; mu (N_total, d) the codes the map was made
+    from; ``proj`` the map (its ``ids`` index mu). Returns (xy (2,), neighbour row ids (k,)):
+    the mean map position of the k nearest embedded codes in the latent space, the way UMAP's own
+    transform places new data. The neighbours are nearest first.
+    """
+    ref = np.asarray(mu, dtype=np.float32)[proj.ids]  # (M, d) codes of the embedded rows
+    d2 = ((ref - np.asarray(mu_new, dtype=np.float32).reshape(1, -1)) ** 2).sum(1)  # (M,)
+    k = int(min(max(1, k), d2.size))
+    near = np.argsort(d2, kind="stable")[:k]
+    return proj.xy[near].mean(0), proj.ids[near]
+
+
+# ---------------------------------------------------------------- embeddings shipped with a checkpoint
+EMBED_SUFFIX = ".embed.safetensors"  # beside checkpoints/<name>.safetensors: its test-set codes and 2-D maps
+SHIPPED_UMAP_PARAMS = {"n_neighbors": 15, "min_dist": 0.1}  # the latent map's defaults: what a first visit asks for
+
+
+def embeddings_path(checkpoint: str | Path) -> Path:
+    """Where the precomputed embeddings of ``checkpoint`` (a .safetensors path) live."""
+    p = Path(checkpoint)
+    return p.with_name(p.name.removesuffix(".safetensors") + EMBED_SUFFIX)
+
+
+@dataclass(frozen=True)
+class ShippedEmbeddings:
+    """A shipped model's test-set codes and their 2-D maps, computed once by scripts/make_checkpoints.py."""
+
+    mu: np.ndarray                       # (N_test, z) float32 posterior means, latent units
+    projections: dict[str, Projection]   # "umap", "pca": every test row, ids 0..N-1
+
+
+def save_embeddings(path: str | Path, mu: np.ndarray, projections: dict[str, Projection]) -> Path:
+    """Write codes and maps as safetensors (no pickle), with each map's parameters in the header. Atomic."""
+    from safetensors.numpy import save_file  # noqa: PLC0415
+
+    path = Path(path)
+    tensors = {"mu": np.ascontiguousarray(mu, dtype=np.float32)}
+    meta = {"format": "vae-lab-embeddings", "version": "1"}
+    for method, pr in projections.items():
+        tensors[f"{method}.xy"] = np.ascontiguousarray(pr.xy, dtype=np.float32)
+        tensors[f"{method}.ids"] = np.ascontiguousarray(pr.ids, dtype=np.int64)
+        meta[f"{method}.params"] = json.dumps(dict(pr.params))
+        meta[f"{method}.seconds"] = repr(float(pr.seconds))
+    tmp = path.with_suffix(".tmp")
+    save_file(tensors, str(tmp), metadata=meta)
+    tmp.replace(path)
+    return path
+
+
+def load_embeddings(path: str | Path) -> ShippedEmbeddings | None:
+    """The embeddings at ``path``, or None when there are none (or the file is not ours): never unpickles."""
+    from safetensors import safe_open  # noqa: PLC0415
+
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        with safe_open(str(path), framework="numpy") as fh:
+            meta = fh.metadata() or {}
+            if meta.get("format") != "vae-lab-embeddings":
+                return None
+            mu = fh.get_tensor("mu")
+            projections = {}
+            for method in METHODS:
+                if f"{method}.xy" in fh.keys():
+                    params = tuple(sorted(json.loads(meta.get(f"{method}.params", "{}")).items()))
+                    projections[method] = Projection(fh.get_tensor(f"{method}.ids"), fh.get_tensor(f"{method}.xy"), method,
+                                                     float(meta.get(f"{method}.seconds", "0")), params)
+    except Exception:  # a damaged file: the page computes the maps as for any model
+        return None
+    return ShippedEmbeddings(mu, projections)
+
+
+def projection_key(model_key: str, ids: np.ndarray, method: str, **params: Any) -> ProjectionKey:
+    """The cache key of the map of rows ``ids`` of a model's codes: the one :func:`compute_projection_async` uses."""
+    return ProjectionKey.make(model_key + "|ids:" + data_key(np.asarray(ids)), int(np.asarray(ids).size), method, **params)
+
+
+def seed_cache(cache: ProjectionCache, model_key: str, emb: ShippedEmbeddings) -> int:
+    """Put shipped maps into ``cache`` under the keys a page asks for (all test rows, default parameters);
+    returns how many. A first visit then shows the UMAP at once, without numba or a fit."""
+    n = 0
+    for method, pr in emb.projections.items():
+        cache.put(projection_key(model_key, pr.ids, method, **dict(pr.params)), pr)
+        n += 1
+    return n
+
+
+def projection_job(jobs: dict[str, ProjectionJob], model_key: str, x: np.ndarray, method: str = "umap", **params: Any
+                   ) -> ProjectionJob:
+    """The background embedding of all rows of ``x`` (N, d) for ``model_key``, kept in ``jobs`` (a session's dict):
+    started (through :func:`shared_projection_cache`, so another session's fit is reused) when there is none,
+    or when the last one failed; else the one already there."""
+    job = jobs.get(model_key)
+    if job is None or job.error:
+        job = jobs[model_key] = compute_projection_async(x, np.arange(len(x)), method, cache=shared_projection_cache(),
+                                                         model_key=model_key, **params)
+    return job

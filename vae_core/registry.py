@@ -16,10 +16,18 @@ A :class:`~vae_core.train.Trainer` is a :class:`Runnable`, and so is the Compare
 
 At most ``max_running`` trainers run at once (default 2 per CPU core, or ``$VAE_LAB_MAX_TRAINERS``);
 one more start raises :class:`CapacityError`, whose message says what to do.
+
+Worker processes (:mod:`vae_core.worker`): :meth:`TrainerRegistry.worker` and
+:meth:`TrainerRegistry.pair_worker` make handles whose trainer runs in its own process; the
+registry holds them as it holds trainers (cap, finalizer, heartbeat), ends their processes when
+their session ends and at :meth:`~TrainerRegistry.shutdown`, shares the cores among the running
+ones (``cores // running`` torch threads each, at least 1), and can keep one spare worker
+started ahead (:meth:`~TrainerRegistry.prewarm`, ``$VAE_LAB_SPARE_WORKERS``, default 1).
 """
 
 from __future__ import annotations
 
+import atexit
 import itertools
 import math
 import os
@@ -33,17 +41,23 @@ import numpy as np
 import torch
 
 from .live import Preview, PreviewBox, SeriesBuffer
-from .train import History, Trainer, TrainerState
+from .models import ModelConfig
+from .train import History, TrainConfig, Trainer, TrainerState
+from .worker import WorkerPair, WorkerProcess, WorkerTrainer
+from .errors import LabError
 
 __all__ = [
     "CapacityError", "Runnable", "TrainerRegistry", "TrainerHandle", "default_registry", "default_max_trainers",
-    "env_max_trainers", "env_heartbeat_timeout", "ENV_MAX_TRAINERS", "ENV_TRAINER_TIMEOUT", "DEFAULT_TIMEOUT_S",
+    "env_max_trainers", "env_heartbeat_timeout", "env_spare_workers", "ENV_MAX_TRAINERS", "ENV_TRAINER_TIMEOUT",
+    "ENV_SPARE_WORKERS", "DEFAULT_TIMEOUT_S", "WorkerTrainer", "WorkerPair",
 ]
 
 ENV_MAX_TRAINERS = "VAE_LAB_MAX_TRAINERS"      # most trainers running at once, server-wide
 ENV_TRAINER_TIMEOUT = "VAE_LAB_TRAINER_TIMEOUT"  # seconds unseen before a session's trainer is stopped
+ENV_SPARE_WORKERS = "VAE_LAB_SPARE_WORKERS"    # worker processes kept started ahead (0 or 1; default 1)
 DEFAULT_TIMEOUT_S = 120.0  # Streamlit keeps a disconnected session about this long (server.disconnectedSessionTTL)
-ACTIVE_STATES = (TrainerState.RUNNING, TrainerState.PAUSED)
+ACTIVE_STATES = (TrainerState.STARTING, TrainerState.RUNNING, TrainerState.PAUSED)
+STEPPING_STATES = (TrainerState.STARTING, TrainerState.RUNNING)  # what counts towards the cap and the cores
 
 
 class Runnable(Protocol):
@@ -61,7 +75,7 @@ class Runnable(Protocol):
     def stop(self, message: str | None = None) -> None: ...
 
 
-class CapacityError(RuntimeError):
+class CapacityError(LabError, RuntimeError):
     """Starting one more trainer would exceed the server's limit; the message says what to do."""
 
 
@@ -85,6 +99,25 @@ def env_max_trainers() -> int:
     except ValueError:
         return default_max_trainers()
     return val if val >= 1 else default_max_trainers()
+
+
+def env_spare_workers() -> int:
+    """``$VAE_LAB_SPARE_WORKERS`` (0 turns spares off; at most 1 is kept), else 1."""
+    try:
+        return min(1, max(0, int(os.environ.get(ENV_SPARE_WORKERS, "1").strip())))
+    except ValueError:
+        return 1
+
+
+def _retire(tr: "Runnable | None", reason: str | None = None, wait: bool = False) -> None:
+    """Stop ``tr`` if it is active (with ``reason`` as its message), and end its worker process if it has one."""
+    if tr is None:
+        return
+    if tr.state in ACTIVE_STATES + (TrainerState.IDLE,):
+        tr.stop(reason)
+    close = getattr(tr, "close", None)
+    if close is not None:
+        close(wait=wait)
 
 
 def env_heartbeat_timeout() -> float:
@@ -125,8 +158,11 @@ class TrainerRegistry:
         heartbeat_timeout: float | None = None,
         check_interval: float | None = None,
         clock: Callable[[], float] = time.monotonic,
+        spare_workers: int | None = None,
     ) -> None:
         self._max = max_running
+        self._spares = spare_workers
+        self._spare: WorkerProcess | None = None
         self._timeout = heartbeat_timeout
         self._interval = check_interval
         self.clock = clock
@@ -146,6 +182,11 @@ class TrainerRegistry:
     def heartbeat_timeout(self) -> float:
         """Seconds a session may go unseen before its trainer is stopped (0 = never)."""
         return self._timeout if self._timeout is not None else env_heartbeat_timeout()
+
+    @property
+    def spare_workers(self) -> int:
+        """Worker processes to keep started ahead (0 or 1)."""
+        return min(1, max(0, self._spares)) if self._spares is not None else env_spare_workers()
 
     @property
     def watchdog_alive(self) -> bool:
@@ -171,12 +212,75 @@ class TrainerRegistry:
             return handle_id in self._entries
 
     def running_count(self) -> int:
-        """Trainers whose thread is stepping now (paused ones do not count)."""
+        """Trainers stepping now, or starting to (paused ones do not count)."""
         with self._lock:
             return sum(
                 1 for e in self._entries.values()
-                if e.trainer is not None and e.trainer.is_alive and e.trainer.state == TrainerState.RUNNING
+                if e.trainer is not None and e.trainer.is_alive and e.trainer.state in STEPPING_STATES
             )
+
+    # ---------------------------------------------------------------- worker processes
+    def worker(self, model_config: ModelConfig, train_config: TrainConfig, **kwargs) -> WorkerTrainer:
+        """A :class:`~vae_core.worker.WorkerTrainer` that takes this registry's spare worker when it starts.
+
+        ``kwargs`` go to WorkerTrainer (``dataset``, ``device``, ``data_root``, ``num_threads``).
+        Nothing starts until it is given to :meth:`TrainerHandle.start` (or stepped).
+        """
+        return WorkerTrainer(model_config, train_config, spare=self._take_spare, **kwargs)
+
+    def pair_worker(self, model_config: ModelConfig, train_config: TrainConfig, **kwargs) -> WorkerPair:
+        """A :class:`~vae_core.worker.WorkerPair` (the Compare page's pair in a process), as :meth:`worker`."""
+        return WorkerPair(model_config, train_config, spare=self._take_spare, **kwargs)
+
+    def prewarm(self, dataset: str | None = None, data_root: str | None = None) -> bool:
+        """Start a spare worker now if spares are on and none is ready (returns at once; True if one is).
+
+        A page calls this when Start is likely soon (the Train page drawn with nothing training):
+        the next Start then skips the 2-4 s of starting Python and importing torch. With
+        ``dataset``, the spare also decodes that dataset ahead (the form's current choice).
+        """
+        if self.spare_workers < 1 or self._shutdown.is_set():
+            return False
+        with self._lock:
+            if self._spare is None or not self._spare.alive:
+                self._spare = WorkerProcess()
+                self._spare_data: set[tuple[str, str | None]] = set()
+            if dataset is not None and (dataset, data_root) not in self._spare_data:
+                self._spare.preload(dataset, data_root)
+                self._spare_data.add((dataset, data_root))
+            return True
+
+    def _take_spare(self) -> WorkerProcess | None:
+        with self._lock:
+            sp, self._spare = self._spare, None
+        return sp if sp is not None and sp.alive and sp.jobless else None
+
+    def threads_per_worker(self, running: int | None = None) -> int:
+        """Torch threads each stepping worker gets: the cores shared by ``running`` (default: now) workers."""
+        n = self._stepping_workers() if running is None else running
+        return max(1, _cpu_count() // max(1, n))
+
+    def _stepping_workers(self) -> int:
+        with self._lock:
+            return sum(1 for e in self._entries.values()
+                       if hasattr(e.trainer, "set_threads") and e.trainer.is_alive and e.trainer.state in STEPPING_STATES)
+
+    def rebalance(self) -> int:
+        """Give every stepping worker its share of the cores; returns the threads per worker.
+
+        Runs by itself whenever a worker's state changes (its ``on_change``) and at each sweep.
+        """
+        with self._lock:
+            workers = [e.trainer for e in self._entries.values()
+                       if hasattr(e.trainer, "set_threads") and e.trainer.is_alive and e.trainer.state in STEPPING_STATES]
+        per = max(1, _cpu_count() // max(1, len(workers)))
+        for w in workers:
+            w.set_threads(per)  # type: ignore[attr-defined]
+        return per
+
+    def _adopt(self, trainer: "Runnable | None") -> None:
+        if trainer is not None and hasattr(trainer, "on_change"):
+            trainer.on_change = self.rebalance  # type: ignore[attr-defined]
 
     def capacity_message(self) -> str:
         """What one more Start is told when the cap is reached."""
@@ -195,17 +299,21 @@ class TrainerRegistry:
             e = self._entries.get(hid)
             if e is None:
                 raise RuntimeError("this handle was closed")
-            mine = e.trainer is not None and e.trainer.is_alive and e.trainer.state == TrainerState.RUNNING
+            mine = e.trainer is not None and e.trainer.is_alive and e.trainer.state in STEPPING_STATES
             if not mine and self.running_count() >= self.max_running:
                 raise CapacityError(self.capacity_message())
             old = None
             if new is not None:
                 old, e.trainer = e.trainer, new
+                self._adopt(new)
             if e.trainer is None:
                 raise RuntimeError("this handle has no trainer (it was closed or reset)")
             e.last_seen = self.clock()
-            action(e.trainer)  # start/resume set RUNNING before returning, so the next count sees it
-            return old if old is not new else None
+            if not mine and hasattr(e.trainer, "set_threads"):  # its share, before its process starts
+                e.trainer.set_threads(self.threads_per_worker(self._stepping_workers() + 1))  # type: ignore[union-attr]
+            action(e.trainer)  # start/resume set STARTING/RUNNING before returning, so the next count sees it
+        self.rebalance()
+        return old if old is not new else None
 
     def _set_trainer(self, hid: int, trainer: Runnable | None) -> Runnable | None:
         with self._lock:
@@ -214,6 +322,7 @@ class TrainerRegistry:
                 raise RuntimeError("this handle was closed")
             old, e.trainer = e.trainer, trainer
             e.last_seen = self.clock()
+            self._adopt(trainer)
         return old
 
     def _get_trainer(self, hid: int) -> Runnable | None:
@@ -231,8 +340,9 @@ class TrainerRegistry:
         """Stop the handle's trainer (without waiting) and forget the handle. Idempotent."""
         with self._lock:
             e = self._entries.pop(hid, None)
-        if e is not None and e.trainer is not None and e.trainer.state in ACTIVE_STATES + (TrainerState.IDLE,):
-            e.trainer.stop(reason)
+        if e is not None:
+            _retire(e.trainer, reason)
+            self.rebalance()
 
     # ---------------------------------------------------------------- watchdog
     def sweep(self) -> list[int]:
@@ -263,6 +373,7 @@ class TrainerRegistry:
                     f"{timeout:g} s (the page was closed). Press Resume to continue."
                 )
                 stopped.append(hid)
+        self.rebalance()
         return stopped
 
     def _ensure_watchdog(self) -> None:
@@ -294,11 +405,22 @@ class TrainerRegistry:
         wd = self._watchdog
         if wd is not None:
             wd.join(timeout=5)
+        with self._lock:
+            spare, self._spare = self._spare, None
+        if spare is not None:
+            spare.close(wait=False)
         if stop_trainers:
             with self._lock:
-                ids = list(self._entries)
-            for hid in ids:
-                self._close(hid, reason="stopped: the server is shutting down")
+                entries = list(self._entries.values())
+                self._entries.clear()
+            for e in entries:  # ask every worker first, then wait for each: no child outlives the server
+                _retire(e.trainer, "stopped: the server is shutting down", wait=False)
+            for e in entries:
+                close = getattr(e.trainer, "close", None)
+                if close is not None:
+                    close(wait=True)
+        if spare is not None:
+            spare.close(wait=True)
 
 
 class TrainerHandle:
@@ -342,8 +464,9 @@ class TrainerHandle:
         if trainer is not None:
             self._hook(trainer)
         old = self.registry._set_trainer(self.id, trainer)
-        if old is not None and old is not trainer and old.state in ACTIVE_STATES + (TrainerState.IDLE,):
-            old.stop()
+        if old is not None and old is not trainer:
+            _retire(old)
+        self.registry.rebalance()
 
     def start(self, trainer: Runnable | None = None) -> None:
         """Start the trainer's thread, unless the server's cap is reached (:class:`CapacityError`).
@@ -354,8 +477,8 @@ class TrainerHandle:
         if trainer is not None:
             self._hook(trainer)
         old = self.registry._run_capped(self.id, lambda tr: tr.start(), new=trainer)
-        if old is not None and old.state in ACTIVE_STATES + (TrainerState.IDLE,):
-            old.stop()
+        if old is not None:
+            _retire(old)
 
     def resume(self) -> None:
         """Resume a paused or stopped trainer, under the same cap as :meth:`start`."""
@@ -388,6 +511,8 @@ class TrainerHandle:
         None without a trainer, or for a trainer with no single model (the Compare page's pair).
         """
         tr = self.trainer
+        if isinstance(tr, WorkerTrainer):  # decoded in the worker, from its own 8 fixed examples and 16 draws
+            return tr.latest_preview
         if not isinstance(tr, Trainer):
             return None
         self._box.want(x_fixed, z_fixed, min_interval_s)
@@ -411,4 +536,5 @@ def default_registry() -> TrainerRegistry:
     with _DEFAULT_LOCK:
         if _DEFAULT is None:
             _DEFAULT = TrainerRegistry()
+            atexit.register(_DEFAULT.shutdown)  # end the worker processes with the server
         return _DEFAULT

@@ -46,6 +46,10 @@ __all__ = [
     "elbo_landscape",
     "FitTrajectory",
     "fit_q_sgd",
+    "fit_frames",
+    "density_top",
+    "clip_landscape",
+    "snap_to_slider",
     "FunctionCase",
     "GRAD_FUNCTIONS",
     "GradSamples",
@@ -311,6 +315,33 @@ def fit_q_sgd(
         ests.append(est.item())
     mu_a, ls_a = np.array(mus), np.array(lss)
     return FitTrajectory(mu_a, ls_a, elbo_1d(target, mu_a, np.exp(ls_a)), np.array(ests))
+
+
+def fit_frames(traj: FitTrajectory, z: np.ndarray, max_frames: int = 60) -> list[tuple[int, np.ndarray, float]]:
+    """The frames an animation of ``traj`` shows: at most ``max_frames`` evenly spaced steps (the
+    first and last included), each as (step, q's density on ``z`` (G,), exact ELBO in nats)."""
+    n = len(traj.mu)
+    steps = np.unique(np.linspace(0, n - 1, min(n, max_frames)).round().astype(int))
+    sig = np.exp(traj.log_sigma)
+    return [(int(t), normal_pdf(z, traj.mu[t], sig[t]), float(traj.elbo[t])) for t in steps]
+
+
+def density_top(posterior: np.ndarray, sigmas: np.ndarray, headroom: float = 1.05) -> float:
+    """A y-axis top that fits ``posterior`` (G,) and the tallest Gaussian q of standard deviations
+    ``sigmas`` (its peak 1 / (sigma sqrt(2 pi))), with 5 % headroom: density per unit z."""
+    peak_q = 1.0 / (float(np.min(sigmas)) * math.sqrt(2.0 * math.pi))
+    return headroom * max(float(np.max(posterior)), peak_q)
+
+
+def clip_landscape(elbo: np.ndarray, log_px: float, depth: float = 8.0) -> np.ndarray:
+    """ELBO values (nats) floored at log p(x) - ``depth``: the far corners of a landscape are many
+    nats down and would take the whole colour scale, hiding the two maxima."""
+    return np.maximum(np.asarray(elbo, dtype=np.float64), log_px - depth)
+
+
+def snap_to_slider(value: float, lo: float, hi: float, ndigits: int = 2) -> float:
+    """``value`` rounded to a slider's step (``ndigits`` decimals) and clipped to [lo, hi]."""
+    return float(np.clip(round(float(value), ndigits), lo, hi))
 
 
 # --------------------------------------------------------------------------- 4. reparameterization trick

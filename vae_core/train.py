@@ -26,11 +26,13 @@ from typing import Any, Callable, Sequence, TypeVar
 import numpy as np
 import torch
 
-from .data import Dataset, binarize, load_dataset
+from .data import Dataset, binarize, content_hash, load_dataset
 from .device import pick_device
 from .elbo import beta_schedule, elbo_terms
 from .evaluate import DatasetMetrics, dataset_metrics
+from .pitfalls import MISTAKES, mistaken_terms
 from .models import AE, LIKELIHOODS, VAE, ConfigError, ModelConfig, build_model, parse_hidden
+from .errors import N_
 
 __all__ = [
     "TrainConfig", "Trainer", "TrainerState", "Snapshot", "History", "TEST_METRIC_KEYS", "SETTING_LABELS",
@@ -48,6 +50,7 @@ class TrainerState(str, enum.Enum):
     """
 
     IDLE = "idle"          # built, no step taken by run()
+    STARTING = "starting"  # Start pressed; a worker process is starting and has not yet taken a step
     RUNNING = "running"    # the background thread is stepping
     PAUSED = "paused"      # the thread waits; step() still works
     STOPPED = "stopped"    # stop() was called; the thread has ended or will after this step
@@ -77,6 +80,7 @@ class TrainConfig:
     eval_every: int = 0             # steps between test evaluations; 0 = once per epoch
     eval_size: int = 10_000         # test images used by each evaluation (the first N)
     binarize: bool = False          # dynamic binarization: each step draws x ~ Bernoulli(pixels) anew
+    mistake: str = ""               # a classic mistake to train on purpose (vae_core.pitfalls.MISTAKES); "" = none
 
     def validate(self) -> None:
         """Raise :class:`ConfigError` with a clear message for any out-of-range value."""
@@ -90,6 +94,7 @@ class TrainConfig:
             (0 <= self.seed < 2**63, f"seed must be a non-negative integer, got {self.seed}"),
             (self.eval_every >= 0, f"eval_every must be >= 0, got {self.eval_every}"),
             (self.eval_size >= 1, f"eval_size must be >= 1, got {self.eval_size}"),
+            (self.mistake in ("", *MISTAKES), f"mistake must be one of {MISTAKES} or empty, got {self.mistake!r}"),
         ]
         for ok, msg in checks:
             if not ok:
@@ -233,6 +238,11 @@ def _adam(model: torch.nn.Module, lr: float) -> torch.optim.Adam:
 
 Callback = Callable[["Trainer", dict[str, Any]], None]
 
+# The divergence guard also stops a finite loss beyond this many nats per pixel and image: no real
+# ELBO comes near it (a Gaussian likelihood with obs_std 0.1 costs at most about 50 per pixel), so
+# only a broken objective, such as a flipped KL sign, or a runaway learning rate gets there.
+LOSS_LIMIT_PER_PIXEL = 1e4
+
 
 class Trainer:
     """Trains one AE or VAE on one in-memory dataset, with autograd and ``torch.optim.Adam``.
@@ -264,7 +274,7 @@ class Trainer:
         ds = dataset if dataset is not None else load_dataset(train_config.dataset)
         if ds.dim != model_config.input_dim:
             raise ConfigError(
-                f"dataset {ds.name!r} has {ds.dim} pixels per image but the model expects {model_config.input_dim}"
+                N_("dataset {name!r} has {dim} pixels per image but the model expects {input_dim}"), name=ds.name, dim=ds.dim, input_dim=model_config.input_dim
             )
         self.data = ds.to(self.device)
         torch.manual_seed(train_config.seed)  # init is seeded: same seed, same weights
@@ -273,6 +283,7 @@ class Trainer:
         self._gen = torch.Generator(device=self.device).manual_seed(train_config.seed + 1)  # eps noise
         self._perm_gen = torch.Generator().manual_seed(train_config.seed + 2)  # batch order, on CPU
         self._bin_gen = torch.Generator(device=self.device).manual_seed(train_config.seed + 4)  # binarization draws
+        self._data_hash: str | None = None
         self._perm: torch.Tensor | None = None
         self._pos = 0
         n = self.data.x_train.shape[0]
@@ -424,16 +435,19 @@ class Trainer:
             if cfg.binarize:  # a fresh binary image each time: the Bernoulli is then a true likelihood
                 x = binarize(x, self._bin_gen)
             beta = beta_schedule(self.global_step, cfg.beta, cfg.warmup_steps)
-            logits, mu, logvar, _ = self.model(x, generator=self._gen)  # (B, D), (B, z), (B, z)
-            t = elbo_terms(
-                x, logits, mu, logvar, beta=beta, free_bits=cfg.free_bits,
-                likelihood=self.model_config.likelihood, obs_std=self.model_config.obs_std,
-            )
+            if cfg.mistake:  # the Pitfalls page trains a classic mistake on purpose: one line differs
+                t = mistaken_terms(cfg.mistake, self.model, x, beta, cfg.free_bits, self._gen)
+            else:
+                logits, mu, logvar, _ = self.model(x, generator=self._gen)  # (B, D), (B, z), (B, z)
+                t = elbo_terms(
+                    x, logits, mu, logvar, beta=beta, free_bits=cfg.free_bits,
+                    likelihood=self.model_config.likelihood, obs_std=self.model_config.obs_std,
+                )
             self.optimizer.zero_grad(set_to_none=True)
             t.loss.backward()
             stats = torch.stack([t.loss.detach(), t.recon.detach().mean(), t.kl.detach().mean()])
             loss, recon, kl = stats.tolist()  # one device sync per step
-            if not math.isfinite(loss):
+            if not math.isfinite(loss) or abs(loss) > LOSS_LIMIT_PER_PIXEL * x.shape[-1]:
                 # A non-finite gradient with a finite loss shows up as a non-finite loss one
                 # step later, and _good then still holds the weights before that update.
                 self._diverge(loss)
@@ -470,8 +484,11 @@ class Trainer:
             p.copy_(keep)
         self.optimizer.zero_grad(set_to_none=True)
         self.state = TrainerState.DIVERGED
+        what = f"the loss became {loss}" if not math.isfinite(loss) else (
+            f"the loss reached {loss:.3g} nats per image, far beyond any real ELBO (a flipped sign in the loss, "
+            f"or too high a learning rate)")
         self.message = (
-            f"training diverged at step {self.global_step + 1}: the loss became {loss}. "
+            f"training diverged at step {self.global_step + 1}: {what}. "
             f"The last good weights (step {self.global_step}) were kept. Lower the learning rate "
             f"(now {self.config.lr:g}) and start again."
         )
@@ -538,6 +555,13 @@ class Trainer:
         with self._lock:
             return self.global_step, fn(self.model)
 
+    def dataset_sha256(self) -> str:
+        """sha256 of the training data (vae_core.data.content_hash), computed once: checkpoints record it,
+        so a model trained on an uploaded dataset names exactly the data it needs."""
+        if self._data_hash is None:
+            self._data_hash = content_hash(self.data)
+        return self._data_hash
+
     def metadata(self, command: str | None = None) -> dict[str, Any]:
         """Everything a checkpoint records besides the weights (JSON-friendly values)."""
         with self._lock:
@@ -551,6 +575,7 @@ class Trainer:
                 "model_config": self.model_config.to_dict(),
                 "train_config": self.config.to_dict(),
                 "dataset": self.data.name,
+                "dataset_sha256": self.dataset_sha256(),
                 "epochs": self.global_step / self.steps_per_epoch,
                 "steps": self.global_step,
                 "state": self.state.value,

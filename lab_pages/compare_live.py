@@ -1,0 +1,89 @@
+"""Train an AE/VAE pair: one architecture, seed, dataset and batch order, trained live in lockstep.
+
+The pair trains in the background (vae_core.pair.PairTrainer) in one of the server's trainer
+slots. When it has finished, both models join the session's model list and
+``st.session_state["compare_live_pair"]``, and the AE vs VAE page (lab_pages/compare.py) shows them.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from lab_pages import state
+from lab_pages.common import LoadedModel, available_datasets, get_dataset, require_model
+from lab_pages.i18n import _, error_text, ngettext
+from lab_pages.slots import session_handle
+from vae_core import compare as cmp
+from vae_core.pair import PairTrainer, live_pair_configs
+from vae_core.registry import CapacityError
+
+ss = st.session_state
+
+
+@st.fragment(run_every=1)
+def poll(pt: PairTrainer) -> None:
+    """Progress of the pair, once a second; a full rerun when it has ended."""
+    p = pt.progress()
+    if p.state != "running":
+        st.rerun()
+    st.progress(min(1.0, p.fraction), text=_("Training the pair: step {step}/{total} · loss VAE {vae:.1f}, AE {ae:.1f} nats/image")
+                .format(step=p.step, total=p.total_steps, vae=p.vae_loss, ae=p.ae_loss))
+
+
+def adopt(pt: PairTrainer) -> None:
+    """Make a finished pair this session's live pair (and two models in the sidebar's list)."""
+    n = ss["compare_live_count"] = ss.get("compare_live_count", 0) + 1
+    pair = tuple(LoadedModel(key, label, "session", m, m.config, meta) for key, label, m, meta in cmp.live_pair_models(pt, n))
+    for p in pair:
+        state.add_session_model(p, make_current=False)
+    ss["compare_live_pair"] = pair
+
+
+def main() -> None:
+    require_model()
+    st.title(_("🏗️ Train an AE/VAE pair"))
+    st.markdown(_("An autoencoder and a VAE with the **same architecture, initial weights, seed and batches**, trained side "
+                  "by side: only the objective differs (the VAE adds the KL to the prior N(0, I))."))
+    c1, c2, c3 = st.columns(3)
+    dname = c1.selectbox(_("Dataset"), available_datasets(), key="compare_live_dataset")
+    zdim = c2.selectbox(_("Latent dim"), [2, 16], key="compare_live_latent")
+    epochs = c3.number_input(_("Epochs"), 1, 200, 60 if dname == "digits" else 1, key=f"compare_live_epochs_{dname}")
+    st.caption(_("Both models train in lockstep in the background (same initial weights, seed and batches). "
+                 "Digits, 60 epochs: 720 steps each; Fashion-MNIST, 1 epoch: 469 steps each. The page stays usable."))
+    slot = session_handle("compare_live_handle", label="compare pair")  # counts towards the server's trainer cap
+    slot.touch()
+    running = "compare_live_trainer" in ss and ss["compare_live_trainer"].is_alive
+    if st.button(_("Train a fresh pair"), key="compare_live_train", disabled=running):
+        ds = get_dataset(dname)
+        pair = PairTrainer(*live_pair_configs(ds, int(zdim), int(epochs)), ds)
+        try:
+            slot.start(pair)  # refused when the server's trainer cap is reached
+            ss["compare_live_trainer"] = pair
+        except CapacityError as exc:
+            st.warning(_("The pair was not started: {reason}").format(reason=error_text(exc)))
+    pt = ss.get("compare_live_trainer")
+    if pt is None:
+        return
+    if pt.is_alive:
+        st.button(_("Stop"), key="compare_live_stop", on_click=pt.stop)
+        poll(pt)
+    elif ss.get("compare_live_built") is not pt:
+        ss["compare_live_built"] = pt
+        if pt.state == "failed":
+            st.error(_("Training failed: {message}").format(message=pt.message))
+        elif pt.progress().step > 0:
+            adopt(pt)
+    if ss.get("compare_live_built") is pt and not pt.is_alive and pt.state != "failed":
+        p, epochs = pt.progress(), pt.vae.config.epochs
+        done = (ngettext("Both trained for {epochs} epoch, {steps} steps each.", "Both trained for {epochs} epochs, {steps} steps each.",
+                         epochs).format(epochs=epochs, steps=p.total_steps) if p.state == "finished"
+                else pt.message + ".")  # stopped early (vae_core's words): the pair is kept all the same
+        st.success(done + " " + _("The pair is on the AE vs VAE page and in the sidebar's model list (this session)."))
+        try:
+            st.page_link("lab_pages/compare.py", label=_("Compare the pair"), icon="⚖️")
+        except Exception:  # page not registered (page run on its own)
+            st.caption(_("Open the AE vs VAE page to compare the pair."))
+
+
+if __name__ == "__main__":  # Streamlit runs a page as __main__; an import draws nothing
+    main()
