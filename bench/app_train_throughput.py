@@ -71,11 +71,11 @@ def headless(ds, epochs: int, seed: int) -> tuple[float, float]:
 
 
 def in_refresh(ds, epochs: int, seed: int, refresh: float, gil_default: bool = False) -> tuple[float, str]:
-    """(epoch throughput, details): a session's trainer thread plus the live fragment's work every ``refresh`` s."""
+    """(epoch throughput, details): a session's trainer (a worker process, as the Start button starts it) plus the
+    live fragment's work every ``refresh`` s in this process."""
     from streamlit import config as st_config
 
     from lab_pages import train as page
-    from lab_pages.slots import share_the_gil
     from vae_core.registry import TrainerRegistry
 
     st_config.set_option("global.showWarningOnDirectExecution", False)  # bare mode on purpose
@@ -83,10 +83,10 @@ def in_refresh(ds, epochs: int, seed: int, refresh: float, gil_default: bool = F
     h = TrainerRegistry(heartbeat_timeout=0).open()
     if gil_default:
         sys.setswitchinterval(0.005)
-    else:
-        share_the_gil()  # what the Start button does before starting
-    h.start(Trainer(*configs(ds, epochs, seed), dataset=ds))
+    h.start(h.registry.worker(*configs(ds, epochs, seed), dataset=ds))  # what the Start button does
     tr = h.trainer
+    while tr.state == TrainerState.STARTING:
+        time.sleep(0.05)
     draws, busy = 0, 0.0
     next_at = time.perf_counter() + refresh
     while tr.is_alive:
@@ -99,8 +99,9 @@ def in_refresh(ds, epochs: int, seed: int, refresh: float, gil_default: bool = F
         draws += 1
         next_at = max(next_at + refresh, time.perf_counter())
     assert tr.state == TrainerState.FINISHED, tr.message
+    tp = tr.snapshot().history.throughput
     h.close()
-    return statistics.mean(tr.history.throughput), f"{draws} refreshes of {busy / max(draws, 1) * 1000:.0f} ms each"
+    return statistics.mean(tp), f"{draws} refreshes of {busy / max(draws, 1) * 1000:.0f} ms each"
 
 
 def in_apptest(dataset: str, epochs: int, seed: int, refresh: float, gil_default: bool = False) -> tuple[float, str]:

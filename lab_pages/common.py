@@ -136,8 +136,6 @@ def list_shipped() -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for folder in (CHECKPOINT_DIR, SESSION_CHECKPOINT_DIR):
         for p in sorted(folder.glob("*.safetensors")):
-            if p.name.endswith(pj.EMBED_SUFFIX):  # a checkpoint's shipped maps, not a model
-                continue
             try:
                 meta = read_metadata(p)
             except CheckpointError:
@@ -169,7 +167,7 @@ def load_shipped(name: str) -> LoadedModel:
 
 @st.cache_resource(show_spinner=False)
 def _seed_shipped_maps(path: str, key: str) -> int:
-    """Once per process and checkpoint: its shipped test-set maps (``<name>.embed.safetensors``) go into the
+    """Once per process and checkpoint: its shipped test-set maps (``checkpoints/embeddings/<name>.safetensors``) go into the
     pages' shared projection cache, so the latent map and AE vs VAE show a UMAP at once (0 when none ship)."""
     emb = pj.load_embeddings(pj.embeddings_path(path))
     return 0 if emb is None else pj.seed_cache(pj.shared_projection_cache(), key, emb)

@@ -142,16 +142,22 @@ def is_chinese() -> bool:
     return session_lang() == "zh_CN"
 
 
-def error_text(exc: BaseException) -> str:
-    """An error's message in this session's language: a vae_core :class:`~vae_core.errors.LabError` is
-    rendered from its translated template (nested errors in its parameters too); others as they are."""
-    from vae_core.errors import LabError  # noqa: PLC0415 - keeps this module free of vae_core at import
+def error_text(exc: BaseException | str) -> str:
+    """An error's or a status message's text in this session's language: a vae_core
+    :class:`~vae_core.errors.LabError` or :class:`~vae_core.errors.Msg` is rendered from its translated
+    template (nested errors in its parameters too); anything else as it is."""
+    from vae_core.errors import LabError, Msg  # noqa: PLC0415 - keeps this module free of vae_core at import
 
-    if not isinstance(exc, LabError):
+    if not isinstance(exc, (LabError, Msg)):
         return str(exc)
-    params = {k: error_text(v) if isinstance(v, BaseException) else v for k, v in exc.params.items()}
+    translated = _(exc.template)
+    if translated == exc.template:  # English (or not translated yet): the English text as vae_core wrote it
+        return str(exc)
+    params = {k: error_text(v) if isinstance(v, (BaseException, Msg)) else v for k, v in exc.params.items()}
     try:
-        return _(exc.template).format(**params) if params else _(exc.template)
+        return translated.format(**params) if params else translated
     except (KeyError, IndexError, ValueError):  # a translation that lost a field: the English sentence
         return str(exc)
 
+
+message_text = error_text  # the same rendering, by the name that reads right for status messages

@@ -10,7 +10,7 @@ import streamlit as st
 
 from lab_pages import charts
 from lab_pages.common import get_dataset, likelihood_name, show_grid
-from lab_pages.i18n import N_, _
+from lab_pages.i18n import N_, _, error_text
 from vae_core import pitfalls as pf
 
 NATS, NAMES = N_("nats per image"), (N_("correct"), N_("mistaken"))
@@ -107,7 +107,7 @@ def extras(key: str, p: pf.PitfallPair) -> None:
                  rf"\Big\| = {enc[0]:.3g}\ (\text{{{names2[0]}}}),\quad {enc[1]:.3g}\ (\text{{{names2[1]}}})")
     elif key == "kl_sign":
         (st.warning if bad.state == "diverged" else st.info)(_("Mistaken run, {state}: {message}").format(
-            state=_(WORDS.get(bad.state, bad.state)), message=bad.message))
+            state=_(WORDS.get(bad.state, bad.state)), message=error_text(bad.status())))
 
 
 def section(key: str) -> None:

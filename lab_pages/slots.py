@@ -16,6 +16,7 @@ from typing import Callable
 import streamlit as st
 
 from lab_pages import common, state
+from lab_pages.i18n import _, error_text, ngettext
 from vae_core import registry
 from vae_core.checkpoint import NAME_RE, CheckpointError, checkpoint_bytes, save_by_name
 from vae_core.data import DatasetError
@@ -51,8 +52,9 @@ def session_probe() -> Callable[[], bool] | None:
 
 # ------------------------------------------------------------------ what the Train page's controls do
 # Each takes the session's handle and returns the message to show, (kind, text) with kind an
-# st function name ("success", "info", "warning", "error"). No Streamlit here: these are the
-# handle's verbs with the words a learner reads, and could join the handle module in vae_core.
+# st function name ("success", "info", "warning", "error"), the text in the session's language
+# (they run as button callbacks, inside the session's script run). No drawing here: these are the
+# handle's verbs with the words a learner reads.
 Message = tuple[str, str]
 
 
@@ -72,14 +74,17 @@ def prewarm(h: registry.TrainerHandle, dataset: str) -> None:
 def start(h: registry.TrainerHandle, mc, tc, errors: list[str]) -> Message:
     """Start training: the idle trainer of a Step with the same settings continues, else a new one."""
     if errors:
-        return "error", "Not started. Fix the settings first: " + " ".join(errors)
+        return "error", _("Not started. Fix the settings first: {errors}").format(errors=" ".join(errors))
     old = h.trainer
     reuse = old is not None and old.state == S.IDLE and old.model_config == mc and old.config == tc
     try:
         h.start(None if reuse else _new_trainer(h, mc, tc))
     except (registry.CapacityError, ConfigError, DatasetError) as exc:
-        return "error", f"Not started: {exc}"
-    return "success", f"Training started: {mc.describe()} on {tc.dataset}, {tc.epochs} epoch(s)."
+        return "error", _("Not started: {reason}").format(reason=error_text(exc))
+    # TRANSLATORS: {model} is e.g. "VAE 784-400-16 (bernoulli)", {dataset} a dataset name.
+    return "success", ngettext("Training started: {model} on {dataset}, {epochs} epoch.",
+                               "Training started: {model} on {dataset}, {epochs} epochs.", tc.epochs).format(
+        model=mc.describe(), dataset=tc.dataset, epochs=tc.epochs)
 
 
 def _tell(h: registry.TrainerHandle, verb: str, text: str) -> Message | None:
@@ -92,42 +97,44 @@ def _tell(h: registry.TrainerHandle, verb: str, text: str) -> Message | None:
 
 
 def pause(h: registry.TrainerHandle) -> Message | None:
-    return _tell(h, "pause", "Paused at step {step}. Step trains one batch; Resume continues.")
+    return _tell(h, "pause", _("Paused at step {step}. Step trains one batch; Resume continues."))
 
 
 def resume(h: registry.TrainerHandle) -> Message:
     try:
         h.resume()
     except registry.CapacityError as exc:
-        return "error", f"Not resumed: {exc}"
+        return "error", _("Not resumed: {reason}").format(reason=error_text(exc))
     if h.trainer is not None and h.trainer.state in (S.RUNNING, S.STARTING):
-        return "success", f"Resumed at step {h.trainer.global_step}."
-    return "warning", "Not resumed: the trainer is still finishing its last step; press Resume again."
+        return "success", _("Resumed at step {step}.").format(step=h.trainer.global_step)
+    return "warning", _("Not resumed: the trainer is still finishing its last step; press Resume again.")
 
 
 def step(h: registry.TrainerHandle, mc, tc, errors: list[str]) -> Message:
     """Train one batch; after the end of a run (or before any), on a new idle trainer."""
     if h.trainer is None or h.trainer.state in (S.FINISHED, S.DIVERGED, S.FAILED):
         if errors:
-            return "error", "No step taken. Fix the settings first: " + " ".join(errors)
+            return "error", _("No step taken. Fix the settings first: {errors}").format(errors=" ".join(errors))
         try:
             h.attach(_new_trainer(h, mc, tc))
         except (DatasetError, ConfigError) as exc:
-            return "error", f"No step taken: {exc}"
+            return "error", _("No step taken: {reason}").format(reason=error_text(exc))
     rec = h.trainer.step()
     if rec is None:
-        return "warning", h.trainer.message or "No step taken: training is over."
-    kl = f", KL {rec['kl']:.2f}" if h.trainer.model_config.kind == "vae" else ""
-    return "info", f"One batch: step {rec['step']}, loss {rec['loss']:.2f} nats/image (recon {-rec['recon']:.2f}{kl})."
+        return "warning", h.trainer.message or _("No step taken: training is over.")
+    kl = _(", KL {kl:.2f}").format(kl=rec["kl"]) if h.trainer.model_config.kind == "vae" else ""
+    # TRANSLATORS: {kl} is empty for an AE, else ", KL 12.34" (its own message).
+    return "info", _("One batch: step {step}, loss {loss:.2f} nats/image (recon {recon:.2f}{kl}).").format(
+        step=rec["step"], loss=rec["loss"], recon=-rec["recon"], kl=kl)
 
 
 def stop(h: registry.TrainerHandle) -> Message | None:
-    return _tell(h, "stop", "Stopped at step {step}. The weights are kept: save, download or use them; Resume continues.")
+    return _tell(h, "stop", _("Stopped at step {step}. The weights are kept: save, download or use them; Resume continues."))
 
 
 def reset(h: registry.TrainerHandle) -> Message:
     h.attach(None)
-    return "info", "Reset: the trainer and its weights were discarded (saved checkpoints stay)."
+    return "info", _("Reset: the trainer and its weights were discarded (saved checkpoints stay).")
 
 
 def copy_of(tr: Trainer | WorkerTrainer):
@@ -139,27 +146,28 @@ def save(h: registry.TrainerHandle, name: str) -> Message:
     """Save a copy as checkpoints/saved/<name> (vae_core.checkpoint's name rules) and make it current."""
     tr = h.trainer
     if tr is None or tr.global_step == 0:
-        return "error", "Nothing to save yet: train at least one step."
+        return "error", _("Nothing to save yet: train at least one step.")
     try:
         model, meta = copy_of(tr)
         path = save_by_name(model, meta, name, common.SESSION_CHECKPOINT_DIR, common.list_shipped())
         state.set_current_model(common.load_shipped(f"saved/{name}"))
     except (OSError, CheckpointError) as exc:
-        return "error", f"Could not save: {exc}"
+        return "error", _("Could not save: {reason}").format(reason=error_text(exc))
     state.set_picked("shipped", f"saved/{name}")
     shown = path.relative_to(common.PROJECT_ROOT) if path.is_relative_to(common.PROJECT_ROOT) else path
-    return "success", f"Saved {shown} (step {meta['steps']}); it is now the current model and the sidebar picker lists it."
+    return "success", _("Saved {path} (step {step}); it is now the current model and the sidebar picker lists it.").format(
+        path=shown, step=meta["steps"])
 
 
 def use(h: registry.TrainerHandle) -> Message:
     """Make a copy of the trainer's model the current model of this session (not saved)."""
     if h.trainer is None or h.trainer.global_step == 0:
-        return "error", "Nothing to use yet: train at least one step."
+        return "error", _("Nothing to use yet: train at least one step.")
     (model, meta), mc = copy_of(h.trainer), h.trainer.model_config
-    label = f"trained {mc.kind.upper()} z={mc.latent_dim} {meta['dataset']} step {meta['steps']}"
+    label = f"trained {mc.kind.upper()} z={mc.latent_dim} {meta['dataset']} step {meta['steps']}"  # a model's name: kept as is
     state.add_session_model(common.LoadedModel(f"train:{h.id}:{time.time_ns()}", label, "session", model, model.config, meta))
     state.set_picked("session", label)
-    return "success", f"“{label}” is now the current model on every page (not saved to disk)."
+    return "success", _("“{label}” is now the current model on every page (not saved to disk).").format(label=label)
 
 
 def download_bytes(ref: weakref.ref) -> bytes:
@@ -175,23 +183,30 @@ def add_dataset(upload) -> Message | None:
     try:
         ud = load_user_dataset(upload.getvalue(), upload.name)
     except UserDataError as exc:
-        return "error", f"Not added: {exc}"
+        return "error", _("Not added: {reason}").format(reason=error_text(exc))
     st.session_state["train_dataset"] = state.add_user_dataset(ud)
-    shape, classes = ud.dataset.image_shape, len(ud.dataset.class_names) if ud.labelled else "no"
-    text = (f"Added {ud.dataset.name}: {ud.n_images:,} images of {shape[1]}×{shape[2]}, {classes} classes "
-            f"(sha256 {ud.content_hash[:12]}…). It trains, saves and downloads like any other dataset.")
+    shape, k = ud.dataset.image_shape, len(ud.dataset.class_names)
+    classes = ngettext("{n} class", "{n} classes", k).format(n=k) if ud.labelled else _("no classes")
+    # TRANSLATORS: {classes} is "3 classes" or "no classes"; {digest} the start of the file's sha256.
+    text = ngettext("Added {name}: {n:,} image of {height}×{width}, {classes} (sha256 {digest}…). It trains, saves and "
+                    "downloads like any other dataset.", "Added {name}: {n:,} images of {height}×{width}, {classes} "
+                    "(sha256 {digest}…). It trains, saves and downloads like any other dataset.", ud.n_images).format(
+        name=ud.dataset.name, n=ud.n_images, height=shape[1], width=shape[2], classes=classes, digest=ud.content_hash[:12])
     return ("warning" if ud.warnings else "success"), " ".join((text, *ud.warnings))
 
 
 def keep_row(h: registry.TrainerHandle, act: Callable) -> None:
     """The Train page's row that keeps a trained model: name, Save, Download, Use (``act`` runs a verb as a callback)."""
     c = st.columns([2, 1, 1, 1], vertical_alignment="bottom")
-    name = c[0].text_input("Checkpoint name", placeholder="my_vae (letters, digits, - and _)", key="train_save_name").strip()
-    c[1].button("Save", icon=":material/save:", key="train_save", help="Writes checkpoints/saved/<name>.safetensors",
+    name = c[0].text_input(_("Checkpoint name"), key="train_save_name",
+                           placeholder=_("{example} (letters, digits, - and _)").format(example="my_vae")).strip()
+    c[1].button(_("Save"), icon=":material/save:", key="train_save",
+                help=_("Writes {path}").format(path="checkpoints/saved/<name>.safetensors"),
                  on_click=lambda: act(save, (st.session_state.get("train_save_name") or "").strip()))
-    c[2].download_button("Download", icon=":material/download:", data=functools.partial(download_bytes, weakref.ref(h)),
+    c[2].download_button(_("Download"), icon=":material/download:", data=functools.partial(download_bytes, weakref.ref(h)),
                          on_click="ignore", file_name=f"{name if NAME_RE.fullmatch(name) else 'vae_lab_model'}.safetensors",
-                         mime="application/octet-stream", key="train_download", help=".safetensors with its metadata")
-    c[3].button("Use this model in the lab", icon=":material/science:", key="train_use", on_click=act, args=(use,),
-                help="Makes it the current model on every page, without saving")
+                         mime="application/octet-stream", key="train_download",
+                         help=_("{format} with its metadata").format(format=".safetensors"))
+    c[3].button(_("Use this model in the lab"), icon=":material/science:", key="train_use", on_click=act, args=(use,),
+                help=_("Makes it the current model on every page, without saving"))
 

@@ -13,7 +13,7 @@ import torch
 
 from lab_pages import charts, slots, state
 from lab_pages.common import available_datasets, get_dataset, image_shape_of, likelihood_name, likelihood_text, show_grid
-from lab_pages.i18n import N_, _
+from lab_pages.i18n import N_, _, error_text
 from lab_pages.style import KL_COLOR, RECON_COLOR
 from vae_core import registry
 from vae_core.data import to_float
@@ -73,7 +73,7 @@ def draw_live(h: registry.TrainerHandle, live: bool) -> None:
         state=_(S(snap.state).value), step=snap.step, total=snap.total_steps,
         epoch=snap.epoch, epochs=tc.epochs, rate=f"{snap.examples_per_s:,.0f}" if fin(snap.examples_per_s) else "—", eta=eta))
     if snap.message and snap.state != S.RUNNING:  # a failure is an error: why, and what to do
-        (st.error if snap.state in (S.DIVERGED, S.FAILED) else st.caption)(snap.message)
+        (st.error if snap.state in (S.DIVERGED, S.FAILED) else st.caption)(error_text(snap.message))
     if tp := [t for t in snap.history.throughput if fin(t)]:
         st.caption(_("Training speed over the last epoch: {rate:,.0f} examples/s (its test pass included).").format(rate=tp[-1]))
     if not snap.history.step:
@@ -133,7 +133,7 @@ def main() -> None:  # a function: Streamlit keeps the page module in sys.module
         st.caption((_("β, warm-up and free bits do not apply: {why}").format(why=_(AE_WHY)) + " " if ae else "")
                    + (_("Settings apply at the next Start; the current trainer keeps its own.") if tr is not None else ""))
     for e in configs()[2]:  # one message per bad field
-        st.error(e)
+        st.error(error_text(e))
     for col, (label, icon, verb, kw, disabled, help_) in zip(st.columns(6), CONTROLS):
         col.button(_(label), icon=f":material/{icon}:", key=f"train_{verb}", on_click=act, args=(getattr(slots, verb),), kwargs=kw,
                    type="primary" if verb == "start" else "secondary", disabled=disabled(tr and tr.state), help=help_ and _(help_))

@@ -355,7 +355,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--skip-train", action="store_true", help="do not train: re-evaluate existing files and rewrite the README")
     p.add_argument("--readme-only", action="store_true", help="only rewrite README.md from the files' recorded metrics")
     p.add_argument("--embeddings-only", action="store_true",
-                   help="only (re)write each checkpoint's <name>.embed.safetensors: test-set codes, PCA and UMAP")
+                   help="only (re)write each checkpoint's embeddings/<name>.safetensors: test-set codes, PCA and UMAP")
     p.add_argument("--epochs-scale", type=float, default=1.0, help="multiply every --epochs (smoke runs; e.g. 0.05)")
     p.add_argument("--no-reference", action="store_true", help="do not train the reference recipe (10 epochs of 784-400-20)")
     p.add_argument("--threads", type=int, default=1,

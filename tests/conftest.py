@@ -74,13 +74,13 @@ ENV_MAX_TRAINERS = "VAE_LAB_MAX_TRAINERS"  # the trainer registry's settings (re
 ENV_TRAINER_TIMEOUT = "VAE_LAB_TRAINER_TIMEOUT"
 
 
-def wait_for(cond, timeout: float = 30.0) -> bool:
-    """Poll ``cond()`` every 10 ms until it is true or ``timeout`` s have passed; its last value."""
+def wait_for(cond, timeout: float = 30.0, poll: float = 0.01) -> bool:
+    """Poll ``cond()`` every ``poll`` s (10 ms by default) until it is true or ``timeout`` s have passed; its last value."""
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         if cond():
             return True
-        time.sleep(0.01)
+        time.sleep(poll)
     return cond()
 
 
@@ -117,6 +117,50 @@ def plotly_figures(at: AppTest) -> dict[str, dict]:
 def trainer_of(at: AppTest):
     """The Train page's trainer in this AppTest session (None before Start or Step)."""
     return at.session_state["train_handle"].trainer
+
+
+def metrics(at: AppTest) -> list[tuple[str, str]]:
+    """(label, value) of every metric on the page, in page order."""
+    return [(m.label, m.value) for m in at.metric]
+
+
+def chart_titles(at: AppTest) -> dict[str, str]:
+    """{chart key: title text} of every Plotly chart on the page."""
+    return {key: fig["layout"]["title"]["text"] for key, fig in plotly_figures(at).items()}
+
+
+def shipped_fixture(name: str):
+    """A module-scoped fixture of the shipped checkpoint ``name`` as a LoadedModel; the fixture is
+    called what it is assigned to in the test module (``vae = shipped_fixture("digits_vae_z2")``)."""
+
+    @pytest.fixture(scope="module")
+    def fixture():
+        from lab_pages.common import load_shipped  # noqa: PLC0415
+
+        return load_shipped(name)
+
+    return fixture
+
+
+def through_router(page: str, lm, timeout: float = 120) -> AppTest:
+    """app.py with ``lm`` as the current model, switched to ``page`` (``"lab_pages/x.py"``); it must not raise."""
+    at = AppTest.from_file(APP, default_timeout=timeout)
+    at.session_state["current_model"] = lm
+    at.run()
+    at.switch_page(page)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def run_page_in_chinese(path: str, lm, timeout: float = 120) -> AppTest:
+    """Run the page at ``path`` once with ``?lang=zh`` and ``lm`` as the current model; it must not raise."""
+    at = AppTest.from_file(path, default_timeout=timeout)
+    at.query_params["lang"] = "zh"
+    at.session_state["current_model"] = lm
+    at.run()
+    assert not at.exception, at.exception
+    return at
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from lab_pages.common import LoadedModel, list_shipped, load_shipped
-from tests.conftest import APP, ROOT, plotly_figures, run_page
+from tests.conftest import ROOT, chart_titles, metrics, run_page, run_page_in_chinese, through_router
 from vae_core import compare as cmp
 from vae_core.evaluate import dataset_metrics
 
@@ -16,14 +16,6 @@ PAGE = str(ROOT / "lab_pages" / "compare.py")
 
 def page(lm: LoadedModel | None = None, **state) -> AppTest:
     return run_page(PAGE, lm, timeout=180, **state)
-
-
-def metrics(at: AppTest) -> list[tuple[str, str]]:
-    return [(m.label, m.value) for m in at.metric]
-
-
-def chart_titles(at: AppTest) -> dict[str, str]:
-    return {key: fig["layout"]["title"]["text"] for key, fig in plotly_figures(at).items()}
 
 
 class TestShippedPair:
@@ -81,20 +73,11 @@ class TestShippedPair:
 
 class TestRouter:
     def test_router_opens_the_page(self) -> None:
-        at = AppTest.from_file(APP, default_timeout=180)
-        at.session_state["current_model"] = load_shipped("digits_vae_z2")  # keep it quick
-        at.run()
-        at.switch_page("lab_pages/compare.py")
-        at.run()
-        assert not at.exception, at.exception
+        at = through_router("lab_pages/compare.py", load_shipped("digits_vae_z2"), timeout=180)  # keep it quick
         assert any("AE vs VAE" in t.value for t in at.title)
 
 
 def test_renders_in_chinese() -> None:
     """?lang=zh: the page draws without an exception (English until the catalogue is compiled)."""
-    at = AppTest.from_file(PAGE, default_timeout=180)
-    at.query_params["lang"] = "zh"
-    at.session_state["current_model"] = load_shipped("digits_vae_z2")
-    at.run()
-    assert not at.exception, at.exception
+    at = run_page_in_chinese(PAGE, load_shipped("digits_vae_z2"), timeout=180)
     assert at.selectbox(key="compare_pair").value == "digits_vae_z2 / digits_ae_z2" and len(at.metric) == 6

@@ -30,3 +30,13 @@ def test_plain_text_keeps_its_braces_and_a_broken_translation_falls_back() -> No
 def test_pickles_across_the_worker_pipe() -> None:
     err = pickle.loads(pickle.dumps(ConfigError("got {n} values", n=3)))
     assert type(err) is ConfigError and err.template == "got {n} values" and err.params == {"n": 3} and str(err) == "got 3 values"
+
+
+def test_a_status_message_is_its_english_text_and_carries_its_template() -> None:
+    from vae_core.errors import Msg
+
+    m = Msg("stopped at step {step}", step=12)
+    assert m == "stopped at step 12" and isinstance(m, str) and "step 12" in m
+    assert m.template == "stopped at step {step}" and m.render("在第 {step} 步停止") == "在第 12 步停止"
+    back = pickle.loads(pickle.dumps(m))
+    assert type(back) is Msg and back == m and back.params == {"step": 12}

@@ -13,8 +13,8 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
-from lab_pages.common import LoadedModel, load_shipped, to_image
-from tests.conftest import APP, ROOT, run_page
+from lab_pages.common import LoadedModel, to_image
+from tests.conftest import ROOT, run_page, run_page_in_chinese, shipped_fixture, through_router
 from vae_core import explore as ex
 from vae_core import inference as inf
 from vae_core.models import ModelConfig, build_model
@@ -22,14 +22,8 @@ from vae_core.models import ModelConfig, build_model
 PAGE = str(ROOT / "lab_pages" / "explorer.py")
 
 
-@pytest.fixture(scope="module")
-def vae() -> LoadedModel:
-    return load_shipped("digits_vae_z2")
-
-
-@pytest.fixture(scope="module")
-def ae() -> LoadedModel:
-    return load_shipped("digits_ae_z2")
+vae = shipped_fixture("digits_vae_z2")
+ae = shipped_fixture("digits_ae_z2")
 
 
 @pytest.fixture(scope="module")
@@ -265,12 +259,7 @@ class TestExploreHelpers:
 
 
 def test_through_the_router(vae) -> None:
-    at = AppTest.from_file(APP, default_timeout=120)
-    at.session_state["current_model"] = vae
-    at.run()
-    at.switch_page("lab_pages/explorer.py")
-    at.run()
-    assert not at.exception
+    at = through_router("lab_pages/explorer.py", vae)
     assert at.slider(key="explorer_dim_0").value == 0.0
 
 
@@ -282,11 +271,7 @@ def test_renders_in_chinese(which, request, digits) -> None:
     from lab_pages import explorer  # noqa: PLC0415
 
     lm = request.getfixturevalue(which)
-    at = AppTest.from_file(PAGE, default_timeout=120)
-    at.query_params["lang"] = "zh"
-    at.session_state["current_model"] = lm
-    at.run()
-    assert not at.exception, at.exception
+    at = run_page_in_chinese(PAGE, lm)
     assert len(at.image) >= 3  # decoded image, thumbnails, traversal sheet
     stats = explorer.posterior_stats(lm.key, lm.model, digits.x_test)
     assert all(ex.can_draw(text) for j in range(lm.config.latent_dim) for text, _c in explorer._row_label(stats, j))

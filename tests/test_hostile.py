@@ -21,6 +21,7 @@ import struct
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -30,18 +31,15 @@ from safetensors.torch import save as st_save
 from streamlit.testing.v1 import AppTest
 
 import lab_pages.common as common
-from tests.conftest import ROOT, settle, worker_children
+from tests.conftest import APP, ROOT, TRAIN_PAGE, settle, texts, trainer_of, wait_for, worker_children
 from tests.test_app import SIDEBAR_HARNESS
 from vae_core import data
-from vae_core import registry as reg_mod
 from vae_core.checkpoint import CheckpointError, checkpoint_bytes, load_checkpoint
 from vae_core.data import DatasetError, DatasetUnavailable, read_idx
 from vae_core.models import ModelConfig, build_model
 from vae_core.train import TrainerState as S
 from vae_core.train import configs_from_settings
 
-APP = str(ROOT / "app.py")
-TRAIN_PAGE = str(ROOT / "lab_pages" / "train.py")
 SHIPPED = ROOT / "checkpoints" / "digits_vae_z2.safetensors"
 UPLOAD_LIMIT = 50 * 1024 * 1024  # lab_pages/sidebar.py: UPLOAD_LIMIT_MB = 50
 
@@ -50,15 +48,6 @@ UPLOAD_LIMIT = 50 * 1024 * 1024  # lab_pages/sidebar.py: UPLOAD_LIMIT_MB = 50
 # this module with a spare worker started ahead of each test, and no worker left at its end
 pytestmark = pytest.mark.usefixtures("one_torch_thread", "spare_worker")
 LIVE = (S.STARTING, S.RUNNING)  # what a worker is in right after Start
-
-
-def wait_for(cond, timeout: float = 30.0) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if cond():
-            return True
-        time.sleep(0.01)
-    return cond()
 
 
 # ====================================================================== forged files
@@ -346,37 +335,6 @@ def settings(**changes):
     return configs_from_settings("digits", (1, 8, 8), "vae", **vals)
 
 
-@pytest.fixture
-def page(monkeypatch):
-    """Train page AppTests on digits with a long run; every trainer they started is stopped afterwards."""
-    monkeypatch.setenv(reg_mod.ENV_TRAINER_TIMEOUT, "0")
-    monkeypatch.delenv(reg_mod.ENV_MAX_TRAINERS, raising=False)
-    made: list[AppTest] = []
-
-    def make(epochs: int = 3000, path: str = TRAIN_PAGE) -> AppTest:
-        at = AppTest.from_file(path, default_timeout=120)
-        at.run()
-        at.selectbox(key="train_dataset").set_value("digits")
-        at.number_input(key="train_epochs").set_value(epochs)
-        at.run()
-        assert not at.exception, at.exception
-        made.append(at)
-        return at
-
-    yield make
-    for at in made:
-        h = at.session_state["train_handle"] if "train_handle" in at.session_state else None
-        if h is not None:
-            tr = h.trainer
-            h.close()
-            if tr is not None:
-                tr.join(10)
-
-
-def trainer_of(at: AppTest):
-    return at.session_state["train_handle"].trainer
-
-
 def metadata_state_is(meta: dict, want: S) -> None:
     """The state a kept model's metadata records: the worker re-sends its metadata when the state
     settles without a step (a stop while paused, a divergence right after a weights push)."""
@@ -389,10 +347,6 @@ def clear_dataset_cache() -> None:
         fn = getattr(common, name, None)
         if hasattr(fn, "clear"):
             fn.clear()
-
-
-def texts(at: AppTest, kind: str) -> list[str]:
-    return [e.value for e in getattr(at, kind)]
 
 
 class TestSettings:
@@ -413,8 +367,8 @@ class TestSettings:
         pytest.param("train_hidden", "64,64,64,64,64,64,64", "At most 6 hidden layers, got 7", id="hidden_7_layers"),
         pytest.param("train_hidden", "'; DROP TABLE x; --", "Hidden sizes must be whole numbers", id="hidden_injection"),
     ])
-    def test_bad_value_is_refused_at_the_form(self, page, key, value, phrase):
-        at = page()
+    def test_bad_value_is_refused_at_the_form(self, train_page, key, value, phrase):
+        at = train_page()
         widget = at.text_input(key=key) if key == "train_hidden" else at.number_input(key=key)
         widget.set_value(value).run()
         assert not at.exception
@@ -442,26 +396,26 @@ class TestSettings:
         _, _, errors = settings(warmup_steps=20_000_000)
         assert any("KL warm-up" in e and "10000000" in e for e in errors), errors
 
-    def test_the_form_cannot_even_hold_nan_or_inf(self, page):
+    def test_the_form_cannot_even_hold_nan_or_inf(self, train_page):
         """Streamlit's number_input drops NaN/inf (a browser cannot type them either): the last value stays."""
-        at = page()
+        at = train_page()
         for v in (float("nan"), float("inf"), float("-inf")):
             at.number_input(key="train_lr").set_value(v).run()
             assert not at.exception and at.session_state["train_lr"] == pytest.approx(1e-3)
             assert not texts(at, "error")
 
-    def test_a_model_too_big_for_the_server_is_refused(self, page):
+    def test_a_model_too_big_for_the_server_is_refused(self, train_page):
         mc, tc, errors = settings(hidden="8192,8192,8192,8192,8192,8192", latent_dim=64)
         assert mc is None and errors, "a 686 M-parameter model must be refused with a message"
-        at = page()  # the form says so before anyone presses Start (nothing is built here)
+        at = train_page()  # the form says so before anyone presses Start (nothing is built here)
         at.text_input(key="train_hidden").set_value("8192,8192,8192,8192,8192,8192").run()
         assert texts(at, "error"), "the form must warn about the model's size"
 
 
 # ====================================================================== training mishaps
 class TestTraining:
-    def test_a_diverging_run_is_stopped_with_a_message_and_keeps_finite_weights(self, page):
-        at = page(epochs=50)
+    def test_a_diverging_run_is_stopped_with_a_message_and_keeps_finite_weights(self, train_page):
+        at = train_page(epochs=50)
         at.number_input(key="train_lr").set_value(10.0).run()
         at.button(key="train_start").click().run()
         tr = trainer_of(at)
@@ -487,8 +441,8 @@ class TestTraining:
         assert trainer_of(at) is not tr and trainer_of(at).state in LIVE
         metadata_state_is(lm.metadata, S.DIVERGED)
 
-    def test_stop_in_the_middle_of_an_epoch(self, page):
-        at = page()
+    def test_stop_in_the_middle_of_an_epoch(self, train_page):
+        at = train_page()
         at.button(key="train_start").click().run()
         tr = trainer_of(at)
         spe = tr.steps_per_epoch  # 12 on digits at batch 128
@@ -523,8 +477,8 @@ class TestTraining:
         assert tr.history.step[:held] == list(range(1, held + 1))
         metadata_state_is(meta, S.STOPPED)
 
-    def test_reset_while_training(self, page):
-        at = page()
+    def test_reset_while_training(self, train_page):
+        at = train_page()
         at.button(key="train_start").click().run()
         tr = trainer_of(at)
         assert wait_for(lambda: tr.global_step > 3, 60)
@@ -540,7 +494,7 @@ class TestTraining:
         at.button(key="train_start").click().run()  # and the session can train again
         assert trainer_of(at) is not tr and trainer_of(at).state in LIVE
 
-    def test_switching_pages_while_training(self, page):
+    def test_switching_pages_while_training(self, train_page):
         at = AppTest.from_file(APP, default_timeout=120)
         at.run()
         at.switch_page("lab_pages/train.py").run()
@@ -615,6 +569,31 @@ def fake_fashion(folder: Path, n_train: int = 40, n_test: int = 20, size: int = 
     write_idx(folder / "t10k-labels-idx1-ubyte", rng.integers(0, 10, n_test))
 
 
+@contextmanager
+def broken_fashion(tmp_path: Path, monkeypatch, name: str, damage):
+    """A fake Fashion-MNIST as the data folder, its file ``name`` rewritten as ``damage(bytes)``; yields
+    that file's path. The process-wide dataset cache (it may hold the real Fashion-MNIST) is cleared
+    before and after."""
+    fake_fashion(tmp_path / "fashion-mnist")
+    bad = tmp_path / "fashion-mnist" / name
+    bad.write_bytes(damage(bad.read_bytes()))
+    monkeypatch.setenv("VAE_LAB_DATA", str(tmp_path))
+    clear_dataset_cache()
+    try:
+        yield bad
+    finally:
+        clear_dataset_cache()
+
+
+def press_on_fashion(train_page, button: str) -> AppTest:
+    """A Train page AppTest with Fashion-MNIST chosen and ``button`` pressed; it must not raise."""
+    at = train_page()
+    at.selectbox(key="train_dataset").set_value("fashion-mnist").run()
+    at.button(key=button).click().run()
+    assert not at.exception, at.exception
+    return at
+
+
 class TestData:
     """IDX files not covered by test_data.py (wrong magic, truncated body, damaged gzip, missing file)."""
 
@@ -661,44 +640,25 @@ class TestData:
         msg = str(err.value)
         assert "t10k-labels-idx1-ubyte" in msg and str(tmp_path / "fashion-mnist") in msg and "digits" in msg
 
-    def test_train_page_names_the_broken_file_and_stays_up(self, page, tmp_path, monkeypatch):
+    def test_train_page_names_the_broken_file_and_stays_up(self, train_page, tmp_path, monkeypatch):
         """A truncated Fashion-MNIST file in the data folder: Start says which file, nothing crashes."""
-        fake_fashion(tmp_path / "fashion-mnist")
-        bad = tmp_path / "fashion-mnist" / "train-images-idx3-ubyte"
-        bad.write_bytes(bad.read_bytes()[:-100])
-        monkeypatch.setenv("VAE_LAB_DATA", str(tmp_path))
-        clear_dataset_cache()  # the process-wide cache may hold the real Fashion-MNIST
-        try:
-            at = page()
-            at.selectbox(key="train_dataset").set_value("fashion-mnist").run()
-            at.button(key="train_start").click().run()
-            assert not at.exception, at.exception
+        with broken_fashion(tmp_path, monkeypatch, "train-images-idx3-ubyte", lambda raw: raw[:-100]) as bad:
+            at = press_on_fashion(train_page, "train_start")
             errs = texts(at, "error")
             assert any(e.startswith("Not started:") and str(bad) in e and "truncated" in e for e in errs), errs
             assert trainer_of(at) is None
             at.selectbox(key="train_dataset").set_value("digits").run()
             at.button(key="train_start").click().run()  # the page still works on another dataset
             assert trainer_of(at) is not None and trainer_of(at).state in LIVE
-        finally:
-            clear_dataset_cache()
 
 
-    def test_step_with_a_broken_data_file_names_the_file(self, page, tmp_path, monkeypatch):
-        fake_fashion(tmp_path / "fashion-mnist")
-        bad = tmp_path / "fashion-mnist" / "t10k-labels-idx1-ubyte"
-        bad.write_bytes(b"\x12\x34\x08\x01" + bad.read_bytes()[4:])  # wrong magic
-        monkeypatch.setenv("VAE_LAB_DATA", str(tmp_path))
-        clear_dataset_cache()
-        try:
-            at = page()
-            at.selectbox(key="train_dataset").set_value("fashion-mnist").run()
-            at.button(key="train_step").click().run()
-            assert not at.exception, at.exception
+    def test_step_with_a_broken_data_file_names_the_file(self, train_page, tmp_path, monkeypatch):
+        wrong_magic = b"\x12\x34\x08\x01"
+        with broken_fashion(tmp_path, monkeypatch, "t10k-labels-idx1-ubyte", lambda raw: wrong_magic + raw[4:]) as bad:
+            at = press_on_fashion(train_page, "train_step")
             errs = texts(at, "error")
             assert any(str(bad) in e and "not an IDX file" in e for e in errs), errs
             assert trainer_of(at) is None
-        finally:
-            clear_dataset_cache()
 
 
 # ====================================================================== atomic saves

@@ -220,7 +220,7 @@ def test_the_page_renders_in_chinese(vae) -> None:
 
 
 def test_a_shipped_model_shows_its_umap_at_once() -> None:
-    """The shipped embeddings (checkpoints/<name>.embed.safetensors) go into the cache when the model
+    """The shipped embeddings (checkpoints/embeddings/<name>.safetensors) go into the cache when the model
     loads: the first run already draws the UMAP, with no job running and no numba warm-up waited for."""
     from lab_pages.common import load_shipped
     from vae_core import projection as pj

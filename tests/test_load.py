@@ -49,28 +49,27 @@ def registry(monkeypatch) -> reg_mod.TrainerRegistry:
     assert wait_for(lambda: not worker_children(), 15), f"worker processes left behind: {worker_children()}"
 
 
-def rss_mb(pid: int | str = "self") -> float:
-    """A process's resident memory now (MB), from /proc/<pid>/status (this process by default; 0 if gone)."""
+def proc_mb(path: str, field: str, missing: float) -> float:
+    """The kB figure on the ``field`` line of a /proc file, in MB: 0 if the file cannot be read (the
+    process is gone), ``missing`` if it has no such line."""
     try:
-        with open(f"/proc/{pid}/status") as fh:
+        with open(path) as fh:
             for line in fh:
-                if line.startswith("VmRSS:"):
+                if line.startswith(field):
                     return int(line.split()[1]) / 1024
     except OSError:
         return 0.0
-    return float("nan")
+    return missing
+
+
+def rss_mb(pid: int | str = "self") -> float:
+    """A process's resident memory now (MB), from /proc/<pid>/status (this process by default; 0 if gone)."""
+    return proc_mb(f"/proc/{pid}/status", "VmRSS:", float("nan"))
 
 
 def pss_mb(pid: int) -> float:
     """A process's proportional set size (MB): its own pages plus its share of shared ones (0 if gone)."""
-    try:
-        with open(f"/proc/{pid}/smaps_rollup") as fh:
-            for line in fh:
-                if line.startswith("Pss:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
+    return proc_mb(f"/proc/{pid}/smaps_rollup", "Pss:", 0.0)
 
 
 class RssSampler(threading.Thread):

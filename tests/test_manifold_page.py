@@ -13,21 +13,15 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
-from lab_pages.common import LoadedModel, load_shipped
-from tests.conftest import APP, ROOT, run_page
+from lab_pages.common import LoadedModel
+from tests.conftest import ROOT, run_page, run_page_in_chinese, shipped_fixture, through_router
 from vae_core.models import ModelConfig, build_model
 
 PAGE = str(ROOT / "lab_pages" / "manifold.py")
 
 
-@pytest.fixture(scope="module")
-def vae() -> LoadedModel:
-    return load_shipped("digits_vae_z2")
-
-
-@pytest.fixture(scope="module")
-def ae() -> LoadedModel:
-    return load_shipped("digits_ae_z2")
+vae = shipped_fixture("digits_vae_z2")
+ae = shipped_fixture("digits_ae_z2")
 
 
 def page(lm: LoadedModel, **state) -> AppTest:
@@ -106,22 +100,14 @@ class TestInterpolation:
 
 
 def test_through_the_router(vae) -> None:
-    at = AppTest.from_file(APP, default_timeout=120)
-    at.session_state["current_model"] = vae
-    at.run()
-    at.switch_page("lab_pages/manifold.py")
-    at.run()
-    assert not at.exception
+    at = through_router("lab_pages/manifold.py", vae)
     assert any("Manifold" in t.value for t in at.title)
 
 
 @pytest.mark.parametrize("tab", [0, 1])
 def test_renders_in_chinese(vae, tab) -> None:
     """?lang=zh: both tabs draw without an exception (English until the catalogue is compiled)."""
-    at = AppTest.from_file(PAGE, default_timeout=120)
-    at.query_params["lang"] = "zh"
-    at.session_state["current_model"] = vae
-    at.run()
+    at = run_page_in_chinese(PAGE, vae)
     if tab:  # a tab is opened through its key, whose value is the tab's label (in the session's language)
         at.session_state["manifold_tab"] = at.tabs[1].label
         at.run()

@@ -247,7 +247,7 @@ def test_shipped_embeddings_round_trip_and_seed_the_cache(tmp_path) -> None:
             "umap": pj.Projection(np.arange(40), rng.normal(size=(40, 2)).astype(np.float32), "umap", 1.5,
                                   tuple(sorted(pj.SHIPPED_UMAP_PARAMS.items())))}
     path = pj.embeddings_path(tmp_path / "m.safetensors")
-    assert path.name == "m.embed.safetensors"
+    assert path == tmp_path / "embeddings" / "m.safetensors"
     pj.save_embeddings(path, mu, maps)
     emb = pj.load_embeddings(path)
     np.testing.assert_array_equal(emb.mu, mu)
@@ -259,6 +259,6 @@ def test_shipped_embeddings_round_trip_and_seed_the_cache(tmp_path) -> None:
     ids = pj.subsample_ids(40, 40)
     job = pj.compute_projection_async(mu, ids, "umap", cache=cache, model_key="shipped:m", **pj.SHIPPED_UMAP_PARAMS)
     assert job.done and job.thread is None and job.result is emb.projections["umap"]
-    assert pj.load_embeddings(tmp_path / "none.embed.safetensors") is None
-    (tmp_path / "bad.embed.safetensors").write_bytes(b"not a safetensors file")
-    assert pj.load_embeddings(tmp_path / "bad.embed.safetensors") is None
+    assert pj.load_embeddings(tmp_path / "none.safetensors") is None
+    (tmp_path / "bad.safetensors").write_bytes(b"not a safetensors file")
+    assert pj.load_embeddings(tmp_path / "bad.safetensors") is None

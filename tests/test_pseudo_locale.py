@@ -20,6 +20,11 @@ OPEN, CLOSE = i18n.OPEN, i18n.CLOSE
 # What may stand outside the markers: numbers, units of measurement written as symbols, formulas'
 # symbols, punctuation, arrows and emoji, and names (models, datasets, classes, files, Python/CLI names).
 _ALLOWED = re.compile(r"""^[\s\d.,:;!?%+\-−–—=≈≤≥<>×·/\\|()\[\]{}'"`*_#~^&@$€…•→←↑↓⟶‖∑∫∞±√θμσβλεπΦφψωΔ∂∇ẑ̂ᵢⱼₖ₀₁₂₃₄₅₆₇₈₉⁰¹²³⁴⁵⁶⁷⁸⁹]*$""")
+# a token of a formula: a subscript or superscript, a norm bar, a hat, or a minus sign glued to a name
+_FORMULA = re.compile(r"[_^‖̂]|^−")
+# short English words: a one- or two-letter token is a variable (x, z, K, μ) unless it is one of these
+_ENGLISH_SHORT = {"an", "of", "to", "in", "on", "at", "by", "or", "is", "it", "as", "be", "no", "up", "we", "if", "do",
+                  "so", "my", "me", "go", "vs", "per"}
 _EMOJI = re.compile("[\U0001F000-\U0001FFFF\u2600-\u27BF\u2B00-\u2BFF\uFE0F\u200D]")
 
 
@@ -29,6 +34,7 @@ def _names() -> set[str]:
              "nats", "bits", "safetensors", "npz", "zip", "PNG", "JPEG", "WebP", "Python", "PyTorch", "Streamlit",
              "Adam", "SGD", "ReLU", "z1", "z2", "μ", "σ", "β", "#", "L-BFGS",
              "Workshop", "Lab",  # the product's name, "VAE Workshop Lab"
+             "sin", "cos", "tanh", "erf", "argmax", "BCE", "CB", "NLL", "nats/image", "GELU", "ELU",
              "简体中文", "English", "语言", "Language"}  # the language selector names each language in itself
     for name, meta in list_shipped().items():
         names.add(name)
@@ -59,9 +65,13 @@ def leftover(text: str) -> str:
     s = re.sub(r"`[^`]*`", " ", s)  # code and names in backticks
     s = re.sub(r"https?://\S+", " ", s)
     s = _EMOJI.sub(" ", s)
+    for name in sorted(NAMES, key=len, reverse=True):  # names with spaces or hyphens ("Ankle boot", "fashion-mnist")
+        if len(name) > 3 and name in s:
+            s = s.replace(name, " ")
     s = re.sub(r":material/[a-z_]+:", " ", s)
     words = re.findall(r"[^\s.,:;!?()\[\]{}'\"`*|/=+<>·×—–\-]+", s)
-    bad = [w for w in words if w not in NAMES and not _ALLOWED.match(w) and not re.fullmatch(r"[\w.-]+\.(py|json|safetensors|npz|zip|png)", w)
+    bad = [w for w in words if w not in NAMES and not _ALLOWED.match(w) and not _FORMULA.search(w)
+           and (len(w) > 2 or w.lower() in _ENGLISH_SHORT) and not re.fullmatch(r"[\w.-]+\.(py|json|safetensors|npz|zip|png)", w)
            and not re.fullmatch(r"[A-Za-z]?\d+([.,]\d+)?[A-Za-z%]?", w) and not re.fullmatch(r"[a-z_]+_[a-z0-9_]+", w)]
     return " ".join(bad)
 
@@ -119,6 +129,7 @@ def monkeypatch_module():
 def test_the_checker_finds_an_untranslated_word() -> None:
     assert leftover("⟦Train⟧ 42 nats ⟦per⟧") == ""
     assert leftover("⟦Train⟧ the model") == "the model"
+    assert leftover("⟦Train⟧ 3 of them") == "of them"
     assert leftover("fmnist_vae_z16 · z=16 · 5.0 ⟦epochs⟧") == ""
 
 
@@ -133,3 +144,31 @@ def test_every_page_text_goes_through_the_translator(page) -> None:
     assert at.session_state["lang"] == i18n.PSEUDO
     bad = [(where, text, left) for where, text in _visible(at) if (left := leftover(text))]
     assert not bad, "\n".join(f"{w}: {left!r}   in {t[:120]!r}" for w, t, left in bad[:30])
+
+
+def _train_page() -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.query_params["lang"] = i18n.PSEUDO
+    at.run()
+    at.switch_page("lab_pages/train.py").run()
+    return at
+
+
+def test_errors_from_bad_settings_are_translated() -> None:
+    """The form's messages come from vae_core's typed errors (ConfigError templates): rendered translated."""
+    at = _train_page()
+    at.text_input(key="train_hidden").set_value("400,abc").run()
+    at.number_input(key="train_lr").set_value(0.0).run()
+    errors = [e.value for e in at.error]
+    assert len(errors) >= 2, errors
+    bad = [(e, left) for e in errors if (left := leftover(e))]
+    assert not bad, bad
+
+
+def test_a_refused_checkpoint_name_is_translated() -> None:
+    at = _train_page()
+    at.button(key="train_step").click().run()
+    at.text_input(key="train_save_name").set_value("../evil").run()
+    at.button(key="train_save").click().run()
+    texts = [e.value for e in at.error]
+    assert texts and all(not leftover(t) for t in texts), texts

@@ -82,4 +82,5 @@ class TestChineseReadme:
 
     def test_the_tour_is_in_chinese(self):
         tour_block = self.ZH.split("<!-- tour:start")[1].split("<!-- tour:end -->")[0]
-        assert "变分" in tour_block or "证据下界" in tour_block, "merge and compile the zh_CN catalogue, then sync"
+        assert "| 页面 |" in tour_block and "**首页**" in tour_block and "重建" in tour_block, \
+            "merge and compile the zh_CN catalogue, then run python -m scripts.sync_readme"

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from tests.conftest import wait_for as shared_wait_for
 from vae_core import live, registry as reg_mod
 from vae_core.checkpoint import checkpoint_bytes, load_checkpoint
 from vae_core.data import load_dataset
@@ -37,12 +38,8 @@ def make_trainer(ds, kind: str = "vae", epochs: int = 5000, seed: int = 0, laten
 
 
 def wait_for(cond, timeout: float = 20.0) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if cond():
-            return True
-        time.sleep(0.01)
-    return cond()
+    """tests.conftest.wait_for with this module's shorter default timeout."""
+    return shared_wait_for(cond, timeout)
 
 
 class FakeClock:

@@ -17,6 +17,7 @@ import torch
 from streamlit.testing.v1 import AppTest
 
 import lab_pages.common as common
+from lab_pages import i18n
 from tests.conftest import (
     APP,
     ENV_MAX_TRAINERS,
@@ -407,6 +408,33 @@ class TestWorker:
         assert trainer_of(at) is tr
         at.button(key="train_reset").click()
         assert timed_run(at) < 5 and trainer_of(at) is None
+
+
+class TestChinese:
+    def test_renders_in_chinese_start_works_and_the_progress_is_shown(self, train_page) -> None:
+        zh = i18n.catalogue("zh_CN")  # English until the catalogue holds the page's messages: the test holds either way
+        at = AppTest.from_file(PAGE, default_timeout=120)
+        at.query_params["lang"] = "zh"
+        at.run()
+        try:
+            assert not at.exception, at.exception
+            assert at.title[0].value == zh.gettext("Train") and at.session_state["lang"] == "zh_CN"
+            at.selectbox(key="train_dataset").set_value("digits")
+            at.number_input(key="train_epochs").set_value(3000)
+            at.button(key="train_start").click().run()
+            assert not at.exception, at.exception
+            tr = trainer_of(at)
+            assert tr is not None and tr.state in LIVE and tr.config.dataset == "digits"
+            started = zh.ngettext("Training started: {model} on {dataset}, {epochs} epoch.",
+                                  "Training started: {model} on {dataset}, {epochs} epochs.", 3000).split("{")[0]
+            assert any(t.startswith(started) for t in texts(at, "success")), texts(at, "success") + texts(at, "error")
+            assert wait_for(lambda: tr.state == S.RUNNING and tr.global_step >= 2, 60)
+            at.run()
+            assert not at.exception, at.exception
+            shown = progress_text(at)
+            assert f"**{zh.gettext('running')}**" in shown and "/3000" in shown, shown  # the state, translated; the epochs
+        finally:
+            at.session_state["train_handle"].close()
 
 
 def upload_script() -> None:

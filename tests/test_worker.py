@@ -20,7 +20,7 @@ import time
 import pytest
 import torch
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, wait_for as shared_wait_for
 from vae_core.checkpoint import checkpoint_bytes, load_checkpoint
 from vae_core.data import load_dataset
 from vae_core.models import ModelConfig
@@ -45,12 +45,8 @@ def configs(ds, epochs: int = 5000, latent: int = 4, kind: str = "vae") -> tuple
 
 
 def wait_for(cond, timeout: float = 60.0) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if cond():
-            return True
-        time.sleep(0.02)
-    return cond()
+    """tests.conftest.wait_for with this module's longer default timeout (workers start slowly), every 20 ms."""
+    return shared_wait_for(cond, timeout, poll=0.02)
 
 
 def pid_gone(pid: int) -> bool:

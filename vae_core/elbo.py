@@ -13,7 +13,7 @@ the encoder; the prior is p(z) = N(0, I). For one image,
 from __future__ import annotations
 
 import math
-from typing import Callable, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -384,24 +384,17 @@ def quadrature_log_px(
     x: torch.Tensor,
     decode: Decoder,
     latent_dim: int,
-    n: int = 200,
-    likelihood: str = "bernoulli",
-    obs_std: float = 0.1,
     q: tuple[torch.Tensor, torch.Tensor] | None = None,
-    radius: float = 6.0,
-    coarse: int = 64,
-    bounds: tuple[float, float] | None = None,
+    **grid: Any,
 ) -> QuadratureResult:
-    """:func:`quadrature_grid` for each image of a batch x (B, D); ``q=(mu, logvar)`` (B, zdim) each.
+    """:func:`quadrature_grid` for each image of a batch x (B, D); ``q=(mu, logvar)`` (B, zdim) each, and
+    ``grid`` its other settings (``n``, ``likelihood``, ``obs_std``, ``radius``, ``coarse``, ``bounds``).
 
     Each image gets its own box (the prior mass outside [-6, 6] is below 1e-8). Returns
     :class:`QuadratureResult` with log p(x) (B,) nats and the grids of log p(x, z), in x's dtype.
     """
-    grids = [
-        quadrature_grid(x[i], decode, latent_dim, n, likelihood, obs_std, None if q is None else (q[0][i], q[1][i]),
-                        radius, coarse, bounds)
-        for i in range(x.shape[0])
-    ]
+    grids = [quadrature_grid(x[i], decode, latent_dim, q=None if q is None else (q[0][i], q[1][i]), **grid)
+             for i in range(x.shape[0])]
     dt = x.dtype  # results in the images' dtype; the sums were taken in float64
     return QuadratureResult(
         torch.tensor([g.log_px for g in grids], dtype=dt, device=x.device),

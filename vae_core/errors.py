@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["LabError", "N_"]
+__all__ = ["LabError", "Msg", "N_"]
 
 
 def N_(template: str) -> str:
@@ -48,4 +48,35 @@ def _rebuild(cls: type, template: str, params: dict, state: dict) -> LabError:
     LabError.__init__(err, template, **params)
     err.__dict__.update(state)
     return err
+
+
+class Msg(str):
+    """A status message (a trainer's "finished…", "diverged…") that a UI can show in its own language.
+
+    It *is* its English text (a ``str``: the CLI prints it, tests compare it) and also carries the
+    English ``template`` and its ``params``, as :class:`LabError` does.
+    """
+
+    template: str
+    params: dict[str, Any]
+
+    def __new__(cls, template: str, *, english: str | None = None, **params: Any) -> "Msg":
+        """``english`` overrides the English text (a sentence made from the template), not the template."""
+        obj = super().__new__(cls, english if english is not None else (template.format(**params) if params else template))
+        obj.template, obj.params = template, params
+        return obj
+
+    def __reduce__(self):  # across the worker pipe with its template and parameters
+        return (_rebuild_msg, (self.template, self.params))
+
+    def render(self, template: str) -> str:
+        """``template`` (the English one, or its translation) filled with this message's parameters."""
+        try:
+            return template.format(**self.params) if self.params else template
+        except (KeyError, IndexError, ValueError):
+            return str(self)
+
+
+def _rebuild_msg(template: str, params: dict) -> Msg:
+    return Msg(template, **params)
 

@@ -17,6 +17,7 @@ import torch
 
 from .data import Dataset
 from .models import AE, VAE, ModelConfig, build_model
+from .errors import Msg, N_
 from .train import TrainConfig, Trainer, TrainerState
 
 __all__ = ["build_pair", "live_pair_configs", "PairProgress", "PairTrainer"]
@@ -147,13 +148,15 @@ class PairTrainer:
                     return
                 if self.vae.done and self.ae.done:
                     self.state = TrainerState.FINISHED
-                    self.message = f"both trained for {self.vae.config.epochs} epoch(s), {self.total_steps} steps each"
+                    self.message = Msg(N_("both trained for {epochs} epoch(s), {steps} steps each"),
+                                       epochs=self.vae.config.epochs, steps=self.total_steps)
                     return
             # a message set by stop(message) (e.g. the registry's watchdog) is kept
             self.state = TrainerState.STOPPED
-            self.message = self.message or f"stopped at step {self.vae.global_step}"
+            self.message = self.message or Msg(N_("stopped at step {step}"), step=self.vae.global_step)
         except Exception as exc:  # keep the app alive; report instead
-            self.state, self.message = TrainerState.FAILED, f"training failed: {type(exc).__name__}: {exc}"
+            self.state, self.message = TrainerState.FAILED, Msg(N_("training failed: {kind}: {reason}"),
+                                                                kind=type(exc).__name__, reason=exc)
 
     def stop(self, message: str | None = None) -> None:
         """Ask the thread to end after its current chunk; the models keep their weights.

@@ -35,6 +35,7 @@ import torch
 
 from .data import Dataset, to_float
 from .elbo import ELBOTerms, combine_terms, kl_per_dim, recon_log_likelihood
+from .errors import Msg
 from .evaluate import dataset_metrics
 from .models import VAE, ModelConfig
 
@@ -196,6 +197,12 @@ class PitfallRun:
     recon: list[list[float]]         # (8, D) reconstructions of the first 8 test images, in [0, 1]
     samples: list[list[float]]       # (16, D) decoded prior samples, pixel means in [0, 1]
     extra: dict[str, Any] = field(default_factory=dict)  # section-specific figures (bce_grey's likelihood gaps)
+    message_template: str = ""        # the trainer's message as a template and its parameters (vae_core.errors.Msg),
+    message_params: dict[str, Any] = field(default_factory=dict)  # so a page shows it in its own language
+
+    def status(self) -> Msg | str:
+        """The trainer's final message, translatable (a :class:`~vae_core.errors.Msg`) where it was recorded so."""
+        return Msg(self.message_template, **self.message_params) if self.message_template else self.message
 
 
 @dataclass
@@ -253,7 +260,9 @@ def _run(section: Section, which: str, ds: Dataset, overrides: dict[str, Any], s
         samples = model.mean_image(torch.randn((16, mcfg.latent_dim), generator=torch.Generator().manual_seed(seed)))
     mistake = tcfg.mistake or None
     run = PitfallRun(
-        label=which, mistake=mistake, likelihood=mcfg.likelihood, state=str(tr.state.value), message=tr.message,
+        label=which, mistake=mistake, likelihood=mcfg.likelihood, state=str(tr.state.value), message=str(tr.message),
+        message_template=getattr(tr.message, "template", ""),
+        message_params={k: (v if isinstance(v, (int, float, str)) else str(v)) for k, v in getattr(tr.message, "params", {}).items()},
         seconds=seconds, steps=tr.global_step, history=_thin(tr.history.to_dict()),
         metrics={k: v for k, v in m.to_dict().items() if k not in ("kl_per_dim", "var_mu")},
         kl_per_dim=m.kl_per_dim, z_moments=z_moments(model, x[:64], mistake, seed=seed),

@@ -491,14 +491,15 @@ def place_new_point(mu_new: np.ndarray, mu: np.ndarray, proj: Projection, k: int
 
 
 # ---------------------------------------------------------------- embeddings shipped with a checkpoint
-EMBED_SUFFIX = ".embed.safetensors"  # beside checkpoints/<name>.safetensors: its test-set codes and 2-D maps
+EMBED_DIR = "embeddings"  # checkpoints/embeddings/<name>.safetensors: the test-set codes and 2-D maps of <name>
 SHIPPED_UMAP_PARAMS = {"n_neighbors": 15, "min_dist": 0.1}  # the latent map's defaults: what a first visit asks for
 
 
 def embeddings_path(checkpoint: str | Path) -> Path:
-    """Where the precomputed embeddings of ``checkpoint`` (a .safetensors path) live."""
+    """Where the precomputed embeddings of ``checkpoint`` (a .safetensors path) live: a folder beside it, so
+    that a listing of checkpoints never mistakes them for a model."""
     p = Path(checkpoint)
-    return p.with_name(p.name.removesuffix(".safetensors") + EMBED_SUFFIX)
+    return p.parent / EMBED_DIR / p.name
 
 
 @dataclass(frozen=True)
@@ -514,6 +515,7 @@ def save_embeddings(path: str | Path, mu: np.ndarray, projections: dict[str, Pro
     from safetensors.numpy import save_file  # noqa: PLC0415
 
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {"mu": np.ascontiguousarray(mu, dtype=np.float32)}
     meta = {"format": "vae-lab-embeddings", "version": "1"}
     for method, pr in projections.items():

@@ -32,7 +32,7 @@ from .elbo import beta_schedule, elbo_terms
 from .evaluate import DatasetMetrics, dataset_metrics
 from .pitfalls import MISTAKES, mistaken_terms
 from .models import AE, LIKELIHOODS, VAE, ConfigError, ModelConfig, build_model, parse_hidden
-from .errors import N_
+from .errors import Msg, N_
 
 __all__ = [
     "TrainConfig", "Trainer", "TrainerState", "Snapshot", "History", "TEST_METRIC_KEYS", "SETTING_LABELS",
@@ -378,7 +378,7 @@ class Trainer:
         except Exception as exc:  # keep the app alive; report instead
             with self._lock:
                 self.state = TrainerState.FAILED
-                self.message = f"training failed: {type(exc).__name__}: {exc}"
+                self.message = Msg(N_("training failed: {kind}: {reason}"), kind=type(exc).__name__, reason=exc)
 
     def run(self, max_steps: int | None = None) -> None:
         """Step until finished, stopped, diverged, or ``max_steps`` more steps; honours pause.
@@ -401,10 +401,11 @@ class Trainer:
         with self._lock:
             if self.done and self.state not in (TrainerState.DIVERGED, TrainerState.FAILED):
                 self.state = TrainerState.FINISHED
-                self.message = f"finished {self.config.epochs} epoch(s), {self.global_step} steps"
+                self.message = Msg(N_("finished {epochs} epoch(s), {steps} steps"), epochs=self.config.epochs,
+                                   steps=self.global_step)
             elif self._stop_flag.is_set():
                 self.state = TrainerState.STOPPED
-                self.message = self.message or f"stopped at step {self.global_step}"
+                self.message = self.message or Msg(N_("stopped at step {step}"), step=self.global_step)
             elif self.state == TrainerState.RUNNING:
                 self.state = TrainerState.PAUSED if max_steps is not None else self.state
 
@@ -484,14 +485,15 @@ class Trainer:
             p.copy_(keep)
         self.optimizer.zero_grad(set_to_none=True)
         self.state = TrainerState.DIVERGED
-        what = f"the loss became {loss}" if not math.isfinite(loss) else (
-            f"the loss reached {loss:.3g} nats per image, far beyond any real ELBO (a flipped sign in the loss, "
-            f"or too high a learning rate)")
-        self.message = (
-            f"training diverged at step {self.global_step + 1}: {what}. "
-            f"The last good weights (step {self.global_step}) were kept. Lower the learning rate "
-            f"(now {self.config.lr:g}) and start again."
-        )
+        common = dict(step=self.global_step + 1, good=self.global_step, lr=self.config.lr, loss=loss)
+        if not math.isfinite(loss):
+            self.message = Msg(N_("training diverged at step {step}: the loss became {loss}. The last good weights "
+                                  "(step {good}) were kept. Lower the learning rate (now {lr:g}) and start again."), **common)
+        else:
+            self.message = Msg(N_("training diverged at step {step}: the loss reached {loss:.3g} nats per image, far "
+                                  "beyond any real ELBO (a flipped sign in the loss, or too high a learning rate). The last "
+                                  "good weights (step {good}) were kept. Lower the learning rate (now {lr:g}) and start again."),
+                               **common)
         self._stop_flag.set()
 
     def evaluate(self) -> DatasetMetrics:
@@ -587,13 +589,16 @@ class Trainer:
 
 # ---------------------------------------------------------------------- the Train form's settings
 SETTING_LABELS = {
-    "latent_dim": "Latent dimension", "hidden": "Hidden sizes", "beta": "β", "warmup_steps": "KL warm-up",
-    "free_bits": "Free bits", "lr": "Learning rate", "batch_size": "Batch size", "epochs": "Epochs", "seed": "Seed",
+    "latent_dim": N_("Latent dimension"), "hidden": N_("Hidden sizes"), "beta": "β", "warmup_steps": N_("KL warm-up"),
+    "free_bits": N_("Free bits"), "lr": N_("Learning rate"), "batch_size": N_("Batch size"), "epochs": N_("Epochs"),
+    "seed": N_("Seed"),
 }
 
 
-def _sentence(msg: str) -> str:
-    return msg[:1].upper() + msg[1:] + ("" if msg.endswith(".") else ".")
+def _sentence(exc: ConfigError) -> Msg:
+    """A config error as one sentence of the form's messages: English capitalised, translatable as its template."""
+    text = str(exc)
+    return Msg(exc.template, english=text[:1].upper() + text[1:] + ("" if text.endswith(".") else "."), **exc.params)
 
 
 def configs_from_settings(
@@ -613,7 +618,7 @@ def configs_from_settings(
     """
     values = dict(latent_dim=latent_dim, hidden=hidden, beta=beta, warmup_steps=warmup_steps, free_bits=free_bits,
                   lr=lr, batch_size=batch_size, epochs=epochs, seed=seed)
-    errors = [f"{SETTING_LABELS[k]} is empty: enter a value." for k, v in values.items() if v is None]
+    errors = [Msg(N_("{label} is empty: enter a value."), label=Msg(SETTING_LABELS[k])) for k, v in values.items() if v is None]
     if errors:
         return None, None, errors
     hid: tuple[int, ...] | None
@@ -621,7 +626,7 @@ def configs_from_settings(
         hid = parse_hidden(str(hidden))
     except ConfigError as exc:
         hid = None
-        errors.append(_sentence(str(exc)))
+        errors.append(_sentence(exc))
     ae = kind == "ae"
     tc = dict(dataset=dataset, epochs=int(epochs), batch_size=int(batch_size), lr=float(lr),
               beta=0.0 if ae else float(beta), warmup_steps=0 if ae else int(warmup_steps),
@@ -630,14 +635,14 @@ def configs_from_settings(
         try:
             TrainConfig(**{k: val}).validate()
         except ConfigError as exc:
-            errors.append(_sentence(str(exc)))
+            errors.append(_sentence(exc))
     mc = None
     if hid is not None:
         try:
             mc = ModelConfig(kind=kind, input_dim=math.prod(image_shape), image_shape=image_shape, hidden=hid,
                              latent_dim=int(latent_dim), likelihood=likelihood)
         except ConfigError as exc:
-            errors.append(_sentence(str(exc)))
+            errors.append(_sentence(exc))
     return (None, None, errors) if errors else (mc, TrainConfig(**tc), [])
 
 

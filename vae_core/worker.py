@@ -53,7 +53,7 @@ from .data import DATASETS, Dataset, load_dataset
 from .live import Preview
 from .models import AE, VAE, ModelConfig, build_model
 from .train import History, Snapshot, TrainConfig, TrainerState
-from .errors import LabError, N_
+from .errors import LabError, Msg, N_
 
 if TYPE_CHECKING:
     from .pair import PairProgress
@@ -347,11 +347,15 @@ class _Link:
                     self.state = S.STOPPED
                 return True
             self.state = S.FAILED
-            kept = (f"the weights of step {self.metas[0]['steps']} are kept (Use, Save and Download still work)"
-                    if self.metas else "no weights were trained yet")
-            self.message = (f"the training process stopped unexpectedly (exit code {code}"
-                            f"{', killed by signal ' + str(-code) if code is not None and code < 0 else ''}); "
-                            f"{kept}; press Start to train again.")
+            signal = -code if code is not None and code < 0 else None
+            if self.metas:
+                self.message = Msg(N_("the training process stopped unexpectedly (exit code {code}{killed}); the weights of "
+                                      "step {step} are kept (Use, Save and Download still work); press Start to train again."),
+                                   code=code, killed=f", killed by signal {signal}" if signal else "", step=self.metas[0]["steps"])
+            else:
+                self.message = Msg(N_("the training process stopped unexpectedly (exit code {code}{killed}); no weights were "
+                                      "trained yet; press Start to train again."),
+                                   code=code, killed=f", killed by signal {signal}" if signal else "")
             return True
 
     def request(self, timeout: float, *msg: Any) -> Any:
@@ -766,6 +770,36 @@ class _Job:
     last_state: str = ""
     pushed_step: int = -1
 
+    def _configs(self) -> tuple[ModelConfig, TrainConfig, Dataset, str | None]:
+        """The job's configs and dataset (sent whole when a name would not find it), and its device; sets the threads."""
+        spec = self.spec
+        tc = TrainConfig.from_dict(spec["train_config"])
+        ds = spec["dataset"] if spec.get("dataset") is not None else load_dataset(tc.dataset, root=spec.get("data_root"))
+        self.want_threads = int(spec.get("threads") or 1)
+        return ModelConfig.from_dict(spec["model_config"]), tc, ds, spec.get("device")
+
+    def _state_step(self) -> tuple[str, int, bool]:
+        """(state value, global step, settled: not stepping) of the job's trainer(s)."""
+        raise NotImplementedError
+
+    def update(self, weights: bool) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def push(self, force: bool = False) -> None:
+        """Send an update when something changed or ``PUSH_S`` passed; weights when new (or newly settled)."""
+        now = time.monotonic()
+        state, step, settled = self._state_step()
+        changed = state != self.last_state or (self.pushed_step <= 0 < step)
+        if not (force or changed or now - self.last_push >= PUSH_S):
+            return
+        # new weights, or a settled state the last weights (and their metadata) do not record yet
+        weights = step > 0 and (step != self.weights_step or (settled and state != self.last_state)) and (
+            settled or now - self.last_weights >= WEIGHTS_S)
+        self.send(("update", self.update(weights)))
+
+    def tick(self) -> None:
+        self.push()
+
 
 def _delta(h: History, sent: tuple[int, int]) -> tuple[dict[str, Any], tuple[int, int]]:
     n, e = sent
@@ -788,12 +822,9 @@ class _TrainerJob(_Job):
         from .live import fixed_examples, prior_noise
         from .train import Trainer
 
-        mc = ModelConfig.from_dict(spec["model_config"])
-        tc = TrainConfig.from_dict(spec["train_config"])
-        ds = spec["dataset"] if spec.get("dataset") is not None else load_dataset(tc.dataset, root=spec.get("data_root"))
-        self.want_threads = int(spec.get("threads") or 1)
+        mc, tc, ds, device = self._configs()
         torch.set_num_threads(self.want_threads)
-        self.tr = Trainer(mc, tc, dataset=ds, device=pick_device(spec.get("device")))
+        self.tr = Trainer(mc, tc, dataset=ds, device=pick_device(device))
         self.tr.add_callback("on_step", self._on_step)
         self.x = fixed_examples(ds, 8)
         self.z = prior_noise(mc.latent_dim, 16) if mc.latent_dim else None
@@ -857,21 +888,9 @@ class _TrainerJob(_Job):
         self.last_push, self.last_state, self.pushed_step = now, snap.state.value, snap.step
         return u
 
-    def push(self, force: bool = False) -> None:
-        now = time.monotonic()
-        tr = self.tr
-        state, step = tr.state.value, tr.global_step
-        changed = state != self.last_state or (self.pushed_step <= 0 < step)
-        if not (force or changed or now - self.last_push >= PUSH_S):
-            return
-        settled = state != S.RUNNING.value
-        # new weights, or a settled state the last weights (and their metadata) do not record yet
-        weights = step > 0 and (step != self.weights_step or (settled and state != self.last_state)) and (
-            settled or now - self.last_weights >= WEIGHTS_S)
-        self.send(("update", self.update(weights)))
-
-    def tick(self) -> None:
-        self.push()
+    def _state_step(self) -> tuple[str, int, bool]:
+        state = self.tr.state.value
+        return state, self.tr.global_step, state != S.RUNNING.value
 
     def shutdown(self) -> None:
         self.tr.stop()
@@ -884,11 +903,8 @@ class _PairJob(_Job):
         from .device import pick_device
         from .pair import PairTrainer
 
-        mc = ModelConfig.from_dict(spec["model_config"])
-        tc = TrainConfig.from_dict(spec["train_config"])
-        ds = spec["dataset"] if spec.get("dataset") is not None else load_dataset(tc.dataset, root=spec.get("data_root"))
-        self.want_threads = int(spec.get("threads") or 1)
-        self.pt = PairTrainer(mc, tc, ds, device=pick_device(spec.get("device")), num_threads=self.want_threads)
+        mc, tc, ds, device = self._configs()
+        self.pt = PairTrainer(mc, tc, ds, device=pick_device(device), num_threads=self.want_threads)
 
     def command(self, msg: tuple) -> None:
         kind = msg[0]
@@ -920,20 +936,9 @@ class _PairJob(_Job):
         self.last_push, self.last_state, self.pushed_step = now, p.state.value, p.step
         return u
 
-    def push(self, force: bool = False) -> None:
-        now = time.monotonic()
-        state, step = self.pt.state.value, self.pt.global_step
-        changed = state != self.last_state or (self.pushed_step <= 0 < step)
-        if not (force or changed or now - self.last_push >= PUSH_S):
-            return
-        settled = state != S.RUNNING.value or not self.pt.is_alive
-        # new weights, or a settled state the last weights (and their metadata) do not record yet
-        weights = step > 0 and (step != self.weights_step or (settled and state != self.last_state)) and (
-            settled or now - self.last_weights >= WEIGHTS_S)
-        self.send(("update", self.update(weights)))
-
-    def tick(self) -> None:
-        self.push()
+    def _state_step(self) -> tuple[str, int, bool]:
+        state = self.pt.state.value
+        return state, self.pt.global_step, state != S.RUNNING.value or not self.pt.is_alive
 
     def shutdown(self) -> None:
         self.pt.stop()

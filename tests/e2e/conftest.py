@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from .harness import VIEWPORT, launch_browser, missing_requirement, start_server
+from .harness import VIEWPORT, ZH_LOCALE, launch_browser, missing_requirement, start_server
 
 
 @pytest.fixture(scope="session")
@@ -36,14 +36,44 @@ def browser():
         b.close()
 
 
-@pytest.fixture
-def page(browser, app_server):
-    """A fresh tab in a fresh context (a new Streamlit session); ``page.js_errors`` collects
+def _context_page(browser, **context_options):
+    """(context, tab): a fresh browser context (a new Streamlit session); ``page.js_errors`` collects
     uncaught JavaScript errors."""
-    context = browser.new_context(viewport=VIEWPORT)
+    context = browser.new_context(viewport=VIEWPORT, **context_options)
     context.set_default_timeout(60_000)
     pg = context.new_page()
     pg.js_errors = []
     pg.on("pageerror", lambda exc: pg.js_errors.append(str(exc)))
+    return context, pg
+
+
+@pytest.fixture
+def page(browser, app_server):
+    """A fresh tab in a fresh context (a new Streamlit session), with the browser's default (English) locale."""
+    context, pg = _context_page(browser)
     yield pg
     context.close()
+
+
+@pytest.fixture
+def zh_page(browser, app_server):
+    """Like ``page``, in a browser whose locale is zh-CN (``st.context.locale``: the lab opens in 中文)."""
+    context, pg = _context_page(browser, locale=ZH_LOCALE)
+    yield pg
+    context.close()
+
+
+@pytest.fixture
+def new_page(browser):
+    """A factory of fresh tabs, each in its own context (``new_page(locale="zh-CN")``), for a test that
+    starts its own server; every context is closed at the end."""
+    contexts = []
+
+    def make(**context_options):
+        context, pg = _context_page(browser, **context_options)
+        contexts.append(context)
+        return pg
+
+    yield make
+    for context in contexts:
+        context.close()

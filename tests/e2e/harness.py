@@ -27,16 +27,25 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 VIEWPORT = {"width": 1400, "height": 900}
 SCREENSHOT_DIR = ROOT / "docs" / "screenshots"
 SCREENSHOT_ENV = "VAE_LAB_SCREENSHOTS"  # =1: the e2e run rewrites docs/screenshots/*.png
+SCREENSHOT_DIR_ZH = SCREENSHOT_DIR / "zh"  # the same pages in Chinese (README.zh-CN.md)
+ZH_LOCALE = "zh-CN"  # the browser locale of the Chinese tests
 
-# url path -> (file stem for screenshots, text in the page's st.title)
+# url path -> (file stem for screenshots, text in the page's st.title in English): every page of
+# lab_pages/tour.py, in its order (tests/e2e/test_harness.py checks both against the page files).
 PAGES: dict[str, tuple[str, str]] = {
     "": ("home", "VAE Workshop Lab"),
     "theory": ("theory", "Theory: the ideas under the ELBO"),
+    "derivation": ("derivation", "Derivation: the ELBO, line by line"),
     "train": ("train", "Train"),
     "elbo": ("elbo", "ELBO, term by term"),
+    "elbo-training": ("elbo_training", "The ELBO over training"),
     "explorer": ("explorer", "Latent explorer"),
+    "manifold": ("manifold", "Manifold & interpolation"),
     "latent-map": ("latent_map", "Latent map (UMAP)"),
     "compare": ("compare", "AE vs VAE"),
+    "train-pair": ("train_pair", "Train an AE/VAE pair"),
+    "pitfalls": ("pitfalls", "Pitfalls: the classic VAE mistakes"),
+    "your-image": ("your_image", "Your image"),
 }
 
 APP = '[data-testid="stApp"]'
@@ -139,6 +148,54 @@ def start_server(port: int | None = None, log_path: Path | None = None, timeout:
     return server
 
 
+# ------------------------------------------------------------------ processes (Linux /proc)
+def _stat(pid: int) -> tuple[str, int, int] | None:
+    """(state, ppid, start time in clock ticks) of ``pid`` from /proc/<pid>/stat, or None if it is gone."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = raw[raw.rindex(")") + 2:].split()  # after "pid (comm) ": the name may hold spaces and ")"
+    return fields[0], int(fields[1]), int(fields[19])
+
+
+def descendants(pid: int) -> dict[int, int]:
+    """Every live process below ``pid`` (children, their children…): {pid: start time}, found by
+    scanning /proc/*/stat for parent ids. The start time tells a process from a later one that
+    reuses its pid."""
+    parents: dict[int, list[int]] = {}
+    starts: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        st = _stat(int(entry.name))
+        if st is None or st[0] == "Z":
+            continue
+        parents.setdefault(st[1], []).append(int(entry.name))
+        starts[int(entry.name)] = st[2]
+    out: dict[int, int] = {}
+    todo = [pid]
+    while todo:
+        for child in parents.get(todo.pop(), []):
+            if child not in out:
+                out[child] = starts[child]
+                todo.append(child)
+    return out
+
+
+def alive(pid: int, start_time: int | None = None) -> bool:
+    """True while ``pid`` runs (a zombie counts as ended), and is the process that started at ``start_time``."""
+    st = _stat(pid)
+    return st is not None and st[0] != "Z" and (start_time is None or st[2] == start_time)
+
+
+def command_line(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        return "?"
+
+
 def launch_browser(playwright: Any):
     """Debian's Chromium, headless (never `playwright install`)."""
     return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
@@ -185,14 +242,9 @@ def open_page(page: Any, base_url: str, path: str, timeout: float = 120.0) -> No
     settle(page, timeout)
 
 
-def switch_page(page: Any, path: str) -> str:
-    """Change page inside the running app (no reload, same session); returns how.
-
-    Clicks the page's entry in the navigation menu that st.navigation draws; where the app
-    shows no menu (e.g. `client.showSidebarNavigation = false`), does what the browser's
-    back/forward buttons do: a history change, which Streamlit turns into a page switch.
-    """
-    found = page.evaluate("""(p) => {
+def _mark_nav_link(page: Any, path: str) -> bool:
+    """Mark the visible navigation-menu entry of ``/path`` with data-e2e-target; False if none is shown."""
+    return page.evaluate("""(p) => {
         const links = [...document.querySelectorAll('[data-testid="stSidebarNavLink"]')];
         for (const a of links) a.removeAttribute('data-e2e-target');
         const a = links
@@ -201,6 +253,36 @@ def switch_page(page: Any, path: str) -> str:
         a.setAttribute('data-e2e-target', '1');
         return true;
     }""", path)
+
+
+def expand_navigation(page: Any) -> bool:
+    """Show every entry of the navigation menu: with more than 10 pages Streamlit shows the first
+    10 and a "View N more" button. Returns True when it clicked that button."""
+    button = page.locator('[data-testid="stSidebarNavViewButton"]')
+    if button.count() == 0 or not button.first.is_visible() or "more" not in button.first.inner_text().lower():
+        return False
+    button.first.click()
+    page.wait_for_function("""() => { const b = document.querySelector('[data-testid="stSidebarNavViewButton"]');
+                                      return !b || !/more/i.test(b.innerText); }""", timeout=10_000)
+    return True
+
+
+def nav_titles(page: Any) -> list[str]:
+    """The titles of every entry of the navigation menu (expanded first), without their icons."""
+    expand_navigation(page)
+    texts = page.locator('[data-testid="stSidebarNavLink"]').all_inner_texts()
+    return [t.strip().split("\n")[-1].strip() for t in texts]
+
+
+def switch_page(page: Any, path: str) -> str:
+    """Change page inside the running app (no reload, same session); returns how.
+
+    Clicks the page's entry in the navigation menu that st.navigation draws (showing the menu's
+    hidden entries first, "View N more"); where the app shows no menu (e.g.
+    `client.showSidebarNavigation = false`), does what the browser's back/forward buttons do: a
+    history change, which Streamlit turns into a page switch.
+    """
+    found = _mark_nav_link(page, path) or (expand_navigation(page) and _mark_nav_link(page, path))
     if found:
         page.locator('[data-e2e-target="1"]').click()
         return "navigation menu"
@@ -209,6 +291,33 @@ def switch_page(page: Any, path: str) -> str:
         window.dispatchEvent(new PopStateEvent('popstate', {state: {}}));
     }""", path)
     return "history (back/forward)"
+
+
+def url_path(page: Any) -> str:
+    """The page's URL path without slashes ("" for Home), as PAGES keys it."""
+    return page.evaluate("() => window.location.pathname").strip("/")
+
+
+def wait_for_path(page: Any, path: str, old_title: str | None = None, timeout: float = 120.0) -> str:
+    """After a switch, in any language: the URL is ``/path``, a title other than ``old_title`` is
+    drawn, and the run is over. Returns the title's text."""
+    page.wait_for_function(
+        """([p, old]) => {
+            if (window.location.pathname.replace(/^\\/+|\\/+$/g, '') !== p) return false;
+            const h = document.querySelector('[data-testid="stMain"] h1');
+            return !!h && h.innerText.trim() !== '' && h.innerText.trim() !== old;
+        }""", arg=[path, old_title], timeout=timeout * 1000)
+    settle(page, timeout)
+    return page.locator('[data-testid="stMain"] h1').first.inner_text().strip()
+
+
+def open_url(page: Any, base_url: str, path: str, query: str = "", timeout: float = 120.0) -> str:
+    """Load ``/path?query`` in this tab (a new Streamlit session) in whatever language it shows, and
+    wait until its title is drawn and its run is over. Returns the title's text."""
+    page.goto(f"{base_url}/{path}" + (f"?{query}" if query else ""), timeout=timeout * 1000)
+    page.wait_for_selector('[data-testid="stMain"] h1', timeout=timeout * 1000)
+    settle(page, timeout)
+    return page.locator('[data-testid="stMain"] h1').first.inner_text().strip()
 
 
 def wait_for_page(page: Any, path: str, timeout: float = 60.0) -> tuple[float, float]:
@@ -241,6 +350,24 @@ def click_button(page: Any, key: str, timeout: float = 30.0) -> None:
     while buttons.count() != 1 and time.monotonic() < deadline:  # a rerun may briefly show two
         time.sleep(0.1)
     buttons.first.click(timeout=timeout * 1000)
+
+
+def selectbox_value(page: Any, key: str) -> str:
+    """The option shown by selectbox ``key`` (its formatted text)."""
+    return page.locator(f'{keyed(key)} input[role="combobox"]').first.input_value()
+
+
+def choose_option(page: Any, key: str, option: str, timeout: float = 30.0) -> None:
+    """Pick ``option`` (its shown text) in selectbox ``key`` with the mouse, as a person does.
+
+    Streamlit 1.67's selectbox is a combobox: a click on its input opens the list, except when the
+    click only focuses it (e.g. after scrolling the sidebar), where the Down key opens it."""
+    settle(page, timeout)
+    box = page.locator(f'{keyed(key)} input[role="combobox"]').first
+    box.click(timeout=timeout * 1000)
+    if box.get_attribute("aria-expanded") != "true":
+        box.press("ArrowDown")
+    page.get_by_role("option", name=option, exact=True).first.click(timeout=timeout * 1000)
 
 
 def drag_slider(page: Any, key: str, fraction: float, release: bool = True) -> None:

@@ -53,9 +53,9 @@ def stable_map(page, umap_wait: float | None = None) -> None:
 
 
 def test_every_page_opens_without_an_error(page, app_server):
-    """Home by URL, the Theory page through its link on Home, then every other page through the
-    navigation menu, in the same session (no reload): each draws its title and no exception or
-    error box, and no JavaScript error is raised."""
+    """Home by URL, the Theory page through its link on Home, then every other page of the tour
+    (harness.PAGES, lab_pages/tour.py) through the navigation menu, in the same session (no
+    reload): each draws its title and no exception or error box, and no JavaScript error is raised."""
     found: dict[str, list[str]] = {}
 
     def check(path: str) -> None:
@@ -72,7 +72,7 @@ def test_every_page_opens_without_an_error(page, app_server):
     wait_for_page(page, "theory", timeout=120)
     assert page.url.rstrip("/").endswith("/theory"), page.url
     check("theory")
-    for path in ("train", "elbo", "explorer", "latent-map", "compare"):
+    for path in [p for p in PAGES if p not in ("", "theory")]:
         how = switch_page(page, path)
         assert how == "navigation menu", (
             "the app shows no navigation menu: with st.navigation, `client.showSidebarNavigation = false` "
@@ -214,3 +214,74 @@ def test_clicking_a_point_on_the_latent_map_selects_it(page, app_server):
         "clickmode='event' (no click selection) when a figure's dragmode is 'lasso' or 'select': "
         "lab_pages/latent_map.py map_figure() should not set dragmode='lasso'")
     page.wait_for_selector(f'text=/row {pt["id"]}/', timeout=10_000)
+
+
+def test_pitfalls_run_again_retrains_a_section_live(page, app_server):
+    """The Pitfalls page opens on recorded results; *Run again* on the shortest section (the KL's sign
+    flipped: the mistaken run diverges within a second) trains both runs live with a new seed."""
+    open_page(page, app_server.url, "pitfalls")
+    page.wait_for_selector("text=/Recorded results \\(seed 0\\)/", timeout=30_000)
+    click_button(page, "pitfalls_run_kl_sign")
+    page.wait_for_selector("text=/Trained here, seed 1\\./", timeout=120_000)
+    settle(page, 120)
+    warning = page.locator('[data-testid="stAlertContentWarning"]', has_text="diverged")
+    assert warning.count() >= 1, "the flipped-sign run was not stopped by the divergence guard"
+    assert not problems(page) and not page.js_errors, problems(page) + page.js_errors
+
+
+CANVAS = keyed("mine_canvas") + " canvas.upper-canvas"  # fabric.js draws on two stacked canvases: the upper one takes the mouse
+SEES = "What the model sees"
+
+
+def metric_value(page, label: str) -> str:
+    """The value shown by the st.metric whose label is ``label`` (the first one)."""
+    return page.locator('[data-testid="stMetric"]').filter(
+        has=page.locator('[data-testid="stMetricLabel"]', has_text=label)).first.locator(
+        '[data-testid="stMetricValue"]').inner_text().strip()
+
+
+def draw_stroke(page, points: list[tuple[float, float]]) -> None:
+    """Draw one stroke with the mouse through ``points`` (fractions of the canvas's width and height)."""
+    canvas = page.locator(CANVAS).first  # streamlit-drawable-canvas is a v2 component: in the page (a shadow root), no iframe
+    canvas.scroll_into_view_if_needed()
+    box = canvas.bounding_box()
+    assert box and box["width"] > 100, f"the drawing canvas has no size: {box}"
+    xy = [(box["x"] + fx * box["width"], box["y"] + fy * box["height"]) for fx, fy in points]
+    page.mouse.move(*xy[0])
+    page.mouse.down()
+    for x, y in xy[1:]:
+        page.mouse.move(x, y, steps=8)
+    page.mouse.up()
+
+
+def test_a_drawing_is_preprocessed_placed_and_offered_on_the_elbo_page(page, app_server):
+    """Your image: a stroke drawn with the mouse on the canvas shows the image the model sees and where
+    it lands; the ELBO page then offers it, and shows its terms (the analytic KL matches)."""
+    open_page(page, app_server.url, "your-image")
+    page.wait_for_selector(CANVAS, timeout=60_000)
+    assert image_src(page, SEES) is None, "an image is shown before anything is drawn"
+    draw_stroke(page, [(0.3, 0.2), (0.7, 0.2), (0.45, 0.85)])  # a 7
+    page.wait_for_function(
+        """(text) => [...document.querySelectorAll('[data-testid="stImage"]')].some(el => {
+            const cap = el.querySelector('[data-testid="stImageCaption"]'), i = el.querySelector('img');
+            return cap && cap.innerText.includes(text) && i && i.complete && i.naturalWidth > 0; })""",
+        arg=SEES, timeout=60_000)
+    page.wait_for_selector('h2:has-text("Where your image lands")', timeout=60_000)
+    settle(page, 60)
+    assert not problems(page) and not page.js_errors, problems(page) + page.js_errors
+    vae = page.locator('[data-testid="stMetricLabel"]', has_text="KL(q(z|x)‖p(z))").count() > 0
+    kl_here = metric_value(page, "KL(q(z|x)‖p(z))") if vae else None
+    save_screenshot(page, "your_image")
+
+    assert switch_page(page, "elbo") == "navigation menu"
+    wait_for_page(page, "elbo", timeout=120)
+    if not vae:  # the ELBO page needs a VAE: an AE current model gets its explanation instead
+        return
+    mine = page.locator(keyed("elbo_mine_btn") + " button")
+    assert mine.count() == 1, "the ELBO page does not offer the drawn image"
+    click_button(page, "elbo_mine_btn")
+    page.wait_for_selector('[data-testid="stImageCaption"]:has-text("your image (drawing)")', timeout=60_000)
+    settle(page, 60)
+    assert metric_value(page, "KL(q(z|x)‖p(z))") == kl_here, "the ELBO page's KL for the drawing is not the Your image page's"
+    assert float(metric_value(page, "ELBO")) < 0
+    assert not problems(page) and not page.js_errors, problems(page) + page.js_errors

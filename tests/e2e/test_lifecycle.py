@@ -1,0 +1,84 @@
+"""No orphan process after the server stops (issue 15, item 4).
+
+Each test starts a server of its own, starts training in the browser (the trainer is a worker
+process of the server), lists every process below the server through /proc, stops the server
+and checks that none of them outlives it. Two ways to stop it: the harness's stop (SIGTERM to the
+whole process group, as the e2e fixture and Ctrl-C in a terminal do) and a plain SIGTERM to the
+streamlit process alone (what a service manager or `kill <pid>` sends): there the app itself must
+end its workers.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from .harness import (
+    alive, click_button, command_line, descendants, launch_server, missing_requirement, open_page, wait_healthy,
+)
+
+GONE_WITHIN_S = 10.0
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="lists processes through Linux's /proc")
+
+
+@pytest.fixture
+def own_server(tmp_path):
+    """A fresh `streamlit run app.py` for this test alone; whatever is left of its group is killed at the end."""
+    reason = missing_requirement()
+    if reason:
+        pytest.skip(f"browser tests skipped: {reason}")
+    server = launch_server(log_path=tmp_path / "server.log")
+    try:
+        wait_healthy(server, timeout=120)
+        yield server
+    finally:
+        try:
+            os.killpg(server.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        try:
+            server.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+
+
+def survivors(procs: dict[int, int], within: float) -> dict[int, str]:
+    """Those of ``procs`` ({pid: start time}) still alive after ``within`` seconds: {pid: command line}."""
+    deadline = time.monotonic() + within
+    while True:
+        left = {pid: command_line(pid) for pid, start in procs.items() if alive(pid, start)}
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(0.2)
+
+
+@pytest.mark.parametrize("how", ["process group", "SIGTERM to streamlit"])
+def test_no_process_outlives_the_server(how, own_server, new_page):
+    """Start on the Train page until a step is taken; then every process below the server (the
+    worker, a spare one, anything they started) must end within 10 s of the server's stop."""
+    server, page = own_server, new_page()
+    open_page(page, server.url, "train")
+    click_button(page, "train_start")
+    page.wait_for_selector('[data-testid="stProgress"]:has-text("running")', timeout=120_000)  # a step was taken
+    procs = descendants(server.proc.pid)
+    assert procs, "training runs, yet the server has no child process: where does the trainer run?"
+    listed = {pid: command_line(pid) for pid in procs}
+
+    if how == "process group":
+        server.stop()  # SIGTERM to the group, SIGKILL after 10 s
+    else:
+        os.kill(server.proc.pid, signal.SIGTERM)
+        try:
+            server.proc.wait(timeout=GONE_WITHIN_S)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"streamlit did not exit within {GONE_WITHIN_S:.0f} s of SIGTERM:\n{server.log_tail()}")
+    assert server.proc.poll() is not None, "the server is still running"
+    left = survivors(procs, GONE_WITHIN_S)
+    assert not left, (f"{len(left)} of the server's {len(procs)} child processes outlived it by {GONE_WITHIN_S:.0f} s "
+                      f"({how}): {left}\nall children before the stop: {listed}\nserver log:\n{server.log_tail()}")
