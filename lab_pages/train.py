@@ -34,7 +34,7 @@ NUMBERS = (  # the number inputs: column, label, configs_from_settings field, ke
 CONTROLS = (  # label, icon, lab_pages.slots verb, act()'s keywords, disabled(trainer state or None), help
     (N_("Start"), "play_arrow", "start", dict(settings=True), lambda s: s in (S.RUNNING, S.PAUSED, S.STARTING),
      N_("Train from scratch with these settings")),
-    (N_("Pause"), "pause", "pause", {}, lambda s: s != S.RUNNING, None),
+    (N_("Pause"), "pause", "pause", {}, lambda s: s not in (S.RUNNING, S.STARTING), None),
     (N_("Resume"), "resume", "resume", {}, lambda s: s not in (S.PAUSED, S.STOPPED), None),
     (N_("Step"), "skip_next", "step", dict(settings=True), lambda s: s in (S.RUNNING, S.STARTING), N_("Train one batch")),
     (N_("Stop"), "stop", "stop", {}, lambda s: s not in (S.RUNNING, S.PAUSED, S.IDLE, S.STARTING), None),

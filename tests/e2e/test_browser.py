@@ -18,7 +18,7 @@ from .harness import (
 )
 
 DECODED = "decoded pixel means"  # the caption of the latent explorer's decoded image
-SELECTED = re.compile(r"(\d+) selected test images")
+SELECTED = re.compile(r"(\d+) selected test images?")
 
 
 def selected_count(page) -> int:
