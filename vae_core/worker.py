@@ -64,7 +64,7 @@ __all__ = [
 ]
 
 S = TrainerState
-ENV_WAIT_POLICY = "VAE_LAB_WORKER_WAIT_POLICY"  # OMP_WAIT_POLICY of workers (default: OpenMP's own)
+ENV_WAIT_POLICY = "VAE_LAB_WORKER_WAIT_POLICY"  # OMP_WAIT_POLICY of workers (default PASSIVE; "ACTIVE" spins)
 PUSH_S = 0.5            # seconds between updates pushed by a training worker
 WEIGHTS_S = 1.0         # seconds between weight pushes while training (and at every pause/stop/end)
 PREVIEW_S = 1.0         # seconds between preview decodes while training
@@ -110,11 +110,9 @@ class WorkerProcess:
         env = dict(os.environ)
         n = str(threads or cpu_count())
         env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = n  # read once, when torch loads in the child
-        policy = os.environ.get(ENV_WAIT_POLICY, "").strip().upper()
-        if policy:
-            env["OMP_WAIT_POLICY"] = policy
-        else:  # the server may run PASSIVE for its own pages; a worker spins briefly, as the CLI does
-            env.pop("OMP_WAIT_POLICY", None)
+        # PASSIVE by default: a worker shares the cores with the server's page reruns (and often with the
+        # browser itself), and spinning OpenMP threads starve them; measured in docs/performance.md
+        env["OMP_WAIT_POLICY"] = os.environ.get(ENV_WAIT_POLICY, "").strip().upper() or "PASSIVE"
         root = str(Path(__file__).resolve().parents[1])
         env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
         fd = child_end.fileno()
