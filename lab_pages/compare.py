@@ -1,20 +1,19 @@
-"""AE vs VAE: one architecture, seed, dataset and batch order; only the objective differs.
-
-The pair is a shipped one (matching the current model's dataset and latent size when there is one) or the pair trained
-live on the Train an AE/VAE pair page (``st.session_state["compare_live_pair"]``; a new one is selected). vae_core computes.
-"""
+"""AE vs VAE, one architecture, seed, data and batch order: only the objective differs. The pair is a shipped one (matching
+the current model when one does) or the pair trained live on its own page (``st.session_state["compare_live_pair"]``)."""
 
 from __future__ import annotations
 
 import numpy as np
 import streamlit as st
+import torch
 
-from lab_pages import charts
+from lab_pages import charts, state
 from lab_pages.common import available_datasets, get_dataset, list_shipped, load_shipped, require_model, show_grid
 from lab_pages.i18n import N_, _
 from vae_core import compare as cmp
 from vae_core import projection as pj
-from vae_core.inference import encode, interpolation_strip, sample_prior
+from vae_core.data import to_float
+from vae_core.inference import encode, interpolation_strip, reconstruct, sample_prior
 from vae_core.evaluate import DatasetMetrics, dataset_metrics
 
 ss = st.session_state
@@ -23,16 +22,10 @@ LIVE = N_("live pair (trained here)")  # the selectbox's value (tests read it); 
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
-def codes(_model, key: str, dataset: str) -> np.ndarray:
-    """mu(x) of the whole test split: (N_test, z) float32, latent units."""
-    return encode(_model, get_dataset(dataset).x_test)[0].cpu().numpy()
-
-
-@st.cache_data(max_entries=16, show_spinner=False)
-def stats(_model, key: str, dataset: str) -> tuple[DatasetMetrics, cmp.PriorMatch]:
-    """Test metrics (nats/image) and the prior match of one model."""
+def stats(_model, key: str, dataset: str) -> tuple[DatasetMetrics, cmp.PriorMatch, np.ndarray]:
+    """Test metrics (nats/image), the prior match, and μ(x) of the whole test split (N_test, z) of one model."""
     x = get_dataset(dataset).x_test
-    return dataset_metrics(_model, x), cmp.prior_match(_model, x)
+    return dataset_metrics(_model, x), cmp.prior_match(_model, x), encode(_model, x)[0].cpu().numpy()
 
 
 @st.fragment(run_every=1)
@@ -62,8 +55,8 @@ def main() -> None:
                           help=_("Shipped pairs, and a pair trained live in this session."))
     vae_lm, ae_lm = live if choice == LIVE else (load_shipped(n) for n in choice.split(" / "))
     if not match and choice != LIVE:
-        st.caption(_("No shipped pair matches the current model ({dataset}, z={z}); showing {pair}.").format(
-            dataset=lm.dataset_name, z=lm.config.latent_dim, pair=choice))
+        st.caption(_("No shipped pair matches the current model ({dataset}, z={z}); showing {pair}.").format(dataset=lm.dataset_name,
+                   z=lm.config.latent_dim, pair=choice))
     if diffs := cmp.recipe_differences(vae_lm.metadata, ae_lm.metadata):
         st.warning(_("These two differ in more than the objective: {diffs}").format(diffs="; ".join(diffs)))
     else:
@@ -71,13 +64,12 @@ def main() -> None:
         st.caption(_("Fair pair: {arch} on {dataset}, seed {seed}, batch {batch}, {epochs:.0f} epochs, same batch order.").format(
             arch=vae_lm.config.describe().replace("VAE ", ""), dataset=vae_lm.dataset_name, seed=tc.get("seed"),
             batch=tc.get("batch_size"), epochs=vae_lm.epochs))
-
     ds = get_dataset(vae_lm.dataset_name)
     labels, names, z = ds.y_test.numpy(), ds.class_names, vae_lm.config.latent_dim
     both, plane, row = [("VAE", vae_lm), ("AE", ae_lm)], (_("z₁ (latent units)"), _("z₂ (latent units)")), _("row")
     with st.spinner(_("Encoding and evaluating the test set…")):
-        (mv, pv), (ma, pa) = (stats(m.model, m.key, m.dataset_name) for _kind, m in both)
-        mus = {kind: codes(m.model, m.key, m.dataset_name) for kind, m in both}
+        (mv, pv, mu_v), (ma, pa, mu_a) = (stats(m.model, m.key, m.dataset_name) for _kind, m in both)
+        mus = {"VAE": mu_v, "AE": mu_a}
     for col, (kind, m), met in zip(st.columns(2), both, (mv, ma)):
         with col:
             st.subheader(f"{kind}: {m.label}")
@@ -91,7 +83,8 @@ def main() -> None:
 
     st.subheader(_("Latent maps of μ(x)") if z == 2 else _("Latent maps of μ(x) (UMAP, {n} neighbours, min_dist {d})").format(
         n=UMAP_PARAMS["n_neighbors"], d=UMAP_PARAMS["min_dist"]))
-    waiting = []
+    waiting, mine = [], state.user_image(ds.image_shape)  # the Your image page's image, marked on both maps
+    x_mine = None if mine is None else torch.from_numpy(mine.pixels.copy())
     for col, (kind, m) in zip(st.columns(2), both):
         mu = mus[kind]
         if z == 2:
@@ -102,8 +95,15 @@ def main() -> None:
             title, axes = ((_("{kind}: UMAP").format(kind=kind), ("UMAP 1", "UMAP 2")) if done else (_(
                 "{kind}: PCA (UMAP on its way)").format(kind=kind), (_("PC 1 (latent units)"), _("PC 2 (latent units)"))))
             waiting += [] if job.done else [job]
-        col.plotly_chart(charts.pair_codes(xy, np.arange(len(mu)), labels, names, title=title, axes=axes, row_text=row),
-                         key=f"compare_map_{kind}")
+        fig = charts.pair_codes(xy, np.arange(len(mu)), labels, names, title=title, axes=axes, row_text=row)
+        if x_mine is not None:  # its μ on the raw plane; on a 2-D map, placed by its 8 nearest codes
+            m_mu = encode(m.model, x_mine)[0][0].cpu().numpy()
+            at = m_mu if z == 2 else pj.place_new_point(m_mu, mu, pj.Projection(np.arange(len(mu)), xy, "map", 0.0))[0]
+            charts.with_marker(fig, *at, name=_("your image"))
+        col.plotly_chart(fig, key=f"compare_map_{kind}")
+    if x_mine is not None:
+        show_grid(torch.cat([to_float(x_mine)[None], *(reconstruct(m.model, x_mine).cpu() for _k, m in both)]), ds.image_shape,
+                  ncols=3, px=84, caption=_("Your image, then the VAE's and the AE's reconstruction"))
     if waiting:
         poll(waiting)
 
@@ -114,9 +114,8 @@ def main() -> None:
     fmt = lambda v: "(" + ", ".join(f"{s:.1f}" for s in v[:4]) + (", …)" if z > 4 else ")")  # noqa: E731
     st.info(_("Why the AE's samples are poor: nothing in its loss pulls its codes towards N(0, I), so prior draws land where "
               "its decoder saw no codes. The AE's codes have mean {ae_mean} and std {ae_std}, a Gaussian fit {ae_kl:.1f} nats "
-              "from the prior; the VAE's have mean {vae_mean} and std {vae_std}: {vae_kl:.2f} nats.").format(
-        ae_mean=fmt(pa.mean), ae_std=fmt(pa.std), ae_kl=pa.moment_kl, vae_mean=fmt(pv.mean), vae_std=fmt(pv.std),
-        vae_kl=pv.moment_kl))
+              "from the prior; the VAE's have mean {vae_mean} and std {vae_std}: {vae_kl:.2f} nats.").format(ae_mean=fmt(pa.mean),
+              ae_std=fmt(pa.std), ae_kl=pa.moment_kl, vae_mean=fmt(pv.mean), vae_std=fmt(pv.std), vae_kl=pv.moment_kl))
 
     st.subheader(_("Interpolation between the same two test images"))
     (i0, j0), (c1, c2) = cmp.interpolation_pair(labels), st.columns(2)

@@ -1,5 +1,4 @@
-"""Latent explorer: drag one slider per latent dim, start from a test image, traverse every dim.
-
+"""Latent explorer: drag one slider per latent dim, start from a test image (or your own), traverse every dim.
 The point and its sliders live in lab_pages.state (the latent map sends a point; the Manifold page moves the same
 sliders). Everything under the title (but the dim picker) is one ``st.fragment``: a slider move reruns only it, and
 the decoded image and the traversal (one labelled picture) go inline as PNG data URLs, so the browser fetches no files.
@@ -128,6 +127,9 @@ def main() -> None:
             c1.selectbox(_("Test image"), choices, key="explorer_start", format_func=lambda p: _(
                 "{pos}: test #{index} ({name})").format(pos=p, index=off + p, name=ds.class_names[int(ds.y_test[off + p])]))
             c2.button(_("Start from its μ"), key="explorer_from_test", on_click=_from_test, args=(key, model, ds.x_test, off, sp))
+            if (mine := state.user_image(shape)) is not None:  # the Your image page's drawing or upload
+                c2.button(_("Start from your image's μ"), key="explorer_from_mine", on_click=lambda: state.set_slider_point(inf.encode(
+                    model, torch.from_numpy(mine.pixels.copy()))[0][0].cpu().numpy(), key, sp, (N_("Started from μ of your image."), {})))
 
         st.subheader(_("Traversals"))
         steps = st.slider(_("Steps per row"), 3, 15, 9, key="explorer_trav_steps")

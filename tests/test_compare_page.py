@@ -81,3 +81,23 @@ def test_renders_in_chinese() -> None:
     """?lang=zh: the page draws without an exception (English until the catalogue is compiled)."""
     at = run_page_in_chinese(PAGE, load_shipped("digits_vae_z2"), timeout=180)
     assert at.selectbox(key="compare_pair").value == "digits_vae_z2 / digits_ae_z2" and len(at.metric) == 6
+
+
+def test_your_image_is_marked_on_both_maps_with_both_reconstructions() -> None:
+    import numpy as np
+
+    from lab_pages.state import USER_IMAGE, UserImage
+    from tests.conftest import plotly_figures
+
+    at = AppTest.from_file(str(ROOT / "lab_pages/compare.py"), default_timeout=120)
+    at.session_state["current_model"] = load_shipped("digits_vae_z2")
+    img = np.zeros(64, dtype=np.uint8)
+    img[[18, 19, 26, 27, 34, 35, 42, 43]] = 255
+    at.session_state[USER_IMAGE] = UserImage(img, (1, 8, 8), "digits", "drawing")
+    at.run()
+    assert not at.exception
+    figs = plotly_figures(at)
+    for kind in ("VAE", "AE"):
+        stars = [t for t in figs[f"compare_map_{kind}"]["data"] if t.get("name") == "your image"]
+        assert len(stars) == 1
+    assert any("Your image, then the VAE's and the AE's reconstruction" in c for im in at.get("image") for c in im.captions)

@@ -275,3 +275,21 @@ def test_renders_in_chinese(which, request, digits) -> None:
     assert len(at.image) >= 3  # decoded image, thumbnails, traversal sheet
     stats = explorer.posterior_stats(lm.key, lm.model, digits.x_test)
     assert all(ex.can_draw(text) for j in range(lm.config.latent_dim) for text, _c in explorer._row_label(stats, j))
+
+
+def test_start_from_your_image(vae) -> None:
+    import numpy as np
+
+    from lab_pages.state import USER_IMAGE, UserImage
+    from tests.conftest import ROOT
+
+    at = AppTest.from_file(str(ROOT / "lab_pages/explorer.py"), default_timeout=60)
+    at.session_state["current_model"] = vae
+    img = np.zeros(64, dtype=np.uint8)
+    img[[18, 19, 26, 27, 34, 35, 42, 43]] = 255
+    at.session_state[USER_IMAGE] = UserImage(img, (1, 8, 8), "digits", "drawing")
+    at.run()
+    at.button(key="explorer_from_mine").click().run()
+    assert not at.exception
+    mu = vae.model.encode(torch.from_numpy(img).float().div(255).unsqueeze(0))[0][0].detach().numpy()
+    assert [round(at.session_state[f"explorer_dim_{j}"], 4) for j in range(2)] == [round(float(v), 4) for v in mu]
