@@ -251,3 +251,15 @@ def settle(tr, quiet_s: float = 0.7, timeout: float = 15.0) -> int:
         if tr.global_step != last:
             last, since = tr.global_step, time.monotonic()
     return last
+
+
+# ------------------------------------------------------------------ your own image (the Your image page's state)
+def digits_user_image():
+    """A drawn "1" for the 8x8 digits (a vertical stroke), as the Your image page stores it."""
+    import numpy as np
+
+    from lab_pages.state import UserImage
+
+    img = np.zeros(64, dtype=np.uint8)
+    img[[18, 19, 26, 27, 34, 35, 42, 43]] = 255
+    return UserImage(img, (1, 8, 8), "digits", "drawing")

@@ -84,16 +84,15 @@ def test_renders_in_chinese() -> None:
 
 
 def test_your_image_is_marked_on_both_maps_with_both_reconstructions() -> None:
-    import numpy as np
 
-    from lab_pages.state import USER_IMAGE, UserImage
+    from lab_pages.state import USER_IMAGE
     from tests.conftest import plotly_figures
 
     at = AppTest.from_file(str(ROOT / "lab_pages/compare.py"), default_timeout=120)
     at.session_state["current_model"] = load_shipped("digits_vae_z2")
-    img = np.zeros(64, dtype=np.uint8)
-    img[[18, 19, 26, 27, 34, 35, 42, 43]] = 255
-    at.session_state[USER_IMAGE] = UserImage(img, (1, 8, 8), "digits", "drawing")
+    from tests.conftest import digits_user_image
+
+    at.session_state[USER_IMAGE] = digits_user_image()
     at.run()
     assert not at.exception
     figs = plotly_figures(at)

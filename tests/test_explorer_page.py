@@ -278,18 +278,17 @@ def test_renders_in_chinese(which, request, digits) -> None:
 
 
 def test_start_from_your_image(vae) -> None:
-    import numpy as np
 
-    from lab_pages.state import USER_IMAGE, UserImage
+    from lab_pages.state import USER_IMAGE
     from tests.conftest import ROOT
 
     at = AppTest.from_file(str(ROOT / "lab_pages/explorer.py"), default_timeout=60)
     at.session_state["current_model"] = vae
-    img = np.zeros(64, dtype=np.uint8)
-    img[[18, 19, 26, 27, 34, 35, 42, 43]] = 255
-    at.session_state[USER_IMAGE] = UserImage(img, (1, 8, 8), "digits", "drawing")
+    from tests.conftest import digits_user_image
+
+    at.session_state[USER_IMAGE] = img = digits_user_image()
     at.run()
     at.button(key="explorer_from_mine").click().run()
     assert not at.exception
-    mu = vae.model.encode(torch.from_numpy(img).float().div(255).unsqueeze(0))[0][0].detach().numpy()
+    mu = vae.model.encode(torch.from_numpy(img.pixels).float().div(255).unsqueeze(0))[0][0].detach().numpy()
     assert [round(at.session_state[f"explorer_dim_{j}"], 4) for j in range(2)] == [round(float(v), 4) for v in mu]

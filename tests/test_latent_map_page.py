@@ -182,17 +182,16 @@ class TestHandOff:
 
 
 def test_your_image_is_marked_with_its_nearest_test_images() -> None:
-    import numpy as np
     from lab_pages.common import load_shipped
-    from lab_pages.state import USER_IMAGE, UserImage
+    from lab_pages.state import USER_IMAGE
 
     from tests.conftest import ROOT, plotly_figures
 
     at = AppTest.from_file(str(ROOT / "lab_pages/latent_map.py"), default_timeout=120)
     at.session_state["current_model"] = load_shipped("digits_vae_z2")
-    img = np.zeros(64, dtype=np.uint8)
-    img[[18, 19, 26, 27, 34, 35, 42, 43]] = 255
-    at.session_state[USER_IMAGE] = UserImage(img, (1, 8, 8), "digits", "drawing")
+    from tests.conftest import digits_user_image
+
+    at.session_state[USER_IMAGE] = digits_user_image()
     at.run()
     assert not at.exception
     fig = next(iter(plotly_figures(at).values()))
