@@ -223,6 +223,7 @@ def worker_registry():
     """A fresh process-wide registry for one test module: sessions never time out, workers wait
     passively (2 shared cores), one spare worker is kept (see ``spare_worker``). At the end of the
     module every worker is shut down and none may be left a child of this process."""
+    before = set(worker_children())  # workers of other modules' registries are theirs to end
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv(ENV_TRAINER_TIMEOUT, "0")
         mp.setenv(ENV_WORKER_WAIT_POLICY, "PASSIVE")
@@ -230,6 +231,14 @@ def worker_registry():
         mp.setattr(_registry, "_DEFAULT", fresh)
         yield fresh
         fresh.shutdown()
+    assert wait_for(lambda: not set(worker_children()) - before, 15), f"worker processes left behind: {worker_children()}"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_worker_outlives_the_tests():
+    """At the end of the run the process-wide registry ends its workers, as the server does at exit; none may be left."""
+    yield
+    _registry.default_registry().shutdown()
     assert wait_for(lambda: not worker_children(), 15), f"worker processes left behind: {worker_children()}"
 
 
