@@ -154,10 +154,7 @@ def error_text(exc: BaseException | str) -> str:
     if translated == exc.template:  # English (or not translated yet): the English text as vae_core wrote it
         return str(exc)
     params = {k: error_text(v) if isinstance(v, (BaseException, Msg)) else v for k, v in exc.params.items()}
-    try:
-        return translated.format(**params) if params else translated
-    except (KeyError, IndexError, ValueError):  # a translation that lost a field: the English sentence
-        return str(exc)
+    return exc.render(translated, params)  # a translation that lost a field: the English sentence
 
 
 message_text = error_text  # the same rendering, by the name that reads right for status messages

@@ -90,13 +90,6 @@ def compile_catalogue(lang: str) -> Path:
     return out
 
 
-def _table(cat: Catalog) -> dict:
-    """{msgid: translation} of the translated, non-fuzzy entries, plural forms as tuples (comparable)."""
-    t = lambda v: tuple(v) if isinstance(v, (list, tuple)) else v  # noqa: E731
-    return {t(m.id): t(m.string) for m in cat
-            if m.id and not m.fuzzy and (all(m.string) if isinstance(m.string, (list, tuple)) else m.string)}
-
-
 def problems(lang: str) -> list[str]:
     """What keeps ``lang``'s catalogue from being complete and in sync (empty when all is well)."""
     out: list[str] = []

@@ -40,3 +40,13 @@ def test_a_status_message_is_its_english_text_and_carries_its_template() -> None
     assert m.template == "stopped at step {step}" and m.render("在第 {step} 步停止") == "在第 12 步停止"
     back = pickle.loads(pickle.dumps(m))
     assert type(back) is Msg and back == m and back.params == {"step": 12}
+
+
+def test_a_status_message_keeps_its_own_english_text_across_the_pipe() -> None:
+    from vae_core.errors import Msg
+
+    m = Msg("hidden sizes must be whole numbers; got {text!r}", english="Hidden sizes must be whole numbers; got 'x'.", text="x")
+    back = pickle.loads(pickle.dumps(m))
+    assert back == "Hidden sizes must be whole numbers; got 'x'." and back.template == m.template
+    assert back.render("隐藏层大小必须是整数；得到 {text!r}") == "隐藏层大小必须是整数；得到 'x'"
+    assert back.render("坏的 {other}") == str(back)  # a translation that lost its field: the English sentence

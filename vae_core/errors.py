@@ -11,12 +11,25 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["LabError", "Msg", "N_"]
+__all__ = ["LabError", "Msg", "N_", "fill"]
 
 
 def N_(template: str) -> str:
     """Marks an error template for translation (returns it unchanged)."""
     return template
+
+
+def fill(template: str, params: dict[str, Any], fallback: str | None = None) -> str:
+    """``template`` filled with ``params`` (as it is when there are none). A template whose fields do not
+    match (a translation that lost one) gives ``fallback``, the English text, when one is given."""
+    if not params:
+        return template
+    try:
+        return template.format(**params)
+    except (KeyError, IndexError, ValueError):
+        if fallback is None:
+            raise
+        return fallback
 
 
 class LabError(Exception):
@@ -28,19 +41,15 @@ class LabError(Exception):
     def __init__(self, template: str, **params: Any) -> None:
         self.template = template
         self.params = params
-        super().__init__(self.render(template))
+        super().__init__(fill(template, params))
 
     def __reduce__(self):  # pickled across the worker pipe with its template and parameters
         return (_rebuild, (type(self), self.template, self.params, self.__dict__))
 
-    def render(self, template: str) -> str:
-        """``template`` (the English one, or its translation) filled with this error's parameters."""
-        if not self.params:
-            return template
-        try:
-            return template.format(**self.params)
-        except (KeyError, IndexError, ValueError):  # a translation that lost a field: fall back to English
-            return self.template.format(**self.params)
+    def render(self, template: str, params: dict[str, Any] | None = None) -> str:
+        """``template`` (the English one, or its translation) filled with ``params`` (default: this error's);
+        a translation that lost a field gives the English text."""
+        return fill(template, self.params if params is None else params, str(self))
 
 
 def _rebuild(cls: type, template: str, params: dict, state: dict) -> LabError:
@@ -62,21 +71,19 @@ class Msg(str):
 
     def __new__(cls, template: str, *, english: str | None = None, **params: Any) -> "Msg":
         """``english`` overrides the English text (a sentence made from the template), not the template."""
-        obj = super().__new__(cls, english if english is not None else (template.format(**params) if params else template))
+        obj = super().__new__(cls, english if english is not None else fill(template, params))
         obj.template, obj.params = template, params
         return obj
 
-    def __reduce__(self):  # across the worker pipe with its template and parameters
-        return (_rebuild_msg, (self.template, self.params))
+    def __reduce__(self):  # across the worker pipe with its template, parameters and English text
+        return (_rebuild_msg, (self.template, self.params, str(self)))
 
-    def render(self, template: str) -> str:
-        """``template`` (the English one, or its translation) filled with this message's parameters."""
-        try:
-            return template.format(**self.params) if self.params else template
-        except (KeyError, IndexError, ValueError):
-            return str(self)
+    def render(self, template: str, params: dict[str, Any] | None = None) -> str:
+        """``template`` (the English one, or its translation) filled with ``params`` (default: this message's);
+        a translation that lost a field gives the English text."""
+        return fill(template, self.params if params is None else params, str(self))
 
 
-def _rebuild_msg(template: str, params: dict) -> Msg:
-    return Msg(template, **params)
+def _rebuild_msg(template: str, params: dict, english: str | None = None) -> Msg:
+    return Msg(template, english=english, **params)
 

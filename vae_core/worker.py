@@ -956,8 +956,8 @@ def serve(conn: Connection) -> int:
         with lock:
             conn.send_bytes(data)
 
-    # The first optimizer built in a process imports torch._dynamo (about 1.5 s here): pay that
-    # before a job, so that a spare worker's Start costs only the Trainer's own set-up.
+    # The first optimizer built in a process loads torch's compiler stack (seconds: docs/performance.md):
+    # pay that before a job, so that a spare worker's Start costs only the Trainer's own set-up.
     torch.optim.Adam([torch.zeros(1, requires_grad=True)])
     send(("hello", os.getpid()))
     job: _Job | None = None
