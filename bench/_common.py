@@ -128,3 +128,85 @@ def epoch_gemm_floor(dev: torch.device, n_train: int, n_test: int, repeats: int 
         sync(dev)
         best = min(best, time.perf_counter() - t0)
     return best, epoch_gemm_flops(n_train, n_test, layers, batch) / 1e9
+
+
+# ---------------------------------------------------------------------------- CPU accounting
+def _proc_cpu_s(pid: int) -> tuple[float, int, str]:
+    """(user + system CPU seconds, parent pid, command name) of one live process, from /proc (Linux)."""
+    with open(f"/proc/{pid}/stat", "rb") as f:
+        raw = f.read().decode(errors="replace")
+    name = raw[raw.index("(") + 1:raw.rindex(")")]
+    fields = raw[raw.rindex(")") + 2:].split()  # state, ppid, ... utime is field 14 of the whole line
+    tick = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / tick, int(fields[1]), name
+
+
+class CpuMeter:
+    """CPU seconds spent by groups of processes between :meth:`start` and :meth:`stop` (Linux /proc).
+
+    ``groups`` maps a label to a root pid: each group is that process and its descendants (found
+    at each :meth:`sample`, so processes born and dead in between count from when they were first
+    seen). Call :meth:`sample` now and then (a worker that ends before the next sample loses its
+    last interval). A group named in ``children_apart`` counts its descendants apart, as
+    ``"<label> children"`` (the server and its training workers). Where a bench shares the machine
+    with a browser, this says where the cores went.
+    """
+
+    def __init__(self, groups: dict[str, int], children_apart: tuple[str, ...] = ()) -> None:
+        self.groups = groups
+        self.children_apart = children_apart
+        self.first: dict[int, float] = {}
+        self.last: dict[int, tuple[float, str]] = {}
+        self.labels: dict[int, str] = {}
+        self.t0 = self.t1 = 0.0
+
+    def _tree(self) -> dict[int, tuple[float, int, str]]:
+        procs = {}
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    procs[int(entry)] = _proc_cpu_s(int(entry))
+                except (OSError, ValueError, IndexError):
+                    pass
+        return procs
+
+    def _label(self, pid: int, procs: dict[int, tuple[float, int, str]]) -> str | None:
+        roots = {v: k for k, v in self.groups.items()}
+        seen = 0
+        while pid > 1 and seen < 64:
+            if pid in roots:
+                label = roots[pid]
+                return f"{label} children" if seen and label in self.children_apart else label
+            pid = procs[pid][1] if pid in procs else 0
+            seen += 1
+        return None
+
+    def sample(self) -> None:
+        """Record every group member's CPU time now."""
+        import time
+
+        procs = self._tree()
+        for pid, (cpu, _ppid, name) in procs.items():
+            if (label := self._label(pid, procs)) is not None:
+                self.first.setdefault(pid, cpu)
+                self.last[pid], self.labels[pid] = (cpu, name), label
+        self.t1 = time.perf_counter()
+
+    def start(self) -> None:
+        """Begin: the CPU already spent by each process does not count."""
+        import time
+
+        self.first.clear()
+        self.last.clear()
+        self.labels.clear()
+        self.t0 = time.perf_counter()
+        self.sample()
+
+    def stop(self) -> dict[str, float]:
+        """End; CPU seconds per group (and ``"wall"``: seconds between start and the last sample)."""
+        self.sample()
+        out = {k: 0.0 for k in self.groups} | {f"{k} children": 0.0 for k in self.children_apart}
+        for pid, (cpu, _name) in self.last.items():
+            out[self.labels[pid]] += cpu - self.first[pid]
+        out["wall"] = self.t1 - self.t0
+        return out

@@ -47,7 +47,7 @@ os.environ.setdefault("VAE_LAB_TRAINER_TIMEOUT", "0")  # the bench is its own he
 
 import torch  # noqa: E402
 
-from bench._common import ROOT, launch_chromium  # noqa: E402
+from bench._common import ROOT, CpuMeter, launch_chromium  # noqa: E402
 from vae_core.data import load_dataset  # noqa: E402
 from vae_core.device import pick_device  # noqa: E402
 from vae_core.models import ModelConfig  # noqa: E402
@@ -176,20 +176,43 @@ class Browser:
             box.fill(str(value))
             box.press("Enter")
             page.wait_for_timeout(1500)
+        meter = CpuMeter({"server": self.server.pid, "browser": self.browser_pid(), "bench": os.getpid()},
+                         children_apart=("server",))
+        meter.start()
         page.get_by_role("button", name="Start").click()
         main = page.locator("[data-testid='stMain']")
         t0 = time.perf_counter()
         while time.perf_counter() - t0 < timeout_s:
             text = main.inner_text()
             m = re.search(r"last epoch: ([\d,]+) examples/s", text)
+            meter.sample()
             if "finished" in text and m:
+                cpu = meter.stop()
                 ctx.close()
-                return float(m.group(1).replace(",", "")), f"wall to 'finished' {time.perf_counter() - t0:.1f} s"
+                return float(m.group(1).replace(",", "")), (
+                    f"wall to 'finished' {time.perf_counter() - t0:.1f} s; CPU s per wall s: workers "
+                    f"{cpu['server children'] / cpu['wall']:.2f}, server {cpu['server'] / cpu['wall']:.2f}, "
+                    f"browser {cpu['browser'] / cpu['wall']:.2f}, this bench {cpu['bench'] / cpu['wall']:.2f} "
+                    f"(of {os.cpu_count()} cores)")
             if "Not started" in text or "diverged" in text:
                 raise RuntimeError(text[:500])
-            page.wait_for_timeout(500)
+            page.wait_for_timeout(2000)  # a rare poll: reading the page costs the browser a layout
         ctx.close()
         raise TimeoutError(f"training did not finish in {timeout_s:.0f} s")
+
+    def browser_pid(self) -> int:
+        """Chromium's main process: the child of Playwright's driver whose name says so."""
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    name = open(f"/proc/{entry}/comm").read().strip()
+                    ppid = int(open(f"/proc/{entry}/stat").read().rsplit(")", 1)[1].split()[1])
+                except (OSError, ValueError, IndexError):
+                    continue
+                if name.startswith("chrom") and not name.startswith("chrome_") and ppid != 1 and \
+                        not open(f"/proc/{ppid}/comm").read().startswith("chrom"):
+                    return int(entry)
+        raise RuntimeError("no Chromium process found")
 
     def close(self) -> None:
         self.browser.close()
