@@ -131,23 +131,28 @@ def epoch_gemm_floor(dev: torch.device, n_train: int, n_test: int, repeats: int 
 
 
 # ---------------------------------------------------------------------------- CPU accounting
-def _proc_cpu_s(pid: int) -> tuple[float, int, str]:
-    """(user + system CPU seconds, parent pid, command name) of one live process, from /proc (Linux)."""
+def _proc_cpu_s(pid: int) -> tuple[float, int, str, float]:
+    """(user + system CPU seconds, parent pid, command name, start time in seconds since boot) of one live
+    process, from /proc (Linux)."""
     with open(f"/proc/{pid}/stat", "rb") as f:
         raw = f.read().decode(errors="replace")
     name = raw[raw.index("(") + 1:raw.rindex(")")]
     fields = raw[raw.rindex(")") + 2:].split()  # state, ppid, ... utime is field 14 of the whole line
     tick = os.sysconf("SC_CLK_TCK")
-    return (int(fields[11]) + int(fields[12])) / tick, int(fields[1]), name
+    return (int(fields[11]) + int(fields[12])) / tick, int(fields[1]), name, int(fields[19]) / tick
+
+
+def _uptime_s() -> float:
+    with open("/proc/uptime") as f:
+        return float(f.read().split()[0])
 
 
 class CpuMeter:
     """CPU seconds spent by groups of processes between :meth:`start` and :meth:`stop` (Linux /proc).
 
     ``groups`` maps a label to a root pid: each group is that process and its descendants (found
-    at each :meth:`sample`, so processes born and dead in between count from when they were first
-    seen). Call :meth:`sample` now and then (a worker that ends before the next sample loses its
-    last interval). A group named in ``children_apart`` counts its descendants apart, as
+    at each :meth:`sample`; one born after :meth:`start` counts from its birth). Call :meth:`sample`
+    now and then: a process that ends before the next sample loses its last interval. A group named in ``children_apart`` counts its descendants apart, as
     ``"<label> children"`` (the server and its training workers). Where a bench shares the machine
     with a browser, this says where the cores went.
     """
@@ -159,8 +164,9 @@ class CpuMeter:
         self.last: dict[int, tuple[float, str]] = {}
         self.labels: dict[int, str] = {}
         self.t0 = self.t1 = 0.0
+        self.born_after = 0.0  # seconds since boot at start(): a process that started later counts all its CPU
 
-    def _tree(self) -> dict[int, tuple[float, int, str]]:
+    def _tree(self) -> dict[int, tuple[float, int, str, float]]:
         procs = {}
         for entry in os.listdir("/proc"):
             if entry.isdigit():
@@ -170,7 +176,7 @@ class CpuMeter:
                     pass
         return procs
 
-    def _label(self, pid: int, procs: dict[int, tuple[float, int, str]]) -> str | None:
+    def _label(self, pid: int, procs: dict[int, tuple[float, int, str, float]]) -> str | None:
         roots = {v: k for k, v in self.groups.items()}
         seen = 0
         while pid > 1 and seen < 64:
@@ -186,9 +192,9 @@ class CpuMeter:
         import time
 
         procs = self._tree()
-        for pid, (cpu, _ppid, name) in procs.items():
+        for pid, (cpu, _ppid, name, born) in procs.items():
             if (label := self._label(pid, procs)) is not None:
-                self.first.setdefault(pid, cpu)
+                self.first.setdefault(pid, 0.0 if born >= self.born_after else cpu)
                 self.last[pid], self.labels[pid] = (cpu, name), label
         self.t1 = time.perf_counter()
 
@@ -200,6 +206,7 @@ class CpuMeter:
         self.last.clear()
         self.labels.clear()
         self.t0 = time.perf_counter()
+        self.born_after = _uptime_s()
         self.sample()
 
     def stop(self) -> dict[str, float]:

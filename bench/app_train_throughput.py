@@ -143,6 +143,32 @@ def in_apptest(dataset: str, epochs: int, seed: int, refresh: float, gil_default
         f"wall {wall:,.0f} examples/s, {reruns} page reruns of {rerun_time / max(reruns, 1) * 1000:.0f} ms each")
 
 
+def open_train_page(page, url: str, epochs: int, seed: int) -> None:
+    """Open /train in ``page`` (a new session; waits for a starting server) and set Epochs and Seed."""
+    for _ in range(60):  # the server may still be starting
+        try:
+            page.goto(f"{url}/train", timeout=10_000)
+            break
+        except Exception:
+            time.sleep(1)
+    page.get_by_role("button", name="Start").wait_for(timeout=120_000)
+    for label, value in (("Epochs", epochs), ("Seed", seed)):
+        box = page.get_by_label(label, exact=True)
+        box.fill(str(value))
+        box.press("Enter")
+        page.wait_for_timeout(1500)
+
+
+def finished_throughput(page) -> float | None:
+    """The last epoch's examples/s the Train page reports once training has finished; None before.
+    Raises when the page says it did not start or diverged."""
+    text = page.locator("[data-testid='stMain']").inner_text()
+    if "Not started" in text or "diverged" in text:
+        raise RuntimeError(text[:500])
+    m = re.search(r"last epoch: ([\d,]+) examples/s", text)
+    return float(m.group(1).replace(",", "")) if "finished" in text and m else None
+
+
 class Browser:
     """A ``streamlit run app.py`` server plus headless Chromium on this machine."""
 
@@ -164,38 +190,23 @@ class Browser:
         """(epoch throughput the page reports, details) for one training run in a fresh session."""
         ctx = self.browser.new_context(viewport={"width": 1500, "height": 1400})
         page = ctx.new_page()
-        for _ in range(60):  # the server may still be starting
-            try:
-                page.goto(f"{self.url}/train", timeout=10_000)
-                break
-            except Exception:
-                time.sleep(1)
-        page.get_by_role("button", name="Start").wait_for(timeout=120_000)
-        for label, value in (("Epochs", epochs), ("Seed", seed)):
-            box = page.get_by_label(label, exact=True)
-            box.fill(str(value))
-            box.press("Enter")
-            page.wait_for_timeout(1500)
+        open_train_page(page, self.url, epochs, seed)
         meter = CpuMeter({"server": self.server.pid, "browser": self.browser_pid(), "bench": os.getpid()},
                          children_apart=("server",))
         meter.start()
         page.get_by_role("button", name="Start").click()
-        main = page.locator("[data-testid='stMain']")
         t0 = time.perf_counter()
         while time.perf_counter() - t0 < timeout_s:
-            text = main.inner_text()
-            m = re.search(r"last epoch: ([\d,]+) examples/s", text)
+            eps = finished_throughput(page)
             meter.sample()
-            if "finished" in text and m:
+            if eps is not None:
                 cpu = meter.stop()
                 ctx.close()
-                return float(m.group(1).replace(",", "")), (
+                return eps, (
                     f"wall to 'finished' {time.perf_counter() - t0:.1f} s; CPU s per wall s: workers "
                     f"{cpu['server children'] / cpu['wall']:.2f}, server {cpu['server'] / cpu['wall']:.2f}, "
                     f"browser {cpu['browser'] / cpu['wall']:.2f}, this bench {cpu['bench'] / cpu['wall']:.2f} "
                     f"(of {os.cpu_count()} cores)")
-            if "Not started" in text or "diverged" in text:
-                raise RuntimeError(text[:500])
             page.wait_for_timeout(2000)  # a rare poll: reading the page costs the browser a layout
         ctx.close()
         raise TimeoutError(f"training did not finish in {timeout_s:.0f} s")

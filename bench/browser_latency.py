@@ -47,7 +47,9 @@ TARGET_COLD_S = 6.0
 TARGET_SLIDER_P50_MS = 250.0
 TARGET_SWITCH_S = 1.0
 DECODED = "decoded pixel means"
-SWITCH_ORDER = ["theory", "train", "elbo", "explorer", "latent-map", "compare", ""]
+TARGET_FIRST_VISIT_S = 2.0
+TARGET_HOME_S = 4.0
+SWITCH_ORDER = [*list(PAGES)[1:], ""]  # every page, in the menu's order, then Home again
 
 
 def pct(values: list[float], q: float) -> float:
@@ -152,7 +154,9 @@ def slider_moves(browser, url: str, moves: int) -> tuple[list[float], list[int],
 
 
 def page_switches(browser, url: str, rounds: int):
-    """({page: (title s, complete s)} of first visits, [(title s, complete s)] of later ones, how)."""
+    """({page: (title s, complete s)} of the first round, [(title s, complete s)] of later ones, how).
+
+    Called first on a fresh server, the first round is every page's first visit there."""
     ctx = browser.new_context(viewport=VIEWPORT)
     page = ctx.new_page()
     open_page(page, url, "")
@@ -231,22 +235,24 @@ def main(argv: list[str] | None = None) -> int:
         try:
             print(f"\n== 1. cold start ({args.cold_runs} runs, new server process and browser profile each)")
             cold, server = cold_start(browser, port, args.cold_runs)
+            print(f"\n== 2. first visit of every page on that fresh server ({len(SWITCH_ORDER) - 1} pages, menu order, "
+                  f"one session, from Home; then {args.rounds} more rounds)", flush=True)
+            first, later, how = page_switches(browser, server.url, args.rounds)
+            for path, (shown, done) in first.items():
+                print(f"  first visit /{path:<13}: title {shown:5.2f} s, complete {done:5.2f} s   "
+                      f"{ok(done, TARGET_FIRST_VISIT_S)}", flush=True)
             fresh = new_sessions(browser, server.url, args.cold_runs)
             print("  new browser profile on the running server: home page complete at "
                   + ", ".join(f"{t:.2f}" for t in fresh) + " s", flush=True)
             ready = wait_umap_ready(browser, server)
             print(f"  (the last server's latent map showed UMAP {ready:.1f} s after its launch; the figures below "
                   "are taken after that, once the background UMAP warm-up no longer competes for the CPU)")
-            print(f"\n== 2. slider release -> new image displayed ({args.moves} moves)", flush=True)
+            print(f"\n== 3. slider release -> new image displayed ({args.moves} moves)", flush=True)
             sl, sl_files, sl_runs = slider_moves(browser, server.url, args.moves)
             print("  " + " ".join(f"{t:.0f}" for t in sl) + " ms")
             kinds = {k: sl_runs.count(k) for k in dict.fromkeys(sl_runs)}
             print(f"  per move: {statistics.mean(sl_files):.1f} image files fetched (max {max(sl_files)}); script runs: "
                   + ", ".join(f"{k or 'none'} x{n}" for k, n in kinds.items()))
-            print(f"\n== 3. page switch in one session (first visits, then {args.rounds} rounds)", flush=True)
-            first, later, how = page_switches(browser, server.url, args.rounds)
-            for path, (shown, done) in first.items():
-                print(f"  first visit /{path:<11}: title {shown:5.2f} s, complete {done:5.2f} s")
             mem = None
             if args.sessions > 0:
                 print(f"\n== 4. server memory: {args.sessions} sessions start training (Train page defaults) and pause",
@@ -263,7 +269,13 @@ def main(argv: list[str] | None = None) -> int:
     print("\n== summary (wall clock, this machine)")
     print(f"  cold start -> home drawn      : median {statistics.median(rendered):5.2f} s, best {min(rendered):5.2f} s "
           f"(server answers {answers:5.2f} s, title {titles:5.2f} s)   target {TARGET_COLD_S:g} s: "
-          f"{ok(statistics.median(rendered), TARGET_COLD_S)}")
+          f"{ok(statistics.median(rendered), TARGET_COLD_S)} (issue 15: {TARGET_HOME_S:g} s: "
+          f"{ok(statistics.median(rendered), TARGET_HOME_S)})")
+    slow = {p: d for p, (_s, d) in first.items() if p}
+    worst = max(slow, key=slow.get)
+    print(f"  first visit, fresh server     : slowest /{worst} {slow[worst]:5.2f} s, median {statistics.median(slow.values()):5.2f} s "
+          f"over {len(slow)} pages   target {TARGET_FIRST_VISIT_S:g} s each: "
+          f"{sum(d <= TARGET_FIRST_VISIT_S for d in slow.values())}/{len(slow)} within")
     print(f"  new tab, running server -> home drawn: median {statistics.median(fresh):5.2f} s")
     print(f"  slider release -> new image   : p50 {p50s:5.0f} ms, p95 {pct(sl, 95):5.0f} ms, max {max(sl):5.0f} ms "
           f"({len(sl)} moves)   target p50 {TARGET_SLIDER_P50_MS:g} ms: {ok(p50s, TARGET_SLIDER_P50_MS)}")

@@ -8,15 +8,15 @@ Python process; this bench times the whole path a user waits for:
 model, and Playwright with Chromium: ``$VAE_LAB_CHROMIUM``, else /usr/bin/chromium):
   t0 = ``streamlit run app.py`` is launched; a headless browser opens the app as soon as the server
   answers, clicks "Latent map (UMAP)" in the sidebar, and waits until the chart's title reads "UMAP of mu(x)" (PCA is shown before).
-  Then, warm: moves the min_dist slider one step (a new embedding: cache miss) and times until the
+  (A shipped model's map is shipped: that view is at once.) Then: moves the min_dist slider one step (a new embedding: cache miss) and times until the
   UMAP title is back; then moves it back (cache hit). The page polls its job once a second, so
   browser figures include up to 1 s of polling delay.
 
 ``--mode process`` (no browser; works without the checkpoint, then with an untrained
 784-400-16 VAE, whose UMAP costs the same): a fresh child process does what the app and the
-page do, in order: import streamlit and the app's modules, ``start_background_warmup()`` (app.py
-starts it 2 s after a page run, 10 s after a session's first Home page: in the browser path the
-click on the Latent map brings it forward), load the model and Fashion-MNIST, encode the 10k test images, PCA, then the page's
+page do, in order: import streamlit and the app's modules, ``start_background_warmup()`` (since
+issue 15 the app starts it when a session's own model appears, ``lab_pages.state.add_session_model``;
+shipped models bring their maps and need none), load the model and Fashion-MNIST, encode the 10k test images, PCA, then the page's
 ``compute_projection_async`` and wait. Timed from interpreter start. Then a second UMAP with
 another min_dist (warm, cache miss) and a third request equal to the first (cache hit).
 
@@ -64,7 +64,7 @@ def child() -> None:
     from vae_core.inference import encode
 
     mark("imports")
-    umap_runtime.start_background_warmup()  # what app.py does at start-up
+    umap_runtime.start_background_warmup()  # what a session's own model starts
     ds = load_dataset("fashion-mnist", download=False)
     if os.path.exists(CHECKPOINT):
         from vae_core.checkpoint import load_checkpoint

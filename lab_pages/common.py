@@ -9,9 +9,10 @@ shared); models trained or uploaded in a session belong to that session only.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import streamlit as st
@@ -107,6 +108,39 @@ USER_PREFIX = "user:"  # datasets uploaded in a session (vae_core.userdata names
 def _shared_dataset(name: str) -> Dataset:
     """A built-in dataset on CPU, loaded once per process (read-only, shared by all sessions)."""
     return load_dataset(name, download=False)
+
+
+def live_chart(where: Any, live: bool, builders: tuple[Callable[..., Any], Callable[..., str]], *args: Any, key: str,
+               **kwargs: Any) -> None:
+    """Draw a chart in ``where``: ``builders`` = (its Plotly builder, its static SVG twin), both from lab_pages.charts, called
+    with the same arguments. While ``live`` (a view redrawn once a second while training) the SVG, as an image: Plotly's
+    redraws cost the browser ~0.45 of a core on the Train page and slowed the training beside it (docs/performance.md);
+    otherwise the interactive figure."""
+    plotly_builder, svg_builder = builders
+    if live:
+        where.image(svg_builder(*args, **kwargs), width="stretch")
+    else:
+        where.plotly_chart(plotly_builder(*args, **kwargs), key=key)
+
+
+def preload_dataset(name: str) -> None:
+    """Load the built-in dataset ``name`` into the shared cache in a daemon thread (idempotent): Home calls it for the
+    default model's data, so that the first page that needs it (ELBO, explorer, maps) does not decode it (~0.6 s of
+    gzip for Fashion-MNIST, mostly outside the GIL). A failure is left to that page, which says what is missing."""
+    if name.startswith(USER_PREFIX) or name in _PRELOADS or not dataset_available(name):
+        return
+    _PRELOADS.add(name)
+
+    def run() -> None:
+        try:
+            _shared_dataset(name)
+        except Exception:  # noqa: BLE001  (the page that needs it shows the error)
+            _PRELOADS.discard(name)
+
+    threading.Thread(target=run, name=f"preload-{name}", daemon=True).start()
+
+
+_PRELOADS: set[str] = set()
 
 
 def get_dataset(name: str) -> Dataset:

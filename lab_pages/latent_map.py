@@ -18,7 +18,7 @@ from lab_pages.common import get_dataset, require_dataset, require_model, show_g
 from lab_pages.i18n import _, ngettext
 from vae_core import projection as pj
 from vae_core.projection import selected_row_ids, shared_projection_cache
-from vae_core.umap_runtime import start_background_warmup, warmup_state
+from vae_core.umap_runtime import warmup_state
 from vae_core.data import to_float
 from vae_core.inference import encode, reconstruct
 
@@ -62,7 +62,6 @@ def poll(job: pj.ProjectionJob) -> None:
 
 
 def main() -> None:
-    start_background_warmup()  # idempotent: app.py starts it, this only makes sure
     ds = require_dataset(lm := require_model())
     st.title(_("🗺️ Latent map (UMAP)"))
     st.markdown(_("Each dot is one test image at its posterior mean **μ(x)**, coloured by class. UMAP flattens the {z}-D latent "

@@ -60,10 +60,16 @@ def session_models() -> dict[str, LoadedModel]:
 
 
 def add_session_model(lm: LoadedModel, make_current: bool = True) -> None:
-    """Register a session-trained or uploaded model (and select it)."""
+    """Register a session-trained or uploaded model (and select it).
+
+    Such a model has no shipped maps: its UMAP will be computed, so numba's warm-up starts now, in the
+    background (idempotent), not at launch, where it slowed every first page."""
+    from vae_core.umap_runtime import start_background_warmup
+
     session_models()[lm.label] = lm
     if make_current:
         set_current_model(lm)
+    start_background_warmup(delay=1.0)
 
 
 # ------------------------------------------------------------------ the sidebar's picker and upload

@@ -12,7 +12,7 @@ import streamlit as st
 import torch
 
 from lab_pages import charts, slots, state
-from lab_pages.common import available_datasets, get_dataset, image_shape_of, likelihood_name, likelihood_text, show_grid
+from lab_pages.common import available_datasets, get_dataset, image_shape_of, likelihood_name, likelihood_text, live_chart, show_grid
 from lab_pages.i18n import N_, _, error_text
 from lab_pages.style import KL_COLOR, RECON_COLOR
 from vae_core import registry
@@ -89,15 +89,15 @@ def draw_live(h: registry.TrainerHandle, live: bool) -> None:
         st.caption(_(AE_WHY))
     left, right = st.columns([3, 2]) if is_vae else (st.container(), None)
     weighted = tc.beta != 1 or tc.warmup_steps > 0 or tc.free_bits > 0  # then what is minimised is not −ELBO
-    left.plotly_chart(charts.loss_stack(
+    live_chart(left, live, (charts.loss_stack, charts.loss_stack_svg),
         ps["step"], ps["recon_cost"], ps["kl"] if is_vae else None, ps["loss"] if weighted else None, hist.eval_step,
         hist.test_neg_elbo if is_vae else hist.test_recon, recon_name=_("reconstruction") + " −E_q log p(x|z)",
         kl_name="KL(q(z|x) ‖ p(z)); " + _("top edge = −ELBO"), objective_name=_("objective (β, warm-up, free bits)"),
         eval_name=_("test −ELBO") if is_vae else _("test reconstruction"), x_title=_("training step"), y_title=_(
-            "nats per image, under {likelihood}").format(likelihood=likelihood_text(cfg.likelihood, tc.binarize))), key="train_loss_chart")
+            "nats per image, under {likelihood}").format(likelihood=likelihood_text(cfg.likelihood, tc.binarize)), key="train_loss_chart")
     if right is not None:
-        right.plotly_chart(charts.kl_heatmap(ps["step"], ps["kl_per_dim"], range(1, cfg.latent_dim + 1), x_title=_("training step"),
-                                             y_title=_("latent dimension"), colorbar_title=_("nats")), key="train_kl_heatmap")
+        live_chart(right, live, (charts.kl_heatmap, charts.kl_heatmap_svg), ps["step"], ps["kl_per_dim"], range(1, cfg.latent_dim + 1),
+                   x_title=_("training step"), y_title=_("latent dimension"), colorbar_title=_("nats"), key="train_kl_heatmap")
         right.caption(_("Dimensions that stay pale carry no information (inactive units).") + (_(
             " Active units at the last test: **{active} of {total}**.").format(active=last["active_units"], total=cfg.latent_dim)
             if (last := hist.last_eval()) else ""))

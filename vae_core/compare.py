@@ -4,8 +4,9 @@ An AE and a VAE are only comparable when everything but the objective is the sam
 module finds such a pair among the shipped checkpoints (:func:`find_pair`, :func:`recipe_differences`;
 a fresh pair is trained live by :class:`vae_core.pair.PairTrainer`) and computes what the page
 shows side by side: how far each model's aggregate posterior is from the prior N(0, I)
-(:func:`prior_match`, :func:`mu_histograms`, :func:`prior_circles`). Test metrics come from
-:func:`vae_core.evaluate.dataset_metrics`, 2-D maps from :mod:`vae_core.projection`.
+(:func:`prior_match`, :func:`mu_histograms`, :func:`prior_circles`; :func:`pair_side` gathers one
+model's figures). Test metrics come from :func:`vae_core.evaluate.dataset_metrics` (for a shipped
+model, the checkpoint's own copy of them), 2-D maps from :mod:`vae_core.projection`.
 
 Everything is in nats per image; latents are in units of the prior's standard deviation.
 """
@@ -20,7 +21,8 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
-from .inference import aggregate_posterior_stats
+from .evaluate import dataset_metrics
+from .inference import PosteriorStats, aggregate_posterior_stats, encode, posterior_stats
 from .models import AE, VAE
 
 __all__ = [
@@ -30,6 +32,8 @@ __all__ = [
     "recipe_differences",
     "PriorMatch",
     "prior_match",
+    "PairSide",
+    "pair_side",
     "mu_histograms",
     "standard_normal_pdf",
     "prior_circles",
@@ -131,11 +135,51 @@ def prior_match(model: AE | VAE, x: torch.Tensor) -> PriorMatch:
     A VAE trained with beta = 1 lands near 0; an AE, which nothing pulls towards N(0, I),
     usually far from it, which is why decoding prior draws works for one and not the other.
     """
-    stats = aggregate_posterior_stats(model, x)
+    return prior_match_of(aggregate_posterior_stats(model, x))
+
+
+def prior_match_of(stats: PosteriorStats) -> PriorMatch:
+    """:func:`prior_match` from the aggregate posterior's statistics (:func:`vae_core.inference.posterior_stats`)."""
     m, s = stats.mean.double(), stats.std.double().clamp_min(1e-6)
     kl_d = 0.5 * (m.pow(2) + s.pow(2) - 1.0 - 2.0 * s.log())  # (z,)
     return PriorMatch(mean=m.numpy(), std=s.numpy(), moment_kl=float(kl_d.sum()), kl_per_dim=kl_d.numpy(),
                       active=stats.active.numpy())
+
+
+@dataclass
+class PairSide:
+    """What the Compare page shows of one model of a pair, on the test split (nats per image)."""
+
+    recon: float          # -E_q log p(x|z) (an AE: -log p(x|z_hat))
+    kl: float | None      # KL(q(z|x) || p(z)); None for an AE
+    active_units: int     # dims with Var_x[mu_j] > ACTIVE_THRESHOLD
+    latent_dim: int
+    prior: PriorMatch     # the aggregate posterior against N(0, I)
+    mu: np.ndarray        # (N, z) float32: mu(x) (an AE: its code) of every test image
+    from_checkpoint: bool  # recon and KL read from the checkpoint's own test metrics
+
+    @property
+    def is_vae(self) -> bool:
+        return self.kl is not None
+
+
+def pair_side(model: AE | VAE, x: torch.Tensor, test_metrics: Mapping[str, Any] | None = None) -> PairSide:
+    """Encode the test images x (N, D) once: codes, activity and prior match; reconstruction and KL from
+    ``test_metrics`` (a checkpoint's own, written by scripts/make_checkpoints.py with
+    :func:`vae_core.evaluate.dataset_metrics` on the same split) when they cover exactly N unbinarized
+    images, else computed here with dataset_metrics (a decoder pass over x)."""
+    mu, sigma = encode(model, x)
+    stats = posterior_stats(mu, sigma)
+    vae = sigma is not None
+    tm = test_metrics or {}
+    shipped = tm.get("n") == int(x.shape[0]) and not tm.get("binarized") and "recon" in tm and (not vae or "kl" in tm)
+    if shipped:
+        recon, kl = float(tm["recon"]), float(tm["kl"]) if vae else None
+    else:
+        dm = dataset_metrics(model, x)
+        recon, kl = dm.recon, dm.kl if vae else None
+    return PairSide(recon=recon, kl=kl, active_units=int(stats.active.sum()), latent_dim=int(mu.shape[1]),
+                    prior=prior_match_of(stats), mu=mu.float().cpu().numpy(), from_checkpoint=shipped)
 
 
 def standard_normal_pdf(t: np.ndarray) -> np.ndarray:

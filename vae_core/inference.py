@@ -32,6 +32,7 @@ __all__ = [
     "interpolation_strip",
     "PosteriorStats",
     "aggregate_posterior_stats",
+    "posterior_stats",
     "traverse",
     "manifold_grid",
     "images_to_grid",
@@ -219,7 +220,11 @@ def aggregate_posterior_stats(
     Use ``mean +- 3 * std`` as a traversal slider range and ``active`` / ``avg_kl_per_dim``
     (nats) as labels: an inactive dim's mu barely moves with x (posterior collapse).
     """
-    mu, sigma = encode(model, x, batch_size)  # (N, z), (N, z) | None
+    return posterior_stats(*encode(model, x, batch_size), threshold=threshold)
+
+
+def posterior_stats(mu: torch.Tensor, sigma: torch.Tensor | None, threshold: float = ACTIVE_THRESHOLD) -> PosteriorStats:
+    """:func:`aggregate_posterior_stats` from encodings already made: ``mu`` (N, z), ``sigma`` (N, z) or None (an AE)."""
     if mu.shape[0] < 2:
         raise ValueError(f"aggregate posterior stats need at least 2 images, got {mu.shape[0]}")
     mu = mu.double().cpu()  # float64: sums over 60k rows
