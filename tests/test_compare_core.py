@@ -9,11 +9,13 @@ import numpy as np
 import pytest
 import torch
 
-from tests.conftest import digits_config
+from tests.conftest import digits_config, needs_fashion
 from vae_core import compare as cmp
 from vae_core import pair as pr
 from vae_core.checkpoint import load_checkpoint, read_metadata
+from vae_core.data import load_dataset
 from vae_core.evaluate import dataset_metrics
+from vae_core.inference import encode
 from vae_core.train import TrainerState as S
 
 CKPT = Path(__file__).resolve().parents[1] / "checkpoints"
@@ -214,3 +216,118 @@ class TestPageHelpers:
         assert [(lb, m) for _, lb, m, _ in first] == [("live VAE #1 (digits, z=2)", "V"), ("live AE #1 (digits, z=2)", "A")]
         assert first[0][0].startswith("compare-live:") and first[0][0].endswith(":vae")
         assert {k for k, *_ in first}.isdisjoint(k for k, *_ in second)
+
+
+# ---------------------------------------------------------------------------- pair_side (the Compare page's figures of one model)
+SHIPPED_PAIRS = [
+    pytest.param(("digits_vae_z2", "digits_ae_z2", "digits"), id="digits"),
+    pytest.param(("fmnist_vae_z16", "fmnist_ae_z16", "fashion-mnist"), id="fmnist", marks=needs_fashion),
+]
+
+
+@pytest.fixture(scope="module", params=SHIPPED_PAIRS)
+def pair_sides(request):
+    """A shipped pair on its test split: {kind: (checkpoint, with its metadata, computed without)} and x_test."""
+    vae_name, ae_name, dataset = request.param
+    x = load_dataset(dataset).x_test
+    out = {}
+    for kind, name in (("vae", vae_name), ("ae", ae_name)):
+        ck = load_checkpoint(CKPT / f"{name}.safetensors")
+        out[kind] = (ck, cmp.pair_side(ck.model, x, ck.metadata["test_metrics"]), cmp.pair_side(ck.model, x))
+    return out, x
+
+
+class TestPairSide:
+    @pytest.mark.parametrize("kind", ["vae", "ae"])
+    def test_shipped_metrics_are_used_and_agree_with_a_fresh_evaluation(self, pair_sides, kind: str) -> None:
+        """The checkpoint's own test metrics are read (no decoder pass) and are what dataset_metrics gives now:
+        stale shipped metadata would show up here."""
+        sides, x = pair_sides
+        ck, shipped, fresh = sides[kind]
+        assert shipped.from_checkpoint is True and fresh.from_checkpoint is False
+        tm = ck.metadata["test_metrics"]
+        assert shipped.recon == float(tm["recon"])  # read, not recomputed
+        assert shipped.recon == pytest.approx(fresh.recon, rel=1e-3)
+        dm = dataset_metrics(ck.model, x)
+        assert fresh.recon == pytest.approx(dm.recon, rel=1e-12)
+        if kind == "vae":
+            assert shipped.is_vae and fresh.is_vae
+            assert shipped.kl == float(tm["kl"]) and shipped.kl == pytest.approx(fresh.kl, rel=1e-3)
+            assert fresh.kl == pytest.approx(dm.kl, rel=1e-12) and fresh.kl > 0.5
+        else:
+            assert shipped.kl is None and fresh.kl is None
+            assert shipped.is_vae is False and fresh.is_vae is False
+        assert shipped.active_units == fresh.active_units == tm["active_units"] == dm.active_units
+        assert shipped.latent_dim == fresh.latent_dim == ck.config.latent_dim
+
+    @pytest.mark.parametrize("kind", ["vae", "ae"])
+    def test_codes_and_prior_match_are_the_models_own(self, pair_sides, kind: str) -> None:
+        sides, x = pair_sides
+        ck, side, fresh = sides[kind]
+        mu, sigma = encode(ck.model, x)
+        assert (sigma is None) == (kind == "ae")
+        assert side.mu.dtype == np.float32 and side.mu.shape == (x.shape[0], ck.config.latent_dim)
+        np.testing.assert_array_equal(side.mu, mu.float().numpy())
+        np.testing.assert_array_equal(fresh.mu, side.mu)
+        pm = cmp.prior_match(ck.model, x)
+        for got in (side.prior, fresh.prior):
+            assert got.moment_kl == pytest.approx(pm.moment_kl, rel=1e-12)
+            np.testing.assert_allclose(got.mean, pm.mean, rtol=0, atol=1e-12)
+            np.testing.assert_allclose(got.std, pm.std, rtol=0, atol=1e-12)
+            np.testing.assert_allclose(got.kl_per_dim, pm.kl_per_dim, rtol=0, atol=1e-12)
+            np.testing.assert_array_equal(got.active, pm.active)
+        assert side.active_units == int(pm.active.sum())
+
+    def test_the_vae_sits_closer_to_the_prior_than_the_ae(self, pair_sides) -> None:
+        sides, _ = pair_sides
+        vae, ae = sides["vae"][1], sides["ae"][1]
+        assert vae.prior.moment_kl < 1.0 < ae.prior.moment_kl
+        assert vae.recon > 0 and ae.recon > 0
+
+
+@pytest.fixture(scope="module")
+def digits_vae_ae():
+    ds = load_dataset("digits")
+    return ({k: load_checkpoint(CKPT / f"digits_{k}_z2.safetensors") for k in ("vae", "ae")}, ds.x_test)
+
+
+class TestPairSideFallback:
+    """Metadata that does not describe exactly these images, unbinarized, is not used: the figures are computed."""
+
+    @pytest.mark.parametrize("change", [
+        pytest.param(lambda tm, n: {**tm, "n": n - 1}, id="fewer-images"),
+        pytest.param(lambda tm, n: {**tm, "n": n + 1}, id="more-images"),
+        pytest.param(lambda tm, n: {k: v for k, v in tm.items() if k != "n"}, id="no-n"),
+        pytest.param(lambda tm, n: {**tm, "binarized": True}, id="binarized"),
+        pytest.param(lambda tm, n: {k: v for k, v in tm.items() if k != "recon"}, id="no-recon"),
+        pytest.param(lambda tm, n: {k: v for k, v in tm.items() if k != "kl"}, id="no-kl"),
+        pytest.param(lambda tm, n: {}, id="empty"),
+        pytest.param(lambda tm, n: None, id="none"),
+    ])
+    def test_vae_falls_back_to_computing(self, digits_vae_ae, change) -> None:
+        cks, x = digits_vae_ae
+        ck = cks["vae"]
+        tm = change({**ck.metadata["test_metrics"], "recon": 999.0, "kl": 99.0}, int(x.shape[0]))  # wrong on purpose
+        side = cmp.pair_side(ck.model, x, tm)
+        dm = dataset_metrics(ck.model, x)
+        assert side.from_checkpoint is False
+        assert side.recon == pytest.approx(dm.recon, rel=1e-12) and side.kl == pytest.approx(dm.kl, rel=1e-12)
+        assert side.recon < 100 and side.kl < 10
+
+    def test_matching_metadata_is_taken_as_is(self, digits_vae_ae) -> None:
+        """The control for the fallbacks: the same doctored figures, with n right and unbinarized, are what is reported."""
+        cks, x = digits_vae_ae
+        tm = {**cks["vae"].metadata["test_metrics"], "recon": 999.0, "kl": 99.0, "binarized": False}
+        side = cmp.pair_side(cks["vae"].model, x, tm)
+        assert side.from_checkpoint is True and side.recon == 999.0 and side.kl == 99.0
+        assert side.active_units == 2 and side.latent_dim == 2  # still from the encodings
+
+    def test_an_ae_needs_no_kl_and_reports_none(self, digits_vae_ae) -> None:
+        cks, x = digits_vae_ae
+        ae, n = cks["ae"], int(x.shape[0])
+        tm = {k: v for k, v in ae.metadata["test_metrics"].items() if k != "kl"}
+        side = cmp.pair_side(ae.model, x, {**tm, "recon": 777.0})
+        assert side.from_checkpoint is True and side.recon == 777.0 and side.kl is None and not side.is_vae
+        side = cmp.pair_side(ae.model, x, {**tm, "recon": 777.0, "n": n - 1})
+        assert side.from_checkpoint is False and side.kl is None
+        assert side.recon == pytest.approx(dataset_metrics(ae.model, x).recon, rel=1e-12)

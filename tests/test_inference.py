@@ -240,3 +240,62 @@ def test_interpolation_strip_has_the_images_at_its_ends(digits) -> None:
     torch.testing.assert_close(strip[0], to_float(digits.x_test[0]).float())
     torch.testing.assert_close(strip[-1], to_float(digits.x_test[5]).float())
     torch.testing.assert_close(strip[1:-1], interpolate(model, digits.x_test[0], digits.x_test[5], steps=4))
+
+
+class TestPosteriorStatsFromEncodings:
+    """inference.posterior_stats: aggregate_posterior_stats from codes already made (the Compare page encodes once)."""
+
+    @pytest.mark.parametrize("kind", ["vae", "ae"])
+    def test_equals_aggregate_posterior_stats_field_by_field(self, x, kind: str) -> None:
+        m = small_model(kind, 3, seed=1)
+        with torch.no_grad():  # dims 0, 1 spread out (active), dim 2 collapsed: `active` has both values
+            m.encoder.mu.weight[:2].mul_(10.0)
+            m.encoder.mu.weight[2].zero_()
+        want = inf.aggregate_posterior_stats(m, x)
+        got = inf.posterior_stats(*inf.encode(m, x))
+        assert got._fields == want._fields
+        for name, a, b in zip(want._fields, got, want):
+            if b is None:
+                assert a is None, name
+            else:
+                assert a.dtype == b.dtype and a.shape == b.shape, name
+                assert torch.equal(a, b), name
+        assert (got.avg_kl_per_dim is None) == (kind == "ae")
+        assert not bool(got.active[2]) and bool(got.active[:2].all())
+
+    def test_threshold_is_passed_through(self, x) -> None:
+        m = small_model("vae", 4, seed=2)
+        mu, sigma = inf.encode(m, x)
+        var = inf.posterior_stats(mu, sigma).cov_mu_diag
+        cut = float(var.sort().values[1:3].mean())  # between the 2nd and 3rd smallest activity: two dims above
+        st = inf.posterior_stats(mu, sigma, threshold=cut)
+        assert st.active.tolist() == (var > cut).tolist() and int(st.active.sum()) == 2
+        assert torch.equal(st.active, inf.aggregate_posterior_stats(m, x, threshold=cut).active)
+        assert inf.posterior_stats(mu, sigma, threshold=float(var.max()) + 1.0).active.sum() == 0
+
+    @pytest.mark.parametrize("rows", [0, 1])
+    def test_fewer_than_two_rows_raise(self, rows: int) -> None:
+        mu, sigma = torch.zeros(rows, 3), torch.ones(rows, 3)
+        with pytest.raises(ValueError, match="at least 2 images"):
+            inf.posterior_stats(mu, sigma)
+        with pytest.raises(ValueError, match="at least 2 images"):
+            inf.posterior_stats(mu, None)
+        assert inf.posterior_stats(torch.zeros(2, 3), None).mean.shape == (3,)  # two rows are enough
+
+    def test_ae_path_numbers(self) -> None:
+        mu = torch.tensor([[0.0, 1.0], [2.0, 1.0], [4.0, 1.0]])  # dim 1 varies (var 4, population var 8/3), dim 2 is constant
+        st = inf.posterior_stats(mu, None)
+        assert st.avg_kl_per_dim is None
+        torch.testing.assert_close(st.mean, torch.tensor([2.0, 1.0]))
+        torch.testing.assert_close(st.std, torch.tensor([math.sqrt(8 / 3), 0.0]))  # sqrt(Var_x[mu]), no sigma term
+        torch.testing.assert_close(st.cov_mu_diag, torch.tensor([4.0, 0.0]))
+        assert st.active.tolist() == [True, False]
+
+    def test_vae_path_numbers(self) -> None:
+        mu = torch.tensor([[1.0], [-1.0]])
+        sigma = torch.tensor([[0.5], [2.0]])
+        st = inf.posterior_stats(mu, sigma)
+        # Var_pop[mu] = 1, E[sigma^2] = (0.25 + 4) / 2: std of q(z) = sqrt(1 + 2.125)
+        torch.testing.assert_close(st.std, torch.tensor([math.sqrt(3.125)]))
+        kl = [0.5 * (m * m + s * s - 1 - 2 * math.log(s)) for m, s in ((1.0, 0.5), (-1.0, 2.0))]
+        torch.testing.assert_close(st.avg_kl_per_dim, torch.tensor([sum(kl) / 2]))

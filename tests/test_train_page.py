@@ -489,3 +489,55 @@ class TestUpload:
             assert at.selectbox(key="train_dataset").value == "user:mine.npz", "a refused upload changes nothing"
         finally:
             at.session_state["train_handle"].close()
+
+
+class TestLiveCharts:
+    """While training, the live view draws its two charts as static SVG images (lab_pages.common.live_chart); the
+    interactive Plotly figures come back once the trainer is no longer running."""
+
+    def test_svg_while_running_plotly_after(self, train_page) -> None:
+        import base64
+        import xml.etree.ElementTree as ET
+
+        from PIL import Image
+
+        from tests.conftest import plotly_figures
+
+        ns = "{http://www.w3.org/2000/svg}"
+
+        def svgs(at: AppTest) -> list[ET.Element]:
+            prefix = "data:image/svg+xml;base64,"
+            urls = [u for im in at.image for u in im.value]
+            return [ET.fromstring(base64.b64decode(u[len(prefix):])) for u in urls if u.startswith(prefix)]
+
+        at = train_page()  # digits, a VAE with z = 16, 3000 epochs: running for as long as this test needs
+        at.button(key="train_start").click().run()
+        tr = trainer_of(at)
+        assert wait_for(lambda: tr.state == S.RUNNING and len(tr.snapshot().history.step) >= 3, 60), tr.state
+        at.run()
+        assert not at.exception, at.exception
+        assert tr.state == S.RUNNING and "running" in progress_text(at)
+        assert plotly_figures(at) == {}, "no Plotly chart while training live"
+        roots = svgs(at)
+        assert len(roots) == 2, [u[:40] for im in at.image for u in im.value]
+        loss, heat = roots
+        assert all(r.tag == ns + "svg" for r in roots)
+        assert (loss.get("width"), heat.get("width")) == ("720", "480")
+        loss_text, heat_text = " ".join(loss.itertext()), " ".join(heat.itertext())
+        assert "training step" in loss_text and "nats per image, under the Bernoulli" in loss_text
+        assert "reconstruction" in loss_text and "KL(q(z|x)" in loss_text
+        assert {p.get("class") for p in loss.iter(ns + "path")} >= {"recon area", "kl area", "recon line", "kl line"}
+        assert "latent dimension" in heat_text and "nats" in heat_text
+        (cells,) = heat.iter(ns + "image")
+        png = Image.open(io.BytesIO(base64.b64decode(cells.get("href").split(",", 1)[1])))
+        assert png.size[1] == 16 and 1 <= png.size[0] <= 300, png.size  # one row per latent dimension
+        assert len(at.image) == 4, "the two SVG charts and the two image grids"
+
+        at.button(key="train_stop").click().run()
+        assert tr.join(15) and tr.state == S.STOPPED
+        at.run()
+        assert not at.exception, at.exception
+        assert set(plotly_figures(at)) == {"train_loss_chart", "train_kl_heatmap"}
+        assert svgs(at) == [] and len(at.image) == 2, "the image grids only"
+        heatmap = plotly_figures(at)["train_kl_heatmap"]
+        assert heatmap["data"][0]["type"] == "heatmap"
