@@ -346,14 +346,20 @@ class _Link:
                 return True
             self.state = S.FAILED
             signal = -code if code is not None and code < 0 else None
-            if self.metas:
-                self.message = Msg(N_("the training process stopped unexpectedly (exit code {code}{killed}); the weights of "
-                                      "step {step} are kept (Use, Save and Download still work); press Start to train again."),
-                                   code=code, killed=f", killed by signal {signal}" if signal else "", step=self.metas[0]["steps"])
+            kept = {"step": self.metas[0]["steps"]} if self.metas else {}
+            if signal and kept:
+                self.message = Msg(N_("the training process stopped unexpectedly: it was killed by signal {signal} (exit code "
+                                      "{code}); the weights of step {step} are kept (Use, Save and Download still work); press "
+                                      "Start to train again."), signal=signal, code=code, **kept)
+            elif signal:
+                self.message = Msg(N_("the training process stopped unexpectedly: it was killed by signal {signal} (exit code "
+                                      "{code}); no weights were trained yet; press Start to train again."), signal=signal, code=code)
+            elif kept:
+                self.message = Msg(N_("the training process stopped unexpectedly (exit code {code}); the weights of step {step} "
+                                      "are kept (Use, Save and Download still work); press Start to train again."), code=code, **kept)
             else:
-                self.message = Msg(N_("the training process stopped unexpectedly (exit code {code}{killed}); no weights were "
-                                      "trained yet; press Start to train again."),
-                                   code=code, killed=f", killed by signal {signal}" if signal else "")
+                self.message = Msg(N_("the training process stopped unexpectedly (exit code {code}); no weights were trained "
+                                      "yet; press Start to train again."), code=code)
             return True
 
     def request(self, timeout: float, *msg: Any) -> Any:
