@@ -9,7 +9,7 @@ import torch
 
 from lab_pages import charts, state
 from lab_pages.common import available_datasets, get_dataset, list_shipped, load_shipped, require_model, show_grid
-from lab_pages.i18n import N_, _
+from lab_pages.i18n import N_, _, error_text
 from vae_core import compare as cmp
 from vae_core import projection as pj
 from vae_core.data import to_float
@@ -31,7 +31,7 @@ def poll(jobs: list[pj.ProjectionJob]) -> None:
     """Progress of the UMAP jobs, once a second; a full rerun swaps the maps in when all are done."""
     if all(j.done for j in jobs):
         st.rerun()
-    st.progress(min(1.0, float(np.mean([j.progress for j in jobs]))), text=_("UMAP: {stage}").format(stage=jobs[-1].stage))
+    st.progress(min(1.0, float(np.mean([j.progress for j in jobs]))), text=_("UMAP: {stage}").format(stage=error_text(jobs[-1].stage)))
 
 
 def main() -> None:

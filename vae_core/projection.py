@@ -28,6 +28,7 @@ from typing import Any, Callable, Hashable, Mapping, NamedTuple
 import numpy as np
 import torch
 
+from .errors import Msg, N_
 from .umap_runtime import UMAP_LOCK, import_umap, warmup_state
 
 __all__ = [
@@ -355,7 +356,7 @@ def compute_projection(
 class ProjectionJob:
     """A projection computing in a background thread; poll ``done`` / ``result`` / ``error``.
 
-    ``stage`` is a line for the UI and ``progress`` a fraction in [0, 1] (layout epochs for UMAP).
+    ``stage`` is a line for the UI (a :class:`~vae_core.errors.Msg`: English as a str, translatable by its template) and ``progress`` a fraction in [0, 1] (layout epochs for UMAP).
     """
 
     def __init__(self, method: str, n_points: int) -> None:
@@ -363,7 +364,7 @@ class ProjectionJob:
         self.n_points = n_points
         self.result: Projection | None = None
         self.error: str | None = None
-        self.stage = "queued"
+        self.stage: str = Msg(N_("queued"))
         self.progress = 0.0
         self.thread: threading.Thread | None = None
         self._event = threading.Event()
@@ -379,20 +380,20 @@ class ProjectionJob:
 
     def _finish(self, result: Projection | None = None, error: str | None = None) -> None:
         self.result, self.error = result, error
-        self.stage = "done" if error is None else f"failed: {error}"
+        self.stage = Msg(N_("done")) if error is None else Msg(N_("failed: {error}"), error=error)
         self.progress = 1.0 if error is None else self.progress
         self._event.set()
 
     def _run(self, x: np.ndarray, ids: np.ndarray | None, cache: ProjectionCache | None, key: Hashable, params: dict) -> None:
         def on_progress(done: int, total: int) -> None:
             self.progress = 0.1 + 0.9 * done / max(total, 1)
-            self.stage = f"{self.method.upper()} layout: epoch {done}/{total}"
+            self.stage = Msg(N_("{method} layout: epoch {done}/{total}"), method=self.method.upper(), done=done, total=total)
 
         def compute() -> Projection:
             if self.method == "umap" and warmup_state() == "running":
-                self.stage = "waiting for the UMAP warm-up (numba is compiling)"
+                self.stage = Msg(N_("waiting for the UMAP warm-up (numba is compiling)"))
             else:
-                self.stage = f"computing {self.method.upper()} of {self.n_points} points"
+                self.stage = Msg(N_("computing {method} of {n} points"), method=self.method.upper(), n=self.n_points)
             self.progress = 0.05
             return compute_projection(x, ids, self.method, on_progress=on_progress, **params)
 
