@@ -128,18 +128,21 @@ def main() -> None:
     st.markdown(_("Moment-matched KL(q(z) ‖ N(0, I)): **VAE {vae:.2f}** vs **AE {ae:.2f} nats** "
                   "(0 when the codes have the prior's mean and spread).").format(vae=pv.moment_kl, ae=pa.moment_kl))
     if z > 2:
-        st.caption(_("A spike at 0 marked *inactive* is a VAE dim the model switched off: μ_j ≈ 0 for every image and "
-                     "σ_j ≈ 1, so q(z_j) is the prior itself. An AE's codes have no σ: its bars are all there is."))
-    for col, (kind, m), match_ in zip(st.columns(2) if z == 2 else (st.container(), st.container()), both, (pv, pa)):
+        st.caption(_("Each row is one μ_j over the test set, the top row the prior N(0, 1) itself: a row that looks like it "
+                     "matches the prior. A row with everything at 0, marked *inactive*, is a VAE dim the model switched "
+                     "off: μ_j ≈ 0 for every image and σ_j ≈ 1, so q(z_j) is the prior. An AE's codes have no σ: its rows "
+                     "are all there is."))
+    for col, (kind, m), match_ in zip(st.columns(2), both, (pv, pa)):
         if z == 2:
             fig = charts.pair_codes(mus[kind], np.arange(len(mus[kind])), labels, names, axes=plane, row_text=row,
                                     title=_("{kind}: μ(x) over the prior's contours").format(kind=kind),
                                     circles=cmp.prior_circles(), circle_name=_("prior {r:g}σ ({mass:.0%} of mass)"))
         else:
-            fig = charts.pair_histograms(*cmp.histogram_panels(mus[kind]), match_.active, dim_name="z{j}",
-                                         inactive_name=_("z{j} (inactive)"), title=_("{kind}: μ_j against N(0, 1)").format(kind=kind),
-                                         bar_name=_("μ_j over the test set"), prior_name=_("prior N(0, 1)"),
-                                         x_title=_("μ_j (latent units)"), y_title=_("density (per unit)"))
+            centres, dens, _t, _pdf = cmp.histogram_panels(mus[kind])
+            fig = charts.mu_density_rows(centres, dens, cmp.standard_normal_pdf(centres),
+                                         [(f"z{j + 1}" if on else _("z{j} (inactive)").format(j=j + 1)) for j, on in enumerate(match_.active)],
+                                         prior_label=_("prior N(0, 1)"), title=_("{kind}: μ_j against N(0, 1)").format(kind=kind),
+                                         x_title=_("μ_j (latent units)"), colorbar_title=_("density (per unit)"), hover_text=_("density"))
         col.plotly_chart(fig, key=f"compare_prior_{kind}")
 
 

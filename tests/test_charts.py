@@ -131,17 +131,21 @@ class TestLatentSpace:
         assert [t.name for t in fig.data] == ["a", "b", "prior 1σ"] and fig.data[-1].line.color == INK_COLOR
         assert fig.data[-1].hoverinfo == "skip" and fig.layout.yaxis.scaleanchor == "x"
 
-    def test_mu_histograms_one_panel_per_dim(self) -> None:
-        dens = np.ones((10, 4))
-        fig = charts.mu_histograms(np.arange(4.0), dens, np.arange(3.0), np.array([0.1, 0.4, 0.1]),
-                                   [f"z{j}" for j in range(10)], title="T", bar_name="μ", prior_name="N(0, 1)",
-                                   x_title="μ_j", y_title="density")
-        assert types(fig) == ["bar", "scatter"] * 10
-        assert fig.data[0].marker.color == MU_COLOR and fig.data[1].line.color == INK_COLOR
-        assert [t.showlegend for t in fig.data[:4]] == [True, True, False, False]
-        assert [a.text for a in fig.layout.annotations] == [f"z{j}" for j in range(10)]
-        assert fig.layout.height == 170 * 2 + 150  # 8 panels to a row: two rows
-        assert fig.layout.xaxis9.title.text == "μ_j" and fig.layout.yaxis.title.text == "density"
+    def test_mu_density_rows_prior_on_top_then_one_row_per_dim(self) -> None:
+        centres = np.linspace(-3, 3, 7)
+        prior = np.exp(-centres**2 / 2) / np.sqrt(2 * np.pi)
+        dens = np.vstack([prior * 1.1, np.where(centres == 0, 5.0, 0.0)])  # a prior-like dim and a spike at 0
+        fig = charts.mu_density_rows(centres, dens, prior, ["z1", "z2 (off)"], prior_label="N(0,1)", title="T",
+                                     x_title="μ_j", colorbar_title="density", hover_text="d")
+        assert types(fig) == ["heatmap"]
+        h = fig.data[0]
+        assert list(h.y) == ["N(0,1)", "z1", "z2 (off)"] and fig.layout.yaxis.autorange == "reversed"
+        np.testing.assert_allclose(np.asarray(h.z)[0], prior)  # the top row is the prior itself
+        np.testing.assert_allclose(np.asarray(h.z)[1:], dens)
+        assert h.zmin == 0 and h.zmax == pytest.approx(2 * prior.max())  # the spike saturates instead of washing out the rest
+        assert h.colorscale[-1][1] == MU_COLOR and h.colorbar.title.text == "density"
+        assert sorted(sh.x0 for sh in fig.layout.shapes) == [-2.0, -1.0, 1.0, 2.0]
+        assert fig.layout.xaxis.title.text == "μ_j" and fig.layout.title.text == "T" and "d %{z" in h.hovertemplate
 
     def test_path_norms(self) -> None:
         fig = charts.path_norms([("linear", np.array([1.0, 0.5, 1.0])), ("spherical", np.ones(3))], 1.4, reference_text="√z",
@@ -260,13 +264,6 @@ class TestPairBuilders:
         assert charts.pair_codes(xy, np.array([0, 1]), np.array([0, 1]), ("a", "b"), title="t", axes=("x", "y"),
                                  row_text="row").layout.yaxis.scaleanchor is None
 
-    def test_pair_histograms_names_inactive_dims(self) -> None:
-        centres, t = np.linspace(-1, 1, 4), np.linspace(-1, 1, 5)
-        fig = charts.pair_histograms(centres, np.ones((2, 4)), t, np.ones(5), [True, False], dim_name="z{j}",
-                                     inactive_name="z{j} (off)", title="T", bar_name="μ", prior_name="N(0,1)",
-                                     x_title="x", y_title="y")
-        titles = [a.text for a in fig.layout.annotations]
-        assert "z1" in titles and "z2 (off)" in titles
 
 
 # ------------------------------------------------------------------ live (static SVG) charts
