@@ -32,7 +32,20 @@ def fill(template: str, params: dict[str, Any], fallback: str | None = None) -> 
         return fallback
 
 
-class LabError(Exception):
+class _Templated:
+    """What :class:`LabError` and :class:`Msg` share: an English ``template``, its ``params``, and the
+    rendering of a translated template with them (``str(self)`` is the English text)."""
+
+    template: str
+    params: dict[str, Any]
+
+    def render(self, template: str, params: dict[str, Any] | None = None) -> str:
+        """``template`` (the English one, or its translation) filled with ``params`` (default: these);
+        a translation that lost a field gives the English text."""
+        return fill(template, self.params if params is None else params, str(self))
+
+
+class LabError(_Templated, Exception):
     """An error with an English ``template`` (``str.format`` fields) and the ``params`` that fill it.
 
     ``LabError("plain text")`` without parameters keeps the text as it is (braces included).
@@ -46,11 +59,6 @@ class LabError(Exception):
     def __reduce__(self):  # pickled across the worker pipe with its template and parameters
         return (_rebuild, (type(self), self.template, self.params, self.__dict__))
 
-    def render(self, template: str, params: dict[str, Any] | None = None) -> str:
-        """``template`` (the English one, or its translation) filled with ``params`` (default: this error's);
-        a translation that lost a field gives the English text."""
-        return fill(template, self.params if params is None else params, str(self))
-
 
 def _rebuild(cls: type, template: str, params: dict, state: dict) -> LabError:
     err = cls.__new__(cls)
@@ -59,15 +67,12 @@ def _rebuild(cls: type, template: str, params: dict, state: dict) -> LabError:
     return err
 
 
-class Msg(str):
+class Msg(_Templated, str):
     """A status message (a trainer's "finished…", "diverged…") that a UI can show in its own language.
 
     It *is* its English text (a ``str``: the CLI prints it, tests compare it) and also carries the
     English ``template`` and its ``params``, as :class:`LabError` does.
     """
-
-    template: str
-    params: dict[str, Any]
 
     def __new__(cls, template: str, *, english: str | None = None, **params: Any) -> "Msg":
         """``english`` overrides the English text (a sentence made from the template), not the template."""
@@ -77,11 +82,6 @@ class Msg(str):
 
     def __reduce__(self):  # across the worker pipe with its template, parameters and English text
         return (_rebuild_msg, (self.template, self.params, str(self)))
-
-    def render(self, template: str, params: dict[str, Any] | None = None) -> str:
-        """``template`` (the English one, or its translation) filled with ``params`` (default: this message's);
-        a translation that lost a field gives the English text."""
-        return fill(template, self.params if params is None else params, str(self))
 
 
 def _rebuild_msg(template: str, params: dict, english: str | None = None) -> Msg:
