@@ -70,6 +70,16 @@ WEIGHTS_S = 1.0         # seconds between weight pushes while training (and at e
 PREVIEW_S = 1.0         # seconds between preview decodes while training
 REPLY_TIMEOUT_S = 10.0  # longest wait for a worker's answer (a step, fresh weights), seconds
 CLOSE_TIMEOUT_S = 3.0   # seconds a closing worker gets before it is killed
+_DIED = {  # (killed by a signal, weights kept): what a page says of a worker that died, whole sentences for translators
+    (True, True): N_("the training process stopped unexpectedly: it was killed by signal {signal} (exit code {code}); the "
+                     "weights of step {step} are kept (Use, Save and Download still work); press Start to train again."),
+    (True, False): N_("the training process stopped unexpectedly: it was killed by signal {signal} (exit code {code}); no "
+                      "weights were trained yet; press Start to train again."),
+    (False, True): N_("the training process stopped unexpectedly (exit code {code}); the weights of step {step} are kept "
+                      "(Use, Save and Download still work); press Start to train again."),
+    (False, False): N_("the training process stopped unexpectedly (exit code {code}); no weights were trained yet; press "
+                       "Start to train again."),
+}
 _STEP_COLS = ("step", "epoch", "loss", "recon", "kl", "kl_per_dim", "beta")
 _EVAL_COLS = ("eval_step", "eval_epoch", "test_neg_elbo", "test_recon", "test_kl", "active_units", "throughput")
 _ACTIVE = (S.STARTING, S.RUNNING, S.PAUSED)
@@ -347,19 +357,7 @@ class _Link:
             self.state = S.FAILED
             signal = -code if code is not None and code < 0 else None
             kept = {"step": self.metas[0]["steps"]} if self.metas else {}
-            if signal and kept:
-                self.message = Msg(N_("the training process stopped unexpectedly: it was killed by signal {signal} (exit code "
-                                      "{code}); the weights of step {step} are kept (Use, Save and Download still work); press "
-                                      "Start to train again."), signal=signal, code=code, **kept)
-            elif signal:
-                self.message = Msg(N_("the training process stopped unexpectedly: it was killed by signal {signal} (exit code "
-                                      "{code}); no weights were trained yet; press Start to train again."), signal=signal, code=code)
-            elif kept:
-                self.message = Msg(N_("the training process stopped unexpectedly (exit code {code}); the weights of step {step} "
-                                      "are kept (Use, Save and Download still work); press Start to train again."), code=code, **kept)
-            else:
-                self.message = Msg(N_("the training process stopped unexpectedly (exit code {code}); no weights were trained "
-                                      "yet; press Start to train again."), code=code)
+            self.message = Msg(_DIED[signal is not None, bool(kept)], code=code, signal=signal, **kept)
             return True
 
     def request(self, timeout: float, *msg: Any) -> Any:
