@@ -156,5 +156,3 @@ def error_text(exc: BaseException | str) -> str:
     params = {k: error_text(v) if isinstance(v, (BaseException, Msg)) else v for k, v in exc.params.items()}
     return exc.render(translated, params)  # a translation that lost a field: the English sentence
 
-
-message_text = error_text  # the same rendering, by the name that reads right for status messages
