@@ -121,7 +121,7 @@ def step(h: registry.TrainerHandle, mc, tc, errors: list[str]) -> Message:
             return "error", _("No step taken: {reason}").format(reason=error_text(exc))
     rec = h.trainer.step()
     if rec is None:
-        return "warning", h.trainer.message or _("No step taken: training is over.")
+        return "warning", error_text(h.trainer.message) if h.trainer.message else _("No step taken: training is over.")
     kl = _(", KL {kl:.2f}").format(kl=rec["kl"]) if h.trainer.model_config.kind == "vae" else ""
     # TRANSLATORS: {kl} is empty for an AE, else ", KL 12.34" (its own message).
     return "info", _("One batch: step {step}, loss {loss:.2f} nats/image (recon {recon:.2f}{kl}).").format(
