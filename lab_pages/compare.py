@@ -138,8 +138,7 @@ def main() -> None:
                                     title=_("{kind}: μ(x) over the prior's contours").format(kind=kind),
                                     circles=cmp.prior_circles(), circle_name=_("prior {r:g}σ ({mass:.0%} of mass)"))
         else:
-            centres, dens, _t, _pdf = cmp.histogram_panels(mus[kind])
-            fig = charts.mu_density_rows(centres, dens, cmp.standard_normal_pdf(centres),
+            fig = charts.mu_density_rows(*cmp.density_rows(mus[kind]),
                                          [(f"z{j + 1}" if on else _("z{j} (inactive)").format(j=j + 1)) for j, on in enumerate(match_.active)],
                                          prior_label=_("prior N(0, 1)"), title=_("{kind}: μ_j against N(0, 1)").format(kind=kind),
                                          x_title=_("μ_j (latent units)"), colorbar_title=_("density (per unit)"), hover_text=_("density"))

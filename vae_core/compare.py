@@ -39,7 +39,7 @@ __all__ = [
     "prior_circles",
     "interpolation_pair",
     "pair_choices",
-    "histogram_panels",
+    "density_rows",
     "map_xy",
     "live_pair_models",
 ]
@@ -235,15 +235,15 @@ def interpolation_pair(labels: np.ndarray | torch.Tensor) -> tuple[int, int]:
     return 0, int(np.flatnonzero(y == target)[0])
 
 
-def histogram_panels(mu: np.ndarray | torch.Tensor, bins: int = 40, n_pdf: int = 200
-                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """What the per-dim histogram panels draw: (bin centres (bins,), density (z, bins), t (n_pdf,), N(0, 1) pdf at t).
+def density_rows(mu: np.ndarray | torch.Tensor, bins: int = 40) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """What the per-dimension density rows draw: (bin centres (bins,), density (z, bins), N(0, 1) pdf at the centres (bins,)).
 
-    Densities from :func:`mu_histograms`; t spans the same range, so bars and curve share an axis.
+    Densities from :func:`mu_histograms`, per latent unit; the prior's row is taken at the same centres, so every row
+    reads against it cell by cell.
     """
     edges, dens = mu_histograms(mu, bins)
-    t = np.linspace(edges[0], edges[-1], n_pdf)
-    return 0.5 * (edges[1:] + edges[:-1]), dens, t, standard_normal_pdf(t)
+    centres = 0.5 * (edges[1:] + edges[:-1])
+    return centres, dens, standard_normal_pdf(centres)
 
 
 def map_xy(mu: np.ndarray, job: Any | None) -> tuple[np.ndarray, bool]:
