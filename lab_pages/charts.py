@@ -633,6 +633,14 @@ def loss_stack_svg(step, recon_cost, kl=None, objective=None, eval_step=(), eval
     return _svg(width, height, body)
 
 
+def png_data_uri(img: Image.Image, **save_options) -> str:
+    """``img`` as a ``data:image/png;base64,...`` URI (``save_options`` go to PIL's PNG writer): the lab's one
+    PNG encoder for images sent inline, the pages' grids (lab_pages.common) and the heatmap cells here."""
+    buf = io.BytesIO()
+    img.save(buf, format="PNG", **save_options)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
 def _ramp_png(t: np.ndarray, color: str) -> str:
     """``t`` (h, w) in 0..1 (NaN: transparent) as a data: URI of a palette PNG, white (0) to ``color`` (1):
     255 levels and one transparent entry, a byte a cell."""
@@ -641,9 +649,7 @@ def _ramp_png(t: np.ndarray, color: str) -> str:
     idx = np.where(np.isfinite(t), np.rint(np.clip(np.nan_to_num(t), 0.0, 1.0) * 254), 255).astype(np.uint8)
     img = Image.frombytes("P", (idx.shape[1], idx.shape[0]), np.ascontiguousarray(idx).tobytes())
     img.putpalette(palette.ravel().tolist() + [255, 255, 255])
-    buf = io.BytesIO()
-    img.save(buf, format="PNG", optimize=True, **({"transparency": 255} if (idx == 255).any() else {}))
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+    return png_data_uri(img, optimize=True, **({"transparency": 255} if (idx == 255).any() else {}))
 
 
 def kl_heatmap_svg(step, kl_per_dim, dim_labels, *, x_title: str, y_title: str, colorbar_title: str, width: int = 480,

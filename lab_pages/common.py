@@ -329,14 +329,11 @@ def png_data_uri(img: np.ndarray, compress_level: int = 1) -> str:
     upscaled pixels sharp (``st.image`` of an array sends a JPEG); level 1 trades a few KB for
     much faster encoding (docs/performance.md).
     """
-    import base64  # noqa: PLC0415
-    import io  # noqa: PLC0415
-
     from PIL import Image  # noqa: PLC0415
 
-    buf = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(img, dtype=np.uint8)).save(buf, format="PNG", compress_level=compress_level)
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+    from lab_pages.charts import png_data_uri as encode  # noqa: PLC0415 - charts imports Plotly; only pages with images need it
+
+    return encode(Image.fromarray(np.ascontiguousarray(img, dtype=np.uint8)), compress_level=compress_level)
 
 
 def show_grid(images: np.ndarray | torch.Tensor, image_shape: tuple[int, int, int], ncols: int,

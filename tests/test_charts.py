@@ -266,6 +266,21 @@ class TestPairBuilders:
 
 
 
+def test_png_data_uri_round_trips_and_passes_writer_options() -> None:
+    import base64
+    import io
+
+    arr = np.arange(12, dtype=np.uint8).reshape(3, 4) * 20
+    uri = charts.png_data_uri(Image.fromarray(arr), compress_level=9)
+    assert uri.startswith("data:image/png;base64,")
+    back = Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1])))
+    assert back.format == "PNG" and (np.asarray(back) == arr).all()
+    pal = Image.frombytes("P", (2, 1), bytes([0, 1]))
+    pal.putpalette([255, 255, 255, 0, 0, 0])
+    back = Image.open(io.BytesIO(base64.b64decode(charts.png_data_uri(pal, transparency=1).split(",", 1)[1])))
+    assert back.info.get("transparency") == 1  # an option reaches PIL's PNG writer
+
+
 # ------------------------------------------------------------------ live (static SVG) charts
 SVG_NS = "{http://www.w3.org/2000/svg}"
 _TOKEN = re.compile(r"[MmLlHhVvAaZz]|-?(?:\d+\.?\d*|\.\d+)")
