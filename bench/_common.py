@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Sequence
 
 if TYPE_CHECKING:
     import torch
@@ -147,6 +147,24 @@ def _uptime_s() -> float:
         return float(f.read().split()[0])
 
 
+def processes() -> dict[int, tuple[float, int, str, float]]:
+    """Every live process: {pid: (CPU seconds, parent pid, command name, start in seconds since boot)} (Linux /proc)."""
+    procs = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                procs[int(entry)] = _proc_cpu_s(int(entry))
+            except (OSError, ValueError, IndexError):  # it ended while we looked
+                pass
+    return procs
+
+
+def cores_line(cpu: dict[str, float], parts: Sequence[tuple[str, str]]) -> str:
+    """``CpuMeter.stop()``'s figures as one line: CPU seconds per wall second of each (label, group) in ``parts``."""
+    return ("CPU s per wall s: " + ", ".join(f"{label} {cpu[group] / cpu['wall']:.2f}" for label, group in parts)
+            + f" (of {os.cpu_count()} cores)")
+
+
 class CpuMeter:
     """CPU seconds spent by groups of processes between :meth:`start` and :meth:`stop` (Linux /proc).
 
@@ -166,16 +184,6 @@ class CpuMeter:
         self.t0 = self.t1 = 0.0
         self.born_after = 0.0  # seconds since boot at start(): a process that started later counts all its CPU
 
-    def _tree(self) -> dict[int, tuple[float, int, str, float]]:
-        procs = {}
-        for entry in os.listdir("/proc"):
-            if entry.isdigit():
-                try:
-                    procs[int(entry)] = _proc_cpu_s(int(entry))
-                except (OSError, ValueError, IndexError):
-                    pass
-        return procs
-
     def _label(self, pid: int, procs: dict[int, tuple[float, int, str, float]]) -> str | None:
         roots = {v: k for k, v in self.groups.items()}
         seen = 0
@@ -191,7 +199,7 @@ class CpuMeter:
         """Record every group member's CPU time now."""
         import time
 
-        procs = self._tree()
+        procs = processes()
         for pid, (cpu, _ppid, name, born) in procs.items():
             if (label := self._label(pid, procs)) is not None:
                 self.first.setdefault(pid, 0.0 if born >= self.born_after else cpu)

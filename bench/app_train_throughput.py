@@ -50,7 +50,7 @@ os.environ.setdefault("VAE_LAB_TRAINER_TIMEOUT", "0")  # the bench is its own he
 
 import torch  # noqa: E402
 
-from bench._common import ROOT, CpuMeter, launch_chromium  # noqa: E402
+from bench._common import ROOT, CpuMeter, cores_line, launch_chromium, processes  # noqa: E402
 from vae_core.data import load_dataset  # noqa: E402
 from vae_core.device import pick_device  # noqa: E402
 from vae_core.models import ModelConfig  # noqa: E402
@@ -205,27 +205,19 @@ class Browser:
             if eps is not None:
                 cpu = meter.stop()
                 ctx.close()
-                return eps, (
-                    f"wall to 'finished' {time.perf_counter() - t0:.1f} s; CPU s per wall s: workers "
-                    f"{cpu['server children'] / cpu['wall']:.2f}, server {cpu['server'] / cpu['wall']:.2f}, "
-                    f"browser {cpu['browser'] / cpu['wall']:.2f}, this bench {cpu['bench'] / cpu['wall']:.2f} "
-                    f"(of {os.cpu_count()} cores)")
+                return eps, f"wall to 'finished' {time.perf_counter() - t0:.1f} s; " + cores_line(cpu, (
+                    ("workers", "server children"), ("server", "server"), ("browser", "browser"), ("this bench", "bench")))
             page.wait_for_timeout(2000)  # a rare poll: reading the page costs the browser a layout
         ctx.close()
         raise TimeoutError(f"training did not finish in {timeout_s:.0f} s")
 
     def browser_pid(self) -> int:
-        """Chromium's main process: the child of Playwright's driver whose name says so."""
-        for entry in os.listdir("/proc"):
-            if entry.isdigit():
-                try:
-                    name = open(f"/proc/{entry}/comm").read().strip()
-                    ppid = int(open(f"/proc/{entry}/stat").read().rsplit(")", 1)[1].split()[1])
-                except (OSError, ValueError, IndexError):
-                    continue
-                if name.startswith("chrom") and not name.startswith("chrome_") and ppid != 1 and \
-                        not open(f"/proc/{ppid}/comm").read().startswith("chrom"):
-                    return int(entry)
+        """Chromium's main process: a Chromium process whose parent (Playwright's driver) is not one."""
+        procs = processes()
+        for pid, (_cpu, ppid, name, _born) in procs.items():
+            parent = procs.get(ppid, (0, 0, "", 0))[2]
+            if name.startswith("chrom") and not name.startswith("chrome_") and ppid != 1 and not parent.startswith("chrom"):
+                return pid
         raise RuntimeError("no Chromium process found")
 
     def close(self) -> None:

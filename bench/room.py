@@ -32,7 +32,7 @@ import subprocess
 import sys
 import time
 
-from bench._common import ROOT, CpuMeter, missing_chromium
+from bench._common import ROOT, CpuMeter, cores_line, missing_chromium
 from bench.app_train_throughput import Browser, finished_throughput, open_train_page
 from bench.browser_latency import DECODED, pct
 from tests.e2e.harness import VIEWPORT, drag_slider, image_src, open_page, settle, wait_image_changed
@@ -95,9 +95,7 @@ def in_app(b: Browser, sessions: int, epochs: int, seed: int, timeout_s: float =
     cpu = meter.stop()
     for c in [*ctxs, slider_ctx]:
         c.close()
-    info = (f"CPU s per wall s: workers {cpu['server children'] / cpu['wall']:.2f}, server {cpu['server'] / cpu['wall']:.2f}, "
-            f"browser {cpu['browser'] / cpu['wall']:.2f} (of {os.cpu_count()} cores)")
-    return sum(done.values()), moves, info
+    return sum(done.values()), moves, cores_line(cpu, (("workers", "server children"), ("server", "server"), ("browser", "browser")))
 
 
 def main() -> int:
