@@ -120,6 +120,18 @@ def wait_umap_ready(browser, server, timeout: float = 300.0) -> float:
     return ready
 
 
+def slider_move_ms(page, fraction: float, before_release=lambda: None) -> float:
+    """On the explorer in ``page``: drag the z1 slider to ``fraction`` of its track; milliseconds from releasing
+    the mouse to the new decoded image displayed (``before_release`` runs just before the release)."""
+    before = image_src(page, DECODED)
+    drag_slider(page, "explorer_dim_0", fraction, release=False)
+    before_release()
+    t0 = time.perf_counter()
+    page.mouse.up()
+    wait_image_changed(page, DECODED, before, timeout=60)
+    return (time.perf_counter() - t0) * 1000.0
+
+
 def slider_moves(browser, url: str, moves: int) -> tuple[list[float], list[int], list[str]]:
     """Per move: milliseconds from mouse release to the new decoded image displayed, the image
     files the browser fetched, and how the script ran ('fragment' when only a fragment reran,
@@ -137,14 +149,7 @@ def slider_moves(browser, url: str, moves: int) -> tuple[list[float], list[int],
     fractions = [0.1 + 0.8 * ((7 * i) % moves) / max(1, moves - 1) for i in range(moves)]
     times, files, runs = [], [], []
     for f in fractions:
-        before = image_src(page, DECODED)
-        drag_slider(page, "explorer_dim_0", f, release=False)
-        frames.clear()
-        fetched.clear()
-        t0 = time.perf_counter()
-        page.mouse.up()
-        wait_image_changed(page, DECODED, before, timeout=60)
-        times.append((time.perf_counter() - t0) * 1000.0)
+        times.append(slider_move_ms(page, f, before_release=lambda: (frames.clear(), fetched.clear())))
         settle(page, 60, quiet=0.2)  # the next move starts from a quiet page (not timed)
         files.append(len(fetched))
         ends = [m.script_finished for m in map(ForwardMsg.FromString, frames) if m.WhichOneof("type") == "script_finished"]

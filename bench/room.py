@@ -34,8 +34,8 @@ import time
 
 from bench._common import ROOT, CpuMeter, cores_line, missing_chromium
 from bench.app_train_throughput import Browser, finished_throughput, open_train_page
-from bench.browser_latency import DECODED, pct
-from tests.e2e.harness import VIEWPORT, drag_slider, image_src, open_page, settle, wait_image_changed
+from bench.browser_latency import pct, slider_move_ms
+from tests.e2e.harness import VIEWPORT, open_page, settle
 
 TARGET_RATIO, TARGET_P50_MS, TARGET_P95_MS = 0.85, 200.0, 400.0
 EPOCH_LINE = re.compile(r"epoch (\d+)\.00: .* (\d+) ex/s")
@@ -77,12 +77,7 @@ def in_app(b: Browser, sessions: int, epochs: int, seed: int, timeout_s: float =
     while len(done) < sessions:
         if time.perf_counter() - t0 > timeout_s:
             raise TimeoutError(f"{sessions - len(done)} sessions did not finish in {timeout_s:.0f} s")
-        before = image_src(slider, DECODED)
-        drag_slider(slider, "explorer_dim_0", 0.1 + 0.8 * ((7 * i) % 20) / 19, release=False)
-        m0 = time.perf_counter()
-        slider.mouse.up()
-        wait_image_changed(slider, DECODED, before, timeout=60)
-        moves.append((time.perf_counter() - m0) * 1000.0)
+        moves.append(slider_move_ms(slider, 0.1 + 0.8 * ((7 * i) % 20) / 19))
         i += 1
         settle(slider, 60, quiet=0.2)
         slider.wait_for_timeout(300)  # a person's pause between moves
