@@ -286,10 +286,11 @@ def main(argv: list[str] | None = None) -> int:
           f"({len(sl)} moves)   target p50 {TARGET_SLIDER_P50_MS:g} ms: {ok(p50s, TARGET_SLIDER_P50_MS)}")
     print(f"  slider move, structure        : {statistics.mean(sl_files):.1f} image files fetched per move, "
           f"{sum(r == 'fragment' for r in sl_runs)}/{len(sl_runs)} moves reran only a fragment")
-    print(f"  page switch -> title shown    : p50 {pct(shown_w, 50):5.2f} s, p95 {pct(shown_w, 95):5.2f} s "
-          f"({len(later)} switches after first visits, via {how})")
-    print(f"  page switch -> page complete  : p50 {pct(done_w, 50):5.2f} s, p95 {pct(done_w, 95):5.2f} s   "
-          f"target {TARGET_SWITCH_S:g} s: {ok(pct(done_w, 50), TARGET_SWITCH_S)}")
+    if later:  # --rounds 0 times first visits only
+        print(f"  page switch -> title shown    : p50 {pct(shown_w, 50):5.2f} s, p95 {pct(shown_w, 95):5.2f} s "
+              f"({len(later)} switches after first visits, via {how})")
+        print(f"  page switch -> page complete  : p50 {pct(done_w, 50):5.2f} s, p95 {pct(done_w, 95):5.2f} s   "
+              f"target {TARGET_SWITCH_S:g} s: {ok(pct(done_w, 50), TARGET_SWITCH_S)}")
     if mem is not None and mem[0] is not None and all(m is not None for m in mem[1]):
         base, after = mem
         steps = [b - a for a, b in zip([base, *after[:-1]], after)]
