@@ -25,9 +25,18 @@ st.set_page_config(page_title="VAE Workshop Lab", page_icon="🧪", layout="wide
 def _nav() -> dict[str, list]:
     """st.navigation's menu from lab_pages.tour (one source for titles, paths and groups), in this session's language."""
     by_path = {p.path: p for p in tour.PAGES}
-    return {_(group): [st.Page(path, title=_(by_path[path].title), icon=icon,
-                               **({"default": True} if by_path[path].url == "" else {"url_path": by_path[path].url}))
-                       for path, icon in items] for group, items in tour.NAV}
+    return {
+        _(group): [
+            st.Page(
+                path,
+                title=_(by_path[path].title),
+                icon=icon,
+                **({"default": True} if by_path[path].url == "" else {"url_path": by_path[path].url}),
+            )
+            for path, icon in items
+        ]
+        for group, items in tour.NAV
+    }
 
 
 pg = st.navigation(_nav())
@@ -43,7 +52,9 @@ if pg.url_path == "":  # Home, the first page after a cold start: it draws its t
     from lab_pages.sidebar import model_sidebar
 
     model_sidebar()
-    if (lm := state.stored_model()) is not None:  # its data, for the next page, while the reader reads this one
+    if (
+        lm := state.stored_model()
+    ) is not None:  # its data, for the next page, while the reader reads this one
         preload_dataset(lm.dataset_name)
 else:  # a page may st.stop() (no model, or an AE where a VAE is needed): the picker must be drawn first
     from lab_pages.sidebar import model_sidebar

@@ -20,8 +20,14 @@ ROOT = Path(__file__).resolve().parents[1]  # the project root: app.py, checkpoi
 # ---------------------------------------------------------------------------- Chromium
 CHROMIUM_ENV = "VAE_LAB_CHROMIUM"  # path of a Chromium binary; Debian's by default
 CHROMIUM_DEFAULT = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def chromium_path() -> str:
@@ -37,8 +43,10 @@ def missing_chromium() -> str | None:
         return "the playwright package is not installed (pip install -r requirements-dev.txt)"
     path = chromium_path()
     if not (os.path.isfile(path) and os.access(path, os.X_OK)):
-        return (f"no Chromium at {path} (Debian: apt-get install chromium, as .ci/run does; "
-                f"or set {CHROMIUM_ENV} to a Chromium binary)")
+        return (
+            f"no Chromium at {path} (Debian: apt-get install chromium, as .ci/run does; "
+            f"or set {CHROMIUM_ENV} to a Chromium binary)"
+        )
     return None
 
 
@@ -69,7 +77,9 @@ def step_gemm_flops(layers: list[tuple[int, int]] = LAYERS, batch: int = B) -> f
     return float(sum(2 * batch * fi * fo * (2 if i == 0 else 3) for i, (fi, fo) in enumerate(layers)))
 
 
-def epoch_gemm_flops(n_train: int, n_test: int, layers: list[tuple[int, int]] = LAYERS, batch: int = B) -> float:
+def epoch_gemm_flops(
+    n_train: int, n_test: int, layers: list[tuple[int, int]] = LAYERS, batch: int = B
+) -> float:
     """Matmul FLOPs of one epoch of ``n_train`` images plus a forward test pass over ``n_test``."""
     steps = -(-n_train // batch)
     return step_gemm_flops(layers, batch) * steps + sum(2 * fi * fo for fi, fo in layers) * n_test
@@ -80,13 +90,26 @@ class GemmFloor:
     autograd use: forward ``addmm(b, x, W.T)``, backward ``dW = g.T @ x`` and ``dx = g @ W`` (no dx
     for the input layer). What no implementation of the step can go below."""
 
-    def __init__(self, dev: torch.device, layers: list[tuple[int, int]] = LAYERS, batch: int = B,
-                 test_batch: int = TEST_BATCH) -> None:
+    def __init__(
+        self,
+        dev: torch.device,
+        layers: list[tuple[int, int]] = LAYERS,
+        batch: int = B,
+        test_batch: int = TEST_BATCH,
+    ) -> None:
         import torch
 
         self.layers, self.test_batch = layers, test_batch
-        self.bufs = [(i, torch.randn(fo, fi, device=dev), torch.randn(fo, device=dev), torch.randn(batch, fi, device=dev),
-                      torch.randn(batch, fo, device=dev)) for i, (fi, fo) in enumerate(layers)]
+        self.bufs = [
+            (
+                i,
+                torch.randn(fo, fi, device=dev),
+                torch.randn(fo, device=dev),
+                torch.randn(batch, fi, device=dev),
+                torch.randn(batch, fo, device=dev),
+            )
+            for i, (fi, fo) in enumerate(layers)
+        ]
         self.xt = [torch.randn(test_batch, fi, device=dev) for fi, _ in layers]  # test-pass inputs
 
     def __call__(self) -> None:
@@ -108,8 +131,14 @@ class GemmFloor:
                 torch.addmm(bias, xt, w.t())
 
 
-def epoch_gemm_floor(dev: torch.device, n_train: int, n_test: int, repeats: int = 2, batch: int = B,
-                     layers: list[tuple[int, int]] = LAYERS) -> tuple[float, float]:
+def epoch_gemm_floor(
+    dev: torch.device,
+    n_train: int,
+    n_test: int,
+    repeats: int = 2,
+    batch: int = B,
+    layers: list[tuple[int, int]] = LAYERS,
+) -> tuple[float, float]:
     """(seconds, GFLOP) of one epoch's matmuls alone (``n_train`` images in steps of ``batch``, then
     the test pass), best of ``repeats``: the epoch's floor on this machine, at the model's shapes."""
     import time
@@ -136,8 +165,8 @@ def _proc_cpu_s(pid: int) -> tuple[float, int, str, float]:
     process, from /proc (Linux)."""
     with open(f"/proc/{pid}/stat", "rb") as f:
         raw = f.read().decode(errors="replace")
-    name = raw[raw.index("(") + 1:raw.rindex(")")]
-    fields = raw[raw.rindex(")") + 2:].split()  # state, ppid, ... utime is field 14 of the whole line
+    name = raw[raw.index("(") + 1 : raw.rindex(")")]
+    fields = raw[raw.rindex(")") + 2 :].split()  # state, ppid, ... utime is field 14 of the whole line
     tick = os.sysconf("SC_CLK_TCK")
     return (int(fields[11]) + int(fields[12])) / tick, int(fields[1]), name, int(fields[19]) / tick
 
@@ -161,8 +190,11 @@ def processes() -> dict[int, tuple[float, int, str, float]]:
 
 def cores_line(cpu: dict[str, float], parts: Sequence[tuple[str, str]]) -> str:
     """``CpuMeter.stop()``'s figures as one line: CPU seconds per wall second of each (label, group) in ``parts``."""
-    return ("CPU s per wall s: " + ", ".join(f"{label} {cpu[group] / cpu['wall']:.2f}" for label, group in parts)
-            + f" (of {os.cpu_count()} cores)")
+    return (
+        "CPU s per wall s: "
+        + ", ".join(f"{label} {cpu[group] / cpu['wall']:.2f}" for label, group in parts)
+        + f" (of {os.cpu_count()} cores)"
+    )
 
 
 class CpuMeter:
@@ -182,7 +214,9 @@ class CpuMeter:
         self.last: dict[int, tuple[float, str]] = {}
         self.labels: dict[int, str] = {}
         self.t0 = self.t1 = 0.0
-        self.born_after = 0.0  # seconds since boot at start(): a process that started later counts all its CPU
+        self.born_after = (
+            0.0  # seconds since boot at start(): a process that started later counts all its CPU
+        )
 
     def _label(self, pid: int, procs: dict[int, tuple[float, int, str, float]]) -> str | None:
         roots = {v: k for k, v in self.groups.items()}

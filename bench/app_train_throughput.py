@@ -107,7 +107,9 @@ def in_refresh(ds, epochs: int, seed: int, refresh: float, gil_default: bool = F
     return statistics.mean(tp), f"{draws} refreshes of {busy / max(draws, 1) * 1000:.0f} ms each"
 
 
-def in_apptest(dataset: str, epochs: int, seed: int, refresh: float, gil_default: bool = False) -> tuple[float, str]:
+def in_apptest(
+    dataset: str, epochs: int, seed: int, refresh: float, gil_default: bool = False
+) -> tuple[float, str]:
     """(epoch throughput, details) through the Train page under AppTest, rerun every ``refresh`` s."""
     from streamlit.testing.v1 import AppTest
 
@@ -143,7 +145,8 @@ def in_apptest(dataset: str, epochs: int, seed: int, refresh: float, gil_default
     at.session_state["train_handle"].close()
     wall = tr.global_step * BATCH / dt
     return statistics.mean(tr.history.throughput), (
-        f"wall {wall:,.0f} examples/s, {reruns} page reruns of {rerun_time / max(reruns, 1) * 1000:.0f} ms each")
+        f"wall {wall:,.0f} examples/s, {reruns} page reruns of {rerun_time / max(reruns, 1) * 1000:.0f} ms each"
+    )
 
 
 def open_train_page(page, url: str, epochs: int, seed: int) -> None:
@@ -183,9 +186,26 @@ class Browser:
             env["OMP_NUM_THREADS"] = str(threads)  # torch's intra-op threads in the server
         self.url = f"http://localhost:{port}"
         self.server = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
-             "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"],
-            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                sys.executable,
+                "-m",
+                "streamlit",
+                "run",
+                "app.py",
+                "--server.headless",
+                "true",
+                "--server.port",
+                str(port),
+                "--server.fileWatcherType",
+                "none",
+                "--browser.gatherUsageStats",
+                "false",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         self.pw = sync_playwright().start()
         self.browser = launch_chromium(self.pw)
 
@@ -194,8 +214,10 @@ class Browser:
         ctx = self.browser.new_context(viewport={"width": 1500, "height": 1400})
         page = ctx.new_page()
         open_train_page(page, self.url, epochs, seed)
-        meter = CpuMeter({"server": self.server.pid, "browser": self.browser_pid(), "bench": os.getpid()},
-                         children_apart=("server",))
+        meter = CpuMeter(
+            {"server": self.server.pid, "browser": self.browser_pid(), "bench": os.getpid()},
+            children_apart=("server",),
+        )
         meter.start()
         page.get_by_role("button", name="Start").click()
         t0 = time.perf_counter()
@@ -205,8 +227,15 @@ class Browser:
             if eps is not None:
                 cpu = meter.stop()
                 ctx.close()
-                return eps, f"wall to 'finished' {time.perf_counter() - t0:.1f} s; " + cores_line(cpu, (
-                    ("workers", "server children"), ("server", "server"), ("browser", "browser"), ("this bench", "bench")))
+                return eps, f"wall to 'finished' {time.perf_counter() - t0:.1f} s; " + cores_line(
+                    cpu,
+                    (
+                        ("workers", "server children"),
+                        ("server", "server"),
+                        ("browser", "browser"),
+                        ("this bench", "bench"),
+                    ),
+                )
             page.wait_for_timeout(2000)  # a rare poll: reading the page costs the browser a layout
         ctx.close()
         raise TimeoutError(f"training did not finish in {timeout_s:.0f} s")
@@ -216,7 +245,12 @@ class Browser:
         procs = processes()
         for pid, (_cpu, ppid, name, _born) in procs.items():
             parent = procs.get(ppid, (0, 0, "", 0))[2]
-            if name.startswith("chrom") and not name.startswith("chrome_") and ppid != 1 and not parent.startswith("chrom"):
+            if (
+                name.startswith("chrom")
+                and not name.startswith("chrome_")
+                and ppid != 1
+                and not parent.startswith("chrom")
+            ):
                 return pid
         raise RuntimeError("no Chromium process found")
 
@@ -233,12 +267,22 @@ def main() -> None:
     p.add_argument("--dataset", default="fashion-mnist")
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--repeats", type=int, default=3, help="alternating pairs (headless, app)")
-    p.add_argument("--refresh", type=float, default=1.0, help="refresh, apptest: seconds between redraws (the fragment's run_every)")
-    p.add_argument("--threads", type=int, default=0, help="torch intra-op threads, both sides (0 = torch's default)")
+    p.add_argument(
+        "--refresh",
+        type=float,
+        default=1.0,
+        help="refresh, apptest: seconds between redraws (the fragment's run_every)",
+    )
+    p.add_argument(
+        "--threads", type=int, default=0, help="torch intra-op threads, both sides (0 = torch's default)"
+    )
     p.add_argument("--port", type=int, default=8599, help="browser: the server's port")
-    p.add_argument("--gil-default", action="store_true",
-                   help="refresh, apptest: keep Python's 5 ms switch interval instead of the page's share_the_gil(), "
-                        "to see what it buys")
+    p.add_argument(
+        "--gil-default",
+        action="store_true",
+        help="refresh, apptest: keep Python's 5 ms switch interval instead of the page's share_the_gil(), "
+        "to see what it buys",
+    )
     args = p.parse_args()
     if args.threads > 0:
         torch.set_num_threads(args.threads)  # process-wide: the AppTest trainer thread uses it too
@@ -246,10 +290,13 @@ def main() -> None:
         p.error("browser mode trains the page's default dataset (fashion-mnist)")
     dev = pick_device()
     ds = load_dataset(args.dataset)
-    print(f"device {dev}, torch {torch.__version__}, threads {torch.get_num_threads()}, cpus {os.cpu_count()}, "
-          f"{args.dataset}: {ds.x_train.shape[0]} train images, VAE {ds.dim}-{HIDDEN[0]}-{Z}, batch {BATCH}, "
-          f"{args.epochs} epoch(s) per run, mode {args.mode}"
-          f"{', switch interval 5 ms (--gil-default)' if args.gil_default else ''}", flush=True)
+    print(
+        f"device {dev}, torch {torch.__version__}, threads {torch.get_num_threads()}, cpus {os.cpu_count()}, "
+        f"{args.dataset}: {ds.x_train.shape[0]} train images, VAE {ds.dim}-{HIDDEN[0]}-{Z}, batch {BATCH}, "
+        f"{args.epochs} epoch(s) per run, mode {args.mode}"
+        f"{', switch interval 5 ms (--gil-default)' if args.gil_default else ''}",
+        flush=True,
+    )
     Trainer(*configs(ds, 1, 99), dataset=ds).run(max_steps=30)  # warm-up: allocator, kernels
     browser = Browser(args.port, args.threads) if args.mode == "browser" else None
     head, app = [], []
@@ -261,9 +308,13 @@ def main() -> None:
             if browser is not None:
                 eps, info = browser.run(args.epochs, seed=r, timeout_s=1200)
             elif args.mode == "refresh":
-                eps, info = in_refresh(ds, args.epochs, seed=r, refresh=args.refresh, gil_default=args.gil_default)
+                eps, info = in_refresh(
+                    ds, args.epochs, seed=r, refresh=args.refresh, gil_default=args.gil_default
+                )
             else:
-                eps, info = in_apptest(args.dataset, args.epochs, seed=r, refresh=args.refresh, gil_default=args.gil_default)
+                eps, info = in_apptest(
+                    args.dataset, args.epochs, seed=r, refresh=args.refresh, gil_default=args.gil_default
+                )
             app.append(eps)
             print(f"run {r + 1} in app:   {eps:,.0f} examples/s ({info})", flush=True)
     finally:
@@ -271,9 +322,11 @@ def main() -> None:
             browser.close()
     h, a = statistics.median(head), statistics.median(app)
     pairs = statistics.median(x / y for x, y in zip(app, head))
-    print(f"RESULT mode {args.mode}: headless {h:,.0f} examples/s, in app {a:,.0f} examples/s "
-          f"(medians of {args.repeats}), ratio {a / h:.3f}; median ratio of the {args.repeats} "
-          f"back-to-back pairs {pairs:.3f} (target >= 0.9 in the browser)")
+    print(
+        f"RESULT mode {args.mode}: headless {h:,.0f} examples/s, in app {a:,.0f} examples/s "
+        f"(medians of {args.repeats}), ratio {a / h:.3f}; median ratio of the {args.repeats} "
+        f"back-to-back pairs {pairs:.3f} (target >= 0.9 in the browser)"
+    )
 
 
 if __name__ == "__main__":

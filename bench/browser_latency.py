@@ -39,8 +39,22 @@ from pathlib import Path
 
 from bench._common import launch_chromium, missing_chromium
 from tests.e2e.harness import (
-    PAGES, VIEWPORT, click_button, drag_slider, free_port, image_src, keyed, launch_server, open_page, plot_title,
-    settle, switch_page, title_selector, wait_for_page, wait_healthy, wait_image_changed,
+    PAGES,
+    VIEWPORT,
+    click_button,
+    drag_slider,
+    free_port,
+    image_src,
+    keyed,
+    launch_server,
+    open_page,
+    plot_title,
+    settle,
+    switch_page,
+    title_selector,
+    wait_for_page,
+    wait_healthy,
+    wait_image_changed,
 )
 
 TARGET_COLD_S = 6.0
@@ -84,8 +98,11 @@ def cold_start(browser, port: int, runs: int):
         done = settle(page, 120) - t0
         ctx.close()
         out.append((health, shown, done))
-        print(f"  run {i + 1}: server answers at {health:5.2f} s, home title shown at {shown:5.2f} s, "
-              f"home page complete at {done:5.2f} s", flush=True)
+        print(
+            f"  run {i + 1}: server answers at {health:5.2f} s, home title shown at {shown:5.2f} s, "
+            f"home page complete at {done:5.2f} s",
+            flush=True,
+        )
     return out, server
 
 
@@ -142,7 +159,10 @@ def slider_moves(browser, url: str, moves: int) -> tuple[list[float], list[int],
     page = ctx.new_page()
     frames: list[bytes] = []
     fetched: list[str] = []
-    page.on("websocket", lambda ws: ws.on("framereceived", lambda p: frames.append(p) if isinstance(p, bytes) else None))
+    page.on(
+        "websocket",
+        lambda ws: ws.on("framereceived", lambda p: frames.append(p) if isinstance(p, bytes) else None),
+    )
     page.on("request", lambda r: fetched.append(r.url) if "/media/" in r.url else None)
     open_page(page, url, "explorer")
     # distinct positions, alternating sides of the track, so every release changes z and the image
@@ -152,8 +172,16 @@ def slider_moves(browser, url: str, moves: int) -> tuple[list[float], list[int],
         times.append(slider_move_ms(page, f, before_release=lambda: (frames.clear(), fetched.clear())))
         settle(page, 60, quiet=0.2)  # the next move starts from a quiet page (not timed)
         files.append(len(fetched))
-        ends = [m.script_finished for m in map(ForwardMsg.FromString, frames) if m.WhichOneof("type") == "script_finished"]
-        runs.append("+".join("fragment" if e == ForwardMsg.FINISHED_FRAGMENT_RUN_SUCCESSFULLY else "page" for e in ends))
+        ends = [
+            m.script_finished
+            for m in map(ForwardMsg.FromString, frames)
+            if m.WhichOneof("type") == "script_finished"
+        ]
+        runs.append(
+            "+".join(
+                "fragment" if e == ForwardMsg.FINISHED_FRAGMENT_RUN_SUCCESSFULLY else "page" for e in ends
+            )
+        )
     ctx.close()
     return times, files, runs
 
@@ -221,7 +249,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cold-runs", type=int, default=3)
     ap.add_argument("--moves", type=int, default=20)
     ap.add_argument("--rounds", type=int, default=3, help="page-switch rounds after the first visits")
-    ap.add_argument("--sessions", type=int, default=3, help="training sessions for the memory figure (0: skip)")
+    ap.add_argument(
+        "--sessions", type=int, default=3, help="training sessions for the memory figure (0: skip)"
+    )
     ap.add_argument("--port", type=int, default=0, help="0: a free port")
     args = ap.parse_args(argv)
     reason = missing_chromium()
@@ -232,36 +262,55 @@ def main(argv: list[str] | None = None) -> int:
 
     port = args.port or free_port()
     load = os.getloadavg()[0]
-    print(f"Browser latency, {os.cpu_count()} CPUs, load average {load:.1f} at the start "
-          "(other work on this machine slows every figure).", flush=True)
+    print(
+        f"Browser latency, {os.cpu_count()} CPUs, load average {load:.1f} at the start "
+        "(other work on this machine slows every figure).",
+        flush=True,
+    )
     server = None
     with sync_playwright() as p:
         browser = launch_chromium(p)
         try:
             print(f"\n== 1. cold start ({args.cold_runs} runs, new server process and browser profile each)")
             cold, server = cold_start(browser, port, args.cold_runs)
-            print(f"\n== 2. first visit of every page on that fresh server ({len(SWITCH_ORDER) - 1} pages, menu order, "
-                  f"one session, from Home; then {args.rounds} more rounds)", flush=True)
+            print(
+                f"\n== 2. first visit of every page on that fresh server ({len(SWITCH_ORDER) - 1} pages, menu order, "
+                f"one session, from Home; then {args.rounds} more rounds)",
+                flush=True,
+            )
             first, later, how = page_switches(browser, server.url, args.rounds)
             for path, (shown, done) in first.items():
-                print(f"  first visit /{path:<13}: title {shown:5.2f} s, complete {done:5.2f} s   "
-                      f"{ok(done, TARGET_FIRST_VISIT_S)}", flush=True)
+                print(
+                    f"  first visit /{path:<13}: title {shown:5.2f} s, complete {done:5.2f} s   "
+                    f"{ok(done, TARGET_FIRST_VISIT_S)}",
+                    flush=True,
+                )
             fresh = new_sessions(browser, server.url, args.cold_runs)
-            print("  new browser profile on the running server: home page complete at "
-                  + ", ".join(f"{t:.2f}" for t in fresh) + " s", flush=True)
+            print(
+                "  new browser profile on the running server: home page complete at "
+                + ", ".join(f"{t:.2f}" for t in fresh)
+                + " s",
+                flush=True,
+            )
             ready = wait_umap_ready(browser, server)
-            print(f"  (the last server's latent map showed UMAP {ready:.1f} s after its launch; the figures below "
-                  "are taken after that, once the background UMAP warm-up no longer competes for the CPU)")
+            print(
+                f"  (the last server's latent map showed UMAP {ready:.1f} s after its launch; the figures below "
+                "are taken after that, once the background UMAP warm-up no longer competes for the CPU)"
+            )
             print(f"\n== 3. slider release -> new image displayed ({args.moves} moves)", flush=True)
             sl, sl_files, sl_runs = slider_moves(browser, server.url, args.moves)
             print("  " + " ".join(f"{t:.0f}" for t in sl) + " ms")
             kinds = {k: sl_runs.count(k) for k in dict.fromkeys(sl_runs)}
-            print(f"  per move: {statistics.mean(sl_files):.1f} image files fetched (max {max(sl_files)}); script runs: "
-                  + ", ".join(f"{k or 'none'} x{n}" for k, n in kinds.items()))
+            print(
+                f"  per move: {statistics.mean(sl_files):.1f} image files fetched (max {max(sl_files)}); script runs: "
+                + ", ".join(f"{k or 'none'} x{n}" for k, n in kinds.items())
+            )
             mem = None
             if args.sessions > 0:
-                print(f"\n== 4. server memory: {args.sessions} sessions start training (Train page defaults) and pause",
-                      flush=True)
+                print(
+                    f"\n== 4. server memory: {args.sessions} sessions start training (Train page defaults) and pause",
+                    flush=True,
+                )
                 mem = training_sessions(browser, server, args.sessions)
         finally:
             browser.close()
@@ -272,30 +321,44 @@ def main(argv: list[str] | None = None) -> int:
     shown_w, done_w = [s for s, _ in later], [d for _, d in later]
     p50s = pct(sl, 50)
     print("\n== summary (wall clock, this machine)")
-    print(f"  cold start -> home drawn      : median {statistics.median(rendered):5.2f} s, best {min(rendered):5.2f} s "
-          f"(server answers {answers:5.2f} s, title {titles:5.2f} s)   target {TARGET_COLD_S:g} s: "
-          f"{ok(statistics.median(rendered), TARGET_COLD_S)} (issue 15: {TARGET_HOME_S:g} s: "
-          f"{ok(statistics.median(rendered), TARGET_HOME_S)})")
+    print(
+        f"  cold start -> home drawn      : median {statistics.median(rendered):5.2f} s, best {min(rendered):5.2f} s "
+        f"(server answers {answers:5.2f} s, title {titles:5.2f} s)   target {TARGET_COLD_S:g} s: "
+        f"{ok(statistics.median(rendered), TARGET_COLD_S)} (issue 15: {TARGET_HOME_S:g} s: "
+        f"{ok(statistics.median(rendered), TARGET_HOME_S)})"
+    )
     slow = {p: d for p, (_s, d) in first.items() if p}
     worst = max(slow, key=slow.get)
-    print(f"  first visit, fresh server     : slowest /{worst} {slow[worst]:5.2f} s, median {statistics.median(slow.values()):5.2f} s "
-          f"over {len(slow)} pages   target {TARGET_FIRST_VISIT_S:g} s each: "
-          f"{sum(d <= TARGET_FIRST_VISIT_S for d in slow.values())}/{len(slow)} within")
+    print(
+        f"  first visit, fresh server     : slowest /{worst} {slow[worst]:5.2f} s, median {statistics.median(slow.values()):5.2f} s "
+        f"over {len(slow)} pages   target {TARGET_FIRST_VISIT_S:g} s each: "
+        f"{sum(d <= TARGET_FIRST_VISIT_S for d in slow.values())}/{len(slow)} within"
+    )
     print(f"  new tab, running server -> home drawn: median {statistics.median(fresh):5.2f} s")
-    print(f"  slider release -> new image   : p50 {p50s:5.0f} ms, p95 {pct(sl, 95):5.0f} ms, max {max(sl):5.0f} ms "
-          f"({len(sl)} moves)   target p50 {TARGET_SLIDER_P50_MS:g} ms: {ok(p50s, TARGET_SLIDER_P50_MS)}")
-    print(f"  slider move, structure        : {statistics.mean(sl_files):.1f} image files fetched per move, "
-          f"{sum(r == 'fragment' for r in sl_runs)}/{len(sl_runs)} moves reran only a fragment")
+    print(
+        f"  slider release -> new image   : p50 {p50s:5.0f} ms, p95 {pct(sl, 95):5.0f} ms, max {max(sl):5.0f} ms "
+        f"({len(sl)} moves)   target p50 {TARGET_SLIDER_P50_MS:g} ms: {ok(p50s, TARGET_SLIDER_P50_MS)}"
+    )
+    print(
+        f"  slider move, structure        : {statistics.mean(sl_files):.1f} image files fetched per move, "
+        f"{sum(r == 'fragment' for r in sl_runs)}/{len(sl_runs)} moves reran only a fragment"
+    )
     if later:  # --rounds 0 times first visits only
-        print(f"  page switch -> title shown    : p50 {pct(shown_w, 50):5.2f} s, p95 {pct(shown_w, 95):5.2f} s "
-              f"({len(later)} switches after first visits, via {how})")
-        print(f"  page switch -> page complete  : p50 {pct(done_w, 50):5.2f} s, p95 {pct(done_w, 95):5.2f} s   "
-              f"target {TARGET_SWITCH_S:g} s: {ok(pct(done_w, 50), TARGET_SWITCH_S)}")
+        print(
+            f"  page switch -> title shown    : p50 {pct(shown_w, 50):5.2f} s, p95 {pct(shown_w, 95):5.2f} s "
+            f"({len(later)} switches after first visits, via {how})"
+        )
+        print(
+            f"  page switch -> page complete  : p50 {pct(done_w, 50):5.2f} s, p95 {pct(done_w, 95):5.2f} s   "
+            f"target {TARGET_SWITCH_S:g} s: {ok(pct(done_w, 50), TARGET_SWITCH_S)}"
+        )
     if mem is not None and mem[0] is not None and all(m is not None for m in mem[1]):
         base, after = mem
         steps = [b - a for a, b in zip([base, *after[:-1]], after)]
-        print(f"  server memory (RSS)           : {base:5.0f} MB with every page visited; each training session "
-              f"added " + ", ".join(f"{d:+.0f}" for d in steps) + f" MB (mean {statistics.mean(steps):+.0f} MB)")
+        print(
+            f"  server memory (RSS)           : {base:5.0f} MB with every page visited; each training session "
+            f"added " + ", ".join(f"{d:+.0f}" for d in steps) + f" MB (mean {statistics.mean(steps):+.0f} MB)"
+        )
     print(f"  load average now {os.getloadavg()[0]:.1f}")
     return 0
 

@@ -46,7 +46,9 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
 
     torch.manual_seed(0)
-    model = build_model(ModelConfig(kind="vae", input_dim=784, image_shape=(1, 28, 28), hidden=(400,), latent_dim=16))
+    model = build_model(
+        ModelConfig(kind="vae", input_dim=784, image_shape=(1, 28, 28), hidden=(400,), latent_dim=16)
+    )
     z = torch.randn(16)  # (z,)
     lo, hi = torch.full((16,), -3.0), torch.full((16,), 3.0)
     dims = list(range(16))
@@ -59,13 +61,21 @@ def main(argv: list[str] | None = None) -> None:
     for threads in dict.fromkeys([default_threads, 1]):
         torch.set_num_threads(threads)
         one = median_ms(lambda: inference.decode(model, z), args.calls)
-        grid = median_ms(lambda: inference.traverse(model, z, dims, lo, hi, steps=9), args.grid_calls, warmup=5)
-        tag = f"{threads} thread{'s' if threads > 1 else ''}" + (" (default)" if threads == default_threads else "")
+        grid = median_ms(
+            lambda: inference.traverse(model, z, dims, lo, hi, steps=9), args.grid_calls, warmup=5
+        )
+        tag = f"{threads} thread{'s' if threads > 1 else ''}" + (
+            " (default)" if threads == default_threads else ""
+        )
         print(f"[{tag}]")
-        print(f"  decode one z            : {one:9.3f} ms  median of {args.calls:3d}  target {TARGET_ONE_MS:5.0f} ms  "
-              f"ratio {one / TARGET_ONE_MS:6.3f}  {'OK' if one <= TARGET_ONE_MS else 'OVER'}")
-        print(f"  traversal grid {shape[0]}x{shape[1]} ({shape[0] * shape[1]}): {grid:9.3f} ms  median of {args.grid_calls:3d}  "
-              f"target {TARGET_GRID_MS:5.0f} ms  ratio {grid / TARGET_GRID_MS:6.3f}  {'OK' if grid <= TARGET_GRID_MS else 'OVER'}")
+        print(
+            f"  decode one z            : {one:9.3f} ms  median of {args.calls:3d}  target {TARGET_ONE_MS:5.0f} ms  "
+            f"ratio {one / TARGET_ONE_MS:6.3f}  {'OK' if one <= TARGET_ONE_MS else 'OVER'}"
+        )
+        print(
+            f"  traversal grid {shape[0]}x{shape[1]} ({shape[0] * shape[1]}): {grid:9.3f} ms  median of {args.grid_calls:3d}  "
+            f"target {TARGET_GRID_MS:5.0f} ms  ratio {grid / TARGET_GRID_MS:6.3f}  {'OK' if grid <= TARGET_GRID_MS else 'OVER'}"
+        )
     torch.set_num_threads(default_threads)
 
 

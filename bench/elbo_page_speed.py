@@ -68,8 +68,10 @@ def timed(fn, xs: list[torch.Tensor]) -> tuple[float, float]:
 def line(label: str, t: tuple[float, float]) -> str:
     wall, cpu = t
     verdict = "OK" if wall < BUDGET_S else "OVER"
-    return (f"  {label:<50s} wall {wall * 1000:7.1f} ms ({wall / BUDGET_S:.2f} of 1 s, {verdict})"
-            f"   CPU {cpu * 1000:7.1f} ms")
+    return (
+        f"  {label:<50s} wall {wall * 1000:7.1f} ms ({wall / BUDGET_S:.2f} of 1 s, {verdict})"
+        f"   CPU {cpu * 1000:7.1f} ms"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -81,8 +83,10 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     big = "fashion-mnist" if dataset_available("fashion-mnist") else None
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"torch {torch.__version__}, CPU threads {torch.get_num_threads()} of {os.cpu_count()} cores, "
-          f"load average {load:.1f}, {args.repeats} repeats (median)")
+    print(
+        f"torch {torch.__version__}, CPU threads {torch.get_num_threads()} of {os.cpu_count()} cores, "
+        f"load average {load:.1f}, {args.repeats} repeats (median)"
+    )
     cases = [("digits_vae_z2", 2, "digits")]
     if big:
         cases += [("fmnist_vae_z2", 2, big), ("fmnist_vae_z16", 16, big)]
@@ -97,13 +101,20 @@ def main(argv: list[str] | None = None) -> int:
             s = timed(lambda x: idn.image_report(model, x, k_max=k, seed=0), xs)
             print(line(f"image_report, all numbers, K={k}", s))
         if model.config.latent_dim == 2:
+
             def quad(x: torch.Tensor) -> None:
                 xf = x.float().div(255.0).unsqueeze(0)
                 with torch.no_grad():
                     mu, lv = model.encode(xf)
                     quadrature_log_px(xf, model.decode, 2, n=200, q=(mu, lv))
+
             print(line("quadrature_log_px, 200x200", timed(quad, xs)))
-            print(line("posterior_grid, 200x200 (+ exact KL(q||p(z|x)))", timed(lambda x: idn.posterior_grid(model, x), xs)))
+            print(
+                line(
+                    "posterior_grid, 200x200 (+ exact KL(q||p(z|x)))",
+                    timed(lambda x: idn.posterior_grid(model, x), xs),
+                )
+            )
     return 0
 
 

@@ -110,8 +110,10 @@ def main() -> None:
     rss0 = status_mb("VmRSS")
     ds = load_dataset(name, download=False)
     rss_data = status_mb("VmRSS")
-    print(f"dataset {name} ({ds.x_train.shape[0]} train images), VAE {ds.dim}-{HIDDEN[0]}-{Z}, batch {BATCH}, "
-          f"{args.sessions} sessions, torch threads {torch.get_num_threads()}, cores {os.cpu_count()}")
+    print(
+        f"dataset {name} ({ds.x_train.shape[0]} train images), VAE {ds.dim}-{HIDDEN[0]}-{Z}, batch {BATCH}, "
+        f"{args.sessions} sessions, torch threads {torch.get_num_threads()}, cores {os.cpu_count()}"
+    )
     print(f"RSS: {rss0:.0f} MB at start, {rss_data:.0f} MB with the dataset loaded")
 
     solo_rate = solo(ds, args.solo_seconds) if args.solo_seconds > 0 else float("nan")
@@ -142,18 +144,28 @@ def main() -> None:
     peak = sampler.stop()
     rates = [(b - a) / elapsed for a, b in zip(s0, s1)]
     total = sum(rates)
-    print(f"{args.sessions} sessions for {elapsed:.1f} s: steps/s per session "
-          f"{' '.join(f'{r:.1f}' for r in rates)}")
-    print(f"  min {min(rates):.1f}, median {statistics.median(rates):.1f}, max {max(rates):.1f} steps/s "
-          f"(fairness min/max {min(rates) / max(rates):.2f})")
-    print(f"  total {total:.1f} steps/s = {total * BATCH:,.0f} examples/s"
-          + (f" = {total / solo_rate:.2f}x one session alone" if solo_rate == solo_rate else ""))
+    print(
+        f"{args.sessions} sessions for {elapsed:.1f} s: steps/s per session "
+        f"{' '.join(f'{r:.1f}' for r in rates)}"
+    )
+    print(
+        f"  min {min(rates):.1f}, median {statistics.median(rates):.1f}, max {max(rates):.1f} steps/s "
+        f"(fairness min/max {min(rates) / max(rates):.2f})"
+    )
+    print(
+        f"  total {total:.1f} steps/s = {total * BATCH:,.0f} examples/s"
+        + (f" = {total / solo_rate:.2f}x one session alone" if solo_rate == solo_rate else "")
+    )
     lat_ms = sorted(v * 1000 for v in lat)
-    print(f"  live-view refresh (snapshot + series + preview): median {statistics.median(lat_ms):.1f} ms, "
-          f"p95 {lat_ms[int(0.95 * (len(lat_ms) - 1))]:.1f} ms, max {lat_ms[-1]:.1f} ms over {len(lat_ms)} refreshes")
+    print(
+        f"  live-view refresh (snapshot + series + preview): median {statistics.median(lat_ms):.1f} ms, "
+        f"p95 {lat_ms[int(0.95 * (len(lat_ms) - 1))]:.1f} ms, max {lat_ms[-1]:.1f} ms over {len(lat_ms)} refreshes"
+    )
     print(f"  sessions not running at the end: {len(bad)} {bad if bad else ''}")
-    print(f"RSS: peak {peak:.0f} MB while training (+{peak - rss_data:.0f} MB over the dataset), "
-          f"VmHWM {status_mb('VmHWM'):.0f} MB, ru_maxrss {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+    print(
+        f"RSS: peak {peak:.0f} MB while training (+{peak - rss_data:.0f} MB over the dataset), "
+        f"VmHWM {status_mb('VmHWM'):.0f} MB, ru_maxrss {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB"
+    )
 
     # End the sessions: half closed explicitly, half dropped (finalizer), then count live threads.
     t_end = time.perf_counter()
@@ -166,8 +178,10 @@ def main() -> None:
     stop_s = time.perf_counter() - t_end
     left = {t for t in threading.enumerate() if t.name == "vae-trainer"} - threads_before
     states = sorted({tr.state for tr in trainers})
-    print(f"after ending the sessions: all joined {joined} in {stop_s:.2f} s, states {states}, "
-          f"trainer threads alive {len(left)}, registry entries {len(reg)}")
+    print(
+        f"after ending the sessions: all joined {joined} in {stop_s:.2f} s, states {states}, "
+        f"trainer threads alive {len(left)}, registry entries {len(reg)}"
+    )
     time.sleep(6.0)  # the watchdog ends at its next check once nothing is left to watch
     alive = sorted(t.name for t in threading.enumerate() if t is not threading.main_thread())
     print(f"threads alive 6 s later (besides main): {alive or 'none'}")

@@ -44,10 +44,31 @@ EPOCH_LINE = re.compile(r"epoch (\d+)\.00: .* (\d+) ex/s")
 def headless(sessions: int, epochs: int, seed: int) -> float:
     """Aggregate last-epoch examples/s of ``sessions`` CLI processes started together."""
     env = dict(os.environ, OMP_NUM_THREADS=str(max(1, (os.cpu_count() or 1) // sessions)))
-    procs = [subprocess.Popen(
-        [sys.executable, "-m", "vae_core.train", "--dataset", "fashion-mnist", "--latent", "16", "--epochs", str(epochs),
-         "--seed", str(seed + i), "--out", f"/tmp/vae_lab_room_{os.getpid()}_{i}.safetensors"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for i in range(sessions)]
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "vae_core.train",
+                "--dataset",
+                "fashion-mnist",
+                "--latent",
+                "16",
+                "--epochs",
+                str(epochs),
+                "--seed",
+                str(seed + i),
+                "--out",
+                f"/tmp/vae_lab_room_{os.getpid()}_{i}.safetensors",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for i in range(sessions)
+    ]
     total = 0.0
     for p in procs:
         out, _ = p.communicate(timeout=1800)
@@ -58,7 +79,9 @@ def headless(sessions: int, epochs: int, seed: int) -> float:
     return total
 
 
-def in_app(b: Browser, sessions: int, epochs: int, seed: int, timeout_s: float = 1800) -> tuple[float, list[float], str]:
+def in_app(
+    b: Browser, sessions: int, epochs: int, seed: int, timeout_s: float = 1800
+) -> tuple[float, list[float], str]:
     """(aggregate last-epoch examples/s, slider latencies in ms, where the cores went) for one room run."""
     ctxs = [b.browser.new_context(viewport={"width": 1500, "height": 1400}) for _ in range(sessions)]
     pages = [c.new_page() for c in ctxs]
@@ -90,7 +113,11 @@ def in_app(b: Browser, sessions: int, epochs: int, seed: int, timeout_s: float =
     cpu = meter.stop()
     for c in [*ctxs, slider_ctx]:
         c.close()
-    return sum(done.values()), moves, cores_line(cpu, (("workers", "server children"), ("server", "server"), ("browser", "browser")))
+    return (
+        sum(done.values()),
+        moves,
+        cores_line(cpu, (("workers", "server children"), ("server", "server"), ("browser", "browser"))),
+    )
 
 
 def main() -> int:
@@ -103,8 +130,11 @@ def main() -> int:
     if (reason := missing_chromium()) is not None:
         print(f"room bench cannot run: {reason}")
         return 2
-    print(f"{os.cpu_count()} CPUs, {args.sessions} sessions x {args.epochs} epochs of VAE 784-400-16 on Fashion-MNIST, "
-          f"load average {os.getloadavg()[0]:.1f} at the start", flush=True)
+    print(
+        f"{os.cpu_count()} CPUs, {args.sessions} sessions x {args.epochs} epochs of VAE 784-400-16 on Fashion-MNIST, "
+        f"load average {os.getloadavg()[0]:.1f} at the start",
+        flush=True,
+    )
     b = Browser(args.port, 0)
     head, app, slider = [], [], []
     try:
@@ -115,17 +145,22 @@ def main() -> int:
             a, moves, info = in_app(b, args.sessions, args.epochs, seed=10 * r)
             app.append(a)
             slider += moves
-            print(f"run {r + 1} in app:   {a:,.0f} examples/s in all; slider p50 {pct(moves, 50):.0f} ms, p95 {pct(moves, 95):.0f} ms "
-                  f"over {len(moves)} moves; {info}", flush=True)
+            print(
+                f"run {r + 1} in app:   {a:,.0f} examples/s in all; slider p50 {pct(moves, 50):.0f} ms, p95 {pct(moves, 95):.0f} ms "
+                f"over {len(moves)} moves; {info}",
+                flush=True,
+            )
     finally:
         b.close()
     h, a = statistics.median(head), statistics.median(app)
     pairs = statistics.median(x / y for x, y in zip(app, head))
     p50, p95 = pct(slider, 50), pct(slider, 95)
-    print(f"RESULT {args.sessions} sessions: headless {h:,.0f} examples/s, in app {a:,.0f} (medians of {args.repeats}), "
-          f"ratio {a / h:.3f}, median ratio of the back-to-back pairs {pairs:.3f} (target >= {TARGET_RATIO}); "
-          f"slider release -> image p50 {p50:.0f} ms, p95 {p95:.0f} ms over {len(slider)} moves "
-          f"(targets {TARGET_P50_MS:.0f} / {TARGET_P95_MS:.0f} ms)")
+    print(
+        f"RESULT {args.sessions} sessions: headless {h:,.0f} examples/s, in app {a:,.0f} (medians of {args.repeats}), "
+        f"ratio {a / h:.3f}, median ratio of the back-to-back pairs {pairs:.3f} (target >= {TARGET_RATIO}); "
+        f"slider release -> image p50 {p50:.0f} ms, p95 {p95:.0f} ms over {len(slider)} moves "
+        f"(targets {TARGET_P50_MS:.0f} / {TARGET_P95_MS:.0f} ms)"
+    )
     return 0
 
 

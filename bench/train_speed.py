@@ -86,14 +86,18 @@ def main() -> None:
     dev = pick_device(args.device)
     ds = load_dataset(args.dataset, device=dev)
     n_train, n_test = ds.x_train.shape[0], ds.x_test.shape[0]
-    print(f"device {dev}, torch {torch.__version__}, threads {torch.get_num_threads()}, "
-          f"{args.dataset}: {n_train} train / {n_test} test")
+    print(
+        f"device {dev}, torch {torch.__version__}, threads {torch.get_num_threads()}, "
+        f"{args.dataset}: {n_train} train / {n_test} test"
+    )
     # Floor and epochs alternate (floor, epoch, floor, epoch, ...): this machine's speed drifts by
     # 20% within minutes, so each epoch is compared with the floors measured right around it.
     floors, times = [], []
     floor_s, gflop = epoch_gemm_floor(dev, n_train, n_test, repeats=2)
     floors.append(floor_s)
-    print(f"GEMM floor: {gflop:.1f} GFLOP in {floor_s:.3f} s = {gflop / floor_s:.1f} GFLOP/s at the model's shapes")
+    print(
+        f"GEMM floor: {gflop:.1f} GFLOP in {floor_s:.3f} s = {gflop / floor_s:.1f} GFLOP/s at the model's shapes"
+    )
     pair_ratios: list[float] = []
     for r in range(args.repeats):
         dt, nelbo = trainer_epoch(dev, ds, seed=r)
@@ -102,13 +106,17 @@ def main() -> None:
         floors.append(f_after)
         around = min(floors[-2], floors[-1])
         pair_ratios.append(dt / around)
-        print(f"trainer epoch {r + 1}: {dt:.3f} s ({n_train / dt:,.0f} train ex/s), test -ELBO {nelbo:.2f} nats/image; "
-              f"floor around it {around:.3f} s, ratio {dt / around:.2f}")
+        print(
+            f"trainer epoch {r + 1}: {dt:.3f} s ({n_train / dt:,.0f} train ex/s), test -ELBO {nelbo:.2f} nats/image; "
+            f"floor around it {around:.3f} s, ratio {dt / around:.2f}"
+        )
     floor = min(floors)
     best = min(times)
-    print(f"RESULT seconds/epoch {best:.3f} (median {statistics.median(times):.3f}), floor {floor:.3f} s "
-          f"(range {min(floors):.3f}-{max(floors):.3f}), best/best ratio {best / floor:.2f}, median of the "
-          f"{len(pair_ratios)} epoch/adjacent-floor ratios {statistics.median(pair_ratios):.2f}")
+    print(
+        f"RESULT seconds/epoch {best:.3f} (median {statistics.median(times):.3f}), floor {floor:.3f} s "
+        f"(range {min(floors):.3f}-{max(floors):.3f}), best/best ratio {best / floor:.2f}, median of the "
+        f"{len(pair_ratios)} epoch/adjacent-floor ratios {statistics.median(pair_ratios):.2f}"
+    )
     if args.dataloader:
         dl = dataloader_epoch(ds)
         print(f"per-item DataLoader epoch (no test pass): {dl:.3f} s, ratio {dl / floor:.2f} to the floor")

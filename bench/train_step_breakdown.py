@@ -42,10 +42,28 @@ from vae_core.models import VAE, ModelConfig, build_model
 from vae_core.train import TrainConfig, Trainer
 
 
-def _adam(params: list[torch.Tensor], grads: list[torch.Tensor], m: list[torch.Tensor], v: list[torch.Tensor],
-          steps: list[torch.Tensor]) -> None:
-    torch._fused_adam_(params, grads, m, v, [], steps, lr=1e-3, beta1=0.9, beta2=0.999, weight_decay=0.0,
-                       eps=1e-8, amsgrad=False, maximize=False)
+def _adam(
+    params: list[torch.Tensor],
+    grads: list[torch.Tensor],
+    m: list[torch.Tensor],
+    v: list[torch.Tensor],
+    steps: list[torch.Tensor],
+) -> None:
+    torch._fused_adam_(
+        params,
+        grads,
+        m,
+        v,
+        [],
+        steps,
+        lr=1e-3,
+        beta1=0.9,
+        beta2=0.999,
+        weight_decay=0.0,
+        eps=1e-8,
+        amsgrad=False,
+        maximize=False,
+    )
 
 
 class HandStep:
@@ -65,18 +83,29 @@ class HandStep:
         self.p, self.g, o = [], [], 0
         for s in self.SHAPES:
             k = torch.Size(s).numel()
-            self.p.append(self.flat[o:o + k].view(s))
-            self.g.append(self.gflat[o:o + k].view(s))
+            self.p.append(self.flat[o : o + k].view(s))
+            self.g.append(self.gflat[o : o + k].view(s))
             o += k
         e, d = model.encoder, model.decoder
-        src = [e.trunk[0].weight, e.trunk[0].bias, torch.cat([e.mu.weight, e.logvar.weight]),
-               torch.cat([e.mu.bias, e.logvar.bias]), d.net[0].weight, d.net[0].bias, d.net[2].weight, d.net[2].bias]
+        src = [
+            e.trunk[0].weight,
+            e.trunk[0].bias,
+            torch.cat([e.mu.weight, e.logvar.weight]),
+            torch.cat([e.mu.bias, e.logvar.bias]),
+            d.net[0].weight,
+            d.net[0].bias,
+            d.net[2].weight,
+            d.net[2].bias,
+        ]
         with torch.no_grad():
             for dst, s in zip(self.p, src):
                 dst.copy_(s)
         self.xf = torch.empty(B, D, device=dev)
-        self.h1, self.h2, self.logits = (torch.empty(B, H, device=dev), torch.empty(B, H, device=dev),
-                                         torch.empty(B, D, device=dev))
+        self.h1, self.h2, self.logits = (
+            torch.empty(B, H, device=dev),
+            torch.empty(B, H, device=dev),
+            torch.empty(B, D, device=dev),
+        )
         self.gen = torch.Generator(device=dev).manual_seed(seed)
 
     def grads(self, xb: torch.Tensor, eps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -137,9 +166,16 @@ def check_hand_step(model: VAE, dev: torch.device, xb: torch.Tensor) -> float:
     t = elbo_terms(x, model.decode(mu + torch.exp(0.5 * lv) * eps), mu, lv)
     t.loss.backward()
     e, d = model.encoder, model.decoder
-    ref = [e.trunk[0].weight.grad, e.trunk[0].bias.grad, torch.cat([e.mu.weight.grad, e.logvar.weight.grad]),
-           torch.cat([e.mu.bias.grad, e.logvar.bias.grad]), d.net[0].weight.grad, d.net[0].bias.grad,
-           d.net[2].weight.grad, d.net[2].bias.grad]
+    ref = [
+        e.trunk[0].weight.grad,
+        e.trunk[0].bias.grad,
+        torch.cat([e.mu.weight.grad, e.logvar.weight.grad]),
+        torch.cat([e.mu.bias.grad, e.logvar.bias.grad]),
+        d.net[0].weight.grad,
+        d.net[0].bias.grad,
+        d.net[2].weight.grad,
+        d.net[2].bias.grad,
+    ]
     scale = max(float(r.abs().max()) for r in ref)
     err = max(float((g - r).abs().max()) for g, r in zip(hs.g, ref)) / scale
     want = float(t.loss.detach())
@@ -151,23 +187,33 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--device", default="auto")
     p.add_argument("--steps", type=int, default=200, help="steps per timing")
-    p.add_argument("--rounds", type=int, default=5, help="alternating rounds; the best round of each is reported")
-    p.add_argument("--compile", action="store_true", help="also time the hand-written step under torch.compile")
+    p.add_argument(
+        "--rounds", type=int, default=5, help="alternating rounds; the best round of each is reported"
+    )
+    p.add_argument(
+        "--compile", action="store_true", help="also time the hand-written step under torch.compile"
+    )
     args = p.parse_args()
     dev = pick_device(args.device)
     ds = load_dataset("fashion-mnist", device=dev)
     xtr = ds.x_train
-    print(f"device {dev}, torch {torch.__version__}, threads {torch.get_num_threads()}, fashion-mnist {tuple(xtr.shape)}")
+    print(
+        f"device {dev}, torch {torch.__version__}, threads {torch.get_num_threads()}, fashion-mnist {tuple(xtr.shape)}"
+    )
     mcfg = ModelConfig(kind="vae", input_dim=D, image_shape=ds.image_shape, hidden=(H,), latent_dim=Z)
     torch.manual_seed(0)
     model = build_model(mcfg).to(dev)
     perm = torch.randperm(xtr.shape[0], device=dev)
-    batches = [xtr.index_select(0, perm[i:i + B]) for i in range(0, 64 * B, B)]
+    batches = [xtr.index_select(0, perm[i : i + B]) for i in range(0, 64 * B, B)]
     err = check_hand_step(model, dev, batches[0])
     print(f"hand-written backward vs autograd: max relative difference {err:.1e}")
 
-    trainer = Trainer(mcfg, TrainConfig(dataset=ds.name, epochs=1000, batch_size=B, seed=0, eval_every=10**9),
-                      dataset=ds, device=dev)
+    trainer = Trainer(
+        mcfg,
+        TrainConfig(dataset=ds.name, epochs=1000, batch_size=B, seed=0, eval_every=10**9),
+        dataset=ds,
+        device=dev,
+    )
     hand = HandStep(model, dev)
     floor = GemmFloor(dev)
     # the unavoidable extras, alone
@@ -180,7 +226,9 @@ def main() -> None:
     tmp = torch.empty(B, D, device=dev)
     idx = perm[:B]
 
-    def loss_min() -> None:  # one exp and one log per pixel, into preallocated buffers: no pass fewer can do it
+    def loss_min() -> (
+        None
+    ):  # one exp and one log per pixel, into preallocated buffers: no pass fewer can do it
         torch.exp(lg, out=tmp)
         torch.log(tmp, out=tmp)
 
@@ -235,15 +283,25 @@ def main() -> None:
             times[name].append((time.perf_counter() - t0) / args.steps * 1e3)
     best = {k: min(v) for k, v in times.items()}
     f = best["gemm floor"]
-    print(f"\nms per step, best of {args.rounds} rounds of {args.steps} (median in brackets), ratio to the floor:")
+    print(
+        f"\nms per step, best of {args.rounds} rounds of {args.steps} (median in brackets), ratio to the floor:"
+    )
     for name in variants:
-        print(f"  {name:38s} {best[name]:7.3f} ({statistics.median(times[name]):7.3f})   {best[name] / f:5.2f}")
-    extras = ["fused Adam (651k params)", "exp + log per pixel (minimum)", "NaN-guard copy of weights",
-              "batch gather + to float"]
+        print(
+            f"  {name:38s} {best[name]:7.3f} ({statistics.median(times[name]):7.3f})   {best[name] / f:5.2f}"
+        )
+    extras = [
+        "fused Adam (651k params)",
+        "exp + log per pixel (minimum)",
+        "NaN-guard copy of weights",
+        "batch gather + to float",
+    ]
     lower = f + sum(best[k] for k in extras)
     print(f"  {'lower bound (floor + the four extras)':38s} {lower:7.3f}             {lower / f:5.2f}")
-    print(f"RESULT floor {f:.3f} ms/step; trainer {best['trainer step'] / f:.2f}x; hand-written "
-          f"{best['hand-written step'] / f:.2f}x; perfectly fused lower bound {lower / f:.2f}x")
+    print(
+        f"RESULT floor {f:.3f} ms/step; trainer {best['trainer step'] / f:.2f}x; hand-written "
+        f"{best['hand-written step'] / f:.2f}x; perfectly fused lower bound {lower / f:.2f}x"
+    )
 
 
 if __name__ == "__main__":

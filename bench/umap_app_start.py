@@ -74,7 +74,9 @@ def child() -> None:
         from vae_core.models import ModelConfig, build_model
 
         torch.manual_seed(0)
-        model = build_model(ModelConfig(kind="vae", input_dim=784, image_shape=(1, 28, 28), hidden=(400,), latent_dim=16)).eval()
+        model = build_model(
+            ModelConfig(kind="vae", input_dim=784, image_shape=(1, 28, 28), hidden=(400,), latent_dim=16)
+        ).eval()
         source = "untrained 784-400-16 VAE (fmnist_vae_z16 not shipped yet)"
     mark("model_and_data")
     mu = encode(model, ds.x_test)[0].numpy()  # (10000, 16)
@@ -83,45 +85,80 @@ def child() -> None:
     pj.compute_projection(mu, ids, "pca")
     mark("pca_view")
     cache = shared_projection_cache()
-    job = pj.compute_projection_async(mu, ids, "umap", cache=cache, model_key="bench", n_neighbors=15, min_dist=0.1)
+    job = pj.compute_projection_async(
+        mu, ids, "umap", cache=cache, model_key="bench", n_neighbors=15, min_dist=0.1
+    )
     job.wait()
     if job.error:
         raise SystemExit(job.error)
     mark("umap_view")
     t, c = time.perf_counter(), time.process_time()
-    job2 = pj.compute_projection_async(mu, ids, "umap", cache=cache, model_key="bench", n_neighbors=15, min_dist=0.15)
+    job2 = pj.compute_projection_async(
+        mu, ids, "umap", cache=cache, model_key="bench", n_neighbors=15, min_dist=0.15
+    )
     job2.wait()
     warm = [time.perf_counter() - t, time.process_time() - c]
     t = time.perf_counter()
-    job3 = pj.compute_projection_async(mu, ids, "umap", cache=cache, model_key="bench", n_neighbors=15, min_dist=0.1)
+    job3 = pj.compute_projection_async(
+        mu, ids, "umap", cache=cache, model_key="bench", n_neighbors=15, min_dist=0.1
+    )
     hit = time.perf_counter() - t
     assert job3.done and job3.result is job.result
-    print("RESULT " + json.dumps({"marks": marks, "warm": warm, "hit": hit, "shape": list(mu.shape), "source": source,
-                                  "umap_fit_s": job.result.seconds, "warmup": umap_runtime.warmup_state()}), flush=True)
+    print(
+        "RESULT "
+        + json.dumps(
+            {
+                "marks": marks,
+                "warm": warm,
+                "hit": hit,
+                "shape": list(mu.shape),
+                "source": source,
+                "umap_fit_s": job.result.seconds,
+                "warmup": umap_runtime.warmup_state(),
+            }
+        ),
+        flush=True,
+    )
 
 
 def process_mode() -> None:
     t = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "bench.umap_app_start", "--child"], capture_output=True, text=True,
-                          timeout=900, cwd=ROOT)
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.umap_app_start", "--child"],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=ROOT,
+    )
     line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")), None)
     if proc.returncode != 0 or line is None:
         raise SystemExit(f"child failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
     r = json.loads(line[7:])
     m = r["marks"]
-    print(f"\n== process mode: {r['shape'][0]} x {r['shape'][1]} codes from {r['source']} "
-          f"(child wall {time.perf_counter() - t:.1f} s)")
+    print(
+        f"\n== process mode: {r['shape'][0]} x {r['shape'][1]} codes from {r['source']} "
+        f"(child wall {time.perf_counter() - t:.1f} s)"
+    )
     prev = [0.0, 0.0]
-    for name, label in (("imports", "imports (streamlit, torch, vae_core)"), ("model_and_data", "start warm-up; load model + data"),
-                        ("encode", "encode 10k test images"), ("pca_view", "PCA view ready"), ("umap_view", "UMAP view ready")):
+    for name, label in (
+        ("imports", "imports (streamlit, torch, vae_core)"),
+        ("model_and_data", "start warm-up; load model + data"),
+        ("encode", "encode 10k test images"),
+        ("pca_view", "PCA view ready"),
+        ("umap_view", "UMAP view ready"),
+    ):
         w, c = m[name]
         print(f"  {label:<38}: at {w:6.2f} s wall  (+{w - prev[0]:5.2f} s wall, +{c - prev[1]:5.2f} s cpu)")
         prev = m[name]
     w, c = m["umap_view"]
-    print(f"  fresh process start -> UMAP view      : {w:6.2f} s wall {c:6.2f} s cpu   {ok(w, TARGET_FRESH_S)}"
-          f"   (the UMAP fit itself {r['umap_fit_s']:.2f} s wall)")
-    print(f"  warm: new UMAP (other min_dist)       : {r['warm'][0]:6.2f} s wall {r['warm'][1]:6.2f} s cpu   "
-          f"{ok(r['warm'][0], TARGET_WARM_S)}")
+    print(
+        f"  fresh process start -> UMAP view      : {w:6.2f} s wall {c:6.2f} s cpu   {ok(w, TARGET_FRESH_S)}"
+        f"   (the UMAP fit itself {r['umap_fit_s']:.2f} s wall)"
+    )
+    print(
+        f"  warm: new UMAP (other min_dist)       : {r['warm'][0]:6.2f} s wall {r['warm'][1]:6.2f} s cpu   "
+        f"{ok(r['warm'][0], TARGET_WARM_S)}"
+    )
     print(f"  warm: same request again (cache hit)  : {r['hit']:6.3f} s")
 
 
@@ -138,8 +175,10 @@ def proc_cpu(pid: int) -> float:
 
 def browser_mode(port: int) -> None:
     if not os.path.exists(CHECKPOINT):
-        print("\n== browser mode skipped: checkpoints/fmnist_vae_z16.safetensors is not shipped yet, so the app's "
-              "default model is not the 10k x 16 case")
+        print(
+            "\n== browser mode skipped: checkpoints/fmnist_vae_z16.safetensors is not shipped yet, so the app's "
+            "default model is not the 10k x 16 case"
+        )
         return
     import socket
 
@@ -168,6 +207,7 @@ def browser_mode(port: int) -> None:
             t_pca = time.perf_counter() - t0
             pg.wait_for_selector("text=UMAP of μ(x)", timeout=300_000)
             t_umap, c_umap = time.perf_counter() - t0, proc_cpu(server.proc.pid)
+
             def map_title() -> str:
                 return pg.locator(".gtitle").first.text_content() or ""
 
@@ -185,19 +225,29 @@ def browser_mode(port: int) -> None:
                     time.sleep(0.05)
                 return time.perf_counter() - t, proc_cpu(server.proc.pid) - c
 
-            warm = move("ArrowRight", lambda tt: tt.startswith("UMAP of") and tt != title)  # new params: a new fit
+            warm = move(
+                "ArrowRight", lambda tt: tt.startswith("UMAP of") and tt != title
+            )  # new params: a new fit
             hit = move("ArrowLeft", lambda tt: tt == title)  # the first params again: from the cache
             b.close()
     finally:
         server.stop()
     n = re.search(r"(\d+) test images", title)
-    print(f"\n== browser mode: `streamlit run app.py` -> /latent-map, {n.group(1) if n else '?'} points ({title})")
+    print(
+        f"\n== browser mode: `streamlit run app.py` -> /latent-map, {n.group(1) if n else '?'} points ({title})"
+    )
     print(f"  server answers                        : at {t_server:6.2f} s")
     print(f"  PCA view visible                      : at {t_pca:6.2f} s")
-    print(f"  fresh app start -> UMAP view visible  : {t_umap:6.2f} s wall {c_umap:6.2f} s server cpu   {ok(t_umap, TARGET_FRESH_S)}")
-    print(f"  warm: min_dist +0.05 -> new UMAP view : {warm[0]:6.2f} s wall {warm[1]:6.2f} s server cpu   "
-          f"{ok(warm[0], TARGET_WARM_S)} (includes <= 1 s polling)")
-    print(f"  warm: back to 0.10 (cache hit)        : {hit[0]:6.2f} s wall {hit[1]:6.2f} s server cpu   (a page rerun, no fit)")
+    print(
+        f"  fresh app start -> UMAP view visible  : {t_umap:6.2f} s wall {c_umap:6.2f} s server cpu   {ok(t_umap, TARGET_FRESH_S)}"
+    )
+    print(
+        f"  warm: min_dist +0.05 -> new UMAP view : {warm[0]:6.2f} s wall {warm[1]:6.2f} s server cpu   "
+        f"{ok(warm[0], TARGET_WARM_S)} (includes <= 1 s polling)"
+    )
+    print(
+        f"  warm: back to 0.10 (cache hit)        : {hit[0]:6.2f} s wall {hit[1]:6.2f} s server cpu   (a page rerun, no fit)"
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -209,9 +259,11 @@ def main(argv: list[str] | None = None) -> None:
     if args.child:
         child()
         return
-    print(f"UMAP app start, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} before the run. Other "
-          "processes' load inflates wall times, not cpu (all threads of the process); on an idle machine wall is about "
-          "cpu for serial stages and about cpu / 2 for UMAP's parallel layout.")
+    print(
+        f"UMAP app start, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} before the run. Other "
+        "processes' load inflates wall times, not cpu (all threads of the process); on an idle machine wall is about "
+        "cpu for serial stages and about cpu / 2 for UMAP's parallel layout."
+    )
     if args.mode in ("process", "both"):
         process_mode()
     if args.mode in ("browser", "both"):

@@ -120,8 +120,13 @@ def child(data: str, baseline: bool, sweep: bool) -> None:
         sw.lap()  # the accuracy check is not part of the next timing
     if sweep and not baseline:
         rows = []
-        for kw in (dict(n_epochs=500), dict(n_epochs=200), dict(n_epochs=100), dict(n_epochs=100, init="spectral"),
-                   dict(n_epochs=100, seed=None)):
+        for kw in (
+            dict(n_epochs=500),
+            dict(n_epochs=200),
+            dict(n_epochs=100),
+            dict(n_epochs=100, init="spectral"),
+            dict(n_epochs=100, seed=None),
+        ):
             sw.lap()
             xy = pj.umap_2d(codes, **kw)
             rows.append((str(kw), sw.lap(), knn_accuracy(xy, labels)))
@@ -140,7 +145,7 @@ def run_child(data: str, env_extra: dict, baseline: bool = False, sweep: bool = 
     line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")), None)
     if proc.returncode != 0 or line is None:
         raise RuntimeError(f"child failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
-    res = json.loads(line[len("RESULT "):])
+    res = json.loads(line[len("RESULT ") :])
     res["process_wall"] = wall
     return res
 
@@ -161,19 +166,29 @@ def report(name: str, r: dict) -> None:
     label = "warm_up_umap()" if name != "baseline" else "import umap"
     print(f"  (a) {label:<33}: {fmt('warmup')}")
     print(f"  (b) first UMAP 10k x 16              : {fmt('first_umap')}{acc('first_umap_acc')}")
-    print(f"  (c) second UMAP 10k x 16 (warm)      : {fmt('second_umap')}{acc('second_umap_acc')}   "
-          f"target <= {TARGET_WARM_S:.0f} s: {'OK' if r['second_umap'][0] <= TARGET_WARM_S else 'OVER'}")
-    print(f"  fresh start -> UMAP view             : {fresh:6.2f} s wall {fresh_cpu:6.2f} s cpu   target <= "
-          f"{TARGET_FRESH_S:.0f} s: {'OK' if fresh <= TARGET_FRESH_S else 'OVER'}")
+    print(
+        f"  (c) second UMAP 10k x 16 (warm)      : {fmt('second_umap')}{acc('second_umap_acc')}   "
+        f"target <= {TARGET_WARM_S:.0f} s: {'OK' if r['second_umap'][0] <= TARGET_WARM_S else 'OVER'}"
+    )
+    print(
+        f"  fresh start -> UMAP view             : {fresh:6.2f} s wall {fresh_cpu:6.2f} s cpu   target <= "
+        f"{TARGET_FRESH_S:.0f} s: {'OK' if fresh <= TARGET_FRESH_S else 'OVER'}"
+    )
     for kw, (w, c), a in r.get("sweep", []):
-        print(f"     sweep {kw:<36} {w:6.2f} s wall {c:6.2f} s cpu" + ("" if a is None else f"  10-NN acc {a:.3f}"))
+        print(
+            f"     sweep {kw:<36} {w:6.2f} s wall {c:6.2f} s cpu"
+            + ("" if a is None else f"  10-NN acc {a:.3f}")
+        )
 
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", choices=("fashion", "random"), default="fashion")
-    ap.add_argument("--scenarios", default="first-ever,next-start,no-disk-cache",
-                    help="comma list of first-ever, next-start, installed, no-disk-cache, baseline")
+    ap.add_argument(
+        "--scenarios",
+        default="first-ever,next-start,no-disk-cache",
+        help="comma list of first-ever, next-start, installed, no-disk-cache, baseline",
+    )
     ap.add_argument("--sweep", action="store_true", help="also time n_epochs / init variants (warm)")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--baseline", action="store_true", help=argparse.SUPPRESS)
@@ -182,14 +197,18 @@ def main(argv: list[str] | None = None) -> None:
         child(args.data, args.baseline, args.sweep)
         return
 
-    print(f"UMAP speed, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} before the run. Wall times "
-          "grow with other processes' load; cpu (all threads of the child) does not: on an idle machine wall is "
-          "about cpu for serial stages and ~cpu/2 for the parallel UMAP layout.")
+    print(
+        f"UMAP speed, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} before the run. Wall times "
+        "grow with other processes' load; cpu (all threads of the child) does not: on an idle machine wall is "
+        "about cpu for serial stages and ~cpu/2 for the parallel UMAP layout."
+    )
     scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
     with tempfile.TemporaryDirectory(prefix="numba-cache-") as cache_dir:
         for s in scenarios:
             if s in ("first-ever", "next-start"):
-                r = run_child(args.data, {"NUMBA_CACHE_DIR": cache_dir}, sweep=args.sweep and s == "next-start")
+                r = run_child(
+                    args.data, {"NUMBA_CACHE_DIR": cache_dir}, sweep=args.sweep and s == "next-start"
+                )
             elif s == "installed":
                 r = run_child(args.data, {}, sweep=args.sweep)
             elif s == "no-disk-cache":

@@ -54,9 +54,13 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     ds = load_dataset(args.dataset)
     hidden, latent = ((H,), Z) if ds.dim == D else ((128,), 4)
-    mc = ModelConfig(kind="vae", input_dim=ds.dim, image_shape=ds.image_shape, hidden=hidden, latent_dim=latent)
+    mc = ModelConfig(
+        kind="vae", input_dim=ds.dim, image_shape=ds.image_shape, hidden=hidden, latent_dim=latent
+    )
     tc = TrainConfig(dataset=ds.name, epochs=50)
-    print(f"worker start-up: {mc.describe()} on {ds.name}, {cpu_count()} cores, {args.repeats} repeats ({ROOT.name}/)")
+    print(
+        f"worker start-up: {mc.describe()} on {ds.name}, {cpu_count()} cores, {args.repeats} repeats ({ROOT.name}/)"
+    )
 
     spawn = []
     for _ in range(args.repeats):
@@ -64,8 +68,10 @@ def main(argv: list[str] | None = None) -> int:
         wait(lambda wp=wp: wp.ready)
         spawn.append(wp.ready_at - wp.spawned_at)
         wp.close()
-    print(f"spawn (Popen -> torch imported, waiting for a job): median {statistics.median(spawn):.2f} s "
-          f"({', '.join(f'{s:.2f}' for s in spawn)})")
+    print(
+        f"spawn (Popen -> torch imported, waiting for a job): median {statistics.median(spawn):.2f} s "
+        f"({', '.join(f'{s:.2f}' for s in spawn)})"
+    )
 
     reg = TrainerRegistry(heartbeat_timeout=0, spare_workers=0)
     cold = [one_start(reg, mc, tc, ds) for _ in range(args.repeats)]
@@ -80,8 +86,10 @@ def main(argv: list[str] | None = None) -> int:
     reg.shutdown()
     for name, rows in (("cold (new process)", cold), ("spare worker", warm)):
         ret, step = [r[0] for r in rows], [r[1] for r in rows]
-        print(f"{name:>20}: start() returns in {1000 * max(ret):.1f} ms (state 'starting'); "
-              f"Start -> first step median {statistics.median(step):.2f} s ({', '.join(f'{s:.2f}' for s in step)})")
+        print(
+            f"{name:>20}: start() returns in {1000 * max(ret):.1f} ms (state 'starting'); "
+            f"Start -> first step median {statistics.median(step):.2f} s ({', '.join(f'{s:.2f}' for s in step)})"
+        )
     return 0
 
 

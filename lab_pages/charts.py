@@ -24,7 +24,17 @@ from PIL import Image
 from plotly.subplots import make_subplots
 
 from lab_pages.style import (
-    ELBO_COLOR, FAMILY_COLORS, GUIDE_COLOR, INK_COLOR, KL_COLOR, LOGPX_COLOR, MU_COLOR, P_COLOR, Q_COLOR, RECON_COLOR, class_color,
+    ELBO_COLOR,
+    FAMILY_COLORS,
+    GUIDE_COLOR,
+    INK_COLOR,
+    KL_COLOR,
+    LOGPX_COLOR,
+    MU_COLOR,
+    P_COLOR,
+    Q_COLOR,
+    RECON_COLOR,
+    class_color,
 )
 
 KL_SCALE = [[0, "#ffffff"], [1, KL_COLOR]]  # KL per dimension: white (0 nats) to the KL colour
@@ -41,140 +51,360 @@ def _title(text: str | None) -> dict:
 
 
 # ------------------------------------------------------------------ training curves
-def loss_stack(step, recon_cost, kl=None, objective=None, eval_step=(), eval_value=(), *, recon_name: str,
-               kl_name: str = "", objective_name: str = "", eval_name: str = "", x_title: str, y_title: str) -> go.Figure:
+def loss_stack(
+    step,
+    recon_cost,
+    kl=None,
+    objective=None,
+    eval_step=(),
+    eval_value=(),
+    *,
+    recon_name: str,
+    kl_name: str = "",
+    objective_name: str = "",
+    eval_name: str = "",
+    x_title: str,
+    y_title: str,
+) -> go.Figure:
     """−ELBO stacked as reconstruction + KL (``kl`` given: a VAE) or the reconstruction cost alone (AE).
 
     ``objective`` (β, warm-up, free bits: what is minimised when it is not −ELBO) is a dotted line;
     test-set evaluations are diamonds (ELBO colour for a VAE, reconstruction colour for an AE).
     """
     vae = kl is not None
-    data = [dict(type="scatter", x=step, y=recon_cost, name=recon_name, stackgroup="e" if vae else None,
-                 line=dict(color=RECON_COLOR))]
+    data = [
+        dict(
+            type="scatter",
+            x=step,
+            y=recon_cost,
+            name=recon_name,
+            stackgroup="e" if vae else None,
+            line=dict(color=RECON_COLOR),
+        )
+    ]
     if vae:
-        data.append(dict(type="scatter", x=step, y=kl, name=kl_name, stackgroup="e", line=dict(color=KL_COLOR)))
+        data.append(
+            dict(type="scatter", x=step, y=kl, name=kl_name, stackgroup="e", line=dict(color=KL_COLOR))
+        )
     if vae and objective is not None:
-        data.append(dict(type="scatter", x=step, y=objective, name=objective_name, line=dict(dash="dot", color=GUIDE_COLOR)))
+        data.append(
+            dict(
+                type="scatter",
+                x=step,
+                y=objective,
+                name=objective_name,
+                line=dict(dash="dot", color=GUIDE_COLOR),
+            )
+        )
     if len(eval_step):
-        data.append(dict(type="scatter", x=list(eval_step), y=list(eval_value), mode="markers", name=eval_name,
-                         marker=dict(color=ELBO_COLOR if vae else RECON_COLOR, symbol="diamond", size=9)))
-    return _fast(data, dict(xaxis=dict(title=_title(x_title)), yaxis=dict(title=_title(y_title)), height=380,
-                            margin=dict(t=10, b=10), legend=dict(orientation="h", yanchor="top", y=-0.22)))
+        data.append(
+            dict(
+                type="scatter",
+                x=list(eval_step),
+                y=list(eval_value),
+                mode="markers",
+                name=eval_name,
+                marker=dict(color=ELBO_COLOR if vae else RECON_COLOR, symbol="diamond", size=9),
+            )
+        )
+    return _fast(
+        data,
+        dict(
+            xaxis=dict(title=_title(x_title)),
+            yaxis=dict(title=_title(y_title)),
+            height=380,
+            margin=dict(t=10, b=10),
+            legend=dict(orientation="h", yanchor="top", y=-0.22),
+        ),
+    )
 
 
-def kl_heatmap(step, kl_per_dim: np.ndarray, dim_labels: Sequence, *, x_title: str, y_title: str, colorbar_title: str,
-               title: str = "", height: int = 300) -> go.Figure:
+def kl_heatmap(
+    step,
+    kl_per_dim: np.ndarray,
+    dim_labels: Sequence,
+    *,
+    x_title: str,
+    y_title: str,
+    colorbar_title: str,
+    title: str = "",
+    height: int = 300,
+) -> go.Figure:
     """KL per latent dimension over training: ``kl_per_dim`` (steps, z), one row per dimension."""
     z = np.asarray(kl_per_dim).T  # (z, steps)
-    return _fast([dict(type="heatmap", x=step, y=list(dim_labels), z=z, colorscale=KL_SCALE,
-                       colorbar=dict(title=_title(colorbar_title)))],
-                 dict(title=_title(title), xaxis=dict(title=_title(x_title)), yaxis=dict(title=_title(y_title)),
-                      height=height, margin=dict(t=40 if title else 20, b=10)))
+    return _fast(
+        [
+            dict(
+                type="heatmap",
+                x=step,
+                y=list(dim_labels),
+                z=z,
+                colorscale=KL_SCALE,
+                colorbar=dict(title=_title(colorbar_title)),
+            )
+        ],
+        dict(
+            title=_title(title),
+            xaxis=dict(title=_title(x_title)),
+            yaxis=dict(title=_title(y_title)),
+            height=height,
+            margin=dict(t=40 if title else 20, b=10),
+        ),
+    )
 
 
-def elbo_curves(step, recon_cost, kl, objective, beta, eval_step, test_neg_elbo, warmup: int, *, recon_name: str,
-                kl_name: str, objective_name: str, eval_name: str, beta_name: str, warmup_text: str, x_title: str,
-                y_title: str) -> go.Figure:
+def elbo_curves(
+    step,
+    recon_cost,
+    kl,
+    objective,
+    beta,
+    eval_step,
+    test_neg_elbo,
+    warmup: int,
+    *,
+    recon_name: str,
+    kl_name: str,
+    objective_name: str,
+    eval_name: str,
+    beta_name: str,
+    warmup_text: str,
+    x_title: str,
+    y_title: str,
+) -> go.Figure:
     """The ELBO page's curves: recon + KL stacked, the objective, test −ELBO, and β on a second axis."""
     fig = make_subplots(specs=[[{"secondary_y": True}]])
     fig.add_scatter(x=step, y=recon_cost, name=recon_name, stackgroup="e", line=dict(color=RECON_COLOR))
     fig.add_scatter(x=step, y=kl, name=kl_name, stackgroup="e", line=dict(color=KL_COLOR))
     fig.add_scatter(x=step, y=objective, name=objective_name, line=dict(color=INK_COLOR, dash="dot", width=1))
     if len(eval_step):
-        fig.add_scatter(x=eval_step, y=test_neg_elbo, name=eval_name, mode="markers", marker=dict(color=ELBO_COLOR, size=6))
-    fig.add_scatter(x=step, y=beta, name=beta_name, line=dict(color=GUIDE_COLOR, dash="dash"), secondary_y=True)
+        fig.add_scatter(
+            x=eval_step,
+            y=test_neg_elbo,
+            name=eval_name,
+            mode="markers",
+            marker=dict(color=ELBO_COLOR, size=6),
+        )
+    fig.add_scatter(
+        x=step, y=beta, name=beta_name, line=dict(color=GUIDE_COLOR, dash="dash"), secondary_y=True
+    )
     if warmup > 0:
-        fig.add_vrect(x0=0, x1=warmup, fillcolor=GUIDE_COLOR, opacity=0.12, line_width=0, annotation_text=warmup_text,
-                      annotation_position="top left")
+        fig.add_vrect(
+            x0=0,
+            x1=warmup,
+            fillcolor=GUIDE_COLOR,
+            opacity=0.12,
+            line_width=0,
+            annotation_text=warmup_text,
+            annotation_position="top left",
+        )
     fig.update_yaxes(title_text=y_title, secondary_y=False)
     bmax = max(1.0, float(np.nanmax(beta)))
-    fig.update_yaxes(title_text=beta_name, range=[0, 1.1 * bmax], dtick=bmax / 4, tick0=0, secondary_y=True, showgrid=False)
+    fig.update_yaxes(
+        title_text=beta_name, range=[0, 1.1 * bmax], dtick=bmax / 4, tick0=0, secondary_y=True, showgrid=False
+    )
     return fig.update_layout(xaxis_title=x_title, height=380, legend=dict(orientation="h", y=-0.2))
 
 
-def kl_bars(dim_labels: Sequence[str], kl: np.ndarray, *, title: str, x_title: str, y_title: str) -> go.Figure:
+def kl_bars(
+    dim_labels: Sequence[str], kl: np.ndarray, *, title: str, x_title: str, y_title: str
+) -> go.Figure:
     """KL of each latent dimension now, one bar per dimension."""
     fig = go.Figure(go.Bar(x=list(dim_labels), y=kl, marker_color=KL_COLOR))
     return fig.update_layout(title=title, xaxis_title=x_title, yaxis_title=y_title, height=300)
 
 
-def active_units(eval_step, active, latent_dim: int, *, title: str, x_title: str, y_title: str, limit_text: str) -> go.Figure:
+def active_units(
+    eval_step, active, latent_dim: int, *, title: str, x_title: str, y_title: str, limit_text: str
+) -> go.Figure:
     """Active units at each evaluation (a step line), against the latent size."""
-    fig = go.Figure(go.Scatter(x=eval_step, y=active, mode="lines+markers", line=dict(color=KL_COLOR, shape="hv")))
+    fig = go.Figure(
+        go.Scatter(x=eval_step, y=active, mode="lines+markers", line=dict(color=KL_COLOR, shape="hv"))
+    )
     fig.add_hline(y=latent_dim, line=dict(color=GUIDE_COLOR, dash="dot"), annotation_text=limit_text)
-    return fig.update_layout(title=title, xaxis_title=x_title, height=300, yaxis=dict(title=y_title, range=[0, latent_dim + 0.5]))
+    return fig.update_layout(
+        title=title, xaxis_title=x_title, height=300, yaxis=dict(title=y_title, range=[0, latent_dim + 0.5])
+    )
 
 
 # ------------------------------------------------------------------ one image: IWAE and the posterior
-def iwae_curve(ks, iwae, k_choices, mean, se, elbo: float, k: int, log_px_hat_k: float, exact: float | None = None, *,
-               run_name: str, mean_name: str, elbo_text: str, k_text: str, exact_text: str = "", x_title: str,
-               y_title: str) -> go.Figure:
+def iwae_curve(
+    ks,
+    iwae,
+    k_choices,
+    mean,
+    se,
+    elbo: float,
+    k: int,
+    log_px_hat_k: float,
+    exact: float | None = None,
+    *,
+    run_name: str,
+    mean_name: str,
+    elbo_text: str,
+    k_text: str,
+    exact_text: str = "",
+    x_title: str,
+    y_title: str,
+) -> go.Figure:
     """log p̂_K(x) over K (log axis): one run, the mean over groups with its error bars, and the ELBO,
     exact log p(x) (when known) and the chosen K as reference lines."""
     fig = go.Figure(go.Scatter(x=ks, y=iwae, name=run_name, line=dict(color=LOGPX_COLOR)))
-    fig.add_scatter(x=list(k_choices), y=mean, error_y=dict(array=se), mode="markers", name=mean_name,
-                    marker=dict(color=LOGPX_COLOR, symbol="diamond"))
+    fig.add_scatter(
+        x=list(k_choices),
+        y=mean,
+        error_y=dict(array=se),
+        mode="markers",
+        name=mean_name,
+        marker=dict(color=LOGPX_COLOR, symbol="diamond"),
+    )
     fig.add_hline(y=elbo, line=dict(color=ELBO_COLOR), annotation_text=elbo_text)
     if exact is not None:
         fig.add_hline(y=exact, line=dict(color=INK_COLOR, dash="dash"), annotation_text=exact_text)
-    fig.add_hline(y=log_px_hat_k, line=dict(color=LOGPX_COLOR, dash="dot"), annotation_position="bottom left",
-                  annotation_text=k_text)
+    fig.add_hline(
+        y=log_px_hat_k,
+        line=dict(color=LOGPX_COLOR, dash="dot"),
+        annotation_position="bottom left",
+        annotation_text=k_text,
+    )
     fig.add_vline(x=k, line=dict(color=GUIDE_COLOR, dash="dot"))
-    return fig.update_layout(xaxis_type="log", xaxis_title=x_title, yaxis_title=y_title, height=360,
-                             legend=dict(orientation="h", y=-0.25))
+    return fig.update_layout(
+        xaxis_type="log",
+        xaxis_title=x_title,
+        yaxis_title=y_title,
+        height=360,
+        legend=dict(orientation="h", y=-0.25),
+    )
 
 
-def posterior_line(z, posterior, q, *, posterior_name: str, q_name: str, x_title: str, y_title: str) -> go.Figure:
+def posterior_line(
+    z, posterior, q, *, posterior_name: str, q_name: str, x_title: str, y_title: str
+) -> go.Figure:
     """z = 1: the true posterior p(z|x) and q(z|x) as densities on a line."""
-    fig = go.Figure([go.Scatter(x=z, y=posterior, name=posterior_name, line=dict(color=LOGPX_COLOR)),
-                     go.Scatter(x=z, y=q, name=q_name, line=dict(color=ELBO_COLOR, dash="dash"))])
+    fig = go.Figure(
+        [
+            go.Scatter(x=z, y=posterior, name=posterior_name, line=dict(color=LOGPX_COLOR)),
+            go.Scatter(x=z, y=q, name=q_name, line=dict(color=ELBO_COLOR, dash="dash")),
+        ]
+    )
     return fig.update_layout(xaxis_title=x_title, yaxis_title=y_title, height=380)
 
 
-def posterior_map(z1, z2, density: np.ndarray, ellipses: Sequence[tuple[str, np.ndarray, np.ndarray, str]], mu, lo, hi, *,
-                  colorbar_title: str, mu_name: str, x_title: str, y_title: str) -> go.Figure:
+def posterior_map(
+    z1,
+    z2,
+    density: np.ndarray,
+    ellipses: Sequence[tuple[str, np.ndarray, np.ndarray, str]],
+    mu,
+    lo,
+    hi,
+    *,
+    colorbar_title: str,
+    mu_name: str,
+    x_title: str,
+    y_title: str,
+) -> go.Figure:
     """z = 2: the true posterior ``density`` (len(z1), len(z2)) as a heatmap, q's ellipses
     (name, x, y, dash) and μ on top, in the box ``lo``..``hi`` with equal axes."""
-    fig = go.Figure(go.Heatmap(x=z1, y=z2, z=np.asarray(density).T, colorscale="Purples",
-                               colorbar=dict(title=colorbar_title)))
+    fig = go.Figure(
+        go.Heatmap(
+            x=z1, y=z2, z=np.asarray(density).T, colorscale="Purples", colorbar=dict(title=colorbar_title)
+        )
+    )
     for name, ex, ey, dash in ellipses:
         fig.add_scatter(x=ex, y=ey, mode="lines", name=name, line=dict(color=ELBO_COLOR, dash=dash, width=2))
-    fig.add_scatter(x=[mu[0]], y=[mu[1]], mode="markers", name=mu_name, marker=dict(color=ELBO_COLOR, symbol="x", size=9))
-    return fig.update_layout(xaxis=dict(title=x_title, range=[lo[0], hi[0]]), height=460,
-                             yaxis=dict(title=y_title, range=[lo[1], hi[1]], scaleanchor="x"),
-                             legend=dict(orientation="h", y=-0.2))
+    fig.add_scatter(
+        x=[mu[0]], y=[mu[1]], mode="markers", name=mu_name, marker=dict(color=ELBO_COLOR, symbol="x", size=9)
+    )
+    return fig.update_layout(
+        xaxis=dict(title=x_title, range=[lo[0], hi[0]]),
+        height=460,
+        yaxis=dict(title=y_title, range=[lo[1], hi[1]], scaleanchor="x"),
+        legend=dict(orientation="h", y=-0.2),
+    )
 
 
 # ------------------------------------------------------------------ latent space
-def class_scatter(xy: np.ndarray, ids: np.ndarray, labels: np.ndarray, class_names: Sequence[str], *, title: str,
-                  axes: tuple[str, str], row_text: str, height: int = 560,
-                  overlays: Sequence[tuple[str, np.ndarray, np.ndarray]] = (), equal_axes: bool = False) -> go.Figure:
+def class_scatter(
+    xy: np.ndarray,
+    ids: np.ndarray,
+    labels: np.ndarray,
+    class_names: Sequence[str],
+    *,
+    title: str,
+    axes: tuple[str, str],
+    row_text: str,
+    height: int = 560,
+    overlays: Sequence[tuple[str, np.ndarray, np.ndarray]] = (),
+    equal_axes: bool = False,
+) -> go.Figure:
     """Codes ``xy`` (N, 2) of test rows ``ids``: one WebGL trace per class in its class colour,
     ``customdata`` = the row id (selections map back to rows, never to point indices). ``overlays``
     (name, x, y) are dotted reference lines (the prior's σ circles) that hovering skips."""
     fig = go.Figure()
     for c in np.unique(labels[ids]):
         m, name = labels[ids] == c, class_names[int(c)]
-        fig.add_trace(go.Scattergl(x=xy[m, 0], y=xy[m, 1], mode="markers", name=name, customdata=ids[m],
-                                   marker=dict(color=class_color(int(c)), size=4, opacity=0.75),
-                                   hovertemplate=f"{name}<br>{row_text} %{{customdata}}<extra></extra>"))
+        fig.add_trace(
+            go.Scattergl(
+                x=xy[m, 0],
+                y=xy[m, 1],
+                mode="markers",
+                name=name,
+                customdata=ids[m],
+                marker=dict(color=class_color(int(c)), size=4, opacity=0.75),
+                hovertemplate=f"{name}<br>{row_text} %{{customdata}}<extra></extra>",
+            )
+        )
     for name, xs, ys in overlays:
-        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name=name, line=dict(color=INK_COLOR, dash="dot", width=1),
-                                 hoverinfo="skip"))
-    fig.update_layout(title=title, xaxis_title=axes[0], yaxis_title=axes[1], height=height,
-                      legend=dict(itemsizing="constant"), margin=dict(t=50))
+        fig.add_trace(
+            go.Scatter(
+                x=xs,
+                y=ys,
+                mode="lines",
+                name=name,
+                line=dict(color=INK_COLOR, dash="dot", width=1),
+                hoverinfo="skip",
+            )
+        )
+    fig.update_layout(
+        title=title,
+        xaxis_title=axes[0],
+        yaxis_title=axes[1],
+        height=height,
+        legend=dict(itemsizing="constant"),
+        margin=dict(t=50),
+    )
     return fig.update_yaxes(scaleanchor="x") if equal_axes else fig
 
 
 def with_marker(fig: go.Figure, x: float, y: float, *, name: str, color: str = "#000000") -> go.Figure:
     """``fig`` with one large star marker at (x, y) on top (your image on a map); returns the same figure."""
-    fig.add_trace(go.Scatter(x=[x], y=[y], mode="markers", name=name, hovertext=[name], hoverinfo="text",
-                             marker=dict(symbol="star", size=22, color=color, line=dict(width=2, color="#ffffff"))))
+    fig.add_trace(
+        go.Scatter(
+            x=[x],
+            y=[y],
+            mode="markers",
+            name=name,
+            hovertext=[name],
+            hoverinfo="text",
+            marker=dict(symbol="star", size=22, color=color, line=dict(width=2, color="#ffffff")),
+        )
+    )
     return fig
 
 
-def mu_density_rows(centres, density: np.ndarray, prior_pdf, dim_labels: Sequence[str], *, prior_label: str, title: str,
-                    x_title: str, colorbar_title: str, hover_text: str = "density") -> go.Figure:
+def mu_density_rows(
+    centres,
+    density: np.ndarray,
+    prior_pdf,
+    dim_labels: Sequence[str],
+    *,
+    prior_label: str,
+    title: str,
+    x_title: str,
+    colorbar_title: str,
+    hover_text: str = "density",
+) -> go.Figure:
     """Density of each μ_j over the test set as one heatmap row per dimension (``density`` (z, bins) at bin ``centres``),
     under a top row with the prior N(0, 1)'s density ``prior_pdf`` at the same centres: a row that looks like the top one
     matches the prior. Colour from white (0) to the μ colour, saturating at twice the prior's peak (a switched-off
@@ -184,35 +414,85 @@ def mu_density_rows(centres, density: np.ndarray, prior_pdf, dim_labels: Sequenc
     rows = np.vstack([np.asarray(prior_pdf, dtype=np.float64)[None], np.asarray(density, dtype=np.float64)])
     labels = [prior_label, *dim_labels]
     cap = 2.0 * float(np.max(prior_pdf)) if len(prior_pdf) else 1.0
-    lines = [dict(type="line", x0=v, x1=v, y0=0, y1=1, yref="paper", line=dict(color=INK_COLOR, width=1, dash="dot"))
-             for v in (-2.0, -1.0, 1.0, 2.0)]
-    data = [dict(type="heatmap", x=np.asarray(centres), y=labels, z=rows, zmin=0.0, zmax=cap,
-                 colorscale=[[0, "#ffffff"], [1, MU_COLOR]], colorbar=dict(title=_title(colorbar_title)),
-                 hovertemplate=f"%{{y}}<br>μ = %{{x:.2f}}<br>{hover_text} %{{z:.3f}}<extra></extra>")]
-    return _fast(data, dict(title=_title(title), xaxis=dict(title=_title(x_title), zeroline=False),
-                            yaxis=dict(autorange="reversed", type="category"), shapes=lines,
-                            height=max(260, 22 * len(labels) + 140), margin=dict(t=50)))
+    lines = [
+        dict(
+            type="line", x0=v, x1=v, y0=0, y1=1, yref="paper", line=dict(color=INK_COLOR, width=1, dash="dot")
+        )
+        for v in (-2.0, -1.0, 1.0, 2.0)
+    ]
+    data = [
+        dict(
+            type="heatmap",
+            x=np.asarray(centres),
+            y=labels,
+            z=rows,
+            zmin=0.0,
+            zmax=cap,
+            colorscale=[[0, "#ffffff"], [1, MU_COLOR]],
+            colorbar=dict(title=_title(colorbar_title)),
+            hovertemplate=f"%{{y}}<br>μ = %{{x:.2f}}<br>{hover_text} %{{z:.3f}}<extra></extra>",
+        )
+    ]
+    return _fast(
+        data,
+        dict(
+            title=_title(title),
+            xaxis=dict(title=_title(x_title), zeroline=False),
+            yaxis=dict(autorange="reversed", type="category"),
+            shapes=lines,
+            height=max(260, 22 * len(labels) + 140),
+            margin=dict(t=50),
+        ),
+    )
 
 
-def pair_codes(xy: np.ndarray, ids: np.ndarray, labels: np.ndarray, class_names: Sequence[str], *, title: str,
-               axes: tuple[str, str], row_text: str, circles: Sequence[tuple[float, float, np.ndarray, np.ndarray]] = (),
-               circle_name: str = "") -> go.Figure:
+def pair_codes(
+    xy: np.ndarray,
+    ids: np.ndarray,
+    labels: np.ndarray,
+    class_names: Sequence[str],
+    *,
+    title: str,
+    axes: tuple[str, str],
+    row_text: str,
+    circles: Sequence[tuple[float, float, np.ndarray, np.ndarray]] = (),
+    circle_name: str = "",
+) -> go.Figure:
     """AE vs VAE: one model's codes (:func:`class_scatter`, 430 px); with ``circles`` (radius, prior mass inside, xs, ys),
     the prior's σ circles on equal axes, each named ``circle_name.format(r=radius, mass=mass)``."""
     rings = [(circle_name.format(r=r, mass=mass), xs, ys) for r, mass, xs, ys in circles]
-    return class_scatter(xy, ids, labels, class_names, title=title, axes=axes, row_text=row_text, height=430, overlays=rings,
-                         equal_axes=bool(rings))
+    return class_scatter(
+        xy,
+        ids,
+        labels,
+        class_names,
+        title=title,
+        axes=axes,
+        row_text=row_text,
+        height=430,
+        overlays=rings,
+        equal_axes=bool(rings),
+    )
 
 
-def path_norms(paths: Sequence[tuple[str, np.ndarray]], reference: float | None = None, *, reference_text: str = "",
-               title: str, x_title: str, y_title: str) -> go.Figure:
+def path_norms(
+    paths: Sequence[tuple[str, np.ndarray]],
+    reference: float | None = None,
+    *,
+    reference_text: str = "",
+    title: str,
+    x_title: str,
+    y_title: str,
+) -> go.Figure:
     """‖z‖ along interpolation paths (name, norms per step); optionally the prior's typical norm."""
     fig = go.Figure()
     for name, norms in paths:
         fig.add_scatter(x=list(range(len(norms))), y=list(norms), mode="lines+markers", name=name)
     if reference is not None:
         fig.add_hline(y=reference, line_dash="dot", annotation_text=reference_text)
-    return fig.update_layout(height=260, margin=dict(t=30, b=10), title=title, xaxis_title=x_title, yaxis_title=y_title)
+    return fig.update_layout(
+        height=260, margin=dict(t=30, b=10), title=title, xaxis_title=x_title, yaxis_title=y_title
+    )
 
 
 # ------------------------------------------------------------------ theory
@@ -222,14 +502,37 @@ def densities(z, traces: Sequence[tuple[str, np.ndarray, str]], *, x_title: str,
     return fig.update_layout(xaxis_title=x_title, yaxis_title=y_title, height=320)
 
 
-def discrete(outcomes: Sequence[str], p, q, info_p, h_p: float, *, panel_titles: tuple[str, str], p_name: str, q_name: str,
-             info_name: str, entropy_text: str, x_title: str, p_title: str, info_title: str) -> go.Figure:
+def discrete(
+    outcomes: Sequence[str],
+    p,
+    q,
+    info_p,
+    h_p: float,
+    *,
+    panel_titles: tuple[str, str],
+    p_name: str,
+    q_name: str,
+    info_name: str,
+    entropy_text: str,
+    x_title: str,
+    p_title: str,
+    info_title: str,
+) -> go.Figure:
     """Left: p and q as grouped bars; right: the information −log p of each outcome (inf: no bar) and H(p)."""
     fig = make_subplots(rows=1, cols=2, subplot_titles=panel_titles)
     fig.add_bar(x=list(outcomes), y=p, name=p_name, marker_color=P_COLOR, row=1, col=1)
     fig.add_bar(x=list(outcomes), y=q, name=q_name, marker_color=Q_COLOR, row=1, col=1)
     info = [None if np.isinf(v) else v for v in info_p]
-    fig.add_bar(x=list(outcomes), y=info, name=info_name, marker_color=P_COLOR, opacity=0.6, showlegend=False, row=1, col=2)
+    fig.add_bar(
+        x=list(outcomes),
+        y=info,
+        name=info_name,
+        marker_color=P_COLOR,
+        opacity=0.6,
+        showlegend=False,
+        row=1,
+        col=2,
+    )
     fig.add_hline(y=h_p, line_dash="dash", annotation_text=entropy_text, row=1, col=2)
     fig.update_xaxes(title_text=x_title)
     fig.update_yaxes(title_text=p_title, row=1, col=1)
@@ -237,46 +540,117 @@ def discrete(outcomes: Sequence[str], p, q, info_p, h_p: float, *, panel_titles:
     return fig.update_layout(barmode="group", height=340)
 
 
-def fit_animation(z, posterior, frames: Sequence[tuple[str, np.ndarray, str]], y_max: float, *, posterior_name: str,
-                  q_name: str, play: str, pause: str, step_prefix: str, x_title: str, y_title: str) -> go.Figure:
+def fit_animation(
+    z,
+    posterior,
+    frames: Sequence[tuple[str, np.ndarray, str]],
+    y_max: float,
+    *,
+    posterior_name: str,
+    q_name: str,
+    play: str,
+    pause: str,
+    step_prefix: str,
+    x_title: str,
+    y_title: str,
+) -> go.Figure:
     """The posterior fixed and q moving: ``frames`` are (label, q over z, title), played by buttons
     and a slider in the browser (the script never waits on it)."""
+
     def q_at(y) -> go.Scatter:
         return go.Scatter(x=z, y=y, name=q_name, line=dict(color=Q_COLOR))
 
-    fig = go.Figure([go.Scatter(x=z, y=posterior, name=posterior_name, line=dict(color=P_COLOR)), q_at(frames[0][1])],
-                    frames=[go.Frame(data=[q_at(y)], traces=[1], name=n, layout=go.Layout(title=t)) for n, y, t in frames])
+    fig = go.Figure(
+        [go.Scatter(x=z, y=posterior, name=posterior_name, line=dict(color=P_COLOR)), q_at(frames[0][1])],
+        frames=[
+            go.Frame(data=[q_at(y)], traces=[1], name=n, layout=go.Layout(title=t)) for n, y, t in frames
+        ],
+    )
     still = dict(mode="immediate", frame=dict(duration=0, redraw=False))
     go_on = dict(frame=dict(duration=80, redraw=False), fromcurrent=True)
     return fig.update_layout(
-        title=frames[0][2], xaxis_title=x_title, yaxis_title=y_title, height=400, yaxis_range=[0, y_max],
-        updatemenus=[dict(type="buttons", x=0, y=-0.3, xanchor="left", direction="left", buttons=[
-            dict(label=play, method="animate", args=[None, go_on]), dict(label=pause, method="animate", args=[[None], still])])],
-        sliders=[dict(x=0.25, len=0.75, y=-0.2, currentvalue=dict(prefix=step_prefix), steps=[
-            dict(label=n, method="animate", args=[[n], still]) for n, _, _ in frames])],
+        title=frames[0][2],
+        xaxis_title=x_title,
+        yaxis_title=y_title,
+        height=400,
+        yaxis_range=[0, y_max],
+        updatemenus=[
+            dict(
+                type="buttons",
+                x=0,
+                y=-0.3,
+                xanchor="left",
+                direction="left",
+                buttons=[
+                    dict(label=play, method="animate", args=[None, go_on]),
+                    dict(label=pause, method="animate", args=[[None], still]),
+                ],
+            )
+        ],
+        sliders=[
+            dict(
+                x=0.25,
+                len=0.75,
+                y=-0.2,
+                currentvalue=dict(prefix=step_prefix),
+                steps=[dict(label=n, method="animate", args=[[n], still]) for n, _, _ in frames],
+            )
+        ],
     )
 
 
-def sgd_curve(elbo, estimate, log_px: float, *, elbo_name: str, estimate_name: str, log_px_text: str, x_title: str,
-              y_title: str) -> go.Figure:
+def sgd_curve(
+    elbo,
+    estimate,
+    log_px: float,
+    *,
+    elbo_name: str,
+    estimate_name: str,
+    log_px_text: str,
+    x_title: str,
+    y_title: str,
+) -> go.Figure:
     """The exact ELBO at each SGD step, the noisy estimate each step used (from step 1), and log p(x)."""
-    fig = go.Figure([go.Scatter(y=elbo, name=elbo_name, line=dict(color=Q_COLOR)),
-                     go.Scatter(x=np.arange(1, len(estimate) + 1), y=estimate, name=estimate_name,
-                                line=dict(color=Q_COLOR, width=1), opacity=0.35)])
+    fig = go.Figure(
+        [
+            go.Scatter(y=elbo, name=elbo_name, line=dict(color=Q_COLOR)),
+            go.Scatter(
+                x=np.arange(1, len(estimate) + 1),
+                y=estimate,
+                name=estimate_name,
+                line=dict(color=Q_COLOR, width=1),
+                opacity=0.35,
+            ),
+        ]
+    )
     fig.add_hline(y=log_px, line_dash="dash", line_color=P_COLOR, annotation_text=log_px_text)
     return fig.update_layout(xaxis_title=x_title, yaxis_title=y_title, height=340)
 
 
-def elbo_landscape(mus, log_sigmas, elbo: np.ndarray, path_mu, path_log_sigma, *, path_name: str, colorbar_title: str,
-                   title: str, x_title: str, y_title: str) -> go.Figure:
+def elbo_landscape(
+    mus,
+    log_sigmas,
+    elbo: np.ndarray,
+    path_mu,
+    path_log_sigma,
+    *,
+    path_name: str,
+    colorbar_title: str,
+    title: str,
+    x_title: str,
+    y_title: str,
+) -> go.Figure:
     """Contours of the ELBO over (μ, log σ) (``elbo`` (len(log_sigmas), len(mus))) with the SGD path."""
     path = go.Scatter(x=path_mu, y=path_log_sigma, mode="lines", name=path_name, line=dict(color="white"))
     fig = go.Figure([go.Contour(x=mus, y=log_sigmas, z=elbo, colorbar=dict(title=colorbar_title)), path])
-    return fig.update_layout(title=title, height=340, showlegend=False, xaxis_title=x_title, yaxis_title=y_title)
+    return fig.update_layout(
+        title=title, height=340, showlegend=False, xaxis_title=x_title, yaxis_title=y_title
+    )
 
 
-def gradient_histograms(reparam, score, exact: float, *, names: tuple[str, str], exact_text: str, x_title: str,
-                        y_title: str) -> go.Figure:
+def gradient_histograms(
+    reparam, score, exact: float, *, names: tuple[str, str], exact_text: str, x_title: str, y_title: str
+) -> go.Figure:
     """Histograms of one-sample gradient estimates, reparameterized (left) and score function (right)."""
     fig = make_subplots(rows=1, cols=2, subplot_titles=names)
     fig.add_histogram(x=reparam, nbinsx=60, marker_color=Q_COLOR, name=names[0], row=1, col=1)
@@ -288,14 +662,27 @@ def gradient_histograms(reparam, score, exact: float, *, names: tuple[str, str],
     return fig.update_layout(height=340, showlegend=False)
 
 
-def family_fits(z, posterior, fits: Sequence[tuple[str, str, np.ndarray]], *, posterior_name: str, x_title: str,
-                y_title: str) -> go.Figure:
+def family_fits(
+    z,
+    posterior,
+    fits: Sequence[tuple[str, str, np.ndarray]],
+    *,
+    posterior_name: str,
+    x_title: str,
+    y_title: str,
+) -> go.Figure:
     """The true posterior p(z|x) on ``z`` and the best q of each family: ``fits`` are (family key, name, pdf on z);
     each family keeps its colour (lab_pages.style.FAMILY_COLORS), the posterior is a thick line under them."""
-    fig = go.Figure(go.Scatter(x=z, y=posterior, name=posterior_name, line=dict(color=P_COLOR, width=4), opacity=0.5))
+    fig = go.Figure(
+        go.Scatter(x=z, y=posterior, name=posterior_name, line=dict(color=P_COLOR, width=4), opacity=0.5)
+    )
     for family, name, pdf in fits:
-        fig.add_scatter(x=z, y=pdf, name=name, line=dict(color=FAMILY_COLORS.get(family, INK_COLOR), dash="dash"))
-    return fig.update_layout(xaxis_title=x_title, yaxis_title=y_title, height=360, legend=dict(orientation="h", y=-0.25))
+        fig.add_scatter(
+            x=z, y=pdf, name=name, line=dict(color=FAMILY_COLORS.get(family, INK_COLOR), dash="dash")
+        )
+    return fig.update_layout(
+        xaxis_title=x_title, yaxis_title=y_title, height=360, legend=dict(orientation="h", y=-0.25)
+    )
 
 
 # ---- pitfalls
@@ -304,49 +691,121 @@ from lab_pages.style import CORRECT_COLOR, MISTAKEN_COLOR  # noqa: E402 - this s
 PAIR_COLORS = (CORRECT_COLOR, MISTAKEN_COLOR)
 
 
-def pair_bars(categories: Sequence[str], correct, mistaken, *, names: tuple[str, str], title: str, x_title: str,
-              y_title: str, reference: float | None = None, reference_text: str = "", log_y: bool = False) -> go.Figure:
+def pair_bars(
+    categories: Sequence[str],
+    correct,
+    mistaken,
+    *,
+    names: tuple[str, str],
+    title: str,
+    x_title: str,
+    y_title: str,
+    reference: float | None = None,
+    reference_text: str = "",
+    log_y: bool = False,
+) -> go.Figure:
     """One value per category for the correct run and the mistaken one, as grouped bars (Pitfalls page):
     KL per latent dimension, gradient norms per parameter, z's moments; ``reference`` is a dotted line."""
-    data = [dict(type="bar", x=list(categories), y=list(v), name=n, marker=dict(color=c))
-            for v, n, c in zip((correct, mistaken), names, PAIR_COLORS)]
-    fig = _fast(data, dict(title=_title(title), barmode="group", height=320, margin=dict(t=40, b=10),
-                           xaxis=dict(title=_title(x_title)), yaxis=dict(title=_title(y_title), type="log" if log_y else "linear"),
-                           legend=dict(orientation="h", yanchor="bottom", y=1.0, x=1.0, xanchor="right")))
+    data = [
+        dict(type="bar", x=list(categories), y=list(v), name=n, marker=dict(color=c))
+        for v, n, c in zip((correct, mistaken), names, PAIR_COLORS)
+    ]
+    fig = _fast(
+        data,
+        dict(
+            title=_title(title),
+            barmode="group",
+            height=320,
+            margin=dict(t=40, b=10),
+            xaxis=dict(title=_title(x_title)),
+            yaxis=dict(title=_title(y_title), type="log" if log_y else "linear"),
+            legend=dict(orientation="h", yanchor="bottom", y=1.0, x=1.0, xanchor="right"),
+        ),
+    )
     if reference is not None:
         fig.add_hline(y=reference, line=dict(color=GUIDE_COLOR, dash="dot"), annotation_text=reference_text)
     return fig
 
 
-def pair_curves(step_correct, correct, step_mistaken, mistaken, *, names: tuple[str, str], title: str, x_title: str,
-                y_title: str) -> go.Figure:
+def pair_curves(
+    step_correct,
+    correct,
+    step_mistaken,
+    mistaken,
+    *,
+    names: tuple[str, str],
+    title: str,
+    x_title: str,
+    y_title: str,
+) -> go.Figure:
     """What each run of a pair reported over training (its own objective), correct and mistaken."""
-    data = [dict(type="scatter", x=list(s), y=list(v), name=n, mode="lines", line=dict(color=c))
-            for s, v, n, c in zip((step_correct, step_mistaken), (correct, mistaken), names, PAIR_COLORS)]
-    return _fast(data, dict(title=_title(title), height=320, margin=dict(t=40, b=10), xaxis=dict(title=_title(x_title)),
-                            yaxis=dict(title=_title(y_title)),
-                            legend=dict(orientation="h", yanchor="bottom", y=1.0, x=1.0, xanchor="right")))
+    data = [
+        dict(type="scatter", x=list(s), y=list(v), name=n, mode="lines", line=dict(color=c))
+        for s, v, n, c in zip((step_correct, step_mistaken), (correct, mistaken), names, PAIR_COLORS)
+    ]
+    return _fast(
+        data,
+        dict(
+            title=_title(title),
+            height=320,
+            margin=dict(t=40, b=10),
+            xaxis=dict(title=_title(x_title)),
+            yaxis=dict(title=_title(y_title)),
+            legend=dict(orientation="h", yanchor="bottom", y=1.0, x=1.0, xanchor="right"),
+        ),
+    )
 
 
-def likelihood_gaps(bce_grey, cb_grey, bce_binarized, d_log2: float, *, names: tuple[str, str, str, str], x_title: str,
-                    y_title: str) -> go.Figure:
+def likelihood_gaps(
+    bce_grey,
+    cb_grey,
+    bce_binarized,
+    d_log2: float,
+    *,
+    names: tuple[str, str, str, str],
+    x_title: str,
+    y_title: str,
+) -> go.Figure:
     """Per image: −BCE on grey pixels, the continuous-Bernoulli log-likelihood of the same images, and −BCE on
     binarized ones; a dotted line at −BCE + D log 2, the least the normaliser adds (``names`` in that order)."""
     idx = list(range(len(bce_grey)))
     bound = (np.asarray(bce_grey, dtype=float) + d_log2).tolist()
-    data = [dict(type="scatter", x=idx, y=list(v), name=n, mode="markers", marker=dict(color=c, size=7))
-            for v, n, c in zip((bce_grey, cb_grey, bce_binarized), names, (MISTAKEN_COLOR, CORRECT_COLOR, INK_COLOR))]
-    data.append(dict(type="scatter", x=idx, y=bound, name=names[3], mode="lines", line=dict(color=GUIDE_COLOR, dash="dot")))
-    return _fast(data, dict(height=340, margin=dict(t=10, b=10), xaxis=dict(title=_title(x_title)),
-                            yaxis=dict(title=_title(y_title)), legend=dict(orientation="h", yanchor="top", y=-0.2)))
+    data = [
+        dict(type="scatter", x=idx, y=list(v), name=n, mode="markers", marker=dict(color=c, size=7))
+        for v, n, c in zip(
+            (bce_grey, cb_grey, bce_binarized), names, (MISTAKEN_COLOR, CORRECT_COLOR, INK_COLOR)
+        )
+    ]
+    data.append(
+        dict(
+            type="scatter",
+            x=idx,
+            y=bound,
+            name=names[3],
+            mode="lines",
+            line=dict(color=GUIDE_COLOR, dash="dot"),
+        )
+    )
+    return _fast(
+        data,
+        dict(
+            height=340,
+            margin=dict(t=10, b=10),
+            xaxis=dict(title=_title(x_title)),
+            yaxis=dict(title=_title(y_title)),
+            legend=dict(orientation="h", yanchor="top", y=-0.2),
+        ),
+    )
 
 
 # ------------------------------------------------------------------ live (static SVG) charts
 # While a model trains, the Train page shows loss_stack and kl_heatmap as small static SVG documents built
 # here (an <img> the browser draws in milliseconds) instead of Plotly figures (~0.45 of a core, redrawn
 # every second). Same pictures, same colours; no interaction. Coordinates are pixels to 0.1.
-_FONT = ("system-ui, -apple-system, 'Segoe UI', Roboto, 'Noto Sans', 'Noto Sans CJK SC', 'PingFang SC', "
-         "'Microsoft YaHei', sans-serif")  # ends in a generic family: every browser finds CJK glyphs
+_FONT = (
+    "system-ui, -apple-system, 'Segoe UI', Roboto, 'Noto Sans', 'Noto Sans CJK SC', 'PingFang SC', "
+    "'Microsoft YaHei', sans-serif"
+)  # ends in a generic family: every browser finds CJK glyphs
 _TEXT, _AXIS, _GRID = "#444444", "#9a9a9a", "#e8e8e8"
 _FS, _TS = 12, 11  # font size of titles and legend, of tick labels
 _MAX_COLUMNS = 300  # the heatmap's PNG: at most this many columns (steps averaged in bins beyond)
@@ -413,7 +872,7 @@ def _ticks(lo: float, hi: float, *, extend: bool) -> tuple[float, float, list[fl
     best = None
     for k in range(k0, k0 + 4):
         for m in (1.0, 2.0, 2.5, 5.0):
-            s = m * 10.0 ** k
+            s = m * 10.0**k
             if extend:
                 a, b = math.floor(lo / s + 1e-9), math.ceil(hi / s - 1e-9)
             else:
@@ -450,7 +909,9 @@ def _path_d(runs: Sequence[tuple[np.ndarray, np.ndarray]], close: bool = False) 
         if len(tx) == 1:
             out.append(head + "m-2 0a2 2 0 1 0 4 0a2 2 0 1 0-4 0")
             continue
-        body = " ".join(f"{_n(a / 10)} {_n(b / 10)}" for a, b in zip(np.diff(tx).tolist(), np.diff(ty).tolist()))
+        body = " ".join(
+            f"{_n(a / 10)} {_n(b / 10)}" for a, b in zip(np.diff(tx).tolist(), np.diff(ty).tolist())
+        )
         out.append((head + "l" + body + ("z" if close else "")).replace(" -", "-"))
     return "".join(out)
 
@@ -465,57 +926,77 @@ def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
 def _svg(width: int, height: int, body: Sequence[str]) -> str:
     """A standalone SVG document ``width`` × ``height`` px on white, text in the lab's font."""
     w, h = int(width), int(height)
-    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" '
-            f'font-family="{_FONT}" font-size="{_FS}" fill="{_TEXT}">'
-            f'<rect width="{w}" height="{h}" fill="#ffffff"/>' + "".join(body) + "</svg>")
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" '
+        f'font-family="{_FONT}" font-size="{_FS}" fill="{_TEXT}">'
+        f'<rect width="{w}" height="{h}" fill="#ffffff"/>' + "".join(body) + "</svg>"
+    )
 
 
-def _x_axis(sx: _Lin, ticks: Sequence[float], labels: Sequence[str], y: float, grid_top: float | None) -> list[str]:
+def _x_axis(
+    sx: _Lin, ticks: Sequence[float], labels: Sequence[str], y: float, grid_top: float | None
+) -> list[str]:
     """Tick marks and labels under the plot's bottom edge ``y``; grid lines up to ``grid_top`` (None: none)."""
     out = [f'<g class="x-ticks" text-anchor="middle" font-size="{_TS}">']
     for t, lab in zip(ticks, labels):
         x = _n(sx(t))
         if grid_top is not None:
             out.append(f'<path d="M{x} {_n(grid_top)}V{_n(y)}" stroke="{_GRID}"/>')
-        out.append(f'<path d="M{x} {_n(y)}v4" stroke="{_AXIS}"/><text x="{x}" y="{_n(y + 5 + _TS)}">{_esc(lab)}</text>')
+        out.append(
+            f'<path d="M{x} {_n(y)}v4" stroke="{_AXIS}"/><text x="{x}" y="{_n(y + 5 + _TS)}">{_esc(lab)}</text>'
+        )
     return out + ["</g>"]
 
 
-def _y_axis(ys: Sequence[float], labels: Sequence[str], x: float, grid_right: float | None, cls: str = "y-ticks") -> list[str]:
+def _y_axis(
+    ys: Sequence[float], labels: Sequence[str], x: float, grid_right: float | None, cls: str = "y-ticks"
+) -> list[str]:
     """Tick marks and labels left of the plot's left edge ``x`` at pixel heights ``ys``; grid lines to ``grid_right``."""
     out = [f'<g class="{cls}" text-anchor="end" font-size="{_TS}">']
     for y, lab in zip(ys, labels):
         py = _n(y)
         if grid_right is not None:
             out.append(f'<path d="M{_n(x)} {py}H{_n(grid_right)}" stroke="{_GRID}"/>')
-        out.append(f'<path d="M{_n(x)} {py}h-4" stroke="{_AXIS}"/>'
-                   f'<text x="{_n(x - 6)}" y="{_n(y + _TS * 0.35)}">{_esc(lab)}</text>')
+        out.append(
+            f'<path d="M{_n(x)} {py}h-4" stroke="{_AXIS}"/>'
+            f'<text x="{_n(x - 6)}" y="{_n(y + _TS * 0.35)}">{_esc(lab)}</text>'
+        )
     return out + ["</g>"]
 
 
-def _axis_titles(box: tuple[float, float, float, float], x_title: str, y_title: str, x_base: float, y_left: float) -> list[str]:
+def _axis_titles(
+    box: tuple[float, float, float, float], x_title: str, y_title: str, x_base: float, y_left: float
+) -> list[str]:
     """The x title centred under the plot ``box`` (x0, y0, x1, y1) at baseline ``x_base``, the y title rotated,
     centred beside it, its baseline at ``y_left``; each shrunk or cut to fit."""
     x0, y0, x1, y1 = box
     cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
     size = max(9.0, min(_FS, (y1 - y0) / max(1e-9, _text_w(y_title, 1.0))))
-    return [f'<text class="x-title" x="{_n(cx)}" y="{_n(x_base)}" text-anchor="middle">{_esc(_fit(x_title, _FS, x1 - x0))}</text>',
-            (f'<text class="y-title" x="{_n(y_left)}" y="{_n(cy)}" text-anchor="middle" font-size="{_n(size)}" '
-             f'transform="rotate(-90 {_n(y_left)} {_n(cy)})">{_esc(_fit(y_title, size, y1 - y0))}</text>')]
+    return [
+        f'<text class="x-title" x="{_n(cx)}" y="{_n(x_base)}" text-anchor="middle">{_esc(_fit(x_title, _FS, x1 - x0))}</text>',
+        (
+            f'<text class="y-title" x="{_n(y_left)}" y="{_n(cy)}" text-anchor="middle" font-size="{_n(size)}" '
+            f'transform="rotate(-90 {_n(y_left)} {_n(cy)})">{_esc(_fit(y_title, size, y1 - y0))}</text>'
+        ),
+    ]
 
 
 def _swatch(kind: str, color: str, x: float, y: float) -> str:
     """A legend swatch 18 px wide, centred on height ``y``: a filled area, a line, a dotted line or a diamond."""
     if kind == "area":
-        return (f'<rect x="{_n(x)}" y="{_n(y - 5)}" width="18" height="10" fill="{color}" fill-opacity="0.5" '
-                f'stroke="{color}"/>')
+        return (
+            f'<rect x="{_n(x)}" y="{_n(y - 5)}" width="18" height="10" fill="{color}" fill-opacity="0.5" '
+            f'stroke="{color}"/>'
+        )
     if kind == "diamond":
         return f'<path d="M{_n(x + 9)} {_n(y - 5)}l5 5-5 5-5-5z" fill="{color}"/>'
     dash = ' stroke-dasharray="2 3"' if kind == "dotted" else ""
     return f'<path d="M{_n(x)} {_n(y)}h18" stroke="{color}" stroke-width="2"{dash}/>'
 
 
-def _legend_rows(entries: Sequence[tuple[str, str, str]], room: float) -> list[list[tuple[str, str, str, float]]]:
+def _legend_rows(
+    entries: Sequence[tuple[str, str, str]], room: float
+) -> list[list[tuple[str, str, str, float]]]:
     """Legend entries (kind, colour, name) wrapped into rows of at most ``room`` px: (kind, colour, name, width)."""
     rows: list[list[tuple[str, str, str, float]]] = [[]]
     used = 0.0
@@ -536,14 +1017,30 @@ def _legend(rows: Sequence[Sequence[tuple[str, str, str, float]]], x0: float, y0
     for i, row in enumerate(rows):
         x, y = x0, y0 + 9 + 18 * i
         for kind, color, name, w in row:
-            out.append(f'<g>{_swatch(kind, color, x, y)}<text x="{_n(x + 24)}" y="{_n(y + _FS * 0.35)}">{_esc(name)}</text></g>')
+            out.append(
+                f'<g>{_swatch(kind, color, x, y)}<text x="{_n(x + 24)}" y="{_n(y + _FS * 0.35)}">{_esc(name)}</text></g>'
+            )
             x += w
     return out + ["</g>"]
 
 
-def loss_stack_svg(step, recon_cost, kl=None, objective=None, eval_step=(), eval_value=(), *, recon_name: str,
-                   kl_name: str = "", objective_name: str = "", eval_name: str = "", x_title: str, y_title: str,
-                   width: int = 720, height: int = 380) -> str:
+def loss_stack_svg(
+    step,
+    recon_cost,
+    kl=None,
+    objective=None,
+    eval_step=(),
+    eval_value=(),
+    *,
+    recon_name: str,
+    kl_name: str = "",
+    objective_name: str = "",
+    eval_name: str = "",
+    x_title: str,
+    y_title: str,
+    width: int = 720,
+    height: int = 380,
+) -> str:
     """:func:`loss_stack` as a standalone SVG document (a str), for the Train page while it trains.
 
     Values are nats per image, one per entry of ``step``. With ``kl`` (a VAE) reconstruction and KL are two
@@ -568,7 +1065,9 @@ def loss_stack_svg(step, recon_cost, kl=None, objective=None, eval_step=(), eval
 
     # ranges: y from min(0, data) over everything drawn (to 0 at least where areas fill to 0), a little
     # headroom; x over the steps
-    drawn = np.concatenate([r[ok_r], top[ok_top], ev] + ([o[np.isfinite(x) & np.isfinite(o)]] if o is not None else []))
+    drawn = np.concatenate(
+        [r[ok_r], top[ok_top], ev] + ([o[np.isfinite(x) & np.isfinite(o)]] if o is not None else [])
+    )
     lo = min(0.0, float(drawn.min())) if drawn.size else 0.0
     hi = float(drawn.max()) if drawn.size else 1.0
     hi = max(hi, 0.0) if vae else hi
@@ -576,8 +1075,9 @@ def loss_stack_svg(step, recon_cost, kl=None, objective=None, eval_step=(), eval
     pad = 0.02 * (hi - lo)
     y0, y1, yt, ystep = _ticks(lo - (pad if lo < 0 else 0.0), hi + pad, extend=True)
     xs_all = np.concatenate([x[np.isfinite(x)], ex])
-    x0, x1, xt, xstep = _ticks(float(xs_all.min()) if xs_all.size else 0.0, float(xs_all.max()) if xs_all.size else 1.0,
-                               extend=False)
+    x0, x1, xt, xstep = _ticks(
+        float(xs_all.min()) if xs_all.size else 0.0, float(xs_all.max()) if xs_all.size else 1.0, extend=False
+    )
     ylab, xlab = _tick_labels(yt, ystep), _tick_labels(xt, xstep)
 
     # legend: one entry per drawn series
@@ -598,7 +1098,9 @@ def loss_stack_svg(step, recon_cost, kl=None, objective=None, eval_step=(), eval
     py0, py1 = 10.0, max(30.0, height - bottom)
     sx, sy = _Lin(x0, x1, px0, px1), _Lin(y0, y1, py1, py0)
 
-    body = [f'<rect class="plot" x="{_n(px0)}" y="{_n(py0)}" width="{_n(px1 - px0)}" height="{_n(py1 - py0)}" fill="#ffffff"/>']
+    body = [
+        f'<rect class="plot" x="{_n(px0)}" y="{_n(py0)}" width="{_n(px1 - px0)}" height="{_n(py1 - py0)}" fill="#ffffff"/>'
+    ]
     body += _y_axis([sy(t) for t in yt], ylab, px0, px1)
     body += _x_axis(sx, xt, xlab, py1, py0)
     if y0 < 0 < y1:
@@ -610,22 +1112,44 @@ def loss_stack_svg(step, recon_cost, kl=None, objective=None, eval_step=(), eval
         return [(sx(x[a:b]), sy(ys[a:b])) for a, b in _runs(ok)]
 
     def line(cls, color, d, dash=""):
-        return (f'<path class="{cls}" d="{d}" fill="none" stroke="{color}" stroke-width="1.5" stroke-linejoin="round" '
-                f'stroke-linecap="round"{dash}/>')
+        return (
+            f'<path class="{cls}" d="{d}" fill="none" stroke="{color}" stroke-width="1.5" stroke-linejoin="round" '
+            f'stroke-linecap="round"{dash}/>'
+        )
 
     if vae:
         areas = [(np.r_[px, px[-1], px[0]], np.r_[py, base, base]) for px, py in edge(ok_r, r) if len(px) > 1]
-        body.append(f'<path class="recon area" d="{_path_d(areas, close=True)}" fill="{RECON_COLOR}" fill-opacity="0.5"/>')
-        areas = [(sx(np.r_[x[a:b], x[a:b][::-1]]), sy(np.r_[top[a:b], r[a:b][::-1]])) for a, b in _runs(ok_top) if b - a > 1]
-        body.append(f'<path class="kl area" d="{_path_d(areas, close=True)}" fill="{KL_COLOR}" fill-opacity="0.5"/>')
+        body.append(
+            f'<path class="recon area" d="{_path_d(areas, close=True)}" fill="{RECON_COLOR}" fill-opacity="0.5"/>'
+        )
+        areas = [
+            (sx(np.r_[x[a:b], x[a:b][::-1]]), sy(np.r_[top[a:b], r[a:b][::-1]]))
+            for a, b in _runs(ok_top)
+            if b - a > 1
+        ]
+        body.append(
+            f'<path class="kl area" d="{_path_d(areas, close=True)}" fill="{KL_COLOR}" fill-opacity="0.5"/>'
+        )
     body.append(line("recon line", RECON_COLOR, _path_d(edge(ok_r, r))))
     if vae:
         body.append(line("kl line", KL_COLOR, _path_d(edge(ok_top, top))))
     if o is not None:
-        body.append(line("objective", GUIDE_COLOR, _path_d(edge(np.isfinite(x) & np.isfinite(o), o)), ' stroke-dasharray="2 4"'))
+        body.append(
+            line(
+                "objective",
+                GUIDE_COLOR,
+                _path_d(edge(np.isfinite(x) & np.isfinite(o), o)),
+                ' stroke-dasharray="2 4"',
+            )
+        )
     if ex.size:
-        body.append(f'<g class="eval" fill="{ELBO_COLOR if vae else RECON_COLOR}" stroke="#ffffff" stroke-width="0.8">')
-        body += [f'<path d="M{_n(a)} {_n(b - 5.5)}l5.5 5.5-5.5 5.5-5.5-5.5z"/>' for a, b in zip(sx(ex).tolist(), sy(ev).tolist())]
+        body.append(
+            f'<g class="eval" fill="{ELBO_COLOR if vae else RECON_COLOR}" stroke="#ffffff" stroke-width="0.8">'
+        )
+        body += [
+            f'<path d="M{_n(a)} {_n(b - 5.5)}l5.5 5.5-5.5 5.5-5.5-5.5z"/>'
+            for a, b in zip(sx(ex).tolist(), sy(ev).tolist())
+        ]
         body.append("</g>")
     x_base = py1 + 4 + _TS + 8 + _FS
     body += _axis_titles((px0, py0, px1, py1), x_title, y_title, x_base, 8 + _FS * 0.8)
@@ -644,7 +1168,7 @@ def png_data_uri(img: Image.Image, **save_options) -> str:
 def _ramp_png(t: np.ndarray, color: str) -> str:
     """``t`` (h, w) in 0..1 (NaN: transparent) as a data: URI of a palette PNG, white (0) to ``color`` (1):
     255 levels and one transparent entry, a byte a cell."""
-    white, hot = np.full(3, 255.0), np.array([int(color[i:i + 2], 16) for i in (1, 3, 5)], dtype=float)
+    white, hot = np.full(3, 255.0), np.array([int(color[i : i + 2], 16) for i in (1, 3, 5)], dtype=float)
     palette = np.rint(white + np.linspace(0.0, 1.0, 255)[:, None] * (hot - white)).astype(np.uint8)
     idx = np.where(np.isfinite(t), np.rint(np.clip(np.nan_to_num(t), 0.0, 1.0) * 254), 255).astype(np.uint8)
     img = Image.frombytes("P", (idx.shape[1], idx.shape[0]), np.ascontiguousarray(idx).tobytes())
@@ -652,8 +1176,17 @@ def _ramp_png(t: np.ndarray, color: str) -> str:
     return png_data_uri(img, optimize=True, **({"transparency": 255} if (idx == 255).any() else {}))
 
 
-def kl_heatmap_svg(step, kl_per_dim, dim_labels, *, x_title: str, y_title: str, colorbar_title: str, width: int = 480,
-                   height: int = 380) -> str:
+def kl_heatmap_svg(
+    step,
+    kl_per_dim,
+    dim_labels,
+    *,
+    x_title: str,
+    y_title: str,
+    colorbar_title: str,
+    width: int = 480,
+    height: int = 380,
+) -> str:
     """:func:`kl_heatmap` as a standalone SVG document (a str), for the Train page while it trains.
 
     ``kl_per_dim`` (steps, z) in nats per image, ``step`` its training steps: one row per latent dimension,
@@ -701,34 +1234,46 @@ def kl_heatmap_svg(step, kl_per_dim, dim_labels, *, x_title: str, y_title: str, 
     row_h = (py1 - py0) / max(z, 1)
     every = max(1, math.ceil((_TS + 2) / row_h))  # thin the row labels out where rows are lower than a label
 
-    body = [f'<rect class="plot" x="{_n(px0)}" y="{_n(py0)}" width="{_n(px1 - px0)}" height="{_n(py1 - py0)}" fill="#ffffff"/>']
+    body = [
+        f'<rect class="plot" x="{_n(px0)}" y="{_n(py0)}" width="{_n(px1 - px0)}" height="{_n(py1 - py0)}" fill="#ffffff"/>'
+    ]
     if v.size:
         ix0, ix1 = sx(xlo), sx(xhi)
         href = _ramp_png((v / vmax).T[::-1], KL_COLOR)  # (z, columns), dimension 1 at the bottom
-        body.append(f'<image class="cells" x="{_n(ix0)}" y="{_n(py0)}" width="{_n(ix1 - ix0)}" height="{_n(py1 - py0)}" '
-                    f'preserveAspectRatio="none" style="image-rendering:pixelated" href="{href}"/>')
+        body.append(
+            f'<image class="cells" x="{_n(ix0)}" y="{_n(py0)}" width="{_n(ix1 - ix0)}" height="{_n(py1 - py0)}" '
+            f'preserveAspectRatio="none" style="image-rendering:pixelated" href="{href}"/>'
+        )
     rows = list(range(0, z, every))
     body += _y_axis([py1 - (j + 0.5) * row_h for j in rows], [labels[j] for j in rows], px0, None)
     body += _x_axis(sx, xt, xlab, py1, None)
-    body.append(f'<rect x="{_n(px0)}" y="{_n(py0)}" width="{_n(px1 - px0)}" height="{_n(py1 - py0)}" fill="none" '
-                f'stroke="{_AXIS}"/>')
+    body.append(
+        f'<rect x="{_n(px0)}" y="{_n(py0)}" width="{_n(px1 - px0)}" height="{_n(py1 - py0)}" fill="none" '
+        f'stroke="{_AXIS}"/>'
+    )
 
     # the colour bar: a gradient from white (0 nats) to the KL colour (the largest value), its ticks and title
     bx = px1 + 14
     sc = _Lin(0.0, vmax, py1, py0)
-    body.append(f'<defs><linearGradient id="kl-scale" x1="0" y1="1" x2="0" y2="0"><stop offset="0" stop-color="#ffffff"/>'
-                f'<stop offset="1" stop-color="{KL_COLOR}"/></linearGradient></defs>'
-                f'<rect class="colorbar" x="{_n(bx)}" y="{_n(py0)}" width="{bar_w}" height="{_n(py1 - py0)}" '
-                f'fill="url(#kl-scale)" stroke="{_AXIS}"/>')
+    body.append(
+        f'<defs><linearGradient id="kl-scale" x1="0" y1="1" x2="0" y2="0"><stop offset="0" stop-color="#ffffff"/>'
+        f'<stop offset="1" stop-color="{KL_COLOR}"/></linearGradient></defs>'
+        f'<rect class="colorbar" x="{_n(bx)}" y="{_n(py0)}" width="{bar_w}" height="{_n(py1 - py0)}" '
+        f'fill="url(#kl-scale)" stroke="{_AXIS}"/>'
+    )
     body.append(f'<g class="c-ticks" font-size="{_TS}">')
     for tv, lab in zip(ct, clab):
         cy = sc(tv)
-        body.append(f'<path d="M{_n(bx + bar_w)} {_n(cy)}h4" stroke="{_AXIS}"/>'
-                    f'<text x="{_n(bx + bar_w + 6)}" y="{_n(cy + _TS * 0.35)}">{_esc(lab)}</text>')
+        body.append(
+            f'<path d="M{_n(bx + bar_w)} {_n(cy)}h4" stroke="{_AXIS}"/>'
+            f'<text x="{_n(bx + bar_w + 6)}" y="{_n(cy + _TS * 0.35)}">{_esc(lab)}</text>'
+        )
     body.append("</g>")
     title = _fit(colorbar_title, _FS, width - 8 - px0)
     tw = _text_w(title, _FS)
     tx, anchor = (bx, "start") if bx + tw <= width - 4 else (width - 4, "end")
-    body.append(f'<text class="c-title" x="{_n(tx)}" y="{_n(py0 - 9)}" text-anchor="{anchor}">{_esc(title)}</text>')
+    body.append(
+        f'<text class="c-title" x="{_n(tx)}" y="{_n(py0 - 9)}" text-anchor="{anchor}">{_esc(title)}</text>'
+    )
     body += _axis_titles((px0, py0, px1, py1), x_title, y_title, py1 + 4 + _TS + 8 + _FS, 8 + _FS * 0.8)
     return _svg(width, height, body)

@@ -34,9 +34,16 @@ CHECKPOINT_DIR = PROJECT_ROOT / "checkpoints"
 SESSION_CHECKPOINT_DIR = CHECKPOINT_DIR / "saved"  # where the Train page's Save writes
 
 DEFAULT_SHIPPED = ("fmnist_vae_z16", "digits_vae_z2")  # first one whose data is on this machine
-LIKELIHOOD_NAMES = {"bernoulli": N_("Bernoulli"), "continuous_bernoulli": N_("continuous Bernoulli"),
-                    "gaussian": N_("Gaussian")}  # marked: translate with likelihood_name()
-SOURCE_NAMES = {"shipped": N_("shipped"), "session": N_("session"), "upload": N_("upload")}  # LoadedModel.source, in words
+LIKELIHOOD_NAMES = {
+    "bernoulli": N_("Bernoulli"),
+    "continuous_bernoulli": N_("continuous Bernoulli"),
+    "gaussian": N_("Gaussian"),
+}  # marked: translate with likelihood_name()
+SOURCE_NAMES = {
+    "shipped": N_("shipped"),
+    "session": N_("session"),
+    "upload": N_("upload"),
+}  # LoadedModel.source, in words
 
 
 def likelihood_name(likelihood: str) -> str:
@@ -59,9 +66,9 @@ def likelihood_text(likelihood: str, binarized: bool = False) -> str:
 class LoadedModel:
     """A model ready for inference (eval mode, CPU) plus what the sidebar shows about it."""
 
-    key: str                  # unique and stable: caches are keyed by it
-    label: str                # human name
-    source: str               # "shipped" | "session" | "upload"
+    key: str  # unique and stable: caches are keyed by it
+    label: str  # human name
+    source: str  # "shipped" | "session" | "upload"
     model: AE | VAE
     config: ModelConfig
     metadata: dict[str, Any] = field(default_factory=dict)
@@ -96,8 +103,11 @@ class LoadedModel:
         """One line such as "VAE · digits · z=2, β=1 · 30.0 epochs · shipped", in the session's language."""
         kind = "VAE" if self.is_vae else "AE"
         beta = f", β={self.beta:g}" if self.is_vae else ""
-        return (f"{kind} · {self.dataset_name} · z={self.config.latent_dim}{beta} · "
-                + _("{epochs:.1f} epochs").format(epochs=self.epochs) + f" · {source_name(self.source)}")
+        return (
+            f"{kind} · {self.dataset_name} · z={self.config.latent_dim}{beta} · "
+            + _("{epochs:.1f} epochs").format(epochs=self.epochs)
+            + f" · {source_name(self.source)}"
+        )
 
 
 # ------------------------------------------------------------------ data and checkpoints
@@ -110,8 +120,14 @@ def _shared_dataset(name: str) -> Dataset:
     return load_dataset(name, download=False)
 
 
-def live_chart(where: Any, live: bool, builders: tuple[Callable[..., Any], Callable[..., str]], *args: Any, key: str,
-               **kwargs: Any) -> None:
+def live_chart(
+    where: Any,
+    live: bool,
+    builders: tuple[Callable[..., Any], Callable[..., str]],
+    *args: Any,
+    key: str,
+    **kwargs: Any,
+) -> None:
     """Draw a chart in ``where``: ``builders`` = (its Plotly builder, its static SVG twin), both from lab_pages.charts, called
     with the same arguments. While ``live`` (a view redrawn once a second while training) the SVG, as an image: Plotly's
     redraws cost the browser ~0.45 of a core on the Train page and slowed the training beside it (docs/performance.md);
@@ -148,8 +164,13 @@ def get_dataset(name: str) -> Dataset:
     if name.startswith(USER_PREFIX):
         ud = state.user_datasets().get(name)
         if ud is None:
-            raise DatasetError(N_("{name} is a dataset uploaded in another browser session. Upload the same file "
-                                  "on the Train page (Your own dataset) to use it here."), name=name)
+            raise DatasetError(
+                N_(
+                    "{name} is a dataset uploaded in another browser session. Upload the same file "
+                    "on the Train page (Your own dataset) to use it here."
+                ),
+                name=name,
+            )
         return ud.dataset
     with st.spinner(_("Loading dataset…")):  # shown only when loading takes over half a second
         return _shared_dataset(name)
@@ -201,7 +222,9 @@ def load_shipped(name: str) -> LoadedModel:
     """
     entry = list_shipped().get(name)
     if entry is None:
-        raise CheckpointError(N_("no checkpoint named {name!r} in {folder}"), name=name, folder=str(CHECKPOINT_DIR))
+        raise CheckpointError(
+            N_("no checkpoint named {name!r} in {folder}"), name=name, folder=str(CHECKPOINT_DIR)
+        )
     with st.spinner(_("Loading checkpoint…")):
         ck = _load_shipped(entry["_path"], entry["_mtime"])
     key = f"shipped:{name}:{entry['_mtime']}"
@@ -222,7 +245,11 @@ def from_checkpoint(ck: LoadedCheckpoint, label: str, source: str, key: str) -> 
     return LoadedModel(key, label, source, ck.model.cpu().eval(), ck.config, ck.metadata)
 
 
-Z2_MODELS = {"fashion-mnist": "fmnist_vae_z2", "digits": "digits_vae_z2", "mnist": "mnist_vae_z2"}  # shipped z=2 VAEs
+Z2_MODELS = {
+    "fashion-mnist": "fmnist_vae_z2",
+    "digits": "digits_vae_z2",
+    "mnist": "mnist_vae_z2",
+}  # shipped z=2 VAEs
 
 
 def shipped_z2_vae(dataset: str) -> tuple[str, str] | None:
@@ -266,8 +293,12 @@ def require_model() -> LoadedModel:
     lm = current_model()
     if lm is None:
         err = state.model_error()
-        st.warning(_("No model is loaded. Pick a checkpoint in the sidebar, upload one, or train one on the Train page.")
-                   + (f"\n\n{err}" if err else ""))
+        st.warning(
+            _(
+                "No model is loaded. Pick a checkpoint in the sidebar, upload one, or train one on the Train page."
+            )
+            + (f"\n\n{err}" if err else "")
+        )
         st.stop()
     return lm
 
@@ -277,10 +308,13 @@ def require_vae(why: str | None = None) -> LoadedModel:
     translated: "this page …") and stop."""
     lm = require_model()
     if not lm.is_vae:
-        st.info(_("The current model is an autoencoder (AE). This page needs a VAE: {why}. "
-                  "An AE maps each image to one point, with no distribution q(z|x) and no prior, "
-                  "so it has no KL term and no ELBO. Pick a VAE in the sidebar.").format(
-            why=why or _("this page is about the ELBO, whose KL term only a VAE has")))
+        st.info(
+            _(
+                "The current model is an autoencoder (AE). This page needs a VAE: {why}. "
+                "An AE maps each image to one point, with no distribution q(z|x) and no prior, "
+                "so it has no KL term and no ELBO. Pick a VAE in the sidebar."
+            ).format(why=why or _("this page is about the ELBO, whose KL term only a VAE has"))
+        )
         st.stop()
     return lm
 
@@ -291,8 +325,12 @@ def require_dataset(lm: LoadedModel) -> Dataset:
         return get_dataset(lm.dataset_name)
     except DatasetError as exc:
         digest = str(lm.metadata.get("dataset_sha256") or "")[:12]
-        st.error(_("The dataset of this model, **{name}**{digest}, is not available:").format(
-            name=lm.dataset_name, digest=f" (sha256 {digest}…)" if digest else "") + f"\n\n{error_text(exc)}")
+        st.error(
+            _("The dataset of this model, **{name}**{digest}, is not available:").format(
+                name=lm.dataset_name, digest=f" (sha256 {digest}…)" if digest else ""
+            )
+            + f"\n\n{error_text(exc)}"
+        )
         st.stop()
         raise  # unreachable; keeps type checkers happy
 
@@ -303,8 +341,11 @@ def require_vae_data(why: str) -> tuple[LoadedModel, Dataset]:
     lm = require_vae(why)
     ds = require_dataset(lm)
     if ds.dim != lm.config.input_dim:
-        st.error(_("This model expects {n_model} pixels but {dataset} has {n_data}. Pick another model in the sidebar.").format(
-            n_model=lm.config.input_dim, dataset=ds.name, n_data=ds.dim))
+        st.error(
+            _(
+                "This model expects {n_model} pixels but {dataset} has {n_data}. Pick another model in the sidebar."
+            ).format(n_model=lm.config.input_dim, dataset=ds.name, n_data=ds.dim)
+        )
         st.stop()
     return lm, ds
 
@@ -336,8 +377,15 @@ def png_data_uri(img: np.ndarray, compress_level: int = 1) -> str:
     return encode(Image.fromarray(np.ascontiguousarray(img, dtype=np.uint8)), compress_level=compress_level)
 
 
-def show_grid(images: np.ndarray | torch.Tensor, image_shape: tuple[int, int, int], ncols: int,
-              caption: str | None = None, width: int | None = None, px: int = 112, container=st) -> None:
+def show_grid(
+    images: np.ndarray | torch.Tensor,
+    image_shape: tuple[int, int, int],
+    ncols: int,
+    caption: str | None = None,
+    width: int | None = None,
+    px: int = 112,
+    container=st,
+) -> None:
     """Draw (N, D) images in [0, 1] as one mosaic (vae_core.inference.images_to_grid), each tile
     enlarged to about ``px`` pixels high by whole pixels."""
     grid = upscale(images_to_grid(images, image_shape, ncols=ncols), image_shape[1], px)
@@ -368,21 +416,44 @@ def image_picker(ds: Dataset, prefix: str, n_pick: int = 20) -> tuple[torch.Tens
     cols = st.columns(max(1, n_pick // 2))
     for i, idx in enumerate(cand):
         with cols[i % len(cols)]:
-            st.image(upscale(to_image(ds.x_test[idx], ds.image_shape), ds.image_shape[1], 56), width="stretch", output_format="PNG")
-            st.button(f"#{idx}", key=f"{prefix}_pick_{i}", on_click=ss.update, kwargs={key: idx, mine_key: False},
-                      width="stretch", help=_("class: {name}").format(name=ds.class_names[int(ds.y_test[idx])]))
+            st.image(
+                upscale(to_image(ds.x_test[idx], ds.image_shape), ds.image_shape[1], 56),
+                width="stretch",
+                output_format="PNG",
+            )
+            st.button(
+                f"#{idx}",
+                key=f"{prefix}_pick_{i}",
+                on_click=ss.update,
+                kwargs={key: idx, mine_key: False},
+                width="stretch",
+                help=_("class: {name}").format(name=ds.class_names[int(ds.y_test[idx])]),
+            )
     c1, c2, c3 = st.columns([2, 2, 3])
-    c1.number_input(_("…or a test image by index (0–{last})").format(last=n_test - 1), 0, n_test - 1, key=key,
-                    on_change=ss.update, kwargs={mine_key: False})
-    c2.button(_("🔀 Other images"), key=f"{prefix}_shuffle_btn",
-              on_click=lambda: ss.update({f"{prefix}_shuffle": int(ss.get(f"{prefix}_shuffle", 0)) + 1}))
+    c1.number_input(
+        _("…or a test image by index (0–{last})").format(last=n_test - 1),
+        0,
+        n_test - 1,
+        key=key,
+        on_change=ss.update,
+        kwargs={mine_key: False},
+    )
+    c2.button(
+        _("🔀 Other images"),
+        key=f"{prefix}_shuffle_btn",
+        on_click=lambda: ss.update({f"{prefix}_shuffle": int(ss.get(f"{prefix}_shuffle", 0)) + 1}),
+    )
     if mine is not None:
-        c3.button(_("✏️ Your image ({origin})").format(origin=mine.origin), key=f"{prefix}_mine_btn",
-                  on_click=ss.update, kwargs={mine_key: True}, type="primary" if ss.get(mine_key) else "secondary")
+        c3.button(
+            _("✏️ Your image ({origin})").format(origin=mine.origin),
+            key=f"{prefix}_mine_btn",
+            on_click=ss.update,
+            kwargs={mine_key: True},
+            type="primary" if ss.get(mine_key) else "secondary",
+        )
     else:
         c3.caption(_("✏️ Draw or upload an image of your own on the *Your image* page: it then appears here."))
     if mine is not None and ss.get(mine_key):
         return torch.from_numpy(mine.pixels.copy()), _("your image ({origin})").format(origin=mine.origin)
     idx = int(ss[key])
     return ds.x_test[idx], _("original #{index}").format(index=idx)
-

@@ -8,7 +8,14 @@ import streamlit as st
 import torch
 
 from lab_pages import charts, state
-from lab_pages.common import available_datasets, get_dataset, list_shipped, load_shipped, require_model, show_grid
+from lab_pages.common import (
+    available_datasets,
+    get_dataset,
+    list_shipped,
+    load_shipped,
+    require_model,
+    show_grid,
+)
 from lab_pages.i18n import N_, _, error_text
 from vae_core import compare as cmp
 from vae_core import projection as pj
@@ -31,40 +38,79 @@ def poll(jobs: list[pj.ProjectionJob]) -> None:
     """Progress of the UMAP jobs, once a second; a full rerun swaps the maps in when all are done."""
     if all(j.done for j in jobs):
         st.rerun()
-    st.progress(min(1.0, float(np.mean([j.progress for j in jobs]))), text=_("UMAP: {stage}").format(stage=error_text(jobs[-1].stage)))
+    st.progress(
+        min(1.0, float(np.mean([j.progress for j in jobs]))),
+        text=_("UMAP: {stage}").format(stage=error_text(jobs[-1].stage)),
+    )
 
 
 def main() -> None:
     lm = require_model()
     st.title(_("⚖️ AE vs VAE"))
-    st.markdown(_("An autoencoder and a VAE with the **same architecture, seed, data and batch order**: only the "
-                  "objective differs (the VAE adds the KL to the prior N(0, I)). That one term decides whether the "
-                  "latent space can be *sampled*."))
-    pairs, match = cmp.pair_choices(list_shipped(), available_datasets(), lm.dataset_name, lm.config.latent_dim)
+    st.markdown(
+        _(
+            "An autoencoder and a VAE with the **same architecture, seed, data and batch order**: only the "
+            "objective differs (the VAE adds the KL to the prior N(0, I)). That one term decides whether the "
+            "latent space can be *sampled*."
+        )
+    )
+    pairs, match = cmp.pair_choices(
+        list_shipped(), available_datasets(), lm.dataset_name, lm.config.latent_dim
+    )
     live = ss.get("compare_live_pair")
     options = pairs + ([LIVE] if live is not None else [])
     if not options:
-        st.warning(_("No AE/VAE pair is available here: train a fresh pair on the Train an AE/VAE pair page."))
+        st.warning(
+            _("No AE/VAE pair is available here: train a fresh pair on the Train an AE/VAE pair page.")
+        )
         st.stop()
-    fresh = live is not None and ss.get("compare_live_seen") is not live  # a pair trained since the last run: show it
-    if fresh or ss.get("compare_pair_for") != lm.key or ss.get("compare_pair") not in options:  # else follow the model
-        ss["compare_pair"], ss["compare_pair_for"], ss["compare_live_seen"] = LIVE if fresh else match or options[0], lm.key, live
-    choice = st.selectbox(_("Pair"), options, key="compare_pair", format_func=lambda o: _(o) if o == LIVE else o,
-                          help=_("Shipped pairs, and a pair trained live in this session."))
+    fresh = (
+        live is not None and ss.get("compare_live_seen") is not live
+    )  # a pair trained since the last run: show it
+    if (
+        fresh or ss.get("compare_pair_for") != lm.key or ss.get("compare_pair") not in options
+    ):  # else follow the model
+        ss["compare_pair"], ss["compare_pair_for"], ss["compare_live_seen"] = (
+            LIVE if fresh else match or options[0],
+            lm.key,
+            live,
+        )
+    choice = st.selectbox(
+        _("Pair"),
+        options,
+        key="compare_pair",
+        format_func=lambda o: _(o) if o == LIVE else o,
+        help=_("Shipped pairs, and a pair trained live in this session."),
+    )
     vae_lm, ae_lm = live if choice == LIVE else (load_shipped(n) for n in choice.split(" / "))
     if not match and choice != LIVE:
-        st.caption(_("No shipped pair matches the current model ({dataset}, z={z}); showing {pair}.").format(dataset=lm.dataset_name,
-                   z=lm.config.latent_dim, pair=choice))
+        st.caption(
+            _("No shipped pair matches the current model ({dataset}, z={z}); showing {pair}.").format(
+                dataset=lm.dataset_name, z=lm.config.latent_dim, pair=choice
+            )
+        )
     if diffs := cmp.recipe_differences(vae_lm.metadata, ae_lm.metadata):
         st.warning(_("These two differ in more than the objective: {diffs}").format(diffs="; ".join(diffs)))
     else:
         tc = vae_lm.metadata.get("train_config") or {}
-        st.caption(_("Fair pair: {arch} on {dataset}, seed {seed}, batch {batch}, {epochs:.0f} epochs, same batch order.").format(
-            arch=vae_lm.config.describe().replace("VAE ", ""), dataset=vae_lm.dataset_name, seed=tc.get("seed"),
-            batch=tc.get("batch_size"), epochs=vae_lm.epochs))
+        st.caption(
+            _(
+                "Fair pair: {arch} on {dataset}, seed {seed}, batch {batch}, {epochs:.0f} epochs, same batch order."
+            ).format(
+                arch=vae_lm.config.describe().replace("VAE ", ""),
+                dataset=vae_lm.dataset_name,
+                seed=tc.get("seed"),
+                batch=tc.get("batch_size"),
+                epochs=vae_lm.epochs,
+            )
+        )
     ds = get_dataset(vae_lm.dataset_name)
     labels, names, z = ds.y_test.numpy(), ds.class_names, vae_lm.config.latent_dim
-    both, plane, row = [("VAE", vae_lm), ("AE", ae_lm)], (_("z₁ (latent units)"), _("z₂ (latent units)")), _("row")
+    both, plane, row = (
+        [("VAE", vae_lm), ("AE", ae_lm)],
+        (_("z₁ (latent units)"), _("z₂ (latent units)")),
+        _("row"),
+    )
     with st.spinner(_("Encoding and evaluating the test set…")):
         mv, ma = (stats(m, m.key, m.dataset_name) for _kind, m in both)
         (pv, pa), mus = (mv.prior, ma.prior), {"VAE": mv.mu, "AE": ma.mu}
@@ -72,15 +118,42 @@ def main() -> None:
         with col:
             st.subheader(f"{kind}: {m.label}")
             a, b, c = st.columns(3)
-            a.metric(_("Test recon. error"), f"{met.recon:.2f}", help=_("−E_q log p(x|z), nats/image on the test set"))
-            b.metric(_("KL to the prior"), f"{met.kl:.2f}" if met.is_vae else "—",
-                     help=_("nats/image") if met.is_vae else _("An AE has no q(z|x) and no prior, so it has no KL."))
-            c.metric(_("Active units"), f"{met.active_units} / {met.latent_dim}", help=_("dims with Var_x[μ_j] > 0.01"))
-            st.caption(_("Log-likelihoods under {likelihood}, nats per image.").format(likelihood=m.likelihood) + ("" if met.is_vae else
-                       " " + _("KL —: an AE maps each image to one point; there is no distribution to compare with a prior.")))
+            a.metric(
+                _("Test recon. error"),
+                f"{met.recon:.2f}",
+                help=_("−E_q log p(x|z), nats/image on the test set"),
+            )
+            b.metric(
+                _("KL to the prior"),
+                f"{met.kl:.2f}" if met.is_vae else "—",
+                help=_("nats/image")
+                if met.is_vae
+                else _("An AE has no q(z|x) and no prior, so it has no KL."),
+            )
+            c.metric(
+                _("Active units"),
+                f"{met.active_units} / {met.latent_dim}",
+                help=_("dims with Var_x[μ_j] > 0.01"),
+            )
+            st.caption(
+                _("Log-likelihoods under {likelihood}, nats per image.").format(likelihood=m.likelihood)
+                + (
+                    ""
+                    if met.is_vae
+                    else " "
+                    + _(
+                        "KL —: an AE maps each image to one point; there is no distribution to compare with a prior."
+                    )
+                )
+            )
 
-    st.subheader(_("Latent maps of μ(x)") if z == 2 else _("Latent maps of μ(x) (UMAP, {n} neighbours, min_dist {d})").format(
-        n=UMAP_PARAMS["n_neighbors"], d=UMAP_PARAMS["min_dist"]))
+    st.subheader(
+        _("Latent maps of μ(x)")
+        if z == 2
+        else _("Latent maps of μ(x) (UMAP, {n} neighbours, min_dist {d})").format(
+            n=UMAP_PARAMS["n_neighbors"], d=UMAP_PARAMS["min_dist"]
+        )
+    )
     waiting, mine = [], state.user_image(ds.image_shape)  # the Your image page's image, marked on both maps
     x_mine = None if mine is None else torch.from_numpy(mine.pixels.copy())
     for col, (kind, m) in zip(st.columns(2), both):
@@ -88,60 +161,122 @@ def main() -> None:
         if z == 2:
             xy, title, axes = mu, _("{kind}: raw latent plane").format(kind=kind), plane
         else:
-            job = pj.projection_job(ss.setdefault("compare_umap_jobs", {}), m.key, mu, "umap", **UMAP_PARAMS)  # one fit per model
+            job = pj.projection_job(
+                ss.setdefault("compare_umap_jobs", {}), m.key, mu, "umap", **UMAP_PARAMS
+            )  # one fit per model
             xy, done = cmp.map_xy(mu, job)
-            title, axes = ((_("{kind}: UMAP").format(kind=kind), ("UMAP 1", "UMAP 2")) if done else (_(
-                "{kind}: PCA (UMAP on its way)").format(kind=kind), (_("PC 1 (latent units)"), _("PC 2 (latent units)"))))
+            title, axes = (
+                (_("{kind}: UMAP").format(kind=kind), ("UMAP 1", "UMAP 2"))
+                if done
+                else (
+                    _("{kind}: PCA (UMAP on its way)").format(kind=kind),
+                    (_("PC 1 (latent units)"), _("PC 2 (latent units)")),
+                )
+            )
             waiting += [] if job.done else [job]
         fig = charts.pair_codes(xy, np.arange(len(mu)), labels, names, title=title, axes=axes, row_text=row)
         if x_mine is not None:  # its μ on the raw plane; on a 2-D map, placed by its 8 nearest codes
             m_mu = encode(m.model, x_mine)[0][0].cpu().numpy()
-            at = m_mu if z == 2 else pj.place_new_point(m_mu, mu, pj.Projection(np.arange(len(mu)), xy, "map", 0.0))[0]
+            at = (
+                m_mu
+                if z == 2
+                else pj.place_new_point(m_mu, mu, pj.Projection(np.arange(len(mu)), xy, "map", 0.0))[0]
+            )
             charts.with_marker(fig, *at, name=_("your image"))
         col.plotly_chart(fig, key=f"compare_map_{kind}")
     if x_mine is not None:
-        show_grid(torch.cat([to_float(x_mine)[None], *(reconstruct(m.model, x_mine).cpu() for _k, m in both)]), ds.image_shape,
-                  ncols=3, px=84, caption=_("Your image, then the VAE's and the AE's reconstruction"))
+        show_grid(
+            torch.cat([to_float(x_mine)[None], *(reconstruct(m.model, x_mine).cpu() for _k, m in both)]),
+            ds.image_shape,
+            ncols=3,
+            px=84,
+            caption=_("Your image, then the VAE's and the AE's reconstruction"),
+        )
     if waiting:
         poll(waiting)
 
     st.subheader(_("16 draws from the prior N(0, I), decoded by each"))
-    seed = int(st.number_input(_("Draw seed"), 0, 10_000, 0, key="compare_seed", help=_("The same 16 z go to both decoders.")))
+    seed = int(
+        st.number_input(
+            _("Draw seed"), 0, 10_000, 0, key="compare_seed", help=_("The same 16 z go to both decoders.")
+        )
+    )
     for col, (kind, m) in zip(st.columns(2), both):
-        show_grid(sample_prior(m.model, 16, seed=seed).cpu(), ds.image_shape, ncols=8, caption=kind, container=col)
+        show_grid(
+            sample_prior(m.model, 16, seed=seed).cpu(), ds.image_shape, ncols=8, caption=kind, container=col
+        )
     fmt = lambda v: "(" + ", ".join(f"{s:.1f}" for s in v[:4]) + (", …)" if z > 4 else ")")  # noqa: E731
-    st.info(_("Why the AE's samples are poor: nothing in its loss pulls its codes towards N(0, I), so prior draws land where "
-              "its decoder saw no codes. The AE's codes have mean {ae_mean} and std {ae_std}, a Gaussian fit {ae_kl:.1f} nats "
-              "from the prior; the VAE's have mean {vae_mean} and std {vae_std}: {vae_kl:.2f} nats.").format(ae_mean=fmt(pa.mean),
-              ae_std=fmt(pa.std), ae_kl=pa.moment_kl, vae_mean=fmt(pv.mean), vae_std=fmt(pv.std), vae_kl=pv.moment_kl))
+    st.info(
+        _(
+            "Why the AE's samples are poor: nothing in its loss pulls its codes towards N(0, I), so prior draws land where "
+            "its decoder saw no codes. The AE's codes have mean {ae_mean} and std {ae_std}, a Gaussian fit {ae_kl:.1f} nats "
+            "from the prior; the VAE's have mean {vae_mean} and std {vae_std}: {vae_kl:.2f} nats."
+        ).format(
+            ae_mean=fmt(pa.mean),
+            ae_std=fmt(pa.std),
+            ae_kl=pa.moment_kl,
+            vae_mean=fmt(pv.mean),
+            vae_std=fmt(pv.std),
+            vae_kl=pv.moment_kl,
+        )
+    )
 
     st.subheader(_("Interpolation between the same two test images"))
     (i0, j0), (c1, c2) = cmp.interpolation_pair(labels), st.columns(2)
     ia = int(c1.number_input(_("First test image"), 0, len(labels) - 1, i0, key="compare_interp_a"))
     ib = int(c2.number_input(_("Second test image"), 0, len(labels) - 1, j0, key="compare_interp_b"))
     for kind, m in both:
-        show_grid(interpolation_strip(m.model, ds.x_test[ia], ds.x_test[ib], steps=10), ds.image_shape, ncols=12, caption=_(
-            "{kind}: image {a} ({a_name}), 10 decoded steps from μ to μ, image {b} ({b_name})").format(
-            kind=kind, a=ia, a_name=names[int(labels[ia])], b=ib, b_name=names[int(labels[ib])]))
+        show_grid(
+            interpolation_strip(m.model, ds.x_test[ia], ds.x_test[ib], steps=10),
+            ds.image_shape,
+            ncols=12,
+            caption=_(
+                "{kind}: image {a} ({a_name}), 10 decoded steps from μ to μ, image {b} ({b_name})"
+            ).format(kind=kind, a=ia, a_name=names[int(labels[ia])], b=ib, b_name=names[int(labels[ib])]),
+        )
 
     st.subheader(_("Aggregate posterior against the prior"))
-    st.markdown(_("Moment-matched KL(q(z) ‖ N(0, I)): **VAE {vae:.2f}** vs **AE {ae:.2f} nats** "
-                  "(0 when the codes have the prior's mean and spread).").format(vae=pv.moment_kl, ae=pa.moment_kl))
+    st.markdown(
+        _(
+            "Moment-matched KL(q(z) ‖ N(0, I)): **VAE {vae:.2f}** vs **AE {ae:.2f} nats** "
+            "(0 when the codes have the prior's mean and spread)."
+        ).format(vae=pv.moment_kl, ae=pa.moment_kl)
+    )
     if z > 2:
-        st.caption(_("Each row is one μ_j over the test set, the top row the prior N(0, 1) itself: a row that looks like it "
-                     "matches the prior. A row with everything at 0, marked *inactive*, is a VAE dim the model switched "
-                     "off: μ_j ≈ 0 for every image and σ_j ≈ 1, so q(z_j) is the prior. An AE's codes have no σ: its rows "
-                     "are all there is."))
+        st.caption(
+            _(
+                "Each row is one μ_j over the test set, the top row the prior N(0, 1) itself: a row that looks like it "
+                "matches the prior. A row with everything at 0, marked *inactive*, is a VAE dim the model switched "
+                "off: μ_j ≈ 0 for every image and σ_j ≈ 1, so q(z_j) is the prior. An AE's codes have no σ: its rows "
+                "are all there is."
+            )
+        )
     for col, (kind, m), match_ in zip(st.columns(2), both, (pv, pa)):
         if z == 2:
-            fig = charts.pair_codes(mus[kind], np.arange(len(mus[kind])), labels, names, axes=plane, row_text=row,
-                                    title=_("{kind}: μ(x) over the prior's contours").format(kind=kind),
-                                    circles=cmp.prior_circles(), circle_name=_("prior {r:g}σ ({mass:.0%} of mass)"))
+            fig = charts.pair_codes(
+                mus[kind],
+                np.arange(len(mus[kind])),
+                labels,
+                names,
+                axes=plane,
+                row_text=row,
+                title=_("{kind}: μ(x) over the prior's contours").format(kind=kind),
+                circles=cmp.prior_circles(),
+                circle_name=_("prior {r:g}σ ({mass:.0%} of mass)"),
+            )
         else:
-            fig = charts.mu_density_rows(*cmp.density_rows(mus[kind]),
-                                         [(f"z{j + 1}" if on else _("z{j} (inactive)").format(j=j + 1)) for j, on in enumerate(match_.active)],
-                                         prior_label=_("prior N(0, 1)"), title=_("{kind}: μ_j against N(0, 1)").format(kind=kind),
-                                         x_title=_("μ_j (latent units)"), colorbar_title=_("density (per unit)"), hover_text=_("density"))
+            fig = charts.mu_density_rows(
+                *cmp.density_rows(mus[kind]),
+                [
+                    (f"z{j + 1}" if on else _("z{j} (inactive)").format(j=j + 1))
+                    for j, on in enumerate(match_.active)
+                ],
+                prior_label=_("prior N(0, 1)"),
+                title=_("{kind}: μ_j against N(0, 1)").format(kind=kind),
+                x_title=_("μ_j (latent units)"),
+                colorbar_title=_("density (per unit)"),
+                hover_text=_("density"),
+            )
         col.plotly_chart(fig, key=f"compare_prior_{kind}")
 
 

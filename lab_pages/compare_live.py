@@ -26,14 +26,21 @@ def poll(pt: PairTrainer) -> None:
     p = pt.progress()
     if p.state != "running":
         st.rerun()
-    st.progress(min(1.0, p.fraction), text=_("Training the pair: step {step}/{total} · loss VAE {vae:.1f}, AE {ae:.1f} nats/image")
-                .format(step=p.step, total=p.total_steps, vae=p.vae_loss, ae=p.ae_loss))
+    st.progress(
+        min(1.0, p.fraction),
+        text=_("Training the pair: step {step}/{total} · loss VAE {vae:.1f}, AE {ae:.1f} nats/image").format(
+            step=p.step, total=p.total_steps, vae=p.vae_loss, ae=p.ae_loss
+        ),
+    )
 
 
 def adopt(pt: PairTrainer) -> None:
     """Make a finished pair this session's live pair (and two models in the sidebar's list)."""
     n = ss["compare_live_count"] = ss.get("compare_live_count", 0) + 1
-    pair = tuple(LoadedModel(key, label, "session", m, m.config, meta) for key, label, m, meta in cmp.live_pair_models(pt, n))
+    pair = tuple(
+        LoadedModel(key, label, "session", m, m.config, meta)
+        for key, label, m, meta in cmp.live_pair_models(pt, n)
+    )
     for p in pair:
         state.add_session_model(p, make_current=False)
     ss["compare_live_pair"] = pair
@@ -42,15 +49,27 @@ def adopt(pt: PairTrainer) -> None:
 def main() -> None:
     require_model()
     st.title(_("🏗️ Train an AE/VAE pair"))
-    st.markdown(_("An autoencoder and a VAE with the **same architecture, initial weights, seed and batches**, trained side "
-                  "by side: only the objective differs (the VAE adds the KL to the prior N(0, I))."))
+    st.markdown(
+        _(
+            "An autoencoder and a VAE with the **same architecture, initial weights, seed and batches**, trained side "
+            "by side: only the objective differs (the VAE adds the KL to the prior N(0, I))."
+        )
+    )
     c1, c2, c3 = st.columns(3)
     dname = c1.selectbox(_("Dataset"), available_datasets(), key="compare_live_dataset")
     zdim = c2.selectbox(_("Latent dim"), [2, 16], key="compare_live_latent")
-    epochs = c3.number_input(_("Epochs"), 1, 200, 60 if dname == "digits" else 1, key=f"compare_live_epochs_{dname}")
-    st.caption(_("Both models train in lockstep in the background (same initial weights, seed and batches). "
-                 "Digits, 60 epochs: 720 steps each; Fashion-MNIST, 1 epoch: 469 steps each. The page stays usable."))
-    slot = session_handle("compare_live_handle", label="compare pair")  # counts towards the server's trainer cap
+    epochs = c3.number_input(
+        _("Epochs"), 1, 200, 60 if dname == "digits" else 1, key=f"compare_live_epochs_{dname}"
+    )
+    st.caption(
+        _(
+            "Both models train in lockstep in the background (same initial weights, seed and batches). "
+            "Digits, 60 epochs: 720 steps each; Fashion-MNIST, 1 epoch: 469 steps each. The page stays usable."
+        )
+    )
+    slot = session_handle(
+        "compare_live_handle", label="compare pair"
+    )  # counts towards the server's trainer cap
     slot.touch()
     running = "compare_live_trainer" in ss and ss["compare_live_trainer"].is_alive
     if st.button(_("Train a fresh pair"), key="compare_live_train", disabled=running):
@@ -75,10 +94,20 @@ def main() -> None:
             adopt(pt)
     if ss.get("compare_live_built") is pt and not pt.is_alive and pt.state != "failed":
         p, epochs = pt.progress(), pt.vae.config.epochs
-        done = (ngettext("Both trained for {epochs} epoch, {steps} steps each.", "Both trained for {epochs} epochs, {steps} steps each.",
-                         epochs).format(epochs=epochs, steps=p.total_steps) if p.state == "finished"
-                else pt.message + ".")  # stopped early (vae_core's words): the pair is kept all the same
-        st.success(done + " " + _("The pair is on the AE vs VAE page and in the sidebar's model list (this session)."))
+        done = (
+            ngettext(
+                "Both trained for {epochs} epoch, {steps} steps each.",
+                "Both trained for {epochs} epochs, {steps} steps each.",
+                epochs,
+            ).format(epochs=epochs, steps=p.total_steps)
+            if p.state == "finished"
+            else pt.message + "."
+        )  # stopped early (vae_core's words): the pair is kept all the same
+        st.success(
+            done
+            + " "
+            + _("The pair is on the AE vs VAE page and in the sidebar's model list (this session).")
+        )
         try:
             st.page_link("lab_pages/compare.py", label=_("Compare the pair"), icon="⚖️")
         except Exception:  # page not registered (page run on its own)

@@ -15,7 +15,10 @@ from vae_core import derivation as dv
 from vae_core import theory as th
 
 Z_AXIS, DENSITY_AXIS, TOL = N_("z (latent units)"), N_("density (per unit z)"), 1e-6
-RULE_TEXT = {"start": N_("Where we start."),  # one short sentence per rule of vae_core.derivation.RULES, translated where drawn
+RULE_TEXT = {
+    "start": N_(
+        "Where we start."
+    ),  # one short sentence per rule of vae_core.derivation.RULES, translated where drawn
     "definition_kl": N_("Definition of KL: KL(q‖p) = E_q[log q − log p]."),
     "bayes": N_("Bayes' rule: log p(z|x) = log p(x|z) + log p(z) − log p(x)."),
     "integral_q_one": N_("∫q = 1: log p(x) does not depend on z, so its average under q is itself."),
@@ -24,9 +27,14 @@ RULE_TEXT = {"start": N_("Where we start."),  # one short sentence per rule of v
     "kl_nonnegative": N_("KL(q‖p(z|x)) ≥ 0: dropping it leaves a lower bound, the ELBO."),
     "marginal": N_("The marginal: p(x) = p(x, z) / p(z|x) for every z."),
     "multiply_divide_q": N_("Multiply and divide by q(z) inside the log, then split the log."),
-    "jensen": N_("Jensen's inequality: log E[w] ≥ E[log w], because log is concave.")}
+    "jensen": N_("Jensen's inequality: log E[w] ≥ E[log w], because log is concave."),
+}
 RELATION = {"=": "=", "=>": r"\Rightarrow", ">=": ""}  # drawn before a line; a "≥" line carries its own sign
-FAMILY_NAMES = {"gaussian": N_("Gaussian"), "laplace": N_("Laplace"), "mixture": N_("mixture of two Gaussians")}
+FAMILY_NAMES = {
+    "gaussian": N_("Gaussian"),
+    "laplace": N_("Laplace"),
+    "mixture": N_("mixture of two Gaussians"),
+}
 
 
 @st.cache_data(show_spinner=False)  # the spinner is drawn by the caller, in the session's language
@@ -44,8 +52,15 @@ def landscape() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def _run_fit() -> None:
     ss = st.session_state
-    traj = th.fit_q_sgd(th.VITarget(), ss["derivation_q_mu"], ss["derivation_q_sigma"], int(ss["derivation_fit_steps"]),
-                        float(ss["derivation_fit_lr"]), int(ss["derivation_fit_n"]), seed=0)
+    traj = th.fit_q_sgd(
+        th.VITarget(),
+        ss["derivation_q_mu"],
+        ss["derivation_q_sigma"],
+        int(ss["derivation_fit_steps"]),
+        float(ss["derivation_fit_lr"]),
+        int(ss["derivation_fit_n"]),
+        seed=0,
+    )
     ss["derivation_fit_result"] = traj
     ss["derivation_q_mu"] = th.snap_to_slider(traj.mu[-1], -4.0, 4.0)
     ss["derivation_q_sigma"] = th.snap_to_slider(math.exp(traj.log_sigma[-1]), 0.05, 3.0)
@@ -59,91 +74,211 @@ def show_derivation(lines: list[dv.DerivationLine], title: str) -> None:
         c[1].caption((_("**≥ enters here.**") + " " if ln.relation == ">=" else "") + _(RULE_TEXT[ln.rule]))
         c[2].markdown(f"`{ln.value:.6f}`")
     err = dv.max_step_error(lines)
-    st.metric(_("largest step error, {title} (nats)").format(title=title), f"{err:.1e}", help=_("max |difference| between lines joined by ="))
-    (st.success if err <= TOL else st.error)(_("Every “=” holds to {err:.1e} nats (≤ {tol:g}); only the last line is a “≥”.").format(err=err, tol=TOL))
+    st.metric(
+        _("largest step error, {title} (nats)").format(title=title),
+        f"{err:.1e}",
+        help=_("max |difference| between lines joined by ="),
+    )
+    (st.success if err <= TOL else st.error)(
+        _("Every “=” holds to {err:.1e} nats (≤ {tol:g}); only the last line is a “≥”.").format(
+            err=err, tol=TOL
+        )
+    )
 
 
 def main() -> None:
-    st.session_state.setdefault("derivation_q_mu", -0.5)  # callbacks move these sliders: defaults here, not value=
+    st.session_state.setdefault(
+        "derivation_q_mu", -0.5
+    )  # callbacks move these sliders: defaults here, not value=
     st.session_state.setdefault("derivation_q_sigma", 1.0)
     target = th.VITarget()
     a, s, log_px = target.weights, target.noise_std, target.log_px()
     nats, z_axis, density_axis, true_post = _("nats"), _(Z_AXIS), _(DENSITY_AXIS), _("p(z|x), true posterior")
     st.title(_("Derivation: the ELBO, line by line"))
     st.header(_("1 · Variational inference in one picture"))
-    st.markdown(_(
-        "Prior {prior}; the 'decoder' cannot tell z from −z: {likelihood}. We observe x = {x}, "
-        "so the true posterior p(z|x) is bimodal and log p(x) is known exactly. A Gaussian q cannot match it; "
-        "for any q, **ELBO + KL(q‖p(z|x)) = log p(x)**, so raising the ELBO is the same as pulling q towards "
-        "the posterior. The VAE's encoder does this for every image at once. Every section below uses this q.").format(
-        prior=r"$p(z)=\mathcal N(0,1)$", x=target.x, likelihood=rf"$p(x|z) = {a[0]}\,\mathcal N(x; z, {s}^2) + {a[1]}\,\mathcal N(x; -z, {s}^2)$"))
+    st.markdown(
+        _(
+            "Prior {prior}; the 'decoder' cannot tell z from −z: {likelihood}. We observe x = {x}, "
+            "so the true posterior p(z|x) is bimodal and log p(x) is known exactly. A Gaussian q cannot match it; "
+            "for any q, **ELBO + KL(q‖p(z|x)) = log p(x)**, so raising the ELBO is the same as pulling q towards "
+            "the posterior. The VAE's encoder does this for every image at once. Every section below uses this q."
+        ).format(
+            prior=r"$p(z)=\mathcal N(0,1)$",
+            x=target.x,
+            likelihood=rf"$p(x|z) = {a[0]}\,\mathcal N(x; z, {s}^2) + {a[1]}\,\mathcal N(x; -z, {s}^2)$",
+        )
+    )
     c = st.columns(2)
     q_mu = c[0].slider(_("μ of q"), -4.0, 4.0, step=0.01, key="derivation_q_mu")
     q_sigma = c[1].slider(_("σ of q"), 0.05, 3.0, step=0.01, key="derivation_q_sigma")
     elbo, kl_q = float(th.elbo_1d(target, q_mu, q_sigma)), float(th.kl_q_posterior(target, q_mu, q_sigma))
-    for col, label, v in zip(st.columns(3), (_("ELBO (nats)"), _("KL(q ‖ p(z|x)) (nats)"), _("log p(x) (nats)")), (elbo, kl_q, log_px)):
+    for col, label, v in zip(
+        st.columns(3),
+        (_("ELBO (nats)"), _("KL(q ‖ p(z|x)) (nats)"), _("log p(x) (nats)")),
+        (elbo, kl_q, log_px),
+    ):
         col.metric(label, f"{v:.4f}")
-    st.latex(rf"\underbrace{{{elbo:.4f}}}_{{\text{{ELBO}}}} + \underbrace{{{kl_q:.4f}}}_{{\mathrm{{KL}}(q\|p(z|x))}}"
-             rf" = {elbo + kl_q:.4f} = \log p(x) = {log_px:.4f}\ \text{{{nats}}}")
+    st.latex(
+        rf"\underbrace{{{elbo:.4f}}}_{{\text{{ELBO}}}} + \underbrace{{{kl_q:.4f}}}_{{\mathrm{{KL}}(q\|p(z|x))}}"
+        rf" = {elbo + kl_q:.4f} = \log p(x) = {log_px:.4f}\ \text{{{nats}}}"
+    )
     post = target.posterior_pdf(zv := np.linspace(-4.5, 4.5, 400))
-    st.plotly_chart(charts.densities(zv, [(true_post, post, P_COLOR), ("q(z) = N(μ, σ²)", th.normal_pdf(zv, q_mu, q_sigma), Q_COLOR)],
-                                     x_title=z_axis, y_title=density_axis), key="derivation_fig_vi")
+    st.plotly_chart(
+        charts.densities(
+            zv,
+            [(true_post, post, P_COLOR), ("q(z) = N(μ, σ²)", th.normal_pdf(zv, q_mu, q_sigma), Q_COLOR)],
+            x_title=z_axis,
+            y_title=density_axis,
+        ),
+        key="derivation_fig_vi",
+    )
 
     st.subheader(_("Fit q by stochastic gradient ascent on the ELBO"))
-    st.markdown(_("Each step samples z = μ + σ·ε (the reparameterization trick, on the Theory page), estimates the ELBO "
-                  "and steps along its gradient. The fit starts from the sliders above and leaves them at the fitted q."))
+    st.markdown(
+        _(
+            "Each step samples z = μ + σ·ε (the reparameterization trick, on the Theory page), estimates the ELBO "
+            "and steps along its gradient. The fit starts from the sliders above and leaves them at the fitted q."
+        )
+    )
     c = st.columns(3)
     c[0].slider(_("steps"), 10, 300, 100, 10, key="derivation_fit_steps")
     c[1].select_slider(_("learning rate"), [0.01, 0.02, 0.05, 0.1, 0.2], 0.05, key="derivation_fit_lr")
     c[2].select_slider(_("samples per step"), [1, 2, 4, 8, 16, 64], 8, key="derivation_fit_n")
     st.button(_("Fit q by SGD"), on_click=_run_fit, key="derivation_fit", type="primary")
     if (traj := st.session_state.get("derivation_fit_result")) is not None:
-        st.success(ngettext("Fitted in {n} step: ELBO {start:.3f} → {end:.3f} nats (log p(x) = {log_px:.3f}); q = {q}. Press ▶ to replay.",
-                            "Fitted in {n} steps: ELBO {start:.3f} → {end:.3f} nats (log p(x) = {log_px:.3f}); q = {q}. Press ▶ to replay.",
-                            n := len(traj.mu) - 1).format(n=n, start=traj.elbo[0], end=traj.elbo[-1], log_px=log_px,
-                                                          q=f"N({traj.mu[-1]:.2f}, {math.exp(traj.log_sigma[-1]):.2f}²)"))
-        frames = [(str(t), pdf, _("step {t}: ELBO = {elbo:.3f} nats").format(t=t, elbo=e)) for t, pdf, e in th.fit_frames(traj, zv)]
-        st.plotly_chart(charts.fit_animation(zv, post, frames, th.density_top(post, np.exp(traj.log_sigma)), posterior_name="p(z|x)",
-                                             q_name="q", play="▶ " + _("play"), pause="⏸ " + _("pause"), step_prefix=_("step") + " ",
-                                             x_title=z_axis, y_title=density_axis), key="derivation_fig_anim")
+        st.success(
+            ngettext(
+                "Fitted in {n} step: ELBO {start:.3f} → {end:.3f} nats (log p(x) = {log_px:.3f}); q = {q}. Press ▶ to replay.",
+                "Fitted in {n} steps: ELBO {start:.3f} → {end:.3f} nats (log p(x) = {log_px:.3f}); q = {q}. Press ▶ to replay.",
+                n := len(traj.mu) - 1,
+            ).format(
+                n=n,
+                start=traj.elbo[0],
+                end=traj.elbo[-1],
+                log_px=log_px,
+                q=f"N({traj.mu[-1]:.2f}, {math.exp(traj.log_sigma[-1]):.2f}²)",
+            )
+        )
+        frames = [
+            (str(t), pdf, _("step {t}: ELBO = {elbo:.3f} nats").format(t=t, elbo=e))
+            for t, pdf, e in th.fit_frames(traj, zv)
+        ]
+        st.plotly_chart(
+            charts.fit_animation(
+                zv,
+                post,
+                frames,
+                th.density_top(post, np.exp(traj.log_sigma)),
+                posterior_name="p(z|x)",
+                q_name="q",
+                play="▶ " + _("play"),
+                pause="⏸ " + _("pause"),
+                step_prefix=_("step") + " ",
+                x_title=z_axis,
+                y_title=density_axis,
+            ),
+            key="derivation_fig_anim",
+        )
         c = st.columns(2)
-        c[0].plotly_chart(charts.sgd_curve(traj.elbo, traj.elbo_estimate, log_px, elbo_name=_("ELBO (exact)"), log_px_text="log p(x)",
-                                           estimate_name=_("estimate used"), x_title=_("SGD step"), y_title=_("ELBO (nats)")),
-                          key="derivation_fig_curve")
+        c[0].plotly_chart(
+            charts.sgd_curve(
+                traj.elbo,
+                traj.elbo_estimate,
+                log_px,
+                elbo_name=_("ELBO (exact)"),
+                log_px_text="log p(x)",
+                estimate_name=_("estimate used"),
+                x_title=_("SGD step"),
+                y_title=_("ELBO (nats)"),
+            ),
+            key="derivation_fig_curve",
+        )
         mus, lss, land = landscape()
-        c[1].plotly_chart(charts.elbo_landscape(mus, lss, th.clip_landscape(land, log_px), traj.mu, traj.log_sigma, path_name=_("SGD path"),
-                                                colorbar_title=_("ELBO (nats)"), title=_("ELBO landscape: one local maximum per mode"),
-                                                x_title=_("μ of q (latent units)"), y_title=_("log σ of q (σ in latent units)")),
-                          key="derivation_fig_landscape")
+        c[1].plotly_chart(
+            charts.elbo_landscape(
+                mus,
+                lss,
+                th.clip_landscape(land, log_px),
+                traj.mu,
+                traj.log_sigma,
+                path_name=_("SGD path"),
+                colorbar_title=_("ELBO (nats)"),
+                title=_("ELBO landscape: one local maximum per mode"),
+                x_title=_("μ of q (latent units)"),
+                y_title=_("log σ of q (σ in latent units)"),
+            ),
+            key="derivation_fig_landscape",
+        )
 
     st.header(_("2 · From KL(q‖p(z|x)), with Bayes' rule"))
-    st.caption(_("Each line is computed from its own formula, by quadrature, for q = {q}. Nats.").format(q=f"N({q_mu:.2f}, {q_sigma:.2f}²)"))
+    st.caption(
+        _("Each line is computed from its own formula, by quadrature, for q = {q}. Nats.").format(
+            q=f"N({q_mu:.2f}, {q_sigma:.2f}²)"
+        )
+    )
     show_derivation(dv.derivation_from_kl(target, q_mu, q_sigma), _("from KL"))
     st.header(_("3 · From log p(x), with the marginal"))
     show_derivation(dv.derivation_from_evidence(target, q_mu, q_sigma), _("from log p(x)"))
 
     st.header(_("4 · Through Jensen's inequality"))
     j = dv.jensen_view(target, q_mu, q_sigma)
-    st.latex(rf"\log p(x) = \log \mathbb{{E}}_q\!\left[\tfrac{{p(x,z)}}{{q(z)}}\right] = {j.log_mean_w:.6f} \;\ge\; "
-             rf"\mathbb{{E}}_q\!\left[\log \tfrac{{p(x,z)}}{{q(z)}}\right] = \mathrm{{ELBO}} = {j.mean_log_w:.6f}")
-    st.caption(_("{rule} Its gap is exactly KL(q‖p(z|x)): zero only when q is the posterior.").format(rule=_(RULE_TEXT["jensen"])))
-    for col, label, v in zip(st.columns(3), (_("Jensen's gap log E[w] − E[log w]"), _("KL(q‖p(z|x)), computed directly"), _("|gap − KL|")),
-                             (f"{j.gap:.6f}", f"{j.kl_post:.6f}", f"{abs(j.gap - j.kl_post):.1e}")):
+    st.latex(
+        rf"\log p(x) = \log \mathbb{{E}}_q\!\left[\tfrac{{p(x,z)}}{{q(z)}}\right] = {j.log_mean_w:.6f} \;\ge\; "
+        rf"\mathbb{{E}}_q\!\left[\log \tfrac{{p(x,z)}}{{q(z)}}\right] = \mathrm{{ELBO}} = {j.mean_log_w:.6f}"
+    )
+    st.caption(
+        _("{rule} Its gap is exactly KL(q‖p(z|x)): zero only when q is the posterior.").format(
+            rule=_(RULE_TEXT["jensen"])
+        )
+    )
+    for col, label, v in zip(
+        st.columns(3),
+        (_("Jensen's gap log E[w] − E[log w]"), _("KL(q‖p(z|x)), computed directly"), _("|gap − KL|")),
+        (f"{j.gap:.6f}", f"{j.kl_post:.6f}", f"{abs(j.gap - j.kl_post):.1e}"),
+    ):
         col.metric(label, v)
 
     st.header(_("5 · Why a Gaussian?"))
-    st.markdown(_("Nothing in the derivation needs q to be Gaussian. Here each family is fitted to the same two-mode "
-                  "posterior: the best ELBO it reaches, and the gap KL(q‖p(z|x)) = log p(x) − ELBO it cannot close."))
+    st.markdown(
+        _(
+            "Nothing in the derivation needs q to be Gaussian. Here each family is fitted to the same two-mode "
+            "posterior: the best ELBO it reaches, and the gap KL(q‖p(z|x)) = log p(x) − ELBO it cannot close."
+        )
+    )
     with st.spinner(_("Fitting the best q of each family (L-BFGS on the exact ELBO)…")):
         fits = family_fits()
-    best = [(f.family, _("best {family}").format(family=_(FAMILY_NAMES[f.family])), np.interp(zv, f.z, f.pdf)) for f in fits]
-    st.plotly_chart(charts.family_fits(zv, post, best, posterior_name=true_post, x_title=z_axis, y_title=density_axis),
-                    key="derivation_fig_families")
+    best = [
+        (f.family, _("best {family}").format(family=_(FAMILY_NAMES[f.family])), np.interp(zv, f.z, f.pdf))
+        for f in fits
+    ]
+    st.plotly_chart(
+        charts.family_fits(zv, post, best, posterior_name=true_post, x_title=z_axis, y_title=density_axis),
+        key="derivation_fig_families",
+    )
     cols = (_("q family"), _("best ELBO (nats)"), _("gap KL(q‖p(z|x)) (nats)"), _("fitted parameters"))
-    st.table([dict(zip(cols, (_(FAMILY_NAMES[f.family]), f"{f.elbo:.4f}", f"{f.gap:.4f}",
-                              ", ".join(f"{k} = {v:.2f}" for k, v in f.params.items())))) for f in fits], hide_index=True)
-    st.caption(_("log p(x) = {log_px:.4f} nats. A single Gaussian or Laplace must sit on one mode; the mixture covers both and closes "
-                 "the gap. A VAE's Gaussian q(z|x) is a choice made for the closed-form KL and z = μ + σ·ε, not a necessity.").format(log_px=log_px))
+    st.table(
+        [
+            dict(
+                zip(
+                    cols,
+                    (
+                        _(FAMILY_NAMES[f.family]),
+                        f"{f.elbo:.4f}",
+                        f"{f.gap:.4f}",
+                        ", ".join(f"{k} = {v:.2f}" for k, v in f.params.items()),
+                    ),
+                )
+            )
+            for f in fits
+        ],
+        hide_index=True,
+    )
+    st.caption(
+        _(
+            "log p(x) = {log_px:.4f} nats. A single Gaussian or Laplace must sit on one mode; the mixture covers both and closes "
+            "the gap. A VAE's Gaussian q(z|x) is a choice made for the closed-form KL and z = μ + σ·ε, not a necessity."
+        ).format(log_px=log_px)
+    )
 
 
 if __name__ == "__main__":  # Streamlit runs a page as __main__; an import draws nothing

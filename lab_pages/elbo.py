@@ -10,7 +10,15 @@ import numpy as np
 import streamlit as st
 
 from lab_pages import charts, state
-from lab_pages.common import image_picker, load_shipped, pixels_key, require_vae_data, shipped_z2_vae, to_image, upscale
+from lab_pages.common import (
+    image_picker,
+    load_shipped,
+    pixels_key,
+    require_vae_data,
+    shipped_z2_vae,
+    to_image,
+    upscale,
+)
 from lab_pages.i18n import N_, _, error_text
 from lab_pages.style import ELBO_COLOR, KL_COLOR, RECON_COLOR
 from vae_core import identity as idn
@@ -35,7 +43,9 @@ def make_z2_current(name: str) -> None:
         state.set_current_model(load_shipped(name))
         state.set_picked("shipped", name)
     except CheckpointError as exc:
-        st.session_state["elbo_error"] = _("Could not load {name}: {reason}").format(name=name, reason=error_text(exc))
+        st.session_state["elbo_error"] = _("Could not load {name}: {reason}").format(
+            name=name, reason=error_text(exc)
+        )
 
 
 def num(v: float) -> str:
@@ -44,15 +54,24 @@ def num(v: float) -> str:
 
 def main() -> None:
     st.title(_("🧮 ELBO, term by term"))
-    lm, ds = require_vae_data(_("this page takes the ELBO apart into reconstruction and KL, and only a VAE has q(z|x), "
-                                "a prior and a KL term"))
+    lm, ds = require_vae_data(
+        _(
+            "this page takes the ELBO apart into reconstruction and KL, and only a VAE has q(z|x), "
+            "a prior and a KL term"
+        )
+    )
     model, cfg = lm.model, lm.config
-    st.latex(rf"\log p(x) = \underbrace{{\color{{{RECON_COLOR}}}{{\mathbb{{E}}_{{q(z|x)}}[\log p(x|z)]}} - "
-             rf"\color{{{KL_COLOR}}}{{\mathrm{{KL}}(q(z|x)\,\|\,p(z))}}}}_{{\color{{{ELBO_COLOR}}}{{\mathrm{{ELBO}}}}}} + "
-             r"\underbrace{\mathrm{KL}(q(z|x)\,\|\,p(z|x))}_{\ge 0} \;\ge\; \mathrm{ELBO}")
-    st.caption(_("Model: **{label}** — {summary}. Log-likelihoods under {likelihood}, {units}. Training curves and the test "
-                 "set: the *ELBO over training* page.").format(label=lm.label, summary=lm.summary(), likelihood=lm.likelihood,
-                                                                units=_(NATS)))
+    st.latex(
+        rf"\log p(x) = \underbrace{{\color{{{RECON_COLOR}}}{{\mathbb{{E}}_{{q(z|x)}}[\log p(x|z)]}} - "
+        rf"\color{{{KL_COLOR}}}{{\mathrm{{KL}}(q(z|x)\,\|\,p(z))}}}}_{{\color{{{ELBO_COLOR}}}{{\mathrm{{ELBO}}}}}} + "
+        r"\underbrace{\mathrm{KL}(q(z|x)\,\|\,p(z|x))}_{\ge 0} \;\ge\; \mathrm{ELBO}"
+    )
+    st.caption(
+        _(
+            "Model: **{label}** — {summary}. Log-likelihoods under {likelihood}, {units}. Training curves and the test "
+            "set: the *ELBO over training* page."
+        ).format(label=lm.label, summary=lm.summary(), likelihood=lm.likelihood, units=_(NATS))
+    )
     if st.session_state.get("elbo_error"):
         st.error(st.session_state.pop("elbo_error"))
 
@@ -67,80 +86,180 @@ def main() -> None:
     exact = g.log_px if g is not None else None
     a, b, m = st.columns([1, 1, 4])
     for col, img, cap in ((a, r.x, caption), (b, r.x_recon, _("reconstruction (decode μ)"))):
-        col.image(upscale(to_image(img, ds.image_shape), ds.image_shape[1], 112), caption=cap, output_format="PNG")
+        col.image(
+            upscale(to_image(img, ds.image_shape), ds.image_shape[1], 112), caption=cap, output_format="PNG"
+        )
     mc = m.columns(3)
-    mc[0].metric("E_q[log p(x|z)]", f"{r.recon:.2f}", help=_("± {se:.3f} (Monte Carlo, {n} samples)").format(se=r.recon_se, n=r.k_max))
+    mc[0].metric(
+        "E_q[log p(x|z)]",
+        f"{r.recon:.2f}",
+        help=_("± {se:.3f} (Monte Carlo, {n} samples)").format(se=r.recon_se, n=r.k_max),
+    )
     mc[1].metric("KL(q(z|x)‖p(z))", f"{r.kl:.2f}", help=_("analytic"))
     mc[2].metric("ELBO", f"{r.elbo:.2f}")
     mc = m.columns(3)
-    mc[0].metric(f"log p̂_K(x), K={k}", f"{r.log_px_hat(k):.2f}", delta=_("{value:+.2f} vs ELBO").format(value=r.gap(k)))
-    mc[1].metric(_("KL(q‖p(z|x)) estimate"), f"{r.gap(k):.3f}", help=_("log p̂_K(x) − ELBO: the gap the ELBO leaves"))
-    mc[2].metric(_("exact log p(x)"), f"{exact:.2f}" if exact is not None else _("n/a"),
-                 help=_("quadrature over z (z=2 only)") if exact is not None else _("needs latent dim 1 or 2: see section 2"))
-    st.latex(rf"\underbrace{{{r.log_px_hat(k):.2f}}}_{{\log \hat p_{{K={k}}}(x)}} = "
-             rf"\underbrace{{\color{{{RECON_COLOR}}}{{{num(r.recon)}}}}}_{{\mathbb{{E}}_q[\log p(x|z)]}} - "
-             rf"\underbrace{{\color{{{KL_COLOR}}}{{{r.kl:.2f}}}}}_{{\mathrm{{KL}}(q\|p(z))}} + "
-             rf"\underbrace{{{r.gap(k):.2f}}}_{{\widehat{{\mathrm{{KL}}}}(q\|p(z|x))}}")
+    mc[0].metric(
+        f"log p̂_K(x), K={k}", f"{r.log_px_hat(k):.2f}", delta=_("{value:+.2f} vs ELBO").format(value=r.gap(k))
+    )
+    mc[1].metric(
+        _("KL(q‖p(z|x)) estimate"), f"{r.gap(k):.3f}", help=_("log p̂_K(x) − ELBO: the gap the ELBO leaves")
+    )
+    mc[2].metric(
+        _("exact log p(x)"),
+        f"{exact:.2f}" if exact is not None else _("n/a"),
+        help=_("quadrature over z (z=2 only)")
+        if exact is not None
+        else _("needs latent dim 1 or 2: see section 2"),
+    )
+    st.latex(
+        rf"\underbrace{{{r.log_px_hat(k):.2f}}}_{{\log \hat p_{{K={k}}}(x)}} = "
+        rf"\underbrace{{\color{{{RECON_COLOR}}}{{{num(r.recon)}}}}}_{{\mathbb{{E}}_q[\log p(x|z)]}} - "
+        rf"\underbrace{{\color{{{KL_COLOR}}}{{{r.kl:.2f}}}}}_{{\mathrm{{KL}}(q\|p(z))}} + "
+        rf"\underbrace{{{r.gap(k):.2f}}}_{{\widehat{{\mathrm{{KL}}}}(q\|p(z|x))}}"
+    )
     if g is not None:
         exact_w, resid_w = _("exact"), _("residual")  # the words inside \text{…}
-        st.latex(rf"\underbrace{{{g.log_px:.2f}}}_{{\log p(x)\ \text{{{exact_w}}}}} = {num(g.recon_exact)} - {g.kl:.2f} + "
-                 rf"\underbrace{{{g.kl_q_post:.3f}}}_{{\int q \log \frac{{q}}{{p(z|x)}}\,dz}}"
-                 rf"\quad(\text{{{resid_w} }} {round(g.log_px - g.elbo_exact - g.kl_q_post, 4) + 0.0:+.4f})")
+        st.latex(
+            rf"\underbrace{{{g.log_px:.2f}}}_{{\log p(x)\ \text{{{exact_w}}}}} = {num(g.recon_exact)} - {g.kl:.2f} + "
+            rf"\underbrace{{{g.kl_q_post:.3f}}}_{{\int q \log \frac{{q}}{{p(z|x)}}\,dz}}"
+            rf"\quad(\text{{{resid_w} }} {round(g.log_px - g.elbo_exact - g.kl_q_post, 4) + 0.0:+.4f})"
+        )
     ks = idn.k_grid(r.k_max)
     mean, se = idn.expected_iwae(r.log_w, idn.K_CHOICES)
-    st.plotly_chart(charts.iwae_curve(
-        ks, r.iwae[ks - 1], idn.K_CHOICES, mean, se, r.elbo, k, r.log_px_hat(k), exact, run_name=_("log p̂_K(x), one run of the first K samples"),
-        mean_name=_("mean of log p̂_K over disjoint groups"), elbo_text=f"ELBO {r.elbo:.2f}",
-        k_text=_("log p̂_K(x) at K={k}: {value:.2f}").format(k=k, value=r.log_px_hat(k)),
-        exact_text=_("exact log p(x) {value:.2f}").format(value=exact) if exact is not None else "",
-        x_title=_("K, importance samples (log scale)"), y_title=_("log-likelihood ({units})").format(units=_(NATS))), key="elbo_iwae_chart")
-    st.caption(_("log p̂_K(x) = log (1/K) Σ_k p(x, z_k)/q(z_k|x) with z_k ~ q(z|x). K=1 is a one-sample ELBO; "
-                 "as K grows the estimate rises towards log p(x), and log p̂_K − ELBO estimates KL(q(z|x)‖p(z|x))."))
+    st.plotly_chart(
+        charts.iwae_curve(
+            ks,
+            r.iwae[ks - 1],
+            idn.K_CHOICES,
+            mean,
+            se,
+            r.elbo,
+            k,
+            r.log_px_hat(k),
+            exact,
+            run_name=_("log p̂_K(x), one run of the first K samples"),
+            mean_name=_("mean of log p̂_K over disjoint groups"),
+            elbo_text=f"ELBO {r.elbo:.2f}",
+            k_text=_("log p̂_K(x) at K={k}: {value:.2f}").format(k=k, value=r.log_px_hat(k)),
+            exact_text=_("exact log p(x) {value:.2f}").format(value=exact) if exact is not None else "",
+            x_title=_("K, importance samples (log scale)"),
+            y_title=_("log-likelihood ({units})").format(units=_(NATS)),
+        ),
+        key="elbo_iwae_chart",
+    )
+    st.caption(
+        _(
+            "log p̂_K(x) = log (1/K) Σ_k p(x, z_k)/q(z_k|x) with z_k ~ q(z|x). K=1 is a one-sample ELBO; "
+            "as K grows the estimate rises towards log p(x), and log p̂_K − ELBO estimates KL(q(z|x)‖p(z|x))."
+        )
+    )
 
     st.header(_("2. The true posterior p(z|x) (latent dim 2)"))
     if g is not None:
         left, right = st.columns([3, 2])
         if g.axes.shape[0] == 1:  # z=1: densities on a line
-            fig = charts.posterior_line(g.axes[0], g.density, g.q_density(), posterior_name=_("true posterior p(z|x)"), q_name="q(z|x)",
-                                        x_title=_("z (latent units)"), y_title=_("density (per unit z)"))
+            fig = charts.posterior_line(
+                g.axes[0],
+                g.density,
+                g.q_density(),
+                posterior_name=_("true posterior p(z|x)"),
+                q_name="q(z|x)",
+                x_title=_("z (latent units)"),
+                y_title=_("density (per unit z)"),
+            )
         else:
-            ells = [(f"q(z|x) {n}σ", *idn.ellipse(g.mu, g.sigma, n), dash) for n, dash in ((1, "solid"), (2, "dash"))]
-            fig = charts.posterior_map(g.axes[0], g.axes[1], g.density, ells, g.mu, *g.view_box(), colorbar_title="p(z|x)", mu_name="μ",
-                                       x_title=_("z₁ (latent units)"), y_title=_("z₂ (latent units)"))
+            ells = [
+                (f"q(z|x) {n}σ", *idn.ellipse(g.mu, g.sigma, n), dash)
+                for n, dash in ((1, "solid"), (2, "dash"))
+            ]
+            fig = charts.posterior_map(
+                g.axes[0],
+                g.axes[1],
+                g.density,
+                ells,
+                g.mu,
+                *g.view_box(),
+                colorbar_title="p(z|x)",
+                mu_name="μ",
+                x_title=_("z₁ (latent units)"),
+                y_title=_("z₂ (latent units)"),
+            )
         left.plotly_chart(fig, key="elbo_posterior_chart")
-        right.metric(_("exact log p(x) (quadrature, {grid})").format(grid="×".join(["200"] * cfg.latent_dim)), f"{g.log_px:.3f}")
+        right.metric(
+            _("exact log p(x) (quadrature, {grid})").format(grid="×".join(["200"] * cfg.latent_dim)),
+            f"{g.log_px:.3f}",
+        )
         vs_exact = _("{value:+.3f} vs exact")
-        right.metric(f"log p̂_K(x), K={k}", f"{r.log_px_hat(k):.3f}", delta=vs_exact.format(value=r.log_px_hat(k) - g.log_px))
+        right.metric(
+            f"log p̂_K(x), K={k}",
+            f"{r.log_px_hat(k):.3f}",
+            delta=vs_exact.format(value=r.log_px_hat(k) - g.log_px),
+        )
         right.metric("ELBO", f"{r.elbo:.3f}", delta=vs_exact.format(value=r.elbo - g.log_px))
-        right.metric(_("KL(q‖p(z|x)) by quadrature"), f"{g.kl_q_post:.3f}",
-                     help=_("the estimate at K={k}: {value:.3f}").format(k=k, value=r.gap(k)))
-        right.caption(_("∫p(z|x)dz on the grid = {mass:.4f}. Green: q(z|x)'s 1σ and 2σ ellipses (z=2). Where q and the true "
-                        "posterior differ in shape, the ELBO pays exactly KL(q‖p(z|x)).").format(mass=g.mass))
+        right.metric(
+            _("KL(q‖p(z|x)) by quadrature"),
+            f"{g.kl_q_post:.3f}",
+            help=_("the estimate at K={k}: {value:.3f}").format(k=k, value=r.gap(k)),
+        )
+        right.caption(
+            _(
+                "∫p(z|x)dz on the grid = {mass:.4f}. Green: q(z|x)'s 1σ and 2σ ellipses (z=2). Where q and the true "
+                "posterior differ in shape, the ELBO pays exactly KL(q‖p(z|x))."
+            ).format(mass=g.mass)
+        )
     else:
-        st.info(_("This model has z={z}. The true posterior p(z|x) = p(x|z)p(z)/p(x) needs p(x) = ∫p(x|z)p(z)dz; a 200-point "
-                  "grid per dimension is 200² = 40,000 decoder calls for z=2 but 200^{z} ≈ 10^{power:.0f} for z={z}: impossible. "
-                  "In high dimensions importance sampling (section 1) is the only way, so this exact view needs a 2-D latent.")
-                .format(z=cfg.latent_dim, power=cfg.latent_dim * np.log10(200)))
+        st.info(
+            _(
+                "This model has z={z}. The true posterior p(z|x) = p(x|z)p(z)/p(x) needs p(x) = ∫p(x|z)p(z)dz; a 200-point "
+                "grid per dimension is 200² = 40,000 decoder calls for z=2 but 200^{z} ≈ 10^{power:.0f} for z={z}: impossible. "
+                "In high dimensions importance sampling (section 1) is the only way, so this exact view needs a 2-D latent."
+            ).format(z=cfg.latent_dim, power=cfg.latent_dim * np.log10(200))
+        )
         if (z2 := shipped_z2_vae(ds.name)) is not None:
-            st.button(_("Switch to the shipped z=2 VAE ({name})").format(name=z2[0]) if z2[1] == ds.name else
-                      _("Switch to the shipped z=2 VAE ({name}, on {dataset})").format(name=z2[0], dataset=z2[1]),
-                      key="elbo_use_z2", on_click=make_z2_current, args=(z2[0],), type="primary")
+            st.button(
+                _("Switch to the shipped z=2 VAE ({name})").format(name=z2[0])
+                if z2[1] == ds.name
+                else _("Switch to the shipped z=2 VAE ({name}, on {dataset})").format(
+                    name=z2[0], dataset=z2[1]
+                ),
+                key="elbo_use_z2",
+                on_click=make_z2_current,
+                args=(z2[0],),
+                type="primary",
+            )
 
     st.header(_("3. The KL term: formula vs Monte Carlo"))
-    mc_n = st.select_slider(_("Monte Carlo samples"), options=[10, 100, 1000, 10_000, 100_000], value=1000, key="elbo_mc_n")
+    mc_n = st.select_slider(
+        _("Monte Carlo samples"), options=[10, 100, 1000, 10_000, 100_000], value=1000, key="elbo_mc_n"
+    )
     est, se = idn.kl_monte_carlo(r.mu, r.sigma, mc_n, seed=SEED + 1)
     nats_w = _("nats")  # inside \text{…}
     terms = [rf"({num(mu)}^2 + {s:.2f}^2 - 1 - \log {s:.2f}^2)" for mu, s in zip(r.mu, r.sigma)]
     shown = terms if len(terms) <= 4 else [*terms[:3], r"\cdots", terms[-1]]
-    st.latex(r"\begin{aligned}\mathrm{KL}(q(z|x)\,\|\,p(z)) &= \tfrac12\sum_{j=1}^{" + str(cfg.latent_dim) +
-             r"} (\mu_j^2 + \sigma_j^2 - 1 - \log\sigma_j^2) \\ &= \tfrac12\big[" + r" \\ &\qquad + ".join(shown) +
-             rf"\big] \\ &= \color{{{KL_COLOR}}}{{{r.kl:.3f}}}\ \text{{{nats_w}}}\end{{aligned}}")
+    st.latex(
+        r"\begin{aligned}\mathrm{KL}(q(z|x)\,\|\,p(z)) &= \tfrac12\sum_{j=1}^{"
+        + str(cfg.latent_dim)
+        + r"} (\mu_j^2 + \sigma_j^2 - 1 - \log\sigma_j^2) \\ &= \tfrac12\big["
+        + r" \\ &\qquad + ".join(shown)
+        + rf"\big] \\ &= \color{{{KL_COLOR}}}{{{r.kl:.3f}}}\ \text{{{nats_w}}}\end{{aligned}}"
+    )
     kc = st.columns(3)
     kc[0].metric(_("formula (analytic)"), f"{r.kl:.3f}")
-    kc[1].metric(_("Monte Carlo, n={n:,}").format(n=mc_n), f"{est:.3f}", delta=_("± {se:.3f} std. error").format(se=se),
-                 delta_color="off", delta_arrow="off", help=_("mean of log q(z|x) − log p(z) over z ~ q(z|x)"))
-    kc[2].metric(_("difference"), f"{est - r.kl:+.3f}", delta=_("{n:+.1f} standard errors").format(n=(est - r.kl) / se),
-                 delta_color="off", delta_arrow="off")
+    kc[1].metric(
+        _("Monte Carlo, n={n:,}").format(n=mc_n),
+        f"{est:.3f}",
+        delta=_("± {se:.3f} std. error").format(se=se),
+        delta_color="off",
+        delta_arrow="off",
+        help=_("mean of log q(z|x) − log p(z) over z ~ q(z|x)"),
+    )
+    kc[2].metric(
+        _("difference"),
+        f"{est - r.kl:+.3f}",
+        delta=_("{n:+.1f} standard errors").format(n=(est - r.kl) / se),
+        delta_color="off",
+        delta_arrow="off",
+    )
 
 
 if __name__ == "__main__":  # Streamlit runs a page as __main__; an import draws nothing

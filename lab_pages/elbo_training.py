@@ -17,7 +17,9 @@ from vae_core import identity as idn
 from vae_core.evaluate import dataset_metrics
 
 NATS, STEPS = N_("nats per image"), N_("training step")  # marked; translated where drawn
-WHY = N_("this page follows the ELBO's reconstruction and KL terms, and only a VAE has q(z|x), a prior and a KL term")
+WHY = N_(
+    "this page follows the ELBO's reconstruction and KL terms, and only a VAE has q(z|x), a prior and a KL term"
+)
 
 
 @st.cache_data(max_entries=16, show_spinner=False)  # main() shows a translated spinner
@@ -41,59 +43,130 @@ def draw_curves(history, latent_dim: int, warmup: int, tm: dict, live: bool) -> 
     n = len((history if isinstance(history, dict) else history.to_dict()).get("step") or [])
     c = idn.history_curves(history, smooth=idn.smooth_window(n), latent_dim=latent_dim)
     if c is None:
-        return st.info(_("No training history to draw (an upload without one, or training has not taken a step yet)."))
+        return st.info(
+            _("No training history to draw (an upload without one, or training has not taken a step yet).")
+        )
     nats, steps = _(NATS), _(STEPS)
-    st.plotly_chart(charts.elbo_curves(
-        c.step, c.recon_cost, c.kl, c.loss, c.beta, c.eval_step, c.test_neg_elbo, warmup, recon_name=_("reconstruction −E_q[log p(x|z)]"),
-        kl_name="KL(q‖p(z))", objective_name=_("objective: recon + β·KL"), eval_name=_("test −ELBO"), beta_name=_("β (KL weight)"),
-        warmup_text=_("KL warm-up"), x_title=steps, y_title=_("−ELBO = recon + KL ({units})").format(units=nats)), key=f"elbo_curves_{live}")
+    st.plotly_chart(
+        charts.elbo_curves(
+            c.step,
+            c.recon_cost,
+            c.kl,
+            c.loss,
+            c.beta,
+            c.eval_step,
+            c.test_neg_elbo,
+            warmup,
+            recon_name=_("reconstruction −E_q[log p(x|z)]"),
+            kl_name="KL(q‖p(z))",
+            objective_name=_("objective: recon + β·KL"),
+            eval_name=_("test −ELBO"),
+            beta_name=_("β (KL weight)"),
+            warmup_text=_("KL warm-up"),
+            x_title=steps,
+            y_title=_("−ELBO = recon + KL ({units})").format(units=nats),
+        ),
+        key=f"elbo_curves_{live}",
+    )
     left, mid, right = st.columns(3)
     now = np.asarray(tm["kl_per_dim"]) if tm.get("kl_per_dim") and not live else c.kl_per_dim[-1]
     dims = [f"z{j + 1}" for j in range(latent_dim)]
-    left.plotly_chart(charts.kl_bars(dims[:now.size], now, title=_("KL per latent dim, now (test set)") if tm and not live else
-                      _("KL per latent dim, now (batch)"), x_title=_("latent dim"), y_title=nats), key=f"elbo_kl_bars_{live}")
-    mid.plotly_chart(charts.kl_heatmap(c.step, c.kl_per_dim, dims[:c.kl_per_dim.shape[1]], title=_("KL per latent dim over training"),
-                     x_title=steps, y_title=_("latent dim"), colorbar_title=_("nats")), key=f"elbo_kl_heat_{live}")
-    right.plotly_chart(charts.active_units(c.eval_step, c.active_units, latent_dim, title=_("Active units (Cov_x[μ_j] > 0.01)"),
-                       x_title=steps, y_title=_("active dims"), limit_text=f"z = {latent_dim}"), key=f"elbo_active_{live}")
+    left.plotly_chart(
+        charts.kl_bars(
+            dims[: now.size],
+            now,
+            title=_("KL per latent dim, now (test set)")
+            if tm and not live
+            else _("KL per latent dim, now (batch)"),
+            x_title=_("latent dim"),
+            y_title=nats,
+        ),
+        key=f"elbo_kl_bars_{live}",
+    )
+    mid.plotly_chart(
+        charts.kl_heatmap(
+            c.step,
+            c.kl_per_dim,
+            dims[: c.kl_per_dim.shape[1]],
+            title=_("KL per latent dim over training"),
+            x_title=steps,
+            y_title=_("latent dim"),
+            colorbar_title=_("nats"),
+        ),
+        key=f"elbo_kl_heat_{live}",
+    )
+    right.plotly_chart(
+        charts.active_units(
+            c.eval_step,
+            c.active_units,
+            latent_dim,
+            title=_("Active units (Cov_x[μ_j] > 0.01)"),
+            x_title=steps,
+            y_title=_("active dims"),
+            limit_text=f"z = {latent_dim}",
+        ),
+        key=f"elbo_active_{live}",
+    )
     au, z = (c.active_units[-1] if c.active_units.size else tm.get("active_units")), latent_dim
     if au is None or np.isnan(au):
         st.caption(_("Active units appear after the first evaluation."))
     elif int(au) < z:
-        st.warning(ngettext("⚠️ **Collapse: {n} of {z} latent dimensions is inactive** (Cov_x[μ] ≤ 0.01): q(z_j|x) is the prior "
-                            "for every x, its KL is ~0 and it carries no information about the image.",
-                            "⚠️ **Collapse: {n} of {z} latent dimensions are inactive** (Cov_x[μ] ≤ 0.01): q(z_j|x) is the prior "
-                            "for every x, their KL is ~0 and they carry no information about the image.", z - int(au))
-                   .format(n=z - int(au), z=z))
+        st.warning(
+            ngettext(
+                "⚠️ **Collapse: {n} of {z} latent dimensions is inactive** (Cov_x[μ] ≤ 0.01): q(z_j|x) is the prior "
+                "for every x, its KL is ~0 and it carries no information about the image.",
+                "⚠️ **Collapse: {n} of {z} latent dimensions are inactive** (Cov_x[μ] ≤ 0.01): q(z_j|x) is the prior "
+                "for every x, their KL is ~0 and they carry no information about the image.",
+                z - int(au),
+            ).format(n=z - int(au), z=z)
+        )
     else:
-        st.success(_("Active units: {n} of {z} (every dimension has Cov_x[μ] > 0.01; none collapsed).").format(n=int(au), z=z))
+        st.success(
+            _("Active units: {n} of {z} (every dimension has Cov_x[μ] > 0.01; none collapsed).").format(
+                n=int(au), z=z
+            )
+        )
 
 
 def main() -> None:
     st.title(_("📈 The ELBO over training"))
     lm, ds = require_vae_data(_(WHY))
     model, cfg, n_test, nats = lm.model, lm.config, int(ds.x_test.shape[0]), _(NATS)
-    st.caption(_("Model: **{label}** — {summary}. Log-likelihoods under {likelihood}, {units}.").format(
-        label=lm.label, summary=lm.summary(), likelihood=lm.likelihood, units=nats))
+    st.caption(
+        _("Model: **{label}** — {summary}. Log-likelihoods under {likelihood}, {units}.").format(
+            label=lm.label, summary=lm.summary(), likelihood=lm.likelihood, units=nats
+        )
+    )
 
     st.header(_("1. Training curves"))
     trainer = live_trainer()
-    if trainer is not None and st.toggle(_("Show the model training now on the Train page (live)"), True, key="elbo_live"):
+    if trainer is not None and st.toggle(
+        _("Show the model training now on the Train page (live)"), True, key="elbo_live"
+    ):
+
         @st.fragment(run_every=1.0)
         def live_curves() -> None:
             snap = trainer.snapshot()
             if snap.state != "running":
                 st.rerun()  # training ended: redraw the page once, without the timer
             mc_, tc_ = trainer.model_config, trainer.config
-            st.caption(_("Live from the Train page: {model} on {dataset}, step {step:,} of {total:,}. The test set below is the "
-                         "current model's; the Train page's *Use* makes a snapshot current.").format(
-                model=mc_.describe(), dataset=tc_.dataset, step=snap.step, total=snap.total_steps))
+            st.caption(
+                _(
+                    "Live from the Train page: {model} on {dataset}, step {step:,} of {total:,}. The test set below is the "
+                    "current model's; the Train page's *Use* makes a snapshot current."
+                ).format(model=mc_.describe(), dataset=tc_.dataset, step=snap.step, total=snap.total_steps)
+            )
             draw_curves(snap.history, mc_.latent_dim, tc_.warmup_steps, {}, live=True)
+
         live_curves()
     else:
-        draw_curves(lm.metadata.get("history") or {}, cfg.latent_dim,
-                    int((lm.metadata.get("train_config") or {}).get("warmup_steps") or 0),
-                    lm.metadata.get("test_metrics") or {}, live=False)
+        draw_curves(
+            lm.metadata.get("history") or {},
+            cfg.latent_dim,
+            int((lm.metadata.get("train_config") or {}).get("warmup_steps") or 0),
+            lm.metadata.get("test_metrics") or {},
+            live=False,
+        )
 
     st.header(_("2. The test set"))
     tm = lm.metadata.get("test_metrics") or {}
@@ -103,25 +176,59 @@ def main() -> None:
             tm = elbo_metrics(lm.key, model, ds.name, lm.binarized)
     iw = st.session_state.get("elbo_iwae", {}).get(lm.key) or (tm if tm.get("iwae_nll") is not None else None)
     n = tm.get("n", n_test)
-    rows = [(_("test −ELBO"), tm["neg_elbo"], ngettext("{n} test image, one z sample", "{n} test images, one z sample each", n)
-             .format(n=n)), (_("reconstruction −E_q[log p(x|z)]"), tm["recon"], _("same")), ("KL(q(z|x)‖p(z))", tm["kl"], _("same"))]
+    rows = [
+        (
+            _("test −ELBO"),
+            tm["neg_elbo"],
+            ngettext("{n} test image, one z sample", "{n} test images, one z sample each", n).format(n=n),
+        ),
+        (_("reconstruction −E_q[log p(x|z)]"), tm["recon"], _("same")),
+        ("KL(q(z|x)‖p(z))", tm["kl"], _("same")),
+    ]
     if iw:
         sub = _("first {n} test images").format(n=iw.get("iwae_n", "?"))
-        rows.append((_("importance-weighted NLL −log p̂_K(x), K={k}").format(k=iw.get("iwae_k", "?")), iw["iwae_nll"],
-                     _("{subset}, ± {se:.2f} (std. error)").format(subset=sub, se=iw.get("iwae_nll_se", float("nan")))))
+        rows.append(
+            (
+                _("importance-weighted NLL −log p̂_K(x), K={k}").format(k=iw.get("iwae_k", "?")),
+                iw["iwae_nll"],
+                _("{subset}, ± {se:.2f} (std. error)").format(
+                    subset=sub, se=iw.get("iwae_nll_se", float("nan"))
+                ),
+            )
+        )
         if (gap := idn.mean_posterior_gap(iw)) is not None:
-            rows.append((_("−ELBO − NLL: mean KL(q(z|x)‖p(z|x)) estimate"), gap,
-                         _("{subset} (−ELBO {value:.2f} on them)").format(subset=sub, value=iw["iwae_subset_neg_elbo"])))
+            rows.append(
+                (
+                    _("−ELBO − NLL: mean KL(q(z|x)‖p(z|x)) estimate"),
+                    gap,
+                    _("{subset} (−ELBO {value:.2f} on them)").format(
+                        subset=sub, value=iw["iwae_subset_neg_elbo"]
+                    ),
+                )
+            )
     cols = _("quantity"), _("value"), _("units"), _("computed on")
     st.table([dict(zip(cols, (q, f"{v:.2f}", nats, on))) for q, v, on in rows], hide_index=True)
-    st.caption(_("ELBO terms {source}; log-likelihoods under {likelihood}. Active units: {active} of {z}.").format(
-        source=src, likelihood=lm.likelihood, active=tm.get("active_units", "?"), z=cfg.latent_dim))
-    n_iw = st.select_slider(_("IWAE subset (first N test images)"), options=[100, 500, 1000], value=500, key="elbo_iwae_n")
-    if st.button(_("Compute the importance-weighted NLL (K=1000, {n} images)").format(n=n_iw), key="elbo_iwae_btn"):
+    st.caption(
+        _("ELBO terms {source}; log-likelihoods under {likelihood}. Active units: {active} of {z}.").format(
+            source=src, likelihood=lm.likelihood, active=tm.get("active_units", "?"), z=cfg.latent_dim
+        )
+    )
+    n_iw = st.select_slider(
+        _("IWAE subset (first N test images)"), options=[100, 500, 1000], value=500, key="elbo_iwae_n"
+    )
+    if st.button(
+        _("Compute the importance-weighted NLL (K=1000, {n} images)").format(n=n_iw), key="elbo_iwae_btn"
+    ):
         bar = st.progress(0.0, text=_("Importance sampling…"))
         of_n = _("{fraction:.0%} of {n} images")
-        res = dataset_metrics(model, ds.x_test, k=1000, n_iwae=n_iw, binarize=lm.binarized,
-                              progress=lambda f: bar.progress(f, text=of_n.format(fraction=f, n=n_iw)))
+        res = dataset_metrics(
+            model,
+            ds.x_test,
+            k=1000,
+            n_iwae=n_iw,
+            binarize=lm.binarized,
+            progress=lambda f: bar.progress(f, text=of_n.format(fraction=f, n=n_iw)),
+        )
         st.session_state.setdefault("elbo_iwae", {})[lm.key] = res.to_dict()
         st.rerun()
 

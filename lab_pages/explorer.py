@@ -39,28 +39,46 @@ def thumbnails(dataset: str, _x: torch.Tensor, shape: tuple[int, int, int], off:
 def dim_label(stats: inf.PosteriorStats, j: int) -> str:
     """A slider's (and a dim picker's) label, e.g. "z1 · KL 2.31 nats" or "z2 · code spread σ 0.40 (unused)"."""
     kl = stats.avg_kl_per_dim
-    text = (_("z{j} · KL {kl:.2f} nats").format(j=j + 1, kl=float(kl[j])) if kl is not None
-            else _("z{j} · code spread σ {std:.2f}").format(j=j + 1, std=float(stats.std[j])))
-    return text if stats.active[j] else (_("{label} (inactive)") if kl is not None else _("{label} (unused)")).format(label=text)
+    text = (
+        _("z{j} · KL {kl:.2f} nats").format(j=j + 1, kl=float(kl[j]))
+        if kl is not None
+        else _("z{j} · code spread σ {std:.2f}").format(j=j + 1, std=float(stats.std[j]))
+    )
+    return (
+        text
+        if stats.active[j]
+        else (_("{label} (inactive)") if kl is not None else _("{label} (unused)")).format(label=text)
+    )
 
 
 def slider(where, stats: inf.PosteriorStats, sp: ex.SliderSpace, j: int) -> None:
     """Dim ``j``'s slider (key ``explorer_dim_{j}``) in ``where``, over its range in 120 steps."""
-    where.slider(dim_label(stats, j), float(sp.lo[j]), float(sp.hi[j]), step=float(sp.hi[j] - sp.lo[j]) / 120, format="%.2f",
-                 key=state.slider_key(j))
+    where.slider(
+        dim_label(stats, j),
+        float(sp.lo[j]),
+        float(sp.hi[j]),
+        step=float(sp.hi[j] - sp.lo[j]) / 120,
+        format="%.2f",
+        key=state.slider_key(j),
+    )
 
 
 def _from_test(key: str, model, x: torch.Tensor, off: int, sp: ex.SliderSpace) -> None:
     pos = ss.get("explorer_start", 0)
     note = N_("Started from μ of test image #{index} (chooser {pos}).")
-    state.set_slider_point(inf.encode(model, x[off + pos])[0][0].cpu().numpy(), key, sp, (note, {"index": off + pos, "pos": pos}))
+    state.set_slider_point(
+        inf.encode(model, x[off + pos])[0][0].cpu().numpy(), key, sp, (note, {"index": off + pos, "pos": pos})
+    )
 
 
 def _row_label(stats: inf.PosteriorStats, j: int) -> list[tuple[str, tuple[int, int, int]]]:
     """Row ``j``'s lines: name, KL (KL colour) or code spread, unused; numbers alone where the font lacks the words."""
     kl, std = (None if stats.avg_kl_per_dim is None else float(stats.avg_kl_per_dim[j])), float(stats.std[j])
-    measure, neutral, unused, color = ((_("KL {kl:.2f} nats").format(kl=kl), f"KL {kl:.2f}", _("inactive"), ex.hex_rgb(KL_COLOR))
-                                       if kl is not None else (f"σ {std:.2f}", f"± {std:.2f}", _("unused"), (60,) * 3))
+    measure, neutral, unused, color = (
+        (_("KL {kl:.2f} nats").format(kl=kl), f"KL {kl:.2f}", _("inactive"), ex.hex_rgb(KL_COLOR))
+        if kl is not None
+        else (f"σ {std:.2f}", f"± {std:.2f}", _("unused"), (60,) * 3)
+    )
     lines = [(f"z{j + 1}", (0, 0, 0)), (measure if ex.can_draw(measure) else neutral, color)]
     return lines + ([(unused, (120, 120, 120))] if not stats.active[j] and ex.can_draw(unused) else [])
 
@@ -68,23 +86,43 @@ def _row_label(stats: inf.PosteriorStats, j: int) -> list[tuple[str, tuple[int, 
 def main() -> None:
     lm = require_model()
     ds = require_dataset(lm)
-    model, zdim, shape, key, vae, n_test = lm.model, lm.config.latent_dim, lm.config.image_shape, lm.key, lm.is_vae, len(ds.x_test)
+    model, zdim, shape, key, vae, n_test = (
+        lm.model,
+        lm.config.latent_dim,
+        lm.config.image_shape,
+        lm.key,
+        lm.is_vae,
+        len(ds.x_test),
+    )
     with st.spinner(_("Encoding the test set for the slider ranges…")):
         stats = posterior_stats(key, model, ds.x_test)
-    sp = ex.slider_space(stats, vae)  # ranges; home: the prior mean, or (AE: no prior) the centre of its codes
+    sp = ex.slider_space(
+        stats, vae
+    )  # ranges; home: the prior mean, or (AE: no prior) the centre of its codes
 
     st.title(_("🎛️ Latent explorer"))
     st.caption(f"{lm.label} — {lm.summary()}")
     if not vae:
-        st.info(_("This is an **autoencoder: its latent space has no prior**. There is no N(0, I) to reset to or sample from, "
-                  "so slider ranges come from the spread of its codes on the test set, and “random” draws use a Gaussian fitted "
-                  "to those codes. Points between codes may decode to things that are not images; compare with a VAE."))
+        st.info(
+            _(
+                "This is an **autoencoder: its latent space has no prior**. There is no N(0, I) to reset to or sample from, "
+                "so slider ranges come from the spread of its codes on the test set, and “random” draws use a Gaussian fitted "
+                "to those codes. Points between codes may decode to things that are not images; compare with a VAE."
+            )
+        )
     state.sync_slider_point(key, zdim, vae, sp)
     dims = list(range(zdim))
     if zdim > MAX_SLIDERS:
-        dims = sorted(st.multiselect(_("Dims with sliders (at most {n}; the others stay fixed)").format(n=MAX_SLIDERS), dims,
-                                     key=state.EXPLORER_DIMS, default=ex.default_dims(stats, MAX_SLIDERS),
-                                     max_selections=MAX_SLIDERS, format_func=lambda j: dim_label(stats, j)))
+        dims = sorted(
+            st.multiselect(
+                _("Dims with sliders (at most {n}; the others stay fixed)").format(n=MAX_SLIDERS),
+                dims,
+                key=state.EXPLORER_DIMS,
+                default=ex.default_dims(stats, MAX_SLIDERS),
+                max_selections=MAX_SLIDERS,
+                format_func=lambda j: dim_label(stats, j),
+            )
+        )
 
     @st.fragment
     def _view() -> None:
@@ -98,50 +136,133 @@ def main() -> None:
             ss["explorer_image_hash"] = hashlib.sha1(tile.tobytes()).hexdigest()[:16]
             big = upscale(tile, shape[1], 260)  # whole pixels, shown at exactly this size: sharp
             point = "(" + ", ".join(f"{v:.2f}" for v in z[:8]) + (", …)" if zdim > 8 else ")")
-            st.image(png_data_uri(big), width=big.shape[1], caption=_("decoded pixel means at z = {point}").format(point=point))
+            st.image(
+                png_data_uri(big),
+                width=big.shape[1],
+                caption=_("decoded pixel means at z = {point}").format(point=point),
+            )
             b1, b2 = st.columns(2)
-            b1.button(_("Prior mean z = 0") if vae else _("Centre of codes"), key="explorer_reset", width="stretch",
-                      on_click=state.reset_slider_point, args=(key, sp, vae))
-            b2.button(_("Random z ~ N(0, I)") if vae else _("Random (Gaussian fit)"), key="explorer_random", width="stretch",
-                      on_click=state.random_slider_point, args=(key, sp, vae))
+            b1.button(
+                _("Prior mean z = 0") if vae else _("Centre of codes"),
+                key="explorer_reset",
+                width="stretch",
+                on_click=state.reset_slider_point,
+                args=(key, sp, vae),
+            )
+            b2.button(
+                _("Random z ~ N(0, I)") if vae else _("Random (Gaussian fit)"),
+                key="explorer_random",
+                width="stretch",
+                on_click=state.random_slider_point,
+                args=(key, sp, vae),
+            )
             try:
-                st.page_link("lab_pages/latent_map.py", label=_("Take μ of a point on the latent map"), icon="🗺️")
+                st.page_link(
+                    "lab_pages/latent_map.py", label=_("Take μ of a point on the latent map"), icon="🗺️"
+                )
                 st.page_link("lab_pages/manifold.py", label=_("This point on the 2-D manifold"), icon="🧭")
             except Exception:  # pages not registered (page run on its own): say where instead
-                st.caption(_("To take μ of a point on the latent map, select it on the Latent map page and send it here."))
+                st.caption(
+                    _(
+                        "To take μ of a point on the latent map, select it on the Latent map page and send it here."
+                    )
+                )
         with left:
             st.subheader(_("Sliders"))
             cols = st.columns(2 if len(dims) > 4 else 1)
             for i, j in enumerate(dims):
                 slider(cols[i % len(cols)], stats, sp, j)
-            st.caption((_("Each slider spans mean ± 3σ of the aggregate posterior q(z) = average of q(z|x) over the test set, with "
-                          "σ² = Var[μ] + E[σ²(x)] ({n} images).") if vae else _("Each slider spans mean ± 3σ of the AE's "
-                          "codes of the test set (σ = their spread; {n} images).")).format(n=n_test))
+            st.caption(
+                (
+                    _(
+                        "Each slider spans mean ± 3σ of the aggregate posterior q(z) = average of q(z|x) over the test set, with "
+                        "σ² = Var[μ] + E[σ²(x)] ({n} images)."
+                    )
+                    if vae
+                    else _(
+                        "Each slider spans mean ± 3σ of the AE's "
+                        "codes of the test set (σ = their spread; {n} images)."
+                    )
+                ).format(n=n_test)
+            )
             st.subheader(_("Start from a test image"))
-            off = int(st.number_input(_("Test images from index"), 0, max(0, n_test - N_CHOICES), 0, step=N_CHOICES,
-                                      key="explorer_test_offset"))
+            off = int(
+                st.number_input(
+                    _("Test images from index"),
+                    0,
+                    max(0, n_test - N_CHOICES),
+                    0,
+                    step=N_CHOICES,
+                    key="explorer_test_offset",
+                )
+            )
             choices = list(range(min(N_CHOICES, n_test - off)))
-            ss["explorer_start"] = ss.get("explorer_start") if ss.get("explorer_start") in choices else 0  # 0 when off the chooser
-            st.image(thumbnails(lm.dataset_name, ds.x_test, shape, off, len(choices)), caption=[str(p) for p in choices], width=40)
+            ss["explorer_start"] = (
+                ss.get("explorer_start") if ss.get("explorer_start") in choices else 0
+            )  # 0 when off the chooser
+            st.image(
+                thumbnails(lm.dataset_name, ds.x_test, shape, off, len(choices)),
+                caption=[str(p) for p in choices],
+                width=40,
+            )
             c1, c2 = st.columns([3, 2], vertical_alignment="bottom")
-            c1.selectbox(_("Test image"), choices, key="explorer_start", format_func=lambda p: _(
-                "{pos}: test #{index} ({name})").format(pos=p, index=off + p, name=ds.class_names[int(ds.y_test[off + p])]))
-            c2.button(_("Start from its μ"), key="explorer_from_test", on_click=_from_test, args=(key, model, ds.x_test, off, sp))
+            c1.selectbox(
+                _("Test image"),
+                choices,
+                key="explorer_start",
+                format_func=lambda p: _("{pos}: test #{index} ({name})").format(
+                    pos=p, index=off + p, name=ds.class_names[int(ds.y_test[off + p])]
+                ),
+            )
+            c2.button(
+                _("Start from its μ"),
+                key="explorer_from_test",
+                on_click=_from_test,
+                args=(key, model, ds.x_test, off, sp),
+            )
             if (mine := state.user_image(shape)) is not None:  # the Your image page's drawing or upload
-                c2.button(_("Start from your image's μ"), key="explorer_from_mine", on_click=lambda: state.set_slider_point(inf.encode(
-                    model, torch.from_numpy(mine.pixels.copy()))[0][0].cpu().numpy(), key, sp, (N_("Started from μ of your image."), {})))
+                c2.button(
+                    _("Start from your image's μ"),
+                    key="explorer_from_mine",
+                    on_click=lambda: state.set_slider_point(
+                        inf.encode(model, torch.from_numpy(mine.pixels.copy()))[0][0].cpu().numpy(),
+                        key,
+                        sp,
+                        (N_("Started from μ of your image."), {}),
+                    ),
+                )
 
         st.subheader(_("Traversals"))
         steps = st.slider(_("Steps per row"), 3, 15, 9, key="explorer_trav_steps")
-        order = ex.traversal_order(stats, dims, st.checkbox(_("Sort rows by average KL") if vae else _("Sort rows by code spread"),
-                                                            key="explorer_trav_sort"))
-        rows = inf.traverse(model, zt, order, torch.from_numpy(sp.lo), torch.from_numpy(sp.hi), steps)  # (k, steps, D)
-        st.caption(_("Each row sweeps one dim from mean − 3σ (left) to mean + 3σ (right) with the others held at the "
-                     "sliders' point.") + (" " + _("An inactive dim (KL ≈ 0) changes nothing.") if vae else ""))
+        order = ex.traversal_order(
+            stats,
+            dims,
+            st.checkbox(
+                _("Sort rows by average KL") if vae else _("Sort rows by code spread"),
+                key="explorer_trav_sort",
+            ),
+        )
+        rows = inf.traverse(
+            model, zt, order, torch.from_numpy(sp.lo), torch.from_numpy(sp.hi), steps
+        )  # (k, steps, D)
+        st.caption(
+            _(
+                "Each row sweeps one dim from mean − 3σ (left) to mean + 3σ (right) with the others held at the "
+                "sliders' point."
+            )
+            + (" " + _("An inactive dim (KL ≈ 0) changes nothing.") if vae else "")
+        )
         labels = [_row_label(stats, j) for j in order]
-        sheet = ex.traversal_sheet(rows, shape, labels, scale=max(1, round(64 / shape[1])))  # one picture, not one per row
-        st.image(png_data_uri(sheet), width=sheet.shape[1],  # its own size: sharp tiles and labels
-                 caption=_("Rows, top to bottom: {rows}").format(rows="; ".join(" ".join(t for t, _c in lb) for lb in labels)))
+        sheet = ex.traversal_sheet(
+            rows, shape, labels, scale=max(1, round(64 / shape[1]))
+        )  # one picture, not one per row
+        st.image(
+            png_data_uri(sheet),
+            width=sheet.shape[1],  # its own size: sharp tiles and labels
+            caption=_("Rows, top to bottom: {rows}").format(
+                rows="; ".join(" ".join(t for t, _c in lb) for lb in labels)
+            ),
+        )
 
     _view()
 

@@ -13,10 +13,12 @@ from lab_pages.style import KL_COLOR, RECON_COLOR
 from lab_pages.tour import PAGES, WORKSHOP_INTRO, WORKSHOP_NOTE, WORKSHOP_TITLE, workshop_list_markdown
 
 st.title("🧪 " + _("VAE Workshop Lab"))
-st.markdown(_(
-    "A hands-on lab for **variational autoencoders**: train one live, watch its objective split into its two terms, "
-    "check the identity behind it with real numbers, and explore the latent space it learns."
-))
+st.markdown(
+    _(
+        "A hands-on lab for **variational autoencoders**: train one live, watch its objective split into its two terms, "
+        "check the identity behind it with real numbers, and explore the latent space it learns."
+    )
+)
 st.subheader(_("The ELBO in one line"))
 recon, kl_prior = _("reconstruction"), _("KL to the prior")  # the words under the formula's two braces
 st.latex(
@@ -24,10 +26,14 @@ st.latex(
     rf"\underbrace{{\mathbb{{E}}_{{q(z\mid x)}}\big[\log p(x\mid z)\big]}}_{{\color{{{RECON_COLOR}}}{{\text{{{recon}}}}}}}"
     rf"\;-\;\underbrace{{\mathrm{{KL}}\big(q(z\mid x)\,\|\,p(z)\big)}}_{{\color{{{KL_COLOR}}}{{\text{{{kl_prior}}}}}}}"
 )
-st.markdown(_("The gap is exactly {gap}: {identity}. Every number in this lab is in **nats per image**.").format(
-    gap="$\\mathrm{KL}(q(z\\mid x)\\,\\|\\,p(z\\mid x))$",
-    identity="$\\log p(x) = \\mathrm{ELBO} + \\mathrm{KL}(q\\,\\|\\,\\text{" + _("true posterior") + "})$",
-))
+st.markdown(
+    _("The gap is exactly {gap}: {identity}. Every number in this lab is in **nats per image**.").format(
+        gap="$\\mathrm{KL}(q(z\\mid x)\\,\\|\\,p(z\\mid x))$",
+        identity="$\\log p(x) = \\mathrm{ELBO} + \\mathrm{KL}(q\\,\\|\\,\\text{"
+        + _("true posterior")
+        + "})$",
+    )
+)
 
 status = st.empty()  # the model's status line, filled in last (it needs torch)
 if "current_model" not in st.session_state:
@@ -49,7 +55,12 @@ from lab_pages.common import current_model  # noqa: E402 - imports torch: after 
 
 lm = current_model()
 if lm is not None:
-    status.success(_("Loaded and ready: **{label}** — {summary}. Every page works on it right now; no training needed.")
-                   .format(label=lm.label, summary=lm.summary()))
+    status.success(
+        _(
+            "Loaded and ready: **{label}** — {summary}. Every page works on it right now; no training needed."
+        ).format(label=lm.label, summary=lm.summary())
+    )
 else:
-    status.warning(_("No model could be loaded. Train one on the Train page or upload a checkpoint in the sidebar."))
+    status.warning(
+        _("No model could be loaded. Train one on the Train page or upload a checkpoint in the sidebar.")
+    )

@@ -30,7 +30,7 @@ DEFAULT = "en"
 PSEUDO = "qps"  # pseudo-localisation, for tests only
 PSEUDO_ENV = "VAE_LAB_PSEUDO_LOCALE"
 LANG_KEY = "lang"  # session state: the session's language code
-QUERY = "lang"     # the URL parameter: ?lang=zh or ?lang=en
+QUERY = "lang"  # the URL parameter: ?lang=zh or ?lang=en
 OPEN, CLOSE = "⟦", "⟧"  # the pseudo-locale's markers
 
 
@@ -155,4 +155,3 @@ def error_text(exc: BaseException | str) -> str:
         return str(exc)
     params = {k: error_text(v) if isinstance(v, (BaseException, Msg)) else v for k, v in exc.params.items()}
     return exc.render(translated, params)  # a translation that lost a field: the English sentence
-

@@ -34,10 +34,19 @@ def test_codes(_model, key: str, dataset: str) -> np.ndarray:
     return mu.cpu().numpy()
 
 
-def map_figure(xy: np.ndarray, ids: np.ndarray, labels: np.ndarray, names: tuple[str, ...], title: str, axes: tuple[str, str],
-               equal_axes: bool = False):
+def map_figure(
+    xy: np.ndarray,
+    ids: np.ndarray,
+    labels: np.ndarray,
+    names: tuple[str, ...],
+    title: str,
+    axes: tuple[str, str],
+    equal_axes: bool = False,
+):
     """One WebGL scatter trace per class (class colours); customdata = test-set row id."""
-    return charts.class_scatter(xy, ids, labels, names, title=title, axes=axes, row_text=_("row"), equal_axes=equal_axes)
+    return charts.class_scatter(
+        xy, ids, labels, names, title=title, axes=axes, row_text=_("row"), equal_axes=equal_axes
+    )
 
 
 def _on_select(chart_key: str) -> None:
@@ -47,7 +56,9 @@ def _on_select(chart_key: str) -> None:
 
 def selectable(fig: go.Figure, key: str, where=st) -> None:
     """Draw ``fig`` (in the container ``where``); a selection in it replaces the stored selection of row ids."""
-    where.plotly_chart(fig, key=key, on_select=lambda: _on_select(key), selection_mode=("points", "box", "lasso"))
+    where.plotly_chart(
+        fig, key=key, on_select=lambda: _on_select(key), selection_mode=("points", "box", "lasso")
+    )
 
 
 @st.fragment(run_every=1)
@@ -56,26 +67,49 @@ def poll(job: pj.ProjectionJob) -> None:
     if job.done:
         st.rerun()
     pct = min(1.0, job.progress)  # from 0.1 on: the layout's epochs (vae_core.projection.ProjectionJob)
-    st.progress(pct, text=_("UMAP layout: {percent:.0%}").format(percent=pct) if pct >= 0.1 else
-                _("UMAP: waiting for the warm-up (numba is compiling)") if warmup_state() == "running" else
-                _("UMAP: computing the embedding of {n} points").format(n=job.n_points))
+    st.progress(
+        pct,
+        text=_("UMAP layout: {percent:.0%}").format(percent=pct)
+        if pct >= 0.1
+        else _("UMAP: waiting for the warm-up (numba is compiling)")
+        if warmup_state() == "running"
+        else _("UMAP: computing the embedding of {n} points").format(n=job.n_points),
+    )
 
 
 def main() -> None:
     ds = require_dataset(lm := require_model())
     st.title(_("🗺️ Latent map (UMAP)"))
-    st.markdown(_("Each dot is one test image at its posterior mean **μ(x)**, coloured by class. UMAP flattens the {z}-D latent "
-                  "space to 2-D while keeping neighbours together. **Click** a point or drag a **box / lasso** to see those "
-                  "images, their reconstructions and μ.").format(z=lm.config.latent_dim))
+    st.markdown(
+        _(
+            "Each dot is one test image at its posterior mean **μ(x)**, coloured by class. UMAP flattens the {z}-D latent "
+            "space to 2-D while keeping neighbours together. **Click** a point or drag a **box / lasso** to see those "
+            "images, their reconstructions and μ."
+        ).format(z=lm.config.latent_dim)
+    )
     if ss.get("latent_map_sel_model") != lm.key:  # a selection belongs to one model's map
         ss[SEL], ss["latent_map_sel_model"] = [], lm.key
 
     n_total = int(ds.x_test.shape[0])
     c1, c2, c3 = st.columns(3)
-    n_pts = c1.select_slider(_("Test images"), [n for n in (100, 250, 500, 1000, 2000, 5000) if n < n_total] + [n_total],
-                             value=n_total, key="latent_map_n")
-    n_nb = c2.slider(_("UMAP neighbours"), 5, 50, 15, key="latent_map_neighbors", help=_("Larger: more global structure."))
-    min_d = c3.slider(_("UMAP min_dist"), 0.0, 0.95, 0.1, 0.05, key="latent_map_min_dist", help=_("Smaller: tighter clumps."))
+    n_pts = c1.select_slider(
+        _("Test images"),
+        [n for n in (100, 250, 500, 1000, 2000, 5000) if n < n_total] + [n_total],
+        value=n_total,
+        key="latent_map_n",
+    )
+    n_nb = c2.slider(
+        _("UMAP neighbours"), 5, 50, 15, key="latent_map_neighbors", help=_("Larger: more global structure.")
+    )
+    min_d = c3.slider(
+        _("UMAP min_dist"),
+        0.0,
+        0.95,
+        0.1,
+        0.05,
+        key="latent_map_min_dist",
+        help=_("Smaller: tighter clumps."),
+    )
 
     with st.spinner(_("Encoding the test set…")):
         mu = test_codes(lm.model, lm.key, lm.dataset_name)  # (N_test, z)
@@ -84,57 +118,115 @@ def main() -> None:
     request = (lm.key, int(n_pts), int(n_nb), float(min_d))
     job = ss.get("latent_map_job")
     if job is None or ss.get("latent_map_request") != request:
-        job = pj.compute_projection_async(mu, ids, "umap", cache=shared_projection_cache(), model_key=lm.key,
-                                          n_neighbors=int(n_nb), min_dist=float(min_d))
+        job = pj.compute_projection_async(
+            mu,
+            ids,
+            "umap",
+            cache=shared_projection_cache(),
+            model_key=lm.key,
+            n_neighbors=int(n_nb),
+            min_dist=float(min_d),
+        )
         ss["latent_map_job"], ss["latent_map_request"] = job, request
 
     if job.done and job.result is not None:
         proj = job.result
         title = _("UMAP of μ(x), {n} test images ({seconds:.1f} s)").format(n=ids.size, seconds=proj.seconds)
     else:
-        proj = shared_projection_cache().get_or_compute(pj.projection_key(lm.key, ids, "pca"),
-                                                 lambda: pj.compute_projection(mu, ids, "pca"))
+        proj = shared_projection_cache().get_or_compute(
+            pj.projection_key(lm.key, ids, "pca"), lambda: pj.compute_projection(mu, ids, "pca")
+        )
         title = _("PCA of μ(x), {n} test images (UMAP on its way)").format(n=ids.size)
         if job.error:
-            st.error(_("UMAP failed ({reason}); showing PCA instead. Try fewer points or other settings.").format(reason=job.error))
+            st.error(
+                _("UMAP failed ({reason}); showing PCA instead. Try fewer points or other settings.").format(
+                    reason=job.error
+                )
+            )
         else:
             poll(job)
 
-    axes = ("UMAP 1", "UMAP 2") if proj.method == "umap" else (_("PC 1 (latent units)"), _("PC 2 (latent units)"))
+    axes = (
+        ("UMAP 1", "UMAP 2")
+        if proj.method == "umap"
+        else (_("PC 1 (latent units)"), _("PC 2 (latent units)"))
+    )
     fig = map_figure(proj.xy, proj.ids, labels, ds.class_names, title, axes)
     if (mine := state.user_image(ds.image_shape)) is not None:  # your image: placed by its 8 nearest codes
-        mine_xy, near = pj.place_new_point(encode(lm.model, torch.from_numpy(mine.pixels.copy()))[0][0].cpu().numpy(), mu, proj)
+        mine_xy, near = pj.place_new_point(
+            encode(lm.model, torch.from_numpy(mine.pixels.copy()))[0][0].cpu().numpy(), mu, proj
+        )
         charts.with_marker(fig, *mine_xy, name=_("your image ({origin})").format(origin=mine.origin))
-    left, right = st.columns(2) if lm.config.latent_dim == 2 else (st, None)  # z = 2: the raw plane beside the map
+    left, right = (
+        st.columns(2) if lm.config.latent_dim == 2 else (st, None)
+    )  # z = 2: the raw plane beside the map
     selectable(fig, "latent_map_chart", left)
     if right is not None:
-        selectable(map_figure(mu[ids], ids, labels, ds.class_names, _("Raw latent plane: μ(x)"),
-                              (_("z₁ (latent units)"), _("z₂ (latent units)")), equal_axes=True), "latent_map_raw_chart", right)
+        selectable(
+            map_figure(
+                mu[ids],
+                ids,
+                labels,
+                ds.class_names,
+                _("Raw latent plane: μ(x)"),
+                (_("z₁ (latent units)"), _("z₂ (latent units)")),
+                equal_axes=True,
+            ),
+            "latent_map_raw_chart",
+            right,
+        )
     if mine is not None:
-        show_grid(to_float(ds.x_test[near]), ds.image_shape, ncols=8, px=56,
-                  caption=_("★ your image ({origin}) lands among these 8 test images, the nearest to its μ in the latent "
-                            "space").format(origin=mine.origin))
+        show_grid(
+            to_float(ds.x_test[near]),
+            ds.image_shape,
+            ncols=8,
+            px=56,
+            caption=_(
+                "★ your image ({origin}) lands among these 8 test images, the nearest to its μ in the latent "
+                "space"
+            ).format(origin=mine.origin),
+        )
 
     st.subheader(_("Selected points"))
     sel = [i for i in ss.get(SEL, []) if 0 <= i < n_total]
     if not sel:
-        st.info(_("Nothing selected yet: click a point, or pick the box or lasso tool in the chart's toolbar and drag."))
+        st.info(
+            _(
+                "Nothing selected yet: click a point, or pick the box or lasso tool in the chart's toolbar and drag."
+            )
+        )
         st.stop()
     shown = sel[:MAX_SHOWN]
     x = to_float(ds.x_test[shown])  # (k, D) in [0, 1]
     cols = st.columns(2)
     with cols[0]:
-        show_grid(x, ds.image_shape, ncols=8, caption=ngettext("{n} selected test image", "{n} selected test images", len(sel))
-                  .format(n=len(sel)) + (_(" (first {n})").format(n=MAX_SHOWN) if len(sel) > MAX_SHOWN else ""))
+        show_grid(
+            x,
+            ds.image_shape,
+            ncols=8,
+            caption=ngettext("{n} selected test image", "{n} selected test images", len(sel)).format(
+                n=len(sel)
+            )
+            + (_(" (first {n})").format(n=MAX_SHOWN) if len(sel) > MAX_SHOWN else ""),
+        )
     with cols[1]:
-        show_grid(reconstruct(lm.model, x).cpu(), ds.image_shape, ncols=8, caption=_("their reconstructions, decoded from μ(x)"))
+        show_grid(
+            reconstruct(lm.model, x).cpu(),
+            ds.image_shape,
+            ncols=8,
+            caption=_("their reconstructions, decoded from μ(x)"),
+        )
     table = {_("row"): shown, _("class"): [ds.class_names[int(labels[i])] for i in shown]}
     table.update({f"μ{j + 1}": mu[shown, j] for j in range(min(mu.shape[1], 16))})
     st.dataframe(table, hide_index=True, height=min(300, 40 + 35 * len(shown)))
 
     options = [*(str(i) for i in sel), "mean"]
-    shown_as = {"mean": ngettext("mean μ of the {n} selected", "mean μ of all {n} selected", len(sel)).format(n=len(sel)),
-                **{o: _("row {row}").format(row=o) for o in options[:-1]}}  # translated now: format_func runs later too
+    shown_as = {
+        "mean": ngettext("mean μ of the {n} selected", "mean μ of all {n} selected", len(sel)).format(
+            n=len(sel)
+        ),
+        **{o: _("row {row}").format(row=o) for o in options[:-1]},
+    }  # translated now: format_func runs later too
     pick = st.selectbox(_("Point to explore"), options, key="latent_map_send_pick", format_func=shown_as.get)
     if st.button(_("Send μ to the latent explorer"), key="latent_map_send", type="primary"):
         z = mu[sel].mean(0) if pick == "mean" else mu[int(pick)]

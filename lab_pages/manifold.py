@@ -18,8 +18,17 @@ from lab_pages.i18n import N_, _, ngettext
 from vae_core import explore as ex
 from vae_core import inference as inf
 
-TAB_DEFAULTS = {"manifold_grid_n": 15, "manifold_interp_steps": 10, "manifold_interp_mode": "linear", "manifold_test_offset": 0}
-PATHS = {"linear": N_("linear"), "spherical": N_("spherical"), "both": N_("both")}  # interpolation path -> its name
+TAB_DEFAULTS = {
+    "manifold_grid_n": 15,
+    "manifold_interp_steps": 10,
+    "manifold_interp_mode": "linear",
+    "manifold_test_offset": 0,
+}
+PATHS = {
+    "linear": N_("linear"),
+    "spherical": N_("spherical"),
+    "both": N_("both"),
+}  # interpolation path -> its name
 FNS = {"linear": "lerp", "spherical": "slerp"}
 ss = st.session_state
 
@@ -39,13 +48,18 @@ def main() -> None:
     @st.fragment
     def _view() -> None:
         """Both tabs: a slider or setting here reruns only this."""
-        for k, v in TAB_DEFAULTS.items():  # re-set each run, so a tab's settings survive while another tab is shown
+        for (
+            k,
+            v,
+        ) in TAB_DEFAULTS.items():  # re-set each run, so a tab's settings survive while another tab is shown
             ss[k] = ss.get(k, v)
         for k in ("manifold_slice_a", "manifold_slice_b", "manifold_interp_a", "manifold_interp_b"):
             if k in ss:
                 ss[k] = ss[k]
         labels = [_("2-D manifold"), _("Interpolation")]
-        if ss.get("manifold_tab") not in labels and "_manifold_tab_i" in ss:  # labels of another language: keep the position
+        if (
+            ss.get("manifold_tab") not in labels and "_manifold_tab_i" in ss
+        ):  # labels of another language: keep the position
             ss["manifold_tab"] = labels[ss["_manifold_tab_i"]]
         tabs = st.tabs(labels, key="manifold_tab", on_change="rerun")
         ss["_manifold_tab_i"] = next((i for i, t in enumerate(tabs) if t.open), 0)
@@ -54,22 +68,36 @@ def main() -> None:
                 n = st.slider(_("Tiles per side"), 5, 25, key="manifold_grid_n")
                 pair = (0, 1)
                 if zdim == 2 and lm.is_vae:
-                    st.caption(_("Tiles at z = Φ⁻¹(p) for p evenly spaced in 0.05…0.95 per dim: equal prior mass per tile "
-                                 "(Kingma & Welling 2014, fig. 4). z₁ grows to the right, z₂ upwards."))
+                    st.caption(
+                        _(
+                            "Tiles at z = Φ⁻¹(p) for p evenly spaced in 0.05…0.95 per dim: equal prior mass per tile "
+                            "(Kingma & Welling 2014, fig. 4). z₁ grows to the right, z₂ upwards."
+                        )
+                    )
                 elif zdim == 2:
-                    st.caption(_("An AE has no prior, so the grid is placed by a Gaussian fitted to its codes: z = mean + σ·Φ⁻¹(p)."))
+                    st.caption(
+                        _(
+                            "An AE has no prior, so the grid is placed by a Gaussian fitted to its codes: z = mean + σ·Φ⁻¹(p)."
+                        )
+                    )
                 else:
-                    st.info(ngettext("The manifold grid needs a 2-D latent; this model has {n} dim. Shown instead: a 2-D slice "
-                                     "through the sliders' point over two dims, z = mean + σ·Φ⁻¹(p), the others held.",
-                                     "The manifold grid needs a 2-D latent; this model has {n} dims. Shown instead: a 2-D slice "
-                                     "through the sliders' point over two dims, z = mean + σ·Φ⁻¹(p), the others held.", zdim)
-                            .format(n=zdim))
+                    st.info(
+                        ngettext(
+                            "The manifold grid needs a 2-D latent; this model has {n} dim. Shown instead: a 2-D slice "
+                            "through the sliders' point over two dims, z = mean + σ·Φ⁻¹(p), the others held.",
+                            "The manifold grid needs a 2-D latent; this model has {n} dims. Shown instead: a 2-D slice "
+                            "through the sliders' point over two dims, z = mean + σ·Φ⁻¹(p), the others held.",
+                            zdim,
+                        ).format(n=zdim)
+                    )
                     for k, d in zip(("manifold_slice_a", "manifold_slice_b"), ex.default_dims(stats, 2)):
                         ss[k] = ss[k] if ss.get(k) in range(zdim) else d
                     ca, cb = st.columns(2)
                     fmt = lambda j: dim_label(stats, j)  # noqa: E731
-                    pair = (ca.selectbox(_("Across"), range(zdim), key="manifold_slice_a", format_func=fmt),
-                            cb.selectbox(_("Up"), range(zdim), key="manifold_slice_b", format_func=fmt))
+                    pair = (
+                        ca.selectbox(_("Across"), range(zdim), key="manifold_slice_a", format_func=fmt),
+                        cb.selectbox(_("Up"), range(zdim), key="manifold_slice_b", format_func=fmt),
+                    )
                     if pair[0] == pair[1]:
                         st.warning(_("Pick two different dims."))
                         st.stop()
@@ -80,45 +108,90 @@ def main() -> None:
                 imgs, c0, s0 = ex.manifold_view(model, z, pair, lm.is_vae, sp.mean, sp.std, n)
                 col, row, inside = ex.grid_position((z[pair[0]], z[pair[1]]), n, center=c0, scale=s0)
                 mosaic = inf.images_to_grid(imgs, shape, ncols=n)
-                st.image(ex.mark_grid(mosaic, col, row, (h, w), scale=max(1, math.ceil(560 / mosaic.shape[1]))),
-                         caption=_("red frame and dot: the sliders' current point") if inside else
-                         _("red frame and dot: the sliders' current point (beyond the outermost tiles: drawn at the edge)"))
+                st.image(
+                    ex.mark_grid(mosaic, col, row, (h, w), scale=max(1, math.ceil(560 / mosaic.shape[1]))),
+                    caption=_("red frame and dot: the sliders' current point")
+                    if inside
+                    else _(
+                        "red frame and dot: the sliders' current point (beyond the outermost tiles: drawn at the edge)"
+                    ),
+                )
                 p = [ex.normal_cdf(z[d], c, s) for d, c, s in zip(pair, c0, s0)]
-                phi = r"\Phi(z)" if s0 == (1.0, 1.0) else r"\Phi\!\left(\tfrac{z-\text{%s}}{\sigma}\right)" % _("mean")
-                st.latex(rf"z_{{{pair[0] + 1}}} = {z[pair[0]]:.2f},\; z_{{{pair[1] + 1}}} = {z[pair[1]]:.2f}"
-                         rf"\;\Rightarrow\; p = {phi} = ({p[0]:.2f},\ {p[1]:.2f})")
+                phi = (
+                    r"\Phi(z)"
+                    if s0 == (1.0, 1.0)
+                    else r"\Phi\!\left(\tfrac{z-\text{%s}}{\sigma}\right)" % _("mean")
+                )
+                st.latex(
+                    rf"z_{{{pair[0] + 1}}} = {z[pair[0]]:.2f},\; z_{{{pair[1] + 1}}} = {z[pair[1]]:.2f}"
+                    rf"\;\Rightarrow\; p = {phi} = ({p[0]:.2f},\ {p[1]:.2f})"
+                )
 
         with tabs[1]:
             if tabs[1].open is not False:
                 n_test = ds.x_test.shape[0]
-                off = int(st.number_input(_("Test images from index"), 0, max(0, n_test - N_CHOICES), step=N_CHOICES,
-                                          key="manifold_test_offset"))
+                off = int(
+                    st.number_input(
+                        _("Test images from index"),
+                        0,
+                        max(0, n_test - N_CHOICES),
+                        step=N_CHOICES,
+                        key="manifold_test_offset",
+                    )
+                )
                 choices = list(range(min(N_CHOICES, n_test - off)))
-                st.image(thumbnails(lm.dataset_name, ds.x_test, shape, off, len(choices)), caption=[str(q) for q in choices],
-                         width=40)
+                st.image(
+                    thumbnails(lm.dataset_name, ds.x_test, shape, off, len(choices)),
+                    caption=[str(q) for q in choices],
+                    width=40,
+                )
                 for k, v in (("manifold_interp_a", 0), ("manifold_interp_b", min(1, len(choices) - 1))):
-                    ss[k] = ss[k] if ss.get(k) in choices else v  # kept while the tab is hidden; reset if off the chooser
+                    ss[k] = (
+                        ss[k] if ss.get(k) in choices else v
+                    )  # kept while the tab is hidden; reset if off the chooser
                 fmt = lambda q: _("{pos}: test #{index} ({name})").format(  # noqa: E731
-                    pos=q, index=off + q, name=ds.class_names[int(ds.y_test[off + q])])
+                    pos=q, index=off + q, name=ds.class_names[int(ds.y_test[off + q])]
+                )
                 c = st.columns(4)
                 a = c[0].selectbox(_("From A"), choices, key="manifold_interp_a", format_func=fmt)
                 b = c[1].selectbox(_("To B"), choices, key="manifold_interp_b", format_func=fmt)
                 steps = c[2].slider(_("Steps N"), 3, 20, key="manifold_interp_steps")
-                mode = c[3].radio(_("Path"), ["linear", "spherical", "both"], key="manifold_interp_mode", horizontal=True,
-                                  format_func=lambda m: _(PATHS[m]))
+                mode = c[3].radio(
+                    _("Path"),
+                    ["linear", "spherical", "both"],
+                    key="manifold_interp_mode",
+                    horizontal=True,
+                    format_func=lambda m: _(PATHS[m]),
+                )
                 mu = inf.encode(model, ds.x_test[[off + a, off + b]])[0]  # (2, z)
                 norms = []
                 for name, path, images in ex.interpolation_paths(model, mu[0], mu[1], steps, mode):
-                    st.image(upscale(inf.images_to_grid(images, shape, ncols=steps), h, 56), caption=ngettext(
-                        "{path} ({fn}): μ(A) → μ(B), {steps} step", "{path} ({fn}): μ(A) → μ(B), {steps} steps", steps)
-                        .format(path=_(PATHS[name]), fn=FNS[name], steps=steps))
+                    st.image(
+                        upscale(inf.images_to_grid(images, shape, ncols=steps), h, 56),
+                        caption=ngettext(
+                            "{path} ({fn}): μ(A) → μ(B), {steps} step",
+                            "{path} ({fn}): μ(A) → μ(B), {steps} steps",
+                            steps,
+                        ).format(path=_(PATHS[name]), fn=FNS[name], steps=steps),
+                    )
                     norms.append((_(PATHS[name]), path.norm(dim=1).tolist()))
-                st.plotly_chart(charts.path_norms(norms, zdim ** 0.5 if lm.is_vae else None,
-                                                  reference_text=_("√z: typical ‖z‖ under the prior"),
-                                                  title=_("Norm along the path"), x_title=_("step"),
-                                                  y_title=_("‖z‖ (latent units)")), key="manifold_norm_chart")
-                st.caption(_("Slerp keeps ‖z‖ between the ends' norms; a straight line cuts through the centre, where "
-                             "high-dimensional Gaussian samples almost never lie."))
+                st.plotly_chart(
+                    charts.path_norms(
+                        norms,
+                        zdim**0.5 if lm.is_vae else None,
+                        reference_text=_("√z: typical ‖z‖ under the prior"),
+                        title=_("Norm along the path"),
+                        x_title=_("step"),
+                        y_title=_("‖z‖ (latent units)"),
+                    ),
+                    key="manifold_norm_chart",
+                )
+                st.caption(
+                    _(
+                        "Slerp keeps ‖z‖ between the ends' norms; a straight line cuts through the centre, where "
+                        "high-dimensional Gaussian samples almost never lie."
+                    )
+                )
 
     _view()
 

@@ -14,39 +14,66 @@ from lab_pages.i18n import N_, _, error_text
 from vae_core import pitfalls as pf
 
 NATS, NAMES = N_("nats per image"), (N_("correct"), N_("mistaken"))
-WORDS = {"gap": N_("gap"), "loss": N_("loss"), "or": N_("or"),  # in the formulas' \text{%(…)s}, and the runs' states:
-         "finished": N_("finished"), "diverged": N_("diverged"), "stopped": N_("stopped"), "failed": N_("failed")}
+WORDS = {
+    "gap": N_("gap"),
+    "loss": N_("loss"),
+    "or": N_("or"),  # in the formulas' \text{%(…)s}, and the runs' states:
+    "finished": N_("finished"),
+    "diverged": N_("diverged"),
+    "stopped": N_("stopped"),
+    "failed": N_("failed"),
+}
 VARIANTS = {"sigma_squared": {"sigma_squared": "z = μ + σ²·ε", "logvar_as_sigma": N_("log σ² used as σ")}}
 TEXT = {  # section -> (title, explanation, formula)
-    "per_pixel_mean": (N_("(a) Reconstruction averaged over pixels, KL summed"), N_(
-        "The mistaken line averages log p(x|z) over the D = 64 pixels but still sums the KL over the latent dimensions. Multiply that "
-        "loss by D (the optimum does not move) and it is the ELBO with **β = D = 64**. Every latent dimension then costs more than it "
-        "earns: the posterior collapses onto the prior, no unit stays active, and every prior sample decodes to the mean image."),
+    "per_pixel_mean": (
+        N_("(a) Reconstruction averaged over pixels, KL summed"),
+        N_(
+            "The mistaken line averages log p(x|z) over the D = 64 pixels but still sums the KL over the latent dimensions. Multiply that "
+            "loss by D (the optimum does not move) and it is the ELBO with **β = D = 64**. Every latent dimension then costs more than it "
+            "earns: the posterior collapses onto the prior, no unit stays active, and every prior sample decodes to the mean image."
+        ),
         r"-\tfrac{1}{D}\sum_{d=1}^{D}\log p(x_d|z) + \mathrm{KL}(q\|p) \;=\; \tfrac{1}{D}\Big[-\log p(x|z) + "
-        r"\underbrace{D}_{\beta}\,\mathrm{KL}(q\|p)\Big]"),
-    "bce_grey": (N_("(b) Binary cross-entropy on grey pixels reported as log p(x)"), N_(
-        "BCE is the Bernoulli's log-likelihood only for pixels that are 0 or 1. On grey pixels it is not a log density: the continuous "
-        "Bernoulli, the normalised density on [0, 1], adds log C(λ) per pixel, and C(λ) ≥ 2, so −BCE understates log p(x|z) by at least D"
-        " log 2 nats. Use the continuous Bernoulli (the correct run), or binarize the images to make the Bernoulli a true likelihood."),
+        r"\underbrace{D}_{\beta}\,\mathrm{KL}(q\|p)\Big]",
+    ),
+    "bce_grey": (
+        N_("(b) Binary cross-entropy on grey pixels reported as log p(x)"),
+        N_(
+            "BCE is the Bernoulli's log-likelihood only for pixels that are 0 or 1. On grey pixels it is not a log density: the continuous "
+            "Bernoulli, the normalised density on [0, 1], adds log C(λ) per pixel, and C(λ) ≥ 2, so −BCE understates log p(x|z) by at least D"
+            " log 2 nats. Use the continuous Bernoulli (the correct run), or binarize the images to make the Bernoulli a true likelihood."
+        ),
         r"\log p_{\mathcal{CB}}(x|\lambda) = \underbrace{\textstyle\sum_d x_d\log\lambda_d + (1-x_d)\log(1-\lambda_d)}_{-\mathrm{BCE}} +"
-        r" \sum_d \log C(\lambda_d),\qquad C(\lambda)\ge 2 \;\Rightarrow\; \text{%(gap)s} \ge D\log 2"),
-    "sigma_squared": (N_("(c) The wrong σ in the reparameterization"), N_(
-        "The encoder outputs log σ², so ε must be scaled by σ = exp(½ log σ²). Scaling by σ² (as a tutorial writes it) gives Var z = σ⁴; "
-        "using log σ² itself as σ gives Var z = (log σ²)². Either way the z the decoder sees is not drawn from q(z|x) = N(μ, σ²), yet the"
-        " analytic KL is still that of N(μ, σ²): the ELBO the run reports describes a distribution it never sampled."),
+        r" \sum_d \log C(\lambda_d),\qquad C(\lambda)\ge 2 \;\Rightarrow\; \text{%(gap)s} \ge D\log 2",
+    ),
+    "sigma_squared": (
+        N_("(c) The wrong σ in the reparameterization"),
+        N_(
+            "The encoder outputs log σ², so ε must be scaled by σ = exp(½ log σ²). Scaling by σ² (as a tutorial writes it) gives Var z = σ⁴; "
+            "using log σ² itself as σ gives Var z = (log σ²)². Either way the z the decoder sees is not drawn from q(z|x) = N(μ, σ²), yet the"
+            " analytic KL is still that of N(μ, σ²): the ELBO the run reports describes a distribution it never sampled."
+        ),
         r"z=\mu+\sigma^2\varepsilon \Rightarrow \mathrm{Var}[z]=\sigma^4\ne\sigma^2,\qquad z=\mu+\log\sigma^2\,\varepsilon \Rightarrow "
-        r"\mathrm{Var}[z]=(\log\sigma^2)^2"),
-    "detached_z": (N_("(d) z sampled with no path for the gradient"), N_(
-        "With z detached, the reconstruction term has no path back to the encoder: ∂recon/∂μ = 0. Only the KL reaches q, and the KL alone"
-        " is smallest at q(z|x) = p(z): μ collapses to 0 and σ to 1 for every image, so z says nothing about x."),
+        r"\mathrm{Var}[z]=(\log\sigma^2)^2",
+    ),
+    "detached_z": (
+        N_("(d) z sampled with no path for the gradient"),
+        N_(
+            "With z detached, the reconstruction term has no path back to the encoder: ∂recon/∂μ = 0. Only the KL reaches q, and the KL alone"
+            " is smallest at q(z|x) = p(z): μ collapses to 0 and σ to 1 for every image, so z says nothing about x."
+        ),
         r"\frac{\partial}{\partial\mu}\log p\big(x\,\big|\,\mathrm{stopgrad}[\mu+\sigma\varepsilon]\big) = 0 \;\Rightarrow\; "
-        r"\nabla_\phi\,\text{%(loss)s} = \nabla_\phi\,\mathrm{KL}(q_\phi(z|x)\,\|\,p(z))"),
-    "kl_sign": (N_("(e) The KL's sign flipped"), N_(
-        "The loss is −ELBO = −log p(x|z) + KL. Flip the sign and a large KL is rewarded: the optimiser pushes μ and σ without bound and "
-        "the loss falls towards −∞. The trainer's divergence guard stops the run as soon as the loss passes anything a real ELBO can "
-        "reach, and keeps the last good weights: nothing saved is lost."),
+        r"\nabla_\phi\,\text{%(loss)s} = \nabla_\phi\,\mathrm{KL}(q_\phi(z|x)\,\|\,p(z))",
+    ),
+    "kl_sign": (
+        N_("(e) The KL's sign flipped"),
+        N_(
+            "The loss is −ELBO = −log p(x|z) + KL. Flip the sign and a large KL is rewarded: the optimiser pushes μ and σ without bound and "
+            "the loss falls towards −∞. The trainer's divergence guard stops the run as soon as the loss passes anything a real ELBO can "
+            "reach, and keeps the last good weights: nothing saved is lost."
+        ),
         r"\text{%(loss)s} = -\log p(x|z) \,\mathbf{-}\, \mathrm{KL}(q\|p) \;\to\; -\infty \quad\big(|\mu| \to \infty\ "
-        r"\text{%(or)s}\ \sigma \to \infty\big)"),
+        r"\text{%(or)s}\ \sigma \to \infty\big)",
+    ),
 }
 
 
@@ -60,8 +87,12 @@ def num(v: float | None) -> str:
 
 
 def run_again(key: str) -> None:
-    seed = int(st.session_state.get(f"pitfalls_seed_{key}", 0)) + 1  # a new seed: the consequence is no accident
-    with st.spinner(_("Training the correct and the mistaken run on digits (seed {seed})…").format(seed=seed)):
+    seed = (
+        int(st.session_state.get(f"pitfalls_seed_{key}", 0)) + 1
+    )  # a new seed: the consequence is no accident
+    with st.spinner(
+        _("Training the correct and the mistaken run on digits (seed {seed})…").format(seed=seed)
+    ):
         st.session_state[f"pitfalls_pair_{key}"] = pf.run_pair(key, get_dataset("digits"), seed=seed)
     st.session_state[f"pitfalls_seed_{key}"] = seed
 
@@ -71,76 +102,200 @@ def run_column(col, run: pf.PitfallRun, line: str, name: str, p: pf.PitfallPair)
     col.code(line, language="python", wrap_lines=True)
     m = col.columns(3)
     m[0].metric(_("active units"), f"{run.metrics['active_units']} / {run.metrics['latent_dim']}")
-    m[1].metric(_("−ELBO, measured"), num(run.metrics["neg_elbo"]), help=_("nats per image, test split, under its own likelihood"))
-    m[2].metric(_("loss it reported"), num((run.history.get("loss") or [None])[-1]), help=_("its own objective, last step"))
-    col.caption(_("{state}: {steps} steps in {seconds:.1f} s · likelihood: {likelihood}").format(
-        state=_(WORDS.get(run.state, run.state)), steps=run.steps, seconds=run.seconds, likelihood=likelihood_name(run.likelihood)))
-    show_grid(np.vstack([p.test_images, run.recon]), p.image_shape, 8, _("test images, their reconstructions"), px=48, container=col)
-    show_grid(np.asarray(run.samples), p.image_shape, 8, _("prior samples z ~ N(0, I), decoded"), px=48, container=col)
+    m[1].metric(
+        _("−ELBO, measured"),
+        num(run.metrics["neg_elbo"]),
+        help=_("nats per image, test split, under its own likelihood"),
+    )
+    m[2].metric(
+        _("loss it reported"),
+        num((run.history.get("loss") or [None])[-1]),
+        help=_("its own objective, last step"),
+    )
+    col.caption(
+        _("{state}: {steps} steps in {seconds:.1f} s · likelihood: {likelihood}").format(
+            state=_(WORDS.get(run.state, run.state)),
+            steps=run.steps,
+            seconds=run.seconds,
+            likelihood=likelihood_name(run.likelihood),
+        )
+    )
+    show_grid(
+        np.vstack([p.test_images, run.recon]),
+        p.image_shape,
+        8,
+        _("test images, their reconstructions"),
+        px=48,
+        container=col,
+    )
+    show_grid(
+        np.asarray(run.samples),
+        p.image_shape,
+        8,
+        _("prior samples z ~ N(0, I), decoded"),
+        px=48,
+        container=col,
+    )
 
 
 def extras(key: str, p: pf.PitfallPair) -> None:
     good, bad, names2, nats = p.correct, p.mistaken, (_(NAMES[0]), _(NAMES[1])), _(NATS)
     if key == "bce_grey":
-        e, names = bad.extra, (_("−BCE on grey x"), _("continuous Bernoulli on grey x"), _("−BCE on binarized x"), "−BCE + D log 2")
-        st.plotly_chart(charts.likelihood_gaps(e["bce_grey"], e["cb_grey"], e["bce_binarized"], e["d_log2"], names=names,
-                                               x_title=_("test image"), y_title=f"log p(x|z) ({nats})"), key="pitfalls_gaps_chart")
-        st.latex(rf"\overline{{\log p_{{\mathcal{{CB}}}} - (-\mathrm{{BCE}})}} = {e['gap_mean']:.1f} \;\ge\; D\log 2 = "
-                 rf"{e['d_log2']:.1f}\ \text{{{nats}}}")
-        st.caption(_("The mistaken run's model (trained with BCE), one sample of z per image, the first 64 test images."))
+        e, names = (
+            bad.extra,
+            (
+                _("−BCE on grey x"),
+                _("continuous Bernoulli on grey x"),
+                _("−BCE on binarized x"),
+                "−BCE + D log 2",
+            ),
+        )
+        st.plotly_chart(
+            charts.likelihood_gaps(
+                e["bce_grey"],
+                e["cb_grey"],
+                e["bce_binarized"],
+                e["d_log2"],
+                names=names,
+                x_title=_("test image"),
+                y_title=f"log p(x|z) ({nats})",
+            ),
+            key="pitfalls_gaps_chart",
+        )
+        st.latex(
+            rf"\overline{{\log p_{{\mathcal{{CB}}}} - (-\mathrm{{BCE}})}} = {e['gap_mean']:.1f} \;\ge\; D\log 2 = "
+            rf"{e['d_log2']:.1f}\ \text{{{nats}}}"
+        )
+        st.caption(
+            _(
+                "The mistaken run's model (trained with BCE), one sample of z per image, the first 64 test images."
+            )
+        )
     elif key in VARIANTS["sigma_squared"]:
         cats = (_("Var[z] / σ² (mean)"), _("Var[z] / σ² (median)"), "|E[z] − μ| / σ")
-        vals = [[r.z_moments[k] for k in ("var_ratio", "var_ratio_median", "mean_shift")] for r in (good, bad)]
-        st.plotly_chart(charts.pair_bars(cats, *vals, names=names2, title=_("The sampled z against q(z|x), 2000 draws per image"),
-                                         x_title=_("moment"), y_title=_("ratio (1 and 0 when z follows q)"), reference=1.0,
-                                         reference_text=_("z follows q")), key="pitfalls_moments_chart")
-        st.caption(_("Mean σ of q: {good:.3f} (correct), {bad:.3f} (mistaken). The mistaken run reports the KL of N(μ, σ²) on z "
-                     "not drawn from it; −ELBO, measured, samples z from q as it should.").format(
-            good=good.z_moments["sigma_mean"], bad=bad.z_moments["sigma_mean"]))
+        vals = [
+            [r.z_moments[k] for k in ("var_ratio", "var_ratio_median", "mean_shift")] for r in (good, bad)
+        ]
+        st.plotly_chart(
+            charts.pair_bars(
+                cats,
+                *vals,
+                names=names2,
+                title=_("The sampled z against q(z|x), 2000 draws per image"),
+                x_title=_("moment"),
+                y_title=_("ratio (1 and 0 when z follows q)"),
+                reference=1.0,
+                reference_text=_("z follows q"),
+            ),
+            key="pitfalls_moments_chart",
+        )
+        st.caption(
+            _(
+                "Mean σ of q: {good:.3f} (correct), {bad:.3f} (mistaken). The mistaken run reports the KL of N(μ, σ²) on z "
+                "not drawn from it; −ELBO, measured, samples z from q as it should."
+            ).format(good=good.z_moments["sigma_mean"], bad=bad.z_moments["sigma_mean"])
+        )
     elif key == "detached_z":
         names = list(good.grad_norms)
-        st.plotly_chart(charts.pair_bars(names, [good.grad_norms[k] for k in names], [bad.grad_norms[k] for k in names],
-                                         names=names2, title=_("The reconstruction term's gradient, per parameter tensor"),
-                                         x_title=_("parameter"), y_title=_("L2 norm of ∂(−recon)/∂θ")), key="pitfalls_grads_chart")
-        enc, enc_word = [max(v for k, v in r.grad_norms.items() if k.startswith("encoder.")) for r in (good, bad)], _("encoder")
-        st.latex(rf"\max_{{\theta\,\in\,\text{{{enc_word}}}}} \Big\|\frac{{\partial\,\mathrm{{recon}}}}{{\partial\theta}}"
-                 rf"\Big\| = {enc[0]:.3g}\ (\text{{{names2[0]}}}),\quad {enc[1]:.3g}\ (\text{{{names2[1]}}})")
+        st.plotly_chart(
+            charts.pair_bars(
+                names,
+                [good.grad_norms[k] for k in names],
+                [bad.grad_norms[k] for k in names],
+                names=names2,
+                title=_("The reconstruction term's gradient, per parameter tensor"),
+                x_title=_("parameter"),
+                y_title=_("L2 norm of ∂(−recon)/∂θ"),
+            ),
+            key="pitfalls_grads_chart",
+        )
+        enc, enc_word = (
+            [max(v for k, v in r.grad_norms.items() if k.startswith("encoder.")) for r in (good, bad)],
+            _("encoder"),
+        )
+        st.latex(
+            rf"\max_{{\theta\,\in\,\text{{{enc_word}}}}} \Big\|\frac{{\partial\,\mathrm{{recon}}}}{{\partial\theta}}"
+            rf"\Big\| = {enc[0]:.3g}\ (\text{{{names2[0]}}}),\quad {enc[1]:.3g}\ (\text{{{names2[1]}}})"
+        )
     elif key == "kl_sign":
-        (st.warning if bad.state == "diverged" else st.info)(_("Mistaken run, {state}: {message}").format(
-            state=_(WORDS.get(bad.state, bad.state)), message=error_text(bad.status())))
+        (st.warning if bad.state == "diverged" else st.info)(
+            _("Mistaken run, {state}: {message}").format(
+                state=_(WORDS.get(bad.state, bad.state)), message=error_text(bad.status())
+            )
+        )
 
 
 def section(key: str) -> None:
     title, why, formula = TEXT[key]
     st.subheader(_(title))
-    variant = (st.radio(_("Variant"), list(VARIANTS[key]), format_func=lambda v: _(VARIANTS[key][v]), horizontal=True,
-                        key="pitfalls_variant") if key in VARIANTS else key)
+    variant = (
+        st.radio(
+            _("Variant"),
+            list(VARIANTS[key]),
+            format_func=lambda v: _(VARIANTS[key][v]),
+            horizontal=True,
+            key="pitfalls_variant",
+        )
+        if key in VARIANTS
+        else key
+    )
     sec, names2, nats = pf.SECTIONS[variant], (_(NAMES[0]), _(NAMES[1])), _(NATS)
     st.markdown(_(why))
     st.latex(formula % {k: _(w) for k, w in WORDS.items()})
-    if st.button(_("Run again"), key=f"pitfalls_run_{variant}", help=_("train both runs live, with a new seed")):
+    if st.button(
+        _("Run again"), key=f"pitfalls_run_{variant}", help=_("train both runs live, with a new seed")
+    ):
         run_again(variant)
     if (p := st.session_state.get(f"pitfalls_pair_{variant}") or shipped().get(variant)) is None:
         st.info(_("No recorded result for this section: press *Run again* to train it."))
         return
-    st.caption(_("Trained here, seed {seed}.").format(seed=seed) if (seed := st.session_state.get(f"pitfalls_seed_{variant}")) else
-               _("Recorded results (seed 0): press *Run again* to train them live."))
-    for col, run, line, name in zip(st.columns(2), (p.correct, p.mistaken), (sec.correct_line, sec.mistaken_line), names2):
+    st.caption(
+        _("Trained here, seed {seed}.").format(seed=seed)
+        if (seed := st.session_state.get(f"pitfalls_seed_{variant}"))
+        else _("Recorded results (seed 0): press *Run again* to train them live.")
+    )
+    for col, run, line, name in zip(
+        st.columns(2), (p.correct, p.mistaken), (sec.correct_line, sec.mistaken_line), names2
+    ):
         run_column(col, run, line, name, p)
     (left, right), dims = st.columns(2), [f"z{j + 1}" for j in range(len(p.correct.kl_per_dim))]
-    left.plotly_chart(charts.pair_bars(dims, p.correct.kl_per_dim, p.mistaken.kl_per_dim, names=names2, log_y=variant == "kl_sign",
-                                       title=_("KL per latent dimension (test split)"), x_title=_("latent dimension"),
-                                       y_title=f"KL ({nats})"), key=f"pitfalls_kl_{variant}")
-    right.plotly_chart(charts.pair_curves(p.correct.history["step"], p.correct.history["loss"], p.mistaken.history["step"],
-                                          p.mistaken.history["loss"], names=names2, title=_("The loss each run reported"),
-                                          x_title=_("step"), y_title=_("loss ({unit})").format(unit=nats)), key=f"pitfalls_loss_{variant}")
+    left.plotly_chart(
+        charts.pair_bars(
+            dims,
+            p.correct.kl_per_dim,
+            p.mistaken.kl_per_dim,
+            names=names2,
+            log_y=variant == "kl_sign",
+            title=_("KL per latent dimension (test split)"),
+            x_title=_("latent dimension"),
+            y_title=f"KL ({nats})",
+        ),
+        key=f"pitfalls_kl_{variant}",
+    )
+    right.plotly_chart(
+        charts.pair_curves(
+            p.correct.history["step"],
+            p.correct.history["loss"],
+            p.mistaken.history["step"],
+            p.mistaken.history["loss"],
+            names=names2,
+            title=_("The loss each run reported"),
+            x_title=_("step"),
+            y_title=_("loss ({unit})").format(unit=nats),
+        ),
+        key=f"pitfalls_loss_{variant}",
+    )
     extras(variant, p)
 
 
 def main() -> None:
     st.title(_("⚠️ Pitfalls: the classic VAE mistakes, trained live"))
-    st.markdown(_("Each section trains the correct loss and a mistaken one side by side (same model, seed and batches; 8×8 digits, "
-                  "z = 8): one line of code differs. Each run *reports* its own objective; what it *is*, the correct tools measure."))
+    st.markdown(
+        _(
+            "Each section trains the correct loss and a mistaken one side by side (same model, seed and batches; 8×8 digits, "
+            "z = 8): one line of code differs. Each run *reports* its own objective; what it *is*, the correct tools measure."
+        )
+    )
     for key in TEXT:
         st.divider()
         section(key)

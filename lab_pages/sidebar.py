@@ -7,7 +7,15 @@ import hashlib
 import streamlit as st
 
 from lab_pages import i18n, state
-from lab_pages.common import LoadedModel, available_datasets, current_model, from_checkpoint, list_shipped, load_shipped, source_name
+from lab_pages.common import (
+    LoadedModel,
+    available_datasets,
+    current_model,
+    from_checkpoint,
+    list_shipped,
+    load_shipped,
+    source_name,
+)
 from lab_pages.i18n import _, error_text
 from vae_core.checkpoint import MAX_BYTES, CheckpointError, load_checkpoint
 
@@ -44,7 +52,9 @@ def _on_pick() -> None:
     try:
         lm = state.session_models()[name] if src == "session" else load_shipped(name)
     except (CheckpointError, KeyError) as exc:
-        st.session_state[ERROR] = _("Could not load {name}: {reason}").format(name=name, reason=error_text(exc))
+        st.session_state[ERROR] = _("Could not load {name}: {reason}").format(
+            name=name, reason=error_text(exc)
+        )
         return
     state.set_current_model(lm)
     st.session_state.pop(ERROR, None)
@@ -76,8 +86,13 @@ def adopt_upload() -> None:
 def language_picker() -> None:
     """简体中文 / English: the session's language; the choice also goes into the URL (``?lang=zh``)."""
     st.session_state[LANG_WIDGET] = i18n.session_lang()  # the URL or the browser may have set it
-    st.selectbox("🌐 语言 · Language", list(i18n.LANGUAGES), key=LANG_WIDGET, format_func=i18n.LANGUAGES.get,
-                 on_change=lambda: i18n.set_lang(st.session_state[LANG_WIDGET]))
+    st.selectbox(
+        "🌐 语言 · Language",
+        list(i18n.LANGUAGES),
+        key=LANG_WIDGET,
+        format_func=i18n.LANGUAGES.get,
+        on_change=lambda: i18n.set_lang(st.session_state[LANG_WIDGET]),
+    )
 
 
 def model_sidebar() -> None:
@@ -97,19 +112,30 @@ def model_sidebar() -> None:
             if f"{src}:{lm.label}" in options and state.picked() not in options:
                 state.set_picked(src, lm.label)
         st.selectbox(
-            _("Pick a model"), options, key=state.PICKER, on_change=_on_pick,
-            format_func=lambda o, mine=_("  (this session)"): o.split(":", 1)[1] + (mine if o.startswith("session:") else ""),
+            _("Pick a model"),
+            options,
+            key=state.PICKER,
+            on_change=_on_pick,
+            format_func=lambda o, mine=_("  (this session)"): (
+                o.split(":", 1)[1] + (mine if o.startswith("session:") else "")
+            ),
             help=_("Shipped checkpoints, plus models trained or uploaded in this browser session."),
         )
         st.file_uploader(
-            _("…or upload a .safetensors checkpoint"), type=None, key=state.UPLOAD, max_upload_size=UPLOAD_LIMIT_MB,
-            help=_("Checkpoints saved by this lab (Train page → Download). At most {mb} MB. Never unpickled.").format(
-                mb=UPLOAD_LIMIT_MB),
+            _("…or upload a .safetensors checkpoint"),
+            type=None,
+            key=state.UPLOAD,
+            max_upload_size=UPLOAD_LIMIT_MB,
+            help=_(
+                "Checkpoints saved by this lab (Train page → Download). At most {mb} MB. Never unpickled."
+            ).format(mb=UPLOAD_LIMIT_MB),
         )
         if st.session_state.get(ERROR):
             st.error(st.session_state[ERROR])
         if "fashion-mnist" not in available_datasets():
-            st.caption(_(
-                "Fashion-MNIST is not on this machine, so the lab uses the offline digits set. "
-                "Get it with `sudo apt-get install dataset-fashion-mnist`, or put its four files in `data/fashion-mnist/`."
-            ))
+            st.caption(
+                _(
+                    "Fashion-MNIST is not on this machine, so the lab uses the offline digits set. "
+                    "Get it with `sudo apt-get install dataset-fashion-mnist`, or put its four files in `data/fashion-mnist/`."
+                )
+            )

@@ -82,9 +82,11 @@ def start(h: registry.TrainerHandle, mc, tc, errors: list[str]) -> Message:
     except (registry.CapacityError, ConfigError, DatasetError) as exc:
         return "error", _("Not started: {reason}").format(reason=error_text(exc))
     # TRANSLATORS: {model} is e.g. "VAE 784-400-16 (bernoulli)", {dataset} a dataset name.
-    return "success", ngettext("Training started: {model} on {dataset}, {epochs} epoch.",
-                               "Training started: {model} on {dataset}, {epochs} epochs.", tc.epochs).format(
-        model=mc.describe(), dataset=tc.dataset, epochs=tc.epochs)
+    return "success", ngettext(
+        "Training started: {model} on {dataset}, {epochs} epoch.",
+        "Training started: {model} on {dataset}, {epochs} epochs.",
+        tc.epochs,
+    ).format(model=mc.describe(), dataset=tc.dataset, epochs=tc.epochs)
 
 
 def _tell(h: registry.TrainerHandle, verb: str, text: str) -> Message | None:
@@ -114,22 +116,31 @@ def step(h: registry.TrainerHandle, mc, tc, errors: list[str]) -> Message:
     """Train one batch; after the end of a run (or before any), on a new idle trainer."""
     if h.trainer is None or h.trainer.state in (S.FINISHED, S.DIVERGED, S.FAILED):
         if errors:
-            return "error", _("No step taken. Fix the settings first: {errors}").format(errors=" ".join(errors))
+            return "error", _("No step taken. Fix the settings first: {errors}").format(
+                errors=" ".join(errors)
+            )
         try:
             h.attach(_new_trainer(h, mc, tc))
         except (DatasetError, ConfigError) as exc:
             return "error", _("No step taken: {reason}").format(reason=error_text(exc))
     rec = h.trainer.step()
     if rec is None:
-        return "warning", error_text(h.trainer.message) if h.trainer.message else _("No step taken: training is over.")
+        return "warning", error_text(h.trainer.message) if h.trainer.message else _(
+            "No step taken: training is over."
+        )
     kl = _(", KL {kl:.2f}").format(kl=rec["kl"]) if h.trainer.model_config.kind == "vae" else ""
     # TRANSLATORS: {kl} is empty for an AE, else ", KL 12.34" (its own message).
     return "info", _("One batch: step {step}, loss {loss:.2f} nats/image (recon {recon:.2f}{kl}).").format(
-        step=rec["step"], loss=rec["loss"], recon=-rec["recon"], kl=kl)
+        step=rec["step"], loss=rec["loss"], recon=-rec["recon"], kl=kl
+    )
 
 
 def stop(h: registry.TrainerHandle) -> Message | None:
-    return _tell(h, "stop", _("Stopped at step {step}. The weights are kept: save, download or use them; Resume continues."))
+    return _tell(
+        h,
+        "stop",
+        _("Stopped at step {step}. The weights are kept: save, download or use them; Resume continues."),
+    )
 
 
 def reset(h: registry.TrainerHandle) -> Message:
@@ -155,8 +166,9 @@ def save(h: registry.TrainerHandle, name: str) -> Message:
         return "error", _("Could not save: {reason}").format(reason=error_text(exc))
     state.set_picked("shipped", f"saved/{name}")
     shown = path.relative_to(common.PROJECT_ROOT) if path.is_relative_to(common.PROJECT_ROOT) else path
-    return "success", _("Saved {path} (step {step}); it is now the current model and the sidebar picker lists it.").format(
-        path=shown, step=meta["steps"])
+    return "success", _(
+        "Saved {path} (step {step}); it is now the current model and the sidebar picker lists it."
+    ).format(path=shown, step=meta["steps"])
 
 
 def use(h: registry.TrainerHandle) -> Message:
@@ -165,9 +177,13 @@ def use(h: registry.TrainerHandle) -> Message:
         return "error", _("Nothing to use yet: train at least one step.")
     (model, meta), mc = copy_of(h.trainer), h.trainer.model_config
     label = f"trained {mc.kind.upper()} z={mc.latent_dim} {meta['dataset']} step {meta['steps']}"  # a model's name: kept as is
-    state.add_session_model(common.LoadedModel(f"train:{h.id}:{time.time_ns()}", label, "session", model, model.config, meta))
+    state.add_session_model(
+        common.LoadedModel(f"train:{h.id}:{time.time_ns()}", label, "session", model, model.config, meta)
+    )
     state.set_picked("session", label)
-    return "success", _("“{label}” is now the current model on every page (not saved to disk).").format(label=label)
+    return "success", _("“{label}” is now the current model on every page (not saved to disk).").format(
+        label=label
+    )
 
 
 def download_bytes(ref: weakref.ref) -> bytes:
@@ -188,25 +204,57 @@ def add_dataset(upload) -> Message | None:
     shape, k = ud.dataset.image_shape, len(ud.dataset.class_names)
     classes = ngettext("{n} class", "{n} classes", k).format(n=k) if ud.labelled else _("no classes")
     # TRANSLATORS: {classes} is "3 classes" or "no classes"; {digest} the start of the file's sha256.
-    text = ngettext("Added {name}: {n:,} image of {height}×{width}, {classes} (sha256 {digest}…). It trains, saves and "
-                    "downloads like any other dataset.", "Added {name}: {n:,} images of {height}×{width}, {classes} "
-                    "(sha256 {digest}…). It trains, saves and downloads like any other dataset.", ud.n_images).format(
-        name=ud.dataset.name, n=ud.n_images, height=shape[1], width=shape[2], classes=classes, digest=ud.content_hash[:12])
+    text = ngettext(
+        "Added {name}: {n:,} image of {height}×{width}, {classes} (sha256 {digest}…). It trains, saves and "
+        "downloads like any other dataset.",
+        "Added {name}: {n:,} images of {height}×{width}, {classes} "
+        "(sha256 {digest}…). It trains, saves and downloads like any other dataset.",
+        ud.n_images,
+    ).format(
+        name=ud.dataset.name,
+        n=ud.n_images,
+        height=shape[1],
+        width=shape[2],
+        classes=classes,
+        digest=ud.content_hash[:12],
+    )
     return ("warning" if ud.warnings else "success"), " ".join((text, *ud.warnings))
 
 
 def keep_row(h: registry.TrainerHandle, act: Callable) -> None:
     """The Train page's row that keeps a trained model: name, Save, Download, Use (``act`` runs a verb as a callback)."""
     c = st.columns([2, 1, 1, 1], vertical_alignment="bottom")
-    name = c[0].text_input(_("Checkpoint name"), key="train_save_name",
-                           placeholder=_("{example} (letters, digits, - and _)").format(example="my_vae")).strip()
-    c[1].button(_("Save"), icon=":material/save:", key="train_save",
-                help=_("Writes {path}").format(path="checkpoints/saved/<name>.safetensors"),
-                 on_click=lambda: act(save, (st.session_state.get("train_save_name") or "").strip()))
-    c[2].download_button(_("Download"), icon=":material/download:", data=functools.partial(download_bytes, weakref.ref(h)),
-                         on_click="ignore", file_name=f"{name if NAME_RE.fullmatch(name) else 'vae_lab_model'}.safetensors",
-                         mime="application/octet-stream", key="train_download",
-                         help=_("{format} with its metadata").format(format=".safetensors"))
-    c[3].button(_("Use this model in the lab"), icon=":material/science:", key="train_use", on_click=act, args=(use,),
-                help=_("Makes it the current model on every page, without saving"))
-
+    name = (
+        c[0]
+        .text_input(
+            _("Checkpoint name"),
+            key="train_save_name",
+            placeholder=_("{example} (letters, digits, - and _)").format(example="my_vae"),
+        )
+        .strip()
+    )
+    c[1].button(
+        _("Save"),
+        icon=":material/save:",
+        key="train_save",
+        help=_("Writes {path}").format(path="checkpoints/saved/<name>.safetensors"),
+        on_click=lambda: act(save, (st.session_state.get("train_save_name") or "").strip()),
+    )
+    c[2].download_button(
+        _("Download"),
+        icon=":material/download:",
+        data=functools.partial(download_bytes, weakref.ref(h)),
+        on_click="ignore",
+        file_name=f"{name if NAME_RE.fullmatch(name) else 'vae_lab_model'}.safetensors",
+        mime="application/octet-stream",
+        key="train_download",
+        help=_("{format} with its metadata").format(format=".safetensors"),
+    )
+    c[3].button(
+        _("Use this model in the lab"),
+        icon=":material/science:",
+        key="train_use",
+        on_click=act,
+        args=(use,),
+        help=_("Makes it the current model on every page, without saving"),
+    )

@@ -19,16 +19,16 @@ if TYPE_CHECKING:
     from lab_pages.common import LoadedModel
     from vae_core.registry import TrainerHandle
 
-CURRENT_MODEL = "current_model"    # LoadedModel: the model every page works on
-MODEL_ERROR = "model_error"        # str: why the default model could not be loaded
+CURRENT_MODEL = "current_model"  # LoadedModel: the model every page works on
+MODEL_ERROR = "model_error"  # str: why the default model could not be loaded
 SESSION_MODELS = "session_models"  # {label: LoadedModel}: trained or uploaded in this session
-PICKER = "sidebar_model_pick"      # "shipped:<name>" | "session:<label>": the sidebar's selectbox
-UPLOAD = "sidebar_upload"          # the sidebar's file uploader
-TRAIN_HANDLE = "train_handle"      # TrainerHandle of the Train page (the ELBO page watches it)
-EXPLORER_Z = "explorer_z"          # list[float]: the explorer's latent point (the latent map sends one)
+PICKER = "sidebar_model_pick"  # "shipped:<name>" | "session:<label>": the sidebar's selectbox
+UPLOAD = "sidebar_upload"  # the sidebar's file uploader
+TRAIN_HANDLE = "train_handle"  # TrainerHandle of the Train page (the ELBO page watches it)
+EXPLORER_Z = "explorer_z"  # list[float]: the explorer's latent point (the latent map sends one)
 EXPLORER_Z_MODEL = "explorer_z_model"  # str: key of the model that point belongs to
-USER_IMAGE = "user_image"          # UserImage: the image drawn or uploaded on the "Your image" page
-USER_DATASETS = "user_datasets"    # {name: vae_core.userdata.UserData}: datasets uploaded in this session
+USER_IMAGE = "user_image"  # UserImage: the image drawn or uploaded on the "Your image" page
+USER_DATASETS = "user_datasets"  # {name: vae_core.userdata.UserData}: datasets uploaded in this session
 
 
 # ------------------------------------------------------------------ the current model
@@ -110,10 +110,10 @@ def set_explorer_point(z: Sequence[float], model_key: str) -> None:
 class UserImage:
     """An image drawn or uploaded in this session, preprocessed as one dataset's images were made."""
 
-    pixels: np.ndarray                    # (D,) uint8, the preprocessed input a model sees
-    image_shape: tuple[int, int, int]     # (C, H, W) of that dataset
-    dataset: str                          # the dataset whose preprocessing it went through
-    origin: str                           # "drawing" or the uploaded file's name
+    pixels: np.ndarray  # (D,) uint8, the preprocessed input a model sees
+    image_shape: tuple[int, int, int]  # (C, H, W) of that dataset
+    dataset: str  # the dataset whose preprocessing it went through
+    origin: str  # "drawing" or the uploaded file's name
 
 
 def user_image(image_shape: Sequence[int] | None = None) -> UserImage | None:
@@ -144,7 +144,6 @@ def add_user_dataset(ud: Any) -> str:
     return ud.dataset.name
 
 
-
 # ------------------------------------------------------------------ the explorer's sliders (Latent explorer and Manifold pages)
 from lab_pages.i18n import N_, _  # noqa: E402 - light (streamlit only): this section's notes
 
@@ -152,15 +151,25 @@ if TYPE_CHECKING:
     from vae_core.explore import SliderSpace
 
 EXPLORER_LAST = "_explorer_last"  # (model key, tuple z): the point as the sliders last stored it
-EXPLORER_NOTE = "explorer_note"   # (msgid, fields, clamped dims, EXPLORER_LAST then) | None: a note on one point
-EXPLORER_DIMS = "explorer_dims"   # the explorer's picker of slider dims (forgotten for a new model)
+EXPLORER_NOTE = (
+    "explorer_note"  # (msgid, fields, clamped dims, EXPLORER_LAST then) | None: a note on one point
+)
+EXPLORER_DIMS = "explorer_dims"  # the explorer's picker of slider dims (forgotten for a new model)
 EXPLORER_DRAWS = "explorer_draws"  # int: random draws so far (draw n has seed n: reproducible)
 SENT_NOTE = N_("z taken from the latent map.")
 FOREIGN_NOTES = (  # [is_vae]
-    N_("A latent point was sent here for another model; it was ignored and the sliders start at the centre of the codes."),
-    N_("A latent point was sent here for another model; it was ignored and the sliders start at the prior mean."))
+    N_(
+        "A latent point was sent here for another model; it was ignored and the sliders start at the centre of the codes."
+    ),
+    N_(
+        "A latent point was sent here for another model; it was ignored and the sliders start at the prior mean."
+    ),
+)
 HOME_NOTES = (N_("Reset to the mean of the codes."), N_("Reset to the prior mean z = 0."))  # [is_vae]
-RANDOM_NOTES = (N_("Random draw #{n} from a Gaussian fitted to the codes."), N_("Random draw #{n} from the prior N(0, I)."))
+RANDOM_NOTES = (
+    N_("Random draw #{n} from a Gaussian fitted to the codes."),
+    N_("Random draw #{n} from the prior N(0, I)."),
+)
 
 
 def slider_key(j: int) -> str:
@@ -168,7 +177,9 @@ def slider_key(j: int) -> str:
     return f"explorer_dim_{j}"
 
 
-def set_slider_point(z: Sequence[float], model_key: str, sp: SliderSpace, note: tuple[str, dict] | None = None) -> None:
+def set_slider_point(
+    z: Sequence[float], model_key: str, sp: SliderSpace, note: tuple[str, dict] | None = None
+) -> None:
     """Make ``z`` the explorer's point: the sliders (clamped to ``sp``'s ranges), the shared point, and ``note``
     ((English msgid, its fields): translated where shown, so a language switch translates it too) on this point."""
     from vae_core.explore import clamp_point  # noqa: PLC0415 - torch stays out of this module's import
@@ -186,7 +197,9 @@ def explorer_note() -> str | None:
     if not note or note[3] != st.session_state.get(EXPLORER_LAST):
         return None
     moved = ", ".join(f"z{j + 1}" for j in note[2])
-    return _(note[0]).format(**note[1]) + (_(" ({dims} clamped to the slider range)").format(dims=moved) if moved else "")
+    return _(note[0]).format(**note[1]) + (
+        _(" ({dims} clamped to the slider range)").format(dims=moved) if moved else ""
+    )
 
 
 def reset_slider_point(model_key: str, sp: SliderSpace, is_vae: bool) -> None:
@@ -199,7 +212,9 @@ def random_slider_point(model_key: str, sp: SliderSpace, is_vae: bool) -> None:
     from vae_core.explore import random_point  # noqa: PLC0415
 
     st.session_state[EXPLORER_DRAWS] = n = st.session_state.get(EXPLORER_DRAWS, 0) + 1
-    set_slider_point(random_point(n, sp.mean, sp.std, is_vae), model_key, sp, (RANDOM_NOTES[is_vae], {"n": n}))
+    set_slider_point(
+        random_point(n, sp.mean, sp.std, is_vae), model_key, sp, (RANDOM_NOTES[is_vae], {"n": n})
+    )
 
 
 def sync_slider_point(model_key: str, latent_dim: int, is_vae: bool, sp: SliderSpace) -> None:

@@ -35,37 +35,64 @@ def main() -> None:
         st.session_state.setdefault(_k, _v)
     nats = _("nats")
     st.title(_("Theory: the ideas under the ELBO"))
-    st.markdown(_(
-        r"A VAE maximises the **ELBO** $=\mathbb{E}_q[\log p(x|z)] - \mathrm{KL}(q(z|x)\,\|\,p(z))$. "
-        "Each piece comes from an older idea: information and entropy, the KL divergence, and the "
-        "reparameterization trick that lets us train it by gradient ascent. Variational inference and the "
-        "ELBO derived line by line are on the next page, **Derivation**."
-    ))
+    st.markdown(
+        _(
+            r"A VAE maximises the **ELBO** $=\mathbb{E}_q[\log p(x|z)] - \mathrm{KL}(q(z|x)\,\|\,p(z))$. "
+            "Each piece comes from an older idea: information and entropy, the KL divergence, and the "
+            "reparameterization trick that lets us train it by gradient ascent. Variational inference and the "
+            "ELBO derived line by line are on the next page, **Derivation**."
+        )
+    )
 
     # ---------------------------------------------------------------- 1. information and entropy
     st.header(_("1 · Information, entropy, cross-entropy, KL"))
-    st.markdown(_(
-        "An outcome of probability p carries **information** −log p: rare outcomes surprise more. "
-        "**Entropy** H(p) is the average information. Coding outcomes from p with a code built for q "
-        "costs the **cross-entropy** H(p,q); the excess H(p,q) − H(p) is **KL(p‖q)** ≥ 0. "
-        "The VAE's reconstruction term is a (negative) cross-entropy and its regulariser is a KL."
-    ))
-    unit = st.radio(_("Unit"), list(UNITS), format_func=lambda k: _(UNITS[k]), horizontal=True, key="theory_unit")
+    st.markdown(
+        _(
+            "An outcome of probability p carries **information** −log p: rare outcomes surprise more. "
+            "**Entropy** H(p) is the average information. Coding outcomes from p with a code built for q "
+            "costs the **cross-entropy** H(p,q); the excess H(p,q) − H(p) is **KL(p‖q)** ≥ 0. "
+            "The VAE's reconstruction term is a (negative) cross-entropy and its regulariser is a KL."
+        )
+    )
+    unit = st.radio(
+        _("Unit"), list(UNITS), format_func=lambda k: _(UNITS[k]), horizontal=True, key="theory_unit"
+    )
     base, u = (2.0 if unit == "bits" else math.e), _(UNITS[unit])
     names = [_(o) for o in OUTCOMES]
     cols = st.columns(len(OUTCOMES))
-    p_w = [cols[i].slider(f"p({o})", 0, 10, d, key=f"theory_p_{i}") for i, (o, d) in enumerate(zip(names, [4, 2, 1, 1]))]
-    q_w = [cols[i].slider(f"q({o})", 0, 10, d, key=f"theory_q_{i}") for i, (o, d) in enumerate(zip(names, [1, 2, 2, 3]))]
+    p_w = [
+        cols[i].slider(f"p({o})", 0, 10, d, key=f"theory_p_{i}")
+        for i, (o, d) in enumerate(zip(names, [4, 2, 1, 1]))
+    ]
+    q_w = [
+        cols[i].slider(f"q({o})", 0, 10, d, key=f"theory_q_{i}")
+        for i, (o, d) in enumerate(zip(names, [1, 2, 2, 3]))
+    ]
     try:
         ds = th.discrete_summary(np.array(p_w), np.array(q_w), base)
     except ValueError:  # every weight of p, or of q, is 0: the only error these sliders can cause
-        st.error(_("All weights of p, or of q, are 0: raise at least one weight of each (weights are normalised to sum to 1)."))
+        st.error(
+            _(
+                "All weights of p, or of q, are 0: raise at least one weight of each (weights are normalised to sum to 1)."
+            )
+        )
         ds = None
     if ds is not None:
-        fig = charts.discrete(names, ds.p, ds.q, ds.info_p, ds.h_p, panel_titles=(_("p and q (normalised weights)"),
-                              _("information −log p")), p_name="p", q_name="q", info_name="−log p",
-                              entropy_text=f"H(p) = {ds.h_p:.3f} {u}", x_title=_("outcome"), p_title=_("probability"),
-                              info_title=_("information ({unit})").format(unit=u))
+        fig = charts.discrete(
+            names,
+            ds.p,
+            ds.q,
+            ds.info_p,
+            ds.h_p,
+            panel_titles=(_("p and q (normalised weights)"), _("information −log p")),
+            p_name="p",
+            q_name="q",
+            info_name="−log p",
+            entropy_text=f"H(p) = {ds.h_p:.3f} {u}",
+            x_title=_("outcome"),
+            p_title=_("probability"),
+            info_title=_("information ({unit})").format(unit=u),
+        )
         st.plotly_chart(fig, key="theory_fig_discrete")
         m = st.columns(5)
         m[0].metric(_("H(p) in bits"), f"{th.entropy(ds.p, 2.0):.3f}")
@@ -73,15 +100,27 @@ def main() -> None:
         # TRANSLATORS: a metric's label: {quantity} is a formula such as H(p,q), {unit} bits or nats.
         for col, quantity, v in zip(m[2:], ("H(p,q)", "KL(p‖q)", "KL(q‖p)"), (ds.h_pq, ds.kl_pq, ds.kl_qp)):
             col.metric(_("{quantity} ({unit})").format(quantity=quantity, unit=u), fmt(v))
-        st.latex(rf"\mathrm{{KL}}(p\|q) = H(p,q) - H(p) = {fmt(ds.h_pq)} - {ds.h_p:.3f} = {fmt(ds.kl_pq)}\ \text{{{u}}}")
-        st.latex(rf"\mathrm{{KL}}(q\|p) = H(q,p) - H(q) = {fmt(ds.h_qp)} - {ds.h_q:.3f} = {fmt(ds.kl_qp)}\ \text{{{u}}}")
-        st.caption(_("KL is not symmetric. Set q({snow}) = 0 while p({snow}) > 0 and KL(p‖q) becomes infinite: "
-                     "q gives zero probability to an outcome that p produces.").format(snow=names[3]))
+        st.latex(
+            rf"\mathrm{{KL}}(p\|q) = H(p,q) - H(p) = {fmt(ds.h_pq)} - {ds.h_p:.3f} = {fmt(ds.kl_pq)}\ \text{{{u}}}"
+        )
+        st.latex(
+            rf"\mathrm{{KL}}(q\|p) = H(q,p) - H(q) = {fmt(ds.h_qp)} - {ds.h_q:.3f} = {fmt(ds.kl_qp)}\ \text{{{u}}}"
+        )
+        st.caption(
+            _(
+                "KL is not symmetric. Set q({snow}) = 0 while p({snow}) > 0 and KL(p‖q) becomes infinite: "
+                "q gives zero probability to an outcome that p produces."
+            ).format(snow=names[3])
+        )
 
     # ---------------------------------------------------------------- 2. two Gaussians
     st.header(_("2 · KL between two Gaussians"))
-    st.markdown(_("For Gaussians the KL has a closed form; a Monte Carlo average of log q(z) − log p(z) "
-                  "over samples z from q agrees with it within its standard error. Units: nats."))
+    st.markdown(
+        _(
+            "For Gaussians the KL has a closed form; a Monte Carlo average of log q(z) − log p(z) "
+            "over samples z from q agrees with it within its standard error. Units: nats."
+        )
+    )
     c = st.columns(4)
     mu1 = c[0].slider("μ₁ (q)", -3.0, 3.0, 1.0, 0.1, key="theory_mu1")
     s1 = c[1].slider("σ₁ (q)", 0.1, 3.0, 0.5, 0.05, key="theory_s1")
@@ -94,30 +133,47 @@ def main() -> None:
     kl_exact = th.gaussian_kl_1d(mu1, s1, mu2, s2)
     mc = th.mc_gaussian_kl(mu1, s1, mu2, s2, int(n_mc), int(seed_mc))
     zg = np.linspace(-6, 6, 400)
-    gauss_traces = [("q = N(μ₁, σ₁²)", th.normal_pdf(zg, mu1, s1), Q_COLOR), ("p = N(μ₂, σ₂²)", th.normal_pdf(zg, mu2, s2), P_COLOR)]
-    st.plotly_chart(charts.densities(zg, gauss_traces, x_title=_(Z_AXIS), y_title=_(DENSITY_AXIS)), key="theory_fig_gauss")
+    gauss_traces = [
+        ("q = N(μ₁, σ₁²)", th.normal_pdf(zg, mu1, s1), Q_COLOR),
+        ("p = N(μ₂, σ₂²)", th.normal_pdf(zg, mu2, s2), P_COLOR),
+    ]
+    st.plotly_chart(
+        charts.densities(zg, gauss_traces, x_title=_(Z_AXIS), y_title=_(DENSITY_AXIS)), key="theory_fig_gauss"
+    )
     m = st.columns(4)
     m[0].metric(_("analytic KL(q‖p) (nats)"), f"{kl_exact:.4f}")
     m[1].metric(_("Monte Carlo KL (nats)"), f"{mc.estimate:.4f}")
     m[2].metric(_("its standard error (nats)"), f"{mc.stderr:.4f}")
     m[3].metric(_("|MC − analytic| / SE"), f"{abs(mc.estimate - kl_exact) / max(mc.stderr, 1e-12):.2f}")
-    st.latex(r"\mathrm{KL}(q\|p) = \log\frac{\sigma_2}{\sigma_1} + \frac{\sigma_1^2 + (\mu_1-\mu_2)^2}{2\sigma_2^2} - \frac12")
-    st.latex(rf"= \log\frac{{{s2:.2f}}}{{{s1:.2f}}} + \frac{{{s1:.2f}^2 + ({mu1:.2f} - ({mu2:.2f}))^2}}"
-             rf"{{2 \cdot {s2:.2f}^2}} - \frac12 = {kl_exact:.4f}\ \text{{{nats}}}")
-    st.markdown(_("**The VAE's KL term** is the special case p = N(0, 1), summed over latent dimensions "
-                  "(press *Set p = N(0, 1)* and the two numbers agree):"))
-    st.latex(rf"\tfrac12(\mu^2 + \sigma^2 - 1 - \log\sigma^2) = \tfrac12({mu1:.2f}^2 + {s1:.2f}^2 - 1 - \log {s1:.2f}^2)"
-             rf" = {th.vae_kl_term(mu1, s1):.4f}\ \text{{{nats}}}")
+    st.latex(
+        r"\mathrm{KL}(q\|p) = \log\frac{\sigma_2}{\sigma_1} + \frac{\sigma_1^2 + (\mu_1-\mu_2)^2}{2\sigma_2^2} - \frac12"
+    )
+    st.latex(
+        rf"= \log\frac{{{s2:.2f}}}{{{s1:.2f}}} + \frac{{{s1:.2f}^2 + ({mu1:.2f} - ({mu2:.2f}))^2}}"
+        rf"{{2 \cdot {s2:.2f}^2}} - \frac12 = {kl_exact:.4f}\ \text{{{nats}}}"
+    )
+    st.markdown(
+        _(
+            "**The VAE's KL term** is the special case p = N(0, 1), summed over latent dimensions "
+            "(press *Set p = N(0, 1)* and the two numbers agree):"
+        )
+    )
+    st.latex(
+        rf"\tfrac12(\mu^2 + \sigma^2 - 1 - \log\sigma^2) = \tfrac12({mu1:.2f}^2 + {s1:.2f}^2 - 1 - \log {s1:.2f}^2)"
+        rf" = {th.vae_kl_term(mu1, s1):.4f}\ \text{{{nats}}}"
+    )
 
     # ---------------------------------------------------------------- 3. reparameterization trick
     st.header(_("3 · The reparameterization trick"))
-    st.markdown(_(
-        r"Training needs $\partial_\mu\,\mathbb{E}_{z\sim\mathcal N(\mu,\sigma^2)}[f(z)]$. Writing **z = μ + σ·ε** "
-        r"with $\varepsilon\sim\mathcal N(0,1)$ moves the randomness out of the parameters, so f can be "
-        "differentiated along each sample (*reparameterized*). The *score-function* estimator "
-        r"$f(z)\,\partial_\mu \log q(z)$ needs no derivative of f but is far noisier. "
-        "The VAE uses the first, with f = the decoder's log p(x|z)."
-    ))
+    st.markdown(
+        _(
+            r"Training needs $\partial_\mu\,\mathbb{E}_{z\sim\mathcal N(\mu,\sigma^2)}[f(z)]$. Writing **z = μ + σ·ε** "
+            r"with $\varepsilon\sim\mathcal N(0,1)$ moves the randomness out of the parameters, so f can be "
+            "differentiated along each sample (*reparameterized*). The *score-function* estimator "
+            r"$f(z)\,\partial_\mu \log q(z)$ needs no derivative of f but is far noisier. "
+            "The VAE uses the first, with f = the decoder's log p(x|z)."
+        )
+    )
     c = st.columns(4)
     f_name = c[0].selectbox("f(z)", list(th.GRAD_FUNCTIONS), key="theory_f")
     r_mu = c[1].slider("μ", -2.0, 2.0, 1.0, 0.1, key="theory_rep_mu")
@@ -127,17 +183,30 @@ def main() -> None:
     rep, sco = th.summarize(g.reparam), th.summarize(g.score)
     fl = th.GRAD_FUNCTIONS[f_name].latex
     rep_name, sco_name, exact = _("reparameterized"), _("score function"), _("exact")
-    st.latex(rf"z = \mu + \sigma\epsilon = {r_mu:.2f} + {r_sigma:.2f}\,\epsilon,\qquad "
-             rf"\frac{{\partial}}{{\partial\mu}}\mathbb{{E}}[{fl}] = {g.exact:.4f}\ \text{{({exact})}}")
-    st.latex(rf"\underbrace{{f'(\mu+\sigma\epsilon)}}_{{\text{{{rep_name}}}}}: {rep.mean:.4f} \pm {rep.stderr:.4f},\qquad "
-             rf"\underbrace{{f(z)\,\frac{{z-\mu}}{{\sigma^2}}}}_{{\text{{{sco_name}}}}}: {sco.mean:.4f} \pm {sco.stderr:.4f}")
+    st.latex(
+        rf"z = \mu + \sigma\epsilon = {r_mu:.2f} + {r_sigma:.2f}\,\epsilon,\qquad "
+        rf"\frac{{\partial}}{{\partial\mu}}\mathbb{{E}}[{fl}] = {g.exact:.4f}\ \text{{({exact})}}"
+    )
+    st.latex(
+        rf"\underbrace{{f'(\mu+\sigma\epsilon)}}_{{\text{{{rep_name}}}}}: {rep.mean:.4f} \pm {rep.stderr:.4f},\qquad "
+        rf"\underbrace{{f(z)\,\frac{{z-\mu}}{{\sigma^2}}}}_{{\text{{{sco_name}}}}}: {sco.mean:.4f} \pm {sco.stderr:.4f}"
+    )
     m = st.columns(3)
     m[0].metric(_("variance, reparameterized"), f"{rep.var:.4g}")
     m[1].metric(_("variance, score function"), f"{sco.var:.4g}")
     m[2].metric(_("variance ratio (score / reparam)"), f"{sco.var / max(rep.var, 1e-300):.1f}×")
-    st.plotly_chart(charts.gradient_histograms(g.reparam, g.score, g.exact, names=(rep_name, sco_name), exact_text=exact,
-                                               x_title=_("one-sample gradient (units of f per unit μ)"), y_title=_("count (samples)")),
-                    key="theory_fig_grad")
+    st.plotly_chart(
+        charts.gradient_histograms(
+            g.reparam,
+            g.score,
+            g.exact,
+            names=(rep_name, sco_name),
+            exact_text=exact,
+            x_title=_("one-sample gradient (units of f per unit μ)"),
+            y_title=_("count (samples)"),
+        ),
+        key="theory_fig_grad",
+    )
 
 
 if __name__ == "__main__":  # Streamlit runs a page as __main__; an import draws nothing

@@ -34,123 +34,246 @@ class WorkshopStep:
 
 
 PAGES: tuple[TourPage, ...] = (
-    TourPage("lab_pages/home.py", "", N_("Home"),
-             N_("The ELBO in one line, the model that is loaded, a link to every page."),
-             N_("the bound itself: log p(x) ≥ ELBO = reconstruction − KL to the prior")),
-    TourPage("lab_pages/theory.py", "theory", N_("Theory: entropy to ELBO"),
-             N_("Information, entropy, cross-entropy, KL and the reparameterization trick, with sliders."),
-             N_("the reconstruction term is a negative cross-entropy, the KL to the prior has a closed form, and "
-             "z = μ + σ·ε lets both be differentiated")),
-    TourPage("lab_pages/derivation.py", "derivation", N_("Derivation"),
-             N_("On a 1-D model with a two-mode posterior: move q, fit it by SGD, follow both derivations of the ELBO "
-             "line by line with their values, see Jensen's gap, and fit a Gaussian, a Laplace and a mixture q."),
-             N_("the gap: log p(x) = ELBO + KL(q‖p(z|x)), so maximising the ELBO fits q, and only a q that can take "
-             "the posterior's shape closes it")),
-    TourPage("lab_pages/train.py", "train", N_("Train"),
-             N_("Train a small VAE (or AE) live and watch −ELBO split into reconstruction and KL, per latent dimension."),
-             N_("reconstruction against KL to the prior: β weights the KL, dimensions whose KL stays at 0 are inactive, "
-             "an AE trains the reconstruction term alone")),
-    TourPage("lab_pages/elbo.py", "elbo", N_("ELBO, term by term"),
-             N_("Pick one image: check log p(x) = ELBO + KL(q‖p(z|x)) with importance sampling, and by exact "
-             "quadrature for z=2 (VAE only)."),
-             N_("the gap: log p̂_K(x) − ELBO estimates KL(q(z|x)‖p(z|x)); for z=2 quadrature gives it exactly")),
-    TourPage("lab_pages/elbo_training.py", "elbo-training", N_("ELBO over training"),
-             N_("Follow −ELBO as reconstruction + KL over training (live while the Train page trains), KL per latent "
-             "dimension, active units, and the test set's −ELBO beside its importance-weighted NLL."),
-             N_("all of it on average: −ELBO = reconstruction + KL per step, and test −ELBO − NLL estimates the mean "
-             "KL(q(z|x)‖p(z|x))")),
-    TourPage("lab_pages/explorer.py", "explorer", N_("Latent explorer"),
-             N_("Drag latent sliders, start from a test image's μ, and traverse every dimension."),
-             N_("the decoder p(x|z) inside the reconstruction term, and the prior p(z) the KL pulls towards")),
-    TourPage("lab_pages/manifold.py", "manifold", N_("Manifold & interpolation"),
-             N_("The decoder over a 2-D grid of equal prior mass, marked at the explorer's point, and linear and "
-             "spherical paths between two test images."),
-             N_("the prior p(z): a VAE's KL term makes every tile of N(0, I)'s grid decode to an image, and paths "
-             "between codes stay where the prior puts its mass")),
-    TourPage("lab_pages/latent_map.py", "latent-map", N_("Latent map (UMAP)"),
-             N_("A UMAP of the posterior means of the test set; select points to see their images."),
-             N_("the encoder q(z|x): classes cluster because the reconstruction term needs a code that says what to draw")),
-    TourPage("lab_pages/compare.py", "compare", N_("AE vs VAE"),
-             N_("Same architecture, data and seed: why the VAE's latent space can be sampled and the AE's cannot."),
-             N_("what KL(q(z|x)‖p(z)) buys: an AE's codes drift away from N(0, I), and its prior samples are not images")),
-    TourPage("lab_pages/compare_live.py", "train-pair", N_("Train an AE/VAE pair"),
-             N_("Train an AE and a VAE live in lockstep (same weights, seed and batches), then compare them on AE vs VAE."),
-             N_("the KL term alone: the two runs differ in nothing else")),
-    TourPage("lab_pages/pitfalls.py", "pitfalls", N_("Pitfalls"),
-             N_("The classic VAE mistakes, each trained beside the correct loss on digits: the one line that differs, and its "
-             "measured consequence (active units, KL per dimension, samples, z's moments, gradients). *Run again* retrains live."),
-             N_("every term done wrong: the reconstruction averaged per pixel (β = D), BCE on grey pixels as log p(x), σ² for σ, "
-             "a detached z, the KL's sign flipped")),
-    TourPage("lab_pages/your_image.py", "your-image", N_("Your image"),
-             N_("Draw or upload an image: see it prepared as the dataset was made, its code and every ELBO term; it then "
-             "appears beside the test images on the other pages."),
-             N_("all three terms for an image the model never saw: one unlike the training set gets a low ELBO")),
+    TourPage(
+        "lab_pages/home.py",
+        "",
+        N_("Home"),
+        N_("The ELBO in one line, the model that is loaded, a link to every page."),
+        N_("the bound itself: log p(x) ≥ ELBO = reconstruction − KL to the prior"),
+    ),
+    TourPage(
+        "lab_pages/theory.py",
+        "theory",
+        N_("Theory: entropy to ELBO"),
+        N_("Information, entropy, cross-entropy, KL and the reparameterization trick, with sliders."),
+        N_(
+            "the reconstruction term is a negative cross-entropy, the KL to the prior has a closed form, and "
+            "z = μ + σ·ε lets both be differentiated"
+        ),
+    ),
+    TourPage(
+        "lab_pages/derivation.py",
+        "derivation",
+        N_("Derivation"),
+        N_(
+            "On a 1-D model with a two-mode posterior: move q, fit it by SGD, follow both derivations of the ELBO "
+            "line by line with their values, see Jensen's gap, and fit a Gaussian, a Laplace and a mixture q."
+        ),
+        N_(
+            "the gap: log p(x) = ELBO + KL(q‖p(z|x)), so maximising the ELBO fits q, and only a q that can take "
+            "the posterior's shape closes it"
+        ),
+    ),
+    TourPage(
+        "lab_pages/train.py",
+        "train",
+        N_("Train"),
+        N_(
+            "Train a small VAE (or AE) live and watch −ELBO split into reconstruction and KL, per latent dimension."
+        ),
+        N_(
+            "reconstruction against KL to the prior: β weights the KL, dimensions whose KL stays at 0 are inactive, "
+            "an AE trains the reconstruction term alone"
+        ),
+    ),
+    TourPage(
+        "lab_pages/elbo.py",
+        "elbo",
+        N_("ELBO, term by term"),
+        N_(
+            "Pick one image: check log p(x) = ELBO + KL(q‖p(z|x)) with importance sampling, and by exact "
+            "quadrature for z=2 (VAE only)."
+        ),
+        N_("the gap: log p̂_K(x) − ELBO estimates KL(q(z|x)‖p(z|x)); for z=2 quadrature gives it exactly"),
+    ),
+    TourPage(
+        "lab_pages/elbo_training.py",
+        "elbo-training",
+        N_("ELBO over training"),
+        N_(
+            "Follow −ELBO as reconstruction + KL over training (live while the Train page trains), KL per latent "
+            "dimension, active units, and the test set's −ELBO beside its importance-weighted NLL."
+        ),
+        N_(
+            "all of it on average: −ELBO = reconstruction + KL per step, and test −ELBO − NLL estimates the mean "
+            "KL(q(z|x)‖p(z|x))"
+        ),
+    ),
+    TourPage(
+        "lab_pages/explorer.py",
+        "explorer",
+        N_("Latent explorer"),
+        N_("Drag latent sliders, start from a test image's μ, and traverse every dimension."),
+        N_("the decoder p(x|z) inside the reconstruction term, and the prior p(z) the KL pulls towards"),
+    ),
+    TourPage(
+        "lab_pages/manifold.py",
+        "manifold",
+        N_("Manifold & interpolation"),
+        N_(
+            "The decoder over a 2-D grid of equal prior mass, marked at the explorer's point, and linear and "
+            "spherical paths between two test images."
+        ),
+        N_(
+            "the prior p(z): a VAE's KL term makes every tile of N(0, I)'s grid decode to an image, and paths "
+            "between codes stay where the prior puts its mass"
+        ),
+    ),
+    TourPage(
+        "lab_pages/latent_map.py",
+        "latent-map",
+        N_("Latent map (UMAP)"),
+        N_("A UMAP of the posterior means of the test set; select points to see their images."),
+        N_(
+            "the encoder q(z|x): classes cluster because the reconstruction term needs a code that says what to draw"
+        ),
+    ),
+    TourPage(
+        "lab_pages/compare.py",
+        "compare",
+        N_("AE vs VAE"),
+        N_(
+            "Same architecture, data and seed: why the VAE's latent space can be sampled and the AE's cannot."
+        ),
+        N_(
+            "what KL(q(z|x)‖p(z)) buys: an AE's codes drift away from N(0, I), and its prior samples are not images"
+        ),
+    ),
+    TourPage(
+        "lab_pages/compare_live.py",
+        "train-pair",
+        N_("Train an AE/VAE pair"),
+        N_(
+            "Train an AE and a VAE live in lockstep (same weights, seed and batches), then compare them on AE vs VAE."
+        ),
+        N_("the KL term alone: the two runs differ in nothing else"),
+    ),
+    TourPage(
+        "lab_pages/pitfalls.py",
+        "pitfalls",
+        N_("Pitfalls"),
+        N_(
+            "The classic VAE mistakes, each trained beside the correct loss on digits: the one line that differs, and its "
+            "measured consequence (active units, KL per dimension, samples, z's moments, gradients). *Run again* retrains live."
+        ),
+        N_(
+            "every term done wrong: the reconstruction averaged per pixel (β = D), BCE on grey pixels as log p(x), σ² for σ, "
+            "a detached z, the KL's sign flipped"
+        ),
+    ),
+    TourPage(
+        "lab_pages/your_image.py",
+        "your-image",
+        N_("Your image"),
+        N_(
+            "Draw or upload an image: see it prepared as the dataset was made, its code and every ELBO term; it then "
+            "appears beside the test images on the other pages."
+        ),
+        N_("all three terms for an image the model never saw: one unlike the training set gets a low ELBO"),
+    ),
 )
 
 # The navigation: menu groups in order, each with its pages (path, icon). app.py builds st.navigation from it.
 NAV: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
-    (N_('Start'), (
-        ('lab_pages/home.py', '🏠'),
-    )),
-    (N_('Ideas'), (
-        ('lab_pages/theory.py', '📐'),
-        ('lab_pages/derivation.py', '✍️'),
-    )),
-    (N_('The model'), (
-        ('lab_pages/train.py', '🏋️'),
-        ('lab_pages/elbo.py', '🧮'),
-        ('lab_pages/elbo_training.py', '📈'),
-        ('lab_pages/explorer.py', '🎛️'),
-        ('lab_pages/manifold.py', '🧭'),
-        ('lab_pages/latent_map.py', '🗺️'),
-        ('lab_pages/compare.py', '⚖️'),
-        ('lab_pages/compare_live.py', '🏗️'),
-        ('lab_pages/pitfalls.py', '⚠️'),
-        ('lab_pages/your_image.py', '✏️'),
-    )),
+    (N_("Start"), (("lab_pages/home.py", "🏠"),)),
+    (
+        N_("Ideas"),
+        (
+            ("lab_pages/theory.py", "📐"),
+            ("lab_pages/derivation.py", "✍️"),
+        ),
+    ),
+    (
+        N_("The model"),
+        (
+            ("lab_pages/train.py", "🏋️"),
+            ("lab_pages/elbo.py", "🧮"),
+            ("lab_pages/elbo_training.py", "📈"),
+            ("lab_pages/explorer.py", "🎛️"),
+            ("lab_pages/manifold.py", "🧭"),
+            ("lab_pages/latent_map.py", "🗺️"),
+            ("lab_pages/compare.py", "⚖️"),
+            ("lab_pages/compare_live.py", "🏗️"),
+            ("lab_pages/pitfalls.py", "⚠️"),
+            ("lab_pages/your_image.py", "✏️"),
+        ),
+    ),
 )
 
 WORKSHOP_TITLE = N_("A 20-minute workshop")
-WORKSHOP_INTRO = (
-    N_("Before the room arrives: start the server and open every page once, so that the caches (encoded test "
+WORKSHOP_INTRO = N_(
+    "Before the room arrives: start the server and open every page once, so that the caches (encoded test "
     "sets, UMAP, the ELBO page's samples) are warm. The lab opens on `fmnist_vae_z16` (or `digits_vae_z2` "
-    "without Fashion-MNIST).")
+    "without Fashion-MNIST)."
 )
 WORKSHOP: tuple[WorkshopStep, ...] = (
-    WorkshopStep("0–2", N_("Home"),
-                 N_("read the one-line ELBO: reconstruction minus KL to the prior, a lower bound on log p(x)"),
-                 N_("If log p(x) is what we want, why maximise something smaller?")),
-    WorkshopStep("2–5", N_("Theory, section 2, then Derivation"),
-                 N_("Theory, section 2: p starts as N(0, 1), so the KL shown is the VAE's KL term; shrink σ₁ (a more "
-                 "certain q) and watch it grow. Derivation: drag *μ of q* from one mode to the other; ELBO and "
-                 "KL(q‖p(z|x)) trade places, their sum stays log p(x). Press *Fit q by SGD* and play the animation"),
-                 N_("q found one mode. Why not both?")),
-    WorkshopStep("5–9", N_("Train"),
-                 N_("keep the defaults (VAE, z=16, 5 epochs), press **Start**. Point at the stacked chart (reconstruction "
-                 "falls, KL rises) and, after a minute, at the pale rows of the KL heatmap. **Pause**, **Step** twice "
-                 "(one batch each), **Resume**"),
-                 N_("Some dimensions carry 0 nats. Why would the model switch a dimension off?")),
-    WorkshopStep("9–13", N_("ELBO, term by term"),
-                 N_("press the *#* button under a test image; move *K* from 1 to 5000 and watch log p̂_K(x) climb above "
-                 "the ELBO. Then press *Switch to the shipped z=2 VAE*: the exact log p(x) and the true posterior next "
-                 "to q's ellipses"),
-                 N_("Where does q put mass that the true posterior does not? That mismatch costs exactly the gap.")),
-    WorkshopStep("13–16", N_("Latent explorer, Manifold & interpolation, then Latent map"),
-                 N_("with the z=2 model current: drag the two sliders, open *Manifold & interpolation*. On the Latent map, lasso one "
-                 "cluster, look at its images, press *Send μ to the latent explorer*"),
-                 N_("What lies between two clusters?")),
-    WorkshopStep("16–19", N_("AE vs VAE"),
-                 N_("compare the 16 prior draws of the pair (the shipped pair matching the current model, when there is "
-                 "one), then their reconstruction errors and the aggregate posterior against the prior at the bottom"),
-                 N_("Which one reconstructs better, which one samples better, and which term of the ELBO makes the "
-                 "difference?")),
-    WorkshopStep("19–20", N_("Home"),
-                 N_("point at each term of the identity and name the page where the room saw it"),
-                 N_("Which term would you weaken to get sharper reconstructions? (β < 1)")),
+    WorkshopStep(
+        "0–2",
+        N_("Home"),
+        N_("read the one-line ELBO: reconstruction minus KL to the prior, a lower bound on log p(x)"),
+        N_("If log p(x) is what we want, why maximise something smaller?"),
+    ),
+    WorkshopStep(
+        "2–5",
+        N_("Theory, section 2, then Derivation"),
+        N_(
+            "Theory, section 2: p starts as N(0, 1), so the KL shown is the VAE's KL term; shrink σ₁ (a more "
+            "certain q) and watch it grow. Derivation: drag *μ of q* from one mode to the other; ELBO and "
+            "KL(q‖p(z|x)) trade places, their sum stays log p(x). Press *Fit q by SGD* and play the animation"
+        ),
+        N_("q found one mode. Why not both?"),
+    ),
+    WorkshopStep(
+        "5–9",
+        N_("Train"),
+        N_(
+            "keep the defaults (VAE, z=16, 5 epochs), press **Start**. Point at the stacked chart (reconstruction "
+            "falls, KL rises) and, after a minute, at the pale rows of the KL heatmap. **Pause**, **Step** twice "
+            "(one batch each), **Resume**"
+        ),
+        N_("Some dimensions carry 0 nats. Why would the model switch a dimension off?"),
+    ),
+    WorkshopStep(
+        "9–13",
+        N_("ELBO, term by term"),
+        N_(
+            "press the *#* button under a test image; move *K* from 1 to 5000 and watch log p̂_K(x) climb above "
+            "the ELBO. Then press *Switch to the shipped z=2 VAE*: the exact log p(x) and the true posterior next "
+            "to q's ellipses"
+        ),
+        N_("Where does q put mass that the true posterior does not? That mismatch costs exactly the gap."),
+    ),
+    WorkshopStep(
+        "13–16",
+        N_("Latent explorer, Manifold & interpolation, then Latent map"),
+        N_(
+            "with the z=2 model current: drag the two sliders, open *Manifold & interpolation*. On the Latent map, lasso one "
+            "cluster, look at its images, press *Send μ to the latent explorer*"
+        ),
+        N_("What lies between two clusters?"),
+    ),
+    WorkshopStep(
+        "16–19",
+        N_("AE vs VAE"),
+        N_(
+            "compare the 16 prior draws of the pair (the shipped pair matching the current model, when there is "
+            "one), then their reconstruction errors and the aggregate posterior against the prior at the bottom"
+        ),
+        N_(
+            "Which one reconstructs better, which one samples better, and which term of the ELBO makes the "
+            "difference?"
+        ),
+    ),
+    WorkshopStep(
+        "19–20",
+        N_("Home"),
+        N_("point at each term of the identity and name the page where the room saw it"),
+        N_("Which term would you weaken to get sharper reconstructions? (β < 1)"),
+    ),
 )
-WORKSHOP_NOTE = (
-    N_("Switching to the z=2 model (minute 9) changes the current model on every page of that browser tab; "
-    "pick `fmnist_vae_z16` in the sidebar to go back.")
+WORKSHOP_NOTE = N_(
+    "Switching to the z=2 model (minute 9) changes the current model on every page of that browser tab; "
+    "pick `fmnist_vae_z16` in the sidebar to go back."
 )
 
 
@@ -188,8 +311,12 @@ WORKSHOP_ITEM = N_("{n}. **({minutes} min) {page}.** {do}. *Ask: “{ask}”*")
 def workshop_list_markdown(tr=N_) -> str:  # tr: str -> str
     """The same steps as a numbered Markdown list (Home is narrower than a README), each text passed through ``tr``
     (Home passes the session's translator; the default keeps the English)."""
-    return "\n".join(tr(WORKSHOP_ITEM).format(n=i, minutes=s.minutes, page=tr(s.page), do=_capital(tr(s.do)), ask=tr(s.ask))
-                      for i, s in enumerate(WORKSHOP, 1))
+    return "\n".join(
+        tr(WORKSHOP_ITEM).format(
+            n=i, minutes=s.minutes, page=tr(s.page), do=_capital(tr(s.do)), ask=tr(s.ask)
+        )
+        for i, s in enumerate(WORKSHOP, 1)
+    )
 
 
 def _capital(text: str) -> str:

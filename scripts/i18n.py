@@ -31,7 +31,11 @@ KEYWORDS = {"_": None, "N_": None, "ngettext": (1, 2)}
 def sources() -> list[Path]:
     """The files whose strings a user sees: the router, every module of lab_pages/, and vae_core's
     error templates (marked ``N_``; the UI renders them with lab_pages.i18n.error_text)."""
-    return [ROOT / "app.py", *sorted((ROOT / "lab_pages").glob("*.py")), *sorted((ROOT / "vae_core").glob("*.py"))]
+    return [
+        ROOT / "app.py",
+        *sorted((ROOT / "lab_pages").glob("*.py")),
+        *sorted((ROOT / "vae_core").glob("*.py")),
+    ]
 
 
 def extract() -> Catalog:
@@ -156,7 +160,11 @@ def main(argv: list[str] | None = None) -> int:
     for lang in TARGETS:
         if args.action == "update":
             cat = update(lang)
-            todo = sum(1 for m in cat if m.id and not (m.string if not isinstance(m.string, (list, tuple)) else all(m.string)))
+            todo = sum(
+                1
+                for m in cat
+                if m.id and not (m.string if not isinstance(m.string, (list, tuple)) else all(m.string))
+            )
             print(f"{po_path(lang).relative_to(ROOT)}: {len(cat)} messages, {todo} to translate")
         elif args.action == "compile":
             print(f"wrote {compile_catalogue(lang).relative_to(ROOT)}")

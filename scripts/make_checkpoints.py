@@ -58,16 +58,90 @@ REFERENCE_NEG_ELBO = 244.0  # the issue's figure for the reference recipe after 
 # Shared CLI arguments. A pair differs only in --model, so init of the shared encoder layers
 # and the batch order are the same (both come from --seed).
 # z=16: batch 64 (see docs/performance.md for why)
-FMNIST_Z16 = ("--dataset", "fashion-mnist", "--latent", "16", "--hidden", "512,256", "--epochs", "30",
-              "--batch-size", "64", "--lr", "1e-3", "--seed", "0")
-BETA_Z16 = ("--dataset", "fashion-mnist", "--latent", "16", "--hidden", "512,256", "--epochs", "10",
-            "--batch-size", "128", "--lr", "1e-3", "--beta", "4", "--seed", "0")
-FMNIST_Z2 = ("--dataset", "fashion-mnist", "--latent", "2", "--hidden", "512,256", "--epochs", "8",
-             "--batch-size", "128", "--lr", "1e-3", "--seed", "0")
-DIGITS_Z2 = ("--dataset", "digits", "--latent", "2", "--hidden", "256,128", "--epochs", "500",
-             "--batch-size", "128", "--lr", "1e-3", "--seed", "0")
-REFERENCE = ("--dataset", "fashion-mnist", "--model", "vae", "--latent", "20", "--hidden", "400", "--epochs", "10",
-             "--batch-size", "128", "--lr", "1e-3", "--seed", "0")
+FMNIST_Z16 = (
+    "--dataset",
+    "fashion-mnist",
+    "--latent",
+    "16",
+    "--hidden",
+    "512,256",
+    "--epochs",
+    "30",
+    "--batch-size",
+    "64",
+    "--lr",
+    "1e-3",
+    "--seed",
+    "0",
+)
+BETA_Z16 = (
+    "--dataset",
+    "fashion-mnist",
+    "--latent",
+    "16",
+    "--hidden",
+    "512,256",
+    "--epochs",
+    "10",
+    "--batch-size",
+    "128",
+    "--lr",
+    "1e-3",
+    "--beta",
+    "4",
+    "--seed",
+    "0",
+)
+FMNIST_Z2 = (
+    "--dataset",
+    "fashion-mnist",
+    "--latent",
+    "2",
+    "--hidden",
+    "512,256",
+    "--epochs",
+    "8",
+    "--batch-size",
+    "128",
+    "--lr",
+    "1e-3",
+    "--seed",
+    "0",
+)
+DIGITS_Z2 = (
+    "--dataset",
+    "digits",
+    "--latent",
+    "2",
+    "--hidden",
+    "256,128",
+    "--epochs",
+    "500",
+    "--batch-size",
+    "128",
+    "--lr",
+    "1e-3",
+    "--seed",
+    "0",
+)
+REFERENCE = (
+    "--dataset",
+    "fashion-mnist",
+    "--model",
+    "vae",
+    "--latent",
+    "20",
+    "--hidden",
+    "400",
+    "--epochs",
+    "10",
+    "--batch-size",
+    "128",
+    "--lr",
+    "1e-3",
+    "--seed",
+    "0",
+)
 
 
 @dataclass(frozen=True)
@@ -81,13 +155,40 @@ class Spec:
 
 
 SPECS: tuple[Spec, ...] = (
-    Spec("fmnist_vae_z16", "Fashion-MNIST VAE, z=16 (the app's default)", ("--model", "vae", *FMNIST_Z16), "fmnist_ae_z16"),
-    Spec("fmnist_ae_z16", "Fashion-MNIST AE, z=16 (twin of fmnist_vae_z16)", ("--model", "ae", *FMNIST_Z16), "fmnist_vae_z16"),
+    Spec(
+        "fmnist_vae_z16",
+        "Fashion-MNIST VAE, z=16 (the app's default)",
+        ("--model", "vae", *FMNIST_Z16),
+        "fmnist_ae_z16",
+    ),
+    Spec(
+        "fmnist_ae_z16",
+        "Fashion-MNIST AE, z=16 (twin of fmnist_vae_z16)",
+        ("--model", "ae", *FMNIST_Z16),
+        "fmnist_vae_z16",
+    ),
     Spec("fmnist_betavae4_z16", "Fashion-MNIST β-VAE, β=4, z=16", ("--model", "vae", *BETA_Z16)),
-    Spec("fmnist_vae_z2", "Fashion-MNIST VAE, z=2 (latent map)", ("--model", "vae", *FMNIST_Z2), "fmnist_ae_z2"),
-    Spec("fmnist_ae_z2", "Fashion-MNIST AE, z=2 (twin of fmnist_vae_z2)", ("--model", "ae", *FMNIST_Z2), "fmnist_vae_z2"),
-    Spec("digits_vae_z2", "digits VAE, z=2 (the offline default)", ("--model", "vae", *DIGITS_Z2), "digits_ae_z2"),
-    Spec("digits_ae_z2", "digits AE, z=2 (twin of digits_vae_z2)", ("--model", "ae", *DIGITS_Z2), "digits_vae_z2"),
+    Spec(
+        "fmnist_vae_z2", "Fashion-MNIST VAE, z=2 (latent map)", ("--model", "vae", *FMNIST_Z2), "fmnist_ae_z2"
+    ),
+    Spec(
+        "fmnist_ae_z2",
+        "Fashion-MNIST AE, z=2 (twin of fmnist_vae_z2)",
+        ("--model", "ae", *FMNIST_Z2),
+        "fmnist_vae_z2",
+    ),
+    Spec(
+        "digits_vae_z2",
+        "digits VAE, z=2 (the offline default)",
+        ("--model", "vae", *DIGITS_Z2),
+        "digits_ae_z2",
+    ),
+    Spec(
+        "digits_ae_z2",
+        "digits AE, z=2 (twin of digits_vae_z2)",
+        ("--model", "ae", *DIGITS_Z2),
+        "digits_vae_z2",
+    ),
 )
 NAMES = tuple(s.name for s in SPECS)
 
@@ -139,12 +240,16 @@ def train(args: tuple[str, ...], out: Path, env: dict[str, str], log: Path | Non
         print("\n".join(f"[{out.name}] {ln}" for ln in lines[-3:] or ["(no output)"]), flush=True)
     wall = time.perf_counter() - t0
     if code != 0:
-        raise RuntimeError(f"training {out.name} failed (exit code {code}): {shown}" + (f"; log in {log}" if log else ""))
+        raise RuntimeError(
+            f"training {out.name} failed (exit code {code}): {shown}" + (f"; log in {log}" if log else "")
+        )
     print(f"[{out.name}] trained in {wall:.0f} s", flush=True)
     return wall
 
 
-def train_all(tasks: list[tuple[str, tuple[str, ...], Path]], env: dict[str, str], jobs: int, log_dir: Path) -> dict[str, float]:
+def train_all(
+    tasks: list[tuple[str, tuple[str, ...], Path]], env: dict[str, str], jobs: int, log_dir: Path
+) -> dict[str, float]:
     """Train ``(name, args, out)`` tasks, ``jobs`` at a time, longest first as listed; {name: wall s}."""
     if jobs <= 1:
         return {name: train(a, out, env) for name, a, out in tasks}
@@ -165,13 +270,27 @@ def quadrature_check(model: VAE, x: torch.Tensor, n_grid: int, k: int, seed: int
         for start in range(0, xf.shape[0], 50):
             xb = xf[start : start + 50]
             mu, logvar = model.encode(xb)
-            lps.append(quadrature_log_px(xb, model.decode, model.config.latent_dim, n=n_grid,
-                                         likelihood=model.config.likelihood, obs_std=model.config.obs_std,
-                                         q=(mu, logvar)).log_px.double())
+            lps.append(
+                quadrature_log_px(
+                    xb,
+                    model.decode,
+                    model.config.latent_dim,
+                    n=n_grid,
+                    likelihood=model.config.likelihood,
+                    obs_std=model.config.obs_std,
+                    q=(mu, logvar),
+                ).log_px.double()
+            )
     quad = -float(torch.cat(lps).mean())
     m = dataset_metrics(model, x, seed=seed, k=k, n_iwae=x.shape[0])
-    return {"quad_nll": quad, "quad_grid": n_grid, "quad_n": int(x.shape[0]), "quad_iwae_nll": m.iwae_nll,
-            "quad_iwae_se": m.iwae_nll_se, "quad_neg_elbo": m.neg_elbo}
+    return {
+        "quad_nll": quad,
+        "quad_grid": n_grid,
+        "quad_n": int(x.shape[0]),
+        "quad_iwae_nll": m.iwae_nll,
+        "quad_iwae_se": m.iwae_nll_se,
+        "quad_neg_elbo": m.neg_elbo,
+    }
 
 
 def write_embeddings(path: Path) -> str:
@@ -181,20 +300,26 @@ def write_embeddings(path: Path) -> str:
     ds = load_dataset(ck.metadata["dataset"], download=False)
     t0 = time.perf_counter()
     mu = encode(ck.model, ds.x_test)[0].cpu().numpy()  # (N_test, z)
-    maps = {"pca": compute_projection(mu, None, "pca"),
-            "umap": compute_projection(mu, None, "umap", **SHIPPED_UMAP_PARAMS)}
+    maps = {
+        "pca": compute_projection(mu, None, "pca"),
+        "umap": compute_projection(mu, None, "umap", **SHIPPED_UMAP_PARAMS),
+    }
     out = save_embeddings(embeddings_path(path), mu, maps)
     return f"{rel(out)}, {mu.shape[0]} codes, UMAP {maps['umap'].seconds:.1f} s ({time.perf_counter() - t0:.0f} s in all)"
 
 
-def evaluate(path: Path, k: int, n_iwae: int, quad_n: int, quad_grid: int, train_wall: float | None) -> dict[str, Any]:
+def evaluate(
+    path: Path, k: int, n_iwae: int, quad_n: int, quad_grid: int, train_wall: float | None
+) -> dict[str, Any]:
     """Evaluate one checkpoint on CPU, write the figures into its metadata (atomic re-save), return them."""
     ck = load_checkpoint(path, device="cpu")
     meta = ck.metadata
     ds = load_dataset(meta["dataset"], download=False)
     seed = int((meta.get("train_config") or {}).get("seed", 0))
     t0 = time.perf_counter()
-    m = dataset_metrics(ck.model, ds.x_test, seed=seed, k=k if ck.model.is_vae else 0, n_iwae=n_iwae).to_dict()
+    m = dataset_metrics(
+        ck.model, ds.x_test, seed=seed, k=k if ck.model.is_vae else 0, n_iwae=n_iwae
+    ).to_dict()
     m["eval_seed"] = seed + ELBO_SEED_OFFSET  # the ELBO pass's noise seed, the trainer's own evaluation seed
     if ck.model.is_vae and k > 0 and n_iwae > 0:
         m["iwae_seed"] = seed
@@ -204,10 +329,15 @@ def evaluate(path: Path, k: int, n_iwae: int, quad_n: int, quad_grid: int, train
     m["eval_wall_s"] = time.perf_counter() - t0
     shipped = dict(meta.get("shipped") or {})
     if train_wall is not None:
-        shipped.update({
-            "train_wall_s": train_wall, "machine": f"{platform.machine()}, {os.cpu_count()} CPU threads",
-            "torch": torch.__version__, "date": time.strftime("%Y-%m-%d"), "threads": torch.get_num_threads(),
-        })
+        shipped.update(
+            {
+                "train_wall_s": train_wall,
+                "machine": f"{platform.machine()}, {os.cpu_count()} CPU threads",
+                "torch": torch.__version__,
+                "date": time.strftime("%Y-%m-%d"),
+                "threads": torch.get_num_threads(),
+            }
+        )
     shipped["generated_by"] = "scripts/make_checkpoints.py"
     shipped["parameters"] = count_parameters(ck.model)
     meta = {**meta, "test_metrics": m, "shipped": shipped}
@@ -232,7 +362,10 @@ def _minutes(s: float | None) -> str:
 
 def write_readme(out_dir: Path, metas: dict[str, dict[str, Any]], reference: dict[str, Any] | None) -> Path:
     """Write ``out_dir/README.md``: the table, the z=2 quadrature check, the commands, how to regenerate."""
-    k = next((m["test_metrics"]["iwae_k"] for m in metas.values() if "iwae_k" in (m.get("test_metrics") or {})), 1000)
+    k = next(
+        (m["test_metrics"]["iwae_k"] for m in metas.values() if "iwae_k" in (m.get("test_metrics") or {})),
+        1000,
+    )
     L: list[str] = [
         "# Shipped checkpoints",
         "",
@@ -272,7 +405,11 @@ def write_readme(out_dir: Path, metas: dict[str, dict[str, Any]], reference: dic
         cfg, tc, m = meta["model_config"], meta.get("train_config") or {}, meta.get("test_metrics") or {}
         sh = meta.get("shipped") or {}
         vae = cfg["kind"] == "vae"
-        kind = ("β-VAE (β=%g)" % tc.get("beta", 1.0)) if vae and tc.get("beta", 1.0) != 1.0 else cfg["kind"].upper()
+        kind = (
+            ("β-VAE (β=%g)" % tc.get("beta", 1.0))
+            if vae and tc.get("beta", 1.0) != 1.0
+            else cfg["kind"].upper()
+        )
         arch = "-".join(str(v) for v in (cfg["input_dim"], *cfg["hidden"], cfg["latent_dim"]))
         iw = f"{_f(m.get('iwae_nll'))} ± {_f(m.get('iwae_nll_se'))}" if "iwae_nll" in m else "—"
         total_train += float(sh.get("train_wall_s") or 0.0)
@@ -283,9 +420,20 @@ def write_readme(out_dir: Path, metas: dict[str, dict[str, Any]], reference: dic
             f"{int(sh.get('parameters', 0)):,} | {_mb(out_dir / f'{spec.name}.safetensors')} | "
             f"{_minutes(sh.get('train_wall_s'))} |"
         )
-    machine = next((m.get("shipped", {}).get("machine") for m in metas.values() if m.get("shipped", {}).get("machine")), None)
-    L += ["", f"Training time, summed over the models: {_minutes(total_train)}" + (f" ({machine}, shared with other jobs; "
-          "two trainings ran at a time, one torch thread each)." if machine else "."), ""]
+    machine = next(
+        (m.get("shipped", {}).get("machine") for m in metas.values() if m.get("shipped", {}).get("machine")),
+        None,
+    )
+    L += [
+        "",
+        f"Training time, summed over the models: {_minutes(total_train)}"
+        + (
+            f" ({machine}, shared with other jobs; two trainings ran at a time, one torch thread each)."
+            if machine
+            else "."
+        ),
+        "",
+    ]
 
     # the reference recipe
     L += ["## Against the reference recipe", ""]
@@ -295,22 +443,41 @@ def write_readme(out_dir: Path, metas: dict[str, dict[str, Any]], reference: dic
         L += [
             "Reference recipe (pytorch/examples VAE: 784-400-20 MLP, Adam 1e-3, batch 128, Bernoulli), trained here by",
             f"`{reference['command']}`: test −ELBO **{_f(rm['neg_elbo'])}** nats/image after {reference['epochs']:g} epoch{'s' if reference['epochs'] != 1 else ''}",
-            f"(recon {_f(rm['recon'])}, KL {_f(rm['kl'])}" + (f", IWAE NLL {_f(rm['iwae_nll'])} on the first {rm['iwae_n']} images" if 'iwae_nll' in rm else "") + ").",
+            f"(recon {_f(rm['recon'])}, KL {_f(rm['kl'])}"
+            + (
+                f", IWAE NLL {_f(rm['iwae_nll'])} on the first {rm['iwae_n']} images"
+                if "iwae_nll" in rm
+                else ""
+            )
+            + ").",
         ]
     else:
-        L += [f"Reference recipe (784-400-20 MLP, Adam 1e-3, batch 128, Bernoulli): about {REFERENCE_NEG_ELBO:g} nats/image after 10 epochs (not re-run here)."]
+        L += [
+            f"Reference recipe (784-400-20 MLP, Adam 1e-3, batch 128, Bernoulli): about {REFERENCE_NEG_ELBO:g} nats/image after 10 epochs (not re-run here)."
+        ]
     if z16:
         ref_v = reference["test_metrics"]["neg_elbo"] if reference else REFERENCE_NEG_ELBO
+
         def gap(v: float) -> str:
             return f"{abs(v - z16['neg_elbo']):.1f} nats {'better' if z16['neg_elbo'] < v else 'worse'} than"
 
-        L += ["", f"Shipped `fmnist_vae_z16`: test −ELBO **{_f(z16['neg_elbo'])}** nats/image, {gap(ref_v)} the reference recipe"
-                  + (f" measured here ({gap(REFERENCE_NEG_ELBO)} the issue's figure of {REFERENCE_NEG_ELBO:g})." if reference else ".")]
+        L += [
+            "",
+            f"Shipped `fmnist_vae_z16`: test −ELBO **{_f(z16['neg_elbo'])}** nats/image, {gap(ref_v)} the reference recipe"
+            + (
+                f" measured here ({gap(REFERENCE_NEG_ELBO)} the issue's figure of {REFERENCE_NEG_ELBO:g})."
+                if reference
+                else "."
+            ),
+        ]
     L.append("")
 
     # quadrature check for z=2 VAEs
-    rows = [(s.name, metas[s.name]["test_metrics"]) for s in SPECS
-            if s.name in metas and "quad_nll" in (metas[s.name].get("test_metrics") or {})]
+    rows = [
+        (s.name, metas[s.name]["test_metrics"])
+        for s in SPECS
+        if s.name in metas and "quad_nll" in (metas[s.name].get("test_metrics") or {})
+    ]
     if rows:
         L += [
             "## z = 2: importance sampling against quadrature",
@@ -322,23 +489,36 @@ def write_readme(out_dir: Path, metas: dict[str, dict[str, Any]], reference: dic
             "|---|---:|---:|---:|---:|---:|---:|",
         ]
         for name, m in rows:
-            L.append(f"| `{name}` | first {m['quad_n']} | {m['quad_grid']}×{m['quad_grid']} | {_f(m['quad_neg_elbo'])} | "
-                     f"{_f(m['quad_iwae_nll'])} | {_f(m['quad_nll'])} | {m['quad_iwae_nll'] - m['quad_nll']:.3f} |")
+            L.append(
+                f"| `{name}` | first {m['quad_n']} | {m['quad_grid']}×{m['quad_grid']} | {_f(m['quad_neg_elbo'])} | "
+                f"{_f(m['quad_iwae_nll'])} | {_f(m['quad_nll'])} | {m['quad_iwae_nll'] - m['quad_nll']:.3f} |"
+            )
         L.append("")
 
     # commands
-    L += ["## The exact commands", "", "Each checkpoint's metadata records the command that made it (`metadata['command']`)",
-          "and its training history (`metadata['history']`, step records thinned to 1500; every evaluation kept).", "", "```"]
+    L += [
+        "## The exact commands",
+        "",
+        "Each checkpoint's metadata records the command that made it (`metadata['command']`)",
+        "and its training history (`metadata['history']`, step records thinned to 1500; every evaluation kept).",
+        "",
+        "```",
+    ]
     for spec in SPECS:
         if spec.name in metas:
             L.append(str(metas[spec.name].get("command")))
-    L += ["```", "",
-          "AE/VAE twins (`fmnist_vae_z16`/`fmnist_ae_z16`, `fmnist_vae_z2`/`fmnist_ae_z2`, `digits_vae_z2`/`digits_ae_z2`)",
-          "use identical arguments except `--model`: the same hidden widths, latent size, epochs, batch size, learning",
-          "rate and seed. The seed fixes the batch order (a generator seeded by the seed alone) and the initial weights",
-          "of every layer the two share (encoder trunk, μ head, decoder; the VAE's log-variance head is drawn last), so",
-          "the twins differ only in their objective.", "",
-          "Evaluate any checkpoint again with `python -m vae_core.evaluate checkpoints/NAME.safetensors --k 1000 --n 1000`.", ""]
+    L += [
+        "```",
+        "",
+        "AE/VAE twins (`fmnist_vae_z16`/`fmnist_ae_z16`, `fmnist_vae_z2`/`fmnist_ae_z2`, `digits_vae_z2`/`digits_ae_z2`)",
+        "use identical arguments except `--model`: the same hidden widths, latent size, epochs, batch size, learning",
+        "rate and seed. The seed fixes the batch order (a generator seeded by the seed alone) and the initial weights",
+        "of every layer the two share (encoder trunk, μ head, decoder; the VAE's log-variance head is drawn last), so",
+        "the twins differ only in their objective.",
+        "",
+        "Evaluate any checkpoint again with `python -m vae_core.evaluate checkpoints/NAME.safetensors --k 1000 --n 1000`.",
+        "",
+    ]
     path = out_dir / "README.md"
     tmp = path.with_suffix(".md.tmp")
     tmp.write_text("\n".join(L), encoding="utf-8")
@@ -349,23 +529,60 @@ def write_readme(out_dir: Path, metas: dict[str, dict[str, Any]], reference: dic
 # ------------------------------------------------------------------ main
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="scripts/make_checkpoints.py", description=__doc__.split("\n")[0])
-    p.add_argument("--out-dir", type=Path, default=DEFAULT_OUT, help="where the checkpoints go (default checkpoints/)")
-    p.add_argument("--only", action="append", choices=NAMES, metavar="NAME",
-                   help=f"train/evaluate only this checkpoint (repeatable); one of {', '.join(NAMES)}")
-    p.add_argument("--skip-train", action="store_true", help="do not train: re-evaluate existing files and rewrite the README")
-    p.add_argument("--readme-only", action="store_true", help="only rewrite README.md from the files' recorded metrics")
-    p.add_argument("--embeddings-only", action="store_true",
-                   help="only (re)write each checkpoint's embeddings/<name>.safetensors: test-set codes, PCA and UMAP")
-    p.add_argument("--epochs-scale", type=float, default=1.0, help="multiply every --epochs (smoke runs; e.g. 0.05)")
-    p.add_argument("--no-reference", action="store_true", help="do not train the reference recipe (10 epochs of 784-400-20)")
-    p.add_argument("--threads", type=int, default=1,
-                   help="torch threads per process (default 1: on a busy 2-core machine two threads ran 20x slower "
-                        "in wall time, waiting on each other; 0 = torch's default)")
-    p.add_argument("--jobs", type=int, default=2, help="trainings run at the same time (default 2, one thread each)")
+    p.add_argument(
+        "--out-dir", type=Path, default=DEFAULT_OUT, help="where the checkpoints go (default checkpoints/)"
+    )
+    p.add_argument(
+        "--only",
+        action="append",
+        choices=NAMES,
+        metavar="NAME",
+        help=f"train/evaluate only this checkpoint (repeatable); one of {', '.join(NAMES)}",
+    )
+    p.add_argument(
+        "--skip-train",
+        action="store_true",
+        help="do not train: re-evaluate existing files and rewrite the README",
+    )
+    p.add_argument(
+        "--readme-only", action="store_true", help="only rewrite README.md from the files' recorded metrics"
+    )
+    p.add_argument(
+        "--embeddings-only",
+        action="store_true",
+        help="only (re)write each checkpoint's embeddings/<name>.safetensors: test-set codes, PCA and UMAP",
+    )
+    p.add_argument(
+        "--epochs-scale", type=float, default=1.0, help="multiply every --epochs (smoke runs; e.g. 0.05)"
+    )
+    p.add_argument(
+        "--no-reference",
+        action="store_true",
+        help="do not train the reference recipe (10 epochs of 784-400-20)",
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads per process (default 1: on a busy 2-core machine two threads ran 20x slower "
+        "in wall time, waiting on each other; 0 = torch's default)",
+    )
+    p.add_argument(
+        "--jobs", type=int, default=2, help="trainings run at the same time (default 2, one thread each)"
+    )
     p.add_argument("--k", type=int, default=1000, help="importance samples for the IWAE NLL (default 1000)")
-    p.add_argument("--iwae-n", type=int, default=1000, help="first N test images for the IWAE NLL (default 1000)")
-    p.add_argument("--quad-n", type=int, default=100, help="first N test images for the z=2 quadrature check (default 100; digits: all; 0: skip)")
-    p.add_argument("--quad-grid", type=int, default=150, help="quadrature grid points per latent axis (default 150)")
+    p.add_argument(
+        "--iwae-n", type=int, default=1000, help="first N test images for the IWAE NLL (default 1000)"
+    )
+    p.add_argument(
+        "--quad-n",
+        type=int,
+        default=100,
+        help="first N test images for the z=2 quadrature check (default 100; digits: all; 0: skip)",
+    )
+    p.add_argument(
+        "--quad-grid", type=int, default=150, help="quadrature grid points per latent axis (default 150)"
+    )
     args = p.parse_args(argv)
     if not args.epochs_scale > 0:
         p.error("--epochs-scale must be positive")
@@ -380,15 +597,27 @@ def main(argv: list[str] | None = None) -> int:
     out_dir: Path = args.out_dir.resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     selected = [s for s in SPECS if not args.only or s.name in args.only]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
+    }
     if args.threads > 0:  # the subprocesses' torch reads OMP_NUM_THREADS at start-up
         env.update(OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
         torch.set_num_threads(args.threads)
     walls: dict[str, float] = {}
-    missing_data = sorted({arg_value(s.args, "--dataset") for s in selected if not dataset_available(arg_value(s.args, "--dataset"))})
+    missing_data = sorted(
+        {
+            arg_value(s.args, "--dataset")
+            for s in selected
+            if not dataset_available(arg_value(s.args, "--dataset"))
+        }
+    )
     if missing_data:
-        print(f"warning: {', '.join(missing_data)} not on this machine; its checkpoints are skipped. "
-              "Fashion-MNIST: apt-get install dataset-fashion-mnist, or see vae_core/data.py.", file=sys.stderr)
+        print(
+            f"warning: {', '.join(missing_data)} not on this machine; its checkpoints are skipped. "
+            "Fashion-MNIST: apt-get install dataset-fashion-mnist, or see vae_core/data.py.",
+            file=sys.stderr,
+        )
         selected = [s for s in selected if arg_value(s.args, "--dataset") not in missing_data]
     t_all = time.perf_counter()
     ref_path = out_dir / REFERENCE_FILE
@@ -401,9 +630,15 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.readme_only:
         selected, args.skip_train = [], True
-    want_ref = not args.skip_train and not args.no_reference and not args.only and dataset_available("fashion-mnist")
+    want_ref = (
+        not args.skip_train and not args.no_reference and not args.only and dataset_available("fashion-mnist")
+    )
     with tempfile.TemporaryDirectory() as tmp:
-        tasks = [] if args.skip_train else [(s.name, scale_epochs(s.args, args.epochs_scale), out_dir / s.name) for s in selected]
+        tasks = (
+            []
+            if args.skip_train
+            else [(s.name, scale_epochs(s.args, args.epochs_scale), out_dir / s.name) for s in selected]
+        )
         ref_args = scale_epochs(REFERENCE, args.epochs_scale)
         if want_ref:  # after the z=16 ones, before the small digits runs
             tasks.insert(min(len(tasks), 5), ("reference_vae_z20", ref_args, Path(tmp) / "reference_vae_z20"))
@@ -418,23 +653,42 @@ def main(argv: list[str] | None = None) -> int:
             m = dataset_metrics(ck.model, ds.x_test, seed=0, k=args.k, n_iwae=args.iwae_n).to_dict()
             for key in ("kl_per_dim", "var_mu"):
                 m.pop(key, None)
-            reference = {"command": "python -m vae_core.train " + " ".join(ref_args), "epochs": ck.metadata["epochs"],
-                         "train_wall_s": walls.pop("reference_vae_z20"), "test_metrics": m,
-                         "history": {k: ck.metadata["history"][k] for k in ("eval_epoch", "test_neg_elbo")}}
+            reference = {
+                "command": "python -m vae_core.train " + " ".join(ref_args),
+                "epochs": ck.metadata["epochs"],
+                "train_wall_s": walls.pop("reference_vae_z20"),
+                "test_metrics": m,
+                "history": {k: ck.metadata["history"][k] for k in ("eval_epoch", "test_neg_elbo")},
+            }
             ref_path.write_text(json.dumps(reference, indent=1) + "\n", encoding="utf-8")
-            print(f"reference recipe: test -ELBO {m['neg_elbo']:.2f} nats/image after {reference['epochs']:g} epochs", flush=True)
+            print(
+                f"reference recipe: test -ELBO {m['neg_elbo']:.2f} nats/image after {reference['epochs']:g} epochs",
+                flush=True,
+            )
     for spec in selected:
         path = out_dir / f"{spec.name}.safetensors"
         if not path.exists():
-            print(f"warning: {rel(path)} does not exist; run without --skip-train to make it", file=sys.stderr)
+            print(
+                f"warning: {rel(path)} does not exist; run without --skip-train to make it", file=sys.stderr
+            )
             continue
         print(f"evaluating {spec.name} ...", flush=True)
         m = evaluate(path, args.k, args.iwae_n, args.quad_n, args.quad_grid, walls.get(spec.name))
-        iw = f", IWAE NLL {m['iwae_nll']:.2f} (K={m['iwae_k']}, first {m['iwae_n']})" if "iwae_nll" in m else ""
-        print(f"  test -ELBO {m['neg_elbo']:.2f} recon {m['recon']:.2f} KL {m['kl']:.2f} nats/image, "
-              f"active units {m['active_units']}{iw} ({m['eval_wall_s']:.0f} s)", flush=True)
-    metas = {s.name: read_metadata(out_dir / f"{s.name}.safetensors") for s in SPECS
-             if (out_dir / f"{s.name}.safetensors").exists()}
+        iw = (
+            f", IWAE NLL {m['iwae_nll']:.2f} (K={m['iwae_k']}, first {m['iwae_n']})"
+            if "iwae_nll" in m
+            else ""
+        )
+        print(
+            f"  test -ELBO {m['neg_elbo']:.2f} recon {m['recon']:.2f} KL {m['kl']:.2f} nats/image, "
+            f"active units {m['active_units']}{iw} ({m['eval_wall_s']:.0f} s)",
+            flush=True,
+        )
+    metas = {
+        s.name: read_metadata(out_dir / f"{s.name}.safetensors")
+        for s in SPECS
+        if (out_dir / f"{s.name}.safetensors").exists()
+    }
     readme = write_readme(out_dir, metas, reference)
     print(f"wrote {rel(readme)} ({len(metas)} checkpoints) in {time.perf_counter() - t_all:.0f} s total")
     return 0

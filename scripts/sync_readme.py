@@ -20,7 +20,10 @@ from lab_pages.tour import tour_markdown, workshop_markdown
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
-READMES = {README: None, ROOT / "README.zh-CN.md": "zh_CN"}  # file -> the catalogue its text is translated with
+READMES = {
+    README: None,
+    ROOT / "README.zh-CN.md": "zh_CN",
+}  # file -> the catalogue its text is translated with
 SECTIONS = {"tour": tour_markdown, "workshop": workshop_markdown}  # marker name -> its text
 
 
@@ -28,7 +31,9 @@ def translator(lang: str | None):
     """``gettext`` of the compiled catalogue of ``lang`` (identity for English)."""
     if lang is None:
         return lambda s: s
-    return gettext.translation("messages", localedir=str(ROOT / "locales"), languages=[lang], fallback=True).gettext
+    return gettext.translation(
+        "messages", localedir=str(ROOT / "locales"), languages=[lang], fallback=True
+    ).gettext
 
 
 def render(text: str, lang: str | None = None) -> str:

@@ -39,7 +39,12 @@ def digits():
 @pytest.fixture(scope="session")
 def trained_vae_z2(digits):
     """A digits VAE with a 2-D latent, trained for 60 epochs (~700 steps, about a second)."""
-    tr = Trainer(digits_config("vae", 2, (64,)), TrainConfig(dataset="digits", epochs=60, seed=0), dataset=digits, device="cpu")
+    tr = Trainer(
+        digits_config("vae", 2, (64,)),
+        TrainConfig(dataset="digits", epochs=60, seed=0),
+        dataset=digits,
+        device="cpu",
+    )
     tr.run()
     assert tr.state == "finished"
     return tr.model.eval()
@@ -231,7 +236,9 @@ def worker_registry():
         mp.setattr(_registry, "_DEFAULT", fresh)
         yield fresh
         fresh.shutdown()
-    assert wait_for(lambda: not set(worker_children()) - before, 15), f"worker processes left behind: {worker_children()}"
+    assert wait_for(lambda: not set(worker_children()) - before, 15), (
+        f"worker processes left behind: {worker_children()}"
+    )
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -12,9 +12,21 @@ from streamlit.testing.v1 import AppTest
 from tests.conftest import APP, ROOT
 from vae_core.checkpoint import checkpoint_bytes, load_checkpoint
 
-PAGES = ["lab_pages/home.py", "lab_pages/theory.py", "lab_pages/derivation.py", "lab_pages/train.py", "lab_pages/elbo.py",
-         "lab_pages/elbo_training.py", "lab_pages/explorer.py", "lab_pages/manifold.py", "lab_pages/latent_map.py",
-         "lab_pages/compare.py", "lab_pages/compare_live.py", "lab_pages/pitfalls.py", "lab_pages/your_image.py"]
+PAGES = [
+    "lab_pages/home.py",
+    "lab_pages/theory.py",
+    "lab_pages/derivation.py",
+    "lab_pages/train.py",
+    "lab_pages/elbo.py",
+    "lab_pages/elbo_training.py",
+    "lab_pages/explorer.py",
+    "lab_pages/manifold.py",
+    "lab_pages/latent_map.py",
+    "lab_pages/compare.py",
+    "lab_pages/compare_live.py",
+    "lab_pages/pitfalls.py",
+    "lab_pages/your_image.py",
+]
 
 
 # AppTest (1.67) drops what the router script itself draws on every rerun after the first
@@ -69,12 +81,15 @@ def _torch_save_bytes() -> bytes:
     return buf.getvalue()
 
 
-@pytest.mark.parametrize("name,data,phrase", [
-    ("empty.safetensors", b"", "empty"),
-    ("model.pt", None, "never opens"),
-    ("evil.pkl", pickle.dumps({"a": 1}), "pickle"),
-    ("notes.txt", b"just some text, not weights\n" * 20, "not a safetensors file"),
-])
+@pytest.mark.parametrize(
+    "name,data,phrase",
+    [
+        ("empty.safetensors", b"", "empty"),
+        ("model.pt", None, "never opens"),
+        ("evil.pkl", pickle.dumps({"a": 1}), "pickle"),
+        ("notes.txt", b"just some text, not weights\n" * 20, "not a safetensors file"),
+    ],
+)
 def test_bad_uploads_get_a_message_and_the_app_stays_up(name, data, phrase):
     at = run_sidebar()
     before = at.session_state["current_model"].key
@@ -125,7 +140,9 @@ def test_home_renders_in_chinese():
     at.run()
     assert not at.exception, at.exception
     assert at.session_state["lang"] == "zh_CN" and at.session_state["current_model"] is not None
-    assert len(at.title) == 1 and len(at.success) == 1 and len(at.latex) == 1  # the status line came last, as in English
+    assert (
+        len(at.title) == 1 and len(at.success) == 1 and len(at.latex) == 1
+    )  # the status line came last, as in English
 
 
 @pytest.mark.parametrize("page", PAGES)

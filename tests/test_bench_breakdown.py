@@ -18,7 +18,9 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _bench():
-    spec = importlib.util.spec_from_file_location("train_step_breakdown", ROOT / "bench" / "train_step_breakdown.py")
+    spec = importlib.util.spec_from_file_location(
+        "train_step_breakdown", ROOT / "bench" / "train_step_breakdown.py"
+    )
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod

@@ -16,7 +16,16 @@ from PIL import Image
 
 from lab_pages import charts
 from lab_pages.style import (
-    CLASS_COLORS, ELBO_COLOR, GUIDE_COLOR, INK_COLOR, KL_COLOR, LOGPX_COLOR, MU_COLOR, P_COLOR, Q_COLOR, RECON_COLOR,
+    CLASS_COLORS,
+    ELBO_COLOR,
+    GUIDE_COLOR,
+    INK_COLOR,
+    KL_COLOR,
+    LOGPX_COLOR,
+    MU_COLOR,
+    P_COLOR,
+    Q_COLOR,
+    RECON_COLOR,
 )
 
 STEP = np.arange(5)
@@ -35,8 +44,20 @@ def test_charts_needs_neither_streamlit_nor_torch() -> None:
 
 class TestTraining:
     def test_loss_stack_vae_stacks_recon_and_kl_with_the_objective_and_tests(self) -> None:
-        fig = charts.loss_stack(STEP, STEP * 2.0, STEP * 0.5, STEP * 3.0, [2, 4], [7.0, 6.0], recon_name="R", kl_name="K",
-                                objective_name="O", eval_name="T", x_title="step", y_title="nats")
+        fig = charts.loss_stack(
+            STEP,
+            STEP * 2.0,
+            STEP * 0.5,
+            STEP * 3.0,
+            [2, 4],
+            [7.0, 6.0],
+            recon_name="R",
+            kl_name="K",
+            objective_name="O",
+            eval_name="T",
+            x_title="step",
+            y_title="nats",
+        )
         assert types(fig) == ["scatter"] * 4 and [t.name for t in fig.data] == ["R", "K", "O", "T"]
         r, k, o, t = fig.data
         assert r.stackgroup == k.stackgroup == "e" and o.stackgroup is None
@@ -46,14 +67,22 @@ class TestTraining:
         assert fig.layout.xaxis.title.text == "step" and fig.layout.yaxis.title.text == "nats"
 
     def test_loss_stack_ae_has_no_kl_and_no_stack(self) -> None:
-        fig = charts.loss_stack(STEP, STEP, None, STEP, [], [], recon_name="R", eval_name="T", x_title="x", y_title="y")
-        assert len(fig.data) == 1 and fig.data[0].stackgroup is None  # no KL, and the objective is the recon cost
-        fig = charts.loss_stack(STEP, STEP, None, None, [3], [1.0], recon_name="R", eval_name="T", x_title="x", y_title="y")
+        fig = charts.loss_stack(
+            STEP, STEP, None, STEP, [], [], recon_name="R", eval_name="T", x_title="x", y_title="y"
+        )
+        assert (
+            len(fig.data) == 1 and fig.data[0].stackgroup is None
+        )  # no KL, and the objective is the recon cost
+        fig = charts.loss_stack(
+            STEP, STEP, None, None, [3], [1.0], recon_name="R", eval_name="T", x_title="x", y_title="y"
+        )
         assert [t.name for t in fig.data] == ["R", "T"] and fig.data[1].marker.color == RECON_COLOR
 
     def test_kl_heatmap_rows_are_dims(self) -> None:
         kl = np.arange(10.0).reshape(5, 2)  # (steps, z)
-        fig = charts.kl_heatmap(STEP, kl, ["z1", "z2"], x_title="step", y_title="dim", colorbar_title="nats", title="T")
+        fig = charts.kl_heatmap(
+            STEP, kl, ["z1", "z2"], x_title="step", y_title="dim", colorbar_title="nats", title="T"
+        )
         (h,) = fig.data
         assert h.type == "heatmap" and np.asarray(h.z).shape == (2, 5) and list(h.y) == ["z1", "z2"]
         np.testing.assert_allclose(np.asarray(h.z)[1], kl[:, 1])
@@ -62,56 +91,146 @@ class TestTraining:
 
     def test_elbo_curves_with_beta_axis_and_warmup_band(self) -> None:
         beta = np.linspace(0, 2, 5)
-        fig = charts.elbo_curves(STEP, STEP, STEP, STEP, beta, np.array([1, 3]), np.array([5.0, 4.0]), 2, recon_name="R",
-                                 kl_name="K", objective_name="O", eval_name="T", beta_name="B", warmup_text="W",
-                                 x_title="step", y_title="nats")
+        fig = charts.elbo_curves(
+            STEP,
+            STEP,
+            STEP,
+            STEP,
+            beta,
+            np.array([1, 3]),
+            np.array([5.0, 4.0]),
+            2,
+            recon_name="R",
+            kl_name="K",
+            objective_name="O",
+            eval_name="T",
+            beta_name="B",
+            warmup_text="W",
+            x_title="step",
+            y_title="nats",
+        )
         assert [t.name for t in fig.data] == ["R", "K", "O", "T", "B"]
         assert fig.data[0].line.color == RECON_COLOR and fig.data[1].line.color == KL_COLOR
-        assert fig.data[4].yaxis == "y2" and fig.layout.yaxis2.title.text == "B" and fig.layout.yaxis2.range == (0, 2.2)
+        assert (
+            fig.data[4].yaxis == "y2"
+            and fig.layout.yaxis2.title.text == "B"
+            and fig.layout.yaxis2.range == (0, 2.2)
+        )
         assert fig.layout.shapes[0].x1 == 2 and fig.layout.annotations[0].text == "W"
         assert fig.layout.xaxis.title.text == "step" and fig.layout.yaxis.title.text == "nats"
-        no_band = charts.elbo_curves(STEP, STEP, STEP, STEP, beta, np.array([]), np.array([]), 0, recon_name="R", kl_name="K",
-                                     objective_name="O", eval_name="T", beta_name="B", warmup_text="W", x_title="s", y_title="n")
+        no_band = charts.elbo_curves(
+            STEP,
+            STEP,
+            STEP,
+            STEP,
+            beta,
+            np.array([]),
+            np.array([]),
+            0,
+            recon_name="R",
+            kl_name="K",
+            objective_name="O",
+            eval_name="T",
+            beta_name="B",
+            warmup_text="W",
+            x_title="s",
+            y_title="n",
+        )
         assert len(no_band.data) == 4 and not no_band.layout.shapes
 
     def test_kl_bars_and_active_units(self) -> None:
         bars = charts.kl_bars(["z1", "z2"], np.array([0.5, 2.0]), title="T", x_title="dim", y_title="nats")
-        assert types(bars) == ["bar"] and bars.data[0].marker.color == KL_COLOR and list(bars.data[0].y) == [0.5, 2.0]
+        assert (
+            types(bars) == ["bar"]
+            and bars.data[0].marker.color == KL_COLOR
+            and list(bars.data[0].y) == [0.5, 2.0]
+        )
         assert bars.layout.xaxis.title.text == "dim" and bars.layout.yaxis.title.text == "nats"
-        au = charts.active_units([10, 20], [1, 2], 4, title="AU", x_title="step", y_title="dims", limit_text="z = 4")
-        assert types(au) == ["scatter"] and au.data[0].line.shape == "hv" and au.layout.yaxis.range == (0, 4.5)
+        au = charts.active_units(
+            [10, 20], [1, 2], 4, title="AU", x_title="step", y_title="dims", limit_text="z = 4"
+        )
+        assert (
+            types(au) == ["scatter"] and au.data[0].line.shape == "hv" and au.layout.yaxis.range == (0, 4.5)
+        )
         assert au.layout.shapes[0].y0 == 4 and au.layout.annotations[0].text == "z = 4"
 
 
 class TestOneImage:
     def test_iwae_curve(self) -> None:
         ks = np.array([1, 10, 100])
-        fig = charts.iwae_curve(ks, np.array([-5.0, -4.5, -4.2]), (1, 10), [-5.0, -4.4], [0.1, 0.05], -5.0, 10, -4.5, -4.1,
-                                run_name="run", mean_name="mean", elbo_text="E", k_text="K", exact_text="X",
-                                x_title="K", y_title="nats")
+        fig = charts.iwae_curve(
+            ks,
+            np.array([-5.0, -4.5, -4.2]),
+            (1, 10),
+            [-5.0, -4.4],
+            [0.1, 0.05],
+            -5.0,
+            10,
+            -4.5,
+            -4.1,
+            run_name="run",
+            mean_name="mean",
+            elbo_text="E",
+            k_text="K",
+            exact_text="X",
+            x_title="K",
+            y_title="nats",
+        )
         assert [t.name for t in fig.data] == ["run", "mean"] and fig.data[0].line.color == LOGPX_COLOR
         assert list(fig.data[1].error_y.array) == [0.1, 0.05]
         assert fig.layout.xaxis.type == "log" and fig.layout.xaxis.title.text == "K"
         lines = {a.text: s for a, s in zip(fig.layout.annotations, fig.layout.shapes)}
         assert lines["E"].line.color == ELBO_COLOR and lines["X"].y0 == -4.1 and lines["K"].y0 == -4.5
         assert fig.layout.shapes[-1].x0 == 10  # the chosen K
-        without = charts.iwae_curve(ks, ks, (1,), [0], [0], 0.0, 1, 0.0, None, run_name="r", mean_name="m", elbo_text="E",
-                                    k_text="K", x_title="K", y_title="n")
+        without = charts.iwae_curve(
+            ks,
+            ks,
+            (1,),
+            [0],
+            [0],
+            0.0,
+            1,
+            0.0,
+            None,
+            run_name="r",
+            mean_name="m",
+            elbo_text="E",
+            k_text="K",
+            x_title="K",
+            y_title="n",
+        )
         assert "X" not in [a.text for a in without.layout.annotations]
 
     def test_posterior_line_and_map(self) -> None:
         z = np.linspace(-1, 1, 3)
-        line = charts.posterior_line(z, z + 2, z + 3, posterior_name="p", q_name="q", x_title="z", y_title="density")
+        line = charts.posterior_line(
+            z, z + 2, z + 3, posterior_name="p", q_name="q", x_title="z", y_title="density"
+        )
         assert [t.name for t in line.data] == ["p", "q"] and line.data[1].line.color == ELBO_COLOR
         assert line.layout.xaxis.title.text == "z" and line.layout.yaxis.title.text == "density"
         dens = np.arange(6.0).reshape(3, 2)  # (len(z1), len(z2))
         ell = [("1σ", np.zeros(4), np.ones(4), "solid"), ("2σ", np.zeros(4), np.ones(4), "dash")]
-        fig = charts.posterior_map(z, z[:2], dens, ell, [0.1, 0.2], (-1, -2), (1, 2), colorbar_title="p(z|x)", mu_name="μ",
-                                   x_title="z1", y_title="z2")
+        fig = charts.posterior_map(
+            z,
+            z[:2],
+            dens,
+            ell,
+            [0.1, 0.2],
+            (-1, -2),
+            (1, 2),
+            colorbar_title="p(z|x)",
+            mu_name="μ",
+            x_title="z1",
+            y_title="z2",
+        )
         assert types(fig) == ["heatmap", "scatter", "scatter", "scatter"]
         assert np.asarray(fig.data[0].z).shape == (2, 3) and fig.data[0].colorbar.title.text == "p(z|x)"
         assert [t.name for t in fig.data[1:]] == ["1σ", "2σ", "μ"] and fig.data[2].line.dash == "dash"
-        assert fig.layout.xaxis.range == (-1, 1) and fig.layout.yaxis.range == (-2, 2) and fig.layout.yaxis.scaleanchor == "x"
+        assert (
+            fig.layout.xaxis.range == (-1, 1)
+            and fig.layout.yaxis.range == (-2, 2)
+            and fig.layout.yaxis.scaleanchor == "x"
+        )
 
 
 class TestLatentSpace:
@@ -119,41 +238,79 @@ class TestLatentSpace:
         xy = np.arange(12.0).reshape(6, 2)
         labels = np.array([0, 1, 0, 2, 1, 0])
         ids = np.array([0, 1, 2, 3, 4, 5])
-        fig = charts.class_scatter(xy, ids, labels, ["a", "b", "c"], title="T", axes=("x", "y"), row_text="row")
+        fig = charts.class_scatter(
+            xy, ids, labels, ["a", "b", "c"], title="T", axes=("x", "y"), row_text="row"
+        )
         assert types(fig) == ["scattergl"] * 3 and [t.name for t in fig.data] == ["a", "b", "c"]
         assert [t.marker.color for t in fig.data] == list(CLASS_COLORS[:3])  # one class, one colour
         assert list(fig.data[0].customdata) == [0, 2, 5] and list(fig.data[0].x) == [0.0, 4.0, 10.0]
         assert fig.data[1].hovertemplate == "b<br>row %{customdata}<extra></extra>"
-        assert fig.layout.title.text == "T" and fig.layout.xaxis.title.text == "x" and fig.layout.yaxis.scaleanchor is None
+        assert (
+            fig.layout.title.text == "T"
+            and fig.layout.xaxis.title.text == "x"
+            and fig.layout.yaxis.scaleanchor is None
+        )
         ring = [("prior 1σ", np.zeros(3), np.ones(3))]
-        fig = charts.class_scatter(xy[:2], ids[:2], labels, ["a", "b", "c"], title="T", axes=("x", "y"), row_text="row",
-                                   overlays=ring, equal_axes=True)
+        fig = charts.class_scatter(
+            xy[:2],
+            ids[:2],
+            labels,
+            ["a", "b", "c"],
+            title="T",
+            axes=("x", "y"),
+            row_text="row",
+            overlays=ring,
+            equal_axes=True,
+        )
         assert [t.name for t in fig.data] == ["a", "b", "prior 1σ"] and fig.data[-1].line.color == INK_COLOR
         assert fig.data[-1].hoverinfo == "skip" and fig.layout.yaxis.scaleanchor == "x"
 
     def test_mu_density_rows_prior_on_top_then_one_row_per_dim(self) -> None:
         centres = np.linspace(-3, 3, 7)
-        prior = np.exp(-centres**2 / 2) / np.sqrt(2 * np.pi)
+        prior = np.exp(-(centres**2) / 2) / np.sqrt(2 * np.pi)
         dens = np.vstack([prior * 1.1, np.where(centres == 0, 5.0, 0.0)])  # a prior-like dim and a spike at 0
-        fig = charts.mu_density_rows(centres, dens, prior, ["z1", "z2 (off)"], prior_label="N(0,1)", title="T",
-                                     x_title="μ_j", colorbar_title="density", hover_text="d")
+        fig = charts.mu_density_rows(
+            centres,
+            dens,
+            prior,
+            ["z1", "z2 (off)"],
+            prior_label="N(0,1)",
+            title="T",
+            x_title="μ_j",
+            colorbar_title="density",
+            hover_text="d",
+        )
         assert types(fig) == ["heatmap"]
         h = fig.data[0]
         assert list(h.y) == ["N(0,1)", "z1", "z2 (off)"] and fig.layout.yaxis.autorange == "reversed"
         np.testing.assert_allclose(np.asarray(h.z)[0], prior)  # the top row is the prior itself
         np.testing.assert_allclose(np.asarray(h.z)[1:], dens)
-        assert h.zmin == 0 and h.zmax == pytest.approx(2 * prior.max())  # the spike saturates instead of washing out the rest
+        assert h.zmin == 0 and h.zmax == pytest.approx(
+            2 * prior.max()
+        )  # the spike saturates instead of washing out the rest
         assert h.colorscale[-1][1] == MU_COLOR and h.colorbar.title.text == "density"
         assert sorted(sh.x0 for sh in fig.layout.shapes) == [-2.0, -1.0, 1.0, 2.0]
-        assert fig.layout.xaxis.title.text == "μ_j" and fig.layout.title.text == "T" and "d %{z" in h.hovertemplate
+        assert (
+            fig.layout.xaxis.title.text == "μ_j"
+            and fig.layout.title.text == "T"
+            and "d %{z" in h.hovertemplate
+        )
 
     def test_path_norms(self) -> None:
-        fig = charts.path_norms([("linear", np.array([1.0, 0.5, 1.0])), ("spherical", np.ones(3))], 1.4, reference_text="√z",
-                                title="T", x_title="step", y_title="‖z‖")
+        fig = charts.path_norms(
+            [("linear", np.array([1.0, 0.5, 1.0])), ("spherical", np.ones(3))],
+            1.4,
+            reference_text="√z",
+            title="T",
+            x_title="step",
+            y_title="‖z‖",
+        )
         assert [t.name for t in fig.data] == ["linear", "spherical"] and list(fig.data[0].x) == [0, 1, 2]
         assert list(fig.data[0].y) == [1.0, 0.5, 1.0] and fig.layout.shapes[0].y0 == 1.4
         assert fig.layout.yaxis.title.text == "‖z‖"
-        assert not charts.path_norms([("linear", [1.0])], None, title="T", x_title="s", y_title="n").layout.shapes
+        assert not charts.path_norms(
+            [("linear", [1.0])], None, title="T", x_title="s", y_title="n"
+        ).layout.shapes
 
 
 class TestTheory:
@@ -162,9 +319,21 @@ class TestTheory:
         fig = charts.densities(z, [("q", z, Q_COLOR), ("p", -z, P_COLOR)], x_title="z", y_title="density")
         assert [t.name for t in fig.data] == ["q", "p"] and fig.data[1].line.color == P_COLOR
         assert fig.layout.xaxis.title.text == "z"
-        d = charts.discrete(["a", "b"], [0.5, 0.5], [0.9, 0.1], [1.0, np.inf], 0.69, panel_titles=("L", "R"), p_name="p",
-                            q_name="q", info_name="−log p", entropy_text="H", x_title="outcome", p_title="prob",
-                            info_title="nats")
+        d = charts.discrete(
+            ["a", "b"],
+            [0.5, 0.5],
+            [0.9, 0.1],
+            [1.0, np.inf],
+            0.69,
+            panel_titles=("L", "R"),
+            p_name="p",
+            q_name="q",
+            info_name="−log p",
+            entropy_text="H",
+            x_title="outcome",
+            p_title="prob",
+            info_title="nats",
+        )
         assert types(d) == ["bar"] * 3 and [t.marker.color for t in d.data] == [P_COLOR, Q_COLOR, P_COLOR]
         assert list(d.data[2].y) == [1.0, None]  # infinite information: no bar
         assert d.layout.yaxis.title.text == "prob" and d.layout.yaxis2.title.text == "nats"
@@ -172,29 +341,80 @@ class TestTheory:
     def test_fit_animation_frames(self) -> None:
         z = np.linspace(-1, 1, 4)
         frames = [("0", z, "step 0"), ("5", z * 2, "step 5")]
-        fig = charts.fit_animation(z, np.ones(4), frames, 2.0, posterior_name="p", q_name="q", play="play", pause="pause",
-                                   step_prefix="step ", x_title="z", y_title="density")
+        fig = charts.fit_animation(
+            z,
+            np.ones(4),
+            frames,
+            2.0,
+            posterior_name="p",
+            q_name="q",
+            play="play",
+            pause="pause",
+            step_prefix="step ",
+            x_title="z",
+            y_title="density",
+        )
         assert [t.name for t in fig.data] == ["p", "q"] and fig.data[1].line.color == Q_COLOR
         assert [f.name for f in fig.frames] == ["0", "5"] and list(fig.frames[1].data[0].y) == list(z * 2)
         assert fig.layout.title.text == "step 0" and fig.layout.yaxis.range == (0, 2.0)
         assert [b.label for b in fig.layout.updatemenus[0].buttons] == ["play", "pause"]
 
     def test_sgd_curve_landscape_and_gradients(self) -> None:
-        c = charts.sgd_curve(np.array([1.0, 2.0, 3.0]), np.array([2.5, 2.9]), 3.5, elbo_name="E", estimate_name="e",
-                             log_px_text="log p(x)", x_title="step", y_title="nats")
+        c = charts.sgd_curve(
+            np.array([1.0, 2.0, 3.0]),
+            np.array([2.5, 2.9]),
+            3.5,
+            elbo_name="E",
+            estimate_name="e",
+            log_px_text="log p(x)",
+            x_title="step",
+            y_title="nats",
+        )
         assert [t.name for t in c.data] == ["E", "e"] and list(c.data[1].x) == [1, 2]
         assert c.layout.shapes[0].y0 == 3.5 and c.layout.xaxis.title.text == "step"
-        land = charts.elbo_landscape(np.arange(3), np.arange(2), np.zeros((2, 3)), [0, 1], [0, 0], path_name="SGD",
-                                     colorbar_title="ELBO", title="T", x_title="μ", y_title="log σ")
+        land = charts.elbo_landscape(
+            np.arange(3),
+            np.arange(2),
+            np.zeros((2, 3)),
+            [0, 1],
+            [0, 0],
+            path_name="SGD",
+            colorbar_title="ELBO",
+            title="T",
+            x_title="μ",
+            y_title="log σ",
+        )
         assert types(land) == ["contour", "scatter"] and land.layout.yaxis.title.text == "log σ"
-        g = charts.gradient_histograms(np.zeros(5), np.ones(5), 1.0, names=("rep", "score"), exact_text="exact",
-                                       x_title="gradient", y_title="count")
-        assert types(g) == ["histogram", "histogram"] and [t.marker.color for t in g.data] == [Q_COLOR, P_COLOR]
-        assert len(g.layout.shapes) == 2 and g.layout.xaxis2.title.text == "gradient" and g.layout.yaxis.title.text == "count"
+        g = charts.gradient_histograms(
+            np.zeros(5),
+            np.ones(5),
+            1.0,
+            names=("rep", "score"),
+            exact_text="exact",
+            x_title="gradient",
+            y_title="count",
+        )
+        assert types(g) == ["histogram", "histogram"] and [t.marker.color for t in g.data] == [
+            Q_COLOR,
+            P_COLOR,
+        ]
+        assert (
+            len(g.layout.shapes) == 2
+            and g.layout.xaxis2.title.text == "gradient"
+            and g.layout.yaxis.title.text == "count"
+        )
 
 
-@pytest.mark.parametrize("builder", [b for b in dir(charts) if not b.startswith("_") and callable(getattr(charts, b))
-                                     and getattr(getattr(charts, b), "__module__", "") == "lab_pages.charts"])
+@pytest.mark.parametrize(
+    "builder",
+    [
+        b
+        for b in dir(charts)
+        if not b.startswith("_")
+        and callable(getattr(charts, b))
+        and getattr(getattr(charts, b), "__module__", "") == "lab_pages.charts"
+    ],
+)
 def test_every_builder_is_tested_here(builder: str) -> None:
     assert builder in open(__file__, encoding="utf-8").read().replace("test_every_builder", "")
 
@@ -205,10 +425,15 @@ class TestDerivation:
 
         z = np.linspace(-4, 4, 9)
         fits = [("gaussian", "G", z * 0 + 0.1), ("mixture", "M", z * 0 + 0.2)]
-        fig = charts.family_fits(z, z * 0 + 0.3, fits, posterior_name="P", x_title="z (latent units)", y_title="density")
+        fig = charts.family_fits(
+            z, z * 0 + 0.3, fits, posterior_name="P", x_title="z (latent units)", y_title="density"
+        )
         assert types(fig) == ["scatter"] * 3 and [t.name for t in fig.data] == ["P", "G", "M"]
         assert fig.data[0].line.color == P_COLOR
-        assert (fig.data[1].line.color, fig.data[2].line.color) == (FAMILY_COLORS["gaussian"], FAMILY_COLORS["mixture"])
+        assert (fig.data[1].line.color, fig.data[2].line.color) == (
+            FAMILY_COLORS["gaussian"],
+            FAMILY_COLORS["mixture"],
+        )
         np.testing.assert_allclose(fig.data[2].y, 0.2)
         assert fig.layout.xaxis.title.text == "z (latent units)" and fig.layout.yaxis.title.text == "density"
 
@@ -217,28 +442,59 @@ class TestPitfalls:
     def test_pair_bars_group_the_correct_and_the_mistaken_run_in_their_colours(self) -> None:
         from lab_pages.style import CORRECT_COLOR, MISTAKEN_COLOR
 
-        fig = charts.pair_bars(["z1", "z2"], [1.0, 2.0], [0.0, 0.0], names=("ok", "bad"), title="T", x_title="dim",
-                               y_title="KL (nats)", reference=1.0, reference_text="ref")
+        fig = charts.pair_bars(
+            ["z1", "z2"],
+            [1.0, 2.0],
+            [0.0, 0.0],
+            names=("ok", "bad"),
+            title="T",
+            x_title="dim",
+            y_title="KL (nats)",
+            reference=1.0,
+            reference_text="ref",
+        )
         assert types(fig) == ["bar", "bar"] and [t.name for t in fig.data] == ["ok", "bad"]
-        assert [t.marker.color for t in fig.data] == [CORRECT_COLOR, MISTAKEN_COLOR] and fig.layout.barmode == "group"
+        assert [t.marker.color for t in fig.data] == [
+            CORRECT_COLOR,
+            MISTAKEN_COLOR,
+        ] and fig.layout.barmode == "group"
         assert list(fig.data[0].x) == ["z1", "z2"] and list(fig.data[1].y) == [0.0, 0.0]
         assert fig.layout.shapes[0].y0 == 1.0 and fig.layout.annotations[0].text == "ref"
-        assert fig.layout.title.text == "T" and fig.layout.yaxis.title.text == "KL (nats)" and fig.layout.yaxis.type == "linear"
-        log = charts.pair_bars(["a"], [1.0], [1e5], names=("ok", "bad"), title="", x_title="x", y_title="y", log_y=True)
+        assert (
+            fig.layout.title.text == "T"
+            and fig.layout.yaxis.title.text == "KL (nats)"
+            and fig.layout.yaxis.type == "linear"
+        )
+        log = charts.pair_bars(
+            ["a"], [1.0], [1e5], names=("ok", "bad"), title="", x_title="x", y_title="y", log_y=True
+        )
         assert log.layout.yaxis.type == "log" and not log.layout.shapes
 
     def test_pair_curves_draw_each_run_on_its_own_steps(self) -> None:
         from lab_pages.style import CORRECT_COLOR, MISTAKEN_COLOR
 
-        fig = charts.pair_curves([1, 2, 3], [3.0, 2.0, 1.0], [1, 2], [0.5, None], names=("ok", "bad"), title="T",
-                                 x_title="step", y_title="loss (nats)")
-        assert types(fig) == ["scatter", "scatter"] and [t.line.color for t in fig.data] == [CORRECT_COLOR, MISTAKEN_COLOR]
+        fig = charts.pair_curves(
+            [1, 2, 3],
+            [3.0, 2.0, 1.0],
+            [1, 2],
+            [0.5, None],
+            names=("ok", "bad"),
+            title="T",
+            x_title="step",
+            y_title="loss (nats)",
+        )
+        assert types(fig) == ["scatter", "scatter"] and [t.line.color for t in fig.data] == [
+            CORRECT_COLOR,
+            MISTAKEN_COLOR,
+        ]
         assert list(fig.data[1].x) == [1, 2] and list(fig.data[1].y) == [0.5, None]
         assert fig.layout.xaxis.title.text == "step" and fig.layout.yaxis.title.text == "loss (nats)"
 
     def test_likelihood_gaps_show_the_d_log_2_floor_above_bce(self) -> None:
         bce, cb, binar = [-20.0, -30.0], [60.0, 50.0], [-15.0, -25.0]
-        fig = charts.likelihood_gaps(bce, cb, binar, 44.0, names=("B", "CB", "bin", "floor"), x_title="image", y_title="nats")
+        fig = charts.likelihood_gaps(
+            bce, cb, binar, 44.0, names=("B", "CB", "bin", "floor"), x_title="image", y_title="nats"
+        )
         assert [t.name for t in fig.data] == ["B", "CB", "bin", "floor"] and list(fig.data[0].x) == [0, 1]
         np.testing.assert_allclose(fig.data[3].y, [24.0, 14.0])
         assert fig.data[3].line.dash == "dot" and fig.layout.xaxis.title.text == "image"
@@ -246,24 +502,43 @@ class TestPitfalls:
 
 def test_with_marker_adds_one_star_on_top() -> None:
     xy = np.array([[0.0, 1.0], [2.0, 3.0]])
-    fig = charts.class_scatter(xy, np.array([0, 1]), np.array([0, 1]), ("a", "b"), title="t", axes=("x", "y"), row_text="row")
+    fig = charts.class_scatter(
+        xy, np.array([0, 1]), np.array([0, 1]), ("a", "b"), title="t", axes=("x", "y"), row_text="row"
+    )
     n = len(fig.data)
     out = charts.with_marker(fig, 1.5, -2.0, name="your image")
     assert out is fig and len(fig.data) == n + 1
     star = fig.data[-1]
-    assert star.name == "your image" and star.marker.symbol == "star" and list(star.x) == [1.5] and list(star.y) == [-2.0]
+    assert (
+        star.name == "your image"
+        and star.marker.symbol == "star"
+        and list(star.x) == [1.5]
+        and list(star.y) == [-2.0]
+    )
 
 
 class TestPairBuilders:
     def test_pair_codes_draws_the_prior_circles_on_equal_axes(self) -> None:
         xy = np.array([[0.0, 1.0], [2.0, 3.0]])
         circles = [(1.0, 0.39, np.array([1.0, 0.0]), np.array([0.0, 1.0]))]
-        fig = charts.pair_codes(xy, np.array([0, 1]), np.array([0, 1]), ("a", "b"), title="t", axes=("x", "y"), row_text="row",
-                                circles=circles, circle_name="{r:g}σ, {mass:.0%}")
+        fig = charts.pair_codes(
+            xy,
+            np.array([0, 1]),
+            np.array([0, 1]),
+            ("a", "b"),
+            title="t",
+            axes=("x", "y"),
+            row_text="row",
+            circles=circles,
+            circle_name="{r:g}σ, {mass:.0%}",
+        )
         assert [t.name for t in fig.data] == ["a", "b", "1σ, 39%"] and fig.layout.yaxis.scaleanchor == "x"
-        assert charts.pair_codes(xy, np.array([0, 1]), np.array([0, 1]), ("a", "b"), title="t", axes=("x", "y"),
-                                 row_text="row").layout.yaxis.scaleanchor is None
-
+        assert (
+            charts.pair_codes(
+                xy, np.array([0, 1]), np.array([0, 1]), ("a", "b"), title="t", axes=("x", "y"), row_text="row"
+            ).layout.yaxis.scaleanchor
+            is None
+        )
 
 
 def test_png_data_uri_round_trips_and_passes_writer_options() -> None:
@@ -285,10 +560,17 @@ def test_png_data_uri_round_trips_and_passes_writer_options() -> None:
 SVG_NS = "{http://www.w3.org/2000/svg}"
 _TOKEN = re.compile(r"[MmLlHhVvAaZz]|-?(?:\d+\.?\d*|\.\d+)")
 _ARITY = {"M": 2, "L": 2, "H": 1, "V": 1, "A": 7}
-S10 = np.arange(0, 100, 10.0)                       # steps 0..90
-R10, K10 = 50 - 0.3 * S10, 5 + 0.1 * S10          # recon 50..23, KL 5..14 (nats per image)
+S10 = np.arange(0, 100, 10.0)  # steps 0..90
+R10, K10 = 50 - 0.3 * S10, 5 + 0.1 * S10  # recon 50..23, KL 5..14 (nats per image)
 O10 = R10 + 0.5 * K10
-NAMES = {"recon_name": "R", "kl_name": "K", "objective_name": "O", "eval_name": "T", "x_title": "step", "y_title": "nats"}
+NAMES = {
+    "recon_name": "R",
+    "kl_name": "K",
+    "objective_name": "O",
+    "eval_name": "T",
+    "x_title": "step",
+    "y_title": "nats",
+}
 
 
 def _svg_root(svg: str, width: int, height: int) -> ET.Element:
@@ -296,7 +578,11 @@ def _svg_root(svg: str, width: int, height: int) -> ET.Element:
     assert svg.startswith('<svg xmlns="http://www.w3.org/2000/svg" ')
     root = ET.fromstring(svg)
     assert root.tag == SVG_NS + "svg"
-    assert (root.get("width"), root.get("height"), root.get("viewBox")) == (str(width), str(height), f"0 0 {width} {height}")
+    assert (root.get("width"), root.get("height"), root.get("viewBox")) == (
+        str(width),
+        str(height),
+        f"0 0 {width} {height}",
+    )
     return root
 
 
@@ -325,7 +611,7 @@ def _subpaths(d: str) -> list[list[tuple[float, float]]]:
                 cx, cy = out[-1][0]
             continue
         big, rel = cmd.upper(), cmd.islower()
-        v = [float(t) for t in toks[i:i + _ARITY[big]]]
+        v = [float(t) for t in toks[i : i + _ARITY[big]]]
         i += _ARITY[big]
         if big in "MLA":
             x, y = v[-2:]
@@ -351,7 +637,9 @@ def _label(text: str) -> float:
 def _axis(root: ET.Element, cls: str) -> tuple[list[float], list[float]]:
     """(tick values from the labels, tick positions in px) of the axis group ``cls`` (x-ticks, y-ticks, c-ticks)."""
     g = _only(root, cls)
-    marks = [_subpaths(p.get("d"))[0][0] for p in g if _tag(p) == "path" and re.search(r"[hv]-?4$", p.get("d"))]
+    marks = [
+        _subpaths(p.get("d"))[0][0] for p in g if _tag(p) == "path" and re.search(r"[hv]-?4$", p.get("d"))
+    ]
     pos = [y if cls != "x-ticks" else x for x, y in marks]
     vals = [_label(t.text) for t in g if _tag(t) == "text"]
     assert len(vals) == len(pos)
@@ -392,7 +680,7 @@ def _png(root: ET.Element) -> tuple[ET.Element, Image.Image]:
 
 
 def _rgb(color: str) -> tuple[int, int, int]:
-    return tuple(int(color[i:i + 2], 16) for i in (1, 3, 5))
+    return tuple(int(color[i : i + 2], 16) for i in (1, 3, 5))
 
 
 def _attribute_values(root: ET.Element) -> list[str]:
@@ -409,8 +697,13 @@ class TestLiveSvg:
         np.testing.assert_allclose([p[0] for p in recon], S10, atol=0.2)
         np.testing.assert_allclose([p[1] for p in recon], R10, atol=0.1)
         np.testing.assert_allclose([p[1] for p in top], R10 + K10, atol=0.1)  # the top edge is −ELBO
-        (recon_px,), (top_px,) = _subpaths(_only(root, "recon line").get("d")), _subpaths(_only(root, "kl line").get("d"))
-        assert all(t[1] < r[1] for t, r in zip(top_px, recon_px))  # SVG y grows downwards: KL lies above recon
+        (recon_px,), (top_px,) = (
+            _subpaths(_only(root, "recon line").get("d")),
+            _subpaths(_only(root, "kl line").get("d")),
+        )
+        assert all(
+            t[1] < r[1] for t, r in zip(top_px, recon_px)
+        )  # SVG y grows downwards: KL lies above recon
         (kl_poly,), (recon_poly,) = _subpaths(kl_area.get("d")), _subpaths(recon_area.get("d"))
         np.testing.assert_allclose(kl_poly[:10], top_px, atol=0.11)  # KL: from the top edge back along recon
         np.testing.assert_allclose(kl_poly[10:20], recon_px[::-1], atol=0.11)
@@ -418,14 +711,17 @@ class TestLiveSvg:
         np.testing.assert_allclose(_to_data(root, "y-ticks")([p[1] for p in recon_poly[10:]]), 0.0, atol=0.1)
 
     def test_loss_stack_svg_ae_draws_one_recon_line_and_no_kl(self) -> None:
-        svg = charts.loss_stack_svg(S10, R10, None, O10, [30], [40.0], recon_name="R", eval_name="T", x_title="x",
-                                    y_title="y")
+        svg = charts.loss_stack_svg(
+            S10, R10, None, O10, [30], [40.0], recon_name="R", eval_name="T", x_title="x", y_title="y"
+        )
         root = _svg_root(svg, 720, 380)
         assert KL_COLOR.lower() not in svg.lower() and not _classed(root, "area") and not _classed(root, "kl")
         line = _only(root, "recon line")
         assert (line.get("stroke"), line.get("fill")) == (RECON_COLOR, "none")
         np.testing.assert_allclose([p[1] for p in _line_points(root, "recon line")[0]], R10, atol=0.1)
-        assert not [e for e in root.iter() if e.get("stroke") == GUIDE_COLOR]  # no objective: an AE's is its recon cost
+        assert not [
+            e for e in root.iter() if e.get("stroke") == GUIDE_COLOR
+        ]  # no objective: an AE's is its recon cost
         assert _only(root, "eval").get("fill") == RECON_COLOR and len(_only(root, "eval")) == 1
         assert _legend_names(root) == ["R", "T"]
         assert _axis(root, "y-ticks")[0][0] == 0  # from 0 nats
@@ -452,15 +748,27 @@ class TestLiveSvg:
         assert swatches[3].get("fill") == ELBO_COLOR
 
     def test_svg_text_is_escaped_and_survives(self) -> None:
-        names = {"recon_name": 'a<b & "c"', "kl_name": "KL 散度 ‖ <q>", "objective_name": "目标 & β",
-                 "eval_name": "测试 −ELBO", "x_title": "训练步 <step>", "y_title": 'nats "per image" & 每张'}
+        names = {
+            "recon_name": 'a<b & "c"',
+            "kl_name": "KL 散度 ‖ <q>",
+            "objective_name": "目标 & β",
+            "eval_name": "测试 −ELBO",
+            "x_title": "训练步 <step>",
+            "y_title": 'nats "per image" & 每张',
+        }
         svg = charts.loss_stack_svg(S10, R10, K10, O10, [30], [40.0], **names)
-        assert "&lt;" in svg and "&amp;" in svg and 'a<b' not in svg and '"c"' not in svg
+        assert "&lt;" in svg and "&amp;" in svg and "a<b" not in svg and '"c"' not in svg
         root = _svg_root(svg, 720, 380)
         assert set(names.values()) <= set(_texts(root))
         assert "sans-serif" in root.get("font-family")
-        heat = charts.kl_heatmap_svg(S10, np.ones((10, 2)), ["<z1>", "z&2"], x_title="步 & <x>", y_title='"维度"',
-                                     colorbar_title="奈特 <nats>")
+        heat = charts.kl_heatmap_svg(
+            S10,
+            np.ones((10, 2)),
+            ["<z1>", "z&2"],
+            x_title="步 & <x>",
+            y_title='"维度"',
+            colorbar_title="奈特 <nats>",
+        )
         assert "<z1>" not in heat and "&lt;z1&gt;" in heat
         assert {"<z1>", "z&2", "步 & <x>", '"维度"', "奈特 <nats>"} <= set(_texts(_svg_root(heat, 480, 380)))
 
@@ -471,7 +779,9 @@ class TestLiveSvg:
         recon = scale * (1 + np.exp(-steps / 1500) + 0.02 * rng.standard_normal(300))
         kl = abs(scale) * 0.1 * (1 - np.exp(-steps / 800))
         ev = [scale * 2.3 if scale > 0 else scale * 0.5]  # a test above (below) every curve
-        root = _svg_root(charts.loss_stack_svg(steps, recon, kl, recon + 2 * kl, [2400], ev, **NAMES), 720, 380)
+        root = _svg_root(
+            charts.loss_stack_svg(steps, recon, kl, recon + 2 * kl, [2400], ev, **NAMES), 720, 380
+        )
         yt, ypos = _axis(root, "y-ticks")
         assert 4 <= len(yt) <= 6 and all(np.diff(ypos) < 0)  # values increase upwards
         step = np.diff(yt)
@@ -489,14 +799,20 @@ class TestLiveSvg:
                 for sp in _subpaths(e.get("d") or ""):
                     p = np.asarray(sp)
                     assert (p[:, 0] >= x0 - 0.15).all() and (p[:, 0] <= x1 + 0.15).all(), cls
-                    assert (p[:, 1] >= y0 - 6).all() and (p[:, 1] <= y1 + 0.15).all(), cls  # 6: a diamond's half
+                    assert (p[:, 1] >= y0 - 6).all() and (p[:, 1] <= y1 + 0.15).all(), (
+                        cls
+                    )  # 6: a diamond's half
 
     def test_loss_stack_svg_ticks_are_nice_for_any_range(self) -> None:
         rng = np.random.default_rng(7)
         for _ in range(60):
             v = np.sort(rng.uniform(-1, 1, 2) * 10 ** rng.uniform(-2, 5))
             s = np.sort(rng.uniform(0, 10 ** rng.uniform(1, 6), 2))
-            root = _svg_root(charts.loss_stack_svg(s, v, None, None, (), (), recon_name="R", x_title="x", y_title="y"), 720, 380)
+            root = _svg_root(
+                charts.loss_stack_svg(s, v, None, None, (), (), recon_name="R", x_title="x", y_title="y"),
+                720,
+                380,
+            )
             for cls, most in (("y-ticks", 6), ("x-ticks", 7)):
                 t, _ = _axis(root, cls)
                 d = np.diff(t)
@@ -518,7 +834,10 @@ class TestLiveSvg:
         assert [len(sp) for sp in recon] == [4, 5]  # 0..3 and 5..9
         np.testing.assert_allclose([p[1] for sp in recon for p in sp], np.delete(R10, 4), atol=0.1)
         assert [len(sp) for sp in _line_points(root, "kl line")] == [4, 2, 2]  # recon and KL both finite
-        assert len(_subpaths(_only(root, "kl area").get("d"))) == 3 and len(_subpaths(_only(root, "recon area").get("d"))) == 2
+        assert (
+            len(_subpaths(_only(root, "kl area").get("d"))) == 3
+            and len(_subpaths(_only(root, "recon area").get("d"))) == 2
+        )
         assert [len(sp) for sp in _line_points(root, "objective")] == [2, 7]
         assert len(_only(root, "eval")) == 1
         assert _axis(root, "y-ticks")[0][-1] <= 100  # inf left out of the range too
@@ -528,13 +847,22 @@ class TestLiveSvg:
             root = _svg_root(charts.loss_stack_svg([], [], kl, None, (), (), **NAMES), 720, 380)
             assert 4 <= len(_axis(root, "y-ticks")[0]) <= 6 and not _classed(root, "eval")
             assert not [v for v in _attribute_values(root) if "nan" in v.lower() or "inf" in v.lower()]
-        root = _svg_root(charts.loss_stack_svg([5], [3.0], [1.0], [3.5], [5], [4.2], **NAMES, width=500, height=300), 500, 300)
+        root = _svg_root(
+            charts.loss_stack_svg([5], [3.0], [1.0], [3.5], [5], [4.2], **NAMES, width=500, height=300),
+            500,
+            300,
+        )
         recon, top = _line_points(root, "recon line"), _line_points(root, "kl line")
         np.testing.assert_allclose(recon[0][0], (5, 3.0), atol=0.05)  # a lone point: a dot there
         np.testing.assert_allclose(top[0][0], (5, 4.0), atol=0.05)
-        assert _axis(root, "y-ticks")[0][-1] >= 4.2 and min(_axis(root, "x-ticks")[0]) <= 5 <= max(_axis(root, "x-ticks")[0])
-        root = _svg_root(charts.loss_stack_svg([1], [None], None, None, [], [], recon_name="R", x_title="x", y_title="y"),
-                         720, 380)
+        assert _axis(root, "y-ticks")[0][-1] >= 4.2 and min(_axis(root, "x-ticks")[0]) <= 5 <= max(
+            _axis(root, "x-ticks")[0]
+        )
+        root = _svg_root(
+            charts.loss_stack_svg([1], [None], None, None, [], [], recon_name="R", x_title="x", y_title="y"),
+            720,
+            380,
+        )
         assert not _only(root, "recon line").get("d")
 
     def test_loss_stack_svg_is_small_and_compact_for_300_points(self) -> None:
@@ -542,31 +870,47 @@ class TestLiveSvg:
         steps = np.arange(1, 301) * 16.0
         recon = 200 * np.exp(-steps / 1500) + 90 + rng.normal(0, 2, 300)
         kl = 25 * (1 - np.exp(-steps / 800)) + rng.normal(0, 0.5, 300)
-        svg = charts.loss_stack_svg(steps, recon, kl, recon + 0.7 * kl, steps[49::50], recon[49::50] + kl[49::50], **NAMES)
+        svg = charts.loss_stack_svg(
+            steps, recon, kl, recon + 0.7 * kl, steps[49::50], recon[49::50] + kl[49::50], **NAMES
+        )
         assert len(svg.encode()) < 25_000
         root = _svg_root(svg, 720, 380)
         assert not [v for v in _attribute_values(root) if re.search(r"\d\.\d\d", v)]  # coordinates to 0.1 px
 
     def test_kl_heatmap_svg_one_png_row_per_dim_white_to_kl(self) -> None:
-        kl = np.zeros((5, 3))  # (steps, z): dim 1 all 0 nats, dim 2 a ramp, dim 3 the largest value at the 4th step
+        kl = np.zeros(
+            (5, 3)
+        )  # (steps, z): dim 1 all 0 nats, dim 2 a ramp, dim 3 the largest value at the 4th step
         kl[:, 1] = [0.5, 1.0, 1.5, 2.0, 2.5]
         kl[:, 2] = [1.0, 1.0, 1.0, 4.0, 1.0]
-        root = _svg_root(charts.kl_heatmap_svg(S10[:5], kl, ["a", "b", "c"], x_title="step", y_title="dim",
-                                               colorbar_title="nats"), 480, 380)
+        root = _svg_root(
+            charts.kl_heatmap_svg(
+                S10[:5], kl, ["a", "b", "c"], x_title="step", y_title="dim", colorbar_title="nats"
+            ),
+            480,
+            380,
+        )
         img, png = _png(root)
-        assert png.size == (5, 3) and len(list(root.iter(SVG_NS + "rect"))) <= 4  # the cells: one image, no rects
+        assert (
+            png.size == (5, 3) and len(list(root.iter(SVG_NS + "rect"))) <= 4
+        )  # the cells: one image, no rects
         assert img.get("preserveAspectRatio") == "none" and "pixelated" in img.get("style")
         px = np.asarray(png.convert("RGBA")).astype(int)
-        sat = (255 - px[..., :3]).sum(axis=2)  # how far from white: each channel falls monotonically to the KL colour
+        sat = (255 - px[..., :3]).sum(
+            axis=2
+        )  # how far from white: each channel falls monotonically to the KL colour
         assert np.unravel_index(sat.argmax(), sat.shape) == (0, 3)  # dim 3 on the top row, the 4th step
         assert tuple(px[0, 3, :3]) == _rgb(KL_COLOR)
         assert (px[2] == 255).all()  # dimension 1 (all 0 nats) is the bottom row, white
         assert all(np.diff(sat[1]) > 0)  # the ramp darkens
         labels = [t for t in _only(root, "y-ticks") if _tag(t) == "text"]
-        assert [t.text for t in labels] == ["a", "b", "c"] and all(np.diff([float(t.get("y")) for t in labels]) < 0)
+        assert [t.text for t in labels] == ["a", "b", "c"] and all(
+            np.diff([float(t.get("y")) for t in labels]) < 0
+        )
         x0, y0, x1, y1 = _plot_box(root)
-        np.testing.assert_allclose([float(img.get(k)) for k in ("x", "y", "width", "height")], [x0, y0, x1 - x0, y1 - y0],
-                                   atol=0.11)
+        np.testing.assert_allclose(
+            [float(img.get(k)) for k in ("x", "y", "width", "height")], [x0, y0, x1 - x0, y1 - y0], atol=0.11
+        )
         xt, _ = _axis(root, "x-ticks")
         assert xt == sorted(xt) and 0 <= xt[0] and xt[-1] <= 40
         ct, cpos = _axis(root, "c-ticks")
@@ -580,22 +924,42 @@ class TestLiveSvg:
         kl = np.zeros((1000, 2))
         kl[:, 0] = np.arange(1000.0)  # a ramp
         kl[500:, 1] = 999.0  # off, then on (the largest value)
-        root = _svg_root(charts.kl_heatmap_svg(np.arange(1000), kl, [1, 2], x_title="s", y_title="d", colorbar_title="n"),
-                         480, 380)
+        root = _svg_root(
+            charts.kl_heatmap_svg(np.arange(1000), kl, [1, 2], x_title="s", y_title="d", colorbar_title="n"),
+            480,
+            380,
+        )
         px = np.asarray(_png(root)[1].convert("RGB")).astype(int)
         assert px.shape == (2, 300, 3)  # (z, columns)
         sat = (255 - px).sum(axis=2)
-        assert all(np.diff(sat[1]) >= 0) and sat[1, 0] <= 2 and sat[1, -1] >= sat.max() - 3  # bin means of the ramp
+        assert (
+            all(np.diff(sat[1]) >= 0) and sat[1, 0] <= 2 and sat[1, -1] >= sat.max() - 3
+        )  # bin means of the ramp
         assert (px[0, :149] == 255).all() and (px[0, 151:] == _rgb(KL_COLOR)).all()
         for n, cols in ((301, 300), (300, 300), (50, 50)):
-            root = _svg_root(charts.kl_heatmap_svg(np.arange(n), np.ones((n, 3)), [1, 2, 3], x_title="s", y_title="d",
-                                                   colorbar_title="n"), 480, 380)
+            root = _svg_root(
+                charts.kl_heatmap_svg(
+                    np.arange(n), np.ones((n, 3)), [1, 2, 3], x_title="s", y_title="d", colorbar_title="n"
+                ),
+                480,
+                380,
+            )
             assert _png(root)[1].size == (cols, 3)
 
     def test_kl_heatmap_svg_thins_dim_labels(self) -> None:
         def labels(z: int) -> list[str]:
-            root = _svg_root(charts.kl_heatmap_svg(S10, np.ones((10, z)), [f"z{j + 1}" for j in range(z)], x_title="s",
-                                                   y_title="d", colorbar_title="n"), 480, 380)
+            root = _svg_root(
+                charts.kl_heatmap_svg(
+                    S10,
+                    np.ones((10, z)),
+                    [f"z{j + 1}" for j in range(z)],
+                    x_title="s",
+                    y_title="d",
+                    colorbar_title="n",
+                ),
+                480,
+                380,
+            )
             return [t.text for t in _only(root, "y-ticks") if _tag(t) == "text"]
 
         assert labels(8) == [f"z{j + 1}" for j in range(8)]
@@ -606,22 +970,55 @@ class TestLiveSvg:
     def test_kl_heatmap_svg_nan_empty_and_one_step(self) -> None:
         kl = np.ones((4, 2))
         kl[2, 1] = np.nan
-        alpha = np.asarray(_png(_svg_root(charts.kl_heatmap_svg(S10[:4], kl, [1, 2], x_title="s", y_title="d",
-                                                                  colorbar_title="n"), 480, 380))[1].convert("RGBA"))[..., 3]
+        alpha = np.asarray(
+            _png(
+                _svg_root(
+                    charts.kl_heatmap_svg(S10[:4], kl, [1, 2], x_title="s", y_title="d", colorbar_title="n"),
+                    480,
+                    380,
+                )
+            )[1].convert("RGBA")
+        )[..., 3]
         assert alpha[0, 2] == 0 and (np.delete(alpha.ravel(), 2) == 255).all()  # dim 2 is the top row
-        root = _svg_root(charts.kl_heatmap_svg([], np.zeros((0, 4)), [1, 2, 3, 4], x_title="s", y_title="d",
-                                               colorbar_title="n"), 480, 380)
-        assert not list(root.iter(SVG_NS + "image")) and len([t for t in _only(root, "y-ticks") if _tag(t) == "text"]) == 4
-        root = _svg_root(charts.kl_heatmap_svg([7], [[0.0, 2.0]], ["a", "b"], x_title="s", y_title="d",
-                                               colorbar_title="n", width=300, height=200), 300, 200)
+        root = _svg_root(
+            charts.kl_heatmap_svg(
+                [], np.zeros((0, 4)), [1, 2, 3, 4], x_title="s", y_title="d", colorbar_title="n"
+            ),
+            480,
+            380,
+        )
+        assert (
+            not list(root.iter(SVG_NS + "image"))
+            and len([t for t in _only(root, "y-ticks") if _tag(t) == "text"]) == 4
+        )
+        root = _svg_root(
+            charts.kl_heatmap_svg(
+                [7],
+                [[0.0, 2.0]],
+                ["a", "b"],
+                x_title="s",
+                y_title="d",
+                colorbar_title="n",
+                width=300,
+                height=200,
+            ),
+            300,
+            200,
+        )
         assert _png(root)[1].size == (1, 2)
         assert not [v for v in _attribute_values(root) if "nan" in v.lower() or "inf" in v.lower()]
 
     def test_kl_heatmap_svg_is_small_for_300_steps_and_16_dims(self) -> None:
         rng = np.random.default_rng(1)
         kl = rng.gamma(2, 1, (300, 16)) * np.linspace(0, 1, 300)[:, None] * (np.arange(16) < 8)
-        svg = charts.kl_heatmap_svg(np.arange(1, 301) * 16, kl, range(1, 17), x_title="training step",
-                                    y_title="latent dimension", colorbar_title="nats")
+        svg = charts.kl_heatmap_svg(
+            np.arange(1, 301) * 16,
+            kl,
+            range(1, 17),
+            x_title="training step",
+            y_title="latent dimension",
+            colorbar_title="nats",
+        )
         assert len(svg.encode()) < 15_000
         root = _svg_root(svg, 480, 380)
         assert _png(root)[1].size == (300, 16)

@@ -11,7 +11,13 @@ import torch
 from safetensors.torch import save as st_save
 
 from vae_core import checkpoint as ckpt
-from vae_core.checkpoint import CheckpointError, checkpoint_bytes, load_checkpoint, read_metadata, save_checkpoint
+from vae_core.checkpoint import (
+    CheckpointError,
+    checkpoint_bytes,
+    load_checkpoint,
+    read_metadata,
+    save_checkpoint,
+)
 from vae_core.models import build_model
 from vae_core.train import TrainConfig, Trainer
 from tests.conftest import digits_config
@@ -19,7 +25,9 @@ from tests.conftest import digits_config
 
 @pytest.fixture(scope="module")
 def trained(digits):
-    tr = Trainer(digits_config("vae", 3), TrainConfig(dataset="digits", epochs=1), dataset=digits, device="cpu")
+    tr = Trainer(
+        digits_config("vae", 3), TrainConfig(dataset="digits", epochs=1), dataset=digits, device="cpu"
+    )
     tr.run()
     return tr
 
@@ -30,7 +38,9 @@ def _raw(model, meta):
 
 class TestRoundTrip:
     def test_bit_exact_with_metadata(self, trained, tmp_path):
-        path = save_checkpoint(tmp_path / "m", trained.model, trained.metadata("python -m vae_core.train --x"))
+        path = save_checkpoint(
+            tmp_path / "m", trained.model, trained.metadata("python -m vae_core.train --x")
+        )
         assert path.name == "m.safetensors" and oct(path.stat().st_mode)[-3:] == "644"
         ck = load_checkpoint(path)
         for k, v in trained.model.state_dict().items():
@@ -47,7 +57,12 @@ class TestRoundTrip:
     def test_long_histories_are_thinned(self, trained, tmp_path):
         meta = trained.metadata()
         n = 5000
-        meta["history"] = {"step": list(range(n)), "loss": [1.0] * n, "kl_per_dim": [[0.0]] * n, "eval_step": [1, 2]}
+        meta["history"] = {
+            "step": list(range(n)),
+            "loss": [1.0] * n,
+            "kl_per_dim": [[0.0]] * n,
+            "eval_step": [1, 2],
+        }
         ck = load_checkpoint(save_checkpoint(tmp_path / "long", trained.model, meta))
         h = ck.metadata["history"]
         assert len(h["step"]) == ckpt.MAX_HISTORY_POINTS and h["step"][0] == 0 and h["step"][-1] == n - 1
@@ -120,13 +135,23 @@ class TestBadFiles:
         self.check(st_save({"weight": torch.zeros(3, 3)}), "not a VAE Workshop Lab checkpoint")
 
     def test_future_version(self, trained):
-        meta = {"format": "vae-workshop-lab", "format_version": 99, "model_config": trained.model_config.to_dict()}
-        raw = st_save({k: v.contiguous() for k, v in trained.model.state_dict().items()}, {"vae_lab": json.dumps(meta)})
+        meta = {
+            "format": "vae-workshop-lab",
+            "format_version": 99,
+            "model_config": trained.model_config.to_dict(),
+        }
+        raw = st_save(
+            {k: v.contiguous() for k, v in trained.model.state_dict().items()}, {"vae_lab": json.dumps(meta)}
+        )
         self.check(raw, "format version 99")
 
     def test_missing_keys(self, trained):
         sd = {k: v.contiguous() for k, v in trained.model.state_dict().items() if "logvar" not in k}
-        meta = {"format": "vae-workshop-lab", "format_version": 1, "model_config": trained.model_config.to_dict()}
+        meta = {
+            "format": "vae-workshop-lab",
+            "format_version": 1,
+            "model_config": trained.model_config.to_dict(),
+        }
         self.check(st_save(sd, {"vae_lab": json.dumps(meta)}), "missing", "encoder.logvar.weight")
 
     def test_metadata_contradicts_weights(self, trained):
@@ -150,7 +175,11 @@ class TestBadFiles:
         self.check(_raw(m, {}), "NaN or infinite")
 
     def test_integer_tensor(self, trained):
-        meta = {"format": "vae-workshop-lab", "format_version": 1, "model_config": trained.model_config.to_dict()}
+        meta = {
+            "format": "vae-workshop-lab",
+            "format_version": 1,
+            "model_config": trained.model_config.to_dict(),
+        }
         sd = {k: v.to(torch.int32).contiguous() for k, v in trained.model.state_dict().items()}
         self.check(st_save(sd, {"vae_lab": json.dumps(meta)}), "dtype")
 
@@ -180,12 +209,15 @@ class TestBadFiles:
 
 class TestSaveByName:
     def test_saves_under_the_folder_and_lists_the_path(self, trained, tmp_path):
-        path = ckpt.save_by_name(trained.model, trained.metadata(), "my_vae-1", tmp_path / "saved", ["digits_vae_z2"])
+        path = ckpt.save_by_name(
+            trained.model, trained.metadata(), "my_vae-1", tmp_path / "saved", ["digits_vae_z2"]
+        )
         assert path == tmp_path / "saved" / "my_vae-1.safetensors" and path.is_file()
         assert load_checkpoint(path).metadata["dataset"] == "digits"
 
-    @pytest.mark.parametrize("name", ["", "bad name!", "../escape", "a/b", "..", ".hidden", "x.safetensors",
-                                      "naïve", "x" * 65])
+    @pytest.mark.parametrize(
+        "name", ["", "bad name!", "../escape", "a/b", "..", ".hidden", "x.safetensors", "naïve", "x" * 65]
+    )
     def test_bad_names_are_refused_and_nothing_is_written(self, trained, tmp_path, name):
         with pytest.raises(CheckpointError, match="is not allowed: use 1-64 letters, digits, - or _"):
             ckpt.save_by_name(trained.model, {}, name, tmp_path / "saved")

@@ -21,13 +21,30 @@ from vae_core.train import TrainerState as S
 CKPT = Path(__file__).resolve().parents[1] / "checkpoints"
 
 
-def _meta(kind: str, dataset: str = "digits", z: int = 2, seed: int = 0, beta: float = 1.0, hidden=(128,)) -> dict:
+def _meta(
+    kind: str, dataset: str = "digits", z: int = 2, seed: int = 0, beta: float = 1.0, hidden=(128,)
+) -> dict:
     return {
         "dataset": dataset,
-        "model_config": {"kind": kind, "input_dim": 64, "image_shape": [1, 8, 8], "hidden": list(hidden),
-                         "latent_dim": z, "likelihood": "bernoulli", "obs_std": 0.1, "activation": "relu"},
-        "train_config": {"epochs": 60, "batch_size": 128, "lr": 1e-3, "seed": seed, "beta": beta,
-                         "warmup_steps": 0, "free_bits": 0.0},
+        "model_config": {
+            "kind": kind,
+            "input_dim": 64,
+            "image_shape": [1, 8, 8],
+            "hidden": list(hidden),
+            "latent_dim": z,
+            "likelihood": "bernoulli",
+            "obs_std": 0.1,
+            "activation": "relu",
+        },
+        "train_config": {
+            "epochs": 60,
+            "batch_size": 128,
+            "lr": 1e-3,
+            "seed": seed,
+            "beta": beta,
+            "warmup_steps": 0,
+            "free_bits": 0.0,
+        },
     }
 
 
@@ -39,8 +56,12 @@ class TestFindPair:
 
     def test_matches_dataset_latent_and_recipe(self) -> None:
         shipped = {
-            "a_vae": _meta("vae", z=16), "b_ae_other_seed": _meta("ae", z=16, seed=1), "c_ae": _meta("ae", z=16),
-            "beta4": _meta("vae", z=16, beta=4.0), "z2_vae": _meta("vae"), "saved/z2_ae": _meta("ae"),
+            "a_vae": _meta("vae", z=16),
+            "b_ae_other_seed": _meta("ae", z=16, seed=1),
+            "c_ae": _meta("ae", z=16),
+            "beta4": _meta("vae", z=16, beta=4.0),
+            "z2_vae": _meta("vae"),
+            "saved/z2_ae": _meta("ae"),
         }
         assert cmp.find_pair(shipped, "digits", 16) == ("a_vae", "c_ae")  # skips the AE with another seed
         assert cmp.find_pair(shipped, "digits", 2) == ("z2_vae", "saved/z2_ae")
@@ -69,12 +90,14 @@ class TestPairTraining:
         seen: dict[str, list[torch.Tensor]] = {"vae": [], "ae": []}
         for name, tr in (("vae", pair.vae), ("ae", pair.ae)):
             orig = tr._next_indices
-            tr._next_indices = (lambda o=orig, n=name: seen[n].append(o().clone()) or seen[n][-1])  # type: ignore[method-assign]
+            tr._next_indices = lambda o=orig, n=name: seen[n].append(o().clone()) or seen[n][-1]  # type: ignore[method-assign]
         w0 = pair.ae.model.decoder.net[0].weight.detach().clone()
         pair.start()
         assert pair.join(60)
         p = pair.progress()
-        assert p.state == S.FINISHED and p.step == p.total_steps == 2 * math.ceil(digits.x_train.shape[0] / 128)
+        assert p.state == S.FINISHED and p.step == p.total_steps == 2 * math.ceil(
+            digits.x_train.shape[0] / 128
+        )
         assert p.fraction == 1.0 and math.isfinite(p.vae_loss) and math.isfinite(p.ae_loss)
         assert len(seen["vae"]) == len(seen["ae"]) == p.total_steps
         assert all(torch.equal(a, b) for a, b in zip(seen["vae"], seen["ae"]))  # same batch order
@@ -93,13 +116,15 @@ class TestPairTraining:
         pair.vae.add_callback("on_step", lambda tr, rec: seen.append(torch.get_num_threads()))
         before = [0]
         t = threading.Thread(target=lambda: before.__setitem__(0, torch.get_num_threads()))
-        t.start(); t.join()
+        t.start()
+        t.join()
         pair.start()
         assert pair.join(60)
         assert seen and set(seen) == {1}
         after = [0]
         t = threading.Thread(target=lambda: after.__setitem__(0, torch.get_num_threads()))
-        t.start(); t.join()
+        t.start()
+        t.join()
         assert after[0] == before[0]  # new threads get torch's default again
 
     def test_stop_ends_the_thread(self, digits) -> None:
@@ -114,7 +139,9 @@ class TestPairTraining:
 @pytest.fixture(scope="module")
 def shipped():
     """The shipped digits pair (vae, ae), z = 2."""
-    return load_checkpoint(CKPT / "digits_vae_z2.safetensors").model, load_checkpoint(CKPT / "digits_ae_z2.safetensors").model
+    return load_checkpoint(CKPT / "digits_vae_z2.safetensors").model, load_checkpoint(
+        CKPT / "digits_ae_z2.safetensors"
+    ).model
 
 
 class TestMetricsAndPrior:
@@ -147,7 +174,9 @@ class TestMetricsAndPrior:
         z = torch.randn(20000, 2, generator=torch.Generator().manual_seed(0))
         pm = cmp.prior_match(Identity(), z)
         assert pm.moment_kl == pytest.approx(0.0, abs=5e-3)
-        shifted = cmp.prior_match(Identity(), 3.0 * z + 1.0)  # KL(N(1, 9) || N(0, 1)) = (1 + 9 - 1 - log 9) / 2 per dim
+        shifted = cmp.prior_match(
+            Identity(), 3.0 * z + 1.0
+        )  # KL(N(1, 9) || N(0, 1)) = (1 + 9 - 1 - log 9) / 2 per dim
         assert shifted.moment_kl == pytest.approx(2 * 0.5 * (9.0 - math.log(9.0)), rel=0.03)
 
     def test_histograms_integrate_to_one(self) -> None:
@@ -180,7 +209,9 @@ class TestPageHelpers:
         np.testing.assert_allclose(centres, 0.5 * (edges[1:] + edges[:-1]))
         np.testing.assert_allclose(dens, dens2)
         assert pdf.shape == centres.shape == (20,)
-        np.testing.assert_allclose(pdf, np.exp(-centres**2 / 2) / np.sqrt(2 * np.pi))  # N(0, 1) at the centres
+        np.testing.assert_allclose(
+            pdf, np.exp(-(centres**2) / 2) / np.sqrt(2 * np.pi)
+        )  # N(0, 1) at the centres
 
     def test_map_xy_falls_back_to_pca(self) -> None:
         from types import SimpleNamespace
@@ -198,13 +229,23 @@ class TestPageHelpers:
 
     def test_pair_choices(self) -> None:
         def meta(kind, ds="digits", z=2):
-            return {"dataset": ds, "model_config": {"kind": kind, "latent_dim": z, "hidden": [64]},
-                    "train_config": {"seed": 0, "batch_size": 128, "epochs": 5, "beta": 1.0}}
+            return {
+                "dataset": ds,
+                "model_config": {"kind": kind, "latent_dim": z, "hidden": [64]},
+                "train_config": {"seed": 0, "batch_size": 128, "epochs": 5, "beta": 1.0},
+            }
 
-        shipped = {"d_vae": meta("vae"), "d_ae": meta("ae"), "f_vae": meta("vae", "fmnist", 16), "f_ae": meta("ae", "fmnist", 16)}
+        shipped = {
+            "d_vae": meta("vae"),
+            "d_ae": meta("ae"),
+            "f_vae": meta("vae", "fmnist", 16),
+            "f_ae": meta("ae", "fmnist", 16),
+        }
         names, match = cmp.pair_choices(shipped, ["digits", "fmnist"], "fmnist", 16)
         assert names == ["d_vae / d_ae", "f_vae / f_ae"] and match == "f_vae / f_ae"
-        names, match = cmp.pair_choices(shipped, ["digits"], "fmnist", 16)  # that dataset is not on this machine
+        names, match = cmp.pair_choices(
+            shipped, ["digits"], "fmnist", 16
+        )  # that dataset is not on this machine
         assert names == ["d_vae / d_ae"] and match is None
 
     def test_live_pair_models_have_fresh_keys(self) -> None:
@@ -213,7 +254,10 @@ class TestPageHelpers:
         mv = {"dataset": "digits", "model_config": {"latent_dim": 2}}
         pt = SimpleNamespace(metadata=lambda: (mv, dict(mv)), models=lambda: ("V", "A"))
         first, second = cmp.live_pair_models(pt, 1), cmp.live_pair_models(pt, 2)
-        assert [(lb, m) for _, lb, m, _ in first] == [("live VAE #1 (digits, z=2)", "V"), ("live AE #1 (digits, z=2)", "A")]
+        assert [(lb, m) for _, lb, m, _ in first] == [
+            ("live VAE #1 (digits, z=2)", "V"),
+            ("live AE #1 (digits, z=2)", "A"),
+        ]
         assert first[0][0].startswith("compare-live:") and first[0][0].endswith(":vae")
         assert {k for k, *_ in first}.isdisjoint(k for k, *_ in second)
 
@@ -294,20 +338,25 @@ def digits_vae_ae():
 class TestPairSideFallback:
     """Metadata that does not describe exactly these images, unbinarized, is not used: the figures are computed."""
 
-    @pytest.mark.parametrize("change", [
-        pytest.param(lambda tm, n: {**tm, "n": n - 1}, id="fewer-images"),
-        pytest.param(lambda tm, n: {**tm, "n": n + 1}, id="more-images"),
-        pytest.param(lambda tm, n: {k: v for k, v in tm.items() if k != "n"}, id="no-n"),
-        pytest.param(lambda tm, n: {**tm, "binarized": True}, id="binarized"),
-        pytest.param(lambda tm, n: {k: v for k, v in tm.items() if k != "recon"}, id="no-recon"),
-        pytest.param(lambda tm, n: {k: v for k, v in tm.items() if k != "kl"}, id="no-kl"),
-        pytest.param(lambda tm, n: {}, id="empty"),
-        pytest.param(lambda tm, n: None, id="none"),
-    ])
+    @pytest.mark.parametrize(
+        "change",
+        [
+            pytest.param(lambda tm, n: {**tm, "n": n - 1}, id="fewer-images"),
+            pytest.param(lambda tm, n: {**tm, "n": n + 1}, id="more-images"),
+            pytest.param(lambda tm, n: {k: v for k, v in tm.items() if k != "n"}, id="no-n"),
+            pytest.param(lambda tm, n: {**tm, "binarized": True}, id="binarized"),
+            pytest.param(lambda tm, n: {k: v for k, v in tm.items() if k != "recon"}, id="no-recon"),
+            pytest.param(lambda tm, n: {k: v for k, v in tm.items() if k != "kl"}, id="no-kl"),
+            pytest.param(lambda tm, n: {}, id="empty"),
+            pytest.param(lambda tm, n: None, id="none"),
+        ],
+    )
     def test_vae_falls_back_to_computing(self, digits_vae_ae, change) -> None:
         cks, x = digits_vae_ae
         ck = cks["vae"]
-        tm = change({**ck.metadata["test_metrics"], "recon": 999.0, "kl": 99.0}, int(x.shape[0]))  # wrong on purpose
+        tm = change(
+            {**ck.metadata["test_metrics"], "recon": 999.0, "kl": 99.0}, int(x.shape[0])
+        )  # wrong on purpose
         side = cmp.pair_side(ck.model, x, tm)
         dm = dataset_metrics(ck.model, x)
         assert side.from_checkpoint is False

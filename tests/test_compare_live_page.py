@@ -51,7 +51,9 @@ class TestLivePair:
         titles = chart_titles(cmp_at)
         assert titles["compare_prior_VAE"] == "VAE: μ_j against N(0, 1)"  # z > 2: per-dim histograms
         assert titles["compare_map_AE"] in ("AE: UMAP", "AE: PCA (UMAP on its way)")
-        jobs = cmp_at.session_state["compare_umap_jobs"]  # the UMAPs run in the background; once done, a rerun shows them
+        jobs = cmp_at.session_state[
+            "compare_umap_jobs"
+        ]  # the UMAPs run in the background; once done, a rerun shows them
         assert all(jobs[m.key].wait(180) and jobs[m.key].error is None for m in (vae_lm, ae_lm))
         cmp_at.run()
         assert not cmp_at.exception
@@ -72,7 +74,9 @@ class TestLivePair:
     def test_a_full_server_refuses_the_pair_with_a_message(self, monkeypatch) -> None:
         """The live pair takes one of the server's trainer slots; at the cap it is not started."""
 
-        monkeypatch.setattr(registry, "_DEFAULT", registry.TrainerRegistry(max_running=1, heartbeat_timeout=0))
+        monkeypatch.setattr(
+            registry, "_DEFAULT", registry.TrainerRegistry(max_running=1, heartbeat_timeout=0)
+        )
         reg = registry.default_registry()
         try:
             other = reg.open()
@@ -83,7 +87,9 @@ class TestLivePair:
             at.button(key="compare_live_train").click().run()
             assert not at.exception, at.exception
             assert "compare_live_trainer" not in at.session_state
-            assert any("was not started" in w.value and registry.ENV_MAX_TRAINERS in w.value for w in at.warning)
+            assert any(
+                "was not started" in w.value and registry.ENV_MAX_TRAINERS in w.value for w in at.warning
+            )
             other.close()  # that session ends: its pair stops and its slot is free
             assert busy.join(30) and busy.state == "stopped"
             at.button(key="compare_live_train").click().run()  # a slot is free again
@@ -95,7 +101,9 @@ class TestLivePair:
             reg.shutdown()
 
     def test_router_opens_the_page(self) -> None:
-        at = through_router("lab_pages/compare_live.py", load_shipped("digits_vae_z2"), timeout=180)  # keep it quick
+        at = through_router(
+            "lab_pages/compare_live.py", load_shipped("digits_vae_z2"), timeout=180
+        )  # keep it quick
         assert any("Train an AE/VAE pair" in t.value for t in at.title)
 
 

@@ -27,12 +27,19 @@ class TestShippedPair:
         vae, ae = load_shipped("digits_vae_z2"), load_shipped("digits_ae_z2")
         mv, ma = dataset_metrics(vae.model, digits.x_test), dataset_metrics(ae.model, digits.x_test)
         assert m == [
-            ("Test recon. error", f"{mv.recon:.2f}"), ("KL to the prior", f"{mv.kl:.2f}"), ("Active units", "2 / 2"),
-            ("Test recon. error", f"{ma.recon:.2f}"), ("KL to the prior", "—"), ("Active units", "2 / 2"),
+            ("Test recon. error", f"{mv.recon:.2f}"),
+            ("KL to the prior", f"{mv.kl:.2f}"),
+            ("Active units", "2 / 2"),
+            ("Test recon. error", f"{ma.recon:.2f}"),
+            ("KL to the prior", "—"),
+            ("Active units", "2 / 2"),
         ]
         assert any("an AE maps each image to one point" in c.value for c in at.caption)
         titles = chart_titles(at)
-        assert titles["compare_map_VAE"] == "VAE: raw latent plane" and titles["compare_map_AE"] == "AE: raw latent plane"
+        assert (
+            titles["compare_map_VAE"] == "VAE: raw latent plane"
+            and titles["compare_map_AE"] == "AE: raw latent plane"
+        )
         assert titles["compare_prior_AE"] == "AE: μ(x) over the prior's contours"
         # 16 prior draws per model, and two interpolation strips
         captions = [c for im in at.get("image") for c in im.captions]
@@ -52,10 +59,13 @@ class TestShippedPair:
         captions = [c for im in at.get("image") for c in im.captions if "decoded steps" in c]
         assert all("image 100" in c for c in captions)
 
-    @pytest.mark.skipif("fmnist_vae_z16" not in list_shipped() or "fmnist_ae_z16" not in list_shipped(),
-                        reason="fmnist_vae_z16 / fmnist_ae_z16 checkpoints not shipped yet")
+    @pytest.mark.skipif(
+        "fmnist_vae_z16" not in list_shipped() or "fmnist_ae_z16" not in list_shipped(),
+        reason="fmnist_vae_z16 / fmnist_ae_z16 checkpoints not shipped yet",
+    )
     def test_fmnist_z16_pair_uses_umap_and_histograms(self) -> None:
         from vae_core.data import dataset_available
+
         if not dataset_available("fashion-mnist"):
             pytest.skip("Fashion-MNIST files not on this machine")
         at = page(load_shipped("fmnist_vae_z16"))
@@ -73,7 +83,9 @@ class TestShippedPair:
 
 class TestRouter:
     def test_router_opens_the_page(self) -> None:
-        at = through_router("lab_pages/compare.py", load_shipped("digits_vae_z2"), timeout=180)  # keep it quick
+        at = through_router(
+            "lab_pages/compare.py", load_shipped("digits_vae_z2"), timeout=180
+        )  # keep it quick
         assert any("AE vs VAE" in t.value for t in at.title)
 
 
@@ -99,4 +111,8 @@ def test_your_image_is_marked_on_both_maps_with_both_reconstructions() -> None:
     for kind in ("VAE", "AE"):
         stars = [t for t in figs[f"compare_map_{kind}"]["data"] if t.get("name") == "your image"]
         assert len(stars) == 1
-    assert any("Your image, then the VAE's and the AE's reconstruction" in c for im in at.get("image") for c in im.captions)
+    assert any(
+        "Your image, then the VAE's and the AE's reconstruction" in c
+        for im in at.get("image")
+        for c in im.captions
+    )

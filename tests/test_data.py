@@ -13,7 +13,9 @@ from vae_core.data import DatasetError, DatasetUnavailable, dataset_available, l
 from tests.conftest import needs_fashion
 
 
-def write_idx(path: Path, arr: np.ndarray, gz: bool = False, magic: bytes | None = None, cut: int = 0) -> Path:
+def write_idx(
+    path: Path, arr: np.ndarray, gz: bool = False, magic: bytes | None = None, cut: int = 0
+) -> Path:
     """Write a uint8 array as an IDX file (optionally gzipped, with a wrong magic, or truncated)."""
     head = magic if magic is not None else bytes([0, 0, 8, arr.ndim])
     raw = head + struct.pack(">" + "I" * arr.ndim, *arr.shape) + arr.astype(np.uint8).tobytes()
@@ -29,7 +31,9 @@ def write_idx(path: Path, arr: np.ndarray, gz: bool = False, magic: bytes | None
     return path
 
 
-def fake_mnist(folder: Path, gz: bool, n_train: int = 30, n_test: int = 10, seed: int = 0) -> dict[str, np.ndarray]:
+def fake_mnist(
+    folder: Path, gz: bool, n_train: int = 30, n_test: int = 10, seed: int = 0
+) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
     arrays = {
         "train-images-idx3-ubyte": rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8),
@@ -122,7 +126,10 @@ class TestMnistLoader:
 
         monkeypatch.setattr(data, "_download", no_network)
         with pytest.raises(DatasetUnavailable) as err:
-            load_dataset("fashion-mnist" if not dataset_available("fashion-mnist", tmp_path) else "mnist", root=tmp_path)
+            load_dataset(
+                "fashion-mnist" if not dataset_available("fashion-mnist", tmp_path) else "mnist",
+                root=tmp_path,
+            )
         msg = str(err.value)
         assert "could not be downloaded" in msg and "name resolution" in msg
         assert "train-images-idx3-ubyte" in msg and str(tmp_path) in msg and "digits" in msg
@@ -150,7 +157,9 @@ class TestConversions:
         u = torch.tensor([[0, 51, 255]], dtype=torch.uint8)
         torch.testing.assert_close(to_float(u), torch.tensor([[0.0, 0.2, 1.0]]))
         f = torch.tensor([[0.25, 1.0]], dtype=torch.float64)
-        assert to_float(f).dtype == torch.float32 and to_float(f).tolist() == [[0.25, 1.0]]  # floats pass through
+        assert to_float(f).dtype == torch.float32 and to_float(f).tolist() == [
+            [0.25, 1.0]
+        ]  # floats pass through
 
     def test_binarize_draws_bernoulli_pixels(self) -> None:
         from vae_core.data import binarize

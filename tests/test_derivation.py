@@ -18,7 +18,10 @@ from vae_core.theory import VITarget, elbo_1d, kl_q_posterior
 ROOT = Path(__file__).resolve().parents[1]
 TARGET = VITarget()
 RNG = np.random.default_rng(0)
-RANDOM_Q = [(float(m), float(s)) for m, s in zip(RNG.uniform(-3, 3, 8), np.exp(RNG.uniform(np.log(0.1), np.log(3), 8)))]
+RANDOM_Q = [
+    (float(m), float(s))
+    for m, s in zip(RNG.uniform(-3, 3, 8), np.exp(RNG.uniform(np.log(0.1), np.log(3), 8)))
+]
 
 
 @pytest.mark.parametrize("mu,sigma", RANDOM_Q)
@@ -79,6 +82,7 @@ def test_why_a_gaussian() -> None:
 
 # ---------------------------------------------------------------------------- the family fits' quadrature and optimizer
 
+
 def _double_factorial(n: int) -> int:
     return math.prod(range(n, 0, -2)) if n > 0 else 1
 
@@ -119,15 +123,27 @@ class TestGaussHermiteRule:
 def _terms(family: str, theta, rule: str) -> np.ndarray:
     """dv._family_terms at theta by the fits' optimiser's Gauss-Hermite rule, or (rule="grid") the fine 2001-point grid."""
     with torch.no_grad():
-        return np.array([float(t) for t in dv._family_terms(TARGET, family, torch.tensor(theta, dtype=torch.float64),
-                                                            exact=rule == "grid")])
+        return np.array(
+            [
+                float(t)
+                for t in dv._family_terms(
+                    TARGET, family, torch.tensor(theta, dtype=torch.float64), exact=rule == "grid"
+                )
+            ]
+        )
 
 
 def _theta(fit: dv.FamilyFit) -> list[float]:
     p = fit.params
     if fit.family == "gaussian":
         return [p["mu"], math.log(p["sigma"])]
-    return [math.log(p["pi"] / (1 - p["pi"])), p["mu1"], p["mu2"], math.log(p["sigma1"]), math.log(p["sigma2"])]
+    return [
+        math.log(p["pi"] / (1 - p["pi"])),
+        p["mu1"],
+        p["mu2"],
+        math.log(p["sigma1"]),
+        math.log(p["sigma2"]),
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -156,11 +172,15 @@ class TestFamilyFitsAfterTheRuleChange:
         gh, grid = _terms(family, th, "gh"), _terms(family, th, "grid")
         assert abs((gh[0] - gh[1]) - (grid[0] - grid[1])) < 1e-7  # the ELBO
         np.testing.assert_allclose(gh, grid, rtol=0, atol=1e-6)
-        assert grid[0] - grid[1] == pytest.approx(fits[family].elbo, abs=1e-12)  # what the fit reports is the fine rule's ELBO
+        assert grid[0] - grid[1] == pytest.approx(
+            fits[family].elbo, abs=1e-12
+        )  # what the fit reports is the fine rule's ELBO
         rng = np.random.default_rng(0)
         for _ in range(5):
             near = th + rng.uniform(-0.1, 0.1, th.shape)
-            np.testing.assert_allclose(_terms(family, near, "gh"), _terms(family, near, "grid"), rtol=0, atol=1e-5)
+            np.testing.assert_allclose(
+                _terms(family, near, "gh"), _terms(family, near, "grid"), rtol=0, atol=1e-5
+            )
 
     def test_log_q_term_is_exact_for_the_gaussian(self) -> None:
         """E_q log q of a Gaussian is a polynomial in u: -(log 2 pi e sigma^2) / 2 by any exact rule."""
@@ -219,13 +239,21 @@ print(json.dumps({"before": before, "after": after, "optimizers": built,
 def test_fits_in_a_fresh_process_build_no_torch_optimizer() -> None:
     """The fits run on the Derivation page's first visit: no torch.optim optimizer, so torch's compiler stack
     (torch._dynamo, ~2.5 s to import) is never loaded."""
-    out = subprocess.run([sys.executable, "-c", FRESH_PROCESS_FIT], check=False, cwd=ROOT, capture_output=True, text=True,
-                         timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-c", FRESH_PROCESS_FIT],
+        check=False,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     res = json.loads(out.stdout.strip().splitlines()[-1])
     assert res["before"] is False and res["after"] is False, res
     assert res["optimizers"] == ["SGD"], res  # only the control's
-    assert res["control"] is True, "building a torch optimizer no longer imports torch._dynamo: this check is moot"
+    assert res["control"] is True, (
+        "building a torch optimizer no longer imports torch._dynamo: this check is moot"
+    )
     assert res["gaps"][0] == pytest.approx(0.3563, abs=1e-4) and res["gaps"][2] < 1e-6
 
 
@@ -244,8 +272,16 @@ def test_a_fit_on_another_target_matches_a_fit_on_the_fine_rule_alone(x: float) 
         loss.backward()
         return float(loss.detach()), theta.grad.numpy().copy()
 
-    best = max((-minimize(neg_elbo, np.asarray(s), jac=True, method="L-BFGS-B", options={"gtol": 1e-12, "ftol": 1e-15}).fun
-                for s in dv._starts(target, "gaussian")))
+    best = max(
+        (
+            -minimize(
+                neg_elbo, np.asarray(s), jac=True, method="L-BFGS-B", options={"gtol": 1e-12, "ftol": 1e-15}
+            ).fun
+            for s in dv._starts(target, "gaussian")
+        )
+    )
     fit = dv.fit_family(target, "gaussian")
     assert fit.elbo == pytest.approx(best, abs=1e-8)
-    assert fit.gap == pytest.approx(target.log_px() - best, abs=1e-8) and fit.gap == pytest.approx(fit.kl_direct, abs=1e-9)
+    assert fit.gap == pytest.approx(target.log_px() - best, abs=1e-8) and fit.gap == pytest.approx(
+        fit.kl_direct, abs=1e-9
+    )

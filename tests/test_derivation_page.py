@@ -36,7 +36,9 @@ def test_variational_inference_in_one_picture(at) -> None:
     at.slider(key="derivation_q_mu").set_value(1.6).run()
     assert not at.exception
     assert metric(at, "ELBO") != e0
-    assert float(metric(at, "ELBO")) + float(metric(at, "KL(q ‖")) == pytest.approx(th.VITarget().log_px(), abs=2e-4)
+    assert float(metric(at, "ELBO")) + float(metric(at, "KL(q ‖")) == pytest.approx(
+        th.VITarget().log_px(), abs=2e-4
+    )
 
 
 def test_the_fit_button_moves_the_sliders(at) -> None:
@@ -77,7 +79,12 @@ def test_why_a_gaussian_table_and_chart(at) -> None:
     elbos = {f: float(e) for f, e in zip(t["q family"], t["best ELBO (nats)"])}
     assert elbos["mixture of two Gaussians"] > elbos["Gaussian"]
     names = {tr.get("name") for fig in plotly_figures(at).values() for tr in fig["data"]}
-    assert {"p(z|x), true posterior", "best Gaussian", "best Laplace", "best mixture of two Gaussians"} <= names
+    assert {
+        "p(z|x), true posterior",
+        "best Gaussian",
+        "best Laplace",
+        "best mixture of two Gaussians",
+    } <= names
 
 
 def test_the_page_renders_in_chinese() -> None:

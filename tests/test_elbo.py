@@ -30,7 +30,9 @@ class TestKL:
         assert torch.allclose(elbo.kl_per_dim(mu, logvar), torch.distributions.kl_divergence(q, p), atol=1e-6)
         mu_p, lv_p = torch.tensor([1.0, -2.0]), torch.tensor([0.4, -1.0])
         p2 = torch.distributions.Normal(mu_p, (0.5 * lv_p).exp())
-        assert torch.allclose(elbo.gaussian_kl(mu, logvar, mu_p, lv_p), torch.distributions.kl_divergence(q, p2), atol=1e-6)
+        assert torch.allclose(
+            elbo.gaussian_kl(mu, logvar, mu_p, lv_p), torch.distributions.kl_divergence(q, p2), atol=1e-6
+        )
 
     def test_analytic_kl_within_three_standard_errors_of_monte_carlo(self):
         g = torch.Generator().manual_seed(1)
@@ -94,7 +96,9 @@ class TestIWAE:
         m, x = trained_vae_z2, _batch(digits, 4)
         with torch.no_grad():
             mu, lv = m.encode(x)
-            lw = elbo.log_importance_weights(x, mu, lv, m.decode, 300, generator=torch.Generator().manual_seed(0))
+            lw = elbo.log_importance_weights(
+                x, mu, lv, m.decode, 300, generator=torch.Generator().manual_seed(0)
+            )
             curve = elbo.iwae_curve(lw)
         assert lw.shape == (300, 4) and curve.shape == (300, 4)
         assert torch.allclose(curve[-1], torch.logsumexp(lw, 0) - math.log(300), atol=1e-4)
@@ -107,8 +111,11 @@ class TestIWAE:
             mu, lv = m.encode(x)
             means, ses = [], []
             for k in (1, 10, 100, 1000):
-                reps = torch.stack([elbo.iwae_bound(x, mu, lv, m.decode, k, generator=g).mean() for _ in range(12)])
-                means.append(float(reps.mean())); ses.append(float(reps.std() / math.sqrt(12)))
+                reps = torch.stack(
+                    [elbo.iwae_bound(x, mu, lv, m.decode, k, generator=g).mean() for _ in range(12)]
+                )
+                means.append(float(reps.mean()))
+                ses.append(float(reps.std() / math.sqrt(12)))
             # the analytic-KL ELBO with a precise (many-sample) reconstruction term
             z = mu + (0.5 * lv).exp() * torch.randn(2000, *mu.shape, generator=g)
             rec = elbo.recon_log_likelihood(x, m.decode(z.reshape(-1, 2)).reshape(2000, 16, -1)).mean(0)
@@ -126,7 +133,9 @@ class TestIWAE:
             quad = elbo.quadrature_log_px(x, m.decode, 2, n=150, q=(mu, lv))
             iw = elbo.iwae_bound(x, mu, lv, m.decode, 5000, generator=torch.Generator().manual_seed(2))
             el = elbo.elbo_terms(x, m.decode(mu), mu, lv).kl  # KL part for the bound check below
-            z = mu + (0.5 * lv).exp() * torch.randn(1000, *mu.shape, generator=torch.Generator().manual_seed(3))
+            z = mu + (0.5 * lv).exp() * torch.randn(
+                1000, *mu.shape, generator=torch.Generator().manual_seed(3)
+            )
             rec_s = elbo.recon_log_likelihood(x, m.decode(z.reshape(-1, 2)).reshape(1000, 6, -1))  # (1000, 6)
             rec, rec_se = rec_s.mean(0), rec_s.std(0) / math.sqrt(1000)
         assert ((iw - quad.log_px).abs() < 0.5).all(), (iw, quad.log_px)
@@ -159,8 +168,10 @@ class TestIWAE:
 class TestContinuousBernoulli:
     """The continuous Bernoulli: a normalised density on [0, 1] (Loaiza-Ganem & Cunningham, 2019)."""
 
-    LOGITS = torch.tensor([-30.0, -8.0, -2.0, -0.5, -0.09, -1e-3, 0.0, 1e-4, 0.05, 0.0999, 0.1, 0.3, 3.0, 12.0, 40.0],
-                          dtype=torch.float64)
+    LOGITS = torch.tensor(
+        [-30.0, -8.0, -2.0, -0.5, -0.09, -1e-3, 0.0, 1e-4, 0.05, 0.0999, 0.1, 0.3, 3.0, 12.0, 40.0],
+        dtype=torch.float64,
+    )
 
     def test_density_integrates_to_one(self) -> None:
         # Gauss-Legendre on [0, 1] in float64: the density lambda^x (1-lambda)^(1-x) C is smooth in x
@@ -168,7 +179,9 @@ class TestContinuousBernoulli:
         x = torch.tensor(0.5 * (nodes + 1.0), dtype=torch.float64)  # (200,)
         w = torch.tensor(0.5 * weights, dtype=torch.float64)
         for lg in self.LOGITS:
-            logp = elbo.recon_log_likelihood(x.unsqueeze(1), lg.expand(200, 1), "continuous_bernoulli")  # (200,)
+            logp = elbo.recon_log_likelihood(
+                x.unsqueeze(1), lg.expand(200, 1), "continuous_bernoulli"
+            )  # (200,)
             total = float((w * logp.exp()).sum())
             assert total == pytest.approx(1.0, abs=1e-6), (float(lg), total)
 
@@ -177,7 +190,9 @@ class TestContinuousBernoulli:
 
         mpmath.mp.dps = 40
 
-        def log_c(lg: float) -> float:  # log(2 atanh(1 - 2 lam) / (1 - 2 lam)), with its limit log 2 at lam = 1/2
+        def log_c(
+            lg: float,
+        ) -> float:  # log(2 atanh(1 - 2 lam) / (1 - 2 lam)), with its limit log 2 at lam = 1/2
             if lg == 0.0:
                 return math.log(2.0)
             lam = 1 / (1 + mpmath.exp(-mpmath.mpf(lg)))
@@ -189,15 +204,21 @@ class TestContinuousBernoulli:
         # the series branch against the series itself, written out to the u^8 term
         u = self.LOGITS[self.LOGITS.abs() < elbo.CB_SERIES_BELOW] / 2
         series = math.log(2) + u**2 / 3 - 7 * u**4 / 90 + 62 * u**6 / 2835 - 127 * u**8 / 18900
-        torch.testing.assert_close(elbo.cb_log_normalizer(2 * u), series, rtol=0, atol=3e-13)  # the u^8 term it leaves out
+        torch.testing.assert_close(
+            elbo.cb_log_normalizer(2 * u), series, rtol=0, atol=3e-13
+        )  # the u^8 term it leaves out
         # the two branches meet at the switch point
         eps = 1e-9
-        a = elbo.cb_log_normalizer(torch.tensor([elbo.CB_SERIES_BELOW - eps, elbo.CB_SERIES_BELOW + eps], dtype=torch.float64))
+        a = elbo.cb_log_normalizer(
+            torch.tensor([elbo.CB_SERIES_BELOW - eps, elbo.CB_SERIES_BELOW + eps], dtype=torch.float64)
+        )
         assert abs(float(a[1] - a[0])) < 1e-10
 
     def test_gradients_are_finite_everywhere(self) -> None:
         for dtype in (torch.float32, torch.float64):
-            lg = torch.tensor([-60.0, -20.0, -1e-6, 0.0, 1e-6, 0.1, 20.0, 60.0], dtype=dtype, requires_grad=True)
+            lg = torch.tensor(
+                [-60.0, -20.0, -1e-6, 0.0, 1e-6, 0.1, 20.0, 60.0], dtype=dtype, requires_grad=True
+            )
             x = torch.rand(8, dtype=dtype, generator=torch.Generator().manual_seed(0))
             ll = elbo.recon_log_likelihood(x, lg, "continuous_bernoulli")
             ll.backward()
@@ -212,13 +233,22 @@ class TestContinuousBernoulli:
         w = torch.tensor(0.5 * weights, dtype=torch.float64)
         for lg in self.LOGITS:
             p = elbo.recon_log_likelihood(x.unsqueeze(1), lg.expand(200, 1), "continuous_bernoulli").exp()
-            assert float(elbo.continuous_bernoulli_mean(lg)) == pytest.approx(float((w * x * p).sum()), abs=1e-7)
+            assert float(elbo.continuous_bernoulli_mean(lg)) == pytest.approx(
+                float((w * x * p).sum()), abs=1e-7
+            )
 
     def test_model_uses_it(self) -> None:
         from vae_core.models import ModelConfig, build_model
 
-        m = build_model(ModelConfig(input_dim=64, image_shape=(1, 8, 8), hidden=(16,), latent_dim=2,
-                                    likelihood="continuous_bernoulli"))
+        m = build_model(
+            ModelConfig(
+                input_dim=64,
+                image_shape=(1, 8, 8),
+                hidden=(16,),
+                latent_dim=2,
+                likelihood="continuous_bernoulli",
+            )
+        )
         z = torch.zeros(3, 2)
         torch.testing.assert_close(m.mean_image(z), elbo.continuous_bernoulli_mean(m.decode(z)))
         x = torch.rand(3, 64)

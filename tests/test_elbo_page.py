@@ -17,7 +17,9 @@ from vae_core.models import ModelConfig, build_model
 from vae_core.train import History, Snapshot, TrainConfig, Trainer
 
 PAGE = str(ROOT / "lab_pages" / "elbo.py")
-TRAINING = str(ROOT / "lab_pages" / "elbo_training.py")  # sections 1 and 5 of the old page: curves and the test set
+TRAINING = str(
+    ROOT / "lab_pages" / "elbo_training.py"
+)  # sections 1 and 5 of the old page: curves and the test set
 
 
 # one intra-op thread per trainer thread: see tests/conftest.py::one_torch_thread
@@ -64,8 +66,14 @@ def test_z2_model_renders_the_posterior_view_with_exact_numbers(vae2, digits) ->
     assert metric(at, "ELBO") == f"{r.elbo:.2f}"
     assert metric(at, "log p̂_K(x), K=1000") == f"{r.log_px_hat(1000):.2f}"
     specs = chart_specs(at)
-    heat = [s for s in specs if any(t.get("type") == "heatmap" and t.get("colorbar", {}).get("title", {}).get("text") == "p(z|x)"
-                                    for t in s["data"])]
+    heat = [
+        s
+        for s in specs
+        if any(
+            t.get("type") == "heatmap" and t.get("colorbar", {}).get("title", {}).get("text") == "p(z|x)"
+            for t in s["data"]
+        )
+    ]
     assert len(heat) == 1
     names = {t.get("name") for t in heat[0]["data"]}
     assert {"q(z|x) 1σ", "q(z|x) 2σ", "μ"} <= names
@@ -112,13 +120,18 @@ def test_picking_an_image_and_k_updates_the_numbers(vae2, digits) -> None:
     assert metric(at, "KL(q‖p(z|x)) estimate") == f"{r.gap(10):.3f}"
     at.number_input(key="elbo_index").set_value(100).run()
     assert "original #100" in [c for im in at.get("image") for c in im.captions]
-    assert metric(at, "ELBO") == f"{idn.image_report(vae2.model, digits.x_test[100], k_max=5000, seed=0).elbo:.2f}"
+    assert (
+        metric(at, "ELBO")
+        == f"{idn.image_report(vae2.model, digits.x_test[100], k_max=5000, seed=0).elbo:.2f}"
+    )
 
 
 def test_iwae_button_adds_the_nll_row(vae2, digits) -> None:
     # a model with no recorded IWAE figure (as after training in the lab): the row comes from the button
     tm = {k: v for k, v in (vae2.metadata.get("test_metrics") or {}).items() if not k.startswith("iwae")}
-    at = training_page(dataclasses.replace(vae2, key=vae2.key + ":no-iwae", metadata={**vae2.metadata, "test_metrics": tm}))
+    at = training_page(
+        dataclasses.replace(vae2, key=vae2.key + ":no-iwae", metadata={**vae2.metadata, "test_metrics": tm})
+    )
     assert not any("importance-weighted" in q for q in at.table[0].value["quantity"])
     at.select_slider(key="elbo_iwae_n").set_value(100).run()
     at.button(key="elbo_iwae_btn").click().run()
@@ -137,7 +150,12 @@ def test_iwae_button_adds_the_nll_row(vae2, digits) -> None:
 
 @pytest.fixture(scope="module")
 def vae16(digits) -> LoadedModel:
-    tr = Trainer(digits_config("vae", 16), TrainConfig(dataset="digits", epochs=3, seed=0), dataset=digits, device="cpu")
+    tr = Trainer(
+        digits_config("vae", 16),
+        TrainConfig(dataset="digits", epochs=3, seed=0),
+        dataset=digits,
+        device="cpu",
+    )
     tr.run()
     meta = tr.metadata()
     meta["history"]["active_units"][-1] = 5  # flag a collapse, whatever these few steps gave
@@ -160,7 +178,9 @@ def test_high_dim_explains_the_z2_view_and_switches_to_the_shipped_z2_model(vae1
 
 def test_model_without_history_or_metrics_and_wrong_dataset(digits) -> None:
     fresh = build_model(digits_config("vae", 2)).eval()
-    at = training_page(LoadedModel("test:fresh", "fresh", "session", fresh, fresh.config, {"dataset": "digits"}))
+    at = training_page(
+        LoadedModel("test:fresh", "fresh", "session", fresh, fresh.config, {"dataset": "digits"})
+    )
     assert any("No training history" in i.value for i in at.info)
     assert "computed now" in " ".join(c.value for c in at.caption)
     t = at.table[0].value
@@ -174,11 +194,23 @@ def test_model_without_history_or_metrics_and_wrong_dataset(digits) -> None:
 
 def test_live_curves_from_a_running_trainer(vae2) -> None:
     hist = History.from_dict(copy.deepcopy(vae2.metadata["history"]))
-    snap = Snapshot(state="running", message="", step=len(hist.step), total_steps=2000, epoch=1.0,
-                    examples_per_s=1000.0, eta_s=3.0, history=hist)
+    snap = Snapshot(
+        state="running",
+        message="",
+        step=len(hist.step),
+        total_steps=2000,
+        epoch=1.0,
+        examples_per_s=1000.0,
+        eta_s=3.0,
+        history=hist,
+    )
     touched = []
-    trainer = SimpleNamespace(state="running", snapshot=lambda: snap, model_config=vae2.config,
-                              config=TrainConfig(dataset="digits", warmup_steps=100))
+    trainer = SimpleNamespace(
+        state="running",
+        snapshot=lambda: snap,
+        model_config=vae2.config,
+        config=TrainConfig(dataset="digits", warmup_steps=100),
+    )
     handle = SimpleNamespace(trainer=trainer, touch=lambda: touched.append(1))
     at = training_page(vae2, train_handle=handle)
     assert any("Live from the Train page" in c.value for c in at.caption)
@@ -199,4 +231,6 @@ def test_the_page_renders_in_chinese(path, name) -> None:
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     assert at.session_state["lang"] == "zh_CN"
-    assert bool(at.get("plotly_chart")) == ("vae" in name)  # a VAE gets its figures; an AE the (translated) reason it gets none
+    assert bool(at.get("plotly_chart")) == (
+        "vae" in name
+    )  # a VAE gets its figures; an AE the (translated) reason it gets none

@@ -16,20 +16,32 @@ def test_template_params_and_english_text() -> None:
         ModelConfig(latent_dim=99)
     err = info.value
     assert isinstance(err, LabError) and isinstance(err, ValueError)
-    assert err.template == "latent dimension must be between 1 and 64, got {latent_dim}" and err.params == {"latent_dim": 99}
+    assert err.template == "latent dimension must be between 1 and 64, got {latent_dim}" and err.params == {
+        "latent_dim": 99
+    }
     assert str(err) == "latent dimension must be between 1 and 64, got 99"
-    assert err.render("隐变量维度必须在 1 到 64 之间，当前为 {latent_dim}") == "隐变量维度必须在 1 到 64 之间，当前为 99"
+    assert (
+        err.render("隐变量维度必须在 1 到 64 之间，当前为 {latent_dim}")
+        == "隐变量维度必须在 1 到 64 之间，当前为 99"
+    )
 
 
 def test_plain_text_keeps_its_braces_and_a_broken_translation_falls_back() -> None:
     assert str(CheckpointError("a {weird} name")) == "a {weird} name"
     err = ConfigError("got {n} values", n=3)
-    assert err.render("得到 {m} 个值") == "got 3 values"  # a translation that lost its field: English, not a crash
+    assert (
+        err.render("得到 {m} 个值") == "got 3 values"
+    )  # a translation that lost its field: English, not a crash
 
 
 def test_pickles_across_the_worker_pipe() -> None:
     err = pickle.loads(pickle.dumps(ConfigError("got {n} values", n=3)))
-    assert type(err) is ConfigError and err.template == "got {n} values" and err.params == {"n": 3} and str(err) == "got 3 values"
+    assert (
+        type(err) is ConfigError
+        and err.template == "got {n} values"
+        and err.params == {"n": 3}
+        and str(err) == "got 3 values"
+    )
 
 
 def test_a_status_message_is_its_english_text_and_carries_its_template() -> None:
@@ -45,7 +57,11 @@ def test_a_status_message_is_its_english_text_and_carries_its_template() -> None
 def test_a_status_message_keeps_its_own_english_text_across_the_pipe() -> None:
     from vae_core.errors import Msg
 
-    m = Msg("hidden sizes must be whole numbers; got {text!r}", english="Hidden sizes must be whole numbers; got 'x'.", text="x")
+    m = Msg(
+        "hidden sizes must be whole numbers; got {text!r}",
+        english="Hidden sizes must be whole numbers; got 'x'.",
+        text="x",
+    )
     back = pickle.loads(pickle.dumps(m))
     assert back == "Hidden sizes must be whole numbers; got 'x'." and back.template == m.template
     assert back.render("隐藏层大小必须是整数；得到 {text!r}") == "隐藏层大小必须是整数；得到 'x'"

@@ -11,7 +11,13 @@ from tests.conftest import digits_config
 from vae_core.checkpoint import load_checkpoint
 from vae_core.elbo import elbo_terms, iwae_bound
 from vae_core.evaluate import (
-    ACTIVE_THRESHOLD, ELBO_SEED_OFFSET, DatasetMetrics, dataset_metrics, iwae_nll, latent_variance, main,
+    ACTIVE_THRESHOLD,
+    ELBO_SEED_OFFSET,
+    DatasetMetrics,
+    dataset_metrics,
+    iwae_nll,
+    latent_variance,
+    main,
 )
 from vae_core.models import build_model
 
@@ -62,7 +68,9 @@ class TestDatasetMetrics:
             mu, logvar = vae.encode(x)
             k1 = -iwae_bound(x, mu, logvar, vae.decode, 1, generator=torch.Generator().manual_seed(0)).mean()
         assert m.iwae_nll < float(k1)
-        assert m.iwae_nll < m.iwae_subset_neg_elbo < m.iwae_nll + 1.0  # -ELBO above the NLL on the same images
+        assert (
+            m.iwae_nll < m.iwae_subset_neg_elbo < m.iwae_nll + 1.0
+        )  # -ELBO above the NLL on the same images
 
     def test_to_dict_keys(self, vae, digits) -> None:
         d = dataset_metrics(vae, digits.x_test[:50]).to_dict()
@@ -72,7 +80,10 @@ class TestDatasetMetrics:
         m.extra["quad_nll"] = 1.5
         d = m.to_dict()
         assert d["iwae_n"] == 20 and d["quad_nll"] == 1.5 and "extra" not in d
-        assert DatasetMetrics(**{k: v for k, v in dataset_metrics(vae, digits.x_test[:50]).__dict__.items()}).n == 50
+        assert (
+            DatasetMetrics(**{k: v for k, v in dataset_metrics(vae, digits.x_test[:50]).__dict__.items()}).n
+            == 50
+        )
 
     def test_ae_has_no_kl_and_no_iwae(self, digits) -> None:
         torch.manual_seed(0)

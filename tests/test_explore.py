@@ -14,9 +14,13 @@ from vae_core import explore as ex
 from vae_core import inference as inf
 from vae_core.models import build_model
 
-STATS = inf.PosteriorStats(mean=torch.tensor([0.0, 1.0, -1.0]), std=torch.tensor([1.0, 0.5, 0.0]),
-                           cov_mu_diag=torch.tensor([0.9, 0.2, 0.0]), active=torch.tensor([True, True, False]),
-                           avg_kl_per_dim=torch.tensor([0.1, 2.0, 0.0]))
+STATS = inf.PosteriorStats(
+    mean=torch.tensor([0.0, 1.0, -1.0]),
+    std=torch.tensor([1.0, 0.5, 0.0]),
+    cov_mu_diag=torch.tensor([0.9, 0.2, 0.0]),
+    active=torch.tensor([True, True, False]),
+    avg_kl_per_dim=torch.tensor([0.1, 2.0, 0.0]),
+)
 
 
 @pytest.fixture(scope="module")
@@ -35,8 +39,10 @@ class TestPoint:
     def test_random_point_prior_or_code_fit(self) -> None:
         eps = torch.randn(2, generator=torch.Generator().manual_seed(3)).double().numpy()
         np.testing.assert_allclose(ex.random_point(3, np.zeros(2), np.ones(2), True), eps)
-        np.testing.assert_allclose(ex.random_point(3, np.array([1.0, 2.0]), np.array([2.0, 0.5]), False),
-                                   [1.0 + 2.0 * eps[0], 2.0 + 0.5 * eps[1]])
+        np.testing.assert_allclose(
+            ex.random_point(3, np.array([1.0, 2.0]), np.array([2.0, 0.5]), False),
+            [1.0 + 2.0 * eps[0], 2.0 + 0.5 * eps[1]],
+        )
         assert not np.allclose(ex.random_point(4, np.zeros(2), np.ones(2), True), eps)
 
     def test_incoming_point(self) -> None:
@@ -59,7 +65,11 @@ class TestPoint:
         np.testing.assert_allclose(ex.slider_space(STATS, is_vae=False).home, [0.0, 1.0, -1.0])
         assert ex.traversal_order(STATS, [0, 1, 2], False) == [0, 1, 2]
         assert ex.traversal_order(STATS, [0, 1, 2], True) == [1, 0, 2]  # by average KL
-        assert ex.traversal_order(STATS._replace(avg_kl_per_dim=None), [0, 1, 2], True) == [0, 1, 2]  # by Var[mu]
+        assert ex.traversal_order(STATS._replace(avg_kl_per_dim=None), [0, 1, 2], True) == [
+            0,
+            1,
+            2,
+        ]  # by Var[mu]
 
 
 def test_normal_cdf_and_hex_rgb() -> None:
@@ -92,7 +102,11 @@ class TestManifoldPage:
         torch.testing.assert_close(both[1][1], inf.slerp(a, b, 6))
         assert [n for n, _, _ in ex.interpolation_paths(model, a, b, 6, "spherical")] == ["spherical"]
         norms = both[1][1].norm(dim=1)
-        assert float(norms.min()) >= 1.0 - 1e-5 and float(norms.max()) <= 2.0 + 1e-5 and not math.isnan(float(norms.sum()))
+        assert (
+            float(norms.min()) >= 1.0 - 1e-5
+            and float(norms.max()) <= 2.0 + 1e-5
+            and not math.isnan(float(norms.sum()))
+        )
         with pytest.raises(ValueError):
             ex.interpolation_paths(model, a, b, 6, "curved")
 
@@ -124,12 +138,17 @@ class TestLabelFont:
     def test_without_a_cjk_font_chinese_is_refused_and_the_sheet_still_draws(self, no_cjk) -> None:
         assert not ex.cjk_font_available() and ex.cjk_font_file() is None
         assert not ex.can_draw("未使用") and not ex.can_draw("z1 平均") and ex.can_draw("z1 KL 0.25")
-        sheet = ex.traversal_sheet(torch.zeros(1, 3, 64), (1, 8, 8), [[("z1", (0, 0, 0)), ("KL 0.25", (0, 0, 0))]], scale=4)
+        sheet = ex.traversal_sheet(
+            torch.zeros(1, 3, 64), (1, 8, 8), [[("z1", (0, 0, 0)), ("KL 0.25", (0, 0, 0))]], scale=4
+        )
         assert sheet.shape == (32, 130 + (3 * 9 - 1) * 4, 3) and (sheet[:, :130] < 128).any()
 
     def test_chinese_labels_are_drawn_as_glyphs_not_boxes(self) -> None:
         if not ex.cjk_font_available():
             pytest.skip("no CJK font installed (Debian: fonts-noto-cjk)")
         rows = torch.zeros(1, 3, 64)
-        sheets = [ex.traversal_sheet(rows, (1, 8, 8), [[(t, (0, 0, 0))]], scale=4) for t in ("未使用", "\U0010ffff" * 3)]
+        sheets = [
+            ex.traversal_sheet(rows, (1, 8, 8), [[(t, (0, 0, 0))]], scale=4)
+            for t in ("未使用", "\U0010ffff" * 3)
+        ]
         assert not np.array_equal(sheets[0], sheets[1])  # real glyphs, not three "missing glyph" boxes

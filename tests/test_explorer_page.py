@@ -31,7 +31,9 @@ def vae_z20() -> LoadedModel:
     """An untrained digits VAE with 20 latent dims: more than the 16 sliders shown at once."""
     torch.manual_seed(0)
     cfg = ModelConfig(kind="vae", input_dim=64, image_shape=(1, 8, 8), hidden=(32,), latent_dim=20)
-    return LoadedModel("test:vae_z20", "test z20", "session", build_model(cfg).eval(), cfg, {"dataset": "digits"})
+    return LoadedModel(
+        "test:vae_z20", "test z20", "session", build_model(cfg).eval(), cfg, {"dataset": "digits"}
+    )
 
 
 def page(lm: LoadedModel, **state) -> AppTest:
@@ -85,7 +87,9 @@ class TestSliders:
         assert at.session_state["explorer_z"] == pytest.approx([2.0, 0.0])
         assert at.session_state["explorer_image_hash"] == image_hash(vae, [2.0, 0.0]) != hash0
         assert decoded_image(at).value != url0  # a different picture went to the browser
-        assert decoded_image(at).value[0].startswith("data:image/png;base64,")  # inside the message: no file to fetch
+        assert (
+            decoded_image(at).value[0].startswith("data:image/png;base64,")
+        )  # inside the message: no file to fetch
         assert "2.00, 0.00" in decoded_image(at).captions[0]
 
     def test_buttons_reset_draw_and_start_from_a_test_image(self, vae, digits) -> None:
@@ -97,7 +101,9 @@ class TestSliders:
 
         at.button(key="explorer_random").click().run()
         z1 = at.session_state["explorer_z"]
-        expected = torch.randn(2, generator=torch.Generator().manual_seed(1)).tolist()  # draw #1 of this session
+        expected = torch.randn(
+            2, generator=torch.Generator().manual_seed(1)
+        ).tolist()  # draw #1 of this session
         assert z1 == pytest.approx(expected, abs=1e-6)
         assert slider_values(at, 2) == pytest.approx(z1)
         at.button(key="explorer_random").click().run()
@@ -126,7 +132,9 @@ class TestSections:
         at = page(vae)
         rows = traversal_rows(at)
         assert len(rows) == 2 and all("KL" in r and "nats" in r for r in rows)
-        assert len(at.image) == 3  # chooser, decoded image, the traversal (one picture: one image per slider move)
+        assert (
+            len(at.image) == 3
+        )  # chooser, decoded image, the traversal (one picture: one image per slider move)
         src = traversal_image(at).value[0]
         assert src.startswith("data:image/png;base64,")  # inline: the browser fetches nothing
         at.slider(key="explorer_trav_steps").set_value(5).run()
@@ -191,7 +199,9 @@ class TestManyDims:
         stats = inf.aggregate_posterior_stats(vae_z20.model, digits.x_test)
         default = ex.default_dims(stats, 16)
         assert at.multiselect(key="explorer_dims").value == default
-        assert sorted(s.key for s in at.slider if s.key.startswith("explorer_dim_")) == sorted(f"explorer_dim_{j}" for j in default)
+        assert sorted(s.key for s in at.slider if s.key.startswith("explorer_dim_")) == sorted(
+            f"explorer_dim_{j}" for j in default
+        )
         assert len(traversal_rows(at)) == 16  # one traversal row per slider
         hidden = next(j for j in range(20) if j not in default)
         at.multiselect(key="explorer_dims").set_value([0, 1]).run()
@@ -204,15 +214,19 @@ class TestManyDims:
 class TestExploreHelpers:
     def test_slider_ranges_and_default_dims(self) -> None:
         stats = inf.PosteriorStats(
-            mean=torch.tensor([0.0, 1.0, -1.0]), std=torch.tensor([1.0, 0.5, 0.0]),
-            cov_mu_diag=torch.tensor([0.9, 0.2, 0.0]), active=torch.tensor([True, True, False]),
+            mean=torch.tensor([0.0, 1.0, -1.0]),
+            std=torch.tensor([1.0, 0.5, 0.0]),
+            cov_mu_diag=torch.tensor([0.9, 0.2, 0.0]),
+            active=torch.tensor([True, True, False]),
             avg_kl_per_dim=torch.tensor([0.1, 2.0, 0.0]),
         )
         lo, hi = ex.slider_ranges(stats)
         np.testing.assert_allclose(lo, [-3.0, -0.5, -1.003])
         np.testing.assert_allclose(hi, [3.0, 2.5, -0.997])
         assert ex.default_dims(stats, 2) == [0, 1]
-        assert ex.default_dims(stats._replace(avg_kl_per_dim=None, cov_mu_diag=torch.tensor([0.0, 0.2, 0.9])), 2) == [1, 2]
+        assert ex.default_dims(
+            stats._replace(avg_kl_per_dim=None, cov_mu_diag=torch.tensor([0.0, 0.2, 0.9])), 2
+        ) == [1, 2]
 
     def test_manifold_slice_matches_the_prior_grid(self, vae) -> None:
         imgs, grid = inf.manifold_grid(vae.model, 7)
@@ -236,16 +250,26 @@ class TestExploreHelpers:
     def test_traversal_sheet_lays_out_labels_and_tiles(self) -> None:
         rows = torch.zeros(3, 4, 64)
         rows[1, 2] = 1.0  # one white tile: row 1, step 2
-        labels = [[("z1", (0, 0, 0)), ("KL 1.00 nats", (245, 133, 24))], [("z2", (0, 0, 0))], [("z3", (0, 0, 0))]]
+        labels = [
+            [("z1", (0, 0, 0)), ("KL 1.00 nats", (245, 133, 24))],
+            [("z2", (0, 0, 0))],
+            [("z3", (0, 0, 0))],
+        ]
         sheet = ex.traversal_sheet(rows, (1, 8, 8), labels, scale=3, label_width=100, pad=1)
         assert sheet.dtype == np.uint8 and sheet.shape == ((3 * 9 - 1) * 3, 100 + (4 * 9 - 1) * 3, 3)
         tiles = sheet[:, 100:]
         assert (tiles[27:51, 54:78] == 255).all()  # the white tile, 3x upscaled, at row 1, step 2
-        assert (tiles[0:24, 0:24] == 0).all() and (tiles[24:27] == 255).all()  # a black tile, then a white gutter
+        assert (tiles[0:24, 0:24] == 0).all() and (
+            tiles[24:27] == 255
+        ).all()  # a black tile, then a white gutter
         margin = sheet[:, :100].astype(int)
         assert (margin < 128).all(axis=2).any()  # dark label text
-        orange = (margin[..., 0] > 200) & (margin[..., 1] > 100) & (margin[..., 1] < 170) & (margin[..., 2] < 80)
-        assert orange[:27].any() and not orange[27:].any()  # the KL line is drawn in its colour, in its row only
+        orange = (
+            (margin[..., 0] > 200) & (margin[..., 1] > 100) & (margin[..., 1] < 170) & (margin[..., 2] < 80)
+        )
+        assert (
+            orange[:27].any() and not orange[27:].any()
+        )  # the KL line is drawn in its colour, in its row only
         with pytest.raises(ValueError):
             ex.traversal_sheet(rows, (1, 8, 8), labels[:2])
 
@@ -263,7 +287,6 @@ def test_through_the_router(vae) -> None:
     assert at.slider(key="explorer_dim_0").value == 0.0
 
 
-
 @pytest.mark.parametrize("which", ["vae", "ae"])
 def test_renders_in_chinese(which, request, digits) -> None:
     """?lang=zh: the page draws without an exception (English until the catalogue is compiled), and every
@@ -274,7 +297,9 @@ def test_renders_in_chinese(which, request, digits) -> None:
     at = run_page_in_chinese(PAGE, lm)
     assert len(at.image) >= 3  # decoded image, thumbnails, traversal sheet
     stats = explorer.posterior_stats(lm.key, lm.model, digits.x_test)
-    assert all(ex.can_draw(text) for j in range(lm.config.latent_dim) for text, _c in explorer._row_label(stats, j))
+    assert all(
+        ex.can_draw(text) for j in range(lm.config.latent_dim) for text, _c in explorer._row_label(stats, j)
+    )
 
 
 def test_start_from_your_image(vae) -> None:
@@ -291,4 +316,6 @@ def test_start_from_your_image(vae) -> None:
     at.button(key="explorer_from_mine").click().run()
     assert not at.exception
     mu = vae.model.encode(torch.from_numpy(img.pixels).float().div(255).unsqueeze(0))[0][0].detach().numpy()
-    assert [round(at.session_state[f"explorer_dim_{j}"], 4) for j in range(2)] == [round(float(v), 4) for v in mu]
+    assert [round(at.session_state[f"explorer_dim_{j}"], 4) for j in range(2)] == [
+        round(float(v), 4) for v in mu
+    ]

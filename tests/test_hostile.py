@@ -78,11 +78,17 @@ def _png() -> bytes:
     import zlib
 
     def chunk(kind: bytes, payload: bytes) -> bytes:
-        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+        return (
+            struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+        )
 
     raw = b"".join(b"\x00" + bytes(range(8)) for _ in range(8))
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 8, 8, 8, 0, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", 8, 8, 8, 0, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(raw))
+        + chunk(b"IEND", b"")
+    )
 
 
 def _with(sd, key, value):
@@ -108,20 +114,34 @@ def _huge_shape_header(sd, meta) -> bytes:
 
 # name -> (builder(sd, meta) -> bytes, phrase the message must contain)
 BAD_UPLOADS = {
-    "missing_keys": (lambda sd, m: forge({k: v for k, v in sd.items() if "logvar" not in k}, m),
-                     "missing ['encoder.logvar.bias', 'encoder.logvar.weight']"),
-    "unexpected_key": (lambda sd, m: forge(_with(sd, "encoder.extra.weight", torch.zeros(3)), m),
-                       "unexpected ['encoder.extra.weight']"),
-    "wrong_shape": (lambda sd, m: forge(_with(sd, "decoder.net.2.weight", torch.zeros(64, 100)), m),
-                    "'decoder.net.2.weight' has shape (64, 100)"),
+    "missing_keys": (
+        lambda sd, m: forge({k: v for k, v in sd.items() if "logvar" not in k}, m),
+        "missing ['encoder.logvar.bias', 'encoder.logvar.weight']",
+    ),
+    "unexpected_key": (
+        lambda sd, m: forge(_with(sd, "encoder.extra.weight", torch.zeros(3)), m),
+        "unexpected ['encoder.extra.weight']",
+    ),
+    "wrong_shape": (
+        lambda sd, m: forge(_with(sd, "decoder.net.2.weight", torch.zeros(64, 100)), m),
+        "'decoder.net.2.weight' has shape (64, 100)",
+    ),
     "nan_weight": (lambda sd, m: forge(_poisoned(sd, float("nan")), m), "NaN or infinite"),
     "inf_weight": (lambda sd, m: forge(_poisoned(sd, float("inf")), m), "NaN or infinite"),
     "neg_inf_weight": (lambda sd, m: forge(_poisoned(sd, float("-inf")), m), "NaN or infinite"),
-    "meta_says_other_latent": (lambda sd, m: forge(sd, m, latent_dim=5), "the metadata contradicts the weights"),
-    "meta_says_28x28": (lambda sd, m: forge(sd, m, input_dim=784, image_shape=[1, 28, 28]),
-                        "the metadata contradicts the weights"),
+    "meta_says_other_latent": (
+        lambda sd, m: forge(sd, m, latent_dim=5),
+        "the metadata contradicts the weights",
+    ),
+    "meta_says_28x28": (
+        lambda sd, m: forge(sd, m, input_dim=784, image_shape=[1, 28, 28]),
+        "the metadata contradicts the weights",
+    ),
     "meta_says_ae": (lambda sd, m: forge(sd, m, kind="ae"), "do not match its metadata"),
-    "meta_says_other_hidden": (lambda sd, m: forge(sd, m, hidden=[64]), "do not match its metadata"),  # other layer count: other keys
+    "meta_says_other_hidden": (
+        lambda sd, m: forge(sd, m, hidden=[64]),
+        "do not match its metadata",
+    ),  # other layer count: other keys
     "meta_config_invalid": (lambda sd, m: forge(sd, m, hidden=[0]), "model config is invalid"),
     "meta_config_unknown_key": (lambda sd, m: forge(sd, m, layers=99), "unknown model config keys"),
     "meta_config_wrong_type": (lambda sd, m: forge(sd, m, latent_dim="two"), "model config is invalid"),
@@ -129,21 +149,37 @@ BAD_UPLOADS = {
     "meta_other_format": (lambda sd, m: forge(sd, {**m, "format": "someone-else"}), "does not describe"),
     "meta_future_version": (lambda sd, m: forge(sd, {**m, "format_version": 7}), "format version 7"),
     "foreign_safetensors": (lambda sd, m: st_save(sd), "not a VAE Workshop Lab checkpoint"),
-    "integer_weights": (lambda sd, m: forge({k: v.to(torch.int32) for k, v in sd.items()}, m), "expected floating point"),
+    "integer_weights": (
+        lambda sd, m: forge({k: v.to(torch.int32) for k, v in sd.items()}, m),
+        "expected floating point",
+    ),
     "png_renamed": (lambda sd, m: _png(), "not a safetensors file"),
-    "random_bytes": (lambda sd, m: np.random.default_rng(7).integers(0, 256, 5000, dtype=np.uint8).tobytes(),
-                     "not a safetensors file"),
-    "gzip_idx_file": (lambda sd, m: gzip.compress(b"\x00\x00\x08\x01" + struct.pack(">I", 3) + b"\x01\x02\x03"),
-                      "not a safetensors file"),
+    "random_bytes": (
+        lambda sd, m: np.random.default_rng(7).integers(0, 256, 5000, dtype=np.uint8).tobytes(),
+        "not a safetensors file",
+    ),
+    "gzip_idx_file": (
+        lambda sd, m: gzip.compress(b"\x00\x00\x08\x01" + struct.pack(">I", 3) + b"\x01\x02\x03"),
+        "not a safetensors file",
+    ),
     "seven_bytes": (lambda sd, m: b"\x10\x00\x00\x00\x00\x00\x00", "too short"),
-    "header_claims_4TB_tensor": (lambda sd, m: raw_header(
-        {"__metadata__": {"vae_lab": json.dumps(m)}, "w": {"dtype": "F32", "shape": [2**40], "data_offsets": [0, 2**42]}},
-        b"\x00" * 64), "truncated"),
+    "header_claims_4TB_tensor": (
+        lambda sd, m: raw_header(
+            {
+                "__metadata__": {"vae_lab": json.dumps(m)},
+                "w": {"dtype": "F32", "shape": [2**40], "data_offsets": [0, 2**42]},
+            },
+            b"\x00" * 64,
+        ),
+        "truncated",
+    ),
     "header_claims_huge_shape": (_huge_shape_header, "has shape (2147483648, 2147483648)"),
     "header_not_json": (lambda sd, m: raw_header(b"\x00\xff" * 20), "header is not JSON"),
     "header_length_past_end": (lambda sd, m: struct.pack("<Q", 1000) + b'{"a": 1}', "truncated"),
-    "over_size_limit": (lambda sd, m: forge(sd, m) + b"\x00" * (UPLOAD_LIMIT + 1 - len(forge(sd, m))),
-                        "over the"),
+    "over_size_limit": (
+        lambda sd, m: forge(sd, m) + b"\x00" * (UPLOAD_LIMIT + 1 - len(forge(sd, m))),
+        "over the",
+    ),
 }
 
 
@@ -160,9 +196,20 @@ def no_unpickling(monkeypatch):
 
 # metadata that describes an enormous model over a 2-float body: (model config)
 BOMBS = {
-    "wide_input": {"kind": "vae", "input_dim": 8192 * 8192, "image_shape": [1, 8192, 8192], "hidden": [8192],
-                   "latent_dim": 2},
-    "deep_hidden": {"kind": "vae", "input_dim": 64, "image_shape": [1, 8, 8], "hidden": [8192] * 6, "latent_dim": 64},
+    "wide_input": {
+        "kind": "vae",
+        "input_dim": 8192 * 8192,
+        "image_shape": [1, 8192, 8192],
+        "hidden": [8192],
+        "latent_dim": 2,
+    },
+    "deep_hidden": {
+        "kind": "vae",
+        "input_dim": 64,
+        "image_shape": [1, 8, 8],
+        "hidden": [8192] * 6,
+        "latent_dim": 64,
+    },
 }
 BOMB_CHILD = """
 import json, resource, sys, time
@@ -201,7 +248,9 @@ def bomb_results(tmp_path_factory):
     try:
         return json.loads(proc.stdout.strip().splitlines()[-1])
     except (IndexError, json.JSONDecodeError):  # the child died: every case failed
-        return {name: {"kind": f"child exited {proc.returncode}", "msg": proc.stderr[-500:]} for name in BOMBS}
+        return {
+            name: {"kind": f"child exited {proc.returncode}", "msg": proc.stderr[-500:]} for name in BOMBS
+        }
 
 
 def run_sidebar() -> AppTest:
@@ -293,14 +342,26 @@ class TestUploads:
         assert lm.label == "upload: fine.safetensors" and not lm.is_vae
 
     # ---------------------------------------------------------------- bugs found (see the report)
-    @pytest.mark.parametrize("case,raw", [
-        pytest.param("meta_not_object", raw_header({"__metadata__": "x"}), id="meta_not_object"),
-        pytest.param("meta_list", raw_header({"__metadata__": ["vae_lab"]}), id="meta_list"),
-        pytest.param("vae_lab_not_string", raw_header({"__metadata__": {"vae_lab": 5}}), id="vae_lab_not_string"),
-        pytest.param("nested_header", struct.pack("<Q", 200_000) + b"[" * 100_000 + b"]" * 100_000, id="nested_header"),
-        pytest.param("nested_metadata", raw_header({"__metadata__": {"vae_lab": "[" * 100_000 + "]" * 100_000}}),
-                     id="nested_metadata"),
-    ])
+    @pytest.mark.parametrize(
+        "case,raw",
+        [
+            pytest.param("meta_not_object", raw_header({"__metadata__": "x"}), id="meta_not_object"),
+            pytest.param("meta_list", raw_header({"__metadata__": ["vae_lab"]}), id="meta_list"),
+            pytest.param(
+                "vae_lab_not_string", raw_header({"__metadata__": {"vae_lab": 5}}), id="vae_lab_not_string"
+            ),
+            pytest.param(
+                "nested_header",
+                struct.pack("<Q", 200_000) + b"[" * 100_000 + b"]" * 100_000,
+                id="nested_header",
+            ),
+            pytest.param(
+                "nested_metadata",
+                raw_header({"__metadata__": {"vae_lab": "[" * 100_000 + "]" * 100_000}}),
+                id="nested_metadata",
+            ),
+        ],
+    )
     def test_malformed_header_is_refused_not_a_traceback(self, case, raw):
         at = run_sidebar()
         upload(at, f"{case}.safetensors", raw)
@@ -329,8 +390,17 @@ class TestUploads:
 # ====================================================================== training settings
 def settings(**changes):
     """configs_from_settings with the Train page's defaults on digits, some changed."""
-    vals = dict(latent_dim=16, hidden="400", beta=1.0, warmup_steps=0, free_bits=0.0, lr=1e-3, batch_size=128,
-                epochs=5, seed=0)
+    vals = dict(
+        latent_dim=16,
+        hidden="400",
+        beta=1.0,
+        warmup_steps=0,
+        free_bits=0.0,
+        lr=1e-3,
+        batch_size=128,
+        epochs=5,
+        seed=0,
+    )
     vals.update(changes)
     return configs_from_settings("digits", (1, 8, 8), "vae", **vals)
 
@@ -352,21 +422,49 @@ def clear_dataset_cache() -> None:
 class TestSettings:
     """Values the form lets you type that are not covered by test_train_page.py::TestValidation."""
 
-    @pytest.mark.parametrize("key,value,phrase", [
-        pytest.param("train_lr", -0.01, "Learning rate must be in (0, 100], got -0.01", id="lr_negative"),
-        pytest.param("train_lr", 1000.0, "Learning rate must be in (0, 100], got 1000.0", id="lr_1000"),
-        pytest.param("train_latent", -3, "Latent dimension must be between 1 and 64, got -3", id="latent_negative"),
-        pytest.param("train_batch", 100_000, "Batch size must be between 1 and 65536, got 100000", id="batch_100000"),
-        pytest.param("train_epochs", 20_000, "Epochs must be between 1 and 10000, got 20000", id="epochs_20000"),
-        pytest.param("train_beta", 5000.0, "Beta must be in [0, 1000], got 5000.0", id="beta_5000"),
-        pytest.param("train_free_bits", 500.0, "Free bits must be in [0, 100] nats, got 500.0", id="free_bits_500"),
-        pytest.param("train_warmup", 20_000_000, "KL warm-up must be", id="warmup_20M"),
-        pytest.param("train_hidden", "0", "Hidden sizes must be between 1 and 8192, got [0]", id="hidden_0"),
-        pytest.param("train_hidden", "-5", "Hidden sizes must be between 1 and 8192, got [-5]", id="hidden_negative"),
-        pytest.param("train_hidden", "1e3", "Hidden sizes must be whole numbers", id="hidden_1e3"),
-        pytest.param("train_hidden", "64,64,64,64,64,64,64", "At most 6 hidden layers, got 7", id="hidden_7_layers"),
-        pytest.param("train_hidden", "'; DROP TABLE x; --", "Hidden sizes must be whole numbers", id="hidden_injection"),
-    ])
+    @pytest.mark.parametrize(
+        "key,value,phrase",
+        [
+            pytest.param("train_lr", -0.01, "Learning rate must be in (0, 100], got -0.01", id="lr_negative"),
+            pytest.param("train_lr", 1000.0, "Learning rate must be in (0, 100], got 1000.0", id="lr_1000"),
+            pytest.param(
+                "train_latent", -3, "Latent dimension must be between 1 and 64, got -3", id="latent_negative"
+            ),
+            pytest.param(
+                "train_batch",
+                100_000,
+                "Batch size must be between 1 and 65536, got 100000",
+                id="batch_100000",
+            ),
+            pytest.param(
+                "train_epochs", 20_000, "Epochs must be between 1 and 10000, got 20000", id="epochs_20000"
+            ),
+            pytest.param("train_beta", 5000.0, "Beta must be in [0, 1000], got 5000.0", id="beta_5000"),
+            pytest.param(
+                "train_free_bits", 500.0, "Free bits must be in [0, 100] nats, got 500.0", id="free_bits_500"
+            ),
+            pytest.param("train_warmup", 20_000_000, "KL warm-up must be", id="warmup_20M"),
+            pytest.param(
+                "train_hidden", "0", "Hidden sizes must be between 1 and 8192, got [0]", id="hidden_0"
+            ),
+            pytest.param(
+                "train_hidden",
+                "-5",
+                "Hidden sizes must be between 1 and 8192, got [-5]",
+                id="hidden_negative",
+            ),
+            pytest.param("train_hidden", "1e3", "Hidden sizes must be whole numbers", id="hidden_1e3"),
+            pytest.param(
+                "train_hidden", "64,64,64,64,64,64,64", "At most 6 hidden layers, got 7", id="hidden_7_layers"
+            ),
+            pytest.param(
+                "train_hidden",
+                "'; DROP TABLE x; --",
+                "Hidden sizes must be whole numbers",
+                id="hidden_injection",
+            ),
+        ],
+    )
     def test_bad_value_is_refused_at_the_form(self, train_page, key, value, phrase):
         at = train_page()
         widget = at.text_input(key=key) if key == "train_hidden" else at.number_input(key=key)
@@ -379,14 +477,19 @@ class TestSettings:
         at.button(key="train_step").click().run()
         assert trainer_of(at) is None and any(t.startswith("No step taken") for t in texts(at, "error"))
 
-    @pytest.mark.parametrize("field,value,phrase", [
-        pytest.param("lr", float("nan"), "Learning rate must be in (0, 100], got nan", id="lr_nan"),
-        pytest.param("lr", float("inf"), "Learning rate must be in (0, 100], got inf", id="lr_inf"),
-        pytest.param("lr", 0.0, "Learning rate must be in (0, 100], got 0.0", id="lr_zero"),
-        pytest.param("beta", float("nan"), "Beta must be in [0, 1000], got nan", id="beta_nan"),
-        pytest.param("free_bits", float("inf"), "Free bits must be in [0, 100] nats, got inf", id="free_bits_inf"),
-        pytest.param("epochs", None, "Epochs is empty: enter a value.", id="epochs_empty"),
-    ])
+    @pytest.mark.parametrize(
+        "field,value,phrase",
+        [
+            pytest.param("lr", float("nan"), "Learning rate must be in (0, 100], got nan", id="lr_nan"),
+            pytest.param("lr", float("inf"), "Learning rate must be in (0, 100], got inf", id="lr_inf"),
+            pytest.param("lr", 0.0, "Learning rate must be in (0, 100], got 0.0", id="lr_zero"),
+            pytest.param("beta", float("nan"), "Beta must be in [0, 1000], got nan", id="beta_nan"),
+            pytest.param(
+                "free_bits", float("inf"), "Free bits must be in [0, 100] nats, got inf", id="free_bits_inf"
+            ),
+            pytest.param("epochs", None, "Epochs is empty: enter a value.", id="epochs_empty"),
+        ],
+    )
     def test_non_finite_and_empty_values_are_refused(self, field, value, phrase):
         mc, tc, errors = settings(**{field: value})
         assert mc is None and tc is None
@@ -424,9 +527,14 @@ class TestTraining:
         at.run()
         assert not at.exception
         errs = texts(at, "error")
-        assert any(e.startswith("training diverged at step") and "Lower the learning rate (now 10)" in e for e in errs), errs
+        assert any(
+            e.startswith("training diverged at step") and "Lower the learning rate (now 10)" in e
+            for e in errs
+        ), errs
         assert any("diverged" in p.proto.text for p in at.get("progress"))
-        assert all(torch.isfinite(p).all() for p in tr.model_copy().parameters()), "the last good weights are kept"
+        assert all(torch.isfinite(p).all() for p in tr.model_copy().parameters()), (
+            "the last good weights are kept"
+        )
         assert all(np.isfinite(tr.history.loss)), "no NaN reaches the charts"
         assert at.button(key="train_resume").disabled and not at.button(key="train_start").disabled
         at.button(key="train_use").click().run()  # the kept weights are usable in the lab
@@ -461,7 +569,9 @@ class TestTraining:
         time.sleep(0.3)
         at.run()
         assert not at.exception and tr.global_step == held, "a stopped trainer does not step"
-        assert any(f"step {held:,}/" in p.proto.text and "stopped" in p.proto.text for p in at.get("progress"))
+        assert any(
+            f"step {held:,}/" in p.proto.text and "stopped" in p.proto.text for p in at.get("progress")
+        )
         meta = tr.metadata()
         assert meta["steps"] == held
         assert meta["epochs"] == pytest.approx(held / spe) and meta["epochs"] % 1 != 0, "a fractional epoch"
@@ -486,11 +596,14 @@ class TestTraining:
         at.button(key="train_reset").click().run()
         assert not at.exception
         assert trainer_of(at) is None
-        assert tr.join(10) and wait_for(lambda: tr.pid not in worker_children(), 10), \
+        assert tr.join(10) and wait_for(lambda: tr.pid not in worker_children(), 10), (
             "the discarded trainer's worker process must end"
+        )
         assert tr.state == S.STOPPED
         assert any(t.startswith("Reset") for t in texts(at, "info"))
-        assert at.button(key="train_start").disabled is False and at.button(key="train_reset").disabled is True
+        assert (
+            at.button(key="train_start").disabled is False and at.button(key="train_reset").disabled is True
+        )
         at.button(key="train_start").click().run()  # and the session can train again
         assert trainer_of(at) is not tr and trainer_of(at).state in LIVE
 
@@ -511,12 +624,19 @@ class TestTraining:
                 at.switch_page(other).run()
                 assert not at.exception, (other, at.exception)
                 before = tr.global_step
-                assert wait_for(lambda: tr.global_step > before + 3), f"training goes on while {other} is open"
+                assert wait_for(lambda: tr.global_step > before + 3), (
+                    f"training goes on while {other} is open"
+                )
             assert at.session_state["train_handle"] is h and h.trainer is tr
             at.switch_page("lab_pages/train.py").run()
             assert not at.exception
-            assert any("running" in p.proto.text for p in at.get("progress")), "the Train page shows the run again"
-            assert at.button(key="train_pause").disabled is False and at.button(key="train_start").disabled is True
+            assert any("running" in p.proto.text for p in at.get("progress")), (
+                "the Train page shows the run again"
+            )
+            assert (
+                at.button(key="train_pause").disabled is False
+                and at.button(key="train_start").disabled is True
+            )
             at.button(key="train_stop").click().run()
             assert tr.join(10) and tr.state == S.STOPPED
         finally:
@@ -537,11 +657,19 @@ def stepped_page(worker_registry):
 
 
 class TestCheckpointNames:
-    @pytest.mark.parametrize("name", [
-        pytest.param("../escape", id="parent_dir"), pytest.param("a/b", id="slash"), pytest.param("..", id="dotdot"),
-        pytest.param("", id="empty"), pytest.param("x" * 65, id="65_chars"), pytest.param("name.safetensors", id="dot"),
-        pytest.param(".hidden", id="hidden_file"), pytest.param("naïve", id="non_ascii"),
-    ])
+    @pytest.mark.parametrize(
+        "name",
+        [
+            pytest.param("../escape", id="parent_dir"),
+            pytest.param("a/b", id="slash"),
+            pytest.param("..", id="dotdot"),
+            pytest.param("", id="empty"),
+            pytest.param("x" * 65, id="65_chars"),
+            pytest.param("name.safetensors", id="dot"),
+            pytest.param(".hidden", id="hidden_file"),
+            pytest.param("naïve", id="non_ascii"),
+        ],
+    )
     def test_hostile_checkpoint_names_are_refused(self, stepped_page, tmp_path, monkeypatch, name):
         monkeypatch.setattr(common, "SESSION_CHECKPOINT_DIR", tmp_path / "saved")
         at = stepped_page
@@ -555,7 +683,11 @@ class TestCheckpointNames:
 
 # ====================================================================== data files
 def write_idx(path: Path, arr: np.ndarray, dtype_code: int = 0x08) -> Path:
-    raw = bytes([0, 0, dtype_code, arr.ndim]) + struct.pack(">" + "I" * arr.ndim, *arr.shape) + arr.astype(np.uint8).tobytes()
+    raw = (
+        bytes([0, 0, dtype_code, arr.ndim])
+        + struct.pack(">" + "I" * arr.ndim, *arr.shape)
+        + arr.astype(np.uint8).tobytes()
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(raw)
     return path
@@ -600,7 +732,9 @@ class TestData:
     def test_empty_file(self, tmp_path):
         p = tmp_path / "train-images-idx3-ubyte"
         p.write_bytes(b"")
-        with pytest.raises(DatasetError, match=r"train-images-idx3-ubyte: too short to be an IDX file \(0 bytes\)"):
+        with pytest.raises(
+            DatasetError, match=r"train-images-idx3-ubyte: too short to be an IDX file \(0 bytes\)"
+        ):
             read_idx(p)
 
     def test_truncated_header(self, tmp_path):
@@ -611,7 +745,9 @@ class TestData:
 
     def test_wrong_element_type(self, tmp_path):
         p = write_idx(tmp_path / "train-labels-idx1-ubyte", np.zeros(5), dtype_code=0x0D)
-        with pytest.raises(DatasetError, match=r"train-labels-idx1-ubyte: IDX element type 0x0d is not unsigned bytes"):
+        with pytest.raises(
+            DatasetError, match=r"train-labels-idx1-ubyte: IDX element type 0x0d is not unsigned bytes"
+        ):
             read_idx(p)
 
     def test_header_promising_huge_data_is_refused_naming_the_file(self, tmp_path):
@@ -622,12 +758,17 @@ class TestData:
 
     def test_wrong_image_size_names_the_file(self, tmp_path):
         fake_fashion(tmp_path / "fashion-mnist", size=8)
-        with pytest.raises(DatasetError, match=r"train-images-idx3-ubyte: images are \(8, 8\), expected \(28, 28\)"):
+        with pytest.raises(
+            DatasetError, match=r"train-images-idx3-ubyte: images are \(8, 8\), expected \(28, 28\)"
+        ):
             data.load_dataset("fashion-mnist", root=tmp_path, download=False)
 
     def test_labels_file_in_place_of_images_names_the_file(self, tmp_path):
         fake_fashion(tmp_path / "fashion-mnist")
-        shutil.copy(tmp_path / "fashion-mnist" / "t10k-labels-idx1-ubyte", tmp_path / "fashion-mnist" / "t10k-images-idx3-ubyte")
+        shutil.copy(
+            tmp_path / "fashion-mnist" / "t10k-labels-idx1-ubyte",
+            tmp_path / "fashion-mnist" / "t10k-images-idx3-ubyte",
+        )
         with pytest.raises(DatasetError, match="t10k-images-idx3-ubyte: images are"):
             data.load_dataset("fashion-mnist", root=tmp_path, download=False)
 
@@ -645,16 +786,19 @@ class TestData:
         with broken_fashion(tmp_path, monkeypatch, "train-images-idx3-ubyte", lambda raw: raw[:-100]) as bad:
             at = press_on_fashion(train_page, "train_start")
             errs = texts(at, "error")
-            assert any(e.startswith("Not started:") and str(bad) in e and "truncated" in e for e in errs), errs
+            assert any(e.startswith("Not started:") and str(bad) in e and "truncated" in e for e in errs), (
+                errs
+            )
             assert trainer_of(at) is None
             at.selectbox(key="train_dataset").set_value("digits").run()
             at.button(key="train_start").click().run()  # the page still works on another dataset
             assert trainer_of(at) is not None and trainer_of(at).state in LIVE
 
-
     def test_step_with_a_broken_data_file_names_the_file(self, train_page, tmp_path, monkeypatch):
         wrong_magic = b"\x12\x34\x08\x01"
-        with broken_fashion(tmp_path, monkeypatch, "t10k-labels-idx1-ubyte", lambda raw: wrong_magic + raw[4:]) as bad:
+        with broken_fashion(
+            tmp_path, monkeypatch, "t10k-labels-idx1-ubyte", lambda raw: wrong_magic + raw[4:]
+        ) as bad:
             at = press_on_fashion(train_page, "train_step")
             errs = texts(at, "error")
             assert any(str(bad) in e and "not an IDX file" in e for e in errs), errs
@@ -698,10 +842,16 @@ class TestAtomicSave:
         """SIGKILL a process that keeps saving a 14 MB checkpoint over the same path, at random moments."""
         path = tmp_path / "ck.safetensors"
         torch.manual_seed(0)
-        ref_sd = build_model(ModelConfig(kind="vae", input_dim=784, image_shape=(1, 28, 28), hidden=(2048,),
-                                         latent_dim=64)).state_dict()
-        zygote = subprocess.Popen([sys.executable, "-c", ZYGOTE.format(root=str(ROOT)), str(path)],
-                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        ref_sd = build_model(
+            ModelConfig(kind="vae", input_dim=784, image_shape=(1, 28, 28), hidden=(2048,), latent_dim=64)
+        ).state_dict()
+        zygote = subprocess.Popen(
+            [sys.executable, "-c", ZYGOTE.format(root=str(ROOT)), str(path)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
 
         def line() -> str:
             got = zygote.stdout.readline()

@@ -35,7 +35,9 @@ def test_every_bench_is_run_as_a_module_and_says_so():
     assert benches
     for p in benches:
         src = p.read_text(encoding="utf-8")
-        assert f"-m bench.{p.stem}" in src.split('"""')[1], f"{p.name}: its usage line should read `python -m bench.{p.stem}`"
+        assert f"-m bench.{p.stem}" in src.split('"""')[1], (
+            f"{p.name}: its usage line should read `python -m bench.{p.stem}`"
+        )
         assert not re.search(r"python3? bench/", src), f"{p.name} still documents `python bench/{p.stem}.py`"
 
 
@@ -43,4 +45,4 @@ def test_benches_share_one_chromium_launcher():
     for p in sorted((ROOT / "bench").glob("*.py")):
         if p.name != "_common.py":
             src = p.read_text(encoding="utf-8")
-            assert "chromium.launch(" not in src and "/usr/bin/chromium\"" not in src, p.name
+            assert "chromium.launch(" not in src and '/usr/bin/chromium"' not in src, p.name

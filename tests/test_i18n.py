@@ -13,8 +13,20 @@ HOME_ZH = "变分自编码器"  # a word the Home page's Chinese text must conta
 
 
 class TestChoosingTheLanguage:
-    @pytest.mark.parametrize("value,lang", [("zh", "zh_CN"), ("zh-CN", "zh_CN"), ("zh_TW", "zh_CN"), ("cn", "zh_CN"),
-                                            ("en", "en"), ("en-GB", "en"), ("fr", None), ("", None), (None, None)])
+    @pytest.mark.parametrize(
+        "value,lang",
+        [
+            ("zh", "zh_CN"),
+            ("zh-CN", "zh_CN"),
+            ("zh_TW", "zh_CN"),
+            ("cn", "zh_CN"),
+            ("en", "en"),
+            ("en-GB", "en"),
+            ("fr", None),
+            ("", None),
+            (None, None),
+        ],
+    )
     def test_normalize(self, value, lang) -> None:
         assert i18n.normalize(value) == lang
 
@@ -31,11 +43,15 @@ class TestChoosingTheLanguage:
     def test_translator_per_session(self) -> None:
         zh, en = i18n.catalogue("zh_CN"), i18n.catalogue("en")
         assert en.gettext("Home") == "Home"
-        assert zh is not en and zh.gettext("Home") != "Home"  # sessions read their own catalogue; nothing is installed globally
+        assert (
+            zh is not en and zh.gettext("Home") != "Home"
+        )  # sessions read their own catalogue; nothing is installed globally
         assert "_" not in __builtins__ if isinstance(__builtins__, dict) else not hasattr(__builtins__, "_")
 
 
 class TestCatalogue:
     def test_complete_and_in_sync(self) -> None:
         problems = cat.problems("zh_CN")
-        assert not problems, "\n".join(problems[:40]) + (f"\n… {len(problems) - 40} more" if len(problems) > 40 else "")
+        assert not problems, "\n".join(problems[:40]) + (
+            f"\n… {len(problems) - 40} more" if len(problems) > 40 else ""
+        )

@@ -41,8 +41,14 @@ def vae(ck):
 @pytest.fixture(scope="module")
 def cases(vae, digits):
     """(image index, ImageReport at K=5000, PosteriorGrid) for a few test images."""
-    return [(i, idn.image_report(vae, digits.x_test[i], k_max=5000, seed=i), idn.posterior_grid(vae, digits.x_test[i]))
-            for i in IMAGES]
+    return [
+        (
+            i,
+            idn.image_report(vae, digits.x_test[i], k_max=5000, seed=i),
+            idn.posterior_grid(vae, digits.x_test[i]),
+        )
+        for i in IMAGES
+    ]
 
 
 class TestIdentityOnTrainedZ2:
@@ -70,7 +76,9 @@ class TestIdentityOnTrainedZ2:
             # on a wider, finer, shared box the same density still holds all the mass
             x = digits.x_test[i].float().div(255.0).unsqueeze(0)
             wide = quadrature_log_px(x, vae.decode, 2, n=300, bounds=(-8.0, 8.0))
-            mass = math.exp(float(torch.logsumexp(wide.log_joint[0].reshape(-1).double(), 0)) - g.log_px) * float(wide.cell[0])
+            mass = math.exp(
+                float(torch.logsumexp(wide.log_joint[0].reshape(-1).double(), 0)) - g.log_px
+            ) * float(wide.cell[0])
             assert mass == pytest.approx(1.0, abs=5e-3)
 
     def test_view_box_holds_the_posterior_and_q(self, cases) -> None:
@@ -78,7 +86,9 @@ class TestIdentityOnTrainedZ2:
             lo, hi = g.view_box()
             assert (lo >= g.axes[:, 0]).all() and (hi <= g.axes[:, -1]).all()
             assert ((lo < g.mu - 2 * g.sigma) & (g.mu + 2 * g.sigma < hi)).all()
-            inside = np.outer((g.axes[0] >= lo[0]) & (g.axes[0] <= hi[0]), (g.axes[1] >= lo[1]) & (g.axes[1] <= hi[1]))
+            inside = np.outer(
+                (g.axes[0] >= lo[0]) & (g.axes[0] <= hi[0]), (g.axes[1] >= lo[1]) & (g.axes[1] <= hi[1])
+            )
             assert g.density[inside].sum() * g.cell > 0.999
             assert (hi - lo).prod() < 0.5 * (g.axes[:, -1] - g.axes[:, 0]).prod()  # zoomed in
 
@@ -124,10 +134,14 @@ class TestImageReport:
         r = idn.image_report(vae, x, k_max=300, seed=11)
         with torch.no_grad():
             mu, logvar = vae.encode(x.unsqueeze(0))
-            lw = log_importance_weights(x.unsqueeze(0), mu, logvar, vae.decode, 300, generator=torch.Generator().manual_seed(11))
+            lw = log_importance_weights(
+                x.unsqueeze(0), mu, logvar, vae.decode, 300, generator=torch.Generator().manual_seed(11)
+            )
         np.testing.assert_allclose(r.log_w, lw[:, 0].double().numpy(), atol=1e-3)
         for k in (1, 17, 300):
-            assert r.log_px_hat(k) == pytest.approx(float(torch.logsumexp(lw[:k, 0].double(), 0)) - math.log(k), abs=1e-3)
+            assert r.log_px_hat(k) == pytest.approx(
+                float(torch.logsumexp(lw[:k, 0].double(), 0)) - math.log(k), abs=1e-3
+            )
         with pytest.raises(ValueError):
             r.log_px_hat(301)
 
@@ -162,11 +176,19 @@ class TestGridLogLik:
 @pytest.fixture(scope="module")
 def trained(digits):
     def make(latent: int, likelihood: str):
-        cfg = ModelConfig(kind="vae", input_dim=64, image_shape=(1, 8, 8), hidden=(64,), latent_dim=latent,
-                          likelihood=likelihood, obs_std=0.3)
+        cfg = ModelConfig(
+            kind="vae",
+            input_dim=64,
+            image_shape=(1, 8, 8),
+            hidden=(64,),
+            latent_dim=latent,
+            likelihood=likelihood,
+            obs_std=0.3,
+        )
         tr = Trainer(cfg, TrainConfig(dataset="digits", epochs=10, seed=0), dataset=digits, device="cpu")
         tr.run()
         return tr.model.eval()
+
     return make
 
 
@@ -224,7 +246,9 @@ class TestPageHelpers:
         from vae_core.theory import normal_pdf
 
         axes = np.linspace(-3, 3, 7)[None]
-        g = idn.PosteriorGrid(axes, np.zeros(7), 1.0, 0.0, np.array([0.5]), np.array([2.0]), 0.0, 0.0, 0.0, 0.0, 1.0)
+        g = idn.PosteriorGrid(
+            axes, np.zeros(7), 1.0, 0.0, np.array([0.5]), np.array([2.0]), 0.0, 0.0, 0.0, 0.0, 1.0
+        )
         np.testing.assert_allclose(g.q_density(), normal_pdf(axes[0], 0.5, 2.0))
         with pytest.raises(ValueError):
             g._replace(axes=np.zeros((2, 7))).q_density()

@@ -136,8 +136,12 @@ class TestAggregateStats:
         assert st.active.dtype == torch.bool
         torch.testing.assert_close(st.mean, mu.mean(0))
         torch.testing.assert_close(st.cov_mu_diag, mu.var(0, unbiased=True), rtol=1e-4, atol=1e-7)
-        torch.testing.assert_close(st.std, (mu.var(0, unbiased=False) + sigma.pow(2).mean(0)).sqrt(), rtol=1e-4, atol=1e-6)
-        torch.testing.assert_close(st.avg_kl_per_dim, kl_per_dim(mu, 2 * sigma.log()).mean(0), rtol=1e-4, atol=1e-6)
+        torch.testing.assert_close(
+            st.std, (mu.var(0, unbiased=False) + sigma.pow(2).mean(0)).sqrt(), rtol=1e-4, atol=1e-6
+        )
+        torch.testing.assert_close(
+            st.avg_kl_per_dim, kl_per_dim(mu, 2 * sigma.log()).mean(0), rtol=1e-4, atol=1e-6
+        )
         assert st.cov_mu_diag[1] < 1e-12 and not bool(st.active[1])
         assert st.active.tolist() == (st.cov_mu_diag > inf.ACTIVE_THRESHOLD).tolist()
 
@@ -234,7 +238,9 @@ def test_interpolation_strip_has_the_images_at_its_ends(digits) -> None:
     from vae_core.inference import interpolate, interpolation_strip
 
     torch.manual_seed(0)
-    model = build_model(ModelConfig(kind="vae", input_dim=64, image_shape=(1, 8, 8), hidden=(32,), latent_dim=2)).eval()
+    model = build_model(
+        ModelConfig(kind="vae", input_dim=64, image_shape=(1, 8, 8), hidden=(32,), latent_dim=2)
+    ).eval()
     strip = interpolation_strip(model, digits.x_test[0], digits.x_test[5], steps=4)
     assert strip.shape == (6, 64)
     torch.testing.assert_close(strip[0], to_float(digits.x_test[0]).float())
@@ -267,7 +273,9 @@ class TestPosteriorStatsFromEncodings:
         m = small_model("vae", 4, seed=2)
         mu, sigma = inf.encode(m, x)
         var = inf.posterior_stats(mu, sigma).cov_mu_diag
-        cut = float(var.sort().values[1:3].mean())  # between the 2nd and 3rd smallest activity: two dims above
+        cut = float(
+            var.sort().values[1:3].mean()
+        )  # between the 2nd and 3rd smallest activity: two dims above
         st = inf.posterior_stats(mu, sigma, threshold=cut)
         assert st.active.tolist() == (var > cut).tolist() and int(st.active.sum()) == 2
         assert torch.equal(st.active, inf.aggregate_posterior_stats(m, x, threshold=cut).active)
@@ -283,11 +291,15 @@ class TestPosteriorStatsFromEncodings:
         assert inf.posterior_stats(torch.zeros(2, 3), None).mean.shape == (3,)  # two rows are enough
 
     def test_ae_path_numbers(self) -> None:
-        mu = torch.tensor([[0.0, 1.0], [2.0, 1.0], [4.0, 1.0]])  # dim 1 varies (var 4, population var 8/3), dim 2 is constant
+        mu = torch.tensor(
+            [[0.0, 1.0], [2.0, 1.0], [4.0, 1.0]]
+        )  # dim 1 varies (var 4, population var 8/3), dim 2 is constant
         st = inf.posterior_stats(mu, None)
         assert st.avg_kl_per_dim is None
         torch.testing.assert_close(st.mean, torch.tensor([2.0, 1.0]))
-        torch.testing.assert_close(st.std, torch.tensor([math.sqrt(8 / 3), 0.0]))  # sqrt(Var_x[mu]), no sigma term
+        torch.testing.assert_close(
+            st.std, torch.tensor([math.sqrt(8 / 3), 0.0])
+        )  # sqrt(Var_x[mu]), no sigma term
         torch.testing.assert_close(st.cov_mu_diag, torch.tensor([4.0, 0.0]))
         assert st.active.tolist() == [True, False]
 

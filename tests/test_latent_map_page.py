@@ -75,13 +75,17 @@ class TestMap:
 
         torch.manual_seed(0)
         cfg = ModelConfig(kind="vae", input_dim=64, image_shape=(1, 8, 8), hidden=(32,), latent_dim=16)
-        lm = LoadedModel("test:latent_map_z16", "test z16", "session", build_model(cfg).eval(), cfg, {"dataset": "digits"})
+        lm = LoadedModel(
+            "test:latent_map_z16", "test z16", "session", build_model(cfg).eval(), cfg, {"dataset": "digits"}
+        )
         at = page(lm)
         assert set(figures(at)) == {"latent_map_chart"}  # no raw plane for z > 2
         at.session_state[SEL] = [0, 1]
         at.run()
         assert not at.exception
-        assert [c for c in at.dataframe[0].value.columns if c.startswith("μ")] == [f"μ{j}" for j in range(1, 17)]
+        assert [c for c in at.dataframe[0].value.columns if c.startswith("μ")] == [
+            f"μ{j}" for j in range(1, 17)
+        ]
 
     def test_pca_first_while_umap_runs(self, vae) -> None:
         at = page(vae, wait_umap=False)
@@ -98,7 +102,11 @@ class TestMap:
         first = at.session_state["latent_map_job"].result
         at.slider(key="latent_map_min_dist").set_value(0.5).run()
         other = at.session_state["latent_map_job"]
-        assert other.wait(180) and other.result is not first and other.result.params == (("min_dist", 0.5), ("n_neighbors", 15))
+        assert (
+            other.wait(180)
+            and other.result is not first
+            and other.result.params == (("min_dist", 0.5), ("n_neighbors", 15))
+        )
         at.slider(key="latent_map_min_dist").set_value(0.1).run()
         back = at.session_state["latent_map_job"]
         assert back.done and back.result is first  # (model, n, params) seen before: no recomputation
@@ -136,7 +144,9 @@ class TestSelection:
         assert list(df["row"]) == [17, 5, 300]
         np.testing.assert_allclose(df[["μ1", "μ2"]].to_numpy(), mu[[17, 5, 300]], rtol=1e-5)
         captions = [c for im in at.get("image") for c in im.captions]
-        assert len(captions) == 2 and captions[0].startswith("3 selected test images")  # images and reconstructions
+        assert len(captions) == 2 and captions[0].startswith(
+            "3 selected test images"
+        )  # images and reconstructions
         assert at.button(key="latent_map_send") is not None
 
     def test_selection_is_dropped_when_the_model_changes(self, vae) -> None:
@@ -151,7 +161,9 @@ class TestSelection:
 class TestHandOff:
     def _router_on_map(self) -> AppTest:
         at = AppTest.from_file(APP, default_timeout=180)
-        at.session_state["current_model"] = load_shipped("digits_vae_z2")  # the app may default to Fashion-MNIST
+        at.session_state["current_model"] = load_shipped(
+            "digits_vae_z2"
+        )  # the app may default to Fashion-MNIST
         at.run()
         at.switch_page("lab_pages/latent_map.py")
         at.run()

@@ -47,7 +47,9 @@ def registry(monkeypatch) -> reg_mod.TrainerRegistry:
     assert reg_mod.default_registry() is fresh and fresh.running_count() == 0
     yield fresh
     fresh.shutdown()
-    assert wait_for(lambda: not set(worker_children()) - before, 15), f"worker processes left behind: {worker_children()}"
+    assert wait_for(lambda: not set(worker_children()) - before, 15), (
+        f"worker processes left behind: {worker_children()}"
+    )
 
 
 def proc_mb(path: str, field: str, missing: float) -> float:
@@ -142,11 +144,15 @@ def test_four_sessions_train_at_once_and_stop_with_their_sessions(registry, monk
     trainers = [trainer_of(at) for at in pages] + [h.trainer for h in handles]
     assert all(tr is not None and tr.state in (S.STARTING, S.RUNNING) for tr in trainers)
     assert registry.running_count() == N_SESSIONS, "a worker still starting counts"
-    assert len({tr.pid for tr in trainers}) == N_SESSIONS, "each session trains its own model, in its own process"
+    assert len({tr.pid for tr in trainers}) == N_SESSIONS, (
+        "each session trains its own model, in its own process"
+    )
     t0 = time.monotonic()
     assert wait_for(lambda: all(tr.state == S.RUNNING for tr in trainers), 120), [tr.state for tr in trainers]
     print(f"\n{N_SESSIONS} workers started and stepping after {time.monotonic() - t0:.1f} s")
-    assert registry.threads_per_worker() == max(1, reg_mod._cpu_count() // N_SESSIONS), "the workers share the cores"
+    assert registry.threads_per_worker() == max(1, reg_mod._cpu_count() // N_SESSIONS), (
+        "the workers share the cores"
+    )
 
     # Two windows of progress, with the two pages redrawing (as the live view does once a second).
     before = [tr.global_step for tr in trainers]
@@ -161,14 +167,20 @@ def test_four_sessions_train_at_once_and_stop_with_their_sessions(registry, monk
     after = [tr.global_step for tr in trainers]
     assert all(m > b for m, b in zip(middle, before)), f"every session makes progress: {before} -> {middle}"
     assert all(a > m for a, m in zip(after, middle)), f"and keeps making it: {middle} -> {after}"
-    assert all(tr.state == S.RUNNING and not tr.message for tr in trainers), [(tr.state, tr.message) for tr in trainers]
+    assert all(tr.state == S.RUNNING and not tr.message for tr in trainers), [
+        (tr.state, tr.message) for tr in trainers
+    ]
     assert all(torch.isfinite(torch.tensor(tr.history.loss)).all() for tr in trainers)
     rates = [(a - b) / 2.5 for a, b in zip(after, before)]
-    print(f"{N_SESSIONS} sessions: steps/s per session {[round(r) for r in rates]}, total {sum(rates):.0f} steps/s")
+    print(
+        f"{N_SESSIONS} sessions: steps/s per session {[round(r) for r in rates]}, total {sum(rates):.0f} steps/s"
+    )
     pids = [tr.pid for tr in trainers]
     worker_mb = [rss_mb(p) for p in pids]
-    print(f"worker RSS {[round(m) for m in worker_mb]} MB (torch's shared libraries included), "
-          f"PSS {sum(pss_mb(p) for p in pids):.0f} MB in all")
+    print(
+        f"worker RSS {[round(m) for m in worker_mb]} MB (torch's shared libraries included), "
+        f"PSS {sum(pss_mb(p) for p in pids):.0f} MB in all"
+    )
     assert max(worker_mb) < 1000, "a digits worker stays small"
 
     # End every session: one handle closed, one dropped (finalizer), both pages dropped (finalizer).
@@ -181,13 +193,17 @@ def test_four_sessions_train_at_once_and_stop_with_their_sessions(registry, monk
     for tr in trainers:
         assert tr.join(15), "a trainer outlived its session"
         assert tr.state == S.STOPPED and "session ended" in tr.message, (tr.state, tr.message)
-    assert wait_for(lambda: not set(pids) & set(worker_children()), 15), "every worker process ends with its session"
+    assert wait_for(lambda: not set(pids) & set(worker_children()), 15), (
+        "every worker process ends with its session"
+    )
     assert trainer_threads() <= threads_before, "no trainer thread in the server, either"
     assert registry.running_count() == 0 and not any(i in registry for i in ids)
 
     peak = sampler.stop()
-    print(f"RSS before {rss_before:.0f} MB, peak while training {peak:.0f} MB (+{peak - rss_before:.0f} MB), "
-          f"after {rss_mb():.0f} MB")
+    print(
+        f"RSS before {rss_before:.0f} MB, peak while training {peak:.0f} MB (+{peak - rss_before:.0f} MB), "
+        f"after {rss_mb():.0f} MB"
+    )
     assert peak - rss_before < 600, "the server's memory must stay bounded (four small digits models)"
 
 
@@ -205,9 +221,13 @@ def test_with_the_default_cap_one_session_too_many_is_refused(registry, monkeypa
         assert registry.running_count() == 4
         at = page_session()  # the 5th session
         errors = [e.value for e in at.error]
-        assert any(e.startswith("Not started: 4 trainers are already running on this server (the limit); "
-                                "wait for one to finish or pause, or ask the host to raise VAE_LAB_MAX_TRAINERS")
-                   for e in errors), errors
+        assert any(
+            e.startswith(
+                "Not started: 4 trainers are already running on this server (the limit); "
+                "wait for one to finish or pause, or ask the host to raise VAE_LAB_MAX_TRAINERS"
+            )
+            for e in errors
+        ), errors
         assert trainer_of(at) is None and not at.exception
         assert registry.running_count() == 4, "the refused session did not start anything"
         handles[0].close()  # one session ends: its slot is free again

@@ -54,7 +54,11 @@ class TestManifold:
     def test_many_dims_show_a_slice(self, digits) -> None:
         torch.manual_seed(0)
         cfg = ModelConfig(kind="vae", input_dim=64, image_shape=(1, 8, 8), hidden=(32,), latent_dim=20)
-        at = page(LoadedModel("test:vae_z20", "test z20", "session", build_model(cfg).eval(), cfg, {"dataset": "digits"}))
+        at = page(
+            LoadedModel(
+                "test:vae_z20", "test z20", "session", build_model(cfg).eval(), cfg, {"dataset": "digits"}
+            )
+        )
         assert not at.exception and any("needs a 2-D latent" in i.value for i in at.info)
         assert any("current point" in i.captions[0] for i in at.image)
         a, b = at.selectbox(key="manifold_slice_a").value, at.selectbox(key="manifold_slice_b").value
@@ -70,11 +74,15 @@ class TestInterpolation:
         at.slider(key="manifold_interp_steps").set_value(7).run()
         assert not at.exception
         caps = [i.captions[0] for i in at.image]
-        assert any(c.startswith("linear (lerp)") for c in caps) and any(c.startswith("spherical (slerp)") for c in caps)
+        assert any(c.startswith("linear (lerp)") for c in caps) and any(
+            c.startswith("spherical (slerp)") for c in caps
+        )
         spec = json.loads(at.get("plotly_chart")[0].proto.spec)
         norms = {d["name"]: np.array(d["y"]) for d in spec["data"]}
         assert set(norms) == {"linear", "spherical"} and all(len(v) == 7 for v in norms.values())
-        np.testing.assert_allclose(norms["linear"][[0, -1]], norms["spherical"][[0, -1]], rtol=1e-5)  # same ends
+        np.testing.assert_allclose(
+            norms["linear"][[0, -1]], norms["spherical"][[0, -1]], rtol=1e-5
+        )  # same ends
         lo_n, hi_n = sorted(norms["spherical"][[0, -1]])
         assert np.all(norms["spherical"] >= lo_n - 1e-5) and np.all(norms["spherical"] <= hi_n + 1e-5)
 

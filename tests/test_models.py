@@ -24,8 +24,19 @@ class TestBuilding:
         for k in sa:
             assert torch.equal(sa[k], sv[k]), k
 
-    @pytest.mark.parametrize("bad", [dict(latent_dim=0), dict(latent_dim=65), dict(kind="gan"), dict(likelihood="poisson"),
-                                     dict(hidden=(0,)), dict(input_dim=100), dict(obs_std=0.0), dict(activation="swish")])
+    @pytest.mark.parametrize(
+        "bad",
+        [
+            dict(latent_dim=0),
+            dict(latent_dim=65),
+            dict(kind="gan"),
+            dict(likelihood="poisson"),
+            dict(hidden=(0,)),
+            dict(input_dim=100),
+            dict(obs_std=0.0),
+            dict(activation="swish"),
+        ],
+    )
     def test_invalid_config_is_refused_with_a_message(self, bad):
         with pytest.raises(ConfigError) as err:
             ModelConfig(**bad)
@@ -67,7 +78,9 @@ class TestForward:
 
 
 class TestSizeBudget:
-    @pytest.mark.parametrize("cfg", [dict(), dict(kind="ae", hidden=(512, 256), latent_dim=16), dict(hidden=(), latent_dim=3)])
+    @pytest.mark.parametrize(
+        "cfg", [dict(), dict(kind="ae", hidden=(512, 256), latent_dim=16), dict(hidden=(), latent_dim=3)]
+    )
     def test_analytic_count_matches_the_built_model(self, cfg):
         c = ModelConfig(**cfg)
         assert c.parameter_count() == count_parameters(build_model(c))

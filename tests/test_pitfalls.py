@@ -81,8 +81,12 @@ def test_flipped_kl_sign_is_stopped_by_the_guard(pairs) -> None:
 
 
 def test_the_guard_keeps_the_last_good_weights(digits) -> None:
-    tr = Trainer(digits_config("vae", 8, (128,)), TrainConfig(dataset="digits", epochs=200, mistake="kl_sign", seed=0),
-                 dataset=digits, device="cpu")
+    tr = Trainer(
+        digits_config("vae", 8, (128,)),
+        TrainConfig(dataset="digits", epochs=200, mistake="kl_sign", seed=0),
+        dataset=digits,
+        device="cpu",
+    )
     tr.run()
     assert tr.state == TrainerState.DIVERGED
     assert all(torch.isfinite(p).all() for p in tr.model.parameters())

@@ -66,7 +66,9 @@ class TestOpensOnTheRecordedPairs:
         bce, cb, _, floor = figs["pitfalls_gaps_chart"]["data"]
         assert all(c >= f - 2e-3 for c, f in zip(cb["y"], floor["y"]))  # CB ≥ −BCE + D log 2, per image
         correct, mistaken = figs["pitfalls_moments_chart"]["data"]
-        assert correct["y"][0] == pytest.approx(1.0, abs=0.1) and mistaken["y"][0] < 0.8  # Var z / σ² = σ² < 1
+        assert (
+            correct["y"][0] == pytest.approx(1.0, abs=0.1) and mistaken["y"][0] < 0.8
+        )  # Var z / σ² = σ² < 1
 
 
 def test_the_other_variant_of_c_is_one_click_away() -> None:

@@ -65,7 +65,9 @@ class TestRowIds:
     def test_ids_survive_subsampling(self) -> None:
         n = 400
         ids_all = np.arange(n)
-        x = np.stack([ids_all.astype(np.float32), np.zeros(n, np.float32), np.sin(ids_all)], 1)  # row i "says" i
+        x = np.stack(
+            [ids_all.astype(np.float32), np.zeros(n, np.float32), np.sin(ids_all)], 1
+        )  # row i "says" i
         ids = pj.subsample_ids(n, 50, seed=3)
         assert len(np.unique(ids)) == 50 and (np.diff(ids) > 0).all()
         np.testing.assert_array_equal(ids, pj.subsample_ids(n, 50, seed=3))
@@ -117,7 +119,9 @@ class TestCache:
             return "value"
 
         out: list[str] = []
-        threads = [threading.Thread(target=lambda: out.append(cache.get_or_compute("k", slow))) for _ in range(4)]
+        threads = [
+            threading.Thread(target=lambda: out.append(cache.get_or_compute("k", slow))) for _ in range(4)
+        ]
         for t in threads:
             t.start()
         for t in threads:
@@ -140,11 +144,15 @@ class TestJobs:
         np.testing.assert_array_equal(job.result.ids, ids)
         again = pj.compute_projection_async(x, ids, "pca", cache=cache, model_key="m")
         assert again.done and again.thread is None and again.result is job.result
-        other = pj.compute_projection_async(x, pj.subsample_ids(300, 100, seed=1), "pca", cache=cache, model_key="m")
+        other = pj.compute_projection_async(
+            x, pj.subsample_ids(300, 100, seed=1), "pca", cache=cache, model_key="m"
+        )
         assert other.wait(30) and other.result is not job.result  # same size, other rows: other key
 
     def test_failed_job_reports_error(self) -> None:
-        job = pj.compute_projection_async(blobs(3), None, "umap")  # too few points: fails before importing umap
+        job = pj.compute_projection_async(
+            blobs(3), None, "umap"
+        )  # too few points: fails before importing umap
         assert job.wait(30) and job.done and job.result is None
         assert "at least" in job.error and job.stage.startswith("failed")
 
@@ -197,7 +205,9 @@ class TestUMAP:
         p = job.result
         assert p.method == "umap" and p.xy.shape == (200, 2) and np.isfinite(p.xy).all()
         np.testing.assert_array_equal(p.ids, ids)
-        np.testing.assert_array_equal(pj.umap_2d(x[ids], n_neighbors=10), p.xy)  # seeded by default: repeatable
+        np.testing.assert_array_equal(
+            pj.umap_2d(x[ids], n_neighbors=10), p.xy
+        )  # seeded by default: repeatable
         # the three blobs stay apart: each point's nearest embedded neighbour is in its blob
         blob = ids % 3
         d = ((p.xy[:, None] - p.xy[None]) ** 2).sum(-1)
@@ -205,7 +215,9 @@ class TestUMAP:
         assert (blob[d.argmin(1)] == blob).mean() > 0.95
         t.join(300)
         assert rt.warmup_state() == "done" and rt.warmup_seconds() is not None
-        if os.environ.get("VAE_LAB_NUMBA_CACHE", "1") != "0":  # numba's internals moved if this fails: no disk cache
+        if (
+            os.environ.get("VAE_LAB_NUMBA_CACHE", "1") != "0"
+        ):  # numba's internals moved if this fails: no disk cache
             import umap.layouts
 
             cache = umap.layouts._nb_optimize_layout_euclidean_single_epoch._cache
@@ -230,12 +242,18 @@ def test_no_umap_or_streamlit_at_import(module: str) -> None:
 
 def test_place_new_point_uses_the_nearest_codes() -> None:
     mu = np.array([[0.0, 0.0], [10.0, 0.0], [0.1, 0.0], [0.0, 0.2], [9.0, 9.0]], dtype=np.float32)
-    proj = pj.Projection(ids=np.array([0, 1, 2, 3, 4]), xy=np.array([[1, 1], [5, 5], [1, 3], [3, 1], [9, 9]], dtype=np.float32),
-                         method="pca", seconds=0.0)
+    proj = pj.Projection(
+        ids=np.array([0, 1, 2, 3, 4]),
+        xy=np.array([[1, 1], [5, 5], [1, 3], [3, 1], [9, 9]], dtype=np.float32),
+        method="pca",
+        seconds=0.0,
+    )
     xy, near = pj.place_new_point(np.array([0.05, 0.05]), mu, proj, k=3)
     assert set(near.tolist()) == {0, 2, 3} and near[0] in (0, 2)
     np.testing.assert_allclose(xy, [5 / 3, 5 / 3], rtol=1e-6)
-    sub = pj.Projection(ids=np.array([1, 4]), xy=np.array([[5, 5], [9, 9]], dtype=np.float32), method="pca", seconds=0.0)
+    sub = pj.Projection(
+        ids=np.array([1, 4]), xy=np.array([[5, 5], [9, 9]], dtype=np.float32), method="pca", seconds=0.0
+    )
     xy, near = pj.place_new_point(np.array([8.0, 8.0]), mu, sub, k=8)  # only embedded rows count; k capped
     assert near.tolist() == [4, 1]
 
@@ -243,9 +261,16 @@ def test_place_new_point_uses_the_nearest_codes() -> None:
 def test_shipped_embeddings_round_trip_and_seed_the_cache(tmp_path) -> None:
     rng = np.random.default_rng(0)
     mu = rng.normal(size=(40, 3)).astype(np.float32)
-    maps = {"pca": pj.compute_projection(mu, None, "pca"),
-            "umap": pj.Projection(np.arange(40), rng.normal(size=(40, 2)).astype(np.float32), "umap", 1.5,
-                                  tuple(sorted(pj.SHIPPED_UMAP_PARAMS.items())))}
+    maps = {
+        "pca": pj.compute_projection(mu, None, "pca"),
+        "umap": pj.Projection(
+            np.arange(40),
+            rng.normal(size=(40, 2)).astype(np.float32),
+            "umap",
+            1.5,
+            tuple(sorted(pj.SHIPPED_UMAP_PARAMS.items())),
+        ),
+    }
     path = pj.embeddings_path(tmp_path / "m.safetensors")
     assert path == tmp_path / "embeddings" / "m.safetensors"
     pj.save_embeddings(path, mu, maps)
@@ -257,7 +282,9 @@ def test_shipped_embeddings_round_trip_and_seed_the_cache(tmp_path) -> None:
     assert pj.seed_cache(cache, "shipped:m", emb) == 2
     # what the latent map asks for on a first visit is a cache hit: a job that is done at once, with no thread
     ids = pj.subsample_ids(40, 40)
-    job = pj.compute_projection_async(mu, ids, "umap", cache=cache, model_key="shipped:m", **pj.SHIPPED_UMAP_PARAMS)
+    job = pj.compute_projection_async(
+        mu, ids, "umap", cache=cache, model_key="shipped:m", **pj.SHIPPED_UMAP_PARAMS
+    )
     assert job.done and job.thread is None and job.result is emb.projections["umap"]
     assert pj.load_embeddings(tmp_path / "none.safetensors") is None
     (tmp_path / "bad.safetensors").write_bytes(b"not a safetensors file")

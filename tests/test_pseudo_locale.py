@@ -19,23 +19,107 @@ from tests.conftest import APP
 OPEN, CLOSE = i18n.OPEN, i18n.CLOSE
 # What may stand outside the markers: numbers, units of measurement written as symbols, formulas'
 # symbols, punctuation, arrows and emoji, and names (models, datasets, classes, files, Python/CLI names).
-_ALLOWED = re.compile(r"""^[\s\d.,:;!?%+\-−–—=≈≤≥<>×·/\\|()\[\]{}'"`*_#~^&@$€…•→←↑↓⟶‖∑∫∞±√θμσβλεπΦφψωΔ∂∇ẑ̂ᵢⱼₖ₀₁₂₃₄₅₆₇₈₉⁰¹²³⁴⁵⁶⁷⁸⁹]*$""")
+_ALLOWED = re.compile(
+    r"""^[\s\d.,:;!?%+\-−–—=≈≤≥<>×·/\\|()\[\]{}'"`*_#~^&@$€…•→←↑↓⟶‖∑∫∞±√θμσβλεπΦφψωΔ∂∇ẑ̂ᵢⱼₖ₀₁₂₃₄₅₆₇₈₉⁰¹²³⁴⁵⁶⁷⁸⁹]*$"""
+)
 # a token of a formula: a subscript or superscript, a norm bar, a hat, or a minus sign glued to a name
 _FORMULA = re.compile(r"[_^‖̂]|^−")
 # short English words: a one- or two-letter token is a variable (x, z, K, μ) unless it is one of these
-_ENGLISH_SHORT = {"an", "of", "to", "in", "on", "at", "by", "or", "is", "it", "as", "be", "no", "up", "we", "if", "do",
-                  "so", "my", "me", "go", "vs", "per"}
-_EMOJI = re.compile("[\U0001F000-\U0001FFFF\u2600-\u27BF\u2B00-\u2BFF\uFE0F\u200D]")
+_ENGLISH_SHORT = {
+    "an",
+    "of",
+    "to",
+    "in",
+    "on",
+    "at",
+    "by",
+    "or",
+    "is",
+    "it",
+    "as",
+    "be",
+    "no",
+    "up",
+    "we",
+    "if",
+    "do",
+    "so",
+    "my",
+    "me",
+    "go",
+    "vs",
+    "per",
+}
+_EMOJI = re.compile("[\U0001f000-\U0001ffff\u2600-\u27bf\u2b00-\u2bff\ufe0f\u200d]")
 
 
 def _names() -> set[str]:
-    names = {"ELBO", "KL", "IWAE", "UMAP", "PCA", "AE", "VAE", "VAEs", "AEs", "MNIST", "Fashion-MNIST", "digits",
-             "fashion-mnist", "mnist", "x", "z", "q", "p", "K", "N", "D", "log", "exp", "sigmoid", "softplus", "BCE",
-             "nats", "bits", "safetensors", "npz", "zip", "PNG", "JPEG", "WebP", "Python", "PyTorch", "Streamlit",
-             "Adam", "SGD", "ReLU", "z1", "z2", "μ", "σ", "β", "#", "L-BFGS",
-             "Workshop", "Lab",  # the product's name, "VAE Workshop Lab"
-             "sin", "cos", "tanh", "erf", "argmax", "BCE", "CB", "NLL", "nats/image", "GELU", "ELU",
-             "简体中文", "English", "语言", "Language"}  # the language selector names each language in itself
+    names = {
+        "ELBO",
+        "KL",
+        "IWAE",
+        "UMAP",
+        "PCA",
+        "AE",
+        "VAE",
+        "VAEs",
+        "AEs",
+        "MNIST",
+        "Fashion-MNIST",
+        "digits",
+        "fashion-mnist",
+        "mnist",
+        "x",
+        "z",
+        "q",
+        "p",
+        "K",
+        "N",
+        "D",
+        "log",
+        "exp",
+        "sigmoid",
+        "softplus",
+        "BCE",
+        "nats",
+        "bits",
+        "safetensors",
+        "npz",
+        "zip",
+        "PNG",
+        "JPEG",
+        "WebP",
+        "Python",
+        "PyTorch",
+        "Streamlit",
+        "Adam",
+        "SGD",
+        "ReLU",
+        "z1",
+        "z2",
+        "μ",
+        "σ",
+        "β",
+        "#",
+        "L-BFGS",
+        "Workshop",
+        "Lab",  # the product's name, "VAE Workshop Lab"
+        "sin",
+        "cos",
+        "tanh",
+        "erf",
+        "argmax",
+        "BCE",
+        "CB",
+        "NLL",
+        "nats/image",
+        "GELU",
+        "ELU",
+        "简体中文",
+        "English",
+        "语言",
+        "Language",
+    }  # the language selector names each language in itself
     for name, meta in list_shipped().items():
         names.add(name)
         names.add(name.split("/")[-1])
@@ -65,25 +149,59 @@ def leftover(text: str) -> str:
     s = re.sub(r"`[^`]*`", " ", s)  # code and names in backticks
     s = re.sub(r"https?://\S+", " ", s)
     s = _EMOJI.sub(" ", s)
-    for name in sorted(NAMES, key=len, reverse=True):  # names with spaces or hyphens ("Ankle boot", "fashion-mnist")
+    for name in sorted(
+        NAMES, key=len, reverse=True
+    ):  # names with spaces or hyphens ("Ankle boot", "fashion-mnist")
         if len(name) > 3 and name in s:
             s = s.replace(name, " ")
     s = re.sub(r":material/[a-z_]+:", " ", s)
     words = re.findall(r"[^\s.,:;!?()\[\]{}'\"`*|/=+<>·×—–\-]+", s)
-    bad = [w for w in words if w not in NAMES and not _ALLOWED.match(w) and not _FORMULA.search(w)
-           and (len(w) > 2 or w.lower() in _ENGLISH_SHORT) and not re.fullmatch(r"[\w.-]+\.(py|json|safetensors|npz|zip|png)", w)
-           and not re.fullmatch(r"[A-Za-z]?\d+([.,]\d+)?[A-Za-z%]?", w) and not re.fullmatch(r"[a-z_]+_[a-z0-9_]+", w)]
+    bad = [
+        w
+        for w in words
+        if w not in NAMES
+        and not _ALLOWED.match(w)
+        and not _FORMULA.search(w)
+        and (len(w) > 2 or w.lower() in _ENGLISH_SHORT)
+        and not re.fullmatch(r"[\w.-]+\.(py|json|safetensors|npz|zip|png)", w)
+        and not re.fullmatch(r"[A-Za-z]?\d+([.,]\d+)?[A-Za-z%]?", w)
+        and not re.fullmatch(r"[a-z_]+_[a-z0-9_]+", w)
+    ]
     return " ".join(bad)
 
 
 def _visible(at: AppTest) -> list[tuple[str, str]]:
     """(where, text) of every piece of text the page shows: element bodies, labels, help, options, chart text."""
     out: list[tuple[str, str]] = []
-    for kind in ("title", "header", "subheader", "markdown", "caption", "info", "warning", "error", "success", "exception"):
+    for kind in (
+        "title",
+        "header",
+        "subheader",
+        "markdown",
+        "caption",
+        "info",
+        "warning",
+        "error",
+        "success",
+        "exception",
+    ):
         for el in at.get(kind):
             out.append((kind, getattr(el, "value", "") or ""))
-    for kind in ("button", "selectbox", "slider", "select_slider", "number_input", "text_input", "checkbox", "radio",
-                 "toggle", "multiselect", "text_area", "date_input", "color_picker"):
+    for kind in (
+        "button",
+        "selectbox",
+        "slider",
+        "select_slider",
+        "number_input",
+        "text_input",
+        "checkbox",
+        "radio",
+        "toggle",
+        "multiselect",
+        "text_area",
+        "date_input",
+        "color_picker",
+    ):
         for el in at.get(kind):
             out.append((kind + ".label", getattr(el, "label", "") or ""))
             if getattr(el, "help", None):

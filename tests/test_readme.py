@@ -14,7 +14,9 @@ README = (ROOT / "README.md").read_text(encoding="utf-8")
 
 class TestOneSource:
     def test_readme_tour_and_workshop_are_generated_from_tour_py(self):
-        assert sync_readme.render(README) == README, "README.md is out of date: run .venv/bin/python -m scripts.sync_readme"
+        assert sync_readme.render(README) == README, (
+            "README.md is out of date: run .venv/bin/python -m scripts.sync_readme"
+        )
 
     def test_a_changed_tour_makes_the_check_fail(self, monkeypatch):
         monkeypatch.setattr(tour, "WORKSHOP_NOTE", tour.WORKSHOP_NOTE + " (edited)")
@@ -65,7 +67,13 @@ class TestReadme:
     def test_no_removed_features_are_documented(self):
         for doc in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
             text = doc.read_text(encoding="utf-8")
-            for gone in ("--autograd", "fastgrad", "LeanAdam", "closed-form gradient", "gradient in closed form"):
+            for gone in (
+                "--autograd",
+                "fastgrad",
+                "LeanAdam",
+                "closed-form gradient",
+                "gradient in closed form",
+            ):
                 assert gone not in text, (doc.name, gone)
 
 
@@ -73,7 +81,9 @@ class TestChineseReadme:
     ZH = (ROOT / "README.zh-CN.md").read_text(encoding="utf-8")
 
     def test_generated_from_tour_and_the_catalogue(self):
-        assert sync_readme.render(self.ZH, "zh_CN") == self.ZH, "README.zh-CN.md is out of date: run python -m scripts.sync_readme"
+        assert sync_readme.render(self.ZH, "zh_CN") == self.ZH, (
+            "README.zh-CN.md is out of date: run python -m scripts.sync_readme"
+        )
 
     def test_the_readmes_link_to_each_other_and_share_the_commands(self):
         assert "(README.zh-CN.md)" in README and "(README.md)" in self.ZH
@@ -82,5 +92,6 @@ class TestChineseReadme:
 
     def test_the_tour_is_in_chinese(self):
         tour_block = self.ZH.split("<!-- tour:start")[1].split("<!-- tour:end -->")[0]
-        assert "| 页面 |" in tour_block and "**首页**" in tour_block and "重建" in tour_block, \
+        assert "| 页面 |" in tour_block and "**首页**" in tour_block and "重建" in tour_block, (
             "merge and compile the zh_CN catalogue, then run python -m scripts.sync_readme"
+        )

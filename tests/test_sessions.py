@@ -248,15 +248,23 @@ class TestSessionEnd:
             assert wait_for(lambda: tr.state == S.STOPPED, timeout=20)
             assert tr.join(10)
             h.close()
-            assert wait_for(lambda: not reg.watchdog_alive, timeout=5), "the watchdog ends when nothing is left to watch"
+            assert wait_for(lambda: not reg.watchdog_alive, timeout=5), (
+                "the watchdog ends when nothing is left to watch"
+            )
         finally:
             reg.shutdown()
 
 
 class TestLiveData:
     def test_plot_series_small_history_is_unchanged(self) -> None:
-        h = History(step=[1, 2, 3], loss=[5.0, 4.0, 3.0], recon=[-4.0, -3.0, -2.5], kl=[1.0, 1.0, 0.5],
-                    kl_per_dim=[[0.5, 0.5], [0.25, 0.75], [0.5, 0.0]], beta=[1.0, 1.0, 1.0])
+        h = History(
+            step=[1, 2, 3],
+            loss=[5.0, 4.0, 3.0],
+            recon=[-4.0, -3.0, -2.5],
+            kl=[1.0, 1.0, 0.5],
+            kl_per_dim=[[0.5, 0.5], [0.25, 0.75], [0.5, 0.0]],
+            beta=[1.0, 1.0, 1.0],
+        )
         ps = live.plot_series(h, max_points=10)
         np.testing.assert_array_equal(ps["step"], [1, 2, 3])
         np.testing.assert_allclose(ps["recon_cost"], [4.0, 3.0, 2.5])  # -recon: a cost >= 0
@@ -265,8 +273,14 @@ class TestLiveData:
 
     def test_plot_series_buckets_are_means(self) -> None:
         n = 1000
-        h = History(step=list(range(1, n + 1)), loss=[float(i) for i in range(n)], recon=[-2.0] * n,
-                    kl=[float(i % 2) for i in range(n)], kl_per_dim=[[float(i), 1.0] for i in range(n)], beta=[1.0] * n)
+        h = History(
+            step=list(range(1, n + 1)),
+            loss=[float(i) for i in range(n)],
+            recon=[-2.0] * n,
+            kl=[float(i % 2) for i in range(n)],
+            kl_per_dim=[[float(i), 1.0] for i in range(n)],
+            beta=[1.0] * n,
+        )
         ps = live.plot_series(h, max_points=100)
         assert len(ps["step"]) == 100 and ps["step"][-1] == n and ps["step"][0] == 10
         np.testing.assert_allclose(ps["loss"][:2], [4.5, 14.5])  # mean of 0..9, 10..19
@@ -276,8 +290,14 @@ class TestLiveData:
         np.testing.assert_allclose(ps["kl_per_dim"][0, 0], 4.5)
 
     def test_plot_series_of_an_ae_has_no_kl_dims(self) -> None:
-        h = History(step=list(range(1, 501)), loss=[1.0] * 500, recon=[-1.0] * 500, kl=[0.0] * 500,
-                    kl_per_dim=[[] for _ in range(500)], beta=[0.0] * 500)
+        h = History(
+            step=list(range(1, 501)),
+            loss=[1.0] * 500,
+            recon=[-1.0] * 500,
+            kl=[0.0] * 500,
+            kl_per_dim=[[] for _ in range(500)],
+            beta=[0.0] * 500,
+        )
         ps = live.plot_series(h, max_points=50)
         assert ps["kl_per_dim"].shape == (50, 0) and len(ps["step"]) == 50
 
@@ -361,8 +381,19 @@ class TestLiveData:
     def test_cli_command_names_every_setting(self, digits) -> None:
         tr = make_trainer(digits)
         cmd = cli_command(tr.model_config, tr.config)
-        for flag in ("--dataset digits", "--model vae", "--latent 4", "--hidden 32", "--epochs 5000",
-                     "--batch-size 64", "--lr 0.001", "--beta 1", "--warmup 0", "--free-bits 0", "--seed 0"):
+        for flag in (
+            "--dataset digits",
+            "--model vae",
+            "--latent 4",
+            "--hidden 32",
+            "--epochs 5000",
+            "--batch-size 64",
+            "--lr 0.001",
+            "--beta 1",
+            "--warmup 0",
+            "--free-bits 0",
+            "--seed 0",
+        ):
             assert flag in cmd
 
 

@@ -24,9 +24,20 @@ from vae_core.evaluate import ELBO_SEED_OFFSET, dataset_metrics  # noqa: E402
 from vae_core.train import build_parser  # noqa: E402
 
 CK = ROOT / "checkpoints"
-NAMES = ("fmnist_vae_z2", "fmnist_vae_z16", "fmnist_ae_z2", "fmnist_ae_z16", "fmnist_betavae4_z16",
-         "digits_vae_z2", "digits_ae_z2")
-PAIRS = (("fmnist_vae_z16", "fmnist_ae_z16"), ("fmnist_vae_z2", "fmnist_ae_z2"), ("digits_vae_z2", "digits_ae_z2"))
+NAMES = (
+    "fmnist_vae_z2",
+    "fmnist_vae_z16",
+    "fmnist_ae_z2",
+    "fmnist_ae_z16",
+    "fmnist_betavae4_z16",
+    "digits_vae_z2",
+    "digits_ae_z2",
+)
+PAIRS = (
+    ("fmnist_vae_z16", "fmnist_ae_z16"),
+    ("fmnist_vae_z2", "fmnist_ae_z2"),
+    ("digits_vae_z2", "digits_ae_z2"),
+)
 TOL = 0.5  # nats per image: re-evaluation on another machine/thread count differs by far less
 REFERENCE_NEG_ELBO = 244.0  # the reference recipe after 10 epochs, nats per image (the figure)
 
@@ -44,8 +55,10 @@ def cli_args(meta: dict) -> tuple[list[str], object]:
 
 def needs_data(meta: dict) -> None:
     if not dataset_available(meta["dataset"]):
-        pytest.skip(f"{meta['dataset']} is not on this machine (apt-get install dataset-fashion-mnist; "
-                    "CI installs it), so its test metrics cannot be recomputed here")
+        pytest.skip(
+            f"{meta['dataset']} is not on this machine (apt-get install dataset-fashion-mnist; "
+            "CI installs it), so its test metrics cannot be recomputed here"
+        )
 
 
 @pytest.fixture(scope="module")
@@ -88,11 +101,17 @@ class TestEachCheckpoint:
         assert meta["command"].startswith("python -m vae_core.train ")
         words, args = cli_args(meta)
         assert args.out == f"checkpoints/{name}"
-        assert (args.model, args.latent, args.dataset) == (meta["model_config"]["kind"], meta["model_config"]["latent_dim"],
-                                                           meta["dataset"])
+        assert (args.model, args.latent, args.dataset) == (
+            meta["model_config"]["kind"],
+            meta["model_config"]["latent_dim"],
+            meta["dataset"],
+        )
         assert tuple(args.hidden) == tuple(meta["model_config"]["hidden"])
-        assert (args.epochs, args.seed, args.batch_size) == (meta["train_config"]["epochs"], meta["train_config"]["seed"],
-                                                             meta["train_config"]["batch_size"])
+        assert (args.epochs, args.seed, args.batch_size) == (
+            meta["train_config"]["epochs"],
+            meta["train_config"]["seed"],
+            meta["train_config"]["batch_size"],
+        )
         spec = next(s for s in mk.SPECS if s.name == name)
         assert words == [*spec.args, "--out", f"checkpoints/{name}"], "script and file disagree: regenerate"
 
@@ -140,13 +159,16 @@ def test_pairs_share_architecture_seed_and_batches(vae_name: str, ae_name: str, 
     assert v["train_config"] == a["train_config"]  # same seed, epochs, batch size, lr: same batch order
     vw, _ = cli_args(v)
     aw, _ = cli_args(a)
-    assert [w for w in vw if w not in ("vae", vae_name, f"checkpoints/{vae_name}")] == \
-        [w for w in aw if w not in ("ae", ae_name, f"checkpoints/{ae_name}")]
+    assert [w for w in vw if w not in ("vae", vae_name, f"checkpoints/{vae_name}")] == [
+        w for w in aw if w not in ("ae", ae_name, f"checkpoints/{ae_name}")
+    ]
     # the same seed gives the same initial weights in every layer the twins share
     init = {}
     for meta in (v, a):
         torch.manual_seed(meta["train_config"]["seed"])
-        init[meta["model_config"]["kind"]] = build_model(ModelConfig.from_dict(meta["model_config"])).state_dict()
+        init[meta["model_config"]["kind"]] = build_model(
+            ModelConfig.from_dict(meta["model_config"])
+        ).state_dict()
     assert set(init["vae"]) - set(init["ae"]) == {"encoder.logvar.weight", "encoder.logvar.bias"}
     for key, t in init["ae"].items():
         assert torch.equal(t, init["vae"][key]), key
@@ -156,7 +178,9 @@ def test_z16_vae_beats_the_reference_recipe_clearly(metas: dict) -> None:
     m = metas["fmnist_vae_z16"]["test_metrics"]
     assert m["neg_elbo"] < REFERENCE_NEG_ELBO - 4.0, f"test -ELBO {m['neg_elbo']:.2f} nats/image"
     ref = json.loads((CK / "reference_recipe.json").read_text())  # the recipe as run on this project's CLI
-    assert ref["epochs"] == 10 and ref["test_metrics"]["neg_elbo"] == pytest.approx(REFERENCE_NEG_ELBO, abs=3.0)
+    assert ref["epochs"] == 10 and ref["test_metrics"]["neg_elbo"] == pytest.approx(
+        REFERENCE_NEG_ELBO, abs=3.0
+    )
     assert m["neg_elbo"] < ref["test_metrics"]["neg_elbo"] - 4.0
     assert m["iwae_nll"] < ref["test_metrics"]["iwae_nll"] - 4.0  # same images, same K
     assert m["active_units"] >= 4  # a Bernoulli VAE on Fashion-MNIST switches off some dims; not all

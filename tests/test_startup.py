@@ -53,8 +53,11 @@ def test_home_preloads_the_models_data_and_starts_no_warmup(warmups, preloads) -
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     lm = at.session_state["current_model"]
-    want = next(n for n in common.DEFAULT_SHIPPED  # the first default whose data is on this machine
-                if common.dataset_available(read_metadata(common.CHECKPOINT_DIR / f"{n}.safetensors")["dataset"]))
+    want = next(
+        n
+        for n in common.DEFAULT_SHIPPED  # the first default whose data is on this machine
+        if common.dataset_available(read_metadata(common.CHECKPOINT_DIR / f"{n}.safetensors")["dataset"])
+    )
     assert lm.label == want and lm.source == "shipped"  # the default model
     assert preloads == [lm.dataset_name], preloads
     assert warmups == [], "Home must not start UMAP's warm-up"
@@ -67,7 +70,9 @@ def test_home_preloads_the_models_data_and_starts_no_warmup(warmups, preloads) -
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     assert any("Latent map" in t.value for t in at.title)
-    assert warmups == [], "the latent map of a shipped model must not start UMAP's warm-up (its map is shipped)"
+    assert warmups == [], (
+        "the latent map of a shipped model must not start UMAP's warm-up (its map is shipped)"
+    )
     assert preloads == [lm.dataset_name] * 2, "only Home preloads"
 
 
@@ -156,7 +161,11 @@ def loads(monkeypatch) -> list[str]:
 def test_preload_fills_the_shared_cache_once(threads, loads, monkeypatch) -> None:
     for _ in range(3):
         common.preload_dataset("digits")
-    assert len(threads.started) == 1 and threads.started[0].daemon and threads.started[0].name == "preload-digits"
+    assert (
+        len(threads.started) == 1
+        and threads.started[0].daemon
+        and threads.started[0].name == "preload-digits"
+    )
     threads.join()
     assert loads == ["digits"]
     monkeypatch.setattr(common, "load_dataset", lambda *a, **k: pytest.fail("not from the cache"))
@@ -226,8 +235,15 @@ print(json.dumps({"option": config.get_option("runner.postScriptGC"), "gc2": gc2
 def _probe(cwd) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMLIT_")}
     env["HOME"] = str(cwd)  # no global ~/.streamlit/config.toml of whoever runs the tests
-    out = subprocess.run([sys.executable, "-c", STREAMLIT_CONFIG_PROBE], check=False, cwd=cwd, env=env,
-                         capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", STREAMLIT_CONFIG_PROBE],
+        check=False,
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     return json.loads(out.stdout.strip().splitlines()[-1])
 

@@ -59,7 +59,9 @@ class TestDiscrete:
 
 
 class TestGaussians:
-    @pytest.mark.parametrize("mu1,s1,mu2,s2", [(0, 1, 0, 1), (1, 0.5, 0, 1), (-2, 2, 1, 0.7), (0.3, 0.2, -0.4, 2.5)])
+    @pytest.mark.parametrize(
+        "mu1,s1,mu2,s2", [(0, 1, 0, 1), (1, 0.5, 0, 1), (-2, 2, 1, 0.7), (0.3, 0.2, -0.4, 2.5)]
+    )
     def test_analytic_within_3_se_of_mc(self, mu1: float, s1: float, mu2: float, s2: float) -> None:
         exact = th.gaussian_kl_1d(mu1, s1, mu2, s2)
         formula = math.log(s2 / s1) + (s1**2 + (mu1 - mu2) ** 2) / (2 * s2**2) - 0.5
@@ -120,7 +122,9 @@ class TestVariationalInference:
         mus, lss = np.linspace(-3, 3, 7), np.linspace(-2, 0.5, 5)
         land = th.elbo_landscape(self.target, mus, lss)
         assert land.shape == (5, 7)
-        assert land[2, 4] == pytest.approx(float(th.elbo_1d(self.target, mus[4], math.exp(lss[2]))), abs=1e-12)
+        assert land[2, 4] == pytest.approx(
+            float(th.elbo_1d(self.target, mus[4], math.exp(lss[2]))), abs=1e-12
+        )
         assert land.max() < self.target.log_px()
 
     def test_sgd_fit_raises_the_elbo(self) -> None:
@@ -184,7 +188,9 @@ class TestPageHelpers:
     def test_density_top_fits_the_posterior_and_the_narrowest_q(self) -> None:
         post = np.array([0.1, 0.4, 0.2])
         assert th.density_top(post, np.array([2.0, 3.0])) == pytest.approx(1.05 * 0.4)
-        assert th.density_top(post, np.array([0.1, 1.0])) == pytest.approx(1.05 / (0.1 * math.sqrt(2 * math.pi)))
+        assert th.density_top(post, np.array([0.1, 1.0])) == pytest.approx(
+            1.05 / (0.1 * math.sqrt(2 * math.pi))
+        )
 
     def test_clip_landscape_floors_far_corners_only(self) -> None:
         land = np.array([[-1.0, -20.0], [-3.0, -9.5]])

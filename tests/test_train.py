@@ -12,13 +12,24 @@ import torch
 from vae_core.evaluate import dataset_metrics
 from vae_core.models import ConfigError
 from vae_core.train import (
-    TEST_METRIC_KEYS, History, TrainConfig, Trainer, TrainerState, cli_command, configs_from_settings,
+    TEST_METRIC_KEYS,
+    History,
+    TrainConfig,
+    Trainer,
+    TrainerState,
+    cli_command,
+    configs_from_settings,
 )
 from tests.conftest import digits_config
 
 
 def make(digits, kind="vae", epochs=2, **kw) -> Trainer:
-    return Trainer(digits_config(kind, 2), TrainConfig(dataset="digits", epochs=epochs, **kw), dataset=digits, device="cpu")
+    return Trainer(
+        digits_config(kind, 2),
+        TrainConfig(dataset="digits", epochs=epochs, **kw),
+        dataset=digits,
+        device="cpu",
+    )
 
 
 def wait_for(cond, timeout=20.0):
@@ -41,7 +52,8 @@ class TestLearning:
 
     def test_seeded_runs_are_reproducible(self, digits):
         a, b = make(digits, seed=7), make(digits, seed=7)
-        a.run(max_steps=25); b.run(max_steps=25)
+        a.run(max_steps=25)
+        b.run(max_steps=25)
         assert a.history.loss == b.history.loss
         assert all(torch.equal(x, y) for x, y in zip(a.model.parameters(), b.model.parameters()))
         c = make(digits, seed=8)
@@ -118,7 +130,8 @@ class TestThreads:
             m = tr.model_copy()
             assert not m.training
             time.sleep(0.005)
-        tr.stop(); tr.join(10)
+        tr.stop()
+        tr.join(10)
 
     def test_thread_runs_to_finish(self, digits):
         tr = make(digits, epochs=3)
@@ -195,8 +208,15 @@ class TestReading:
 
 class TestHistoryArrays:
     def test_columns_and_slices(self):
-        h = History(step=[1, 2, 3], epoch=[0.5, 1.0, 1.5], loss=[5.0, 4.0, 3.0], recon=[-4.0, -3.0, -2.5],
-                    kl=[1.0, 1.0, 0.5], kl_per_dim=[[0.5, 0.5], [0.25, 0.75], [0.5, 0.0]], beta=[1.0, 1.0, 1.0])
+        h = History(
+            step=[1, 2, 3],
+            epoch=[0.5, 1.0, 1.5],
+            loss=[5.0, 4.0, 3.0],
+            recon=[-4.0, -3.0, -2.5],
+            kl=[1.0, 1.0, 0.5],
+            kl_per_dim=[[0.5, 0.5], [0.25, 0.75], [0.5, 0.0]],
+            beta=[1.0, 1.0, 1.0],
+        )
         a = h.arrays()
         assert a["step"].dtype == np.int64 and a["kl_per_dim"].shape == (3, 2)
         np.testing.assert_allclose(a["recon_cost"], [4.0, 3.0, 2.5])
@@ -206,8 +226,16 @@ class TestHistoryArrays:
         assert h.arrays(3, 3)["kl_per_dim"].shape == (0, 0)
 
     def test_values_lost_in_json_become_nan(self):
-        h = History.from_dict({"step": [1, 2], "loss": [None, 2.0], "recon": [-1.0], "kl": [0.5, 0.5],
-                               "kl_per_dim": [[0.5], [None, 0.5]], "beta": [1.0, 1.0]})
+        h = History.from_dict(
+            {
+                "step": [1, 2],
+                "loss": [None, 2.0],
+                "recon": [-1.0],
+                "kl": [0.5, 0.5],
+                "kl_per_dim": [[0.5], [None, 0.5]],
+                "beta": [1.0, 1.0],
+            }
+        )
         a = h.arrays()
         assert np.isnan(a["loss"][0]) and a["loss"][1] == 2.0
         assert np.isnan(a["recon_cost"]).all()  # a column of the wrong length
@@ -226,7 +254,9 @@ class TestHistoryArrays:
 class TestSettings:
     """The Train form's values -> configs (the form's own messages are tested in test_hostile.py)."""
 
-    VALS = dict(latent_dim=4, beta=1.0, warmup_steps=0, free_bits=0.0, lr=1e-3, batch_size=64, epochs=3, seed=0)
+    VALS = dict(
+        latent_dim=4, beta=1.0, warmup_steps=0, free_bits=0.0, lr=1e-3, batch_size=64, epochs=3, seed=0
+    )
 
     @pytest.mark.parametrize("text", ["512,256", "512-256", "512 256", " 512 , 256 "])
     def test_hidden_syntax_is_the_clis(self, text):
@@ -249,14 +279,23 @@ class TestSettings:
 
         mc, tc, _ = configs_from_settings("digits", (1, 8, 8), "vae", hidden="64-32", **self.VALS)
         args = build_parser().parse_args(cli_command(mc, tc).split()[3:])
-        assert args.hidden == (64, 32) and args.latent == 4 and args.batch_size == 64 and args.dataset == "digits"
+        assert (
+            args.hidden == (64, 32)
+            and args.latent == 4
+            and args.batch_size == 64
+            and args.dataset == "digits"
+        )
 
 
 class TestLikelihoodsAndBinarization:
     def test_binarize_trains_on_binary_images(self, digits) -> None:
         seen: list[torch.Tensor] = []
-        tr = Trainer(digits_config("vae", 2), TrainConfig(dataset="digits", epochs=1, seed=0, binarize=True,
-                                                          eval_size=200), dataset=digits, device="cpu")
+        tr = Trainer(
+            digits_config("vae", 2),
+            TrainConfig(dataset="digits", epochs=1, seed=0, binarize=True, eval_size=200),
+            dataset=digits,
+            device="cpu",
+        )
         real_forward = tr.model.forward
 
         def spy(x, *a, **k):
@@ -264,7 +303,8 @@ class TestLikelihoodsAndBinarization:
             return real_forward(x, *a, **k)
 
         tr.model.forward = spy
-        tr.step(); tr.step()
+        tr.step()
+        tr.step()
         assert all(set(x.unique().tolist()) <= {0.0, 1.0} for x in seen)
         assert not torch.equal(seen[0], seen[1])  # redrawn every step (other batch, other draws)
         res = tr.evaluate()
@@ -285,8 +325,27 @@ class TestLikelihoodsAndBinarization:
         args = build_parser().parse_args(["--likelihood", "continuous_bernoulli", "--binarize"])
         assert args.likelihood == "continuous_bernoulli" and args.binarize
         out = tmp_path / "cb.safetensors"
-        assert main(["--dataset", "digits", "--latent", "2", "--hidden", "32", "--epochs", "1", "--device", "cpu",
-                     "--likelihood", "continuous_bernoulli", "--out", str(out)]) == 0
+        assert (
+            main(
+                [
+                    "--dataset",
+                    "digits",
+                    "--latent",
+                    "2",
+                    "--hidden",
+                    "32",
+                    "--epochs",
+                    "1",
+                    "--device",
+                    "cpu",
+                    "--likelihood",
+                    "continuous_bernoulli",
+                    "--out",
+                    str(out),
+                ]
+            )
+            == 0
+        )
         ck = load_checkpoint(out)
         assert ck.config.likelihood == "continuous_bernoulli"
         cmd = cli_command(ck.config, TrainConfig(dataset="digits", binarize=True))

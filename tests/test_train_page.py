@@ -36,9 +36,19 @@ from vae_core.train import TrainConfig, Trainer
 from vae_core.train import TrainerState as S
 
 WIDGETS = {
-    "selectbox": ["train_dataset"], "radio": ["train_kind"], "text_input": ["train_hidden"],
-    "number_input": ["train_latent", "train_beta", "train_warmup", "train_free_bits", "train_lr", "train_batch",
-                     "train_epochs", "train_seed"],
+    "selectbox": ["train_dataset"],
+    "radio": ["train_kind"],
+    "text_input": ["train_hidden"],
+    "number_input": [
+        "train_latent",
+        "train_beta",
+        "train_warmup",
+        "train_free_bits",
+        "train_lr",
+        "train_batch",
+        "train_epochs",
+        "train_seed",
+    ],
     "button": ["train_start", "train_pause", "train_resume", "train_step", "train_stop", "train_reset"],
 }
 
@@ -71,13 +81,27 @@ class TestRender:
         assert at.selectbox(key="train_dataset").value == want_ds
         assert at.radio(key="train_kind").value == "VAE"
         vals = {k: at.number_input(key=k).value for k in WIDGETS["number_input"]}
-        assert vals == {"train_latent": 16, "train_beta": 1.0, "train_warmup": 0, "train_free_bits": 0.0,
-                        "train_lr": 1e-3, "train_batch": 128, "train_epochs": 5, "train_seed": 0}
+        assert vals == {
+            "train_latent": 16,
+            "train_beta": 1.0,
+            "train_warmup": 0,
+            "train_free_bits": 0.0,
+            "train_lr": 1e-3,
+            "train_batch": 128,
+            "train_epochs": 5,
+            "train_seed": 0,
+        }
         assert at.text_input(key="train_hidden").value == "400"
         assert not texts(at, "error")
         disabled = {k: at.button(key=k).disabled for k in WIDGETS["button"]}
-        assert disabled == {"train_start": False, "train_pause": True, "train_resume": True, "train_step": False,
-                            "train_stop": True, "train_reset": True}
+        assert disabled == {
+            "train_start": False,
+            "train_pause": True,
+            "train_resume": True,
+            "train_step": False,
+            "train_stop": True,
+            "train_reset": True,
+        }
 
 
 class TestControls:
@@ -100,7 +124,9 @@ class TestControls:
         time.sleep(0.3)
         at.run()
         assert tr.global_step == held, "Pause holds the trainer"
-        assert at.button(key="train_resume").disabled is False and at.button(key="train_start").disabled is True
+        assert (
+            at.button(key="train_resume").disabled is False and at.button(key="train_start").disabled is True
+        )
 
         at.button(key="train_step").click().run()
         assert tr.global_step == held + 1, "Step trains exactly one batch"
@@ -131,7 +157,9 @@ class TestControls:
         assert tr.global_step == 2 and tr.state == S.IDLE and not at.exception
         at.button(key="train_start").click().run()  # same settings: Start continues this trainer
         assert trainer_of(at) is tr and tr.state in LIVE
-        assert wait_for(lambda: tr.global_step > 3, 30) and tr.history.step[:2] == [1, 2], "continued, not restarted"
+        assert wait_for(lambda: tr.global_step > 3, 30) and tr.history.step[:2] == [1, 2], (
+            "continued, not restarted"
+        )
 
     def test_a_short_run_finishes_and_draws_statically(self, train_page) -> None:
         at = train_page(epochs=1)
@@ -142,27 +170,36 @@ class TestControls:
         assert not at.exception
         assert len(at.get("plotly_chart")) == 2  # -ELBO stack and the KL heatmap
         captions = [c for im in at.image for c in im.captions]  # the two image grids, drawn
-        assert len(at.image) == 2 and captions[0].startswith("top: 8 fixed test images · bottom: reconstructions")
+        assert len(at.image) == 2 and captions[0].startswith(
+            "top: 8 fixed test images · bottom: reconstructions"
+        )
         assert captions[1] == "16 samples from the prior z ~ N(0, I)"
         assert any("finished" in p.proto.text for p in at.get("progress"))
         assert any("ELBO" in e.value for e in at.latex)
 
 
 class TestValidation:
-    @pytest.mark.parametrize("key,field,value,word", [
-        ("train_latent", "latent_dim", 0, "Latent dimension"),
-        ("train_latent", "latent_dim", 65, "Latent dimension"),
-        ("train_lr", "lr", 0.0, "Learning rate"),
-        ("train_batch", "batch_size", 0, "Batch size"),
-        ("train_epochs", "epochs", 0, "Epochs"),
-        ("train_beta", "beta", -1.0, "Beta"),
-        ("train_free_bits", "free_bits", -0.5, "Free bits"),
-        ("train_warmup", "warmup_steps", -5, "KL warm-up"),
-        ("train_seed", "seed", -1, "Seed"),
-    ])
-    def test_invalid_number_is_refused_with_a_message(self, train_page, key: str, field: str, value, word: str) -> None:
+    @pytest.mark.parametrize(
+        "key,field,value,word",
+        [
+            ("train_latent", "latent_dim", 0, "Latent dimension"),
+            ("train_latent", "latent_dim", 65, "Latent dimension"),
+            ("train_lr", "lr", 0.0, "Learning rate"),
+            ("train_batch", "batch_size", 0, "Batch size"),
+            ("train_epochs", "epochs", 0, "Epochs"),
+            ("train_beta", "beta", -1.0, "Beta"),
+            ("train_free_bits", "free_bits", -0.5, "Free bits"),
+            ("train_warmup", "warmup_steps", -5, "KL warm-up"),
+            ("train_seed", "seed", -1, "Seed"),
+        ],
+    )
+    def test_invalid_number_is_refused_with_a_message(
+        self, train_page, key: str, field: str, value, word: str
+    ) -> None:
         try:  # the page shows the engine's own message for the field
-            ModelConfig(latent_dim=value) if field == "latent_dim" else TrainConfig(**{field: value}).validate()
+            ModelConfig(latent_dim=value) if field == "latent_dim" else TrainConfig(
+                **{field: value}
+            ).validate()
         except ConfigError as exc:
             engine = str(exc)
         else:
@@ -174,7 +211,10 @@ class TestValidation:
         assert any(t.startswith(word) and engine[1:] in t and str(value) in t for t in errs), (engine, errs)
         at.button(key="train_start").click().run()
         assert trainer_of(at) is None, "invalid settings must not start a trainer"
-        assert any(t.startswith("Not started. Fix the settings first") and engine[1:] in t for t in texts(at, "error"))
+        assert any(
+            t.startswith("Not started. Fix the settings first") and engine[1:] in t
+            for t in texts(at, "error")
+        )
 
     def test_bad_hidden_sizes(self, train_page) -> None:
         at = train_page()
@@ -207,8 +247,10 @@ class TestCap:
             at = train_page()
             at.button(key="train_start").click().run()
             errs = texts(at, "error")
-            assert any("1 trainer is already running on this server (the limit)" in t and "VAE_LAB_MAX_TRAINERS" in t
-                       for t in errs), errs
+            assert any(
+                "1 trainer is already running on this server (the limit)" in t and "VAE_LAB_MAX_TRAINERS" in t
+                for t in errs
+            ), errs
             assert trainer_of(at) is None and not at.exception
             other.trainer.pause()  # a paused trainer frees its slot
             at.button(key="train_start").click().run()
@@ -238,7 +280,10 @@ class TestKeep:
         assert "python -m vae_core.train" in ck.metadata["command"]
         assert "saved/my_vae-1" in common.list_shipped()
         lm = at.session_state["current_model"]
-        assert lm.label == "saved/my_vae-1" and at.session_state["sidebar_model_pick"] == "shipped:saved/my_vae-1"
+        assert (
+            lm.label == "saved/my_vae-1"
+            and at.session_state["sidebar_model_pick"] == "shipped:saved/my_vae-1"
+        )
         at.button(key="train_save").click().run()  # same name again: refused, never overwritten
         assert any("exists already" in t for t in texts(at, "error"))
 
@@ -251,11 +296,14 @@ class TestKeep:
         lm = at.session_state["current_model"]
         assert lm.source == "session" and lm.label.startswith("trained VAE z=16 digits step 1")
         theirs = trainer_of(at).model_copy().state_dict()
-        assert all(torch.equal(lm.model.state_dict()[k], v) for k, v in theirs.items()), "the weights of step 1"
+        assert all(torch.equal(lm.model.state_dict()[k], v) for k, v in theirs.items()), (
+            "the weights of step 1"
+        )
         with torch.no_grad():
             lm.model.encoder.mu.bias.add_(1.0)
-        assert torch.equal(trainer_of(at).model_copy().state_dict()["encoder.mu.bias"], theirs["encoder.mu.bias"]), \
-            "the lab gets a copy; training goes on with its own"
+        assert torch.equal(
+            trainer_of(at).model_copy().state_dict()["encoder.mu.bias"], theirs["encoder.mu.bias"]
+        ), "the lab gets a copy; training goes on with its own"
         assert at.session_state["sidebar_model_pick"] == f"session:{lm.label}"
 
 
@@ -300,15 +348,19 @@ class TestSessions:
         pid = tr.pid
         del at  # Streamlit drops a closed session's state like this
         gc.collect()
-        assert tr.join(15) and wait_for(lambda: pid not in worker_children(), 15), \
+        assert tr.join(15) and wait_for(lambda: pid not in worker_children(), 15), (
             "the worker process must end when its session is gone"
+        )
         assert tr.state == S.STOPPED and "session ended" in tr.message
 
 
 class TestLikelihood:
     def test_likelihood_and_binarization_reach_the_trainers_configs(self, train_page) -> None:
         at = train_page()
-        assert at.selectbox(key="train_likelihood").value == "bernoulli" and at.checkbox(key="train_binarize").value is False
+        assert (
+            at.selectbox(key="train_likelihood").value == "bernoulli"
+            and at.checkbox(key="train_binarize").value is False
+        )
         at.selectbox(key="train_likelihood").set_value("continuous_bernoulli").run()
         at.checkbox(key="train_binarize").check().run()
         at.button(key="train_step").click().run()
@@ -351,7 +403,8 @@ class TestWorker:
         assert "running" in progress_text(at) and at.button(key="train_pause").disabled is False
 
     def test_a_killed_worker_is_a_message_its_weights_stay_and_start_works_again(
-            self, train_page, tmp_path, monkeypatch) -> None:
+        self, train_page, tmp_path, monkeypatch
+    ) -> None:
         monkeypatch.setattr(common, "SESSION_CHECKPOINT_DIR", tmp_path / "saved")
         at = train_page()
         at.button(key="train_start").click().run()
@@ -364,10 +417,17 @@ class TestWorker:
         dt = timed_run(at)  # the live view notices, reruns and draws the page statically
         assert dt < 5, f"a page run with a dead worker took {dt:.2f} s"
         errs = texts(at, "error")
-        assert any("stopped unexpectedly" in e and "killed by signal 9" in e and f"weights of step {kept} are kept" in e
-                   and "press Start" in e for e in errs), errs
+        assert any(
+            "stopped unexpectedly" in e
+            and "killed by signal 9" in e
+            and f"weights of step {kept} are kept" in e
+            and "press Start" in e
+            for e in errs
+        ), errs
         assert "failed" in progress_text(at)
-        assert at.button(key="train_start").disabled is False and at.button(key="train_pause").disabled is True
+        assert (
+            at.button(key="train_start").disabled is False and at.button(key="train_pause").disabled is True
+        )
 
         at.button(key="train_use").click()
         assert timed_run(at) < 5
@@ -412,7 +472,9 @@ class TestWorker:
 
 class TestChinese:
     def test_renders_in_chinese_start_works_and_the_progress_is_shown(self, train_page) -> None:
-        zh = i18n.catalogue("zh_CN")  # English until the catalogue holds the page's messages: the test holds either way
+        zh = i18n.catalogue(
+            "zh_CN"
+        )  # English until the catalogue holds the page's messages: the test holds either way
         at = AppTest.from_file(PAGE, default_timeout=120)
         at.query_params["lang"] = "zh"
         at.run()
@@ -425,14 +487,21 @@ class TestChinese:
             assert not at.exception, at.exception
             tr = trainer_of(at)
             assert tr is not None and tr.state in LIVE and tr.config.dataset == "digits"
-            started = zh.ngettext("Training started: {model} on {dataset}, {epochs} epoch.",
-                                  "Training started: {model} on {dataset}, {epochs} epochs.", 3000).split("{")[0]
-            assert any(t.startswith(started) for t in texts(at, "success")), texts(at, "success") + texts(at, "error")
+            started = zh.ngettext(
+                "Training started: {model} on {dataset}, {epochs} epoch.",
+                "Training started: {model} on {dataset}, {epochs} epochs.",
+                3000,
+            ).split("{")[0]
+            assert any(t.startswith(started) for t in texts(at, "success")), texts(at, "success") + texts(
+                at, "error"
+            )
             assert wait_for(lambda: tr.state == S.RUNNING and tr.global_step >= 2, 60)
             at.run()
             assert not at.exception, at.exception
             shown = progress_text(at)
-            assert f"**{zh.gettext('running')}**" in shown and "/3000" in shown, shown  # the state, translated; the epochs
+            assert f"**{zh.gettext('running')}**" in shown and "/3000" in shown, (
+                shown
+            )  # the state, translated; the epochs
         finally:
             at.session_state["train_handle"].close()
 
@@ -463,30 +532,38 @@ class TestUpload:
         rng = np.random.default_rng(0)
         at = AppTest.from_function(upload_script, default_timeout=120)
         at.session_state["test_upload"] = npz_upload(
-            "mine.npz", x=rng.integers(0, 256, (60, 8, 8), dtype=np.uint8), y=np.arange(60) % 3)
+            "mine.npz", x=rng.integers(0, 256, (60, 8, 8), dtype=np.uint8), y=np.arange(60) % 3
+        )
         at.run()
         try:
             assert not at.exception, at.exception
-            assert any(t.startswith("Added user:mine.npz: 60 images of 8×8, 3 classes") for t in texts(at, "success")), \
-                texts(at, "success") + texts(at, "error")
+            assert any(
+                t.startswith("Added user:mine.npz: 60 images of 8×8, 3 classes") for t in texts(at, "success")
+            ), texts(at, "success") + texts(at, "error")
             box = at.selectbox(key="train_dataset")
             assert "user:mine.npz" in box.options and box.value == "user:mine.npz"
             at.number_input(key="train_latent").set_value(2)
             at.button(key="train_step").click().run()
             assert not at.exception, at.exception
             tr = trainer_of(at)
-            assert tr is not None and tr.config.dataset == "user:mine.npz" and tr.global_step == 1, texts(at, "warning")
+            assert tr is not None and tr.config.dataset == "user:mine.npz" and tr.global_step == 1, texts(
+                at, "warning"
+            )
             assert any(t.startswith("One batch: step 1") for t in texts(at, "info")), texts(at, "info")
             at.button(key="train_step").click().run()
             assert tr.global_step == 2 and not at.exception
             assert len(at.get("plotly_chart")) == 2, "the live view draws the uploaded dataset's run"
 
-            at.session_state["test_upload"] = npz_upload("evil.npz", x=np.array([np.zeros((8, 8)), "payload"], dtype=object))
+            at.session_state["test_upload"] = npz_upload(
+                "evil.npz", x=np.array([np.zeros((8, 8)), "payload"], dtype=object)
+            )
             at.run()
             errs = texts(at, "error")
             assert any(e.startswith("Not added:") and "'x' is an object array" in e for e in errs), errs
             assert "user:evil.npz" not in at.selectbox(key="train_dataset").options
-            assert at.selectbox(key="train_dataset").value == "user:mine.npz", "a refused upload changes nothing"
+            assert at.selectbox(key="train_dataset").value == "user:mine.npz", (
+                "a refused upload changes nothing"
+            )
         finally:
             at.session_state["train_handle"].close()
 
@@ -508,7 +585,7 @@ class TestLiveCharts:
         def svgs(at: AppTest) -> list[ET.Element]:
             prefix = "data:image/svg+xml;base64,"
             urls = [u for im in at.image for u in im.value]
-            return [ET.fromstring(base64.b64decode(u[len(prefix):])) for u in urls if u.startswith(prefix)]
+            return [ET.fromstring(base64.b64decode(u[len(prefix) :])) for u in urls if u.startswith(prefix)]
 
         at = train_page()  # digits, a VAE with z = 16, 3000 epochs: running for as long as this test needs
         at.button(key="train_start").click().run()
@@ -526,7 +603,12 @@ class TestLiveCharts:
         loss_text, heat_text = " ".join(loss.itertext()), " ".join(heat.itertext())
         assert "training step" in loss_text and "nats per image, under the Bernoulli" in loss_text
         assert "reconstruction" in loss_text and "KL(q(z|x)" in loss_text
-        assert {p.get("class") for p in loss.iter(ns + "path")} >= {"recon area", "kl area", "recon line", "kl line"}
+        assert {p.get("class") for p in loss.iter(ns + "path")} >= {
+            "recon area",
+            "kl area",
+            "recon line",
+            "kl line",
+        }
         assert "latent dimension" in heat_text and "nats" in heat_text
         (cells,) = heat.iter(ns + "image")
         png = Image.open(io.BytesIO(base64.b64decode(cells.get("href").split(",", 1)[1])))

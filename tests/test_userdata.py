@@ -56,7 +56,9 @@ def make_zip(entries: dict[str, bytes], compression: int = zipfile.ZIP_DEFLATED)
     return buf.getvalue()
 
 
-def class_zip(n_per_class: int = 10, size: tuple[int, int] = (12, 10), classes=("cat", "dog"), root="pets/") -> bytes:
+def class_zip(
+    n_per_class: int = 10, size: tuple[int, int] = (12, 10), classes=("cat", "dog"), root="pets/"
+) -> bytes:
     entries = {}
     for c, cls in enumerate(classes):
         for i in range(n_per_class):
@@ -170,7 +172,9 @@ class TestHostileZips:
         with pytest.raises(ArchiveRefused, match="sneaky.png is itself an archive"):
             load_user_dataset(make_zip({"sneaky.png": class_zip()}), "outer.zip")
 
-    @pytest.mark.parametrize("name", ["../evil.png", "a/../../evil.png", "/etc/evil.png", "C:/evil.png", "..\\evil.png"])
+    @pytest.mark.parametrize(
+        "name", ["../evil.png", "a/../../evil.png", "/etc/evil.png", "C:/evil.png", "..\\evil.png"]
+    )
     def test_paths_outside_the_archive(self, name):
         entries = {f"{i}.png": png(noise(8, 8, i)) for i in range(10)}
         entries[name] = png(noise(8, 8, 99))
@@ -184,7 +188,7 @@ class TestHostileZips:
                 zf.writestr(f"{i}.png", png(noise(8, 8, i)))
             info = zipfile.ZipInfo("passwd.png")
             info.create_system = 3  # unix
-            info.external_attr = (0o120777 << 16)  # a symbolic link
+            info.external_attr = 0o120777 << 16  # a symbolic link
             zf.writestr(info, "/etc/passwd")
         with pytest.raises(ArchiveRefused, match="'passwd.png' is a symbolic link"):
             load_user_dataset(path)
@@ -207,10 +211,16 @@ class TestHostileZips:
         ud = load_user_dataset(make_zip(entries), "d.zip")
         assert ud.n_images == 10
         (msg,) = ud.warnings
-        assert "Skipped 2 images that could not be read" in msg and "cut.png" in msg and "dot.png (too small)" in msg
+        assert (
+            "Skipped 2 images that could not be read" in msg
+            and "cut.png" in msg
+            and "dot.png (too small)" in msg
+        )
 
     def test_only_non_images_is_refused(self):
-        with pytest.raises(NoImagesError, match=r"found 0 usable images.*Skipped 2 files that are not.*a.txt"):
+        with pytest.raises(
+            NoImagesError, match=r"found 0 usable images.*Skipped 2 files that are not.*a.txt"
+        ):
             load_user_dataset(make_zip({"a.txt": b"x", "b.txt": b"y"}), "text.zip")
 
     def test_too_few_images(self):
@@ -220,7 +230,9 @@ class TestHostileZips:
     def test_some_in_class_folders_some_not(self):
         entries = {f"cat/{i}.png": png(noise(8, 8, i)) for i in range(10)}
         entries["loose.png"] = png(noise(8, 8, 50))
-        with pytest.raises(MixedLabelsError, match=r"10 images are in class folders but 1 is not \(loose.png\)"):
+        with pytest.raises(
+            MixedLabelsError, match=r"10 images are in class folders but 1 is not \(loose.png\)"
+        ):
             load_user_dataset(make_zip(entries), "m.zip")
 
     def test_not_a_zip(self):
@@ -249,7 +261,11 @@ class TestNpz:
         y = np.arange(40) % 4
         ud = load_user_dataset(npz(x=x, y=y), "arr.npz")
         ds = ud.dataset
-        assert ds.name == "user:arr.npz" and ds.image_shape == (1, 8, 8) and ds.class_names == ("0", "1", "2", "3")
+        assert (
+            ds.name == "user:arr.npz"
+            and ds.image_shape == (1, 8, 8)
+            and ds.class_names == ("0", "1", "2", "3")
+        )
         assert len(ds.x_test) == 4 and sorted(ds.y_test.tolist()) == [0, 1, 2, 3] and ud.labelled
 
     def test_x_only_and_string_labels(self):
@@ -335,7 +351,9 @@ class TestSplitAndHash:
         assert content_hash(dataset_from_arrays("one", x, y2, names)) != h
         assert content_hash(dataset_from_arrays("one", x, y, names, seed=9)) != h  # another split
         assert content_hash(dataset_from_arrays("one", x, y, ("a", "b", "z"))) != h
-        assert content_hash(dataset_from_arrays("one", x.reshape(100, 4, 9), y, names)) != h  # same bytes, other shape
+        assert (
+            content_hash(dataset_from_arrays("one", x.reshape(100, 4, 9), y, names)) != h
+        )  # same bytes, other shape
 
     def test_hash_of_the_upload_is_stable(self):
         data = class_zip()

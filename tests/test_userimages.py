@@ -63,10 +63,20 @@ def png_header(width: int, height: int) -> bytes:
     """A valid-looking PNG that declares width x height, 1-bit grey, with a tiny IDAT: a few dozen bytes."""
 
     def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+        return (
+            struct.pack(">I", len(body))
+            + kind
+            + body
+            + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+        )
 
     ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00")) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(b"\x00"))
+        + chunk(b"IEND", b"")
+    )
 
 
 class TestStyles:
@@ -189,7 +199,8 @@ class TestGreyAndAlpha:
         clean = np.zeros_like(rgba)
         clean[30:70, 30:70] = (255, 255, 255, 255)
         np.testing.assert_array_equal(
-            preprocess_upload(png(rgba, "RGBA"), MNIST).image, preprocess_upload(png(clean, "RGBA"), MNIST).image
+            preprocess_upload(png(rgba, "RGBA"), MNIST).image,
+            preprocess_upload(png(clean, "RGBA"), MNIST).image,
         )
 
     def test_jpeg_and_webp_uploads_work(self):
@@ -207,7 +218,12 @@ class TestGreyAndAlpha:
         p = preprocess_upload(png(big), MNIST)
         assert p.source_size == (3000, 2000)
         left, top, right, bottom = p.bbox
-        assert abs(left - 500) <= 3 and abs(top - 1000) <= 3 and abs(right - 1500) <= 3 and abs(bottom - 2000) <= 3
+        assert (
+            abs(left - 500) <= 3
+            and abs(top - 1000) <= 3
+            and abs(right - 1500) <= 3
+            and abs(bottom - 2000) <= 3
+        )
         assert p.image[4:24, 4:24].min() >= 240 and p.image[:4].max() == 0
 
 
@@ -260,15 +276,21 @@ class TestBadInput:
         assert len(data) < 100
         with pytest.raises(ImageTooLargeError, match="megapixels") as err:
             preprocess_upload(data, MNIST, name="huge.png")
-        assert str(err.value).startswith("huge.png is 20000×20000 pixels (400 megapixels), over the limit of 40 megapixels")
+        assert str(err.value).startswith(
+            "huge.png is 20000×20000 pixels (400 megapixels), over the limit of 40 megapixels"
+        )
 
     def test_a_png_over_our_limit_but_under_pillows(self):
-        with pytest.raises(ImageTooLargeError, match=r"8000×6000 pixels \(48 megapixels\), over the limit of 40 megapixels"):
+        with pytest.raises(
+            ImageTooLargeError, match=r"8000×6000 pixels \(48 megapixels\), over the limit of 40 megapixels"
+        ):
             decode_image(png_header(8000, 6000), "wide.png")
 
     def test_a_truncated_jpeg(self):
         buf = io.BytesIO()
-        Image.fromarray(np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(buf, "JPEG")
+        Image.fromarray(np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(
+            buf, "JPEG"
+        )
         data = buf.getvalue()
         with pytest.raises(DamagedImageError, match="damaged or incomplete JPEG"):
             preprocess_upload(data[: len(data) // 2], MNIST, name="cut.jpg")
@@ -283,7 +305,9 @@ class TestBadInput:
     def test_a_format_not_in_png_jpeg_webp(self, fmt):
         buf = io.BytesIO()
         Image.fromarray(np.zeros((20, 20), np.uint8)).save(buf, fmt)
-        with pytest.raises(UnsupportedFormatError, match=f"is a {fmt} file; this lab reads PNG, JPEG and WebP"):
+        with pytest.raises(
+            UnsupportedFormatError, match=f"is a {fmt} file; this lab reads PNG, JPEG and WebP"
+        ):
             preprocess_upload(buf.getvalue(), MNIST, name=f"x.{fmt.lower()}")
 
     def test_too_many_bytes(self):
@@ -295,8 +319,14 @@ class TestBadInput:
             preprocess_canvas(np.zeros((10, 10, 2)), MNIST)
 
     def test_errors_are_value_errors(self):
-        for cls in (EmptyImageError, ImageTooSmallError, ImageTooLargeError, DamagedImageError, NotAnImageError,
-                    UnsupportedFormatError):
+        for cls in (
+            EmptyImageError,
+            ImageTooSmallError,
+            ImageTooLargeError,
+            DamagedImageError,
+            NotAnImageError,
+            UnsupportedFormatError,
+        ):
             assert issubclass(cls, ImageInputError) and issubclass(cls, ValueError)
 
     def test_preprocess_grey_directly(self):

@@ -87,10 +87,14 @@ class TestOneWorker:
         assert [r["step"] for r in recs] == [1, 2, 3]
         local = Trainer(*configs(ds), dataset=ds, device="cpu")
         mine = [local.step() for _ in range(3)]
-        assert [r["loss"] for r in recs] == [r["loss"] for r in mine]  # same seed, same batches, one thread each
+        assert [r["loss"] for r in recs] == [
+            r["loss"] for r in mine
+        ]  # same seed, same batches, one thread each
         model, meta = worker.consistent_copy("cmd")
         ref = local.model.state_dict()
-        assert all(torch.equal(v, ref[k]) for k, v in model.state_dict().items()), "weights differ from the worker's"
+        assert all(torch.equal(v, ref[k]) for k, v in model.state_dict().items()), (
+            "weights differ from the worker's"
+        )
         assert meta["steps"] == 3 and meta["history"]["step"] == [1, 2, 3] and meta["command"] == "cmd"
         assert meta["model_config"] == local.metadata()["model_config"] and not model.training
 
@@ -102,12 +106,16 @@ class TestOneWorker:
         assert wait_for(lambda: worker.state == S.RUNNING and worker.global_step > 20)
 
     def test_snapshot_content(self, worker) -> None:
-        assert wait_for(lambda: worker.snapshot().preview is not None and len(worker.snapshot().history.eval_step) > 0)
+        assert wait_for(
+            lambda: worker.snapshot().preview is not None and len(worker.snapshot().history.eval_step) > 0
+        )
         snap = worker.snapshot()
         assert isinstance(snap, LiveSnapshot) and snap.state == S.RUNNING and snap.pid == worker.pid
         assert snap.total_steps == worker.total_steps == worker.steps_per_epoch * 5000
         assert snap.history.step == list(range(1, len(snap.history.step) + 1))
-        assert snap.step >= len(snap.history.step) - 1 and snap.epoch == pytest.approx(snap.step / worker.steps_per_epoch)
+        assert snap.step >= len(snap.history.step) - 1 and snap.epoch == pytest.approx(
+            snap.step / worker.steps_per_epoch
+        )
         assert math.isfinite(snap.examples_per_s) and snap.examples_per_s > 0 and math.isfinite(snap.eta_s)
         assert snap.threads == 1
         pv = snap.preview
@@ -215,7 +223,9 @@ class TestRegistry:
             assert w3.pid is None and h3.trainer is None, "a refused start never starts a process"
             w1, w2 = h1.trainer, h2.trainer
             share = max(1, cpu_count() // 2)
-            assert wait_for(lambda: all(w.state == S.RUNNING and w.snapshot().threads == share for w in (w1, w2)))
+            assert wait_for(
+                lambda: all(w.state == S.RUNNING and w.snapshot().threads == share for w in (w1, w2))
+            )
             w2.pause()  # one stepping worker left: it gets every core
             assert wait_for(lambda: w1.snapshot().threads == cpu_count(), 10)
             assert reg.running_count() == 1
@@ -247,7 +257,8 @@ class TestRegistry:
 def test_no_orphan_when_the_parent_is_killed(tmp_path) -> None:
     """A server killed with SIGKILL runs no exit code: its worker notices the closed pipe and exits."""
     script = tmp_path / "parent.py"
-    script.write_text(textwrap.dedent("""
+    script.write_text(
+        textwrap.dedent("""
         import time
         from vae_core.data import load_dataset
         from vae_core.models import ModelConfig
@@ -261,7 +272,8 @@ def test_no_orphan_when_the_parent_is_killed(tmp_path) -> None:
             time.sleep(0.02)
         print(w.pid, flush=True)
         time.sleep(600)
-    """))
+    """)
+    )
     parent = subprocess.Popen([sys.executable, str(script)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
     line: list[str] = []
     reader = threading.Thread(target=lambda: line.append(parent.stdout.readline()), daemon=True)

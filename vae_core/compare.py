@@ -74,23 +74,35 @@ def recipe_differences(vae_meta: Mapping[str, Any], ae_meta: Mapping[str, Any]) 
     return out
 
 
-def find_pair(shipped: Mapping[str, Mapping[str, Any]], dataset: str, latent_dim: int) -> tuple[str, str] | None:
+def find_pair(
+    shipped: Mapping[str, Mapping[str, Any]], dataset: str, latent_dim: int
+) -> tuple[str, str] | None:
     """Names (vae, ae) of a fair shipped pair on ``dataset`` with ``latent_dim``, or None.
 
     ``shipped`` is ``{name: metadata}`` (lab_pages.common.list_shipped()). A fair pair is a
     plain VAE (beta = 1) and an AE whose :func:`recipe_differences` is empty. Checkpoints in
     ``checkpoints/`` come before ones saved in a session (``saved/...``); ties go by name.
     """
+
     def ok(meta: Mapping[str, Any], kind: str) -> bool:
         mc = _model_cfg(meta)
-        return (meta.get("dataset") == dataset and mc.get("kind") == kind
-                and int(mc.get("latent_dim", -1)) == int(latent_dim))
+        return (
+            meta.get("dataset") == dataset
+            and mc.get("kind") == kind
+            and int(mc.get("latent_dim", -1)) == int(latent_dim)
+        )
 
     def order(name: str) -> tuple[bool, str]:
         return (name.startswith("saved/"), name)
 
-    vaes = sorted((n for n, m in shipped.items() if ok(m, "vae")
-                   and float((m.get("train_config") or {}).get("beta", 1.0)) == 1.0), key=order)
+    vaes = sorted(
+        (
+            n
+            for n, m in shipped.items()
+            if ok(m, "vae") and float((m.get("train_config") or {}).get("beta", 1.0)) == 1.0
+        ),
+        key=order,
+    )
     aes = sorted((n for n, m in shipped.items() if ok(m, "ae")), key=order)
     for v in vaes:
         for a in aes:
@@ -99,8 +111,9 @@ def find_pair(shipped: Mapping[str, Mapping[str, Any]], dataset: str, latent_dim
     return None
 
 
-def pair_choices(shipped: Mapping[str, Mapping[str, Any]], datasets: list[str], dataset: str, latent_dim: int
-                 ) -> tuple[list[str], str | None]:
+def pair_choices(
+    shipped: Mapping[str, Mapping[str, Any]], datasets: list[str], dataset: str, latent_dim: int
+) -> tuple[list[str], str | None]:
     """The fair shipped pairs on ``datasets`` as "vae / ae" names, and the one on (``dataset``, ``latent_dim``) or None."""
     names = [f"{v} / {a}" for v, a in list_pairs(shipped) if shipped[v].get("dataset") in datasets]
     m = find_pair(shipped, dataset, latent_dim)
@@ -109,8 +122,13 @@ def pair_choices(shipped: Mapping[str, Mapping[str, Any]], datasets: list[str], 
 
 def list_pairs(shipped: Mapping[str, Mapping[str, Any]]) -> list[tuple[str, str]]:
     """Every fair (vae, ae) pair in ``shipped``, one per (dataset, latent dim), sorted by those."""
-    combos = sorted({(str(m.get("dataset")), int(_model_cfg(m).get("latent_dim", 0)))
-                     for m in shipped.values() if _model_cfg(m).get("kind") == "vae"})
+    combos = sorted(
+        {
+            (str(m.get("dataset")), int(_model_cfg(m).get("latent_dim", 0)))
+            for m in shipped.values()
+            if _model_cfg(m).get("kind") == "vae"
+        }
+    )
     pairs = [find_pair(shipped, d, z) for d, z in combos]
     return [p for p in pairs if p is not None]
 
@@ -120,11 +138,11 @@ def list_pairs(shipped: Mapping[str, Mapping[str, Any]]) -> list[tuple[str, str]
 class PriorMatch:
     """How the aggregate posterior q(z) = mean_x q(z|x) sits against the prior N(0, I)."""
 
-    mean: np.ndarray        # (z,) E_x[mu], latent units
-    std: np.ndarray         # (z,) std of q(z) (for an AE: of the codes), latent units
-    moment_kl: float        # KL(N(mean, diag std^2) || N(0, I)), nats: 0 when the moments match the prior
+    mean: np.ndarray  # (z,) E_x[mu], latent units
+    std: np.ndarray  # (z,) std of q(z) (for an AE: of the codes), latent units
+    moment_kl: float  # KL(N(mean, diag std^2) || N(0, I)), nats: 0 when the moments match the prior
     kl_per_dim: np.ndarray  # (z,) that KL per latent dim, nats
-    active: np.ndarray      # (z,) bool: Var_x[mu_j] > 0.01 (an inactive VAE dim has mu_j ~ 0, sigma_j ~ 1)
+    active: np.ndarray  # (z,) bool: Var_x[mu_j] > 0.01 (an inactive VAE dim has mu_j ~ 0, sigma_j ~ 1)
 
 
 def prior_match(model: AE | VAE, x: torch.Tensor) -> PriorMatch:
@@ -142,20 +160,25 @@ def prior_match_of(stats: PosteriorStats) -> PriorMatch:
     """:func:`prior_match` from the aggregate posterior's statistics (:func:`vae_core.inference.posterior_stats`)."""
     m, s = stats.mean.double(), stats.std.double().clamp_min(1e-6)
     kl_d = 0.5 * (m.pow(2) + s.pow(2) - 1.0 - 2.0 * s.log())  # (z,)
-    return PriorMatch(mean=m.numpy(), std=s.numpy(), moment_kl=float(kl_d.sum()), kl_per_dim=kl_d.numpy(),
-                      active=stats.active.numpy())
+    return PriorMatch(
+        mean=m.numpy(),
+        std=s.numpy(),
+        moment_kl=float(kl_d.sum()),
+        kl_per_dim=kl_d.numpy(),
+        active=stats.active.numpy(),
+    )
 
 
 @dataclass
 class PairSide:
     """What the Compare page shows of one model of a pair, on the test split (nats per image)."""
 
-    recon: float          # -E_q log p(x|z) (an AE: -log p(x|z_hat))
-    kl: float | None      # KL(q(z|x) || p(z)); None for an AE
-    active_units: int     # dims with Var_x[mu_j] > ACTIVE_THRESHOLD
+    recon: float  # -E_q log p(x|z) (an AE: -log p(x|z_hat))
+    kl: float | None  # KL(q(z|x) || p(z)); None for an AE
+    active_units: int  # dims with Var_x[mu_j] > ACTIVE_THRESHOLD
     latent_dim: int
-    prior: PriorMatch     # the aggregate posterior against N(0, I)
-    mu: np.ndarray        # (N, z) float32: mu(x) (an AE: its code) of every test image
+    prior: PriorMatch  # the aggregate posterior against N(0, I)
+    mu: np.ndarray  # (N, z) float32: mu(x) (an AE: its code) of every test image
     from_checkpoint: bool  # recon and KL read from the checkpoint's own test metrics
 
     @property
@@ -172,14 +195,26 @@ def pair_side(model: AE | VAE, x: torch.Tensor, test_metrics: Mapping[str, Any] 
     stats = posterior_stats(mu, sigma)
     vae = sigma is not None
     tm = test_metrics or {}
-    shipped = tm.get("n") == int(x.shape[0]) and not tm.get("binarized") and "recon" in tm and (not vae or "kl" in tm)
+    shipped = (
+        tm.get("n") == int(x.shape[0])
+        and not tm.get("binarized")
+        and "recon" in tm
+        and (not vae or "kl" in tm)
+    )
     if shipped:
         recon, kl = float(tm["recon"]), float(tm["kl"]) if vae else None
     else:
         dm = dataset_metrics(model, x)
         recon, kl = dm.recon, dm.kl if vae else None
-    return PairSide(recon=recon, kl=kl, active_units=int(stats.active.sum()), latent_dim=int(mu.shape[1]),
-                    prior=prior_match_of(stats), mu=mu.float().cpu().numpy(), from_checkpoint=shipped)
+    return PairSide(
+        recon=recon,
+        kl=kl,
+        active_units=int(stats.active.sum()),
+        latent_dim=int(mu.shape[1]),
+        prior=prior_match_of(stats),
+        mu=mu.float().cpu().numpy(),
+        from_checkpoint=shipped,
+    )
 
 
 def standard_normal_pdf(t: np.ndarray) -> np.ndarray:
@@ -188,8 +223,9 @@ def standard_normal_pdf(t: np.ndarray) -> np.ndarray:
     return np.exp(-0.5 * t * t) / math.sqrt(2.0 * math.pi)
 
 
-def mu_histograms(mu: np.ndarray | torch.Tensor, bins: int = 40, limit: float | None = None
-                  ) -> tuple[np.ndarray, np.ndarray]:
+def mu_histograms(
+    mu: np.ndarray | torch.Tensor, bins: int = 40, limit: float | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Per-dimension density histograms of codes mu (N, z): (edges (bins+1,), density (z, bins)).
 
     One shared range [-limit, limit] for all dims so they can be read against one N(0, 1)
@@ -198,7 +234,11 @@ def mu_histograms(mu: np.ndarray | torch.Tensor, bins: int = 40, limit: float | 
     """
     a = mu.detach().cpu().numpy() if isinstance(mu, torch.Tensor) else np.asarray(mu)
     a = a.astype(np.float64).reshape(a.shape[0], -1)
-    lim = float(limit) if limit is not None else max(4.0, float(np.percentile(np.abs(a), 99.5)) if a.size else 4.0)
+    lim = (
+        float(limit)
+        if limit is not None
+        else max(4.0, float(np.percentile(np.abs(a), 99.5)) if a.size else 4.0)
+    )
     edges = np.linspace(-lim, lim, bins + 1)
     width = edges[1] - edges[0]
     dens = np.zeros((a.shape[1], bins))
@@ -208,8 +248,9 @@ def mu_histograms(mu: np.ndarray | torch.Tensor, bins: int = 40, limit: float | 
     return edges, dens
 
 
-def prior_circles(levels: tuple[float, ...] = (1.0, 2.0, 3.0), n: int = 120
-                  ) -> list[tuple[float, float, np.ndarray, np.ndarray]]:
+def prior_circles(
+    levels: tuple[float, ...] = (1.0, 2.0, 3.0), n: int = 120
+) -> list[tuple[float, float, np.ndarray, np.ndarray]]:
     """Contours of the 2-D prior N(0, I): circles (radius, prior mass inside, xs (n,), ys (n,)).
 
     The mass inside radius r is 1 - exp(-r^2 / 2) (39%, 86%, 99% for r = 1, 2, 3).
@@ -263,5 +304,12 @@ def live_pair_models(pair: Any, count: int) -> list[tuple[str, str, Any, dict[st
     ``count`` numbers the session's pairs in the labels.
     """
     (mv, ma), (v, a), uid = pair.metadata(), pair.models(), uuid.uuid4().hex[:12]
-    return [(f"compare-live:{uid}:{k}", f"live {k.upper()} #{count} ({meta['dataset']}, z={meta['model_config']['latent_dim']})",
-             m, meta) for k, m, meta in (("vae", v, mv), ("ae", a, ma))]
+    return [
+        (
+            f"compare-live:{uid}:{k}",
+            f"live {k.upper()} #{count} ({meta['dataset']}, z={meta['model_config']['latent_dim']})",
+            m,
+            meta,
+        )
+        for k, m, meta in (("vae", v, mv), ("ae", a, ma))
+    ]

@@ -43,14 +43,28 @@ __all__ = [
 ]
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DEBIAN_DIRS = {"fashion-mnist": Path("/usr/share/datasets/fashion-mnist"), "mnist": Path("/usr/share/datasets/mnist")}
+DEBIAN_DIRS = {
+    "fashion-mnist": Path("/usr/share/datasets/fashion-mnist"),
+    "mnist": Path("/usr/share/datasets/mnist"),
+}
 IDX_FILES = {
     "train_images": "train-images-idx3-ubyte",
     "train_labels": "train-labels-idx1-ubyte",
     "test_images": "t10k-images-idx3-ubyte",
     "test_labels": "t10k-labels-idx1-ubyte",
 }
-FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
+FASHION_CLASSES = (
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
 
 
 class DatasetError(LabError, RuntimeError):
@@ -73,8 +87,12 @@ class DatasetSpec:
 
 
 DATASETS: dict[str, DatasetSpec] = {
-    "digits": DatasetSpec("digits", "scikit-learn digits (8x8)", (1, 8, 8), tuple(str(i) for i in range(10)), None),
-    "fashion-mnist": DatasetSpec("fashion-mnist", "Fashion-MNIST (28x28)", (1, 28, 28), FASHION_CLASSES, "FashionMNIST"),
+    "digits": DatasetSpec(
+        "digits", "scikit-learn digits (8x8)", (1, 8, 8), tuple(str(i) for i in range(10)), None
+    ),
+    "fashion-mnist": DatasetSpec(
+        "fashion-mnist", "Fashion-MNIST (28x28)", (1, 28, 28), FASHION_CLASSES, "FashionMNIST"
+    ),
     "mnist": DatasetSpec("mnist", "MNIST (28x28)", (1, 28, 28), tuple(str(i) for i in range(10)), "MNIST"),
 }
 
@@ -107,8 +125,14 @@ class Dataset:
         if dev == self.x_train.device:
             return self
         return Dataset(
-            self.name, self.image_shape, self.class_names,
-            self.x_train.to(dev), self.y_train.to(dev), self.x_test.to(dev), self.y_test.to(dev), self.source,
+            self.name,
+            self.image_shape,
+            self.class_names,
+            self.x_train.to(dev),
+            self.y_train.to(dev),
+            self.x_test.to(dev),
+            self.y_test.to(dev),
+            self.source,
         )
 
     def split(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -168,16 +192,30 @@ def read_idx(path: str | Path) -> np.ndarray:
     except FileNotFoundError:
         raise DatasetError(N_("{path}: file not found"), path=path) from None
     except (OSError, EOFError) as exc:  # bad gzip stream, truncated gzip
-        raise DatasetError(N_("{path}: cannot be read ({exc}); the file is damaged: delete it and fetch it again"), path=path, exc=exc) from None
+        raise DatasetError(
+            N_("{path}: cannot be read ({exc}); the file is damaged: delete it and fetch it again"),
+            path=path,
+            exc=exc,
+        ) from None
     if len(raw) < 4:
-        raise DatasetError(N_("{path}: too short to be an IDX file ({len_raw} bytes)"), path=path, len_raw=len(raw))
+        raise DatasetError(
+            N_("{path}: too short to be an IDX file ({len_raw} bytes)"), path=path, len_raw=len(raw)
+        )
     zero, dtype_code, ndim = raw[0] << 8 | raw[1], raw[2], raw[3]
     if zero != 0 or ndim not in (1, 3):
         raise DatasetError(
-            N_("{path}: not an IDX file (magic bytes {value}; expected 00000801 for labels or 00000803 for images)"), path=path, value=raw[:4].hex()
+            N_(
+                "{path}: not an IDX file (magic bytes {value}; expected 00000801 for labels or 00000803 for images)"
+            ),
+            path=path,
+            value=raw[:4].hex(),
         )
     if dtype_code != 0x08:
-        raise DatasetError(N_("{path}: IDX element type 0x{dtype_code:02x} is not unsigned bytes (0x08)"), path=path, dtype_code=dtype_code)
+        raise DatasetError(
+            N_("{path}: IDX element type 0x{dtype_code:02x} is not unsigned bytes (0x08)"),
+            path=path,
+            dtype_code=dtype_code,
+        )
     header = 4 + 4 * ndim
     if len(raw) < header:
         raise DatasetError(N_("{path}: truncated IDX header"), path=path)
@@ -185,7 +223,12 @@ def read_idx(path: str | Path) -> np.ndarray:
     need = math.prod(shape)  # exact: np.prod would overflow int64 on a hostile header
     have = len(raw) - header
     if have < need:
-        raise DatasetError(N_("{path}: truncated: header promises {need} bytes of data, file has {have}"), path=path, need=need, have=have)
+        raise DatasetError(
+            N_("{path}: truncated: header promises {need} bytes of data, file has {have}"),
+            path=path,
+            need=need,
+            have=have,
+        )
     return np.frombuffer(raw, dtype=np.uint8, count=need, offset=header).reshape(shape)
 
 
@@ -222,14 +265,20 @@ def dataset_available(name: str, root: str | Path | None = None) -> bool:
 
 def _spec(name: str) -> DatasetSpec:
     if name not in DATASETS:
-        raise DatasetError(N_("unknown dataset {name!r}; choose one of {sorted_DATASETS}"), name=name, sorted_DATASETS=sorted(DATASETS))
+        raise DatasetError(
+            N_("unknown dataset {name!r}; choose one of {sorted_DATASETS}"),
+            name=name,
+            sorted_DATASETS=sorted(DATASETS),
+        )
     return DATASETS[name]
 
 
 def _download(spec: DatasetSpec, root: Path) -> None:
     import torchvision  # slow import: only when a download is really attempted
 
-    cls = {"FashionMNIST": torchvision.datasets.FashionMNIST, "MNIST": torchvision.datasets.MNIST}[spec.torchvision_name]
+    cls = {"FashionMNIST": torchvision.datasets.FashionMNIST, "MNIST": torchvision.datasets.MNIST}[
+        spec.torchvision_name
+    ]
     root.mkdir(parents=True, exist_ok=True)
     for train in (True, False):
         cls(str(root), train=train, download=True)
@@ -266,7 +315,9 @@ def _load_cpu(name: str, root: str, download: bool) -> Dataset:
         try:
             _download(spec, root_p)
         except Exception as exc:  # network errors come in many types
-            raise DatasetUnavailable(_unavailable_message(spec, root_p, f"{type(exc).__name__}: {exc}")) from None
+            raise DatasetUnavailable(
+                _unavailable_message(spec, root_p, f"{type(exc).__name__}: {exc}")
+            ) from None
         files = locate_idx(name, root_p)
         if files is None:
             raise DatasetUnavailable(_unavailable_message(spec, root_p, "the download left no files"))
@@ -275,10 +326,19 @@ def _load_cpu(name: str, root: str, download: bool) -> Dataset:
     for split in ("train", "test"):
         imgs, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
         if imgs.ndim != 3 or imgs.shape[1:] != (h, w):
-            raise DatasetError(N_("{value}: images are {value2}, expected {value3}"), value=files[split + '_images'], value2=imgs.shape[1:], value3=(h, w))
+            raise DatasetError(
+                N_("{value}: images are {value2}, expected {value3}"),
+                value=files[split + "_images"],
+                value2=imgs.shape[1:],
+                value3=(h, w),
+            )
         if labels.ndim != 1 or len(labels) != len(imgs):
             raise DatasetError(
-                N_("{value}: {len_labels} labels for {len_imgs} images in {value2}"), value=files[split + '_labels'], len_labels=len(labels), len_imgs=len(imgs), value2=files[split + '_images']
+                N_("{value}: {len_labels} labels for {len_imgs} images in {value2}"),
+                value=files[split + "_labels"],
+                len_labels=len(labels),
+                len_imgs=len(imgs),
+                value2=files[split + "_images"],
             )
     src = str(files["train_images"].parent)
 
@@ -286,9 +346,14 @@ def _load_cpu(name: str, root: str, download: bool) -> Dataset:
         return torch.from_numpy(a.reshape(len(a), -1).copy() if flat else a.astype(np.int64))
 
     return Dataset(
-        name, spec.image_shape, spec.class_names,
-        t(arrays["train_images"], True), t(arrays["train_labels"], False),
-        t(arrays["test_images"], True), t(arrays["test_labels"], False), src,
+        name,
+        spec.image_shape,
+        spec.class_names,
+        t(arrays["train_images"], True),
+        t(arrays["train_labels"], False),
+        t(arrays["test_images"], True),
+        t(arrays["test_labels"], False),
+        src,
     )
 
 
@@ -307,9 +372,13 @@ def _load_digits(spec: DatasetSpec) -> Dataset:
     test = np.zeros(len(y), dtype=bool)
     test[np.concatenate(test_idx)] = True
     return Dataset(
-        "digits", spec.image_shape, spec.class_names,
-        torch.from_numpy(x[~test].copy()), torch.from_numpy(y[~test].copy()),
-        torch.from_numpy(x[test].copy()), torch.from_numpy(y[test].copy()),
+        "digits",
+        spec.image_shape,
+        spec.class_names,
+        torch.from_numpy(x[~test].copy()),
+        torch.from_numpy(y[~test].copy()),
+        torch.from_numpy(x[test].copy()),
+        torch.from_numpy(y[test].copy()),
         "scikit-learn (bundled)",
     )
 
@@ -329,8 +398,14 @@ def load_dataset(
 # ---------------------------------------------------------------- datasets from arrays (user uploads)
 # Used by vae_core.userdata (issue 18); kept here because a Dataset and its identity belong to data.py.
 def dataset_from_arrays(
-    name: str, images: np.ndarray, labels: np.ndarray, class_names: tuple[str, ...], *,
-    test_fraction: float = 0.1, seed: int = 0, source: str = "",
+    name: str,
+    images: np.ndarray,
+    labels: np.ndarray,
+    class_names: tuple[str, ...],
+    *,
+    test_fraction: float = 0.1,
+    seed: int = 0,
+    source: str = "",
 ) -> Dataset:
     """A CPU :class:`Dataset` from uint8 ``images`` (N, H, W) and int ``labels`` (N,) in 0..K-1.
 
@@ -341,12 +416,21 @@ def dataset_from_arrays(
     images = np.asarray(images)
     labels = np.asarray(labels).astype(np.int64)
     if images.dtype != np.uint8 or images.ndim != 3:
-        raise DatasetError(N_("{name}: images must be uint8 (N, H, W), got {dtype} {shape}"), name=name, dtype=images.dtype, shape=images.shape)
+        raise DatasetError(
+            N_("{name}: images must be uint8 (N, H, W), got {dtype} {shape}"),
+            name=name,
+            dtype=images.dtype,
+            shape=images.shape,
+        )
     n = len(images)
     if labels.shape != (n,):
-        raise DatasetError(N_("{name}: {len_labels} labels for {n} images"), name=name, len_labels=len(labels), n=n)
+        raise DatasetError(
+            N_("{name}: {len_labels} labels for {n} images"), name=name, len_labels=len(labels), n=n
+        )
     if n < 2:
-        raise DatasetError(N_("{name}: at least 2 images are needed for a train/test split, got {n}"), name=name, n=n)
+        raise DatasetError(
+            N_("{name}: at least 2 images are needed for a train/test split, got {n}"), name=name, n=n
+        )
     if n and (labels.min() < 0 or labels.max() >= len(class_names)):
         raise DatasetError(N_("{name}: labels must lie in 0..{value}"), name=name, value=len(class_names) - 1)
     rng = np.random.default_rng(seed)
@@ -361,9 +445,14 @@ def dataset_from_arrays(
     flat = images.reshape(n, -1)
     h, w = images.shape[1:]
     return Dataset(
-        name, (1, int(h), int(w)), tuple(class_names),
-        torch.from_numpy(flat[~test].copy()), torch.from_numpy(labels[~test].copy()),
-        torch.from_numpy(flat[test].copy()), torch.from_numpy(labels[test].copy()), source,
+        name,
+        (1, int(h), int(w)),
+        tuple(class_names),
+        torch.from_numpy(flat[~test].copy()),
+        torch.from_numpy(labels[~test].copy()),
+        torch.from_numpy(flat[test].copy()),
+        torch.from_numpy(labels[test].copy()),
+        source,
     )
 
 
@@ -376,8 +465,16 @@ def content_hash(ds: Dataset) -> str:
     import json
 
     h = hashlib.sha256(b"vae-lab-dataset-v1\0")
-    h.update(json.dumps({"image_shape": list(ds.image_shape), "class_names": list(ds.class_names),
-                         "n_train": len(ds.x_train), "n_test": len(ds.x_test)}).encode())
+    h.update(
+        json.dumps(
+            {
+                "image_shape": list(ds.image_shape),
+                "class_names": list(ds.class_names),
+                "n_train": len(ds.x_train),
+                "n_test": len(ds.x_test),
+            }
+        ).encode()
+    )
     for t, dtype in ((ds.x_train, np.uint8), (ds.y_train, "<i8"), (ds.x_test, np.uint8), (ds.y_test, "<i8")):
         h.update(np.ascontiguousarray(t.detach().cpu().numpy().astype(dtype, copy=False)).data)
     return h.hexdigest()

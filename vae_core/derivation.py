@@ -29,13 +29,32 @@ import torch
 from .theory import LOG_2PI, VITarget, gaussian_kl_1d
 
 __all__ = [
-    "RULES", "DerivationLine", "derivation_from_kl", "derivation_from_evidence", "JensenView", "jensen_view",
-    "FAMILIES", "FamilyFit", "fit_family", "fit_all_families", "max_step_error",
+    "RULES",
+    "DerivationLine",
+    "derivation_from_kl",
+    "derivation_from_evidence",
+    "JensenView",
+    "jensen_view",
+    "FAMILIES",
+    "FamilyFit",
+    "fit_family",
+    "fit_all_families",
+    "max_step_error",
 ]
 
 # The rule each line uses, by key (the page translates the keys).
-RULES = ("start", "definition_kl", "bayes", "integral_q_one", "linearity", "rearrange", "kl_nonnegative",
-         "marginal", "multiply_divide_q", "jensen")
+RULES = (
+    "start",
+    "definition_kl",
+    "bayes",
+    "integral_q_one",
+    "linearity",
+    "rearrange",
+    "kl_nonnegative",
+    "marginal",
+    "multiply_divide_q",
+    "jensen",
+)
 FAMILIES = ("gaussian", "laplace", "mixture")
 
 # Quadrature under a standard normal, in float64: the same rule as vae_core.theory uses for elbo_1d.
@@ -56,11 +75,11 @@ _TW = _TW / _TW.sum()
 class DerivationLine(NamedTuple):
     """One line of a derivation: its formula, the rule that leads to it, and its value on the 1-D model."""
 
-    latex: str      # the right-hand side of the line, in LaTeX (words inside go through the page's translator)
-    rule: str       # a key of RULES: why this line follows from the one above
-    value: float    # the line's value for the current q, nats
-    relation: str   # how this line follows from the one above: "=" (same value), "=>" (rearranged into
-                    # an identity: its value is its left side, log p(x)) or ">=" (a bound on the line above)
+    latex: str  # the right-hand side of the line, in LaTeX (words inside go through the page's translator)
+    rule: str  # a key of RULES: why this line follows from the one above
+    value: float  # the line's value for the current q, nats
+    relation: str  # how this line follows from the one above: "=" (same value), "=>" (rearranged into
+    # an identity: its value is its left side, log p(x)) or ">=" (a bound on the line above)
 
 
 def _gauss_expect(target: VITarget, mu: float, sigma: float) -> dict[str, float]:
@@ -74,10 +93,15 @@ def _gauss_expect(target: VITarget, mu: float, sigma: float) -> dict[str, float]
     log_post = target.log_posterior(z)
     e = lambda f: float(f @ _W)  # noqa: E731
     return {
-        "E_log_q": e(log_q), "E_log_post": e(log_post), "E_log_lik": e(log_lik), "E_log_prior": e(log_prior),
+        "E_log_q": e(log_q),
+        "E_log_post": e(log_post),
+        "E_log_lik": e(log_lik),
+        "E_log_prior": e(log_prior),
         "E_log_joint": e(log_joint),
         "log_E_w": _log_mean_weight(target, mu, sigma),
-        "E_log_px_const": float(target.log_px() * _W.sum()),  # integral q(z) log p(x) dz, with the rule's own weights
+        "E_log_px_const": float(
+            target.log_px() * _W.sum()
+        ),  # integral q(z) log p(x) dz, with the rule's own weights
     }
 
 
@@ -107,16 +131,36 @@ def derivation_from_kl(target: VITarget, mu: float, sigma: float) -> list[Deriva
     return [
         DerivationLine(r"\mathrm{KL}(q\,\|\,p(z\mid x))", "start", kl_post, "="),
         DerivationLine(r"\mathbb{E}_q[\log q(z) - \log p(z\mid x)]", "definition_kl", kl_post, "="),
-        DerivationLine(r"\mathbb{E}_q[\log q(z) - \log p(x\mid z) - \log p(z) + \log p(x)]", "bayes",
-                       e["E_log_q"] - e["E_log_lik"] - e["E_log_prior"] + e["E_log_px_const"], "="),
-        DerivationLine(r"\mathbb{E}_q[\log q(z) - \log p(z)] - \mathbb{E}_q[\log p(x\mid z)] + \log p(x)",
-                       "integral_q_one", (e["E_log_q"] - e["E_log_prior"]) - e["E_log_lik"] + lp, "="),
-        DerivationLine(r"\mathrm{KL}(q\,\|\,p(z)) - \mathbb{E}_q[\log p(x\mid z)] + \log p(x)", "definition_kl",
-                       kl_prior - e["E_log_lik"] + lp, "="),
-        DerivationLine(r"\log p(x) = \mathbb{E}_q[\log p(x\mid z)] - \mathrm{KL}(q\,\|\,p(z)) + \mathrm{KL}(q\,\|\,p(z\mid x))",
-                       "rearrange", elbo + kl_post, "=>"),
-        DerivationLine(r"\log p(x) \ge \mathbb{E}_q[\log p(x\mid z)] - \mathrm{KL}(q\,\|\,p(z)) = \mathrm{ELBO}",
-                       "kl_nonnegative", elbo, ">="),
+        DerivationLine(
+            r"\mathbb{E}_q[\log q(z) - \log p(x\mid z) - \log p(z) + \log p(x)]",
+            "bayes",
+            e["E_log_q"] - e["E_log_lik"] - e["E_log_prior"] + e["E_log_px_const"],
+            "=",
+        ),
+        DerivationLine(
+            r"\mathbb{E}_q[\log q(z) - \log p(z)] - \mathbb{E}_q[\log p(x\mid z)] + \log p(x)",
+            "integral_q_one",
+            (e["E_log_q"] - e["E_log_prior"]) - e["E_log_lik"] + lp,
+            "=",
+        ),
+        DerivationLine(
+            r"\mathrm{KL}(q\,\|\,p(z)) - \mathbb{E}_q[\log p(x\mid z)] + \log p(x)",
+            "definition_kl",
+            kl_prior - e["E_log_lik"] + lp,
+            "=",
+        ),
+        DerivationLine(
+            r"\log p(x) = \mathbb{E}_q[\log p(x\mid z)] - \mathrm{KL}(q\,\|\,p(z)) + \mathrm{KL}(q\,\|\,p(z\mid x))",
+            "rearrange",
+            elbo + kl_post,
+            "=>",
+        ),
+        DerivationLine(
+            r"\log p(x) \ge \mathbb{E}_q[\log p(x\mid z)] - \mathrm{KL}(q\,\|\,p(z)) = \mathrm{ELBO}",
+            "kl_nonnegative",
+            elbo,
+            ">=",
+        ),
     ]
 
 
@@ -130,15 +174,33 @@ def derivation_from_evidence(target: VITarget, mu: float, sigma: float) -> list[
     return [
         DerivationLine(r"\log p(x)", "start", lp, "="),
         DerivationLine(r"\int q(z)\,\log p(x)\,dz", "integral_q_one", e["E_log_px_const"], "="),
-        DerivationLine(r"\int q(z)\,\log\frac{p(x, z)}{p(z\mid x)}\,dz", "marginal",
-                       e["E_log_joint"] - e["E_log_post"], "="),
-        DerivationLine(r"\int q(z)\,\log\frac{p(x, z)}{q(z)}\,dz + \int q(z)\,\log\frac{q(z)}{p(z\mid x)}\,dz",
-                       "multiply_divide_q", elbo_joint + kl_post, "="),
-        DerivationLine(r"\mathrm{ELBO} + \mathrm{KL}(q\,\|\,p(z\mid x))", "definition_kl", elbo_joint + kl_post, "="),
-        DerivationLine(r"\mathbb{E}_q[\log p(x\mid z)] - \mathrm{KL}(q\,\|\,p(z)) + \mathrm{KL}(q\,\|\,p(z\mid x))",
-                       "linearity", e["E_log_lik"] - kl_prior + kl_post, "="),
-        DerivationLine(r"\ge \mathbb{E}_q[\log p(x\mid z)] - \mathrm{KL}(q\,\|\,p(z)) = \mathrm{ELBO}", "kl_nonnegative",
-                       e["E_log_lik"] - kl_prior, ">="),
+        DerivationLine(
+            r"\int q(z)\,\log\frac{p(x, z)}{p(z\mid x)}\,dz",
+            "marginal",
+            e["E_log_joint"] - e["E_log_post"],
+            "=",
+        ),
+        DerivationLine(
+            r"\int q(z)\,\log\frac{p(x, z)}{q(z)}\,dz + \int q(z)\,\log\frac{q(z)}{p(z\mid x)}\,dz",
+            "multiply_divide_q",
+            elbo_joint + kl_post,
+            "=",
+        ),
+        DerivationLine(
+            r"\mathrm{ELBO} + \mathrm{KL}(q\,\|\,p(z\mid x))", "definition_kl", elbo_joint + kl_post, "="
+        ),
+        DerivationLine(
+            r"\mathbb{E}_q[\log p(x\mid z)] - \mathrm{KL}(q\,\|\,p(z)) + \mathrm{KL}(q\,\|\,p(z\mid x))",
+            "linearity",
+            e["E_log_lik"] - kl_prior + kl_post,
+            "=",
+        ),
+        DerivationLine(
+            r"\ge \mathbb{E}_q[\log p(x\mid z)] - \mathrm{KL}(q\,\|\,p(z)) = \mathrm{ELBO}",
+            "kl_nonnegative",
+            e["E_log_lik"] - kl_prior,
+            ">=",
+        ),
     ]
 
 
@@ -150,40 +212,42 @@ def max_step_error(lines: list[DerivationLine]) -> float:
 class JensenView(NamedTuple):
     """log E_q[w] >= E_q[log w] for w = p(x, z)/q(z), nats."""
 
-    log_mean_w: float   # log E_q[p(x, z)/q(z)] = log p(x)
-    mean_log_w: float   # E_q[log p(x, z) - log q(z)] = ELBO
-    gap: float          # log_mean_w - mean_log_w, Jensen's gap
-    kl_post: float      # KL(q || p(z|x)) computed directly: equals the gap
-    log_px: float       # exact log p(x)
+    log_mean_w: float  # log E_q[p(x, z)/q(z)] = log p(x)
+    mean_log_w: float  # E_q[log p(x, z) - log q(z)] = ELBO
+    gap: float  # log_mean_w - mean_log_w, Jensen's gap
+    kl_post: float  # KL(q || p(z|x)) computed directly: equals the gap
+    log_px: float  # exact log p(x)
 
 
 def jensen_view(target: VITarget, mu: float, sigma: float) -> JensenView:
     """Jensen's inequality on the 1-D model for q = N(mu, sigma^2): its two sides, its gap, and KL(q || p(z|x))."""
     e = _gauss_expect(target, mu, sigma)
     mean_log_w = e["E_log_joint"] - e["E_log_q"]
-    return JensenView(e["log_E_w"], mean_log_w, e["log_E_w"] - mean_log_w, e["E_log_q"] - e["E_log_post"],
-                      target.log_px())
+    return JensenView(
+        e["log_E_w"], mean_log_w, e["log_E_w"] - mean_log_w, e["E_log_q"] - e["E_log_post"], target.log_px()
+    )
 
 
 # --------------------------------------------------------------------------- why a Gaussian?
 class FamilyFit(NamedTuple):
     """The best q of one family for the 1-D model, nats."""
 
-    family: str           # a key of FAMILIES
-    params: dict          # the fitted parameters (mu, sigma; mu, b; pi, mu1, sigma1, mu2, sigma2)
-    elbo: float           # the best ELBO the family reached
-    gap: float            # log p(x) - elbo = KL(q || p(z|x)) >= 0
-    kl_direct: float      # KL(q || p(z|x)) by its own quadrature: equals gap
-    z: np.ndarray         # (G,) grid to draw q on
-    pdf: np.ndarray       # (G,) q's density on that grid
+    family: str  # a key of FAMILIES
+    params: dict  # the fitted parameters (mu, sigma; mu, b; pi, mu1, sigma1, mu2, sigma2)
+    elbo: float  # the best ELBO the family reached
+    gap: float  # log p(x) - elbo = KL(q || p(z|x)) >= 0
+    kl_direct: float  # KL(q || p(z|x)) by its own quadrature: equals gap
+    z: np.ndarray  # (G,) grid to draw q on
+    pdf: np.ndarray  # (G,) q's density on that grid
 
 
 def _log_joint_t(target: VITarget, z: torch.Tensor) -> torch.Tensor:
     return target.log_joint(z)
 
 
-def _family_terms(target: VITarget, family: str, theta: torch.Tensor, exact: bool = False
-                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _family_terms(
+    target: VITarget, family: str, theta: torch.Tensor, exact: bool = False
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(E_q log p(x, z), E_q log q, E_q log p(z|x)) for unconstrained parameters theta, by quadrature (torch, float64).
 
     Gaussian and mixture: the 60-node Gauss-Hermite rule (fast: the optimiser's rule), or with ``exact`` the fine grid,
@@ -210,8 +274,13 @@ def _family_terms(target: VITarget, family: str, theta: torch.Tensor, exact: boo
         e_joint = e_logq = e_post = torch.zeros((), dtype=torch.float64)
         for k in range(2):
             z = mus[k] + sigmas[k] * u  # nodes under component k
-            comp = torch.stack([-0.5 * (LOG_2PI + 2.0 * torch.log(sigmas[j]) + ((z - mus[j]) / sigmas[j]) ** 2)
-                                for j in range(2)], -1)  # (U, 2)
+            comp = torch.stack(
+                [
+                    -0.5 * (LOG_2PI + 2.0 * torch.log(sigmas[j]) + ((z - mus[j]) / sigmas[j]) ** 2)
+                    for j in range(2)
+                ],
+                -1,
+            )  # (U, 2)
             log_q = torch.logsumexp(comp + torch.log(weights), -1)
             e_joint = e_joint + weights[k] * (w * target.log_joint(z)).sum()
             e_logq = e_logq + weights[k] * (w * log_q).sum()
@@ -223,7 +292,10 @@ def _family_terms(target: VITarget, family: str, theta: torch.Tensor, exact: boo
 def _log_post_t(target: VITarget, z: torch.Tensor) -> torch.Tensor:
     """log p(z|x) from the closed-form mixture, in torch (values only; it carries no parameters)."""
     w, m, s = target.posterior_components()
-    comps = [math.log(wk) - 0.5 * (LOG_2PI + 2.0 * math.log(sk) + ((z - mk) / sk) ** 2) for wk, mk, sk in zip(w, m, s)]
+    comps = [
+        math.log(wk) - 0.5 * (LOG_2PI + 2.0 * math.log(sk) + ((z - mk) / sk) ** 2)
+        for wk, mk, sk in zip(w, m, s)
+    ]
     return torch.logsumexp(torch.stack(comps, -1), -1)
 
 
@@ -276,7 +348,9 @@ def fit_family(target: VITarget, family: str, steps: int = 60, grid: np.ndarray 
     best: tuple[float, np.ndarray] | None = None
     for start in _starts(target, family):
         opts = {"maxiter": steps, "gtol": 1e-10, "ftol": 1e-15}
-        res = minimize(neg_elbo, np.asarray(start, dtype=np.float64), jac=True, method="L-BFGS-B", options=opts)
+        res = minimize(
+            neg_elbo, np.asarray(start, dtype=np.float64), jac=True, method="L-BFGS-B", options=opts
+        )
         if family != "laplace":  # polish on the fine rule: a few steps from the fast rule's optimum
             res = minimize(neg_elbo, res.x, args=(True,), jac=True, method="L-BFGS-B", options=opts)
         th = np.asarray(res.x, dtype=np.float64)
@@ -292,8 +366,13 @@ def fit_family(target: VITarget, family: str, steps: int = 60, grid: np.ndarray 
     elif family == "laplace":
         params = {"mu": float(th[0]), "b": math.exp(th[1])}
     else:
-        params = {"pi": 1.0 / (1.0 + math.exp(-th[0])), "mu1": float(th[1]), "mu2": float(th[2]),
-                  "sigma1": math.exp(th[3]), "sigma2": math.exp(th[4])}
+        params = {
+            "pi": 1.0 / (1.0 + math.exp(-th[0])),
+            "mu1": float(th[1]),
+            "mu2": float(th[2]),
+            "sigma1": math.exp(th[3]),
+            "sigma2": math.exp(th[4]),
+        }
     lp = target.log_px()
     return FamilyFit(family, params, elbo, lp - elbo, kl_direct, z, _pdf(family, th, z))
 

@@ -33,11 +33,23 @@ def pick_device(override: str | None = None) -> torch.device:
     try:
         dev = torch.device(choice)
     except RuntimeError as exc:
-        raise DeviceError(N_("Unknown device {choice!r}: use auto, cpu, cuda, cuda:N or mps."), choice=choice) from exc
+        raise DeviceError(
+            N_("Unknown device {choice!r}: use auto, cpu, cuda, cuda:N or mps."), choice=choice
+        ) from exc
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise DeviceError(N_("Device {choice!r} was requested but no CUDA GPU is available; use --device cpu or auto."), choice=choice)
+        raise DeviceError(
+            N_("Device {choice!r} was requested but no CUDA GPU is available; use --device cpu or auto."),
+            choice=choice,
+        )
     if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
-        raise DeviceError(N_("Device {choice!r} does not exist: this machine has {value} CUDA device(s)."), choice=choice, value=torch.cuda.device_count())
+        raise DeviceError(
+            N_("Device {choice!r} does not exist: this machine has {value} CUDA device(s)."),
+            choice=choice,
+            value=torch.cuda.device_count(),
+        )
     if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise DeviceError(N_("Device {choice!r} was requested but MPS is not available; use --device cpu or auto."), choice=choice)
+        raise DeviceError(
+            N_("Device {choice!r} was requested but MPS is not available; use --device cpu or auto."),
+            choice=choice,
+        )
     return dev

@@ -52,11 +52,11 @@ Decoder = Callable[[torch.Tensor], torch.Tensor]
 class ELBOTerms(NamedTuple):
     """Per-example ELBO pieces, nats. ``loss`` is the scalar that training minimises."""
 
-    recon: torch.Tensor       # (B,)   E_q[log p(x|z)], one-sample estimate (log-likelihood, <= 0 for Bernoulli)
+    recon: torch.Tensor  # (B,)   E_q[log p(x|z)], one-sample estimate (log-likelihood, <= 0 for Bernoulli)
     kl_per_dim: torch.Tensor  # (B, z) KL(q(z_j|x) || N(0,1)) per latent dim; (B, 0) for an AE
-    kl: torch.Tensor          # (B,)   sum of kl_per_dim
-    elbo: torch.Tensor        # (B,)   recon - kl (for an AE: recon only; it is not a bound)
-    loss: torch.Tensor        # ()     mean over the batch of -(recon - beta * KL'), KL' after free bits
+    kl: torch.Tensor  # (B,)   sum of kl_per_dim
+    elbo: torch.Tensor  # (B,)   recon - kl (for an AE: recon only; it is not a bound)
+    loss: torch.Tensor  # ()     mean over the batch of -(recon - beta * KL'), KL' after free bits
 
 
 def bernoulli_log_likelihood(x: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
@@ -127,7 +127,9 @@ def recon_log_likelihood(
         mean = torch.sigmoid(logits)
         d = x.shape[-1]
         return -0.5 * ((x - mean) / obs_std).pow(2).sum(-1) - d * (math.log(obs_std) + 0.5 * LOG_2PI)
-    raise ValueError(f"unknown likelihood {likelihood!r}; use 'bernoulli', 'continuous_bernoulli' or 'gaussian'")
+    raise ValueError(
+        f"unknown likelihood {likelihood!r}; use 'bernoulli', 'continuous_bernoulli' or 'gaussian'"
+    )
 
 
 def kl_per_dim(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -145,7 +147,9 @@ def gaussian_kl(
 
     = log(s_p/s_q) + (s_q^2 + (mu_q - mu_p)^2) / (2 s_p^2) - 1/2.
     """
-    return 0.5 * (logvar_p - logvar_q) + (logvar_q.exp() + (mu_q - mu_p).pow(2)) / (2.0 * logvar_p.exp()) - 0.5
+    return (
+        0.5 * (logvar_p - logvar_q) + (logvar_q.exp() + (mu_q - mu_p).pow(2)) / (2.0 * logvar_p.exp()) - 0.5
+    )
 
 
 def beta_schedule(step: int, beta: float = 1.0, warmup_steps: int = 0) -> float:
@@ -175,7 +179,9 @@ def elbo_terms(
     return combine_terms(recon, None if logvar is None else kl_per_dim(mu, logvar), beta, free_bits)
 
 
-def combine_terms(recon: torch.Tensor, kl_d: torch.Tensor | None, beta: float = 1.0, free_bits: float = 0.0) -> ELBOTerms:
+def combine_terms(
+    recon: torch.Tensor, kl_d: torch.Tensor | None, beta: float = 1.0, free_bits: float = 0.0
+) -> ELBOTerms:
     """The ELBO terms from their two parts: recon (B,) log p(x|z) and KL per dim (B, z), nats.
 
     ``kl_d=None`` means an AE (no KL). Free bits: see :func:`elbo_terms`. Shared by
@@ -266,10 +272,10 @@ def iwae_curve(log_w: torch.Tensor) -> torch.Tensor:
 class QuadratureGrid(NamedTuple):
     """log p(x) of one image by midpoint quadrature over z (latent dim 1 or 2), with its grid."""
 
-    log_px: float               # log integral p(x|z) p(z) dz, nats
-    log_joint: torch.Tensor     # (n,) for z=1 or (n, n) for z=2: log p(x, z) at the cell midpoints, float64
-    axes: torch.Tensor          # (zdim, n) midpoint coordinates per latent dim
-    log_cell: float             # log of the cell length (z=1) or area (z=2)
+    log_px: float  # log integral p(x|z) p(z) dz, nats
+    log_joint: torch.Tensor  # (n,) for z=1 or (n, n) for z=2: log p(x, z) at the cell midpoints, float64
+    axes: torch.Tensor  # (zdim, n) midpoint coordinates per latent dim
+    log_cell: float  # log of the cell length (z=1) or area (z=2)
 
     def log_posterior(self) -> torch.Tensor:
         """log p(z|x) density at the grid points, same shape as ``log_joint``."""
@@ -279,10 +285,10 @@ class QuadratureGrid(NamedTuple):
 class QuadratureResult(NamedTuple):
     """log p(x) by numerical integration over z (latent dim 1 or 2), for a batch of images."""
 
-    log_px: torch.Tensor     # (B,) nats
+    log_px: torch.Tensor  # (B,) nats
     log_joint: torch.Tensor  # (B, n) for z=1 or (B, n, n) for z=2: log p(x, z) at grid points
-    axes: torch.Tensor       # (B, zdim, n): grid coordinates per image and dim
-    cell: torch.Tensor       # (B,) cell length (z=1) or area (z=2)
+    axes: torch.Tensor  # (B, zdim, n): grid coordinates per image and dim
+    cell: torch.Tensor  # (B,) cell length (z=1) or area (z=2)
 
     def log_posterior(self) -> torch.Tensor:
         """log p(z|x) density at the grid points, same shape as ``log_joint``."""
@@ -291,7 +297,11 @@ class QuadratureResult(NamedTuple):
 
 
 def grid_log_likelihood(
-    x: torch.Tensor, decode: Decoder, z: torch.Tensor, likelihood: str = "bernoulli", obs_std: float = 0.1,
+    x: torch.Tensor,
+    decode: Decoder,
+    z: torch.Tensor,
+    likelihood: str = "bernoulli",
+    obs_std: float = 0.1,
     chunk: int = 0,
 ) -> torch.Tensor:
     """log p(x|z) of one image x (D,) at many latents z (P, zdim): (P,) nats, without gradients.
@@ -302,7 +312,9 @@ def grid_log_likelihood(
     out = torch.empty(z.shape[0], device=z.device, dtype=torch.float32)
     with torch.no_grad():
         for start in range(0, z.shape[0], chunk):
-            out[start : start + chunk] = recon_log_likelihood(x, decode(z[start : start + chunk]), likelihood, obs_std)
+            out[start : start + chunk] = recon_log_likelihood(
+                x, decode(z[start : start + chunk]), likelihood, obs_std
+            )
     return out
 
 
@@ -396,12 +408,15 @@ def quadrature_log_px(
     Each image gets its own box (the prior mass outside [-6, 6] is below 1e-8). Returns
     :class:`QuadratureResult` with log p(x) (B,) nats and the grids of log p(x, z), in x's dtype.
     """
-    grids = [quadrature_grid(x[i], decode, latent_dim, q=None if q is None else (q[0][i], q[1][i]), **grid)
-             for i in range(x.shape[0])]
+    grids = [
+        quadrature_grid(x[i], decode, latent_dim, q=None if q is None else (q[0][i], q[1][i]), **grid)
+        for i in range(x.shape[0])
+    ]
     dt = x.dtype  # results in the images' dtype; the sums were taken in float64
     return QuadratureResult(
         torch.tensor([g.log_px for g in grids], dtype=dt, device=x.device),
-        torch.stack([g.log_joint for g in grids]).to(dt), torch.stack([g.axes for g in grids]),
+        torch.stack([g.log_joint for g in grids]).to(dt),
+        torch.stack([g.axes for g in grids]),
         torch.tensor([math.exp(g.log_cell) for g in grids], dtype=dt, device=x.device),
     )
 

@@ -86,4 +86,3 @@ class Msg(_Templated, str):
 
 def _rebuild_msg(template: str, params: dict, english: str | None = None) -> Msg:
     return Msg(template, english=english, **params)
-

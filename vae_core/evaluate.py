@@ -26,12 +26,17 @@ from .models import AE, VAE
 from .errors import N_
 
 __all__ = [
-    "ACTIVE_THRESHOLD", "ELBO_SEED_OFFSET", "DatasetMetrics", "dataset_metrics", "latent_variance", "iwae_nll",
+    "ACTIVE_THRESHOLD",
+    "ELBO_SEED_OFFSET",
+    "DatasetMetrics",
+    "dataset_metrics",
+    "latent_variance",
+    "iwae_nll",
     "main",
 ]
 
 ACTIVE_THRESHOLD = 0.01  # a latent dim is "active" when Var_x[mu_j] exceeds this (Burda et al. 2016)
-ELBO_SEED_OFFSET = 3     # the ELBO pass draws its noise from seed + 3: the trainer's own evaluation seed
+ELBO_SEED_OFFSET = 3  # the ELBO pass draws its noise from seed + 3: the trainer's own evaluation seed
 
 
 def latent_variance(mu: torch.Tensor) -> torch.Tensor:
@@ -54,22 +59,26 @@ class DatasetMetrics:
     (an AE's loss is not a bound on -log p(x)); the IWAE fields stay None.
     """
 
-    neg_elbo: float                 # -(E_q log p(x|z) - KL), one sample per image
-    recon: float                    # -E_q log p(x|z), the reconstruction cost (>= 0 for Bernoulli)
-    kl: float                       # KL(q(z|x) || p(z))
-    kl_per_dim: list[float]         # (z,) KL per latent dim
-    active_units: int               # dims with Var_x[mu_j] > ACTIVE_THRESHOLD
-    var_mu: list[float]             # (z,) Var_x[mu_j]
-    n: int                          # images in the ELBO pass
+    neg_elbo: float  # -(E_q log p(x|z) - KL), one sample per image
+    recon: float  # -E_q log p(x|z), the reconstruction cost (>= 0 for Bernoulli)
+    kl: float  # KL(q(z|x) || p(z))
+    kl_per_dim: list[float]  # (z,) KL per latent dim
+    active_units: int  # dims with Var_x[mu_j] > ACTIVE_THRESHOLD
+    var_mu: list[float]  # (z,) Var_x[mu_j]
+    n: int  # images in the ELBO pass
     latent_dim: int
     is_vae: bool
-    binarized: bool = False         # computed on binarized images (x ~ Bernoulli(pixels), seeded)
-    iwae_nll: float | None = None   # -log p_K(x) on the first iwae_n images
+    binarized: bool = False  # computed on binarized images (x ~ Bernoulli(pixels), seeded)
+    iwae_nll: float | None = None  # -log p_K(x) on the first iwae_n images
     iwae_nll_se: float | None = None  # its standard error over images
     iwae_k: int | None = None
     iwae_n: int | None = None
-    iwae_subset_neg_elbo: float | None = None  # -ELBO on the same iwae_n images: minus iwae_nll ~ mean KL(q || p(z|x))
-    extra: dict[str, Any] = field(default_factory=dict)  # figures a caller adds (the regeneration script's quadrature)
+    iwae_subset_neg_elbo: float | None = (
+        None  # -ELBO on the same iwae_n images: minus iwae_nll ~ mean KL(q || p(z|x))
+    )
+    extra: dict[str, Any] = field(
+        default_factory=dict
+    )  # figures a caller adds (the regeneration script's quadrature)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-friendly dict: the IWAE keys only when they were computed; ``extra`` merged in."""
@@ -83,7 +92,9 @@ class DatasetMetrics:
 
 
 @torch.no_grad()
-def _elbo_pass(model: AE | VAE, x: torch.Tensor, batch_size: int, seed: int) -> tuple[float, float, torch.Tensor, torch.Tensor]:
+def _elbo_pass(
+    model: AE | VAE, x: torch.Tensor, batch_size: int, seed: int
+) -> tuple[float, float, torch.Tensor, torch.Tensor]:
     """Sums over x (N, D) of recon log-likelihood and KL, KL per dim (z,), and the codes mu (N, z)."""
     cfg = model.config
     dev = next(model.parameters()).device
@@ -105,7 +116,11 @@ def _elbo_pass(model: AE | VAE, x: torch.Tensor, batch_size: int, seed: int) -> 
 
 @torch.no_grad()
 def iwae_nll(
-    model: VAE, x: torch.Tensor, k: int = 1000, seed: int = 0, batch_size: int = 0,
+    model: VAE,
+    x: torch.Tensor,
+    k: int = 1000,
+    seed: int = 0,
+    batch_size: int = 0,
     progress: Callable[[float], None] | None = None,
 ) -> tuple[float, float]:
     """Mean importance-weighted NLL -log p_K(x) over images x (N, D): (mean, standard error), nats/image.
@@ -166,9 +181,16 @@ def dataset_metrics(
         recon, kl, kl_d, mu = _elbo_pass(model, x, batch_size, seed + ELBO_SEED_OFFSET)
         var = latent_variance(mu)
         m = DatasetMetrics(
-            neg_elbo=(-recon + kl) / n, recon=-recon / n, kl=kl / n, kl_per_dim=(kl_d / n).tolist(),
-            active_units=int((var > ACTIVE_THRESHOLD).sum()), var_mu=var.tolist(), n=n,
-            latent_dim=int(model.config.latent_dim), is_vae=bool(model.is_vae), binarized=bool(binarize),
+            neg_elbo=(-recon + kl) / n,
+            recon=-recon / n,
+            kl=kl / n,
+            kl_per_dim=(kl_d / n).tolist(),
+            active_units=int((var > ACTIVE_THRESHOLD).sum()),
+            var_mu=var.tolist(),
+            n=n,
+            latent_dim=int(model.config.latent_dim),
+            is_vae=bool(model.is_vae),
+            binarized=bool(binarize),
         )
         n_iw = min(int(n_iwae), n)
         if model.is_vae and k > 0 and n_iw > 0:
@@ -190,10 +212,14 @@ def main(argv: list[str] | None = None) -> int:
     from .data import DatasetError, load_dataset
     from .device import DeviceError, pick_device
 
-    p = argparse.ArgumentParser(prog="python -m vae_core.evaluate", description="Evaluate a checkpoint on its test split.")
+    p = argparse.ArgumentParser(
+        prog="python -m vae_core.evaluate", description="Evaluate a checkpoint on its test split."
+    )
     p.add_argument("checkpoint")
     p.add_argument("--k", type=int, default=1000, help="importance samples per image (default 1000)")
-    p.add_argument("--n", type=int, default=1000, help="test images for the IWAE NLL (default 1000; all for the ELBO)")
+    p.add_argument(
+        "--n", type=int, default=1000, help="test images for the IWAE NLL (default 1000; all for the ELBO)"
+    )
     p.add_argument("--device", default="auto")
     p.add_argument("--data-root", default=None)
     p.add_argument("--seed", type=int, default=0)
@@ -203,7 +229,12 @@ def main(argv: list[str] | None = None) -> int:
         ck = load_checkpoint(args.checkpoint, device=dev)
         ds = load_dataset(ck.metadata.get("dataset", ""), device=dev, root=args.data_root)
         if ds.dim != ck.config.input_dim:
-            raise DatasetError(N_("dataset {name} has {dim} pixels but the model expects {input_dim}"), name=ds.name, dim=ds.dim, input_dim=ck.config.input_dim)
+            raise DatasetError(
+                N_("dataset {name} has {dim} pixels but the model expects {input_dim}"),
+                name=ds.name,
+                dim=ds.dim,
+                input_dim=ck.config.input_dim,
+            )
     except (CheckpointError, DatasetError, DeviceError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -217,7 +248,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  KL                {m.kl:9.2f} nats/image")
     print(f"  active units      {m.active_units:6d} of {ck.config.latent_dim}")
     if m.iwae_nll is not None:
-        print(f"  IWAE NLL (K={m.iwae_k}) {m.iwae_nll:9.2f} ± {m.iwae_nll_se:.2f} nats/image on {m.iwae_n} images")
+        print(
+            f"  IWAE NLL (K={m.iwae_k}) {m.iwae_nll:9.2f} ± {m.iwae_nll_se:.2f} nats/image on {m.iwae_n} images"
+        )
     else:
         print("  IWAE NLL          n/a (an AE has no likelihood p(x))")
     print(f"  ({time.perf_counter() - t0:.1f} s)")

@@ -26,9 +26,28 @@ from torch import nn
 
 from .inference import PosteriorStats, decode, images_to_grid, lerp, manifold_grid, slerp, upscale
 
-__all__ = ["slider_ranges", "default_dims", "manifold_slice", "grid_position", "mark_grid", "traversal_sheet", "MARK_COLOR",
-           "can_draw", "cjk_font_available", "cjk_font_file", "SliderSpace", "slider_space", "traversal_order", "normal_cdf",
-           "clamp_point", "random_point", "incoming_point", "hex_rgb", "manifold_view", "interpolation_paths"]
+__all__ = [
+    "slider_ranges",
+    "default_dims",
+    "manifold_slice",
+    "grid_position",
+    "mark_grid",
+    "traversal_sheet",
+    "MARK_COLOR",
+    "can_draw",
+    "cjk_font_available",
+    "cjk_font_file",
+    "SliderSpace",
+    "slider_space",
+    "traversal_order",
+    "normal_cdf",
+    "clamp_point",
+    "random_point",
+    "incoming_point",
+    "hex_rgb",
+    "manifold_view",
+    "interpolation_paths",
+]
 
 MARK_COLOR = (228, 26, 28)  # RGB of the "you are here" marker on image grids
 
@@ -47,10 +66,10 @@ def slider_ranges(stats: PosteriorStats, k: float = 3.0) -> tuple[np.ndarray, np
 class SliderSpace:
     """Where the explorer's point may go for one model: all (z,) float64, latent units."""
 
-    lo: np.ndarray    # slider minimum per dim: mean − 3·std
-    hi: np.ndarray    # slider maximum per dim: mean + 3·std
+    lo: np.ndarray  # slider minimum per dim: mean − 3·std
+    hi: np.ndarray  # slider maximum per dim: mean + 3·std
     mean: np.ndarray  # the aggregate posterior's (for an AE: the codes') mean
-    std: np.ndarray   # ... and its standard deviation: the Gaussian fitted to the codes
+    std: np.ndarray  # ... and its standard deviation: the Gaussian fitted to the codes
     home: np.ndarray  # where a reset goes: the prior mean 0 for a VAE, the centre of the codes for an AE
 
 
@@ -115,8 +134,12 @@ def normal_cdf(z: float, center: float = 0.0, scale: float = 1.0) -> float:
 
 
 def grid_position(
-    z_pair: tuple[float, float], n: int, lo: float = 0.05, hi: float = 0.95,
-    center: tuple[float, float] = (0.0, 0.0), scale: tuple[float, float] = (1.0, 1.0),
+    z_pair: tuple[float, float],
+    n: int,
+    lo: float = 0.05,
+    hi: float = 0.95,
+    center: tuple[float, float] = (0.0, 0.0),
+    scale: tuple[float, float] = (1.0, 1.0),
 ) -> tuple[float, float, bool]:
     """Where the point ``z_pair`` (latent units) lies on an n×n inverse-CDF grid:
     (column, row, inside), fractional tile indices (0 = left / top), clamped to the grid;
@@ -130,7 +153,12 @@ def grid_position(
 
 
 def mark_grid(
-    mosaic: np.ndarray, col: float, row: float, tile_hw: tuple[int, int], pad: int = 1, scale: int = 1,
+    mosaic: np.ndarray,
+    col: float,
+    row: float,
+    tile_hw: tuple[int, int],
+    pad: int = 1,
+    scale: int = 1,
     color: tuple[int, int, int] = MARK_COLOR,
 ) -> np.ndarray:
     """A copy of a grey (H', W') uint8 mosaic (tiles ``tile_hw`` with ``pad`` gutters, no outer
@@ -143,13 +171,17 @@ def mark_grid(
     y0, x0 = r * (h + pad) * scale, c * (w + pad) * scale
     y1, x1 = y0 + h * scale, x0 + w * scale
     t = max(2, scale // 2)  # frame thickness, screen pixels
-    for ys, xs in ((slice(y0, y0 + t), slice(x0, x1)), (slice(y1 - t, y1), slice(x0, x1)),
-                   (slice(y0, y1), slice(x0, x0 + t)), (slice(y0, y1), slice(x1 - t, x1))):
+    for ys, xs in (
+        (slice(y0, y0 + t), slice(x0, x1)),
+        (slice(y1 - t, y1), slice(x0, x1)),
+        (slice(y0, y1), slice(x0, x0 + t)),
+        (slice(y0, y1), slice(x1 - t, x1)),
+    ):
         rgb[ys, xs] = color
     cy, cx = (row * (h + pad) + h / 2) * scale, (col * (w + pad) + w / 2) * scale
     rad = max(2.0, 0.18 * min(h, w) * scale)
     yy, xx = np.ogrid[: rgb.shape[0], : rgb.shape[1]]
-    rgb[(yy - cy) ** 2 + (xx - cx) ** 2 <= rad ** 2] = color
+    rgb[(yy - cy) ** 2 + (xx - cx) ** 2 <= rad**2] = color
     return rgb
 
 
@@ -176,7 +208,9 @@ def traversal_sheet(
     if len(labels) != k:
         raise ValueError(f"need one label list per row: {k} rows, {len(labels)} labels")
     _, h, w = image_shape
-    mosaic = images_to_grid(a.reshape(k * steps, -1), image_shape, ncols=steps, pad=pad)  # (H, W) or (H, W, C)
+    mosaic = images_to_grid(
+        a.reshape(k * steps, -1), image_shape, ncols=steps, pad=pad
+    )  # (H, W) or (H, W, C)
     if mosaic.ndim == 2:
         mosaic = mosaic[..., None]
     tiles = upscale(mosaic, scale)
@@ -189,7 +223,9 @@ def traversal_sheet(
     for r, lines in enumerate(labels):
         top = r * (h + pad) * scale + (h * scale - line_h * len(lines)) // 2
         for i, (text, color) in enumerate(lines):
-            if isinstance(font, ImageFont.FreeTypeFont):  # centred on its line's middle: a CJK font's tall ascender stays in
+            if isinstance(
+                font, ImageFont.FreeTypeFont
+            ):  # centred on its line's middle: a CJK font's tall ascender stays in
                 draw.text((6, top + i * line_h + line_h / 2), text, fill=tuple(color), font=font, anchor="lm")
             else:  # the old bitmap font takes no anchor
                 draw.text((6, top + i * line_h), text, fill=tuple(color), font=font)
@@ -199,16 +235,18 @@ def traversal_sheet(
 # Fonts that draw Chinese, in the order tried (Debian's fonts-noto-cjk first; .ci/run installs it), then
 # whatever fontconfig lists for zh. fc-match alone is not enough: with a stale cache it answers DejaVu.
 CJK_FONT_PATHS = (
-    "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",        # Debian / Ubuntu: fonts-noto-cjk
-    "/usr/share/fonts/noto-cjk/NotoSansCJK-Regular.ttc",             # Arch
-    "/usr/share/fonts/google-noto-cjk/NotoSansCJK-Regular.ttc",      # Fedora
+    "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",  # Debian / Ubuntu: fonts-noto-cjk
+    "/usr/share/fonts/noto-cjk/NotoSansCJK-Regular.ttc",  # Arch
+    "/usr/share/fonts/google-noto-cjk/NotoSansCJK-Regular.ttc",  # Fedora
     "/usr/share/fonts/opentype/noto/NotoSerifCJK-Regular.ttc",
-    "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc",                # fonts-wqy-microhei
+    "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc",  # fonts-wqy-microhei
     "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc",
-    "/System/Library/Fonts/PingFang.ttc", "/System/Library/Fonts/STHeiti Medium.ttc",  # macOS
-    "C:/Windows/Fonts/msyh.ttc", "C:/Windows/Fonts/simhei.ttf",     # Windows
+    "/System/Library/Fonts/PingFang.ttc",
+    "/System/Library/Fonts/STHeiti Medium.ttc",  # macOS
+    "C:/Windows/Fonts/msyh.ttc",
+    "C:/Windows/Fonts/simhei.ttf",  # Windows
 )
-_PROBE = "中"      # a font that draws this draws the lab's Chinese
+_PROBE = "中"  # a font that draws this draws the lab's Chinese
 _MISSING = "\U0010ffff"  # never assigned: every font draws its "missing glyph" box for it
 
 
@@ -221,7 +259,9 @@ def _draws(font, char: str) -> bool:
 def _fontconfig_zh() -> list[str]:
     """Font files fontconfig says cover Chinese (``fc-list :lang=zh file``), regular faces first; [] without fontconfig."""
     try:
-        out = subprocess.run(["fc-list", ":lang=zh", "file"], capture_output=True, text=True, timeout=5, check=False).stdout
+        out = subprocess.run(
+            ["fc-list", ":lang=zh", "file"], capture_output=True, text=True, timeout=5, check=False
+        ).stdout
     except (OSError, subprocess.SubprocessError):
         return []
     files = {line.split(":")[0].strip() for line in out.splitlines() if line.strip()}
@@ -297,8 +337,9 @@ def random_point(draw: int, mean: np.ndarray, std: np.ndarray, is_vae: bool) -> 
     return eps if is_vae else np.asarray(mean, dtype=float) + np.asarray(std, dtype=float) * eps
 
 
-def incoming_point(sent_z, sent_key: str | None, last: tuple | None, key: str, latent_dim: int
-                   ) -> tuple[str, tuple[float, ...] | None]:
+def incoming_point(
+    sent_z, sent_key: str | None, last: tuple | None, key: str, latent_dim: int
+) -> tuple[str, tuple[float, ...] | None]:
     """What to do with the latent point in session state when the explorer runs for model ``key``.
 
     ``sent_z``/``sent_key`` are the stored point and its model's key (another page, the latent
@@ -318,13 +359,20 @@ def incoming_point(sent_z, sent_key: str | None, last: tuple | None, key: str, l
 
 
 def hex_rgb(color: str) -> tuple[int, int, int]:
-    """"#rrggbb" as an (r, g, b) tuple of 0..255 ints (for text drawn into pictures)."""
+    """ "#rrggbb" as an (r, g, b) tuple of 0..255 ints (for text drawn into pictures)."""
     return int(color[1:3], 16), int(color[3:5], 16), int(color[5:7], 16)
 
 
 # ---------------------------------------------------------------------- the manifold page
-def manifold_view(model: nn.Module, z: np.ndarray, dims: tuple[int, int], is_vae: bool, mean: np.ndarray,
-                  std: np.ndarray, n: int = 15) -> tuple[torch.Tensor, tuple[float, float], tuple[float, float]]:
+def manifold_view(
+    model: nn.Module,
+    z: np.ndarray,
+    dims: tuple[int, int],
+    is_vae: bool,
+    mean: np.ndarray,
+    std: np.ndarray,
+    n: int = 15,
+) -> tuple[torch.Tensor, tuple[float, float], tuple[float, float]]:
     """The 2-D manifold shown around the point ``z`` (z,): (images (n, n, D), centre, scale) of its grid.
 
     A VAE with a 2-D latent gets the prior's grid (:func:`vae_core.inference.manifold_grid`,
@@ -339,8 +387,9 @@ def manifold_view(model: nn.Module, z: np.ndarray, dims: tuple[int, int], is_vae
 
 
 @torch.no_grad()
-def interpolation_paths(model: nn.Module, mu_a: torch.Tensor, mu_b: torch.Tensor, steps: int, mode: str = "both"
-                        ) -> list[tuple[str, torch.Tensor, torch.Tensor]]:
+def interpolation_paths(
+    model: nn.Module, mu_a: torch.Tensor, mu_b: torch.Tensor, steps: int, mode: str = "both"
+) -> list[tuple[str, torch.Tensor, torch.Tensor]]:
     """Paths from ``mu_a`` to ``mu_b`` (z,): [(name, path (steps, z), decoded images (steps, D))].
 
     ``mode`` is "linear" (lerp), "spherical" (slerp) or "both" (linear first).

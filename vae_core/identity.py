@@ -25,18 +25,36 @@ import torch
 
 from .data import to_float
 from .elbo import (
-    grid_log_likelihood, iwae_curve, kl_per_dim, log_normal_diag, log_standard_normal, mc_kl, mesh_points,
-    midpoint_axes, quadrature_grid,
+    grid_log_likelihood,
+    iwae_curve,
+    kl_per_dim,
+    log_normal_diag,
+    log_standard_normal,
+    mc_kl,
+    mesh_points,
+    midpoint_axes,
+    quadrature_grid,
 )
 from .models import AE, VAE
 from .theory import normal_pdf
 from .train import History
 
 __all__ = [
-    "ImageReport", "image_report", "kl_monte_carlo", "expected_iwae", "grid_log_lik",
-    "PosteriorGrid", "posterior_grid", "ellipse",
-    "HistoryCurves", "history_curves", "K_CHOICES",
-    "candidates", "k_grid", "smooth_window", "mean_posterior_gap",
+    "ImageReport",
+    "image_report",
+    "kl_monte_carlo",
+    "expected_iwae",
+    "grid_log_lik",
+    "PosteriorGrid",
+    "posterior_grid",
+    "ellipse",
+    "HistoryCurves",
+    "history_curves",
+    "K_CHOICES",
+    "candidates",
+    "k_grid",
+    "smooth_window",
+    "mean_posterior_gap",
 ]
 
 # Values offered by the page's K slider (log-spaced from 1 to 5000).
@@ -51,20 +69,20 @@ def _need_vae(model: AE | VAE) -> None:
 class ImageReport(NamedTuple):
     """Every number of the ELBO identity for one image, nats. K-indexed arrays start at K=1."""
 
-    recon: float            # E_q[log p(x|z)], mean over the k_max samples (<= 0 for Bernoulli)
-    recon_se: float         # its Monte Carlo standard error
-    kl: float               # analytic KL(q(z|x) || p(z))
+    recon: float  # E_q[log p(x|z)], mean over the k_max samples (<= 0 for Bernoulli)
+    recon_se: float  # its Monte Carlo standard error
+    kl: float  # analytic KL(q(z|x) || p(z))
     kl_per_dim: np.ndarray  # (z,) analytic KL per latent dim
-    elbo: float             # recon - kl
-    log_w: np.ndarray       # (k_max,) log importance weights log p(x,z_k) - log q(z_k|x)
-    iwae: np.ndarray        # (k_max,) running log p_K(x) using the first K weights
-    mc_kl: float            # Monte Carlo KL(q || p(z)) with mc_n samples
-    mc_kl_se: float         # its standard error
+    elbo: float  # recon - kl
+    log_w: np.ndarray  # (k_max,) log importance weights log p(x,z_k) - log q(z_k|x)
+    iwae: np.ndarray  # (k_max,) running log p_K(x) using the first K weights
+    mc_kl: float  # Monte Carlo KL(q || p(z)) with mc_n samples
+    mc_kl_se: float  # its standard error
     mc_n: int
-    mu: np.ndarray          # (z,) posterior mean
-    sigma: np.ndarray       # (z,) posterior std
-    x: np.ndarray           # (D,) the image in [0, 1]
-    x_recon: np.ndarray     # (D,) pixel means E[x | z=mu] (model.mean_image), the reconstruction shown
+    mu: np.ndarray  # (z,) posterior mean
+    sigma: np.ndarray  # (z,) posterior std
+    x: np.ndarray  # (D,) the image in [0, 1]
+    x_recon: np.ndarray  # (D,) pixel means E[x | z=mu] (model.mean_image), the reconstruction shown
 
     @property
     def k_max(self) -> int:
@@ -115,13 +133,24 @@ def image_report(
     kl_d = kl_per_dim(mu, logvar)[0].double()  # (z,)
     kl = float(kl_d.sum())
     recon = float(log_lik.mean())
-    mc, mc_se = mc_kl(mu.double(), logvar.double(), n=mc_n, generator=torch.Generator(device=dev).manual_seed(int(seed) + 1))
+    mc, mc_se = mc_kl(
+        mu.double(), logvar.double(), n=mc_n, generator=torch.Generator(device=dev).manual_seed(int(seed) + 1)
+    )
     return ImageReport(
-        recon=recon, recon_se=float(log_lik.std() / math.sqrt(k_max)), kl=kl, kl_per_dim=kl_d.cpu().numpy(),
-        elbo=recon - kl, log_w=log_w.cpu().numpy(), iwae=iwae_curve(log_w.unsqueeze(1))[:, 0].cpu().numpy(),
-        mc_kl=float(mc[0]), mc_kl_se=float(mc_se[0]), mc_n=int(mc_n),
-        mu=mu[0].double().cpu().numpy(), sigma=torch.exp(0.5 * logvar[0]).double().cpu().numpy(),
-        x=xf[0].cpu().numpy(), x_recon=model.mean_image(mu)[0].cpu().numpy(),
+        recon=recon,
+        recon_se=float(log_lik.std() / math.sqrt(k_max)),
+        kl=kl,
+        kl_per_dim=kl_d.cpu().numpy(),
+        elbo=recon - kl,
+        log_w=log_w.cpu().numpy(),
+        iwae=iwae_curve(log_w.unsqueeze(1))[:, 0].cpu().numpy(),
+        mc_kl=float(mc[0]),
+        mc_kl_se=float(mc_se[0]),
+        mc_n=int(mc_n),
+        mu=mu[0].double().cpu().numpy(),
+        sigma=torch.exp(0.5 * logvar[0]).double().cpu().numpy(),
+        x=xf[0].cpu().numpy(),
+        x_recon=model.mean_image(mu)[0].cpu().numpy(),
     )
 
 
@@ -147,7 +176,8 @@ def expected_iwae(log_w: np.ndarray, ks: list[int] | tuple[int, ...]) -> tuple[n
     for k in ks:
         g = lw.shape[0] // int(k)
         if g < 1:
-            means.append(np.nan); ses.append(np.nan)
+            means.append(np.nan)
+            ses.append(np.nan)
             continue
         blocks = lw[: g * k].reshape(g, k)
         m = blocks.max(1, keepdims=True)
@@ -169,17 +199,17 @@ def grid_log_lik(model: VAE | AE, x: torch.Tensor, z: torch.Tensor, chunk: int =
 class PosteriorGrid(NamedTuple):
     """The true posterior of one image by quadrature (latent dim 1 or 2), nats."""
 
-    axes: np.ndarray           # (zdim, n) grid coordinates per latent dim
+    axes: np.ndarray  # (zdim, n) grid coordinates per latent dim
     log_posterior: np.ndarray  # (n,) or (n, n): log p(z|x) density; [i, j] <-> (axes[0][i], axes[1][j])
-    cell: float                # cell length (z=1) or area (z=2)
-    log_px: float              # log p(x) = log integral p(x|z) p(z) dz
-    mu: np.ndarray             # (zdim,) q's mean
-    sigma: np.ndarray          # (zdim,) q's std
-    recon_exact: float         # E_q[log p(x|z)] by quadrature over q's +-6 sigma box
-    kl: float                  # analytic KL(q || p(z))
-    elbo_exact: float          # recon_exact - kl
-    kl_q_post: float           # integral q log(q / p(z|x)) dz by quadrature (direct, not log p(x) - ELBO)
-    mass: float                # integral of p(z|x) over the grid (1 up to rounding)
+    cell: float  # cell length (z=1) or area (z=2)
+    log_px: float  # log p(x) = log integral p(x|z) p(z) dz
+    mu: np.ndarray  # (zdim,) q's mean
+    sigma: np.ndarray  # (zdim,) q's std
+    recon_exact: float  # E_q[log p(x|z)] by quadrature over q's +-6 sigma box
+    kl: float  # analytic KL(q || p(z))
+    elbo_exact: float  # recon_exact - kl
+    kl_q_post: float  # integral q log(q / p(z|x)) dz by quadrature (direct, not log p(x) - ELBO)
+    mass: float  # integral of p(z|x) over the grid (1 up to rounding)
 
     @property
     def density(self) -> np.ndarray:
@@ -192,7 +222,9 @@ class PosteriorGrid(NamedTuple):
             raise ValueError("q_density is the 1-D view; a 2-D q is drawn as ellipses (see ellipse)")
         return normal_pdf(self.axes[0], float(self.mu[0]), float(self.sigma[0]))
 
-    def view_box(self, rel: float = 1e-3, q_sigmas: float = 2.5, pad: float = 0.15) -> tuple[np.ndarray, np.ndarray]:
+    def view_box(
+        self, rel: float = 1e-3, q_sigmas: float = 2.5, pad: float = 0.15
+    ) -> tuple[np.ndarray, np.ndarray]:
         """A box to draw: where p(z|x) > rel * its peak, joined with q's +-q_sigmas box, padded by ``pad``
         of its size and clipped to the grid. (lo (zdim,), hi (zdim,)) in latent units.
 
@@ -245,13 +277,23 @@ def posterior_grid(model: VAE, x: torch.Tensor, n: int = 200, n_q: int = 64) -> 
     recon_exact = float((w * log_lik).sum())
     kl_q_post = float((w * (log_q - (log_lik + log_standard_normal(q_pts).double() - log_px))).sum())
     return PosteriorGrid(
-        axes=quad.axes.cpu().numpy(), log_posterior=log_post.cpu().numpy(),
-        cell=math.exp(quad.log_cell), log_px=float(log_px), mu=mu.double().cpu().numpy(), sigma=sd.double().cpu().numpy(),
-        recon_exact=recon_exact, kl=kl, elbo_exact=recon_exact - kl, kl_q_post=kl_q_post, mass=mass,
+        axes=quad.axes.cpu().numpy(),
+        log_posterior=log_post.cpu().numpy(),
+        cell=math.exp(quad.log_cell),
+        log_px=float(log_px),
+        mu=mu.double().cpu().numpy(),
+        sigma=sd.double().cpu().numpy(),
+        recon_exact=recon_exact,
+        kl=kl,
+        elbo_exact=recon_exact - kl,
+        kl_q_post=kl_q_post,
+        mass=mass,
     )
 
 
-def ellipse(mu: np.ndarray, sigma: np.ndarray, k: float = 1.0, points: int = 100) -> tuple[np.ndarray, np.ndarray]:
+def ellipse(
+    mu: np.ndarray, sigma: np.ndarray, k: float = 1.0, points: int = 100
+) -> tuple[np.ndarray, np.ndarray]:
     """The k-sigma ellipse of a diagonal 2-D Gaussian: (z1 (points,), z2 (points,)) in latent units."""
     t = np.linspace(0.0, 2.0 * np.pi, points)
     return mu[0] + k * sigma[0] * np.cos(t), mu[1] + k * sigma[1] * np.sin(t)
@@ -260,14 +302,14 @@ def ellipse(mu: np.ndarray, sigma: np.ndarray, k: float = 1.0, points: int = 100
 class HistoryCurves(NamedTuple):
     """Training curves from a columnar history (``metadata['history']`` or a trainer snapshot)."""
 
-    step: np.ndarray          # (S,) optimisation steps
-    recon_cost: np.ndarray    # (S,) -E_q[log p(x|z)] on the batch, nats/image (>= 0 for Bernoulli)
-    kl: np.ndarray            # (S,) KL(q || p(z)) on the batch, nats/image
-    loss: np.ndarray          # (S,) the objective minimised: recon cost + beta * KL (after free bits)
-    beta: np.ndarray          # (S,) KL weight in force
-    kl_per_dim: np.ndarray    # (S, z) per-dim KL on the batch, nats/image
-    eval_step: np.ndarray     # (E,)
-    test_neg_elbo: np.ndarray # (E,) nats/image
+    step: np.ndarray  # (S,) optimisation steps
+    recon_cost: np.ndarray  # (S,) -E_q[log p(x|z)] on the batch, nats/image (>= 0 for Bernoulli)
+    kl: np.ndarray  # (S,) KL(q || p(z)) on the batch, nats/image
+    loss: np.ndarray  # (S,) the objective minimised: recon cost + beta * KL (after free bits)
+    beta: np.ndarray  # (S,) KL weight in force
+    kl_per_dim: np.ndarray  # (S, z) per-dim KL on the batch, nats/image
+    eval_step: np.ndarray  # (E,)
+    test_neg_elbo: np.ndarray  # (E,) nats/image
     active_units: np.ndarray  # (E,) dims with Cov_x[mu] > 0.01
 
 
@@ -281,7 +323,9 @@ def _smooth(a: np.ndarray, window: int) -> np.ndarray:
     return (c[idx] - c[lo]) / (idx - lo).reshape(-1, *([1] * (a.ndim - 1)))
 
 
-def history_curves(history: History | dict[str, Any], smooth: int = 1, latent_dim: int = 0) -> HistoryCurves | None:
+def history_curves(
+    history: History | dict[str, Any], smooth: int = 1, latent_dim: int = 0
+) -> HistoryCurves | None:
     """Numpy curves from a History (or its dict form); per-step values smoothed over ``smooth`` steps.
 
     Built on :meth:`History.arrays` and :meth:`History.eval_arrays`, the one History -> arrays
@@ -292,9 +336,15 @@ def history_curves(history: History | dict[str, Any], smooth: int = 1, latent_di
         return None
     a, e = h.arrays(latent_dim=latent_dim), h.eval_arrays()
     return HistoryCurves(
-        step=a["step"].astype(np.float64), recon_cost=_smooth(a["recon_cost"], smooth), kl=_smooth(a["kl"], smooth),
-        loss=_smooth(a["loss"], smooth), beta=a["beta"], kl_per_dim=_smooth(a["kl_per_dim"], smooth),
-        eval_step=e["eval_step"].astype(np.float64), test_neg_elbo=e["test_neg_elbo"], active_units=e["active_units"],
+        step=a["step"].astype(np.float64),
+        recon_cost=_smooth(a["recon_cost"], smooth),
+        kl=_smooth(a["kl"], smooth),
+        loss=_smooth(a["loss"], smooth),
+        beta=a["beta"],
+        kl_per_dim=_smooth(a["kl_per_dim"], smooth),
+        eval_step=e["eval_step"].astype(np.float64),
+        test_neg_elbo=e["test_neg_elbo"],
+        active_units=e["active_units"],
     )
 
 

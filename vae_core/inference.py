@@ -178,7 +178,11 @@ def slerp(z0: torch.Tensor, z1: torch.Tensor, steps: int, eps: float = 1e-4) -> 
 
 @torch.no_grad()
 def interpolate(
-    model: nn.Module, x0: torch.Tensor | np.ndarray, x1: torch.Tensor | np.ndarray, steps: int = 10, mode: str = "lerp"
+    model: nn.Module,
+    x0: torch.Tensor | np.ndarray,
+    x1: torch.Tensor | np.ndarray,
+    steps: int = 10,
+    mode: str = "lerp",
 ) -> torch.Tensor:
     """Decode a path between the encodings mu(x0) and mu(x1) of two images (D,): (steps, D) in [0, 1].
 
@@ -194,8 +198,9 @@ def interpolate(
     return decode(model, path)  # (steps, D)
 
 
-def interpolation_strip(model: nn.Module, x0: torch.Tensor | np.ndarray, x1: torch.Tensor | np.ndarray, steps: int = 10
-                        ) -> torch.Tensor:
+def interpolation_strip(
+    model: nn.Module, x0: torch.Tensor | np.ndarray, x1: torch.Tensor | np.ndarray, steps: int = 10
+) -> torch.Tensor:
     """Image x0, the ``steps`` decodings of :func:`interpolate` from mu(x0) to mu(x1), image x1: (steps + 2, D) in [0, 1], on the CPU."""
     ends = [to_float(torch.as_tensor(x).reshape(1, -1)).cpu() for x in (x0, x1)]  # (1, D) each
     return torch.cat([ends[0], interpolate(model, x0, x1, steps).cpu(), ends[1]])
@@ -213,7 +218,10 @@ class PosteriorStats(NamedTuple):
 
 @torch.no_grad()
 def aggregate_posterior_stats(
-    model: nn.Module, x: torch.Tensor | np.ndarray, batch_size: int = 1000, threshold: float = ACTIVE_THRESHOLD
+    model: nn.Module,
+    x: torch.Tensor | np.ndarray,
+    batch_size: int = 1000,
+    threshold: float = ACTIVE_THRESHOLD,
 ) -> PosteriorStats:
     """Per-dim statistics of the encodings of x (N, D) (N >= 2), returned on the CPU.
 
@@ -223,7 +231,9 @@ def aggregate_posterior_stats(
     return posterior_stats(*encode(model, x, batch_size), threshold=threshold)
 
 
-def posterior_stats(mu: torch.Tensor, sigma: torch.Tensor | None, threshold: float = ACTIVE_THRESHOLD) -> PosteriorStats:
+def posterior_stats(
+    mu: torch.Tensor, sigma: torch.Tensor | None, threshold: float = ACTIVE_THRESHOLD
+) -> PosteriorStats:
     """:func:`aggregate_posterior_stats` from encodings already made: ``mu`` (N, z), ``sigma`` (N, z) or None (an AE)."""
     if mu.shape[0] < 2:
         raise ValueError(f"aggregate posterior stats need at least 2 images, got {mu.shape[0]}")
@@ -335,7 +345,9 @@ def images_to_grid(
         raise ValueError(f"need ncols >= 1 and pad >= 0, got ncols={ncols}, pad={pad}")
     nrows = max(1, math.ceil(n / ncols))
     tiles = arr.reshape(n, c, h, w).transpose(0, 2, 3, 1)  # (N, H, W, C)
-    out = np.full((nrows * h + (nrows - 1) * pad, ncols * w + (ncols - 1) * pad, c), pad_value, dtype=np.uint8)
+    out = np.full(
+        (nrows * h + (nrows - 1) * pad, ncols * w + (ncols - 1) * pad, c), pad_value, dtype=np.uint8
+    )
     for k in range(n):
         r, q = divmod(k, ncols)
         y, x = r * (h + pad), q * (w + pad)
@@ -357,4 +369,3 @@ def upscale(img: np.ndarray, factor: int) -> np.ndarray:
         raise ValueError(f"the upscale factor must be a whole number >= 1, got {factor}")
     a = np.asarray(img)
     return a if factor == 1 else a.repeat(factor, axis=0).repeat(factor, axis=1)
-

@@ -19,7 +19,15 @@ from .data import Dataset, to_float
 from .models import AE, VAE
 from .train import History, Trainer
 
-__all__ = ["Preview", "PreviewBox", "SeriesBuffer", "fixed_examples", "prior_noise", "make_preview", "plot_series"]
+__all__ = [
+    "Preview",
+    "PreviewBox",
+    "SeriesBuffer",
+    "fixed_examples",
+    "prior_noise",
+    "make_preview",
+    "plot_series",
+]
 
 
 @dataclass
@@ -27,10 +35,10 @@ class Preview:
     """Decoded images at one training step: pixel means in [0, 1]."""
 
     step: int
-    recon: torch.Tensor    # (N, D) reconstructions of the fixed test images (decoded from mu)
+    recon: torch.Tensor  # (N, D) reconstructions of the fixed test images (decoded from mu)
     samples: torch.Tensor  # (M, D) decodes of the fixed prior draws z ~ N(0, I)
-    made_at: float         # time.monotonic() when computed, seconds
-    trainer_id: int        # id() of the trainer it came from
+    made_at: float  # time.monotonic() when computed, seconds
+    trainer_id: int  # id() of the trainer it came from
 
 
 def fixed_examples(dataset: Dataset, n: int = 8) -> torch.Tensor:
@@ -83,10 +91,10 @@ class PreviewBox:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.latest: Preview | None = None
-        self.x: torch.Tensor | None = None   # (N, D) images to reconstruct
-        self.z: torch.Tensor | None = None   # (M, z) prior draws to decode
-        self.interval = 1.0                  # seconds between previews decoded by the training thread
-        self.wanted_until = 0.0              # time.monotonic(); nobody watching after this: no decoding
+        self.x: torch.Tensor | None = None  # (N, D) images to reconstruct
+        self.z: torch.Tensor | None = None  # (M, z) prior draws to decode
+        self.interval = 1.0  # seconds between previews decoded by the training thread
+        self.wanted_until = 0.0  # time.monotonic(); nobody watching after this: no decoding
 
     def want(self, x: torch.Tensor, z: torch.Tensor, interval: float) -> None:
         """Ask for previews of ``x`` (N, D) and ``z`` (M, z) about every ``interval`` s, for the next few seconds."""
@@ -157,7 +165,7 @@ class SeriesBuffer:
 
     def __init__(self, trainer_id: int) -> None:
         self.trainer_id = trainer_id  # id() of the trainer whose history this holds
-        self.n = 0                    # step records converted so far
+        self.n = 0  # step records converted so far
         self.cols: dict[str, np.ndarray] | None = None
 
     def update(self, history: History, max_points: int) -> dict[str, np.ndarray]:

@@ -27,7 +27,9 @@ __all__ = ["ModelConfig", "AE", "VAE", "build_model", "ConfigError", "Encoder", 
 LIKELIHOODS = ("bernoulli", "continuous_bernoulli", "gaussian")
 KINDS = ("vae", "ae")
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "elu": nn.ELU, "gelu": nn.GELU}
-MAX_PARAMETERS = 20_000_000  # 80 MB of float32 weights, ~320 MB while training with Adam; shipped models are ~1 M
+MAX_PARAMETERS = (
+    20_000_000  # 80 MB of float32 weights, ~320 MB while training with Adam; shipped models are ~1 M
+)
 
 
 class ConfigError(LabError, ValueError):
@@ -46,9 +48,13 @@ def parse_hidden(text: str) -> tuple[int, ...]:
     try:
         sizes = tuple(int(p) for p in parts)
     except ValueError:
-        raise ConfigError(N_("hidden sizes must be whole numbers like 400 or 512,256; got {text!r}"), text=text) from None
+        raise ConfigError(
+            N_("hidden sizes must be whole numbers like 400 or 512,256; got {text!r}"), text=text
+        ) from None
     if not sizes:
-        raise ConfigError(N_("hidden sizes must be whole numbers like 400 or 512,256; got {text!r}"), text=text)
+        raise ConfigError(
+            N_("hidden sizes must be whole numbers like 400 or 512,256; got {text!r}"), text=text
+        )
     return sizes
 
 
@@ -56,14 +62,14 @@ def parse_hidden(text: str) -> tuple[int, ...]:
 class ModelConfig:
     """Everything needed to rebuild a model. Defaults are the pytorch/examples reference VAE."""
 
-    kind: str = "vae"                       # "vae" or "ae"
-    input_dim: int = 784                    # D, pixels per image (flattened)
+    kind: str = "vae"  # "vae" or "ae"
+    input_dim: int = 784  # D, pixels per image (flattened)
     image_shape: tuple[int, int, int] = (1, 28, 28)  # (C, H, W) used only to draw images
-    hidden: tuple[int, ...] = (400,)        # hidden widths of the encoder; the decoder mirrors them
-    latent_dim: int = 20                    # z, 1..64
-    likelihood: str = "bernoulli"           # "bernoulli" (BCE with logits), "continuous_bernoulli" or "gaussian"
-    obs_std: float = 0.1                    # std of the Gaussian likelihood, in pixel units
-    activation: str = "relu"                # relu | tanh | elu | gelu
+    hidden: tuple[int, ...] = (400,)  # hidden widths of the encoder; the decoder mirrors them
+    latent_dim: int = 20  # z, 1..64
+    likelihood: str = "bernoulli"  # "bernoulli" (BCE with logits), "continuous_bernoulli" or "gaussian"
+    obs_std: float = 0.1  # std of the Gaussian likelihood, in pixel units
+    activation: str = "relu"  # relu | tanh | elu | gelu
 
     def __post_init__(self) -> None:
         self.image_shape = tuple(int(v) for v in self.image_shape)  # JSON gives lists
@@ -73,39 +79,65 @@ class ModelConfig:
     def validate(self) -> None:
         """Raise :class:`ConfigError` with a clear message for any out-of-range value."""
         if self.kind not in KINDS:
-            raise ConfigError(N_("model kind must be one of {KINDS}, got {kind!r}"), KINDS=KINDS, kind=self.kind)
+            raise ConfigError(
+                N_("model kind must be one of {KINDS}, got {kind!r}"), KINDS=KINDS, kind=self.kind
+            )
         if not 1 <= int(self.latent_dim) <= 64:
-            raise ConfigError(N_("latent dimension must be between 1 and 64, got {latent_dim}"), latent_dim=self.latent_dim)
+            raise ConfigError(
+                N_("latent dimension must be between 1 and 64, got {latent_dim}"), latent_dim=self.latent_dim
+            )
         if self.input_dim < 1:
             raise ConfigError(N_("input_dim must be positive, got {input_dim}"), input_dim=self.input_dim)
         if len(self.image_shape) != 3 or _prod(self.image_shape) != self.input_dim:
             raise ConfigError(
-                N_("image_shape {image_shape} does not match input_dim {input_dim} (C*H*W must equal D)"), image_shape=self.image_shape, input_dim=self.input_dim
+                N_("image_shape {image_shape} does not match input_dim {input_dim} (C*H*W must equal D)"),
+                image_shape=self.image_shape,
+                input_dim=self.input_dim,
             )
         if any(not 1 <= h <= 8192 for h in self.hidden):
-            raise ConfigError(N_("hidden sizes must be between 1 and 8192, got {list_hidden}"), list_hidden=list(self.hidden))
+            raise ConfigError(
+                N_("hidden sizes must be between 1 and 8192, got {list_hidden}"),
+                list_hidden=list(self.hidden),
+            )
         if len(self.hidden) > 6:
             raise ConfigError(N_("at most 6 hidden layers, got {len_hidden}"), len_hidden=len(self.hidden))
         if self.likelihood not in LIKELIHOODS:
-            raise ConfigError(N_("likelihood must be one of {LIKELIHOODS}, got {likelihood!r}"), LIKELIHOODS=LIKELIHOODS, likelihood=self.likelihood)
+            raise ConfigError(
+                N_("likelihood must be one of {LIKELIHOODS}, got {likelihood!r}"),
+                LIKELIHOODS=LIKELIHOODS,
+                likelihood=self.likelihood,
+            )
         if not (0.0 < float(self.obs_std) < 10.0):
             raise ConfigError(N_("obs_std must be in (0, 10), got {obs_std}"), obs_std=self.obs_std)
         if self.activation not in ACTIVATIONS:
-            raise ConfigError(N_("activation must be one of {tuple_ACTIVATIONS}, got {activation!r}"), tuple_ACTIVATIONS=tuple(ACTIVATIONS), activation=self.activation)
+            raise ConfigError(
+                N_("activation must be one of {tuple_ACTIVATIONS}, got {activation!r}"),
+                tuple_ACTIVATIONS=tuple(ACTIVATIONS),
+                activation=self.activation,
+            )
         n = self.parameter_count()
         if n > MAX_PARAMETERS:
             raise ConfigError(
-                N_("this model would have {value:,.0f} M parameters, over the lab's limit of {value2:.0f} M (a shared server trains several at once): use fewer or narrower hidden layers"), value=n / 1e6, value2=MAX_PARAMETERS / 1e6
+                N_(
+                    "this model would have {value:,.0f} M parameters, over the lab's limit of {value2:.0f} M (a shared server trains several at once): use fewer or narrower hidden layers"
+                ),
+                value=n / 1e6,
+                value2=MAX_PARAMETERS / 1e6,
             )
 
     def parameter_count(self) -> int:
         """Trainable parameters of the model this config builds, counted without building it."""
+
         def mlp(sizes: list[int]) -> int:
             return sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
 
         last = self.hidden[-1] if self.hidden else self.input_dim
         heads = (2 if self.kind == "vae" else 1) * (last * self.latent_dim + self.latent_dim)
-        return mlp([self.input_dim, *self.hidden]) + heads + mlp([self.latent_dim, *reversed(self.hidden), self.input_dim])
+        return (
+            mlp([self.input_dim, *self.hidden])
+            + heads
+            + mlp([self.latent_dim, *reversed(self.hidden), self.input_dim])
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (tuples become lists)."""
@@ -122,7 +154,9 @@ class ModelConfig:
         known = {f.name for f in fields(cls)}
         unknown = set(d) - known
         if unknown:
-            raise ConfigError(N_("unknown model config keys: {sorted_unknown}"), sorted_unknown=sorted(unknown))
+            raise ConfigError(
+                N_("unknown model config keys: {sorted_unknown}"), sorted_unknown=sorted(unknown)
+            )
         try:
             return cls(**d)
         except (TypeError, ValueError) as exc:

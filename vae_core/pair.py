@@ -27,6 +27,7 @@ def __getattr__(name: str) -> Any:
     """``WorkerPair`` (a PairTrainer in its own process) lives in vae_core.worker; importable from here too."""
     if name == "WorkerPair":
         from .worker import WorkerPair
+
         return WorkerPair
     raise AttributeError(name)
 
@@ -47,14 +48,17 @@ def build_pair(model_config: ModelConfig, seed: int) -> tuple[VAE, AE]:
     return vae, ae  # type: ignore[return-value]
 
 
-def live_pair_configs(ds: Dataset, latent_dim: int, epochs: int, hidden: tuple[int, ...] | None = None,
-                      seed: int = 0) -> tuple[ModelConfig, TrainConfig]:
+def live_pair_configs(
+    ds: Dataset, latent_dim: int, epochs: int, hidden: tuple[int, ...] | None = None, seed: int = 0
+) -> tuple[ModelConfig, TrainConfig]:
     """The model and training configs of a live pair on ``ds`` (kind is set per model by :class:`PairTrainer`).
 
     Defaults: hidden (128,) for the 8x8 digits and (400,) for 28x28 images, batch 128, Adam 1e-3.
     """
     hid = hidden if hidden is not None else ((128,) if ds.dim <= 64 else (400,))
-    mc = ModelConfig(kind="vae", input_dim=ds.dim, image_shape=ds.image_shape, hidden=hid, latent_dim=latent_dim)
+    mc = ModelConfig(
+        kind="vae", input_dim=ds.dim, image_shape=ds.image_shape, hidden=hid, latent_dim=latent_dim
+    )
     tc = TrainConfig(dataset=ds.name, epochs=epochs, batch_size=128, lr=1e-3, seed=seed, eval_size=10_000)
     return mc, tc
 
@@ -63,11 +67,11 @@ def live_pair_configs(ds: Dataset, latent_dim: int, epochs: int, hidden: tuple[i
 class PairProgress:
     """What the page draws while a pair trains (copies only)."""
 
-    state: TrainerState    # idle | running | stopped | finished | failed
-    step: int              # steps taken by each model (they move in lockstep)
+    state: TrainerState  # idle | running | stopped | finished | failed
+    step: int  # steps taken by each model (they move in lockstep)
     total_steps: int
     message: str
-    vae_loss: float        # latest training objective, nats/image (nan before the first step)
+    vae_loss: float  # latest training objective, nats/image (nan before the first step)
     ae_loss: float
 
     @property
@@ -88,8 +92,14 @@ class PairTrainer:
 
     CHUNK = 4  # steps of one model before switching to the other
 
-    def __init__(self, model_config: ModelConfig, train_config: TrainConfig, dataset: Dataset,
-                 device: torch.device | str = "cpu", num_threads: int | None = 1) -> None:
+    def __init__(
+        self,
+        model_config: ModelConfig,
+        train_config: TrainConfig,
+        dataset: Dataset,
+        device: torch.device | str = "cpu",
+        num_threads: int | None = 1,
+    ) -> None:
         vae, ae = build_pair(model_config, train_config.seed)
         self.vae = Trainer(vae.config, train_config, dataset=dataset, device=device, model=vae)
         self.ae = Trainer(ae.config, train_config, dataset=dataset, device=device, model=ae)
@@ -107,7 +117,8 @@ class PairTrainer:
     def start(self) -> None:
         """Train in a daemon thread (no-op if one is alive or training has ended)."""
         if (self._thread is not None and self._thread.is_alive()) or self.state in (
-            TrainerState.FINISHED, TrainerState.FAILED
+            TrainerState.FINISHED,
+            TrainerState.FAILED,
         ):
             return
         self._stop.clear()
@@ -136,27 +147,38 @@ class PairTrainer:
         try:
             while not self._stop.is_set():
                 n = self.num_threads  # a worker's budget may change while it trains (vae_core.worker)
-                if n is not None and n != applied and threading.current_thread() is not threading.main_thread():
+                if (
+                    n is not None
+                    and n != applied
+                    and threading.current_thread() is not threading.main_thread()
+                ):
                     torch.set_num_threads(n)
                     applied = n
                 for tr in (self.vae, self.ae):
                     if not tr.done:
                         tr.run(max_steps=self.CHUNK)
-                bad = [t for t in (self.vae, self.ae) if t.state in (TrainerState.DIVERGED, TrainerState.FAILED)]
+                bad = [
+                    t for t in (self.vae, self.ae) if t.state in (TrainerState.DIVERGED, TrainerState.FAILED)
+                ]
                 if bad:
                     self.state, self.message = TrainerState.FAILED, bad[0].message
                     return
                 if self.vae.done and self.ae.done:
                     self.state = TrainerState.FINISHED
-                    self.message = Msg(N_("both trained for {epochs} epoch(s), {steps} steps each"),
-                                       epochs=self.vae.config.epochs, steps=self.total_steps)
+                    self.message = Msg(
+                        N_("both trained for {epochs} epoch(s), {steps} steps each"),
+                        epochs=self.vae.config.epochs,
+                        steps=self.total_steps,
+                    )
                     return
             # a message set by stop(message) (e.g. the registry's watchdog) is kept
             self.state = TrainerState.STOPPED
             self.message = self.message or Msg(N_("stopped at step {step}"), step=self.vae.global_step)
         except Exception as exc:  # keep the app alive; report instead
-            self.state, self.message = TrainerState.FAILED, Msg(N_("training failed: {kind}: {reason}"),
-                                                                kind=type(exc).__name__, reason=exc)
+            self.state, self.message = (
+                TrainerState.FAILED,
+                Msg(N_("training failed: {kind}: {reason}"), kind=type(exc).__name__, reason=exc),
+            )
 
     def stop(self, message: str | None = None) -> None:
         """Ask the thread to end after its current chunk; the models keep their weights.
@@ -192,7 +214,10 @@ class PairTrainer:
         """A consistent-enough copy of where training is (cheap; call it about once a second)."""
         sv, sa = self.vae.snapshot(), self.ae.snapshot()
         return PairProgress(
-            state=self.state, step=min(sv.step, sa.step), total_steps=self.total_steps, message=self.message,
+            state=self.state,
+            step=min(sv.step, sa.step),
+            total_steps=self.total_steps,
+            message=self.message,
             vae_loss=sv.history.loss[-1] if sv.history.loss else float("nan"),
             ae_loss=sa.history.loss[-1] if sa.history.loss else float("nan"),
         )

@@ -40,8 +40,20 @@ from .evaluate import dataset_metrics
 from .models import VAE, ModelConfig
 
 __all__ = [
-    "MISTAKES", "SECTIONS", "Section", "mistaken_terms", "sample_z", "z_moments", "recon_grad_norms",
-    "PitfallRun", "PitfallPair", "run_pair", "load_results", "save_results", "SHIPPED_RESULTS", "main",
+    "MISTAKES",
+    "SECTIONS",
+    "Section",
+    "mistaken_terms",
+    "sample_z",
+    "z_moments",
+    "recon_grad_norms",
+    "PitfallRun",
+    "PitfallPair",
+    "run_pair",
+    "load_results",
+    "save_results",
+    "SHIPPED_RESULTS",
+    "main",
 ]
 
 MISTAKES = ("per_pixel_mean", "sigma_squared", "logvar_as_sigma", "detached_z", "kl_sign")
@@ -52,11 +64,11 @@ SHIPPED_RESULTS = Path(__file__).resolve().parent.parent / "checkpoints" / "pitf
 class Section:
     """One section of the Pitfalls page: the correct run and the mistaken one differ only as listed."""
 
-    key: str                      # the section's id (the page translates its title and explanation)
-    correct: dict[str, Any]       # TrainConfig / ModelConfig overrides of the correct run
-    mistaken: dict[str, Any]      # ... and of the mistaken run
-    correct_line: str             # the one line of code as it should be
-    mistaken_line: str            # the line as the mistake writes it
+    key: str  # the section's id (the page translates its title and explanation)
+    correct: dict[str, Any]  # TrainConfig / ModelConfig overrides of the correct run
+    mistaken: dict[str, Any]  # ... and of the mistaken run
+    correct_line: str  # the one line of code as it should be
+    mistaken_line: str  # the line as the mistake writes it
 
 
 # Shared by both runs of every pair: digits, z = 8, a small MLP; about 1 to 3 s a run on 2 cores.
@@ -65,32 +77,44 @@ BASE_TRAIN = {"dataset": "digits", "epochs": 40, "batch_size": 64, "lr": 2e-3, "
 
 SECTIONS: dict[str, Section] = {
     "per_pixel_mean": Section(
-        "per_pixel_mean", {}, {"mistake": "per_pixel_mean"},
+        "per_pixel_mean",
+        {},
+        {"mistake": "per_pixel_mean"},
         "loss = -log_px_z.sum(1).mean() + kl.sum(1).mean()",
         "loss = -log_px_z.mean() + kl.sum(1).mean()   # mean over pixels too: beta = D",
     ),
     "bce_grey": Section(
-        "bce_grey", {"likelihood": "continuous_bernoulli"}, {"likelihood": "bernoulli"},
+        "bce_grey",
+        {"likelihood": "continuous_bernoulli"},
+        {"likelihood": "bernoulli"},
         "log_px_z = bce_logits(x, logits) + log_C(logits)   # continuous Bernoulli: a density on [0, 1]",
         "log_px_z = -F.binary_cross_entropy_with_logits(logits, x)   # on grey x: not a log-likelihood",
     ),
     "sigma_squared": Section(
-        "sigma_squared", {}, {"mistake": "sigma_squared"},
+        "sigma_squared",
+        {},
+        {"mistake": "sigma_squared"},
         "z = mu + torch.exp(0.5 * logvar) * eps",
         "z = mu + torch.exp(logvar) * eps   # sigma^2, not sigma",
     ),
     "logvar_as_sigma": Section(
-        "logvar_as_sigma", {}, {"mistake": "logvar_as_sigma"},
+        "logvar_as_sigma",
+        {},
+        {"mistake": "logvar_as_sigma"},
         "z = mu + torch.exp(0.5 * logvar) * eps",
         "z = mu + logvar * eps   # log sigma^2 used as sigma",
     ),
     "detached_z": Section(
-        "detached_z", {}, {"mistake": "detached_z"},
+        "detached_z",
+        {},
+        {"mistake": "detached_z"},
         "z = mu + torch.exp(0.5 * logvar) * eps",
         "z = (mu + torch.exp(0.5 * logvar) * eps).detach()   # no path for the gradient",
     ),
     "kl_sign": Section(
-        "kl_sign", {}, {"mistake": "kl_sign"},
+        "kl_sign",
+        {},
+        {"mistake": "kl_sign"},
         "loss = -(log_px_z - kl).mean()",
         "loss = -(log_px_z + kl).mean()   # the KL's sign flipped",
     ),
@@ -112,7 +136,11 @@ def sample_z(mistake: str | None, mu: torch.Tensor, logvar: torch.Tensor, eps: t
 
 
 def mistaken_terms(
-    mistake: str, model: VAE, x: torch.Tensor, beta: float = 1.0, free_bits: float = 0.0,
+    mistake: str,
+    model: VAE,
+    x: torch.Tensor,
+    beta: float = 1.0,
+    free_bits: float = 0.0,
     generator: torch.Generator | None = None,
 ) -> ELBOTerms:
     """The training terms of a VAE on a batch x (B, D) with one classic mistake: ELBOTerms, nats per example.
@@ -141,7 +169,9 @@ def mistaken_terms(
 
 # --------------------------------------------------------------------------- measured consequences
 @torch.no_grad()
-def z_moments(model: VAE, x: torch.Tensor, mistake: str | None, n: int = 2000, seed: int = 0) -> dict[str, float]:
+def z_moments(
+    model: VAE, x: torch.Tensor, mistake: str | None, n: int = 2000, seed: int = 0
+) -> dict[str, float]:
     """How the z a run samples relates to the q it describes, averaged over images x (N, D).
 
     For each image, n draws of z by the run's sampler: ``var_ratio`` = mean over images and dims of
@@ -155,8 +185,12 @@ def z_moments(model: VAE, x: torch.Tensor, mistake: str | None, n: int = 2000, s
     sigma = torch.exp(0.5 * logvar)
     ratio = z.var(0) / sigma.pow(2)
     shift = (z.mean(0) - mu).abs() / sigma
-    return {"var_ratio": float(ratio.double().mean()), "var_ratio_median": float(ratio.double().median()),
-            "mean_shift": float(shift.double().mean()), "sigma_mean": float(sigma.double().mean())}
+    return {
+        "var_ratio": float(ratio.double().mean()),
+        "var_ratio_median": float(ratio.double().median()),
+        "mean_shift": float(shift.double().mean()),
+        "sigma_mean": float(sigma.double().mean()),
+    }
 
 
 def recon_grad_norms(model: VAE, x: torch.Tensor, mistake: str | None, seed: int = 0) -> dict[str, float]:
@@ -182,22 +216,26 @@ def recon_grad_norms(model: VAE, x: torch.Tensor, mistake: str | None, seed: int
 class PitfallRun:
     """One training run of a pair and what was measured on it. Nats per image."""
 
-    label: str                       # "correct" or "mistaken"
+    label: str  # "correct" or "mistaken"
     mistake: str | None
     likelihood: str
-    state: str                       # the trainer's final state ("finished", "diverged", …)
+    state: str  # the trainer's final state ("finished", "diverged", …)
     message: str
     seconds: float
     steps: int
-    history: dict[str, list]         # step, loss, recon, kl (what the run reported), thinned
-    metrics: dict[str, Any]          # vae_core.evaluate.dataset_metrics of the final model, on the test split
-    kl_per_dim: list[float]          # (z,) test KL per latent dim
-    z_moments: dict[str, float]      # z_moments under the run's own sampler
-    grad_norms: dict[str, float]     # recon_grad_norms under the run's own sampler
-    recon: list[list[float]]         # (8, D) reconstructions of the first 8 test images, in [0, 1]
-    samples: list[list[float]]       # (16, D) decoded prior samples, pixel means in [0, 1]
-    extra: dict[str, Any] = field(default_factory=dict)  # section-specific figures (bce_grey's likelihood gaps)
-    message_template: str = ""        # the trainer's message as a template and its parameters (vae_core.errors.Msg),
+    history: dict[str, list]  # step, loss, recon, kl (what the run reported), thinned
+    metrics: dict[str, Any]  # vae_core.evaluate.dataset_metrics of the final model, on the test split
+    kl_per_dim: list[float]  # (z,) test KL per latent dim
+    z_moments: dict[str, float]  # z_moments under the run's own sampler
+    grad_norms: dict[str, float]  # recon_grad_norms under the run's own sampler
+    recon: list[list[float]]  # (8, D) reconstructions of the first 8 test images, in [0, 1]
+    samples: list[list[float]]  # (16, D) decoded prior samples, pixel means in [0, 1]
+    extra: dict[str, Any] = field(
+        default_factory=dict
+    )  # section-specific figures (bce_grey's likelihood gaps)
+    message_template: str = (
+        ""  # the trainer's message as a template and its parameters (vae_core.errors.Msg),
+    )
     message_params: dict[str, Any] = field(default_factory=dict)  # so a page shows it in its own language
 
     def status(self) -> Msg | str:
@@ -213,7 +251,7 @@ class PitfallPair:
     correct: PitfallRun
     mistaken: PitfallRun
     image_shape: tuple[int, int, int]
-    test_images: list[list[float]]   # (8, D) the inputs of the reconstructions, in [0, 1]
+    test_images: list[list[float]]  # (8, D) the inputs of the reconstructions, in [0, 1]
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-friendly dict."""
@@ -222,14 +260,23 @@ class PitfallPair:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "PitfallPair":
         """Rebuild from :meth:`to_dict`."""
-        return cls(d["section"], PitfallRun(**d["correct"]), PitfallRun(**d["mistaken"]),
-                   tuple(d["image_shape"]), d["test_images"])
+        return cls(
+            d["section"],
+            PitfallRun(**d["correct"]),
+            PitfallRun(**d["mistaken"]),
+            tuple(d["image_shape"]),
+            d["test_images"],
+        )
 
 
 def _thin(history: dict[str, list], keep: int = 300) -> dict[str, list]:
     n = len(history.get("step") or [])
     idx = np.unique(np.linspace(0, n - 1, min(n, keep)).astype(int)) if n else np.array([], dtype=int)
-    return {k: [history[k][i] for i in idx] for k in ("step", "loss", "recon", "kl") if len(history.get(k) or []) == n}
+    return {
+        k: [history[k][i] for i in idx]
+        for k in ("step", "loss", "recon", "kl")
+        if len(history.get(k) or []) == n
+    }
 
 
 def _rounded(images: torch.Tensor) -> list[list[float]]:
@@ -244,9 +291,17 @@ def _finite(v: float) -> float | None:
 def _run(section: Section, which: str, ds: Dataset, overrides: dict[str, Any], seed: int) -> PitfallRun:
     from .train import TrainConfig, Trainer  # noqa: PLC0415 - train imports this module
 
-    mcfg = ModelConfig(kind="vae", input_dim=ds.dim, image_shape=ds.image_shape, hidden=BASE_MODEL["hidden"],
-                       latent_dim=BASE_MODEL["latent_dim"], likelihood=overrides.get("likelihood", "bernoulli"))
-    tcfg = TrainConfig(**{**BASE_TRAIN, "seed": seed, **{k: v for k, v in overrides.items() if k != "likelihood"}})
+    mcfg = ModelConfig(
+        kind="vae",
+        input_dim=ds.dim,
+        image_shape=ds.image_shape,
+        hidden=BASE_MODEL["hidden"],
+        latent_dim=BASE_MODEL["latent_dim"],
+        likelihood=overrides.get("likelihood", "bernoulli"),
+    )
+    tcfg = TrainConfig(
+        **{**BASE_TRAIN, "seed": seed, **{k: v for k, v in overrides.items() if k != "likelihood"}}
+    )
     t0 = time.perf_counter()
     tr = Trainer(mcfg, tcfg, dataset=ds, device="cpu")
     tr.run()
@@ -257,22 +312,37 @@ def _run(section: Section, which: str, ds: Dataset, overrides: dict[str, Any], s
     with torch.no_grad():
         xs = to_float(x[:8])
         recon = model.mean_image(model.encode(xs)[0])
-        samples = model.mean_image(torch.randn((16, mcfg.latent_dim), generator=torch.Generator().manual_seed(seed)))
+        samples = model.mean_image(
+            torch.randn((16, mcfg.latent_dim), generator=torch.Generator().manual_seed(seed))
+        )
     mistake = tcfg.mistake or None
     run = PitfallRun(
-        label=which, mistake=mistake, likelihood=mcfg.likelihood, state=str(tr.state.value), message=str(tr.message),
+        label=which,
+        mistake=mistake,
+        likelihood=mcfg.likelihood,
+        state=str(tr.state.value),
+        message=str(tr.message),
         message_template=getattr(tr.message, "template", ""),
-        message_params={k: (v if isinstance(v, (int, float, str)) else str(v)) for k, v in getattr(tr.message, "params", {}).items()},
-        seconds=seconds, steps=tr.global_step, history=_thin(tr.history.to_dict()),
+        message_params={
+            k: (v if isinstance(v, (int, float, str)) else str(v))
+            for k, v in getattr(tr.message, "params", {}).items()
+        },
+        seconds=seconds,
+        steps=tr.global_step,
+        history=_thin(tr.history.to_dict()),
         metrics={k: v for k, v in m.to_dict().items() if k not in ("kl_per_dim", "var_mu")},
-        kl_per_dim=m.kl_per_dim, z_moments=z_moments(model, x[:64], mistake, seed=seed),
+        kl_per_dim=m.kl_per_dim,
+        z_moments=z_moments(model, x[:64], mistake, seed=seed),
         grad_norms=recon_grad_norms(model, x[:256], mistake, seed=seed),
-        recon=_rounded(recon), samples=_rounded(samples),
+        recon=_rounded(recon),
+        samples=_rounded(samples),
     )
     if section.key == "bce_grey":
         run.extra = _likelihood_gaps(model, x, seed)
-    run.history = {k: [(_finite(float(f"{v:.5g}")) if isinstance(v, float) else v) for v in vals]
-                   for k, vals in run.history.items()}
+    run.history = {
+        k: [(_finite(float(f"{v:.5g}")) if isinstance(v, float) else v) for v in vals]
+        for k, vals in run.history.items()
+    }
     return run
 
 
@@ -291,8 +361,13 @@ def _likelihood_gaps(model: VAE, x: torch.Tensor, seed: int) -> dict[str, Any]:
     logits_b, _, _, _ = model(xb, generator=torch.Generator().manual_seed(seed))
     binar = recon_log_likelihood(xb, logits_b, "bernoulli")
     r = lambda t: np.round(t.double().numpy(), 3).tolist()  # noqa: E731
-    return {"bce_grey": r(bce), "cb_grey": r(cb), "bce_binarized": r(binar),
-            "gap_mean": float((cb - bce).double().mean()), "d_log2": x.shape[-1] * math.log(2.0)}
+    return {
+        "bce_grey": r(bce),
+        "cb_grey": r(cb),
+        "bce_binarized": r(binar),
+        "gap_mean": float((cb - bce).double().mean()),
+        "d_log2": x.shape[-1] * math.log(2.0),
+    }
 
 
 def run_pair(section: str, ds: Dataset, seed: int = 0) -> PitfallPair:
@@ -312,8 +387,13 @@ def save_results(pairs: dict[str, PitfallPair], path: str | Path = SHIPPED_RESUL
     """Write the pairs as one JSON file (what the Pitfalls page opens on), atomically."""
     path = Path(path)
     tmp = path.with_suffix(".tmp")
-    body = {"format": "vae-lab-pitfalls", "version": 1, "base_model": BASE_MODEL, "base_train": BASE_TRAIN,
-            "pairs": {k: p.to_dict() for k, p in pairs.items()}}
+    body = {
+        "format": "vae-lab-pitfalls",
+        "version": 1,
+        "base_model": BASE_MODEL,
+        "base_train": BASE_TRAIN,
+        "pairs": {k: p.to_dict() for k, p in pairs.items()},
+    }
     tmp.write_text(json.dumps(body, allow_nan=False, default=_json_default) + "\n", encoding="utf-8")
     tmp.replace(path)
     return path
@@ -340,7 +420,9 @@ def main(argv: list[str] | None = None) -> int:
     """CLI: train every pair and write the recorded results the Pitfalls page opens on."""
     from .data import load_dataset  # noqa: PLC0415
 
-    p = argparse.ArgumentParser(prog="python -m vae_core.pitfalls", description="Train every pitfall pair on digits.")
+    p = argparse.ArgumentParser(
+        prog="python -m vae_core.pitfalls", description="Train every pitfall pair on digits."
+    )
     p.add_argument("--out", default=str(SHIPPED_RESULTS))
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
@@ -351,9 +433,12 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         pairs[key] = run_pair(key, ds, seed=args.seed)
         pr = pairs[key]
-        print(f"{key}: correct {pr.correct.state} {pr.correct.metrics['neg_elbo']:.2f}, mistaken {pr.mistaken.state} "
-              f"{pr.mistaken.metrics['neg_elbo']:.2f} nats/image, active units {pr.correct.metrics['active_units']} vs "
-              f"{pr.mistaken.metrics['active_units']} ({time.perf_counter() - t0:.1f} s)", flush=True)
+        print(
+            f"{key}: correct {pr.correct.state} {pr.correct.metrics['neg_elbo']:.2f}, mistaken {pr.mistaken.state} "
+            f"{pr.mistaken.metrics['neg_elbo']:.2f} nats/image, active units {pr.correct.metrics['active_units']} vs "
+            f"{pr.mistaken.metrics['active_units']} ({time.perf_counter() - t0:.1f} s)",
+            flush=True,
+        )
     print(f"wrote {save_results(pairs, args.out)}")
     return 0
 

@@ -59,6 +59,7 @@ __all__ = [
 METHODS = ("pca", "umap")
 MIN_UMAP_POINTS = 5  # below this UMAP's graph is meaningless; use PCA
 
+
 @dataclass(frozen=True, eq=False)
 class Projection:
     """A 2-D embedding of some dataset rows. Row k of ``xy`` is dataset row ``ids[k]``."""
@@ -322,7 +323,9 @@ def _select(x: np.ndarray, ids: np.ndarray | None) -> tuple[np.ndarray, np.ndarr
     x = np.asarray(x)
     if x.ndim != 2:
         raise ValueError(f"expected codes of shape (N, d), got {x.shape}")
-    ids_arr = np.arange(x.shape[0], dtype=np.int64) if ids is None else np.asarray(ids, dtype=np.int64).reshape(-1)
+    ids_arr = (
+        np.arange(x.shape[0], dtype=np.int64) if ids is None else np.asarray(ids, dtype=np.int64).reshape(-1)
+    )
     if ids_arr.size and (ids_arr.min() < 0 or ids_arr.max() >= x.shape[0]):
         raise IndexError(f"row ids must lie in 0..{x.shape[0] - 1}")
     return x[ids_arr], ids_arr
@@ -384,16 +387,30 @@ class ProjectionJob:
         self.progress = 1.0 if error is None else self.progress
         self._event.set()
 
-    def _run(self, x: np.ndarray, ids: np.ndarray | None, cache: ProjectionCache | None, key: Hashable, params: dict) -> None:
+    def _run(
+        self,
+        x: np.ndarray,
+        ids: np.ndarray | None,
+        cache: ProjectionCache | None,
+        key: Hashable,
+        params: dict,
+    ) -> None:
         def on_progress(done: int, total: int) -> None:
             self.progress = 0.1 + 0.9 * done / max(total, 1)
-            self.stage = Msg(N_("{method} layout: epoch {done}/{total}"), method=self.method.upper(), done=done, total=total)
+            self.stage = Msg(
+                N_("{method} layout: epoch {done}/{total}"),
+                method=self.method.upper(),
+                done=done,
+                total=total,
+            )
 
         def compute() -> Projection:
             if self.method == "umap" and warmup_state() == "running":
                 self.stage = Msg(N_("waiting for the UMAP warm-up (numba is compiling)"))
             else:
-                self.stage = Msg(N_("computing {method} of {n} points"), method=self.method.upper(), n=self.n_points)
+                self.stage = Msg(
+                    N_("computing {method} of {n} points"), method=self.method.upper(), n=self.n_points
+                )
             self.progress = 0.05
             return compute_projection(x, ids, self.method, on_progress=on_progress, **params)
 
@@ -427,7 +444,9 @@ def compute_projection_async(
     key: Hashable = None
     if cache is not None:
         # the ids are always hashed in: two subsamples of the same size must not share an entry
-        key = projection_key(model_key if model_key is not None else data_key(x, ids_arr), ids_arr, method, **params)
+        key = projection_key(
+            model_key if model_key is not None else data_key(x, ids_arr), ids_arr, method, **params
+        )
         hit = cache.get(key)
         if hit is not None:
             job._finish(result=hit)
@@ -476,7 +495,9 @@ def selected_row_ids(points: list[Mapping[str, Any]] | None) -> list[int]:
     return out
 
 
-def place_new_point(mu_new: np.ndarray, mu: np.ndarray, proj: Projection, k: int = 8) -> tuple[np.ndarray, np.ndarray]:
+def place_new_point(
+    mu_new: np.ndarray, mu: np.ndarray, proj: Projection, k: int = 8
+) -> tuple[np.ndarray, np.ndarray]:
     """Where a new code lands on an existing 2-D map, and its ``k`` nearest embedded neighbours.
 
     mu_new (d,) is the new image's posterior mean; mu (N_total, d) the codes the map was made
@@ -492,8 +513,13 @@ def place_new_point(mu_new: np.ndarray, mu: np.ndarray, proj: Projection, k: int
 
 
 # ---------------------------------------------------------------- embeddings shipped with a checkpoint
-EMBED_DIR = "embeddings"  # checkpoints/embeddings/<name>.safetensors: the test-set codes and 2-D maps of <name>
-SHIPPED_UMAP_PARAMS = {"n_neighbors": 15, "min_dist": 0.1}  # the latent map's defaults: what a first visit asks for
+EMBED_DIR = (
+    "embeddings"  # checkpoints/embeddings/<name>.safetensors: the test-set codes and 2-D maps of <name>
+)
+SHIPPED_UMAP_PARAMS = {
+    "n_neighbors": 15,
+    "min_dist": 0.1,
+}  # the latent map's defaults: what a first visit asks for
 
 
 def embeddings_path(checkpoint: str | Path) -> Path:
@@ -507,8 +533,8 @@ def embeddings_path(checkpoint: str | Path) -> Path:
 class ShippedEmbeddings:
     """A shipped model's test-set codes and their 2-D maps, computed once by scripts/make_checkpoints.py."""
 
-    mu: np.ndarray                       # (N_test, z) float32 posterior means, latent units
-    projections: dict[str, Projection]   # "umap", "pca": every test row, ids 0..N-1
+    mu: np.ndarray  # (N_test, z) float32 posterior means, latent units
+    projections: dict[str, Projection]  # "umap", "pca": every test row, ids 0..N-1
 
 
 def save_embeddings(path: str | Path, mu: np.ndarray, projections: dict[str, Projection]) -> Path:
@@ -547,8 +573,13 @@ def load_embeddings(path: str | Path) -> ShippedEmbeddings | None:
             for method in METHODS:
                 if f"{method}.xy" in fh.keys():
                     params = tuple(sorted(json.loads(meta.get(f"{method}.params", "{}")).items()))
-                    projections[method] = Projection(fh.get_tensor(f"{method}.ids"), fh.get_tensor(f"{method}.xy"), method,
-                                                     float(meta.get(f"{method}.seconds", "0")), params)
+                    projections[method] = Projection(
+                        fh.get_tensor(f"{method}.ids"),
+                        fh.get_tensor(f"{method}.xy"),
+                        method,
+                        float(meta.get(f"{method}.seconds", "0")),
+                        params,
+                    )
     except Exception:  # a damaged file: the page computes the maps as for any model
         return None
     return ShippedEmbeddings(mu, projections)
@@ -556,7 +587,9 @@ def load_embeddings(path: str | Path) -> ShippedEmbeddings | None:
 
 def projection_key(model_key: str, ids: np.ndarray, method: str, **params: Any) -> ProjectionKey:
     """The cache key of the map of rows ``ids`` of a model's codes: the one :func:`compute_projection_async` uses."""
-    return ProjectionKey.make(model_key + "|ids:" + data_key(np.asarray(ids)), int(np.asarray(ids).size), method, **params)
+    return ProjectionKey.make(
+        model_key + "|ids:" + data_key(np.asarray(ids)), int(np.asarray(ids).size), method, **params
+    )
 
 
 def seed_cache(cache: ProjectionCache, model_key: str, emb: ShippedEmbeddings) -> int:
@@ -569,13 +602,15 @@ def seed_cache(cache: ProjectionCache, model_key: str, emb: ShippedEmbeddings) -
     return n
 
 
-def projection_job(jobs: dict[str, ProjectionJob], model_key: str, x: np.ndarray, method: str = "umap", **params: Any
-                   ) -> ProjectionJob:
+def projection_job(
+    jobs: dict[str, ProjectionJob], model_key: str, x: np.ndarray, method: str = "umap", **params: Any
+) -> ProjectionJob:
     """The background embedding of all rows of ``x`` (N, d) for ``model_key``, kept in ``jobs`` (a session's dict):
     started (through :func:`shared_projection_cache`, so another session's fit is reused) when there is none,
     or when the last one failed; else the one already there."""
     job = jobs.get(model_key)
     if job is None or job.error:
-        job = jobs[model_key] = compute_projection_async(x, np.arange(len(x)), method, cache=shared_projection_cache(),
-                                                         model_key=model_key, **params)
+        job = jobs[model_key] = compute_projection_async(
+            x, np.arange(len(x)), method, cache=shared_projection_cache(), model_key=model_key, **params
+        )
     return job

@@ -47,15 +47,29 @@ from .worker import WorkerPair, WorkerProcess, WorkerTrainer
 from .errors import LabError
 
 __all__ = [
-    "CapacityError", "Runnable", "TrainerRegistry", "TrainerHandle", "default_registry", "default_max_trainers",
-    "env_max_trainers", "env_heartbeat_timeout", "env_spare_workers", "ENV_MAX_TRAINERS", "ENV_TRAINER_TIMEOUT",
-    "ENV_SPARE_WORKERS", "DEFAULT_TIMEOUT_S", "WorkerTrainer", "WorkerPair",
+    "CapacityError",
+    "Runnable",
+    "TrainerRegistry",
+    "TrainerHandle",
+    "default_registry",
+    "default_max_trainers",
+    "env_max_trainers",
+    "env_heartbeat_timeout",
+    "env_spare_workers",
+    "ENV_MAX_TRAINERS",
+    "ENV_TRAINER_TIMEOUT",
+    "ENV_SPARE_WORKERS",
+    "DEFAULT_TIMEOUT_S",
+    "WorkerTrainer",
+    "WorkerPair",
 ]
 
-ENV_MAX_TRAINERS = "VAE_LAB_MAX_TRAINERS"      # most trainers running at once, server-wide
+ENV_MAX_TRAINERS = "VAE_LAB_MAX_TRAINERS"  # most trainers running at once, server-wide
 ENV_TRAINER_TIMEOUT = "VAE_LAB_TRAINER_TIMEOUT"  # seconds unseen before a session's trainer is stopped
-ENV_SPARE_WORKERS = "VAE_LAB_SPARE_WORKERS"    # worker processes kept started ahead (0 or 1; default 1)
-DEFAULT_TIMEOUT_S = 120.0  # Streamlit keeps a disconnected session about this long (server.disconnectedSessionTTL)
+ENV_SPARE_WORKERS = "VAE_LAB_SPARE_WORKERS"  # worker processes kept started ahead (0 or 1; default 1)
+DEFAULT_TIMEOUT_S = (
+    120.0  # Streamlit keeps a disconnected session about this long (server.disconnectedSessionTTL)
+)
 ACTIVE_STATES = (TrainerState.STARTING, TrainerState.RUNNING, TrainerState.PAUSED)
 STEPPING_STATES = (TrainerState.STARTING, TrainerState.RUNNING)  # what counts towards the cap and the cores
 
@@ -138,8 +152,8 @@ def _is_active(tr: Runnable | None) -> bool:
 @dataclass
 class _Entry:
     trainer: Runnable | None
-    last_seen: float                      # registry clock, seconds
-    probe: Callable[[], bool] | None      # True while the owning session is known to be alive
+    last_seen: float  # registry clock, seconds
+    probe: Callable[[], bool] | None  # True while the owning session is known to be alive
     label: str
 
 
@@ -215,7 +229,8 @@ class TrainerRegistry:
         """Trainers stepping now, or starting to (paused ones do not count)."""
         with self._lock:
             return sum(
-                1 for e in self._entries.values()
+                1
+                for e in self._entries.values()
                 if e.trainer is not None and e.trainer.is_alive and e.trainer.state in STEPPING_STATES
             )
 
@@ -262,8 +277,13 @@ class TrainerRegistry:
 
     def _stepping_workers(self) -> int:
         with self._lock:
-            return sum(1 for e in self._entries.values()
-                       if hasattr(e.trainer, "set_threads") and e.trainer.is_alive and e.trainer.state in STEPPING_STATES)
+            return sum(
+                1
+                for e in self._entries.values()
+                if hasattr(e.trainer, "set_threads")
+                and e.trainer.is_alive
+                and e.trainer.state in STEPPING_STATES
+            )
 
     def rebalance(self) -> int:
         """Give every stepping worker its share of the cores; returns the threads per worker.
@@ -271,8 +291,13 @@ class TrainerRegistry:
         Runs by itself whenever a worker's state changes (its ``on_change``) and at each sweep.
         """
         with self._lock:
-            workers = [e.trainer for e in self._entries.values()
-                       if hasattr(e.trainer, "set_threads") and e.trainer.is_alive and e.trainer.state in STEPPING_STATES]
+            workers = [
+                e.trainer
+                for e in self._entries.values()
+                if hasattr(e.trainer, "set_threads")
+                and e.trainer.is_alive
+                and e.trainer.state in STEPPING_STATES
+            ]
         per = max(1, _cpu_count() // max(1, len(workers)))
         for w in workers:
             w.set_threads(per)  # type: ignore[attr-defined]
@@ -290,7 +315,9 @@ class TrainerRegistry:
             f"wait for one to finish or pause, or ask the host to raise {ENV_MAX_TRAINERS}."
         )
 
-    def _run_capped(self, hid: int, action: Callable[[Runnable], None], new: Runnable | None = None) -> Runnable | None:
+    def _run_capped(
+        self, hid: int, action: Callable[[Runnable], None], new: Runnable | None = None
+    ) -> Runnable | None:
         """Under the lock: refuse if the cap is reached, else (attach ``new`` and) run ``action``.
 
         Returns the trainer that ``new`` replaced, if any (the caller stops it).
@@ -501,7 +528,9 @@ class TrainerHandle:
             buf = self._series = SeriesBuffer(id(tr))
         return buf.update(history, max_points)
 
-    def preview(self, x_fixed: torch.Tensor, z_fixed: torch.Tensor, min_interval_s: float = 1.0) -> Preview | None:
+    def preview(
+        self, x_fixed: torch.Tensor, z_fixed: torch.Tensor, min_interval_s: float = 1.0
+    ) -> Preview | None:
         """Reconstructions of ``x_fixed`` (N, D) and decodes of ``z_fixed`` (M, z) by recent weights.
 
         While the trainer's thread runs, this returns the preview that thread decoded after a

@@ -126,15 +126,15 @@ def kl_discrete(p: np.ndarray, q: np.ndarray, base: float = math.e) -> float:
 class DiscreteSummary(NamedTuple):
     """Everything section 1 of the page shows, in the chosen unit (bits or nats)."""
 
-    p: np.ndarray       # (n,) probabilities
-    q: np.ndarray       # (n,) probabilities
+    p: np.ndarray  # (n,) probabilities
+    q: np.ndarray  # (n,) probabilities
     info_p: np.ndarray  # (n,) -log p_i (inf where p_i = 0)
-    h_p: float          # H(p)
-    h_q: float          # H(q)
-    h_pq: float         # H(p, q)
-    h_qp: float         # H(q, p)
-    kl_pq: float        # KL(p || q) = H(p, q) - H(p)
-    kl_qp: float        # KL(q || p) = H(q, p) - H(q)
+    h_p: float  # H(p)
+    h_q: float  # H(q)
+    h_pq: float  # H(p, q)
+    h_qp: float  # H(q, p)
+    kl_pq: float  # KL(p || q) = H(p, q) - H(p)
+    kl_qp: float  # KL(q || p) = H(q, p) - H(q)
 
 
 def discrete_summary(p_weights: np.ndarray, q_weights: np.ndarray, base: float = math.e) -> DiscreteSummary:
@@ -142,8 +142,15 @@ def discrete_summary(p_weights: np.ndarray, q_weights: np.ndarray, base: float =
     (base 2: bits, base e: nats)."""
     p, q = normalize(p_weights), normalize(q_weights)
     return DiscreteSummary(
-        p, q, information(p, base), entropy(p, base), entropy(q, base),
-        cross_entropy(p, q, base), cross_entropy(q, p, base), kl_discrete(p, q, base), kl_discrete(q, p, base),
+        p,
+        q,
+        information(p, base),
+        entropy(p, base),
+        entropy(q, base),
+        cross_entropy(p, q, base),
+        cross_entropy(q, p, base),
+        kl_discrete(p, q, base),
+        kl_discrete(q, p, base),
     )
 
 
@@ -199,10 +206,10 @@ class VITarget:
     Defaults give a bimodal posterior with modes near +-1.6 and weights 0.7 / 0.3.
     """
 
-    x: float = 2.0                            # the observation
-    noise_std: float = 0.5                    # s, the likelihood's standard deviation
-    weights: tuple[float, ...] = (0.7, 0.3)   # a_k, sum to 1
-    slopes: tuple[float, ...] = (1.0, -1.0)   # c_k: the decoder maps z to c_k z
+    x: float = 2.0  # the observation
+    noise_std: float = 0.5  # s, the likelihood's standard deviation
+    weights: tuple[float, ...] = (0.7, 0.3)  # a_k, sum to 1
+    slopes: tuple[float, ...] = (1.0, -1.0)  # c_k: the decoder maps z to c_k z
 
     def log_joint(self, z: torch.Tensor) -> torch.Tensor:
         """log p(x, z) = log p(z) + log p(x | z) at each z (any shape, torch): nats, same shape."""
@@ -216,8 +223,10 @@ class VITarget:
     def log_px(self) -> float:
         """Exact log evidence log p(x) = log sum_k a_k N(x; 0, s^2 + c_k^2), nats."""
         s2 = self.noise_std**2
-        terms = [math.log(a) - 0.5 * (LOG_2PI + math.log(s2 + c * c) + self.x**2 / (s2 + c * c))
-                 for a, c in zip(self.weights, self.slopes)]
+        terms = [
+            math.log(a) - 0.5 * (LOG_2PI + math.log(s2 + c * c) + self.x**2 / (s2 + c * c))
+            for a, c in zip(self.weights, self.slopes)
+        ]
         return float(np.logaddexp.reduce(terms))
 
     def posterior_components(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -276,10 +285,10 @@ def elbo_landscape(target: VITarget, mu_grid: np.ndarray, log_sigma_grid: np.nda
 class FitTrajectory(NamedTuple):
     """q's path during SGD on the ELBO: row 0 is the start, row t is after t steps."""
 
-    mu: np.ndarray            # (steps+1,)
-    log_sigma: np.ndarray     # (steps+1,) natural log of q's standard deviation
-    elbo: np.ndarray          # (steps+1,) exact ELBO at each point (quadrature), nats
-    elbo_estimate: np.ndarray # (steps,) the noisy reparameterized ELBO estimate each step used, nats
+    mu: np.ndarray  # (steps+1,)
+    log_sigma: np.ndarray  # (steps+1,) natural log of q's standard deviation
+    elbo: np.ndarray  # (steps+1,) exact ELBO at each point (quadrature), nats
+    elbo_estimate: np.ndarray  # (steps,) the noisy reparameterized ELBO estimate each step used, nats
 
 
 def fit_q_sgd(
@@ -317,7 +326,9 @@ def fit_q_sgd(
     return FitTrajectory(mu_a, ls_a, elbo_1d(target, mu_a, np.exp(ls_a)), np.array(ests))
 
 
-def fit_frames(traj: FitTrajectory, z: np.ndarray, max_frames: int = 60) -> list[tuple[int, np.ndarray, float]]:
+def fit_frames(
+    traj: FitTrajectory, z: np.ndarray, max_frames: int = 60
+) -> list[tuple[int, np.ndarray, float]]:
     """The frames an animation of ``traj`` shows: at most ``max_frames`` evenly spaced steps (the
     first and last included), each as (step, q's density on ``z`` (G,), exact ELBO in nats)."""
     n = len(traj.mu)
@@ -351,9 +362,9 @@ class FunctionCase(NamedTuple):
     """f(z), its derivative f'(z), and the exact d/dmu E_{z~N(mu, sigma^2)}[f(z)]."""
 
     latex: str
-    f: Callable[[np.ndarray], np.ndarray]       # f(z), elementwise
-    df: Callable[[np.ndarray], np.ndarray]      # f'(z), elementwise
-    exact: Callable[[float, float], float]      # (mu, sigma) -> d/dmu E[f(z)]
+    f: Callable[[np.ndarray], np.ndarray]  # f(z), elementwise
+    df: Callable[[np.ndarray], np.ndarray]  # f'(z), elementwise
+    exact: Callable[[float, float], float]  # (mu, sigma) -> d/dmu E[f(z)]
 
 
 GRAD_FUNCTIONS: dict[str, FunctionCase] = {
@@ -368,9 +379,9 @@ class GradSamples(NamedTuple):
     """n single-sample estimates of d/dmu E_{z~N(mu, sigma^2)}[f(z)] from each estimator."""
 
     reparam: np.ndarray  # (n,) f'(mu + sigma eps)                  pathwise / reparameterized
-    score: np.ndarray    # (n,) f(z) (z - mu) / sigma^2, z ~ q      score function / REINFORCE
-    exact: float         # the true gradient, closed form
-    z: np.ndarray        # (n,) the samples z = mu + sigma eps both estimators used
+    score: np.ndarray  # (n,) f(z) (z - mu) / sigma^2, z ~ q      score function / REINFORCE
+    exact: float  # the true gradient, closed form
+    z: np.ndarray  # (n,) the samples z = mu + sigma eps both estimators used
 
 
 def grad_estimators(f_name: str, mu: float, sigma: float, n: int = 1000, seed: int = 0) -> GradSamples:

@@ -35,8 +35,17 @@ from .models import AE, LIKELIHOODS, VAE, ConfigError, ModelConfig, build_model,
 from .errors import Msg, N_
 
 __all__ = [
-    "TrainConfig", "Trainer", "TrainerState", "Snapshot", "History", "TEST_METRIC_KEYS", "SETTING_LABELS",
-    "configs_from_settings", "cli_command", "build_parser", "main",
+    "TrainConfig",
+    "Trainer",
+    "TrainerState",
+    "Snapshot",
+    "History",
+    "TEST_METRIC_KEYS",
+    "SETTING_LABELS",
+    "configs_from_settings",
+    "cli_command",
+    "build_parser",
+    "main",
 ]
 
 T = TypeVar("T")
@@ -49,14 +58,14 @@ class TrainerState(str, enum.Enum):
     metadata and f-strings carry the plain value.
     """
 
-    IDLE = "idle"          # built, no step taken by run()
+    IDLE = "idle"  # built, no step taken by run()
     STARTING = "starting"  # Start pressed; a worker process is starting and has not yet taken a step
-    RUNNING = "running"    # the background thread is stepping
-    PAUSED = "paused"      # the thread waits; step() still works
-    STOPPED = "stopped"    # stop() was called; the thread has ended or will after this step
+    RUNNING = "running"  # the background thread is stepping
+    PAUSED = "paused"  # the thread waits; step() still works
+    STOPPED = "stopped"  # stop() was called; the thread has ended or will after this step
     FINISHED = "finished"  # all epochs done
     DIVERGED = "diverged"  # a non-finite loss or gradient stopped training; last good weights kept
-    FAILED = "failed"      # an unexpected error ended the thread; see message
+    FAILED = "failed"  # an unexpected error ended the thread; see message
 
     def __str__(self) -> str:
         return self.value
@@ -70,31 +79,49 @@ class TrainConfig:
     """Optimisation settings. Defaults are the pytorch/examples reference recipe."""
 
     dataset: str = "fashion-mnist"  # digits | fashion-mnist | mnist
-    epochs: int = 10                # passes over the training split
-    batch_size: int = 128           # examples per step
-    lr: float = 1e-3                # Adam learning rate
-    beta: float = 1.0               # KL weight (beta-VAE when > 1)
-    warmup_steps: int = 0           # linear KL warm-up 0 -> beta over this many steps
-    free_bits: float = 0.0          # nats per latent dim below which KL is not penalised
-    seed: int = 0                   # seeds init, batch order and the reparameterisation noise
-    eval_every: int = 0             # steps between test evaluations; 0 = once per epoch
-    eval_size: int = 10_000         # test images used by each evaluation (the first N)
-    binarize: bool = False          # dynamic binarization: each step draws x ~ Bernoulli(pixels) anew
-    mistake: str = ""               # a classic mistake to train on purpose (vae_core.pitfalls.MISTAKES); "" = none
+    epochs: int = 10  # passes over the training split
+    batch_size: int = 128  # examples per step
+    lr: float = 1e-3  # Adam learning rate
+    beta: float = 1.0  # KL weight (beta-VAE when > 1)
+    warmup_steps: int = 0  # linear KL warm-up 0 -> beta over this many steps
+    free_bits: float = 0.0  # nats per latent dim below which KL is not penalised
+    seed: int = 0  # seeds init, batch order and the reparameterisation noise
+    eval_every: int = 0  # steps between test evaluations; 0 = once per epoch
+    eval_size: int = 10_000  # test images used by each evaluation (the first N)
+    binarize: bool = False  # dynamic binarization: each step draws x ~ Bernoulli(pixels) anew
+    mistake: str = ""  # a classic mistake to train on purpose (vae_core.pitfalls.MISTAKES); "" = none
 
     def validate(self) -> None:
         """Raise :class:`ConfigError` with a clear message for any out-of-range value."""
         checks = [
             (1 <= self.epochs <= 10_000, f"epochs must be between 1 and 10000, got {self.epochs}"),
-            (1 <= self.batch_size <= 65_536, f"batch size must be between 1 and 65536, got {self.batch_size}"),
-            (math.isfinite(self.lr) and 0 < self.lr <= 100, f"learning rate must be in (0, 100], got {self.lr}"),
-            (math.isfinite(self.beta) and 0 <= self.beta <= 1000, f"beta must be in [0, 1000], got {self.beta}"),
-            (0 <= self.warmup_steps <= 10_000_000, f"KL warm-up must be between 0 and 10000000 steps, got {self.warmup_steps}"),
-            (math.isfinite(self.free_bits) and 0 <= self.free_bits <= 100, f"free bits must be in [0, 100] nats, got {self.free_bits}"),
+            (
+                1 <= self.batch_size <= 65_536,
+                f"batch size must be between 1 and 65536, got {self.batch_size}",
+            ),
+            (
+                math.isfinite(self.lr) and 0 < self.lr <= 100,
+                f"learning rate must be in (0, 100], got {self.lr}",
+            ),
+            (
+                math.isfinite(self.beta) and 0 <= self.beta <= 1000,
+                f"beta must be in [0, 1000], got {self.beta}",
+            ),
+            (
+                0 <= self.warmup_steps <= 10_000_000,
+                f"KL warm-up must be between 0 and 10000000 steps, got {self.warmup_steps}",
+            ),
+            (
+                math.isfinite(self.free_bits) and 0 <= self.free_bits <= 100,
+                f"free bits must be in [0, 100] nats, got {self.free_bits}",
+            ),
             (0 <= self.seed < 2**63, f"seed must be a non-negative integer, got {self.seed}"),
             (self.eval_every >= 0, f"eval_every must be >= 0, got {self.eval_every}"),
             (self.eval_size >= 1, f"eval_size must be >= 1, got {self.eval_size}"),
-            (self.mistake in ("", *MISTAKES), f"mistake must be one of {MISTAKES} or empty, got {self.mistake!r}"),
+            (
+                self.mistake in ("", *MISTAKES),
+                f"mistake must be one of {MISTAKES} or empty, got {self.mistake!r}",
+            ),
         ]
         for ok, msg in checks:
             if not ok:
@@ -124,19 +151,19 @@ class History:
     """Columnar training records. Step lists share one index; eval lists share another."""
 
     step: list[int] = field(default_factory=list)
-    epoch: list[float] = field(default_factory=list)          # fractional epoch at the step's end
-    loss: list[float] = field(default_factory=list)           # objective, nats/example
-    recon: list[float] = field(default_factory=list)          # E_q log p(x|z), nats/example (<= 0)
-    kl: list[float] = field(default_factory=list)             # KL(q||p), nats/example
+    epoch: list[float] = field(default_factory=list)  # fractional epoch at the step's end
+    loss: list[float] = field(default_factory=list)  # objective, nats/example
+    recon: list[float] = field(default_factory=list)  # E_q log p(x|z), nats/example (<= 0)
+    kl: list[float] = field(default_factory=list)  # KL(q||p), nats/example
     kl_per_dim: list[list[float]] = field(default_factory=list)  # (z,) per step, nats/example
-    beta: list[float] = field(default_factory=list)           # KL weight in force
+    beta: list[float] = field(default_factory=list)  # KL weight in force
     eval_step: list[int] = field(default_factory=list)
     eval_epoch: list[float] = field(default_factory=list)
     test_neg_elbo: list[float] = field(default_factory=list)  # nats/example
-    test_recon: list[float] = field(default_factory=list)     # -E_q log p(x|z), nats/example (>= 0)
-    test_kl: list[float] = field(default_factory=list)        # nats/example
-    active_units: list[int] = field(default_factory=list)     # dims with Var_x[mu] above the threshold
-    throughput: list[float] = field(default_factory=list)     # training examples/s since the last eval
+    test_recon: list[float] = field(default_factory=list)  # -E_q log p(x|z), nats/example (>= 0)
+    test_kl: list[float] = field(default_factory=list)  # nats/example
+    active_units: list[int] = field(default_factory=list)  # dims with Var_x[mu] above the threshold
+    throughput: list[float] = field(default_factory=list)  # training examples/s since the last eval
 
     def copy(self) -> "History":
         """A copy that another thread can read while training continues."""
@@ -194,8 +221,17 @@ class History:
         e = len(self.eval_step)
         return {
             "eval_step": np.asarray(self.eval_step, dtype=np.int64).reshape(e),
-            **{k: _floats(getattr(self, k), e) for k in
-               ("eval_epoch", "test_neg_elbo", "test_recon", "test_kl", "active_units", "throughput")},
+            **{
+                k: _floats(getattr(self, k), e)
+                for k in (
+                    "eval_epoch",
+                    "test_neg_elbo",
+                    "test_recon",
+                    "test_kl",
+                    "active_units",
+                    "throughput",
+                )
+            },
         }
 
     def last_eval(self) -> dict[str, float] | None:
@@ -203,9 +239,13 @@ class History:
         if not self.eval_step:
             return None
         return {
-            "step": self.eval_step[-1], "epoch": self.eval_epoch[-1], "test_neg_elbo": self.test_neg_elbo[-1],
-            "test_recon": self.test_recon[-1], "test_kl": self.test_kl[-1],
-            "active_units": self.active_units[-1], "throughput": self.throughput[-1],
+            "step": self.eval_step[-1],
+            "epoch": self.eval_epoch[-1],
+            "test_neg_elbo": self.test_neg_elbo[-1],
+            "test_recon": self.test_recon[-1],
+            "test_kl": self.test_kl[-1],
+            "active_units": self.active_units[-1],
+            "throughput": self.throughput[-1],
         }
 
 
@@ -218,8 +258,8 @@ class Snapshot:
     step: int
     total_steps: int
     epoch: float
-    examples_per_s: float   # recent training throughput
-    eta_s: float            # seconds left at that throughput (nan when unknown)
+    examples_per_s: float  # recent training throughput
+    eta_s: float  # seconds left at that throughput (nan when unknown)
     history: History
 
 
@@ -274,7 +314,10 @@ class Trainer:
         ds = dataset if dataset is not None else load_dataset(train_config.dataset)
         if ds.dim != model_config.input_dim:
             raise ConfigError(
-                N_("dataset {name!r} has {dim} pixels per image but the model expects {input_dim}"), name=ds.name, dim=ds.dim, input_dim=model_config.input_dim
+                N_("dataset {name!r} has {dim} pixels per image but the model expects {input_dim}"),
+                name=ds.name,
+                dim=ds.dim,
+                input_dim=model_config.input_dim,
             )
         self.data = ds.to(self.device)
         torch.manual_seed(train_config.seed)  # init is seeded: same seed, same weights
@@ -282,7 +325,9 @@ class Trainer:
         self.optimizer = _adam(self.model, train_config.lr)
         self._gen = torch.Generator(device=self.device).manual_seed(train_config.seed + 1)  # eps noise
         self._perm_gen = torch.Generator().manual_seed(train_config.seed + 2)  # batch order, on CPU
-        self._bin_gen = torch.Generator(device=self.device).manual_seed(train_config.seed + 4)  # binarization draws
+        self._bin_gen = torch.Generator(device=self.device).manual_seed(
+            train_config.seed + 4
+        )  # binarization draws
         self._data_hash: str | None = None
         self._perm: torch.Tensor | None = None
         self._pos = 0
@@ -295,7 +340,9 @@ class Trainer:
         self.state = TrainerState.IDLE
         self.message = ""
         self.last_eval: DatasetMetrics | None = None
-        self._lock = threading.RLock()  # guards model, optimizer, history, state; never taken outside this class
+        self._lock = (
+            threading.RLock()
+        )  # guards model, optimizer, history, state; never taken outside this class
         self._run_flag = threading.Event()  # set = may run; cleared = paused
         self._run_flag.set()
         self._stop_flag = threading.Event()
@@ -378,7 +425,9 @@ class Trainer:
         except Exception as exc:  # keep the app alive; report instead
             with self._lock:
                 self.state = TrainerState.FAILED
-                self.message = Msg(N_("training failed: {kind}: {reason}"), kind=type(exc).__name__, reason=exc)
+                self.message = Msg(
+                    N_("training failed: {kind}: {reason}"), kind=type(exc).__name__, reason=exc
+                )
 
     def run(self, max_steps: int | None = None) -> None:
         """Step until finished, stopped, diverged, or ``max_steps`` more steps; honours pause.
@@ -401,8 +450,11 @@ class Trainer:
         with self._lock:
             if self.done and self.state not in (TrainerState.DIVERGED, TrainerState.FAILED):
                 self.state = TrainerState.FINISHED
-                self.message = Msg(N_("finished {epochs} epoch(s), {steps} steps"), epochs=self.config.epochs,
-                                   steps=self.global_step)
+                self.message = Msg(
+                    N_("finished {epochs} epoch(s), {steps} steps"),
+                    epochs=self.config.epochs,
+                    steps=self.global_step,
+                )
             elif self._stop_flag.is_set():
                 self.state = TrainerState.STOPPED
                 self.message = self.message or Msg(N_("stopped at step {step}"), step=self.global_step)
@@ -441,8 +493,14 @@ class Trainer:
             else:
                 logits, mu, logvar, _ = self.model(x, generator=self._gen)  # (B, D), (B, z), (B, z)
                 t = elbo_terms(
-                    x, logits, mu, logvar, beta=beta, free_bits=cfg.free_bits,
-                    likelihood=self.model_config.likelihood, obs_std=self.model_config.obs_std,
+                    x,
+                    logits,
+                    mu,
+                    logvar,
+                    beta=beta,
+                    free_bits=cfg.free_bits,
+                    likelihood=self.model_config.likelihood,
+                    obs_std=self.model_config.obs_std,
                 )
             self.optimizer.zero_grad(set_to_none=True)
             t.loss.backward()
@@ -459,21 +517,32 @@ class Trainer:
             self.global_step += 1
             h = self.history
             rec = {
-                "step": self.global_step, "epoch": self.global_step / self.steps_per_epoch, "loss": loss,
-                "recon": recon, "kl": kl, "beta": beta,
+                "step": self.global_step,
+                "epoch": self.global_step / self.steps_per_epoch,
+                "loss": loss,
+                "recon": recon,
+                "kl": kl,
+                "beta": beta,
                 "kl_per_dim": t.kl_per_dim.detach().mean(0).tolist(),
             }
-            h.step.append(rec["step"]); h.epoch.append(rec["epoch"]); h.loss.append(loss)
-            h.recon.append(recon); h.kl.append(kl); h.beta.append(beta); h.kl_per_dim.append(rec["kl_per_dim"])
+            h.step.append(rec["step"])
+            h.epoch.append(rec["epoch"])
+            h.loss.append(loss)
+            h.recon.append(recon)
+            h.kl.append(kl)
+            h.beta.append(beta)
+            h.kl_per_dim.append(rec["kl_per_dim"])
             now = time.perf_counter()
             self._train_time += now - t0
             self._tp_window.append((now, x.shape[0]))
             if len(self._tp_window) > 50:
                 self._tp_window.pop(0)
             self._since_eval = (self._since_eval[0], self._since_eval[1] + x.shape[0])
-            eval_now = (cfg.eval_every and self.global_step % cfg.eval_every == 0) or (
-                self.global_step % self.steps_per_epoch == 0
-            ) or self.done
+            eval_now = (
+                (cfg.eval_every and self.global_step % cfg.eval_every == 0)
+                or (self.global_step % self.steps_per_epoch == 0)
+                or self.done
+            )
         for fn in self.callbacks["on_step"]:
             fn(self, rec)
         if eval_now:
@@ -487,13 +556,22 @@ class Trainer:
         self.state = TrainerState.DIVERGED
         common = dict(step=self.global_step + 1, good=self.global_step, lr=self.config.lr, loss=loss)
         if not math.isfinite(loss):
-            self.message = Msg(N_("training diverged at step {step}: the loss became {loss}. The last good weights "
-                                  "(step {good}) were kept. Lower the learning rate (now {lr:g}) and start again."), **common)
+            self.message = Msg(
+                N_(
+                    "training diverged at step {step}: the loss became {loss}. The last good weights "
+                    "(step {good}) were kept. Lower the learning rate (now {lr:g}) and start again."
+                ),
+                **common,
+            )
         else:
-            self.message = Msg(N_("training diverged at step {step}: the loss reached {loss:.3g} nats per image, far "
-                                  "beyond any real ELBO (a flipped sign in the loss, or too high a learning rate). The last "
-                                  "good weights (step {good}) were kept. Lower the learning rate (now {lr:g}) and start again."),
-                               **common)
+            self.message = Msg(
+                N_(
+                    "training diverged at step {step}: the loss reached {loss:.3g} nats per image, far "
+                    "beyond any real ELBO (a flipped sign in the loss, or too high a learning rate). The last "
+                    "good weights (step {good}) were kept. Lower the learning rate (now {lr:g}) and start again."
+                ),
+                **common,
+            )
         self._stop_flag.set()
 
     def evaluate(self) -> DatasetMetrics:
@@ -507,9 +585,13 @@ class Trainer:
             tp = n_ex / max(now - t_start, 1e-9) if n_ex else float("nan")
             self._since_eval = (now, 0)
             h = self.history
-            h.eval_step.append(self.global_step); h.eval_epoch.append(self.global_step / self.steps_per_epoch)
-            h.test_neg_elbo.append(res.neg_elbo); h.test_recon.append(res.recon); h.test_kl.append(res.kl)
-            h.active_units.append(res.active_units); h.throughput.append(tp)
+            h.eval_step.append(self.global_step)
+            h.eval_epoch.append(self.global_step / self.steps_per_epoch)
+            h.test_neg_elbo.append(res.neg_elbo)
+            h.test_recon.append(res.recon)
+            h.test_kl.append(res.kl)
+            h.active_units.append(res.active_units)
+            h.throughput.append(tp)
             self.last_eval = res
             rec = h.last_eval() or {}
         for fn in self.callbacks["on_eval"]:
@@ -531,8 +613,13 @@ class Trainer:
             left = (self.total_steps - self.global_step) * self.config.batch_size
             eta = left / eps if eps and math.isfinite(eps) and eps > 0 else float("nan")
             return Snapshot(
-                state=self.state, message=self.message, step=self.global_step, total_steps=self.total_steps,
-                epoch=self.global_step / self.steps_per_epoch, examples_per_s=eps, eta_s=eta,
+                state=self.state,
+                message=self.message,
+                step=self.global_step,
+                total_steps=self.total_steps,
+                epoch=self.global_step / self.steps_per_epoch,
+                examples_per_s=eps,
+                eta_s=eta,
                 history=self.history.copy(),
             )
 
@@ -589,8 +676,14 @@ class Trainer:
 
 # ---------------------------------------------------------------------- the Train form's settings
 SETTING_LABELS = {
-    "latent_dim": N_("Latent dimension"), "hidden": N_("Hidden sizes"), "beta": "β", "warmup_steps": N_("KL warm-up"),
-    "free_bits": N_("Free bits"), "lr": N_("Learning rate"), "batch_size": N_("Batch size"), "epochs": N_("Epochs"),
+    "latent_dim": N_("Latent dimension"),
+    "hidden": N_("Hidden sizes"),
+    "beta": "β",
+    "warmup_steps": N_("KL warm-up"),
+    "free_bits": N_("Free bits"),
+    "lr": N_("Learning rate"),
+    "batch_size": N_("Batch size"),
+    "epochs": N_("Epochs"),
     "seed": N_("Seed"),
 }
 
@@ -598,14 +691,26 @@ SETTING_LABELS = {
 def _sentence(exc: ConfigError) -> Msg:
     """A config error as one sentence of the form's messages: English capitalised, translatable as its template."""
     text = str(exc)
-    return Msg(exc.template, english=text[:1].upper() + text[1:] + ("" if text.endswith(".") else "."), **exc.params)
+    return Msg(
+        exc.template, english=text[:1].upper() + text[1:] + ("" if text.endswith(".") else "."), **exc.params
+    )
 
 
 def configs_from_settings(
-    dataset: str, image_shape: tuple[int, int, int], kind: str, latent_dim: int | None, hidden: str | None,
-    beta: float | None, warmup_steps: int | None, free_bits: float | None, lr: float | None,
-    batch_size: int | None, epochs: int | None, seed: int | None,
-    likelihood: str = "bernoulli", binarize: bool = False,
+    dataset: str,
+    image_shape: tuple[int, int, int],
+    kind: str,
+    latent_dim: int | None,
+    hidden: str | None,
+    beta: float | None,
+    warmup_steps: int | None,
+    free_bits: float | None,
+    lr: float | None,
+    batch_size: int | None,
+    epochs: int | None,
+    seed: int | None,
+    likelihood: str = "bernoulli",
+    binarize: bool = False,
 ) -> tuple[ModelConfig | None, TrainConfig | None, list[str]]:
     """Both configs from form values, or ``(None, None, messages)`` with one clear message per bad field.
 
@@ -616,9 +721,22 @@ def configs_from_settings(
     The checks are the configs' own (:meth:`ModelConfig.validate`, :meth:`TrainConfig.validate`),
     run field by field so that every bad value is named at once, not only the first.
     """
-    values = dict(latent_dim=latent_dim, hidden=hidden, beta=beta, warmup_steps=warmup_steps, free_bits=free_bits,
-                  lr=lr, batch_size=batch_size, epochs=epochs, seed=seed)
-    errors = [Msg(N_("{label} is empty: enter a value."), label=Msg(SETTING_LABELS[k])) for k, v in values.items() if v is None]
+    values = dict(
+        latent_dim=latent_dim,
+        hidden=hidden,
+        beta=beta,
+        warmup_steps=warmup_steps,
+        free_bits=free_bits,
+        lr=lr,
+        batch_size=batch_size,
+        epochs=epochs,
+        seed=seed,
+    )
+    errors = [
+        Msg(N_("{label} is empty: enter a value."), label=Msg(SETTING_LABELS[k]))
+        for k, v in values.items()
+        if v is None
+    ]
     if errors:
         return None, None, errors
     hid: tuple[int, ...] | None
@@ -628,9 +746,17 @@ def configs_from_settings(
         hid = None
         errors.append(_sentence(exc))
     ae = kind == "ae"
-    tc = dict(dataset=dataset, epochs=int(epochs), batch_size=int(batch_size), lr=float(lr),
-              beta=0.0 if ae else float(beta), warmup_steps=0 if ae else int(warmup_steps),
-              free_bits=0.0 if ae else float(free_bits), seed=int(seed), binarize=bool(binarize))
+    tc = dict(
+        dataset=dataset,
+        epochs=int(epochs),
+        batch_size=int(batch_size),
+        lr=float(lr),
+        beta=0.0 if ae else float(beta),
+        warmup_steps=0 if ae else int(warmup_steps),
+        free_bits=0.0 if ae else float(free_bits),
+        seed=int(seed),
+        binarize=bool(binarize),
+    )
     for k, val in tc.items():
         try:
             TrainConfig(**{k: val}).validate()
@@ -639,8 +765,14 @@ def configs_from_settings(
     mc = None
     if hid is not None:
         try:
-            mc = ModelConfig(kind=kind, input_dim=math.prod(image_shape), image_shape=image_shape, hidden=hid,
-                             latent_dim=int(latent_dim), likelihood=likelihood)
+            mc = ModelConfig(
+                kind=kind,
+                input_dim=math.prod(image_shape),
+                image_shape=image_shape,
+                hidden=hid,
+                latent_dim=int(latent_dim),
+                likelihood=likelihood,
+            )
         except ConfigError as exc:
             errors.append(_sentence(exc))
     return (None, None, errors) if errors else (mc, TrainConfig(**tc), [])
@@ -669,16 +801,29 @@ def _hidden_arg(text: str) -> tuple[int, ...]:
 
 def build_parser() -> argparse.ArgumentParser:
     """The CLI's argument parser (shared with the checkpoint-regeneration script)."""
-    p = argparse.ArgumentParser(prog="python -m vae_core.train", description="Train an AE or VAE and save a checkpoint.")
-    p.add_argument("--dataset", default="fashion-mnist", help="digits | fashion-mnist | mnist (default fashion-mnist)")
+    p = argparse.ArgumentParser(
+        prog="python -m vae_core.train", description="Train an AE or VAE and save a checkpoint."
+    )
+    p.add_argument(
+        "--dataset", default="fashion-mnist", help="digits | fashion-mnist | mnist (default fashion-mnist)"
+    )
     p.add_argument("--model", default="vae", choices=["vae", "ae"])
     p.add_argument("--latent", type=int, default=20, help="latent dimension, 1..64")
-    p.add_argument("--hidden", type=_hidden_arg, default=(400,), help="hidden widths, e.g. 400, 512,256 or 512-256")
-    p.add_argument("--likelihood", default="bernoulli", choices=list(LIKELIHOODS),
-                   help="bernoulli (BCE), continuous_bernoulli (normalised on [0, 1]) or gaussian")
-    p.add_argument("--binarize", action="store_true",
-                   help="dynamic binarization: train on x ~ Bernoulli(pixels), redrawn every step; evaluate on a "
-                        "binarized test set (NLL comparable with the binarized-MNIST literature)")
+    p.add_argument(
+        "--hidden", type=_hidden_arg, default=(400,), help="hidden widths, e.g. 400, 512,256 or 512-256"
+    )
+    p.add_argument(
+        "--likelihood",
+        default="bernoulli",
+        choices=list(LIKELIHOODS),
+        help="bernoulli (BCE), continuous_bernoulli (normalised on [0, 1]) or gaussian",
+    )
+    p.add_argument(
+        "--binarize",
+        action="store_true",
+        help="dynamic binarization: train on x ~ Bernoulli(pixels), redrawn every step; evaluate on a "
+        "binarized test set (NLL comparable with the binarized-MNIST literature)",
+    )
     p.add_argument("--obs-std", type=float, default=0.1, help="std of the Gaussian likelihood")
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--batch-size", type=int, default=128)
@@ -703,17 +848,31 @@ def main(argv: list[str] | None = None) -> int:
     from .device import DeviceError
 
     args = build_parser().parse_args(argv)
-    command = "python -m vae_core.train " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+    command = "python -m vae_core.train " + " ".join(
+        shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])
+    )
     try:
         device = pick_device(args.device)
         ds = load_dataset(args.dataset, root=args.data_root, download=not args.no_download)
         mcfg = ModelConfig(
-            kind=args.model, input_dim=ds.dim, image_shape=ds.image_shape, hidden=args.hidden,
-            latent_dim=args.latent, likelihood=args.likelihood, obs_std=args.obs_std,
+            kind=args.model,
+            input_dim=ds.dim,
+            image_shape=ds.image_shape,
+            hidden=args.hidden,
+            latent_dim=args.latent,
+            likelihood=args.likelihood,
+            obs_std=args.obs_std,
         )
         tcfg = TrainConfig(
-            dataset=args.dataset, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, beta=args.beta,
-            warmup_steps=args.warmup, free_bits=args.free_bits, seed=args.seed, binarize=args.binarize,
+            dataset=args.dataset,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            beta=args.beta,
+            warmup_steps=args.warmup,
+            free_bits=args.free_bits,
+            seed=args.seed,
+            binarize=args.binarize,
         )
         trainer = Trainer(mcfg, tcfg, dataset=ds, device=device)
     except (ConfigError, DatasetError, DeviceError) as exc:
@@ -726,7 +885,9 @@ def main(argv: list[str] | None = None) -> int:
     def on_step(tr: Trainer, rec: dict[str, Any]) -> None:
         bar.update(1)
         if rec["step"] % 20 == 0:
-            bar.set_postfix(loss=f"{rec['loss']:.1f}", kl=f"{rec['kl']:.1f}", ex_s=f"{tr.examples_per_second():.0f}")
+            bar.set_postfix(
+                loss=f"{rec['loss']:.1f}", kl=f"{rec['kl']:.1f}", ex_s=f"{tr.examples_per_second():.0f}"
+            )
 
     def on_eval(tr: Trainer, rec: dict[str, Any]) -> None:
         bar.write(

@@ -21,8 +21,15 @@ from typing import Any, Callable
 
 import numpy as np
 
-__all__ = ["UMAP_LOCK", "import_umap", "enable_numba_cache", "warm_up_umap", "start_background_warmup",
-           "warmup_state", "warmup_seconds"]
+__all__ = [
+    "UMAP_LOCK",
+    "import_umap",
+    "enable_numba_cache",
+    "warm_up_umap",
+    "start_background_warmup",
+    "warmup_state",
+    "warmup_seconds",
+]
 
 # UMAP's own numba kernels that we cache on disk: module-level, fixed argument types, so the
 # cache hits in every later process. The layout kernel exists twice (serial and parallel) built
@@ -71,7 +78,9 @@ def enable_numba_cache() -> int:
             fn = getattr(importlib.import_module(modname), attr, None)
             if fn is None or type(getattr(fn, "_cache", None)).__name__ != "NullCache":
                 continue  # absent in this umap version, or already cached by umap itself
-            fn._cache = _tagged_cache(fn.py_func, tag)  # what Dispatcher.enable_caching() does, with our file name
+            fn._cache = _tagged_cache(
+                fn.py_func, tag
+            )  # what Dispatcher.enable_caching() does, with our file name
             n += 1
         except Exception:  # no writable cache location, or numba internals moved
             continue
@@ -102,8 +111,8 @@ class _WarmState:
         self.state = "not started"
         self.seconds: float | None = None
         self.thread: threading.Thread | None = None
-        self.start_at = 0.0                 # time.monotonic() at which a waiting warm-up begins
-        self.wake = threading.Event()       # set when start_at moved earlier
+        self.start_at = 0.0  # time.monotonic() at which a waiting warm-up begins
+        self.wake = threading.Event()  # set when start_at moved earlier
 
 
 _WARM = _WarmState()

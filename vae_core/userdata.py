@@ -101,7 +101,16 @@ _REASON = {ImageTooSmallError: "too small", ImageTooLargeError: "too large", Dam
 
 _SYSTEM = re.compile(r"(^|/)(__MACOSX|\.[^/]*)(/|$)|(^|/)(Thumbs\.db|desktop\.ini)$", re.IGNORECASE)
 _ARCHIVE_EXT = (".zip", ".npz", ".jar", ".tar", ".tgz", ".gz", ".bz2", ".xz", ".zst", ".7z", ".rar", ".cbz")
-_ARCHIVE_MAGIC = (b"PK\x03\x04", b"PK\x05\x06", b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00", b"7z\xbc\xaf\x27\x1c", b"Rar!", b"\x28\xb5\x2f\xfd")
+_ARCHIVE_MAGIC = (
+    b"PK\x03\x04",
+    b"PK\x05\x06",
+    b"\x1f\x8b",
+    b"BZh",
+    b"\xfd7zXZ\x00",
+    b"7z\xbc\xaf\x27\x1c",
+    b"Rar!",
+    b"\x28\xb5\x2f\xfd",
+)
 
 
 # ---------------------------------------------------------------- errors
@@ -172,7 +181,10 @@ def load_user_dataset(
     if ext == ".zip":
         return dataset_from_zip(data, filename, seed=seed, test_fraction=test_fraction)
     raise NotADatasetError(
-        N_("{filename} is not a .zip or .npz file. Upload a .zip of images (one folder per class, or all in one folder) or an .npz holding x (N, H, W) uint8 and optionally y (N,)."), filename=filename
+        N_(
+            "{filename} is not a .zip or .npz file. Upload a .zip of images (one folder per class, or all in one folder) or an .npz holding x (N, H, W) uint8 and optionally y (N,)."
+        ),
+        filename=filename,
     )
 
 
@@ -191,10 +203,18 @@ def _read_input(data: bytes | str | Path, filename: str | None) -> tuple[bytes, 
 
 def _check_upload_size(size: int, name: str) -> None:
     if size == 0:
-        raise NotADatasetError(N_("{name} is empty (0 bytes). Upload a .zip of images or an .npz."), name=name)
+        raise NotADatasetError(
+            N_("{name} is empty (0 bytes). Upload a .zip of images or an .npz."), name=name
+        )
     if size > MAX_COMPRESSED_BYTES:
         raise NotADatasetError(
-            N_("{name} is {over_mb_size} MB, over the {value} MB limit for an upload. Use fewer or smaller images (at most {MAX_SIDE}×{MAX_SIDE} are kept anyway)."), name=name, over_mb_size=_over_mb(size, MAX_COMPRESSED_BYTES), value=MAX_COMPRESSED_BYTES // 2**20, MAX_SIDE=MAX_SIDE
+            N_(
+                "{name} is {over_mb_size} MB, over the {value} MB limit for an upload. Use fewer or smaller images (at most {MAX_SIDE}×{MAX_SIDE} are kept anyway)."
+            ),
+            name=name,
+            over_mb_size=_over_mb(size, MAX_COMPRESSED_BYTES),
+            value=MAX_COMPRESSED_BYTES // 2**20,
+            MAX_SIDE=MAX_SIDE,
         )
 
 
@@ -220,7 +240,12 @@ def _open_zip(data: bytes, filename: str) -> zipfile.ZipFile:
     try:
         return zipfile.ZipFile(io.BytesIO(data))
     except (zipfile.BadZipFile, OSError, ValueError, EOFError):
-        raise ArchiveRefused(N_("{filename} is not a valid zip archive (it is damaged or another format). Zip the folder again and upload it."), filename=filename) from None
+        raise ArchiveRefused(
+            N_(
+                "{filename} is not a valid zip archive (it is damaged or another format). Zip the folder again and upload it."
+            ),
+            filename=filename,
+        ) from None
 
 
 def _unsafe_reason(info: zipfile.ZipInfo) -> str | None:
@@ -244,35 +269,67 @@ def _check_directory(zf: zipfile.ZipFile, filename: str, ratio: bool = True) -> 
     """The archive's file entries, after every check that needs only the zip directory (``ratio``: the bomb ratio too)."""
     infos = zf.infolist()
     if len(infos) > MAX_ENTRIES:
-        raise TooManyImagesError(N_("{filename} holds {len_infos:,} entries, more than this lab reads ({MAX_ENTRIES:,})."), filename=filename, len_infos=len(infos), MAX_ENTRIES=MAX_ENTRIES)
+        raise TooManyImagesError(
+            N_("{filename} holds {len_infos:,} entries, more than this lab reads ({MAX_ENTRIES:,})."),
+            filename=filename,
+            len_infos=len(infos),
+            MAX_ENTRIES=MAX_ENTRIES,
+        )
     for info in infos:
         reason = _unsafe_reason(info)
         if reason:
             raise ArchiveRefused(
-                N_("{filename} was refused: {filename2!r} is {reason}, which could write outside the upload. Zip a plain folder of images (no links) and upload it again."), filename=filename, filename2=info.filename, reason=reason
+                N_(
+                    "{filename} was refused: {filename2!r} is {reason}, which could write outside the upload. Zip a plain folder of images (no links) and upload it again."
+                ),
+                filename=filename,
+                filename2=info.filename,
+                reason=reason,
             )
     files = [i for i in infos if not i.is_dir()]
     for info in files:
         if posixpath.splitext(info.filename.lower())[1] in _ARCHIVE_EXT:
             raise ArchiveRefused(
-                N_("{filename} was refused: it contains another archive ({filename2}). Unzip that one and put its images into the folder directly."), filename=filename, filename2=info.filename
+                N_(
+                    "{filename} was refused: it contains another archive ({filename2}). Unzip that one and put its images into the folder directly."
+                ),
+                filename=filename,
+                filename2=info.filename,
             )
     total = sum(i.file_size for i in files)
     packed = sum(i.compress_size for i in files)
     if total > MAX_UNCOMPRESSED_BYTES:
         raise ZipBombError(
-            N_("{filename} was refused: it would expand to {mb_total}, over the {mb_MAX_UNCOMPRESSED_BYTES} limit. Upload fewer or smaller images."), filename=filename, mb_total=_mb(total), mb_MAX_UNCOMPRESSED_BYTES=_mb(MAX_UNCOMPRESSED_BYTES)
+            N_(
+                "{filename} was refused: it would expand to {mb_total}, over the {mb_MAX_UNCOMPRESSED_BYTES} limit. Upload fewer or smaller images."
+            ),
+            filename=filename,
+            mb_total=_mb(total),
+            mb_MAX_UNCOMPRESSED_BYTES=_mb(MAX_UNCOMPRESSED_BYTES),
         )
     if not ratio:
         return files
     for info in files:
         if info.file_size > RATIO_FLOOR and info.file_size > MAX_RATIO * max(1, info.compress_size):
             raise ZipBombError(
-                N_("{filename} was refused as a zip bomb: {filename2} expands {value:,.0f}× (from {mb_compress_size} to {mb_file_size}; images compress at most {MAX_RATIO}×)."), filename=filename, filename2=info.filename, value=info.file_size / max(1, info.compress_size), mb_compress_size=_mb(info.compress_size), mb_file_size=_mb(info.file_size), MAX_RATIO=MAX_RATIO
+                N_(
+                    "{filename} was refused as a zip bomb: {filename2} expands {value:,.0f}× (from {mb_compress_size} to {mb_file_size}; images compress at most {MAX_RATIO}×)."
+                ),
+                filename=filename,
+                filename2=info.filename,
+                value=info.file_size / max(1, info.compress_size),
+                mb_compress_size=_mb(info.compress_size),
+                mb_file_size=_mb(info.file_size),
+                MAX_RATIO=MAX_RATIO,
             )
     if total > RATIO_FLOOR and total > MAX_RATIO * max(1, packed):
         raise ZipBombError(
-            N_("{filename} was refused as a zip bomb: it expands {value:,.0f}× (images compress at most {MAX_RATIO}×)."), filename=filename, value=total / max(1, packed), MAX_RATIO=MAX_RATIO
+            N_(
+                "{filename} was refused as a zip bomb: it expands {value:,.0f}× (images compress at most {MAX_RATIO}×)."
+            ),
+            filename=filename,
+            value=total / max(1, packed),
+            MAX_RATIO=MAX_RATIO,
         )
     return files
 
@@ -293,14 +350,24 @@ class _Stream:
                     self.total += len(chunk)
                     if got > info.file_size or self.total > MAX_UNCOMPRESSED_BYTES:
                         raise ZipBombError(
-                            N_("{filename} was refused as a zip bomb: {filename2} expands beyond what its header says ({mb_file_size}); the archive is forged or damaged."), filename=self.filename, filename2=info.filename, mb_file_size=_mb(info.file_size)
+                            N_(
+                                "{filename} was refused as a zip bomb: {filename2} expands beyond what its header says ({mb_file_size}); the archive is forged or damaged."
+                            ),
+                            filename=self.filename,
+                            filename2=info.filename,
+                            mb_file_size=_mb(info.file_size),
                         )
                     chunks.append(chunk)
         except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError) as exc:
             if isinstance(exc, UserDataError):
                 raise
             raise ArchiveRefused(
-                N_("{filename} was refused: {filename2} cannot be extracted ({exc}); the archive is damaged. Zip the folder again and upload it."), filename=self.filename, filename2=info.filename, exc=exc
+                N_(
+                    "{filename} was refused: {filename2} cannot be extracted ({exc}); the archive is damaged. Zip the folder again and upload it."
+                ),
+                filename=self.filename,
+                filename2=info.filename,
+                exc=exc,
             ) from None
         return b"".join(chunks)
 
@@ -330,7 +397,14 @@ def _labels_from_paths(paths: list[str], filename: str) -> tuple[list[str] | Non
     if not all(inside):
         loose = [p for p, i in zip(paths, inside) if not i]
         raise MixedLabelsError(
-            N_("{filename}: {sum_inside} images are in class folders but {len_loose} {value} not ({names_loose}). Put every image in a folder named after its class, or put all of them in one folder for no labels."), filename=filename, sum_inside=sum(inside), len_loose=len(loose), value='is' if len(loose) == 1 else 'are', names_loose=_names(loose)
+            N_(
+                "{filename}: {sum_inside} images are in class folders but {len_loose} {value} not ({names_loose}). Put every image in a folder named after its class, or put all of them in one folder for no labels."
+            ),
+            filename=filename,
+            sum_inside=sum(inside),
+            len_loose=len(loose),
+            value="is" if len(loose) == 1 else "are",
+            names_loose=_names(loose),
         )
     return [s[common] for s in split], common
 
@@ -357,7 +431,11 @@ def dataset_from_zip(data: bytes, filename: str, *, seed: int = 0, test_fraction
             raw = stream.read(info)
             if raw.startswith(_ARCHIVE_MAGIC) or raw[257:262] == b"ustar":
                 raise ArchiveRefused(
-                    N_("{filename} was refused: {filename2} is itself an archive. Unzip it and put its images into the folder directly."), filename=filename, filename2=info.filename
+                    N_(
+                        "{filename} was refused: {filename2} is itself an archive. Unzip it and put its images into the folder directly."
+                    ),
+                    filename=filename,
+                    filename2=info.filename,
                 )
             fmt = sniff_format(raw)
             if fmt not in ("PNG", "JPEG", "WEBP"):
@@ -365,21 +443,40 @@ def dataset_from_zip(data: bytes, filename: str, *, seed: int = 0, test_fraction
                 continue
             if len(greys) >= MAX_IMAGES:
                 raise TooManyImagesError(
-                    N_("{filename} holds more than {MAX_IMAGES:,} images, the most this lab trains on. Upload a subset."), filename=filename, MAX_IMAGES=MAX_IMAGES
+                    N_(
+                        "{filename} holds more than {MAX_IMAGES:,} images, the most this lab trains on. Upload a subset."
+                    ),
+                    filename=filename,
+                    MAX_IMAGES=MAX_IMAGES,
                 )
             try:
                 with Image.open(io.BytesIO(raw), formats=[fmt]) as im:  # header only: the size
                     pixels += im.width * im.height
-            except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError):  # a damaged header
+            except (
+                OSError,
+                SyntaxError,
+                ValueError,
+                EOFError,
+                Image.DecompressionBombError,
+            ):  # a damaged header
                 damaged.append(info.filename)
                 continue
             if pixels > MAX_TOTAL_PIXELS:
                 raise ZipBombError(
-                    N_("{filename} was refused: its images hold more than {value} million pixels in all, too many to decode. Scale them down (at most {MAX_SIDE}×{MAX_SIDE} are kept anyway)."), filename=filename, value=MAX_TOTAL_PIXELS // 10**6, MAX_SIDE=MAX_SIDE
+                    N_(
+                        "{filename} was refused: its images hold more than {value} million pixels in all, too many to decode. Scale them down (at most {MAX_SIDE}×{MAX_SIDE} are kept anyway)."
+                    ),
+                    filename=filename,
+                    value=MAX_TOTAL_PIXELS // 10**6,
+                    MAX_SIDE=MAX_SIDE,
                 )
             try:
                 rgb, alpha, _ = decode_image(
-                    raw, info.filename, max_pixels=MAX_IMAGE_PIXELS, max_bytes=MAX_UNCOMPRESSED_BYTES, work_side=None
+                    raw,
+                    info.filename,
+                    max_pixels=MAX_IMAGE_PIXELS,
+                    max_bytes=MAX_UNCOMPRESSED_BYTES,
+                    work_side=None,
                 )
             except ImageInputError as exc:
                 damaged.append(f"{info.filename} ({_REASON.get(type(exc), 'damaged')})")
@@ -388,13 +485,19 @@ def dataset_from_zip(data: bytes, filename: str, *, seed: int = 0, test_fraction
             # keep at most a 64-side copy now (memory); the most common size is made from the original below
             h, w = grey.shape
             s = min(1.0, MAX_SIDE / max(h, w))
-            small = resize_grey(grey, (max(1, int(np.floor(h * s + 0.5))), max(1, int(np.floor(w * s + 0.5)))))
+            small = resize_grey(
+                grey, (max(1, int(np.floor(h * s + 0.5))), max(1, int(np.floor(w * s + 0.5))))
+            )
             greys.append(small)
             names.append(info.filename.replace("\\", "/"))
             sizes.append((h, w))
     warnings: list[str] = []
     if not_images:
-        what = "files that are not PNG, JPEG or WebP images" if len(not_images) != 1 else "file that is not a PNG, JPEG or WebP image"
+        what = (
+            "files that are not PNG, JPEG or WebP images"
+            if len(not_images) != 1
+            else "file that is not a PNG, JPEG or WebP image"
+        )
         warnings.append(f"Skipped {len(not_images)} {what}: {_names(not_images)}.")
     if damaged:
         warnings.append(
@@ -429,7 +532,12 @@ def dataset_from_zip(data: bytes, filename: str, *, seed: int = 0, test_fraction
         class_names = tuple(sorted(set(classes)))
         if len(class_names) > MAX_CLASSES:
             raise TooManyImagesError(
-                N_("{filename} has {len_class_names} class folders, more than {MAX_CLASSES}. Group them into fewer classes."), filename=filename, len_class_names=len(class_names), MAX_CLASSES=MAX_CLASSES
+                N_(
+                    "{filename} has {len_class_names} class folders, more than {MAX_CLASSES}. Group them into fewer classes."
+                ),
+                filename=filename,
+                len_class_names=len(class_names),
+                MAX_CLASSES=MAX_CLASSES,
             )
         index = {c: i for i, c in enumerate(class_names)}
         labels = np.array([index[c] for c in classes], dtype=np.int64)
@@ -437,18 +545,31 @@ def dataset_from_zip(data: bytes, filename: str, *, seed: int = 0, test_fraction
 
 
 def _finish(
-    filename: str, images: np.ndarray, labels: np.ndarray, class_names: tuple[str, ...], labelled: bool,
-    warnings: list[str], seed: int, test_fraction: float,
+    filename: str,
+    images: np.ndarray,
+    labels: np.ndarray,
+    class_names: tuple[str, ...],
+    labelled: bool,
+    warnings: list[str],
+    seed: int,
+    test_fraction: float,
 ) -> UserData:
     ds = dataset_from_arrays(
-        f"user:{filename}", images, labels, class_names, test_fraction=test_fraction, seed=seed,
+        f"user:{filename}",
+        images,
+        labels,
+        class_names,
+        test_fraction=test_fraction,
+        seed=seed,
         source=f"uploaded {filename}",
     )
     return UserData(ds, content_hash(ds), labelled, tuple(warnings), len(images))
 
 
 # ---------------------------------------------------------------- .npz
-def _npy_header(zf: zipfile.ZipFile, info: zipfile.ZipInfo, filename: str) -> tuple[tuple[int, ...], np.dtype]:
+def _npy_header(
+    zf: zipfile.ZipFile, info: zipfile.ZipInfo, filename: str
+) -> tuple[tuple[int, ...], np.dtype]:
     """(shape, dtype) of one .npy entry, read from its header alone."""
     key = info.filename[:-4]
     try:
@@ -463,9 +584,21 @@ def _npy_header(zf: zipfile.ZipFile, info: zipfile.ZipInfo, filename: str) -> tu
     except ValueError as exc:
         if "allow_pickle" in str(exc) or "object" in str(exc).lower():
             raise _object_array(filename, key) from None
-        raise NpzContentError(N_("{filename}: the array {key!r} is not a valid .npy array ({exc}). Save it again with numpy.savez."), filename=filename, key=key, exc=exc) from None
+        raise NpzContentError(
+            N_(
+                "{filename}: the array {key!r} is not a valid .npy array ({exc}). Save it again with numpy.savez."
+            ),
+            filename=filename,
+            key=key,
+            exc=exc,
+        ) from None
     except (zipfile.BadZipFile, OSError, EOFError) as exc:
-        raise ArchiveRefused(N_("{filename}: the array {key!r} cannot be read ({exc}); the file is damaged."), filename=filename, key=key, exc=exc) from None
+        raise ArchiveRefused(
+            N_("{filename}: the array {key!r} cannot be read ({exc}); the file is damaged."),
+            filename=filename,
+            key=key,
+            exc=exc,
+        ) from None
     if dtype.hasobject:
         raise _object_array(filename, key)
     return tuple(int(s) for s in shape), dtype
@@ -473,7 +606,11 @@ def _npy_header(zf: zipfile.ZipFile, info: zipfile.ZipInfo, filename: str) -> tu
 
 def _object_array(filename: str, key: str) -> ObjectArrayError:
     return ObjectArrayError(
-        N_("{filename} was refused: {key!r} is an object array, which would have to be unpickled, and pickles can run code, so this lab never opens them. Save plain numbers: numpy.savez(path, x=x.astype(numpy.uint8), y=y.astype(numpy.int64))."), filename=filename, key=key
+        N_(
+            "{filename} was refused: {key!r} is an object array, which would have to be unpickled, and pickles can run code, so this lab never opens them. Save plain numbers: numpy.savez(path, x=x.astype(numpy.uint8), y=y.astype(numpy.int64))."
+        ),
+        filename=filename,
+        key=key,
     )
 
 
@@ -493,7 +630,12 @@ def dataset_from_npz(data: bytes, filename: str, *, seed: int = 0, test_fraction
         entries = {i.filename[:-4]: i for i in files if i.filename.endswith(".npy")}
         if "x" not in entries:
             keys = sorted(entries) or [i.filename for i in files]
-            raise NpzContentError(N_("{filename} holds no array named 'x' (it has {value}). {hint}"), filename=filename, value=_names(keys) or 'nothing', hint=hint)
+            raise NpzContentError(
+                N_("{filename} holds no array named 'x' (it has {value}). {hint}"),
+                filename=filename,
+                value=_names(keys) or "nothing",
+                hint=hint,
+            )
         headers = {k: _npy_header(zf, entries[k], filename) for k in ("x", "y") if k in entries}
     warnings: list[str] = []
     extra = sorted(set(entries) - {"x", "y"})
@@ -503,32 +645,80 @@ def dataset_from_npz(data: bytes, filename: str, *, seed: int = 0, test_fraction
     if len(shape) == 4 and shape[3] == 1:
         shape = shape[:3]
     if len(shape) != 3:
-        raise NpzContentError(N_("{filename}: x has shape {shape}; expected (N, H, W), one grey image per row. {hint}"), filename=filename, shape=shape, hint=hint)
+        raise NpzContentError(
+            N_("{filename}: x has shape {shape}; expected (N, H, W), one grey image per row. {hint}"),
+            filename=filename,
+            shape=shape,
+            hint=hint,
+        )
     if dtype != np.uint8:
         raise NpzContentError(
-            N_("{filename}: x holds {dtype} values; expected uint8 0..255. Convert it first, e.g. x = (x * 255).round().astype(numpy.uint8) for floats in [0, 1]."), filename=filename, dtype=dtype
+            N_(
+                "{filename}: x holds {dtype} values; expected uint8 0..255. Convert it first, e.g. x = (x * 255).round().astype(numpy.uint8) for floats in [0, 1]."
+            ),
+            filename=filename,
+            dtype=dtype,
         )
     n, h, w = shape
     if n > MAX_IMAGES:
-        raise TooManyImagesError(N_("{filename} holds {n:,} images, more than the {MAX_IMAGES:,} this lab trains on. Save a subset."), filename=filename, n=n, MAX_IMAGES=MAX_IMAGES)
+        raise TooManyImagesError(
+            N_(
+                "{filename} holds {n:,} images, more than the {MAX_IMAGES:,} this lab trains on. Save a subset."
+            ),
+            filename=filename,
+            n=n,
+            MAX_IMAGES=MAX_IMAGES,
+        )
     if n < MIN_IMAGES:
-        raise NoImagesError(N_("{filename} holds {n} image{value}; at least {MIN_IMAGES} are needed."), filename=filename, n=n, value='s' if n != 1 else '', MIN_IMAGES=MIN_IMAGES)
+        raise NoImagesError(
+            N_("{filename} holds {n} image{value}; at least {MIN_IMAGES} are needed."),
+            filename=filename,
+            n=n,
+            value="s" if n != 1 else "",
+            MIN_IMAGES=MIN_IMAGES,
+        )
     if min(h, w) < MIN_SIDE or h * w > MAX_IMAGE_PIXELS:
         raise NpzContentError(
-            N_("{filename}: its images are {h}×{w}; they must be at least {MIN_SIDE}×{MIN_SIDE} and at most 2048×2048. {hint}"), filename=filename, h=h, w=w, MIN_SIDE=MIN_SIDE, hint=hint
+            N_(
+                "{filename}: its images are {h}×{w}; they must be at least {MIN_SIDE}×{MIN_SIDE} and at most 2048×2048. {hint}"
+            ),
+            filename=filename,
+            h=h,
+            w=w,
+            MIN_SIDE=MIN_SIDE,
+            hint=hint,
         )
     if n * h * w > entries["x"].file_size:
-        raise NpzContentError(N_("{filename}: x's header promises {n}×{h}×{w} pixels but the file holds fewer; it is damaged."), filename=filename, n=n, h=h, w=w)
+        raise NpzContentError(
+            N_("{filename}: x's header promises {n}×{h}×{w} pixels but the file holds fewer; it is damaged."),
+            filename=filename,
+            n=n,
+            h=h,
+            w=w,
+        )
     if "y" in headers:
         yshape, ydtype = headers["y"]
         if len(yshape) != 1:
-            raise NpzContentError(N_("{filename}: y has shape {yshape}; expected (N,), one label per image."), filename=filename, yshape=yshape)
+            raise NpzContentError(
+                N_("{filename}: y has shape {yshape}; expected (N,), one label per image."),
+                filename=filename,
+                yshape=yshape,
+            )
         if yshape[0] != n:
             raise LengthMismatchError(
-                N_("{filename}: x holds {n} images but y holds {value} labels; they must be the same length, one label per image."), filename=filename, n=n, value=yshape[0]
+                N_(
+                    "{filename}: x holds {n} images but y holds {value} labels; they must be the same length, one label per image."
+                ),
+                filename=filename,
+                n=n,
+                value=yshape[0],
             )
         if ydtype.kind not in "iubUS":
-            raise NpzContentError(N_("{filename}: y holds {ydtype} values; expected integers or strings, one label per image."), filename=filename, ydtype=ydtype)
+            raise NpzContentError(
+                N_("{filename}: y holds {ydtype} values; expected integers or strings, one label per image."),
+                filename=filename,
+                ydtype=ydtype,
+            )
     try:
         with np.load(io.BytesIO(data), allow_pickle=False) as npz:
             x = np.asarray(npz["x"]).reshape(n, h, w)
@@ -536,23 +726,36 @@ def dataset_from_npz(data: bytes, filename: str, *, seed: int = 0, test_fraction
     except ValueError as exc:  # allow_pickle=False refusing an object array we did not see coming
         if "pickle" in str(exc):
             raise _object_array(filename, "x or y") from None
-        raise NpzContentError(N_("{filename}: cannot be read ({exc}). {hint}"), filename=filename, exc=exc, hint=hint) from None
+        raise NpzContentError(
+            N_("{filename}: cannot be read ({exc}). {hint}"), filename=filename, exc=exc, hint=hint
+        ) from None
     except (zipfile.BadZipFile, OSError, EOFError) as exc:
-        raise ArchiveRefused(N_("{filename}: cannot be read ({exc}); the file is damaged."), filename=filename, exc=exc) from None
+        raise ArchiveRefused(
+            N_("{filename}: cannot be read ({exc}); the file is damaged."), filename=filename, exc=exc
+        ) from None
     if max(h, w) > MAX_SIDE:
         H, W = target_size([(h, w)])
         x = np.stack([np.clip(np.rint(resize_grey(im, (H, W))), 0, 255).astype(np.uint8) for im in x])
-        warnings.append(f"Every image was scaled down from {h}×{w} to {H}×{W} (at most {MAX_SIDE}×{MAX_SIDE} are kept).")
+        warnings.append(
+            f"Every image was scaled down from {h}×{w} to {H}×{W} (at most {MAX_SIDE}×{MAX_SIDE} are kept)."
+        )
     if y is None:
         labels = np.zeros(n, dtype=np.int64)
         class_names: tuple[str, ...] = (UNLABELLED,)
     else:
         values, labels = np.unique(y, return_inverse=True)
         if len(values) > MAX_CLASSES:
-            raise TooManyImagesError(N_("{filename}: y has {len_values} distinct labels, more than {MAX_CLASSES}."), filename=filename, len_values=len(values), MAX_CLASSES=MAX_CLASSES)
+            raise TooManyImagesError(
+                N_("{filename}: y has {len_values} distinct labels, more than {MAX_CLASSES}."),
+                filename=filename,
+                len_values=len(values),
+                MAX_CLASSES=MAX_CLASSES,
+            )
         if values.dtype.kind == "S":
             class_names = tuple(v.decode("utf-8", "replace") for v in values)
         else:
             class_names = tuple(str(v) for v in values.tolist())
         labels = labels.reshape(-1).astype(np.int64)
-    return _finish(filename, np.ascontiguousarray(x), labels, class_names, y is not None, warnings, seed, test_fraction)
+    return _finish(
+        filename, np.ascontiguousarray(x), labels, class_names, y is not None, warnings, seed, test_fraction
+    )

@@ -121,7 +121,9 @@ class ImageStyle:
     kind: Literal["mnist", "digits", "plain"]
     height: int  # px of the model's input image
     width: int  # px
-    auto_invert: bool  # invert=None detects dark-on-light (mnist, digits) or leaves the image as it is (plain)
+    auto_invert: (
+        bool  # invert=None detects dark-on-light (mnist, digits) or leaves the image as it is (plain)
+    )
 
     @property
     def dim(self) -> int:
@@ -151,7 +153,9 @@ class Preprocessed:
     image: np.ndarray  # (H, W) uint8: the same, for st.image
     inverted: bool  # whether the grey image was inverted (detected or asked for)
     detected_dark_on_light: bool  # what the detection said, whatever `invert` was
-    bbox: tuple[int, int, int, int] | None  # ink's box (left, top, right, bottom), exclusive, input px; None for plain
+    bbox: (
+        tuple[int, int, int, int] | None
+    )  # ink's box (left, top, right, bottom), exclusive, input px; None for plain
     source_size: tuple[int, int]  # (height, width) of the input, px
 
 
@@ -168,7 +172,11 @@ def sniff_format(data: bytes) -> str | None:
 
 
 def decode_image(
-    data: bytes, name: str = "The image", *, max_pixels: int = MAX_PIXELS, max_bytes: int = MAX_UPLOAD_BYTES,
+    data: bytes,
+    name: str = "The image",
+    *,
+    max_pixels: int = MAX_PIXELS,
+    max_bytes: int = MAX_UPLOAD_BYTES,
     work_side: int | None = WORK_SIDE,
 ) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
     """Decode a PNG/JPEG/WebP file to (rgb float32 (h, w, 3) in 0..255, alpha float32 (h, w) in [0, 1], (H, W)).
@@ -183,14 +191,23 @@ def decode_image(
         raise NotAnImageError(N_("{name} is empty (0 bytes). Choose a PNG, JPEG or WebP image."), name=name)
     if len(data) > max_bytes:
         raise ImageTooLargeError(
-            N_("{name} is {value:.1f} MB, over the {value2:.0f} MB limit for one image. Save it smaller (a few hundred pixels a side is plenty) and upload it again."), name=name, value=len(data) / 2**20, value2=max_bytes / 2**20
+            N_(
+                "{name} is {value:.1f} MB, over the {value2:.0f} MB limit for one image. Save it smaller (a few hundred pixels a side is plenty) and upload it again."
+            ),
+            name=name,
+            value=len(data) / 2**20,
+            value2=max_bytes / 2**20,
         )
     fmt = sniff_format(data)
     if fmt is None:
         raise NotAnImageError(N_("{name} is not an image. Choose a PNG, JPEG or WebP file."), name=name)
     if fmt not in FORMATS:
         raise UnsupportedFormatError(
-            N_("{name} is a {fmt} file; this lab reads PNG, JPEG and WebP only. Save it as PNG or JPEG and upload it again."), name=name, fmt=fmt
+            N_(
+                "{name} is a {fmt} file; this lab reads PNG, JPEG and WebP only. Save it as PNG or JPEG and upload it again."
+            ),
+            name=name,
+            fmt=fmt,
         )
     try:
         im = Image.open(io.BytesIO(data), formats=[fmt])  # reads the header only: no pixels yet
@@ -198,7 +215,12 @@ def decode_image(
         raise _too_many_pixels(name, _png_size(data) if fmt == "PNG" else None, max_pixels) from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise DamagedImageError(
-            N_("{name} looks like a {fmt_title_fmt} but cannot be read ({exc}); the file is damaged or incomplete. Save it again and upload the new file."), name=name, fmt_title_fmt=_fmt_title(fmt), exc=exc
+            N_(
+                "{name} looks like a {fmt_title_fmt} but cannot be read ({exc}); the file is damaged or incomplete. Save it again and upload the new file."
+            ),
+            name=name,
+            fmt_title_fmt=_fmt_title(fmt),
+            exc=exc,
         ) from None
     with im:
         width, height = im.size
@@ -207,7 +229,13 @@ def decode_image(
         oriented = (width, height) if _swaps_axes(im) else (height, width)  # (H, W) as the user sees it
         if min(width, height) < MIN_SIDE:
             raise ImageTooSmallError(
-                N_("{name} is only {width}×{height} pixels; an image needs at least {MIN_SIDE}×{MIN_SIDE}. Upload a larger picture, or draw on the canvas."), name=name, width=width, height=height, MIN_SIDE=MIN_SIDE
+                N_(
+                    "{name} is only {width}×{height} pixels; an image needs at least {MIN_SIDE}×{MIN_SIDE}. Upload a larger picture, or draw on the canvas."
+                ),
+                name=name,
+                width=width,
+                height=height,
+                MIN_SIDE=MIN_SIDE,
             )
         try:
             if fmt == "JPEG" and work_side:
@@ -224,7 +252,12 @@ def decode_image(
             raise _too_many_pixels(name, (height, width), max_pixels) from None
         except (OSError, SyntaxError, ValueError, EOFError) as exc:
             raise DamagedImageError(
-                N_("{name} is a damaged or incomplete {fmt_title_fmt} ({exc}); it may have been cut off while copying. Save it again and upload the new file."), name=name, fmt_title_fmt=_fmt_title(fmt), exc=exc
+                N_(
+                    "{name} is a damaged or incomplete {fmt_title_fmt} ({exc}); it may have been cut off while copying. Save it again and upload the new file."
+                ),
+                name=name,
+                fmt_title_fmt=_fmt_title(fmt),
+                exc=exc,
             ) from None
     return rgba[..., :3], rgba[..., 3] / 255.0, oriented
 
@@ -250,9 +283,18 @@ def _fmt_title(fmt: str) -> str:
 
 
 def _too_many_pixels(name: str, size: tuple[int, int] | None, max_pixels: int) -> ImageTooLargeError:
-    what = f"is {size[1]}×{size[0]} pixels ({size[0] * size[1] / 1e6:,.0f} megapixels)" if size else "has too many pixels"
+    what = (
+        f"is {size[1]}×{size[0]} pixels ({size[0] * size[1] / 1e6:,.0f} megapixels)"
+        if size
+        else "has too many pixels"
+    )
     return ImageTooLargeError(
-        N_("{name} {what}, over the limit of {value:.0f} megapixels (a file this large could exhaust the server's memory, so it is not opened). Scale it down to at most a few thousand pixels a side and upload it again."), name=name, what=what, value=max_pixels / 1e6
+        N_(
+            "{name} {what}, over the limit of {value:.0f} megapixels (a file this large could exhaust the server's memory, so it is not opened). Scale it down to at most a few thousand pixels a side and upload it again."
+        ),
+        name=name,
+        what=what,
+        value=max_pixels / 1e6,
     )
 
 
@@ -366,8 +408,13 @@ def _digits(ink: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 # ---------------------------------------------------------------- the pipeline
 def preprocess_grey(
-    grey: np.ndarray, style: ImageStyle, invert: bool | None = None, *, scale: float = 1.0,
-    source_size: tuple[int, int] | None = None, empty_message: str | None = None,
+    grey: np.ndarray,
+    style: ImageStyle,
+    invert: bool | None = None,
+    *,
+    scale: float = 1.0,
+    source_size: tuple[int, int] | None = None,
+    empty_message: str | None = None,
 ) -> Preprocessed:
     """Preprocess a grey image float (h, w) in 0..255 (alpha already composited) in ``style``.
 
@@ -405,10 +452,16 @@ def preprocess_grey(
     ink *= 255.0 / peak  # strokes reach full white, as in MNIST
     top, left, bottom, right = _ink_box(ink)
     crop = ink[top:bottom, left:right]
-    img = _mnist(crop, (style.height, style.width)) if style.kind == "mnist" else _digits(crop, (style.height, style.width))
+    img = (
+        _mnist(crop, (style.height, style.width))
+        if style.kind == "mnist"
+        else _digits(crop, (style.height, style.width))
+    )
     bbox = (
-        int(np.floor(left * scale)), int(np.floor(top * scale)),
-        min(src[1], int(np.ceil(right * scale))), min(src[0], int(np.ceil(bottom * scale))),
+        int(np.floor(left * scale)),
+        int(np.floor(top * scale)),
+        min(src[1], int(np.ceil(right * scale))),
+        min(src[0], int(np.ceil(bottom * scale))),
     )
     return Preprocessed(img.reshape(-1), img, do_invert, detected, bbox, src)
 
@@ -424,10 +477,18 @@ def preprocess_canvas(rgba: np.ndarray | None, style: ImageStyle, invert: bool |
         raise EmptyImageError(nothing)
     arr = np.asarray(rgba)
     if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (3, 4)) or arr.size == 0:
-        raise ImageInputError(N_("The canvas sent an image of shape {shape}; expected (height, width, 4). Reload the page."), shape=arr.shape)
+        raise ImageInputError(
+            N_("The canvas sent an image of shape {shape}; expected (height, width, 4). Reload the page."),
+            shape=arr.shape,
+        )
     h, w = arr.shape[:2]
     if min(h, w) < MIN_SIDE:
-        raise ImageTooSmallError(N_("The canvas is only {w}×{h} pixels; it needs at least {MIN_SIDE}×{MIN_SIDE}."), w=w, h=h, MIN_SIDE=MIN_SIDE)
+        raise ImageTooSmallError(
+            N_("The canvas is only {w}×{h} pixels; it needs at least {MIN_SIDE}×{MIN_SIDE}."),
+            w=w,
+            h=h,
+            MIN_SIDE=MIN_SIDE,
+        )
     arr = arr.astype(np.float32)
     alpha = None
     if arr.ndim == 3 and arr.shape[2] == 4:
@@ -442,8 +503,13 @@ def preprocess_canvas(rgba: np.ndarray | None, style: ImageStyle, invert: bool |
 
 
 def preprocess_upload(
-    data: bytes, style: ImageStyle, invert: bool | None = None, name: str = "The image", *,
-    max_pixels: int = MAX_PIXELS, max_bytes: int = MAX_UPLOAD_BYTES,
+    data: bytes,
+    style: ImageStyle,
+    invert: bool | None = None,
+    name: str = "The image",
+    *,
+    max_pixels: int = MAX_PIXELS,
+    max_bytes: int = MAX_UPLOAD_BYTES,
 ) -> Preprocessed:
     """Preprocess an uploaded PNG/JPEG/WebP file (its bytes) of any size, colour or grey, with or without alpha.
 

@@ -59,29 +59,53 @@ if TYPE_CHECKING:
     from .pair import PairProgress
 
 __all__ = [
-    "WorkerTrainer", "WorkerPair", "WorkerProcess", "LiveSnapshot", "WorkerError", "cpu_count",
-    "ENV_WAIT_POLICY", "PUSH_S", "WEIGHTS_S", "REPLY_TIMEOUT_S",
+    "WorkerTrainer",
+    "WorkerPair",
+    "WorkerProcess",
+    "LiveSnapshot",
+    "WorkerError",
+    "cpu_count",
+    "ENV_WAIT_POLICY",
+    "PUSH_S",
+    "WEIGHTS_S",
+    "REPLY_TIMEOUT_S",
 ]
 
 S = TrainerState
 ENV_WAIT_POLICY = "VAE_LAB_WORKER_WAIT_POLICY"  # OMP_WAIT_POLICY of workers (default PASSIVE; "ACTIVE" spins)
-PUSH_S = 0.5            # seconds between updates pushed by a training worker
-WEIGHTS_S = 1.0         # seconds between weight pushes while training (and at every pause/stop/end)
-PREVIEW_S = 1.0         # seconds between preview decodes while training
+PUSH_S = 0.5  # seconds between updates pushed by a training worker
+WEIGHTS_S = 1.0  # seconds between weight pushes while training (and at every pause/stop/end)
+PREVIEW_S = 1.0  # seconds between preview decodes while training
 REPLY_TIMEOUT_S = 10.0  # longest wait for a worker's answer (a step, fresh weights), seconds
-CLOSE_TIMEOUT_S = 3.0   # seconds a closing worker gets before it is killed
+CLOSE_TIMEOUT_S = 3.0  # seconds a closing worker gets before it is killed
 _DIED = {  # (killed by a signal, weights kept): what a page says of a worker that died, whole sentences for translators
-    (True, True): N_("the training process stopped unexpectedly: it was killed by signal {signal} (exit code {code}); the "
-                     "weights of step {step} are kept (Use, Save and Download still work); press Start to train again."),
-    (True, False): N_("the training process stopped unexpectedly: it was killed by signal {signal} (exit code {code}); no "
-                      "weights were trained yet; press Start to train again."),
-    (False, True): N_("the training process stopped unexpectedly (exit code {code}); the weights of step {step} are kept "
-                      "(Use, Save and Download still work); press Start to train again."),
-    (False, False): N_("the training process stopped unexpectedly (exit code {code}); no weights were trained yet; press "
-                       "Start to train again."),
+    (True, True): N_(
+        "the training process stopped unexpectedly: it was killed by signal {signal} (exit code {code}); the "
+        "weights of step {step} are kept (Use, Save and Download still work); press Start to train again."
+    ),
+    (True, False): N_(
+        "the training process stopped unexpectedly: it was killed by signal {signal} (exit code {code}); no "
+        "weights were trained yet; press Start to train again."
+    ),
+    (False, True): N_(
+        "the training process stopped unexpectedly (exit code {code}); the weights of step {step} are kept "
+        "(Use, Save and Download still work); press Start to train again."
+    ),
+    (False, False): N_(
+        "the training process stopped unexpectedly (exit code {code}); no weights were trained yet; press "
+        "Start to train again."
+    ),
 }
 _STEP_COLS = ("step", "epoch", "loss", "recon", "kl", "kl_per_dim", "beta")
-_EVAL_COLS = ("eval_step", "eval_epoch", "test_neg_elbo", "test_recon", "test_kl", "active_units", "throughput")
+_EVAL_COLS = (
+    "eval_step",
+    "eval_epoch",
+    "test_neg_elbo",
+    "test_recon",
+    "test_kl",
+    "active_units",
+    "throughput",
+)
 _ACTIVE = (S.STARTING, S.RUNNING, S.PAUSED)
 
 
@@ -102,8 +126,8 @@ class LiveSnapshot(Snapshot):
     """A :class:`~vae_core.train.Snapshot` of a worker, plus what only a worker has. Copies only."""
 
     preview: Preview | None = None  # latest reconstructions (8, D) and prior decodes (16, D), in [0, 1]
-    threads: int = 0                # torch intra-op threads the worker trains with now
-    pid: int | None = None          # the worker's process id (None before it started)
+    threads: int = 0  # torch intra-op threads the worker trains with now
+    pid: int | None = None  # the worker's process id (None before it started)
 
 
 # ====================================================================== the parent's side
@@ -128,8 +152,11 @@ class WorkerProcess:
         fd = child_end.fileno()
         self.spawned_at = time.monotonic()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "vae_core.worker", str(fd)], env=env, pass_fds=(fd,),
-            stdin=subprocess.DEVNULL, close_fds=True,
+            [sys.executable, "-m", "vae_core.worker", str(fd)],
+            env=env,
+            pass_fds=(fd,),
+            stdin=subprocess.DEVNULL,
+            close_fds=True,
         )
         child_end.close()  # only the child holds it now: its death reads as EOF here, ours there
         self.conn: Connection = parent_end
@@ -227,7 +254,9 @@ class WorkerProcess:
         if wait:
             self._reap(timeout)
         else:
-            threading.Thread(target=self._reap, args=(timeout,), name="vae-worker-reaper", daemon=True).start()
+            threading.Thread(
+                target=self._reap, args=(timeout,), name="vae-worker-reaper", daemon=True
+            ).start()
 
     def _reap(self, timeout: float) -> None:
         try:
@@ -283,7 +312,7 @@ class _Link:
         self.preview: Preview | None = None
         self.weights: list[dict[str, torch.Tensor]] | None = None
         self.metas: list[dict[str, Any]] | None = None
-        self.ctl_seq = 0       # seq of the latest control command (its state wins until the child acks it)
+        self.ctl_seq = 0  # seq of the latest control command (its state wins until the child acks it)
         self.seq = 0
         self.starting = False  # show STARTING until a step after start_step
         self.start_step = start_step
@@ -326,7 +355,11 @@ class _Link:
         with self.lock:
             before = self.state
             self.step, self.total_steps, self.epoch = u["step"], u["total_steps"], u["epoch"]
-            self.eps, self.eta, self.threads = u.get("eps", math.nan), u.get("eta", math.nan), u.get("threads", 0)
+            self.eps, self.eta, self.threads = (
+                u.get("eps", math.nan),
+                u.get("eta", math.nan),
+                u.get("threads", 0),
+            )
             self.extra = u.get("extra", {})
             for h, delta in zip(self.histories, u.get("history", [])):
                 _extend(h, delta)
@@ -374,8 +407,11 @@ class _Link:
         if not ev.wait(timeout) or slot[1] is None:
             with self.lock:
                 self.pending.pop(rid, None)
-            raise WorkerError(f"the training process did not answer within {timeout:g} s" if self.proc.alive
-                              else "the training process stopped")
+            raise WorkerError(
+                f"the training process did not answer within {timeout:g} s"
+                if self.proc.alive
+                else "the training process stopped"
+            )
         return slot[1]
 
 
@@ -408,15 +444,28 @@ class _WorkerHandle:
     _JOB = "trainer"
     _N_MODELS = 1
 
-    def __init__(self, model_config: ModelConfig, train_config: TrainConfig, dataset: Dataset | None = None,
-                 device: str | None = "cpu", data_root: str | None = None, num_threads: int | None = None,
-                 spare: SpareSource | None = None) -> None:
+    def __init__(
+        self,
+        model_config: ModelConfig,
+        train_config: TrainConfig,
+        dataset: Dataset | None = None,
+        device: str | None = "cpu",
+        data_root: str | None = None,
+        num_threads: int | None = None,
+        spare: SpareSource | None = None,
+    ) -> None:
         train_config.validate()
         model_config.validate()
         ds = dataset if dataset is not None else load_dataset(train_config.dataset, root=data_root)
         if ds.dim != model_config.input_dim:
             from .models import ConfigError
-            raise ConfigError(N_("dataset {name!r} has {dim} pixels per image but the model expects {input_dim}"), name=ds.name, dim=ds.dim, input_dim=model_config.input_dim)
+
+            raise ConfigError(
+                N_("dataset {name!r} has {dim} pixels per image but the model expects {input_dim}"),
+                name=ds.name,
+                dim=ds.dim,
+                input_dim=model_config.input_dim,
+            )
         self.model_config = model_config
         self.config = train_config
         self.device = device
@@ -436,8 +485,15 @@ class _WorkerHandle:
 
     # ---------------------------------------------------------------- process
     def _spec(self) -> dict[str, Any]:
-        return {"job": self._JOB, "model_config": self.model_config.to_dict(), "train_config": self.config.to_dict(),
-                "device": self.device, "data_root": self.data_root, "threads": self.num_threads, "dataset": self._dataset}
+        return {
+            "job": self._JOB,
+            "model_config": self.model_config.to_dict(),
+            "train_config": self.config.to_dict(),
+            "device": self.device,
+            "data_root": self.data_root,
+            "threads": self.num_threads,
+            "dataset": self._dataset,
+        }
 
     def _new_link(self) -> _Link:
         """A worker with this handle's job (a spare one if the source has one), paused until told to run."""
@@ -467,6 +523,7 @@ class _WorkerHandle:
             me = ref()
             if me is not None and me.on_change is not None:
                 me.on_change()
+
         return changed
 
     def _live_link(self) -> _Link | None:
@@ -521,7 +578,9 @@ class _WorkerHandle:
             if message is not None:
                 link.message = message
         if link.proc.alive and link.state != S.FAILED:
-            self._control(link, "stop", message, state=S.STOPPED if link.state in _ACTIVE + (S.IDLE,) else None)
+            self._control(
+                link, "stop", message, state=S.STOPPED if link.state in _ACTIVE + (S.IDLE,) else None
+            )
         elif link.state in _ACTIVE:
             with link.lock:
                 link.state = S.STOPPED
@@ -667,13 +726,32 @@ class WorkerTrainer(_WorkerHandle):
         """State, progress, a copy of the history and the latest preview, as of the last update."""
         link = self._link
         if link is None:
-            return LiveSnapshot(self.state, self.message, 0, self.total_steps, 0.0, math.nan, math.nan, History(),
-                                None, 0, None)
+            return LiveSnapshot(
+                self.state,
+                self.message,
+                0,
+                self.total_steps,
+                0.0,
+                math.nan,
+                math.nan,
+                History(),
+                None,
+                0,
+                None,
+            )
         with link.lock:
             return LiveSnapshot(
-                state=link.state, message=link.message, step=link.step, total_steps=link.total_steps or self.total_steps,
-                epoch=link.epoch, examples_per_s=link.eps, eta_s=link.eta, history=link.histories[0].copy(),
-                preview=link.preview, threads=link.threads, pid=link.proc.pid,
+                state=link.state,
+                message=link.message,
+                step=link.step,
+                total_steps=link.total_steps or self.total_steps,
+                epoch=link.epoch,
+                examples_per_s=link.eps,
+                eta_s=link.eta,
+                history=link.histories[0].copy(),
+                preview=link.preview,
+                threads=link.threads,
+                pid=link.proc.pid,
             )
 
     @property
@@ -690,7 +768,9 @@ class WorkerTrainer(_WorkerHandle):
         """Recent training throughput in the worker, examples/s (nan before two steps)."""
         return self._link.eps if self._link is not None else math.nan
 
-    def consistent_copy(self, command: str | None = None, timeout: float = 5.0) -> tuple[AE | VAE, dict[str, Any]]:
+    def consistent_copy(
+        self, command: str | None = None, timeout: float = 5.0
+    ) -> tuple[AE | VAE, dict[str, Any]]:
         """(eval-mode CPU model, :meth:`Trainer.metadata`-style dict) of the same step.
 
         While training, asks the worker for its weights now (waiting at most ``timeout`` s);
@@ -732,8 +812,14 @@ class WorkerPair(_WorkerHandle):
             return PairProgress(self.state, 0, self.total_steps, self.message, math.nan, math.nan)
         with link.lock:
             ex = link.extra
-            return PairProgress(link.state, link.step, link.total_steps or self.total_steps, link.message,
-                                ex.get("vae_loss", math.nan), ex.get("ae_loss", math.nan))
+            return PairProgress(
+                link.state,
+                link.step,
+                link.total_steps or self.total_steps,
+                link.message,
+                ex.get("vae_loss", math.nan),
+                ex.get("ae_loss", math.nan),
+            )
 
     def models(self, timeout: float = 5.0) -> tuple[VAE, AE]:
         """Eval-mode CPU copies (vae, ae) of the latest weights."""
@@ -776,7 +862,11 @@ class _Job:
         """The job's configs and dataset (sent whole when a name would not find it), and its device; sets the threads."""
         spec = self.spec
         tc = TrainConfig.from_dict(spec["train_config"])
-        ds = spec["dataset"] if spec.get("dataset") is not None else load_dataset(tc.dataset, root=spec.get("data_root"))
+        ds = (
+            spec["dataset"]
+            if spec.get("dataset") is not None
+            else load_dataset(tc.dataset, root=spec.get("data_root"))
+        )
         self.want_threads = int(spec.get("threads") or 1)
         return ModelConfig.from_dict(spec["model_config"]), tc, ds, spec.get("device")
 
@@ -795,8 +885,11 @@ class _Job:
         if not (force or changed or now - self.last_push >= PUSH_S):
             return
         # new weights, or a settled state the last weights (and their metadata) do not record yet
-        weights = step > 0 and (step != self.weights_step or (settled and state != self.last_state)) and (
-            settled or now - self.last_weights >= WEIGHTS_S)
+        weights = (
+            step > 0
+            and (step != self.weights_step or (settled and state != self.last_state))
+            and (settled or now - self.last_weights >= WEIGHTS_S)
+        )
         self.send(("update", self.update(weights)))
 
     def tick(self) -> None:
@@ -867,8 +960,11 @@ class _TrainerJob(_Job):
 
         def grab(model: Any) -> tuple:
             snap = tr.snapshot()
-            want_pv = self.z is not None and snap.step != self.preview_step and (
-                now - self.last_preview >= PREVIEW_S or snap.state != S.RUNNING)
+            want_pv = (
+                self.z is not None
+                and snap.step != self.preview_step
+                and (now - self.last_preview >= PREVIEW_S or snap.state != S.RUNNING)
+            )
             pv = make_preview(model, self.x, self.z) if want_pv else None
             if weights:
                 meta = tr.metadata()
@@ -878,9 +974,18 @@ class _TrainerJob(_Job):
 
         step, (snap, pv, sd, metas) = tr.inspect_model(grab)
         delta, self.sent[0] = _delta(snap.history, self.sent[0])
-        u = {"ack": self.ack, "state": snap.state.value, "message": snap.message, "step": snap.step,
-             "total_steps": snap.total_steps, "epoch": snap.epoch, "eps": snap.examples_per_s, "eta": snap.eta_s,
-             "threads": self.applied_threads or self.want_threads, "history": [delta]}
+        u = {
+            "ack": self.ack,
+            "state": snap.state.value,
+            "message": snap.message,
+            "step": snap.step,
+            "total_steps": snap.total_steps,
+            "epoch": snap.epoch,
+            "eps": snap.examples_per_s,
+            "eta": snap.eta_s,
+            "threads": self.applied_threads or self.want_threads,
+            "history": [delta],
+        }
         if pv is not None:
             u["preview"] = (step, pv[0], pv[1])
             self.preview_step, self.last_preview = step, now
@@ -928,9 +1033,16 @@ class _PairJob(_Job):
     def update(self, weights: bool) -> dict[str, Any]:
         now = time.monotonic()
         p = self.pt.progress()
-        u: dict[str, Any] = {"ack": self.ack, "state": p.state.value, "message": p.message, "step": p.step,
-                             "total_steps": p.total_steps, "epoch": p.step / self.pt.vae.steps_per_epoch,
-                             "threads": self.pt.num_threads, "extra": {"vae_loss": p.vae_loss, "ae_loss": p.ae_loss}}
+        u: dict[str, Any] = {
+            "ack": self.ack,
+            "state": p.state.value,
+            "message": p.message,
+            "step": p.step,
+            "total_steps": p.total_steps,
+            "epoch": p.step / self.pt.vae.steps_per_epoch,
+            "threads": self.pt.num_threads,
+            "extra": {"vae_loss": p.vae_loss, "ae_loss": p.ae_loss},
+        }
         if weights:
             (vae, ae), metas = self.pt.models(), self.pt.metadata()
             u["weights"], u["metas"] = [_state_dict(vae), _state_dict(ae)], list(metas)

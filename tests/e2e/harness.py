@@ -22,8 +22,14 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("VAE_LAB_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 VIEWPORT = {"width": 1400, "height": 900}
 SCREENSHOT_DIR = ROOT / "docs" / "screenshots"
 SCREENSHOT_ENV = "VAE_LAB_SCREENSHOTS"  # =1: the e2e run rewrites docs/screenshots/*.png
@@ -58,8 +64,10 @@ def missing_requirement() -> str | None:
     if importlib.util.find_spec("playwright") is None:
         return "the playwright package is not installed (pip install -r requirements-dev.txt)"
     if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
-        return (f"no Chromium at {CHROMIUM} (Debian: apt-get install chromium, as .ci/run does; "
-                "or set VAE_LAB_CHROMIUM to a Chromium binary)")
+        return (
+            f"no Chromium at {CHROMIUM} (Debian: apt-get install chromium, as .ci/run does; "
+            "or set VAE_LAB_CHROMIUM to a Chromium binary)"
+        )
     return None
 
 
@@ -105,17 +113,39 @@ class Server:
             self.proc.wait(timeout=10)
 
 
-def launch_server(port: int | None = None, log_path: Path | None = None, env: dict[str, str] | None = None) -> Server:
+def launch_server(
+    port: int | None = None, log_path: Path | None = None, env: dict[str, str] | None = None
+) -> Server:
     """Start `streamlit run app.py` on 127.0.0.1 in its own process group; does not wait."""
     port = port or free_port()
     log_path = log_path or Path(f"/tmp/vae_lab_streamlit_{port}.log")
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
-    cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-           "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        "app.py",
+        "--server.headless",
+        "true",
+        "--server.port",
+        str(port),
+        "--server.address",
+        "127.0.0.1",
+        "--browser.gatherUsageStats",
+        "false",
+    ]
     log = open(log_path, "wb")
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        cmd,
+        cwd=ROOT,
+        env=full_env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     log.close()  # the child holds its own copy
     return Server(proc, port, log_path, t0)
 
@@ -134,7 +164,9 @@ def wait_healthy(server: Server, timeout: float = 90.0) -> float:
         except OSError:
             pass
         time.sleep(0.05)
-    raise TimeoutError(f"streamlit did not answer /_stcore/health within {timeout:.0f} s:\n{server.log_tail()}")
+    raise TimeoutError(
+        f"streamlit did not answer /_stcore/health within {timeout:.0f} s:\n{server.log_tail()}"
+    )
 
 
 def start_server(port: int | None = None, log_path: Path | None = None, timeout: float = 90.0) -> Server:
@@ -155,7 +187,7 @@ def _stat(pid: int) -> tuple[str, int, int] | None:
         raw = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    fields = raw[raw.rindex(")") + 2:].split()  # after "pid (comm) ": the name may hold spaces and ")"
+    fields = raw[raw.rindex(")") + 2 :].split()  # after "pid (comm) ": the name may hold spaces and ")"
     return fields[0], int(fields[1]), int(fields[19])
 
 
@@ -218,7 +250,8 @@ def settle(page: Any, timeout: float = 60.0, quiet: float = 0.3) -> float:
                 if (app.getAttribute('data-test-script-state') !== 'notRunning') return 'running';
                 if (document.querySelector('[data-stale="true"], [data-testid="stSkeleton"]')) return 'drawing';
                 return 'idle';
-            }""")
+            }"""
+        )
         now = time.perf_counter()
         if state == "idle":
             calm_since = calm_since or now
@@ -244,7 +277,8 @@ def open_page(page: Any, base_url: str, path: str, timeout: float = 120.0) -> No
 
 def _mark_nav_link(page: Any, path: str) -> bool:
     """Mark the visible navigation-menu entry of ``/path`` with data-e2e-target; False if none is shown."""
-    return page.evaluate("""(p) => {
+    return page.evaluate(
+        """(p) => {
         const links = [...document.querySelectorAll('[data-testid="stSidebarNavLink"]')];
         for (const a of links) a.removeAttribute('data-e2e-target');
         const a = links
@@ -252,18 +286,27 @@ def _mark_nav_link(page: Any, path: str) -> bool:
         if (!a || !a.offsetParent) return false;
         a.setAttribute('data-e2e-target', '1');
         return true;
-    }""", path)
+    }""",
+        path,
+    )
 
 
 def expand_navigation(page: Any) -> bool:
     """Show every entry of the navigation menu: with more than 10 pages Streamlit shows the first
     10 and a "View N more" button. Returns True when it clicked that button."""
     button = page.locator('[data-testid="stSidebarNavViewButton"]')
-    if button.count() == 0 or not button.first.is_visible() or "more" not in button.first.inner_text().lower():
+    if (
+        button.count() == 0
+        or not button.first.is_visible()
+        or "more" not in button.first.inner_text().lower()
+    ):
         return False
     button.first.click()
-    page.wait_for_function("""() => { const b = document.querySelector('[data-testid="stSidebarNavViewButton"]');
-                                      return !b || !/more/i.test(b.innerText); }""", timeout=10_000)
+    page.wait_for_function(
+        """() => { const b = document.querySelector('[data-testid="stSidebarNavViewButton"]');
+                                      return !b || !/more/i.test(b.innerText); }""",
+        timeout=10_000,
+    )
     return True
 
 
@@ -286,10 +329,13 @@ def switch_page(page: Any, path: str) -> str:
     if found:
         page.locator('[data-e2e-target="1"]').click()
         return "navigation menu"
-    page.evaluate("""(p) => {
+    page.evaluate(
+        """(p) => {
         window.history.pushState({}, '', '/' + p);
         window.dispatchEvent(new PopStateEvent('popstate', {state: {}}));
-    }""", path)
+    }""",
+        path,
+    )
     return "history (back/forward)"
 
 
@@ -306,7 +352,10 @@ def wait_for_path(page: Any, path: str, old_title: str | None = None, timeout: f
             if (window.location.pathname.replace(/^\\/+|\\/+$/g, '') !== p) return false;
             const h = document.querySelector('[data-testid="stMain"] h1');
             return !!h && h.innerText.trim() !== '' && h.innerText.trim() !== old;
-        }""", arg=[path, old_title], timeout=timeout * 1000)
+        }""",
+        arg=[path, old_title],
+        timeout=timeout * 1000,
+    )
     settle(page, timeout)
     return page.locator('[data-testid="stMain"] h1').first.inner_text().strip()
 
@@ -382,7 +431,8 @@ def drag_slider(page: Any, key: str, fraction: float, release: bool = True) -> N
             const track = thumb.parentElement;
             const t = thumb.getBoundingClientRect(), r = track.getBoundingClientRect();
             return {tx: t.left + t.width / 2, ty: t.top + t.height / 2, left: r.left, width: r.width};
-        }""")
+        }"""
+    )
     page.mouse.move(geo["tx"], geo["ty"])
     page.mouse.down()
     page.mouse.move(geo["left"] + fraction * geo["width"], geo["ty"], steps=5)
@@ -401,7 +451,9 @@ def image_src(page: Any, caption_text: str) -> str | None:
                 return i ? i.src : null;
             }
             return null;
-        }""", caption_text)
+        }""",
+        caption_text,
+    )
 
 
 def wait_image_changed(page: Any, caption_text: str, old_src: str | None, timeout: float = 30.0) -> str:
@@ -415,7 +467,11 @@ def wait_image_changed(page: Any, caption_text: str, old_src: str | None, timeou
                 if (i && i.src && i.src !== old && i.complete && i.naturalWidth > 0) return i.src;
             }
             return false;
-        }""", arg=[caption_text, old_src], timeout=timeout * 1000, polling="raf")
+        }""",
+        arg=[caption_text, old_src],
+        timeout=timeout * 1000,
+        polling="raf",
+    )
     return handle.json_value()
 
 
@@ -438,7 +494,9 @@ def plot_point(page: Any, key: str, which: float = 0.5) -> dict | None:
             return {x: r.left + xa._offset + xa.l2p(tr.x[i]), y: r.top + ya._offset + ya.l2p(tr.y[i]),
                     id: tr.customdata ? tr.customdata[i] : null,
                     title: fl.title && fl.title.text ? fl.title.text.replace(/<[^>]*>/g, '') : ''};
-        }""", which)
+        }""",
+        which,
+    )
 
 
 def plot_title(page: Any, key: str) -> str:
@@ -457,7 +515,8 @@ def plot_x_max(page: Any, key: str) -> float | None:
             for (const t of gd._fullData)
                 for (const v of (t.x || [])) if (typeof v === 'number' && (m === null || v > m)) m = v;
             return m;
-        }""")
+        }"""
+    )
 
 
 def pick_plot_tool(page: Any, key: str, tool: str) -> None:
@@ -481,7 +540,9 @@ def screenshots_enabled() -> bool:
     return os.environ.get(SCREENSHOT_ENV, "") == "1"
 
 
-def save_screenshot(page: Any, name: str, max_height: int = 2600, out_dir: Path = SCREENSHOT_DIR) -> Path | None:
+def save_screenshot(
+    page: Any, name: str, max_height: int = 2600, out_dir: Path = SCREENSHOT_DIR
+) -> Path | None:
     """When $VAE_LAB_SCREENSHOTS=1: the whole page (up to ``max_height`` px) as docs/screenshots/<name>.png.
 
     Streamlit scrolls inside its main pane, so the viewport is stretched to the content's height
@@ -498,8 +559,12 @@ def save_screenshot(page: Any, name: str, max_height: int = 2600, out_dir: Path 
         return m ? m.scrollHeight : document.documentElement.scrollHeight;
     }""")
     size = page.viewport_size or VIEWPORT
-    page.evaluate("""() => { const m = document.querySelector('[data-testid="stMain"]'); if (m) m.scrollTo(0, 0); }""")
-    page.set_viewport_size({"width": size["width"], "height": int(min(max(height, size["height"]), max_height))})
+    page.evaluate(
+        """() => { const m = document.querySelector('[data-testid="stMain"]'); if (m) m.scrollTo(0, 0); }"""
+    )
+    page.set_viewport_size(
+        {"width": size["width"], "height": int(min(max(height, size["height"]), max_height))}
+    )
     try:
         time.sleep(1.0)  # charts re-lay themselves out to the new size
         settle(page, 30)
@@ -509,7 +574,8 @@ def save_screenshot(page: Any, name: str, max_height: int = 2600, out_dir: Path 
         page.set_viewport_size(size)
     path = out_dir / f"{name}.png"
     with Image.open(raw) as im:
-        im.convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE) \
-            .save(path, optimize=True)
+        im.convert("RGB").quantize(
+            colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE
+        ).save(path, optimize=True)
     raw.unlink()
     return path

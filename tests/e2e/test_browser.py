@@ -13,8 +13,23 @@ import re
 import time
 
 from .harness import (
-    PAGES, click_button, drag_slider, image_src, keyed, lasso_around, open_page, pick_plot_tool, plot_point,
-    plot_title, plot_x_max, problems, save_screenshot, screenshots_enabled, settle, switch_page, wait_for_page,
+    PAGES,
+    click_button,
+    drag_slider,
+    image_src,
+    keyed,
+    lasso_around,
+    open_page,
+    pick_plot_tool,
+    plot_point,
+    plot_title,
+    plot_x_max,
+    problems,
+    save_screenshot,
+    screenshots_enabled,
+    settle,
+    switch_page,
+    wait_for_page,
     wait_image_changed,
 )
 
@@ -77,7 +92,8 @@ def test_every_page_opens_without_an_error(page, app_server):
         how = switch_page(page, path)
         assert how == "navigation menu", (
             "the app shows no navigation menu: with st.navigation, `client.showSidebarNavigation = false` "
-            "in .streamlit/config.toml hides it, and only Home's links lead anywhere")
+            "in .streamlit/config.toml hides it, and only Home's links lead anywhere"
+        )
         wait_for_page(page, path, timeout=120)
         check(path)
     assert not found, f"pages with problems: {found}"
@@ -92,9 +108,11 @@ def test_training_charts_grow_then_pause_stops_them(page, app_server):
     cost the browser half a core); on Pause the interactive Plotly charts come back and stay still."""
     open_page(page, app_server.url, "train")
     click_button(page, "train_start")
-    page.wait_for_selector('text=Training started', timeout=60_000)
+    page.wait_for_selector("text=Training started", timeout=60_000)
     page.wait_for_function(f"() => ({SVG_SRCS})().length === 2", timeout=60_000)  # loss chart and KL heatmap
-    assert page.locator(keyed("train_loss_chart")).count() == 0, "a Plotly chart is redrawn every second while training"
+    assert page.locator(keyed("train_loss_chart")).count() == 0, (
+        "a Plotly chart is redrawn every second while training"
+    )
     seen: list[str] = []  # the loss chart's SVG, sampled twice a second
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and len(set(seen)) < 3:
@@ -102,7 +120,9 @@ def test_training_charts_grow_then_pause_stops_them(page, app_server):
         if len(srcs) == 2:
             seen.append(srcs[0])
         time.sleep(0.5)
-    assert len(set(seen)) >= 3, f"the live loss chart did not change while training ({len(set(seen))} distinct images)"
+    assert len(set(seen)) >= 3, (
+        f"the live loss chart did not change while training ({len(set(seen))} distinct images)"
+    )
     svg = base64.b64decode(seen[-1].split(",", 1)[1]).decode()
     assert "<path" in svg and "training step" in svg, svg[:300]
     assert not problems(page), problems(page)
@@ -150,7 +170,10 @@ def test_a_slider_move_reruns_only_the_explorer_view(page, app_server):
 
     frames: list[bytes] = []
     fetched: list[str] = []
-    page.on("websocket", lambda ws: ws.on("framereceived", lambda p: frames.append(p) if isinstance(p, bytes) else None))
+    page.on(
+        "websocket",
+        lambda ws: ws.on("framereceived", lambda p: frames.append(p) if isinstance(p, bytes) else None),
+    )
     page.on("request", lambda r: fetched.append(r.url) if "/media/" in r.url else None)
     open_page(page, app_server.url, "explorer")
     settle(page, quiet=0.5)
@@ -163,7 +186,8 @@ def test_a_slider_move_reruns_only_the_explorer_view(page, app_server):
     msgs = [ForwardMsg.FromString(f) for f in frames]
     finished = [m.script_finished for m in msgs if m.WhichOneof("type") == "script_finished"]
     assert finished == [ForwardMsg.FINISHED_FRAGMENT_RUN_SUCCESSFULLY], (
-        f"a slider move should rerun only the explorer's fragment once; runs ended with {finished}")
+        f"a slider move should rerun only the explorer's fragment once; runs ended with {finished}"
+    )
     deltas = [m.delta for m in msgs if m.WhichOneof("type") == "delta"]
     assert deltas and all(d.fragment_id for d in deltas), "an element outside the fragment was redrawn"
     assert len(fetched) <= 2, f"one slider move fetched {len(fetched)} image files: {fetched}"
@@ -210,15 +234,17 @@ def test_clicking_a_point_on_the_latent_map_selects_it(page, app_server):
         if n:
             break
         clickmode = page.locator(keyed("latent_map_chart")).first.evaluate(
-            "el => { const gd = el.querySelector('.js-plotly-plot'); return gd && gd._fullLayout.clickmode; }")
+            "el => { const gd = el.querySelector('.js-plotly-plot'); return gd && gd._fullLayout.clickmode; }"
+        )
         settle(page)
         if plot_title(page, "latent_map_chart") == pt["title"]:
             break  # the chart did not change under the click: no point in trying again
     assert n == 1, (
         f"clicking point row {pt['id']} selected {n} points (Plotly clickmode={clickmode!r}). Streamlit 1.67 sets "
         "clickmode='event' (no click selection) when a figure's dragmode is 'lasso' or 'select': "
-        "lab_pages/latent_map.py map_figure() should not set dragmode='lasso'")
-    page.wait_for_selector(f'text=/row {pt["id"]}/', timeout=10_000)
+        "lab_pages/latent_map.py map_figure() should not set dragmode='lasso'"
+    )
+    page.wait_for_selector(f"text=/row {pt['id']}/", timeout=10_000)
 
 
 def test_pitfalls_run_again_retrains_a_section_live(page, app_server):
@@ -234,20 +260,28 @@ def test_pitfalls_run_again_retrains_a_section_live(page, app_server):
     assert not problems(page) and not page.js_errors, problems(page) + page.js_errors
 
 
-CANVAS = keyed("mine_canvas") + " canvas.upper-canvas"  # fabric.js draws on two stacked canvases: the upper one takes the mouse
+CANVAS = (
+    keyed("mine_canvas") + " canvas.upper-canvas"
+)  # fabric.js draws on two stacked canvases: the upper one takes the mouse
 SEES = "What the model sees"
 
 
 def metric_value(page, label: str) -> str:
     """The value shown by the st.metric whose label is ``label`` (the first one)."""
-    return page.locator('[data-testid="stMetric"]').filter(
-        has=page.locator('[data-testid="stMetricLabel"]', has_text=label)).first.locator(
-        '[data-testid="stMetricValue"]').inner_text().strip()
+    return (
+        page.locator('[data-testid="stMetric"]')
+        .filter(has=page.locator('[data-testid="stMetricLabel"]', has_text=label))
+        .first.locator('[data-testid="stMetricValue"]')
+        .inner_text()
+        .strip()
+    )
 
 
 def draw_stroke(page, points: list[tuple[float, float]]) -> None:
     """Draw one stroke with the mouse through ``points`` (fractions of the canvas's width and height)."""
-    canvas = page.locator(CANVAS).first  # streamlit-drawable-canvas is a v2 component: in the page (a shadow root), no iframe
+    canvas = page.locator(
+        CANVAS
+    ).first  # streamlit-drawable-canvas is a v2 component: in the page (a shadow root), no iframe
     canvas.scroll_into_view_if_needed()
     box = canvas.bounding_box()
     assert box and box["width"] > 100, f"the drawing canvas has no size: {box}"
@@ -270,7 +304,9 @@ def test_a_drawing_is_preprocessed_placed_and_offered_on_the_elbo_page(page, app
         """(text) => [...document.querySelectorAll('[data-testid="stImage"]')].some(el => {
             const cap = el.querySelector('[data-testid="stImageCaption"]'), i = el.querySelector('img');
             return cap && cap.innerText.includes(text) && i && i.complete && i.naturalWidth > 0; })""",
-        arg=SEES, timeout=60_000)
+        arg=SEES,
+        timeout=60_000,
+    )
     page.wait_for_selector('h2:has-text("Where your image lands")', timeout=60_000)
     settle(page, 60)
     assert not problems(page) and not page.js_errors, problems(page) + page.js_errors
@@ -287,6 +323,8 @@ def test_a_drawing_is_preprocessed_placed_and_offered_on_the_elbo_page(page, app
     click_button(page, "elbo_mine_btn")
     page.wait_for_selector('[data-testid="stImageCaption"]:has-text("your image (drawing)")', timeout=60_000)
     settle(page, 60)
-    assert metric_value(page, "KL(q(z|x)‖p(z))") == kl_here, "the ELBO page's KL for the drawing is not the Your image page's"
+    assert metric_value(page, "KL(q(z|x)‖p(z))") == kl_here, (
+        "the ELBO page's KL for the drawing is not the Your image page's"
+    )
     assert float(metric_value(page, "ELBO")) < 0
     assert not problems(page) and not page.js_errors, problems(page) + page.js_errors

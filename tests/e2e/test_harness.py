@@ -15,7 +15,8 @@ from .harness import PAGES, ROOT, alive, descendants
 
 def test_pages_are_the_tours_pages_in_order():
     assert list(PAGES) == [p.url for p in tour.PAGES], (
-        "tests/e2e/harness.PAGES must list every page of lab_pages/tour.py, in its order")
+        "tests/e2e/harness.PAGES must list every page of lab_pages/tour.py, in its order"
+    )
     stems = [stem for stem, _title in PAGES.values()]
     assert len(set(stems)) == len(stems), f"two pages share a screenshot name: {stems}"
 
@@ -27,7 +28,8 @@ def test_each_title_text_is_in_its_page_file():
         title = PAGES[page.url][1]
         titles = [line for line in source.splitlines() if "st.title(" in line]
         assert any(title in line for line in titles), (
-            f"{page.path}: no st.title containing {title!r} (found: {titles})")
+            f"{page.path}: no st.title containing {title!r} (found: {titles})"
+        )
 
 
 def test_descendants_lists_a_child_and_alive_sees_it_end():

@@ -14,8 +14,18 @@ from lab_pages.state import PICKER
 from lab_pages.sidebar import LANG_WIDGET
 
 from .harness import (
-    PAGES, SCREENSHOT_DIR_ZH, choose_option, nav_titles, open_url, problems, save_screenshot, selectbox_value, switch_page,
-    title_selector, url_path, wait_for_path,
+    PAGES,
+    SCREENSHOT_DIR_ZH,
+    choose_option,
+    nav_titles,
+    open_url,
+    problems,
+    save_screenshot,
+    selectbox_value,
+    switch_page,
+    title_selector,
+    url_path,
+    wait_for_path,
 )
 
 CJK = re.compile(r"[\u4e00-\u9fff]")
@@ -24,7 +34,11 @@ ZH_MENU = ("首页", "训练")  # Home and Train in the navigation menu
 
 def sidebar_model(page) -> str:
     """The name of the current model, as the sidebar's model box shows it (its first bold text)."""
-    return page.locator('[data-testid="stSidebar"] [data-testid="stMarkdownContainer"] strong').first.inner_text().strip()
+    return (
+        page.locator('[data-testid="stSidebar"] [data-testid="stMarkdownContainer"] strong')
+        .first.inner_text()
+        .strip()
+    )
 
 
 def wait_sidebar_model(page, name: str, timeout: float = 60.0) -> None:
@@ -47,8 +61,12 @@ def test_a_chinese_browser_gets_every_page_in_chinese(zh_page, app_server):
     for word in ZH_MENU:
         assert word in menu, f"the navigation menu is not in Chinese: {menu}"
     assert len(menu) == len(PAGES), f"the menu shows {len(menu)} pages, the tour has {len(PAGES)}: {menu}"
-    assert all(CJK.search(t) for t in menu), f"menu entries without Chinese: {[t for t in menu if not CJK.search(t)]}"
-    assert "lang=" not in page.url, f"the browser's locale alone chose the language, yet the URL is {page.url}"
+    assert all(CJK.search(t) for t in menu), (
+        f"menu entries without Chinese: {[t for t in menu if not CJK.search(t)]}"
+    )
+    assert "lang=" not in page.url, (
+        f"the browser's locale alone chose the language, yet the URL is {page.url}"
+    )
     found: dict[str, list[str]] = {}
     for path in PAGES:
         if path:
@@ -84,7 +102,8 @@ def test_switching_to_english_keeps_the_page_and_the_model(zh_page, app_server):
     assert url_path(page) == path, f"switching the language left /{path} for {page.url}"
     assert "lang=en" in page.url, f"the URL does not show the choice: {page.url}"
     assert sidebar_model(page) == target and selectbox_value(page, PICKER) == target, (
-        f"switching the language changed the model: {sidebar_model(page)!r}, picker {selectbox_value(page, PICKER)!r}")
+        f"switching the language changed the model: {sidebar_model(page)!r}, picker {selectbox_value(page, PICKER)!r}"
+    )
     assert "Home" in nav_titles(page), "the navigation menu stayed in Chinese"
     assert not problems(page), problems(page)
 
@@ -99,7 +118,9 @@ def test_switching_to_english_keeps_the_page_and_the_model(zh_page, app_server):
 def test_the_url_overrides_the_browsers_locale(zh_page, page, app_server):
     """?lang=en in a zh-CN browser gives English; ?lang=zh in an English browser gives Chinese."""
     title = open_url(zh_page, app_server.url, "train", query="lang=en")
-    assert PAGES["train"][1] in title and not CJK.search(title), f"?lang=en in a zh-CN browser: title {title!r}"
+    assert PAGES["train"][1] in title and not CJK.search(title), (
+        f"?lang=en in a zh-CN browser: title {title!r}"
+    )
     assert "Home" in nav_titles(zh_page) and "首页" not in nav_titles(zh_page)
     assert selectbox_value(zh_page, LANG_WIDGET) == "English"
     assert not problems(zh_page), problems(zh_page)

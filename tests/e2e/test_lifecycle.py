@@ -19,13 +19,25 @@ import time
 import pytest
 
 from .harness import (
-    alive, click_button, command_line, descendants, launch_server, missing_requirement, open_page, problems, wait_healthy,
+    alive,
+    click_button,
+    command_line,
+    descendants,
+    launch_server,
+    missing_requirement,
+    open_page,
+    problems,
+    wait_healthy,
 )
 
 GONE_WITHIN_S = 10.0  # after the server has exited, its children must be gone within this
-EXIT_WITHIN_S = 30.0  # SIGTERM to exit: longer is a hang (an idle server exits in under 1 s, one with a trainer in ~6 s)
+EXIT_WITHIN_S = (
+    30.0  # SIGTERM to exit: longer is a hang (an idle server exits in under 1 s, one with a trainer in ~6 s)
+)
 
-pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="lists processes through Linux's /proc")
+pytestmark = pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="lists processes through Linux's /proc"
+)
 
 
 @pytest.fixture
@@ -59,13 +71,24 @@ def survivors(procs: dict[int, int], within: float) -> dict[int, str]:
         time.sleep(0.2)
 
 
-@pytest.mark.parametrize("how", ["process group", pytest.param("SIGTERM to streamlit", marks=pytest.mark.xfail(
-    strict=False, reason="Streamlit 1.67's uvicorn shutdown: a SIGTERM to the streamlit pid alone prints 'Stopping...', then "
-                         "uvicorn waits with no graceful-shutdown timeout for the browser's websocket task, which sometimes "
-                         "never ends (py-spy: the event loop idle in that wait, no script or app thread busy; about 2 runs in "
-                         "4 here); the runtime, its sessions and so their workers are never shut down. Streamlit sets no "
-                         "uvicorn timeout and offers no option for one. A SIGTERM to the process group (Ctrl-C, systemd's "
-                         "default, the harness) always ends every worker."))])
+@pytest.mark.parametrize(
+    "how",
+    [
+        "process group",
+        pytest.param(
+            "SIGTERM to streamlit",
+            marks=pytest.mark.xfail(
+                strict=False,
+                reason="Streamlit 1.67's uvicorn shutdown: a SIGTERM to the streamlit pid alone prints 'Stopping...', then "
+                "uvicorn waits with no graceful-shutdown timeout for the browser's websocket task, which sometimes "
+                "never ends (py-spy: the event loop idle in that wait, no script or app thread busy; about 2 runs in "
+                "4 here); the runtime, its sessions and so their workers are never shut down. Streamlit sets no "
+                "uvicorn timeout and offers no option for one. A SIGTERM to the process group (Ctrl-C, systemd's "
+                "default, the harness) always ends every worker.",
+            ),
+        ),
+    ],
+)
 def test_no_process_outlives_the_server(how, own_server, new_page):
     """Start on the Train page until a step is taken; then every process below the server (the
     worker, a spare one, anything they started) must end within 10 s of the server's exit."""
@@ -73,10 +96,14 @@ def test_no_process_outlives_the_server(how, own_server, new_page):
     try:
         open_page(page, server.url, "train")
         click_button(page, "train_start")
-        page.wait_for_selector('[data-testid="stProgress"]:has-text("running")', timeout=120_000)  # a step was taken
+        page.wait_for_selector(
+            '[data-testid="stProgress"]:has-text("running")', timeout=120_000
+        )  # a step was taken
     except Exception as exc:  # say what the page showed and what the server said
-        pytest.fail(f"training did not start on a fresh server: {exc}\npage: {problems(page)}\n"
-                    f"server log:\n{server.log_tail()}")
+        pytest.fail(
+            f"training did not start on a fresh server: {exc}\npage: {problems(page)}\n"
+            f"server log:\n{server.log_tail()}"
+        )
     procs = descendants(server.proc.pid)
     assert procs, "training runs, yet the server has no child process: where does the trainer run?"
     listed = {pid: command_line(pid) for pid in procs}
@@ -93,4 +120,5 @@ def test_no_process_outlives_the_server(how, own_server, new_page):
     left = survivors(procs, GONE_WITHIN_S)
     assert hung is None and not left, (
         f"{how}: {hung or 'the server exited'}; {len(left)} of its {len(procs)} child processes still alive "
-        f"{GONE_WITHIN_S:.0f} s later: {left}\nall children before the stop: {listed}\nserver log:\n{server.log_tail()}")
+        f"{GONE_WITHIN_S:.0f} s later: {left}\nall children before the stop: {listed}\nserver log:\n{server.log_tail()}"
+    )
