@@ -8,9 +8,11 @@ imports (``bench.umap_speed``, ``bench.umap_app_start``) may import this module 
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import torch
@@ -181,10 +183,8 @@ def processes() -> dict[int, tuple[float, int, str, float]]:
     procs = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
-            try:
+            with contextlib.suppress(OSError, ValueError, IndexError):  # it ended while we looked
                 procs[int(entry)] = _proc_cpu_s(int(entry))
-            except (OSError, ValueError, IndexError):  # it ended while we looked
-                pass
     return procs
 
 

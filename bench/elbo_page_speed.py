@@ -98,11 +98,11 @@ def main(argv: list[str] | None = None) -> int:
         xs = [ds.x_test[i] for i in range(args.repeats)]
         print(f"{label} on {dsname}:")
         for k in (1000, 5000):
-            s = timed(lambda x: idn.image_report(model, x, k_max=k, seed=0), xs)
+            s = timed(lambda x, model=model, k=k: idn.image_report(model, x, k_max=k, seed=0), xs)
             print(line(f"image_report, all numbers, K={k}", s))
         if model.config.latent_dim == 2:
 
-            def quad(x: torch.Tensor) -> None:
+            def quad(x: torch.Tensor, model=model) -> None:
                 xf = x.float().div(255.0).unsqueeze(0)
                 with torch.no_grad():
                     mu, lv = model.encode(xf)
@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 line(
                     "posterior_grid, 200x200 (+ exact KL(q||p(z|x)))",
-                    timed(lambda x: idn.posterior_grid(model, x), xs),
+                    timed(lambda x, model=model: idn.posterior_grid(model, x), xs),
                 )
             )
     return 0

@@ -29,12 +29,12 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 
-from bench._common import B, D, H, Z, GemmFloor, sync
+from bench._common import B, D, GemmFloor, H, Z, sync
 from vae_core.data import load_dataset
 from vae_core.device import pick_device
 from vae_core.elbo import elbo_terms

@@ -59,9 +59,9 @@ def child() -> None:
 
     from vae_core import projection as pj
     from vae_core import umap_runtime
-    from vae_core.projection import shared_projection_cache
     from vae_core.data import load_dataset
     from vae_core.inference import encode
+    from vae_core.projection import shared_projection_cache
 
     mark("imports")
     umap_runtime.start_background_warmup()  # what a session's own model starts

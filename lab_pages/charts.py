@@ -15,7 +15,7 @@ import io
 import math
 import re
 import unicodedata
-from typing import Sequence
+from collections.abc import Sequence
 from xml.sax.saxutils import escape
 
 import numpy as np

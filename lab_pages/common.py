@@ -10,9 +10,10 @@ shared); models trained or uploaded in a session belong to that session only.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import streamlit as st
@@ -21,10 +22,10 @@ import torch
 from lab_pages import state
 from lab_pages.i18n import N_, _, error_text
 from lab_pages.style import CLASS_COLORS, ELBO_COLOR, KL_COLOR, LOGPX_COLOR, RECON_COLOR, class_color  # noqa: F401 - re-exported
-from vae_core.checkpoint import CheckpointError, LoadedCheckpoint, load_checkpoint, read_metadata
 from vae_core import projection as pj
-from vae_core.identity import candidates
+from vae_core.checkpoint import CheckpointError, LoadedCheckpoint, load_checkpoint, read_metadata
 from vae_core.data import DATASETS, Dataset, DatasetError, dataset_available, load_dataset
+from vae_core.identity import candidates
 from vae_core.inference import images_to_grid, scale_for
 from vae_core.inference import upscale as inf_upscale
 from vae_core.models import AE, VAE, ModelConfig

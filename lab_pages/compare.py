@@ -251,7 +251,7 @@ def main() -> None:
                 "are all there is."
             )
         )
-    for col, (kind, m), match_ in zip(st.columns(2), both, (pv, pa)):
+    for col, (kind, _model), match_ in zip(st.columns(2), both, (pv, pa)):
         if z == 2:
             fig = charts.pair_codes(
                 mus[kind],

@@ -17,10 +17,10 @@ from lab_pages import charts, state
 from lab_pages.common import get_dataset, require_dataset, require_model, show_grid
 from lab_pages.i18n import _, ngettext
 from vae_core import projection as pj
-from vae_core.projection import selected_row_ids, shared_projection_cache
-from vae_core.umap_runtime import warmup_state
 from vae_core.data import to_float
 from vae_core.inference import encode, reconstruct
+from vae_core.projection import selected_row_ids, shared_projection_cache
+from vae_core.umap_runtime import warmup_state
 
 ss = st.session_state
 SEL = "latent_map_selected_ids"  # list[int] test-set row ids of the current selection

@@ -120,7 +120,7 @@ def main() -> None:
                 phi = (
                     r"\Phi(z)"
                     if s0 == (1.0, 1.0)
-                    else r"\Phi\!\left(\tfrac{z-\text{%s}}{\sigma}\right)" % _("mean")
+                    else r"\Phi\!\left(\tfrac{{z-\text{{{}}}}}{{\sigma}}\right)".format(_("mean"))
                 )
                 st.latex(
                     rf"z_{{{pair[0] + 1}}} = {z[pair[0]]:.2f},\; z_{{{pair[1] + 1}}} = {z[pair[1]]:.2f}"

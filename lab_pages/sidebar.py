@@ -111,14 +111,13 @@ def model_sidebar() -> None:
             src = "session" if lm.source != "shipped" else "shipped"
             if f"{src}:{lm.label}" in options and state.picked() not in options:
                 state.set_picked(src, lm.label)
+        mine = _("  (this session)")
         st.selectbox(
             _("Pick a model"),
             options,
             key=state.PICKER,
             on_change=_on_pick,
-            format_func=lambda o, mine=_("  (this session)"): (
-                o.split(":", 1)[1] + (mine if o.startswith("session:") else "")
-            ),
+            format_func=lambda o: o.split(":", 1)[1] + (mine if o.startswith("session:") else ""),
             help=_("Shipped checkpoints, plus models trained or uploaded in this browser session."),
         )
         st.file_uploader(

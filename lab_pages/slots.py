@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import time
 import weakref
-from typing import Callable
+from collections.abc import Callable
 
 import streamlit as st
 
@@ -21,7 +21,8 @@ from vae_core import registry
 from vae_core.checkpoint import NAME_RE, CheckpointError, checkpoint_bytes, save_by_name
 from vae_core.data import DatasetError
 from vae_core.models import ConfigError
-from vae_core.train import Trainer, TrainerState as S, cli_command
+from vae_core.train import Trainer, cli_command
+from vae_core.train import TrainerState as S
 from vae_core.userdata import UserDataError, load_user_dataset
 from vae_core.worker import WorkerTrainer
 

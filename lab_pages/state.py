@@ -8,11 +8,11 @@ tests' interface (they put a model into ``st.session_state["current_model"]`` be
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-
 import streamlit as st
 
 if TYPE_CHECKING:

@@ -27,7 +27,8 @@ from vae_core import registry
 from vae_core.data import to_float
 from vae_core.live import fixed_examples, prior_noise
 from vae_core.models import LIKELIHOODS
-from vae_core.train import TrainerState as S, configs_from_settings
+from vae_core.train import TrainerState as S
+from vae_core.train import configs_from_settings
 from vae_core.userdata import MAX_COMPRESSED_BYTES
 
 REFRESH_S = 1.0  # seconds between live redraws; STATES: the TrainerState values, marked for the progress text

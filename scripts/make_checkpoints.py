@@ -41,11 +41,17 @@ ROOT = Path(__file__).resolve().parent.parent
 
 import torch  # noqa: E402
 
-from vae_core.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
-from vae_core.checkpoint import read_metadata  # noqa: E402
-from vae_core.data import dataset_available, load_dataset  # noqa: E402
+from vae_core.checkpoint import (  # noqa: E402
+    load_checkpoint,
+    read_metadata,  # noqa: E402
+    save_checkpoint,
+)
+from vae_core.data import (  # noqa: E402
+    dataset_available,
+    load_dataset,
+    to_float,  # noqa: E402
+)
 from vae_core.elbo import quadrature_log_px  # noqa: E402
-from vae_core.data import to_float  # noqa: E402
 from vae_core.evaluate import ELBO_SEED_OFFSET, dataset_metrics  # noqa: E402
 from vae_core.inference import encode  # noqa: E402
 from vae_core.models import VAE, count_parameters  # noqa: E402
@@ -406,7 +412,7 @@ def write_readme(out_dir: Path, metas: dict[str, dict[str, Any]], reference: dic
         sh = meta.get("shipped") or {}
         vae = cfg["kind"] == "vae"
         kind = (
-            ("β-VAE (β=%g)" % tc.get("beta", 1.0))
+            ("β-VAE (β={:g})".format(tc.get("beta", 1.0)))
             if vae and tc.get("beta", 1.0) != 1.0
             else cfg["kind"].upper()
         )

@@ -43,7 +43,7 @@ def render(text: str, lang: str | None = None) -> str:
         pattern = re.compile(rf"(<!-- {name}:start[^>]*-->\n).*?(<!-- {name}:end -->)", re.S)
         if len(pattern.findall(text)) != 1:
             raise ValueError(f"a README needs exactly one <!-- {name}:start --> … <!-- {name}:end --> block")
-        text = pattern.sub(lambda m: m.group(1) + make(tr) + "\n" + m.group(2), text)
+        text = pattern.sub(lambda m, make=make: m.group(1) + make(tr) + "\n" + m.group(2), text)
     return text
 
 

@@ -189,7 +189,7 @@ def train_page(monkeypatch):
 
     yield make
     for at in made:
-        h = at.session_state["train_handle"] if "train_handle" in at.session_state else None
+        h = at.session_state.get("train_handle", None)
         if h is not None:
             tr = h.trainer
             h.close()

@@ -8,6 +8,7 @@ import math
 import re
 import sys
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import numpy as np
 import plotly.graph_objects as go
@@ -37,7 +38,7 @@ def types(fig: go.Figure) -> list[str]:
 
 def test_charts_needs_neither_streamlit_nor_torch() -> None:
     src = charts.__file__
-    text = open(src, encoding="utf-8").read()
+    text = Path(src).read_text(encoding="utf-8")
     assert "import streamlit" not in text and "import torch" not in text
     assert "lab_pages.charts" in sys.modules
 
@@ -416,7 +417,7 @@ class TestTheory:
     ],
 )
 def test_every_builder_is_tested_here(builder: str) -> None:
-    assert builder in open(__file__, encoding="utf-8").read().replace("test_every_builder", "")
+    assert builder in Path(__file__).read_text(encoding="utf-8").replace("test_every_builder", "")
 
 
 class TestDerivation:
@@ -912,7 +913,7 @@ class TestLiveSvg:
             [float(img.get(k)) for k in ("x", "y", "width", "height")], [x0, y0, x1 - x0, y1 - y0], atol=0.11
         )
         xt, _ = _axis(root, "x-ticks")
-        assert xt == sorted(xt) and 0 <= xt[0] and xt[-1] <= 40
+        assert xt == sorted(xt) and xt[0] >= 0 and xt[-1] <= 40
         ct, cpos = _axis(root, "c-ticks")
         assert ct[0] == 0 and ct[-1] <= 4 and all(np.diff(cpos) < 0)
         stops = [s.get("stop-color") for s in root.iter(SVG_NS + "stop")]

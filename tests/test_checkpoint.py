@@ -10,6 +10,7 @@ import pytest
 import torch
 from safetensors.torch import save as st_save
 
+from tests.conftest import digits_config
 from vae_core import checkpoint as ckpt
 from vae_core.checkpoint import (
     CheckpointError,
@@ -20,7 +21,6 @@ from vae_core.checkpoint import (
 )
 from vae_core.models import build_model
 from vae_core.train import TrainConfig, Trainer
-from tests.conftest import digits_config
 
 
 @pytest.fixture(scope="module")

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
+from tests.conftest import needs_fashion
 from vae_core import data
 from vae_core.data import DatasetError, DatasetUnavailable, dataset_available, load_dataset, read_idx
-from tests.conftest import needs_fashion
 
 
 def write_idx(
@@ -64,7 +64,7 @@ class TestDigits:
         xb = ds.batch("train", idx)
         assert xb.dtype == torch.float32 and xb.shape == (3, 64)
         assert torch.allclose(xb[1], ds.x_train[0].float() / 255)
-        assert 0 <= float(xb.min()) and float(xb.max()) <= 1
+        assert float(xb.min()) >= 0 and float(xb.max()) <= 1
         with pytest.raises(ValueError, match="split"):
             ds.batch("val", idx)
 

@@ -273,12 +273,10 @@ def test_a_fit_on_another_target_matches_a_fit_on_the_fine_rule_alone(x: float) 
         return float(loss.detach()), theta.grad.numpy().copy()
 
     best = max(
-        (
-            -minimize(
-                neg_elbo, np.asarray(s), jac=True, method="L-BFGS-B", options={"gtol": 1e-12, "ftol": 1e-15}
-            ).fun
-            for s in dv._starts(target, "gaussian")
-        )
+        -minimize(
+            neg_elbo, np.asarray(s), jac=True, method="L-BFGS-B", options={"gtol": 1e-12, "ftol": 1e-15}
+        ).fun
+        for s in dv._starts(target, "gaussian")
     )
     fit = dv.fit_family(target, "gaussian")
     assert fit.elbo == pytest.approx(best, abs=1e-8)

@@ -10,7 +10,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from lab_pages.common import LoadedModel, load_shipped
-from tests.conftest import APP, ROOT, digits_config, plotly_array as arr, plotly_figures, run_page
+from tests.conftest import APP, ROOT, digits_config, plotly_figures, run_page
+from tests.conftest import plotly_array as arr
 from vae_core import identity as idn
 from vae_core.evaluate import dataset_metrics
 from vae_core.models import ModelConfig, build_model

@@ -95,7 +95,7 @@ class TestManifoldPage:
         a, b = torch.tensor([1.0, 0.0]), torch.tensor([0.0, 2.0])
         both = ex.interpolation_paths(model, a, b, 6, "both")
         assert [n for n, _, _ in both] == ["linear", "spherical"]
-        for name, path, images in both:
+        for _name, path, images in both:
             assert path.shape == (6, 2) and images.shape == (6, 64)
             torch.testing.assert_close(images, inf.decode(model, path))
         torch.testing.assert_close(both[0][1], inf.lerp(a, b, 6))

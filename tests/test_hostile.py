@@ -282,7 +282,7 @@ class TestUploads:
         assert f"{case}.safetensors" in errors[0], "the message names the file"
         assert "Traceback" not in errors[0]
         assert at.session_state["current_model"].key == before, "a refused upload changes nothing"
-        models = at.session_state["session_models"] if "session_models" in at.session_state else {}
+        models = at.session_state.get("session_models", {})
         assert not models, "a refused upload is not added to the picker"
 
     def test_the_same_checks_hold_for_load_checkpoint(self, shipped):
@@ -624,7 +624,7 @@ class TestTraining:
                 at.switch_page(other).run()
                 assert not at.exception, (other, at.exception)
                 before = tr.global_step
-                assert wait_for(lambda: tr.global_step > before + 3), (
+                assert wait_for(lambda before=before: tr.global_step > before + 3), (
                     f"training goes on while {other} is open"
                 )
             assert at.session_state["train_handle"] is h and h.trainer is tr

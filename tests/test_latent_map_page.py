@@ -13,9 +13,11 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from lab_pages.common import CLASS_COLORS, LoadedModel, load_shipped
-from tests.conftest import APP, ROOT, plotly_array as _array, plotly_figures as figures, run_page
-from vae_core.projection import selected_row_ids
+from tests.conftest import APP, ROOT, run_page
+from tests.conftest import plotly_array as _array
+from tests.conftest import plotly_figures as figures
 from vae_core.inference import encode
+from vae_core.projection import selected_row_ids
 
 PAGE = str(ROOT / "lab_pages" / "latent_map.py")
 SEL = "latent_map_selected_ids"
@@ -196,7 +198,6 @@ class TestHandOff:
 def test_your_image_is_marked_with_its_nearest_test_images() -> None:
     from lab_pages.common import load_shipped
     from lab_pages.state import USER_IMAGE
-
     from tests.conftest import ROOT, plotly_figures
 
     at = AppTest.from_file(str(ROOT / "lab_pages/latent_map.py"), default_timeout=120)
@@ -234,8 +235,8 @@ def test_a_shipped_model_shows_its_umap_at_once() -> None:
     """The shipped embeddings (checkpoints/embeddings/<name>.safetensors) go into the cache when the model
     loads: the first run already draws the UMAP, with no job running and no numba warm-up waited for."""
     from lab_pages.common import load_shipped
-    from vae_core import projection as pj
     from tests.conftest import ROOT, plotly_figures
+    from vae_core import projection as pj
 
     pj.shared_projection_cache().clear()
     from lab_pages import common

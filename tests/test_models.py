@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from vae_core.models import AE, VAE, ConfigError, ModelConfig, build_model, count_parameters
 from tests.conftest import digits_config
+from vae_core.models import AE, VAE, ConfigError, ModelConfig, build_model, count_parameters
 
 
 class TestBuilding:

@@ -109,7 +109,6 @@ def _names() -> set[str]:
         "tanh",
         "erf",
         "argmax",
-        "BCE",
         "CB",
         "NLL",
         "nats/image",
@@ -120,7 +119,7 @@ def _names() -> set[str]:
         "语言",
         "Language",
     }  # the language selector names each language in itself
-    for name, meta in list_shipped().items():
+    for name, _meta in list_shipped().items():
         names.add(name)
         names.add(name.split("/")[-1])
     for spec in DATASETS.values():

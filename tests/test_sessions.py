@@ -12,14 +12,15 @@ import pytest
 import torch
 
 from tests.conftest import wait_for as shared_wait_for
-from vae_core import live, registry as reg_mod
+from vae_core import live
+from vae_core import registry as reg_mod
 from vae_core.checkpoint import checkpoint_bytes, load_checkpoint
 from vae_core.data import load_dataset
 from vae_core.models import ModelConfig
 from vae_core.pair import PairTrainer
 from vae_core.registry import CapacityError, TrainerRegistry
-from vae_core.train import History, TrainConfig, Trainer, TrainerState as S, cli_command
-
+from vae_core.train import History, TrainConfig, Trainer, cli_command
+from vae_core.train import TrainerState as S
 
 # one intra-op thread per trainer thread: see tests/conftest.py::one_torch_thread
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -339,7 +340,7 @@ class TestLiveData:
         assert torch.equal(z, live.prior_noise(4, 16)), "the same prior draws every time"
         p1 = h.preview(x, z, min_interval_s=60)
         assert p1.recon.shape == (8, digits.dim) and p1.samples.shape == (16, digits.dim)
-        assert 0 <= float(p1.recon.min()) and float(p1.samples.max()) <= 1
+        assert float(p1.recon.min()) >= 0 and float(p1.samples.max()) <= 1
         tr.step()
         assert h.preview(x, z, min_interval_s=60) is p1, "at most one decode per interval"
         p2 = h.preview(x, z, min_interval_s=0)

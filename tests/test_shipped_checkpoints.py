@@ -16,11 +16,10 @@ from safetensors.torch import load_file
 ROOT = Path(__file__).resolve().parents[1]
 
 from scripts import make_checkpoints as mk  # noqa: E402
-
 from vae_core.checkpoint import load_checkpoint, read_metadata  # noqa: E402
 from vae_core.data import dataset_available, load_dataset  # noqa: E402
-from vae_core.models import ModelConfig, build_model  # noqa: E402
 from vae_core.evaluate import ELBO_SEED_OFFSET, dataset_metrics  # noqa: E402
+from vae_core.models import ModelConfig, build_model  # noqa: E402
 from vae_core.train import build_parser  # noqa: E402
 
 CK = ROOT / "checkpoints"

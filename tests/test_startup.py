@@ -180,7 +180,7 @@ def test_preload_fills_the_shared_cache_once(threads, loads, monkeypatch) -> Non
 def test_user_and_unavailable_datasets_start_no_thread(threads, loads, name: str) -> None:
     assert not common.dataset_available(name)
     common.preload_dataset(name)
-    assert threads.started == [] and loads == [] and common._PRELOADS == set()
+    assert threads.started == [] and loads == [] and set() == common._PRELOADS
 
 
 def test_unavailable_builtin_dataset_starts_no_thread(threads, loads, monkeypatch) -> None:

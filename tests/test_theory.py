@@ -152,7 +152,7 @@ class TestGradientEstimators:
         w = th.normal_pdf(u, 0.0, 1.0) * (u[1] - u[0])
         for name, fc in th.GRAD_FUNCTIONS.items():
             mu, s, h = 0.7, 0.9, 1e-4
-            e = lambda m: float((fc.f(m + s * u) * w).sum())  # noqa: E731
+            e = lambda m, fc=fc, s=s: float((fc.f(m + s * u) * w).sum())  # noqa: E731
             assert fc.exact(mu, s) == pytest.approx((e(mu + h) - e(mu - h)) / (2 * h), rel=1e-6), name
 
     def test_z_squared_at_mu_1(self) -> None:

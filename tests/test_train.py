@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from tests.conftest import digits_config
 from vae_core.evaluate import dataset_metrics
 from vae_core.models import ConfigError
 from vae_core.train import (
@@ -20,7 +21,6 @@ from vae_core.train import (
     cli_command,
     configs_from_settings,
 )
-from tests.conftest import digits_config
 
 
 def make(digits, kind="vae", epochs=2, **kw) -> Trainer:

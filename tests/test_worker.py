@@ -20,7 +20,8 @@ import time
 import pytest
 import torch
 
-from tests.conftest import ROOT, wait_for as shared_wait_for
+from tests.conftest import ROOT
+from tests.conftest import wait_for as shared_wait_for
 from vae_core.checkpoint import checkpoint_bytes, load_checkpoint
 from vae_core.data import load_dataset
 from vae_core.models import ModelConfig
@@ -120,7 +121,7 @@ class TestOneWorker:
         assert snap.threads == 1
         pv = snap.preview
         assert pv.recon.shape == (8, 64) and pv.samples.shape == (16, 64)
-        assert 0 <= float(pv.recon.min()) and float(pv.samples.max()) <= 1 and pv.step > 0
+        assert float(pv.recon.min()) >= 0 and float(pv.samples.max()) <= 1 and pv.step > 0
         assert worker.latest_preview is not None
 
     def test_pause_step_resume(self, worker) -> None:

@@ -10,22 +10,24 @@ Nothing is ever unpickled: safetensors holds raw tensor bytes only.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import re
 import struct
 import tempfile
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Collection
+from typing import Any
 
 import torch
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
+from .errors import N_, LabError
 from .models import AE, VAE, ConfigError, ModelConfig, build_model
-from .errors import LabError, N_
 
 __all__ = [
     "CheckpointError",
@@ -126,10 +128,8 @@ def save_checkpoint(path: str | Path, model: AE | VAE, metadata: dict[str, Any] 
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        except FileNotFoundError:
-            pass
         raise
     return path
 

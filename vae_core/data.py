@@ -25,7 +25,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from .errors import LabError, N_
+
+from .errors import N_, LabError
 
 __all__ = [
     "Dataset",
@@ -119,7 +120,7 @@ class Dataset:
     def device(self) -> torch.device:
         return self.x_train.device
 
-    def to(self, device: torch.device | str) -> "Dataset":
+    def to(self, device: torch.device | str) -> Dataset:
         """The same data on ``device`` (uint8 stays uint8: 4x less memory than float)."""
         dev = torch.device(device)
         if dev == self.x_train.device:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 
 import torch
-from .errors import LabError, N_
+
+from .errors import N_, LabError
 
 __all__ = ["pick_device", "DeviceError"]
 

@@ -13,7 +13,8 @@ the encoder; the prior is p(z) = N(0, I). For one image,
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F

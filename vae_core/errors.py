@@ -74,7 +74,7 @@ class Msg(_Templated, str):
     English ``template`` and its ``params``, as :class:`LabError` does.
     """
 
-    def __new__(cls, template: str, *, english: str | None = None, **params: Any) -> "Msg":
+    def __new__(cls, template: str, *, english: str | None = None, **params: Any) -> Msg:
         """``english`` overrides the English text (a sentence made from the template), not the template."""
         obj = super().__new__(cls, english if english is not None else fill(template, params))
         obj.template, obj.params = template, params

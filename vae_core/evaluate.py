@@ -15,15 +15,17 @@ import argparse
 import math
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
-from .data import binarize as binarize_pixels, to_float
+from .data import binarize as binarize_pixels
+from .data import to_float
 from .elbo import elbo_terms, iwae_bound
-from .models import AE, VAE
 from .errors import N_
+from .models import AE, VAE
 
 __all__ = [
     "ACTIVE_THRESHOLD",

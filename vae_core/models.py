@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from .elbo import continuous_bernoulli_mean
-from .errors import LabError, N_
+from .errors import N_, LabError
 
 __all__ = ["ModelConfig", "AE", "VAE", "build_model", "ConfigError", "Encoder", "Decoder", "parse_hidden"]
 
@@ -147,7 +147,7 @@ class ModelConfig:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "ModelConfig":
+    def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
         """Rebuild from :meth:`to_dict` output; unknown keys are a :class:`ConfigError`."""
         if not isinstance(d, dict):
             raise ConfigError(N_("model config must be a JSON object, got {name__}"), name__=type(d).__name__)

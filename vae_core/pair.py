@@ -16,8 +16,8 @@ from typing import Any
 import torch
 
 from .data import Dataset
+from .errors import N_, Msg
 from .models import AE, VAE, ModelConfig, build_model
-from .errors import Msg, N_
 from .train import TrainConfig, Trainer, TrainerState
 
 __all__ = ["build_pair", "live_pair_configs", "PairProgress", "PairTrainer"]

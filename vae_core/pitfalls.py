@@ -258,7 +258,7 @@ class PitfallPair:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "PitfallPair":
+    def from_dict(cls, d: dict[str, Any]) -> PitfallPair:
         """Rebuild from :meth:`to_dict`."""
         return cls(
             d["section"],

@@ -21,14 +21,15 @@ import json
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Hashable, Mapping, NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 
-from .errors import Msg, N_
+from .errors import N_, Msg
 from .umap_runtime import UMAP_LOCK, import_umap, warmup_state
 
 __all__ = [
@@ -242,7 +243,7 @@ class ProjectionKey(NamedTuple):
     params: tuple  # sorted (name, value) pairs, e.g. (("min_dist", 0.1), ("n_neighbors", 15))
 
     @classmethod
-    def make(cls, model_key: str, n_points: int, method: str, **params: Any) -> "ProjectionKey":
+    def make(cls, model_key: str, n_points: int, method: str, **params: Any) -> ProjectionKey:
         """Build a key with ``params`` sorted by name so argument order never matters."""
         return cls(str(model_key), int(n_points), str(method), tuple(sorted(params.items())))
 
@@ -571,7 +572,7 @@ def load_embeddings(path: str | Path) -> ShippedEmbeddings | None:
             mu = fh.get_tensor("mu")
             projections = {}
             for method in METHODS:
-                if f"{method}.xy" in fh.keys():
+                if f"{method}.xy" in fh:
                     params = tuple(sorted(json.loads(meta.get(f"{method}.params", "{}")).items()))
                     projections[method] = Projection(
                         fh.get_tensor(f"{method}.ids"),

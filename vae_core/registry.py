@@ -28,23 +28,25 @@ started ahead (:meth:`~TrainerRegistry.prewarm`, ``$VAE_LAB_SPARE_WORKERS``, def
 from __future__ import annotations
 
 import atexit
+import contextlib
 import itertools
 import math
 import os
 import threading
 import time
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Protocol
+from typing import Protocol
 
 import numpy as np
 import torch
 
+from .errors import LabError
 from .live import Preview, PreviewBox, SeriesBuffer
 from .models import ModelConfig
 from .train import History, TrainConfig, Trainer, TrainerState
 from .worker import WorkerPair, WorkerProcess, WorkerTrainer
-from .errors import LabError
 
 __all__ = [
     "CapacityError",
@@ -123,7 +125,7 @@ def env_spare_workers() -> int:
         return 1
 
 
-def _retire(tr: "Runnable | None", reason: str | None = None, wait: bool = False) -> None:
+def _retire(tr: Runnable | None, reason: str | None = None, wait: bool = False) -> None:
     """Stop ``tr`` if it is active (with ``reason`` as its message), and end its worker process if it has one."""
     if tr is None:
         return
@@ -209,7 +211,7 @@ class TrainerRegistry:
             return self._watchdog is not None and self._watchdog.is_alive()
 
     # ---------------------------------------------------------------- handles
-    def open(self, label: str = "", probe: Callable[[], bool] | None = None) -> "TrainerHandle":
+    def open(self, label: str = "", probe: Callable[[], bool] | None = None) -> TrainerHandle:
         """A new handle for one session. Keep it where the session's state lives (and nowhere else)."""
         with self._lock:
             hid = next(self._ids)
@@ -303,7 +305,7 @@ class TrainerRegistry:
             w.set_threads(per)  # type: ignore[attr-defined]
         return per
 
-    def _adopt(self, trainer: "Runnable | None") -> None:
+    def _adopt(self, trainer: Runnable | None) -> None:
         if trainer is not None and hasattr(trainer, "on_change"):
             trainer.on_change = self.rebalance  # type: ignore[attr-defined]
 
@@ -417,10 +419,8 @@ class TrainerRegistry:
             interval = self._interval or (min(5.0, max(0.05, timeout / 4)) if timeout > 0 else 5.0)
             if self._shutdown.wait(interval):
                 return
-            try:
+            with contextlib.suppress(Exception):  # keep watching whatever one trainer does
                 self.sweep()
-            except Exception:  # keep watching whatever one trainer does
-                pass
             with self._lock:
                 if not self._entries:  # nothing to watch: end; open() starts a new one
                     self._watchdog = None

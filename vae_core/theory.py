@@ -19,8 +19,9 @@ q, each from its own formula, so ELBO + KL = log p(x) is a real check.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 import torch

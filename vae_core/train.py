@@ -20,8 +20,9 @@ import shlex
 import sys
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Callable, Sequence, TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -29,10 +30,10 @@ import torch
 from .data import Dataset, binarize, content_hash, load_dataset
 from .device import pick_device
 from .elbo import beta_schedule, elbo_terms
+from .errors import N_, Msg
 from .evaluate import DatasetMetrics, dataset_metrics
-from .pitfalls import MISTAKES, mistaken_terms
 from .models import AE, LIKELIHOODS, VAE, ConfigError, ModelConfig, build_model, parse_hidden
-from .errors import Msg, N_
+from .pitfalls import MISTAKES, mistaken_terms
 
 __all__ = [
     "TrainConfig",
@@ -132,7 +133,7 @@ class TrainConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
         """Rebuild from :meth:`to_dict`; unknown keys (from other versions) are ignored."""
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in known})
@@ -165,7 +166,7 @@ class History:
     active_units: list[int] = field(default_factory=list)  # dims with Var_x[mu] above the threshold
     throughput: list[float] = field(default_factory=list)  # training examples/s since the last eval
 
-    def copy(self) -> "History":
+    def copy(self) -> History:
         """A copy that another thread can read while training continues."""
         return History(**{f.name: list(getattr(self, f.name)) for f in fields(self)})
 
@@ -174,7 +175,7 @@ class History:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "History":
+    def from_dict(cls, d: dict[str, Any]) -> History:
         """Rebuild from :meth:`to_dict` (e.g. checkpoint metadata); unknown keys are ignored."""
         known = {f.name for f in fields(cls)}
         return cls(**{k: list(v or []) for k, v in d.items() if k in known})

@@ -12,12 +12,14 @@ that is read-only, to its user-wide cache folder; ``NUMBA_CACHE_DIR`` chooses th
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import threading
 import time
 import warnings
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -155,10 +157,10 @@ def _warm_quietly() -> None:
         if left <= 0:
             break
         _WARM.wake.wait(left)
-    try:
+    with contextlib.suppress(
+        Exception
+    ):  # recorded in warmup_state(); a daemon thread must not spray tracebacks
         warm_up_umap()
-    except Exception:  # recorded in warmup_state(); a daemon thread must not spray tracebacks
-        pass
 
 
 def start_background_warmup(delay: float = 0.0) -> threading.Thread:

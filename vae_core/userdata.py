@@ -45,6 +45,7 @@ import numpy as np
 from PIL import Image
 
 from .data import Dataset, content_hash, dataset_from_arrays
+from .errors import N_, LabError
 from .userimages import (
     MIN_SIDE,
     DamagedImageError,
@@ -56,7 +57,6 @@ from .userimages import (
     sniff_format,
     to_grey,
 )
-from .errors import LabError, N_
 
 __all__ = [
     "UserDataError",
@@ -523,7 +523,7 @@ def dataset_from_zip(data: bytes, filename: str, *, seed: int = 0, test_fraction
             f"The images have {len(set(sizes))} different sizes: {len(odd)} were resized to the most common size, "
             f"{ch}×{cw}" + (f" ({stretched} of them stretched to its shape)." if stretched else ".")
         )
-    if (H, W) != (ch, cw):
+    if (ch, cw) != (H, W):
         warnings.append(f"Every image was scaled down to {H}×{W} (at most {MAX_SIDE}×{MAX_SIDE} are kept).")
     if classes is None:
         labels = np.zeros(len(images), dtype=np.int64)

@@ -30,7 +30,8 @@ from typing import Literal
 
 import numpy as np
 from PIL import Image, ImageOps
-from .errors import LabError, N_
+
+from .errors import N_, LabError
 
 __all__ = [
     "ImageInputError",

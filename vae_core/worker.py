@@ -32,6 +32,7 @@ usable and :meth:`~WorkerTrainer.start` trains again in a new worker.
 from __future__ import annotations
 
 import bisect
+import contextlib
 import math
 import os
 import pickle
@@ -41,19 +42,20 @@ import sys
 import threading
 import time
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing import Pipe
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from .data import DATASETS, Dataset, load_dataset
+from .errors import N_, LabError, Msg
 from .live import Preview
 from .models import AE, VAE, ModelConfig, build_model
 from .train import History, Snapshot, TrainConfig, TrainerState
-from .errors import LabError, Msg, N_
 
 if TYPE_CHECKING:
     from .pair import PairProgress
@@ -200,10 +202,8 @@ class WorkerProcess:
             if fn is None:
                 self._buffer.append(msg)
                 return
-        try:
+        with contextlib.suppress(Exception):  # a bad message must not end the reader
             fn(msg)
-        except Exception:  # a bad message must not end the reader
-            pass
 
     def _read(self) -> None:
         while True:
@@ -225,10 +225,8 @@ class WorkerProcess:
             self.proc.kill()
             code = self.proc.wait(timeout=CLOSE_TIMEOUT_S)
         self.returncode = code
-        try:
+        with contextlib.suppress(OSError):
             self.conn.close()
-        except OSError:
-            pass
         self._deliver(("exit", code))
 
     def send(self, *msg: Any) -> bool:
@@ -263,10 +261,8 @@ class WorkerProcess:
             self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             self.proc.kill()
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                pass
         self._reader.join(timeout)
 
     def preload(self, dataset: str, data_root: str | None = None) -> None:
@@ -275,10 +271,8 @@ class WorkerProcess:
 
     def kill(self) -> None:
         """SIGKILL the child (tests; a worker that ignores close)."""
-        try:
+        with contextlib.suppress(OSError):
             self.proc.send_signal(signal.SIGKILL)
-        except OSError:
-            pass
 
 
 def _dumps(msg: tuple) -> bytes:
@@ -346,10 +340,8 @@ class _Link:
         elif kind == "exit":
             changed = self._exited(msg[1])
         if changed and self.on_change is not None:
-            try:
+            with contextlib.suppress(Exception):
                 self.on_change()
-            except Exception:
-                pass
 
     def _apply(self, u: dict[str, Any]) -> bool:
         with self.lock:
@@ -620,10 +612,8 @@ class _WorkerHandle:
 
     def _notify(self) -> None:
         if self.on_change is not None:
-            try:
+            with contextlib.suppress(Exception):
                 self.on_change()
-            except Exception:
-                pass
 
     # ---------------------------------------------------------------- reading
     @property
@@ -662,10 +652,8 @@ class _WorkerHandle:
         if link is None:
             return None
         if link.proc.alive and link.state in (S.RUNNING, S.STARTING) and link.step > 0:
-            try:
+            with contextlib.suppress(WorkerError):  # keep the last pushed weights
                 link.request(timeout, "weights")
-            except WorkerError:
-                pass  # keep the last pushed weights
         return link
 
     def _models(self, timeout: float) -> tuple[list[AE | VAE], list[dict[str, Any]], _Link]:
@@ -1089,10 +1077,8 @@ def serve(conn: Connection) -> int:
                 if msg[0] == "close":
                     break
                 if msg[0] == "preload" and job is None:
-                    try:
+                    with contextlib.suppress(Exception):  # the job that needs it will report the error
                         load_dataset(msg[1], root=msg[2])
-                    except Exception:  # the job that needs it will report the error
-                        pass
                 elif msg[0] == "job":
                     kind = msg[1]["job"]
                     job = _TrainerJob(send, msg[1]) if kind == "trainer" else _PairJob(send, msg[1])
@@ -1103,16 +1089,12 @@ def serve(conn: Connection) -> int:
         except (BrokenPipeError, EOFError, ConnectionResetError):
             break
         except Exception as exc:  # report, and end: the parent shows the message and can start anew
-            try:
+            with contextlib.suppress(OSError):
                 send(("error", f"training failed: {type(exc).__name__}: {exc}"))
-            except OSError:
-                pass
             return 1
     if job is not None:
-        try:
+        with contextlib.suppress(Exception):
             job.shutdown()  # type: ignore[attr-defined]
-        except Exception:
-            pass
     return 0
 
 

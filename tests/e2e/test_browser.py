@@ -198,7 +198,7 @@ def test_lasso_on_the_latent_map_shows_the_selected_images(page, app_server):
     open_page(page, app_server.url, "latent-map")
     stable_map(page)
     n = 0
-    for attempt in range(3):  # a UMAP that lands mid-gesture redraws the chart: try again
+    for _attempt in range(3):  # a UMAP that lands mid-gesture redraws the chart: try again
         pick_plot_tool(page, "latent_map_chart", "lasso")  # as a person would, whatever the default tool
         pt = plot_point(page, "latent_map_chart", which=0.37)
         assert pt is not None, "the latent map drew no points"
@@ -224,7 +224,7 @@ def test_clicking_a_point_on_the_latent_map_selects_it(page, app_server):
     open_page(page, app_server.url, "latent-map")
     stable_map(page)
     n, clickmode = 0, None
-    for attempt in range(3):
+    for _attempt in range(3):
         pt = plot_point(page, "latent_map_chart", which=0.61)
         assert pt is not None, "the latent map drew no points"
         page.mouse.move(pt["x"], pt["y"])

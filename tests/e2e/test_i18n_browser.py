@@ -10,8 +10,8 @@ from __future__ import annotations
 import re
 import time
 
-from lab_pages.state import PICKER
 from lab_pages.sidebar import LANG_WIDGET
+from lab_pages.state import PICKER
 
 from .harness import (
     PAGES,

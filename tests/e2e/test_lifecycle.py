@@ -10,6 +10,7 @@ end its workers.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -51,14 +52,10 @@ def own_server(tmp_path):
         wait_healthy(server, timeout=120)
         yield server
     finally:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(server.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             server.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            pass
 
 
 def survivors(procs: dict[int, int], within: float) -> dict[int, str]:
