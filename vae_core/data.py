@@ -275,6 +275,8 @@ def _spec(name: str) -> DatasetSpec:
 
 
 def _download(spec: DatasetSpec, root: Path) -> None:
+    if spec.torchvision_name is None:  # only "digits", which never downloads
+        raise ValueError(f"{spec.name} has no torchvision download")
     import torchvision  # slow import: only when a download is really attempted
 
     cls = {"FashionMNIST": torchvision.datasets.FashionMNIST, "MNIST": torchvision.datasets.MNIST}[

@@ -341,11 +341,13 @@ def fit_family(target: VITarget, family: str, steps: int = 60, grid: np.ndarray 
         e_joint, e_logq, _ = _family_terms(target, family, theta, exact)
         loss = -(e_joint - e_logq)
         loss.backward()
+        if theta.grad is None:  # a leaf that requires grad always gets one from backward()
+            raise RuntimeError("the ELBO's backward pass left no gradient")
         return float(loss.detach()), theta.grad.numpy().copy()
 
     # scipy's L-BFGS with torch's gradient, not torch.optim.LBFGS: the first torch optimizer built in a
     # process imports torch's compiler stack (~2.5 s), and this fit runs in the server on a page's first visit
-    best: tuple[float, np.ndarray] | None = None
+    best: tuple[float, np.ndarray, float] | None = None  # (ELBO, parameters, KL from its own quadrature)
     for start in _starts(target, family):
         opts = {"maxiter": steps, "gtol": 1e-10, "ftol": 1e-15}
         res = minimize(
@@ -359,6 +361,8 @@ def fit_family(target: VITarget, family: str, steps: int = 60, grid: np.ndarray 
         elbo = float(e_joint - e_logq)
         if best is None or elbo > best[0]:
             best = (elbo, th, float(e_logq - e_post))
+    if best is None:  # _starts gives at least one start for every family
+        raise RuntimeError(f"no start point to fit the {family} family from")
     elbo, th, kl_direct = best
     z = np.linspace(-4.0, 4.0, 401) if grid is None else np.asarray(grid, dtype=np.float64)
     if family == "gaussian":

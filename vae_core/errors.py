@@ -9,6 +9,7 @@ extractor (scripts/i18n.py) find them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 __all__ = ["LabError", "Msg", "N_", "fill"]
@@ -56,11 +57,12 @@ class LabError(_Templated, Exception):
         self.params = params
         super().__init__(fill(template, params))
 
-    def __reduce__(self):  # pickled across the worker pipe with its template and parameters
+    def __reduce__(self) -> tuple[Callable[..., LabError], tuple[Any, ...]]:
+        # pickled across the worker pipe with its template and parameters
         return (_rebuild, (type(self), self.template, self.params, self.__dict__))
 
 
-def _rebuild(cls: type, template: str, params: dict, state: dict) -> LabError:
+def _rebuild(cls: type[LabError], template: str, params: dict[str, Any], state: dict[str, Any]) -> LabError:
     err = cls.__new__(cls)
     LabError.__init__(err, template, **params)
     err.__dict__.update(state)
@@ -80,9 +82,10 @@ class Msg(_Templated, str):
         obj.template, obj.params = template, params
         return obj
 
-    def __reduce__(self):  # across the worker pipe with its template, parameters and English text
+    def __reduce__(self) -> tuple[Callable[..., Msg], tuple[Any, ...]]:
+        # across the worker pipe with its template, parameters and English text
         return (_rebuild_msg, (self.template, self.params, str(self)))
 
 
-def _rebuild_msg(template: str, params: dict, english: str | None = None) -> Msg:
+def _rebuild_msg(template: str, params: dict[str, Any], english: str | None = None) -> Msg:
     return Msg(template, english=english, **params)

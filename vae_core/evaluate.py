@@ -118,7 +118,7 @@ def _elbo_pass(
 
 @torch.no_grad()
 def iwae_nll(
-    model: VAE,
+    model: AE | VAE,
     x: torch.Tensor,
     k: int = 1000,
     seed: int = 0,
@@ -127,7 +127,7 @@ def iwae_nll(
 ) -> tuple[float, float]:
     """Mean importance-weighted NLL -log p_K(x) over images x (N, D): (mean, standard error), nats/image.
 
-    ``progress(fraction)`` is called after each batch of images.
+    ``progress(fraction)`` is called after each batch of images. An AE raises ValueError.
     """
     if not model.is_vae:
         raise ValueError("the importance-weighted NLL needs a VAE: an AE defines no density p(x)")
@@ -143,6 +143,8 @@ def iwae_nll(
         xb = x[start : start + bs].to(dev)
         xb = to_float(xb)
         mu, logvar = model.encode(xb)
+        if logvar is None:  # only an AE's encoder gives none, and is_vae turned it away above
+            raise ValueError("the importance-weighted NLL needs a VAE: this encoder gives no logvar")
         vals.append(-iwae_bound(xb, mu, logvar, model.decode, k, cfg.likelihood, cfg.obs_std, gen).double())
         if progress is not None:
             progress(min(start + bs, n) / n)

@@ -18,13 +18,18 @@ import functools
 import math
 import os
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-from torch import nn
 
 from .inference import PosteriorStats, decode, images_to_grid, lerp, manifold_grid, slerp, upscale
+from .models import AE, VAE
+
+if TYPE_CHECKING:
+    from PIL import ImageFont
 
 __all__ = [
     "slider_ranges",
@@ -96,7 +101,7 @@ def default_dims(stats: PosteriorStats, max_dims: int = 16) -> list[int]:
 
 @torch.no_grad()
 def manifold_slice(
-    model: nn.Module,
+    model: AE | VAE,
     z_base: torch.Tensor | np.ndarray,
     dims: tuple[int, int],
     center: tuple[float, float],
@@ -250,7 +255,7 @@ _PROBE = "中"  # a font that draws this draws the lab's Chinese
 _MISSING = "\U0010ffff"  # never assigned: every font draws its "missing glyph" box for it
 
 
-def _draws(font, char: str) -> bool:
+def _draws(font: ImageFont.BaseImageFont, char: str) -> bool:
     """True when ``font`` has a glyph for ``char`` (its mask is not the font's missing-glyph box)."""
     mask, box = font.getmask(char), font.getmask(_MISSING)
     return (mask.size, bytes(mask)) != (box.size, bytes(box))
@@ -284,7 +289,10 @@ def cjk_font_file() -> tuple[str, int] | None:
             except OSError:  # past the last face, or not a font Pillow reads
                 break
             if _draws(font, _PROBE):
-                found.append((" SC" not in " ".join(font.getname()), index))
+                family, style = font.getname()
+                if family is None or style is None:  # " ".join would fail on it as before, less clearly
+                    raise TypeError(f"{path} face {index} has no family or style name")
+                found.append((" SC" not in f"{family} {style}", index))
         if found:
             return path, min(found)[1]
     return None
@@ -296,7 +304,7 @@ def cjk_font_available() -> bool:
 
 
 @functools.lru_cache(maxsize=4)
-def _font(px: int):
+def _font(px: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
     """The font for labels at ``px`` pixels: a CJK font when one is installed, else Pillow's built-in one
     (its small bitmap font before Pillow 10.1)."""
     from PIL import ImageFont  # noqa: PLC0415
@@ -320,7 +328,9 @@ def can_draw(text: str, px: int = 14) -> bool:
 
 
 # ---------------------------------------------------------------------- the explorer's latent point
-def clamp_point(z, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, list[int]]:
+def clamp_point(
+    z: Sequence[float] | np.ndarray, lo: np.ndarray, hi: np.ndarray
+) -> tuple[np.ndarray, list[int]]:
     """``z`` (z,) clipped to the slider ranges [lo, hi]: (clipped (z,) float64, indices of the dims it moved)."""
     z_in = np.asarray(z, dtype=float).reshape(-1)
     zc = np.clip(z_in, lo, hi)
@@ -338,7 +348,7 @@ def random_point(draw: int, mean: np.ndarray, std: np.ndarray, is_vae: bool) -> 
 
 
 def incoming_point(
-    sent_z, sent_key: str | None, last: tuple | None, key: str, latent_dim: int
+    sent_z: Any, sent_key: str | None, last: tuple[str, tuple[float, ...]] | None, key: str, latent_dim: int
 ) -> tuple[str, tuple[float, ...] | None]:
     """What to do with the latent point in session state when the explorer runs for model ``key``.
 
@@ -365,7 +375,7 @@ def hex_rgb(color: str) -> tuple[int, int, int]:
 
 # ---------------------------------------------------------------------- the manifold page
 def manifold_view(
-    model: nn.Module,
+    model: AE | VAE,
     z: np.ndarray,
     dims: tuple[int, int],
     is_vae: bool,
@@ -388,7 +398,7 @@ def manifold_view(
 
 @torch.no_grad()
 def interpolation_paths(
-    model: nn.Module, mu_a: torch.Tensor, mu_b: torch.Tensor, steps: int, mode: str = "both"
+    model: AE | VAE, mu_a: torch.Tensor, mu_b: torch.Tensor, steps: int, mode: str = "both"
 ) -> list[tuple[str, torch.Tensor, torch.Tensor]]:
     """Paths from ``mu_a`` to ``mu_b`` (z,): [(name, path (steps, z), decoded images (steps, D))].
 

@@ -20,6 +20,7 @@ from torch import nn
 from .data import to_float
 from .elbo import kl_per_dim
 from .evaluate import ACTIVE_THRESHOLD, latent_variance
+from .models import AE, VAE
 
 __all__ = [
     "encode",
@@ -59,7 +60,7 @@ def _as_latent(z: torch.Tensor | np.ndarray | float, like: torch.Tensor) -> torc
 
 @torch.no_grad()
 def encode(
-    model: nn.Module, x: torch.Tensor | np.ndarray, batch_size: int = 1000
+    model: AE | VAE, x: torch.Tensor | np.ndarray, batch_size: int = 1000
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Posterior parameters of images x (N, D) -> (mu (N, z), sigma (N, z) or None for an AE).
 
@@ -88,7 +89,7 @@ def encode(
 
 
 @torch.no_grad()
-def decode(model: nn.Module, z: torch.Tensor | np.ndarray) -> torch.Tensor:
+def decode(model: AE | VAE, z: torch.Tensor | np.ndarray) -> torch.Tensor:
     """Latents z (N, z) (or one (z,)) -> pixel means (N, D) in [0, 1]."""
     zt = torch.as_tensor(z, dtype=torch.float32).to(_device(model))
     if zt.dim() == 1:
@@ -98,7 +99,7 @@ def decode(model: nn.Module, z: torch.Tensor | np.ndarray) -> torch.Tensor:
 
 @torch.no_grad()
 def sample_prior(
-    model: nn.Module, n: int, generator: torch.Generator | None = None, seed: int | None = None
+    model: AE | VAE, n: int, generator: torch.Generator | None = None, seed: int | None = None
 ) -> torch.Tensor:
     """Decode ``n`` draws z ~ N(0, I): pixel means (n, D) in [0, 1].
 
@@ -114,7 +115,7 @@ def sample_prior(
 
 
 @torch.no_grad()
-def reconstruct(model: nn.Module, x: torch.Tensor | np.ndarray, batch_size: int = 1000) -> torch.Tensor:
+def reconstruct(model: AE | VAE, x: torch.Tensor | np.ndarray, batch_size: int = 1000) -> torch.Tensor:
     """Images x (N, D) -> reconstructions (N, D) in [0, 1], decoded from the posterior mean mu."""
     mu, _ = encode(model, x, batch_size)  # (N, z)
     parts = [decode(model, mu[s : s + batch_size]) for s in range(0, mu.shape[0], batch_size)]
@@ -178,7 +179,7 @@ def slerp(z0: torch.Tensor, z1: torch.Tensor, steps: int, eps: float = 1e-4) -> 
 
 @torch.no_grad()
 def interpolate(
-    model: nn.Module,
+    model: AE | VAE,
     x0: torch.Tensor | np.ndarray,
     x1: torch.Tensor | np.ndarray,
     steps: int = 10,
@@ -199,7 +200,7 @@ def interpolate(
 
 
 def interpolation_strip(
-    model: nn.Module, x0: torch.Tensor | np.ndarray, x1: torch.Tensor | np.ndarray, steps: int = 10
+    model: AE | VAE, x0: torch.Tensor | np.ndarray, x1: torch.Tensor | np.ndarray, steps: int = 10
 ) -> torch.Tensor:
     """Image x0, the ``steps`` decodings of :func:`interpolate` from mu(x0) to mu(x1), image x1: (steps + 2, D) in [0, 1], on the CPU."""
     ends = [to_float(torch.as_tensor(x).reshape(1, -1)).cpu() for x in (x0, x1)]  # (1, D) each
@@ -218,7 +219,7 @@ class PosteriorStats(NamedTuple):
 
 @torch.no_grad()
 def aggregate_posterior_stats(
-    model: nn.Module,
+    model: AE | VAE,
     x: torch.Tensor | np.ndarray,
     batch_size: int = 1000,
     threshold: float = ACTIVE_THRESHOLD,
@@ -258,7 +259,7 @@ def posterior_stats(
 
 @torch.no_grad()
 def traverse(
-    model: nn.Module,
+    model: AE | VAE,
     z_base: torch.Tensor,
     dims: list[int],
     lo: torch.Tensor | float,
@@ -292,7 +293,7 @@ def traverse(
 
 @torch.no_grad()
 def manifold_grid(
-    model: nn.Module, n: int = 15, lo: float = 0.05, hi: float = 0.95
+    model: AE | VAE, n: int = 15, lo: float = 0.05, hi: float = 0.95
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Learned 2-D manifold (Kingma & Welling 2014, fig. 4): (images (n, n, D), z grid (n, n, 2)).
 

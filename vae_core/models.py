@@ -72,7 +72,8 @@ class ModelConfig:
     activation: str = "relu"  # relu | tanh | elu | gelu
 
     def __post_init__(self) -> None:
-        self.image_shape = tuple(int(v) for v in self.image_shape)  # JSON gives lists
+        # JSON gives lists. A length other than 3 is stored as it is for validate() to reject with its message.
+        self.image_shape = tuple(int(v) for v in self.image_shape)  # type: ignore[assignment]
         self.hidden = tuple(int(h) for h in self.hidden)
         self.validate()
 
@@ -147,8 +148,10 @@ class ModelConfig:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
-        """Rebuild from :meth:`to_dict` output; unknown keys are a :class:`ConfigError`."""
+    def from_dict(cls, d: object) -> ModelConfig:
+        """Rebuild from :meth:`to_dict` output; unknown keys are a :class:`ConfigError`.
+
+        ``d`` may be anything read from JSON: what is not a dict is a :class:`ConfigError` too."""
         if not isinstance(d, dict):
             raise ConfigError(N_("model config must be a JSON object, got {name__}"), name__=type(d).__name__)
         known = {f.name for f in fields(cls)}
@@ -248,6 +251,13 @@ class VAE(_Base):
     """Gaussian-encoder VAE with a standard normal prior p(z) = N(0, I)."""
 
     is_vae = True
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """x (B, D) in [0, 1] -> (mu (B, z), logvar (B, z))."""
+        mu, logvar = self.encoder(x)
+        if logvar is None:  # set in _Base.__init__ for every VAE
+            raise RuntimeError("this VAE's encoder has no logvar head")
+        return mu, logvar
 
     def forward(
         self, x: torch.Tensor, generator: torch.Generator | None = None

@@ -28,7 +28,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 import torch
@@ -37,7 +37,7 @@ from .data import Dataset, to_float
 from .elbo import ELBOTerms, combine_terms, kl_per_dim, recon_log_likelihood
 from .errors import Msg
 from .evaluate import dataset_metrics
-from .models import VAE, ModelConfig
+from .models import AE, VAE, ModelConfig
 
 __all__ = [
     "MISTAKES",
@@ -71,8 +71,15 @@ class Section:
     mistaken_line: str  # the line as the mistake writes it
 
 
+class _BaseModel(TypedDict):
+    """The ModelConfig fields that every pair shares."""
+
+    latent_dim: int  # z
+    hidden: tuple[int, ...]  # hidden widths of the encoder (the decoder mirrors them)
+
+
 # Shared by both runs of every pair: digits, z = 8, a small MLP; about 1 to 3 s a run on 2 cores.
-BASE_MODEL = {"latent_dim": 8, "hidden": (128,)}
+BASE_MODEL: _BaseModel = {"latent_dim": 8, "hidden": (128,)}
 BASE_TRAIN = {"dataset": "digits", "epochs": 40, "batch_size": 64, "lr": 2e-3, "seed": 0, "eval_size": 359}
 
 SECTIONS: dict[str, Section] = {
@@ -137,7 +144,7 @@ def sample_z(mistake: str | None, mu: torch.Tensor, logvar: torch.Tensor, eps: t
 
 def mistaken_terms(
     mistake: str,
-    model: VAE,
+    model: AE | VAE,
     x: torch.Tensor,
     beta: float = 1.0,
     free_bits: float = 0.0,
@@ -147,7 +154,7 @@ def mistaken_terms(
 
     ``recon``, ``kl`` and ``elbo`` are what the mistaken code computes and would report; ``loss``
     is what it minimises. Only the line named by ``mistake`` (one of :data:`MISTAKES`) differs
-    from :func:`vae_core.elbo.elbo_terms`.
+    from :func:`vae_core.elbo.elbo_terms`. An AE raises ValueError.
     """
     if mistake not in MISTAKES:
         raise ValueError(f"unknown mistake {mistake!r}; use one of {MISTAKES}")
@@ -155,6 +162,8 @@ def mistaken_terms(
         raise ValueError("the pitfalls are VAE mistakes: an AE has no q(z|x) to sample or KL to weigh")
     cfg = model.config
     mu, logvar = model.encode(x)
+    if logvar is None:  # only an AE's encoder gives none, and is_vae turned it away above
+        raise ValueError("the pitfalls are VAE mistakes: this encoder gives no logvar")
     eps = torch.randn(mu.shape, device=mu.device, dtype=mu.dtype, generator=generator)
     z = sample_z(mistake, mu, logvar, eps)
     recon = recon_log_likelihood(x, model.decode(z), cfg.likelihood, cfg.obs_std)  # (B,)
@@ -307,6 +316,8 @@ def _run(section: Section, which: str, ds: Dataset, overrides: dict[str, Any], s
     tr.run()
     seconds = time.perf_counter() - t0
     model = tr.model_copy()
+    if not isinstance(model, VAE):  # mcfg.kind is "vae"; the measures below need q(z|x)
+        raise TypeError(f"the pitfalls need a VAE, the trainer built {type(model).__name__}")
     x = ds.x_test
     m = dataset_metrics(model, x, seed=seed)
     with torch.no_grad():
@@ -380,7 +391,7 @@ def run_pair(section: str, ds: Dataset, seed: int = 0) -> PitfallPair:
     sec = SECTIONS[section]
     good = _run(sec, "correct", ds, sec.correct, seed)
     bad = _run(sec, "mistaken", ds, sec.mistaken, seed)
-    return PitfallPair(section, good, bad, tuple(ds.image_shape), _rounded(to_float(ds.x_test[:8])))
+    return PitfallPair(section, good, bad, ds.image_shape, _rounded(to_float(ds.x_test[:8])))
 
 
 def save_results(pairs: dict[str, PitfallPair], path: str | Path = SHIPPED_RESULTS) -> Path:

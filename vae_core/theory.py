@@ -176,7 +176,8 @@ def normal_pdf(z: np.ndarray, mu: float, sigma: float) -> np.ndarray:
     return np.exp(-0.5 * ((z - mu) / sigma) ** 2) / (sigma * math.sqrt(2.0 * math.pi))
 
 
-def _log_normal(z: np.ndarray, mu: float, sigma: float) -> np.ndarray:
+def _log_normal(z: np.ndarray, mu: np.ndarray | float, sigma: np.ndarray | float) -> np.ndarray:
+    """log N(z; mu, sigma^2) elementwise (z, mu, sigma broadcast), nats per unit z."""
     return -0.5 * (LOG_2PI + 2.0 * np.log(sigma) + ((z - mu) / sigma) ** 2)
 
 
@@ -250,7 +251,7 @@ class VITarget:
         return np.exp(self.log_posterior(z))
 
 
-def _q_nodes(mu: np.ndarray, sigma: np.ndarray) -> np.ndarray:
+def _q_nodes(mu: np.ndarray | float, sigma: np.ndarray | float) -> np.ndarray:
     """Quadrature nodes under each q = N(mu, sigma^2): broadcast(mu, sigma) + (U,)."""
     mu, sigma = np.asarray(mu, float)[..., None], np.asarray(sigma, float)[..., None]
     return mu + sigma * _U_NODES

@@ -555,7 +555,9 @@ class Trainer:
             p.copy_(keep)
         self.optimizer.zero_grad(set_to_none=True)
         self.state = TrainerState.DIVERGED
-        common = dict(step=self.global_step + 1, good=self.global_step, lr=self.config.lr, loss=loss)
+        common: dict[str, Any] = dict(
+            step=self.global_step + 1, good=self.global_step, lr=self.config.lr, loss=loss
+        )
         if not math.isfinite(loss):
             self.message = Msg(
                 N_(
@@ -733,12 +735,23 @@ def configs_from_settings(
         epochs=epochs,
         seed=seed,
     )
-    errors = [
+    errors: list[str] = [
         Msg(N_("{label} is empty: enter a value."), label=Msg(SETTING_LABELS[k]))
         for k, v in values.items()
         if v is None
     ]
-    if errors:
+    # The same test as `if errors`, field by field, so that the type checker sees them all set below.
+    if (
+        latent_dim is None
+        or hidden is None
+        or beta is None
+        or warmup_steps is None
+        or free_bits is None
+        or lr is None
+        or batch_size is None
+        or epochs is None
+        or seed is None
+    ):
         return None, None, errors
     hid: tuple[int, ...] | None
     try:
@@ -747,7 +760,7 @@ def configs_from_settings(
         hid = None
         errors.append(_sentence(exc))
     ae = kind == "ae"
-    tc = dict(
+    tc: dict[str, Any] = dict(
         dataset=dataset,
         epochs=int(epochs),
         batch_size=int(batch_size),

@@ -211,7 +211,8 @@ def decode_image(
             fmt=fmt,
         )
     try:
-        im = Image.open(io.BytesIO(data), formats=[fmt])  # reads the header only: no pixels yet
+        # reads the header only: no pixels yet. Typed as Image: decoding below rebinds it to a plain Image
+        im: Image.Image = Image.open(io.BytesIO(data), formats=[fmt])
     except Image.DecompressionBombError:  # over twice Pillow's limit: refused by Pillow from the header
         raise _too_many_pixels(name, _png_size(data) if fmt == "PNG" else None, max_pixels) from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
