@@ -289,10 +289,8 @@ def cjk_font_file() -> tuple[str, int] | None:
             except OSError:  # past the last face, or not a font Pillow reads
                 break
             if _draws(font, _PROBE):
-                family, style = font.getname()
-                if family is None or style is None:  # " ".join would fail on it as before, less clearly
-                    raise TypeError(f"{path} face {index} has no family or style name")
-                found.append((" SC" not in f"{family} {style}", index))
+                family, style = font.getname()  # either may be None for a face without names
+                found.append((" SC" not in f"{family or ''} {style or ''}", index))
         if found:
             return path, min(found)[1]
     return None
