@@ -572,7 +572,7 @@ def load_embeddings(path: str | Path) -> ShippedEmbeddings | None:
             mu = fh.get_tensor("mu")
             projections = {}
             for method in METHODS:
-                if f"{method}.xy" in fh:
+                if f"{method}.xy" in fh.keys():  # noqa: SIM118 - safetensors' safe_open has no __contains__
                     params = tuple(sorted(json.loads(meta.get(f"{method}.params", "{}")).items()))
                     projections[method] = Projection(
                         fh.get_tensor(f"{method}.ids"),

@@ -157,9 +157,8 @@ def _warm_quietly() -> None:
         if left <= 0:
             break
         _WARM.wake.wait(left)
-    with contextlib.suppress(
-        Exception
-    ):  # recorded in warmup_state(); a daemon thread must not spray tracebacks
+    # a failure is recorded in warmup_state(); a daemon thread must not spray tracebacks
+    with contextlib.suppress(Exception):
         warm_up_umap()
 
 
