@@ -8,15 +8,10 @@ import streamlit as st
 import torch
 
 from lab_pages import charts, state
-from lab_pages.common import (
-    available_datasets,
-    get_dataset,
-    list_shipped,
-    load_shipped,
-    require_model,
-    show_grid,
-)
+from lab_pages.datasets import available_datasets, get_dataset
 from lab_pages.i18n import N_, _, error_text
+from lab_pages.images import show_grid
+from lab_pages.model_store import list_shipped, load_shipped, require_model
 from vae_core import compare as cmp
 from vae_core import projection as pj
 from vae_core.data import to_float

@@ -10,16 +10,9 @@ import numpy as np
 import streamlit as st
 
 from lab_pages import charts, state
-from lab_pages.common import (
-    image_picker,
-    load_shipped,
-    pixels_key,
-    require_vae_data,
-    shipped_z2_vae,
-    to_image,
-    upscale,
-)
 from lab_pages.i18n import N_, _, error_text
+from lab_pages.images import image_picker, pixels_key, to_image, upscale
+from lab_pages.model_store import load_shipped, require_vae_data, shipped_z2_vae
 from lab_pages.style import ELBO_COLOR, KL_COLOR, RECON_COLOR
 from vae_core import identity as idn
 from vae_core.checkpoint import CheckpointError

@@ -14,8 +14,10 @@ import streamlit as st
 import torch
 
 from lab_pages import charts, state
-from lab_pages.common import get_dataset, require_dataset, require_model, show_grid
+from lab_pages.datasets import get_dataset
 from lab_pages.i18n import _, ngettext
+from lab_pages.images import show_grid
+from lab_pages.model_store import require_dataset, require_model
 from vae_core import projection as pj
 from vae_core.data import to_float
 from vae_core.inference import encode, reconstruct

@@ -12,9 +12,10 @@ import math
 import streamlit as st
 
 from lab_pages import charts, state
-from lab_pages.common import require_dataset, require_model, upscale
-from lab_pages.explorer import N_CHOICES, dim_label, posterior_stats, slider, thumbnails
 from lab_pages.i18n import N_, _, ngettext
+from lab_pages.images import upscale
+from lab_pages.latent_controls import N_CHOICES, dim_label, posterior_stats, slider, thumbnails
+from lab_pages.model_store import require_dataset, require_model
 from vae_core import explore as ex
 from vae_core import inference as inf
 

@@ -9,8 +9,10 @@ import numpy as np
 import streamlit as st
 
 from lab_pages import charts
-from lab_pages.common import get_dataset, likelihood_name, show_grid
+from lab_pages.datasets import get_dataset
 from lab_pages.i18n import N_, _, error_text
+from lab_pages.images import show_grid
+from lab_pages.model_store import likelihood_name
 from vae_core import pitfalls as pf
 
 NATS, NAMES = N_("nats per image"), (N_("correct"), N_("mistaken"))
