@@ -127,6 +127,13 @@ class TestVariationalInference:
         )
         assert land.max() < self.target.log_px()
 
+    def test_landscape_grid_spans_its_ranges(self) -> None:
+        mus, lss, land = th.landscape_grid(self.target, (-2.0, 2.0), (-1.0, 0.0), n_mu=5, n_log_sigma=3)
+        assert mus.tolist() == [-2.0, -1.0, 0.0, 1.0, 2.0] and lss.tolist() == [-1.0, -0.5, 0.0]
+        np.testing.assert_allclose(land, th.elbo_landscape(self.target, mus, lss), rtol=0, atol=1e-12)
+        mus, lss, land = th.landscape_grid(self.target)  # the page's default: 81 mu by 61 log sigma
+        assert (mus[0], mus[-1], lss[0], lss[-1]) == (-4.0, 4.0, -3.0, 1.0) and land.shape == (61, 81)
+
     def test_sgd_fit_raises_the_elbo(self) -> None:
         traj = th.fit_q_sgd(self.target, mu0=-0.5, sigma0=1.0, steps=150, lr=0.05, n_samples=8, seed=0)
         assert traj.mu.shape == traj.log_sigma.shape == traj.elbo.shape == (151,)
@@ -136,6 +143,8 @@ class TestVariationalInference:
         # lands near one of the posterior modes (+-1.6), with sigma near the component std 0.447
         assert abs(abs(traj.mu[-1]) - 1.6) < 0.3
         assert 0.25 < math.exp(traj.log_sigma[-1]) < 0.7
+        assert traj.steps == 150
+        np.testing.assert_allclose(traj.sigma, np.exp(traj.log_sigma), rtol=1e-15)
 
 
 class TestGradientEstimators:
