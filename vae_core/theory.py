@@ -186,6 +186,11 @@ class MCEstimate(NamedTuple):
     estimate: float
     stderr: float
 
+    def standard_errors_from(self, exact: float) -> float:
+        """|estimate − exact| in standard errors (a dimensionless count; the stderr is floored at 1e-12, so that
+        identical Gaussians, whose every sample is exactly 0, give 0 and not 0/0)."""
+        return abs(self.estimate - exact) / max(self.stderr, 1e-12)
+
 
 def mc_gaussian_kl(mu1: float, s1: float, mu2: float, s2: float, n: int = 1000, seed: int = 0) -> MCEstimate:
     """KL(N1 || N2) ~ (1/n) sum_i [log N1(z_i) - log N2(z_i)], z_i ~ N1: estimate and its
@@ -430,6 +435,12 @@ class Summary(NamedTuple):
     mean: float
     var: float
     stderr: float
+
+
+def variance_ratio(score: Summary, reparam: Summary) -> float:
+    """How many times noisier the score-function estimator is than the reparameterized one: the ratio of their
+    per-sample variances (dimensionless; the reparameterized variance floored at 1e-300, as for f(z) = z it is 0)."""
+    return score.var / max(reparam.var, 1e-300)
 
 
 def summarize(samples: np.ndarray) -> Summary:
