@@ -197,7 +197,8 @@ def main() -> None:
                 ),
             )
         )
-        if (gap := idn.mean_posterior_gap(iw)) is not None:
+        gap = idn.mean_posterior_gap(iw)
+        if gap is not None:
             rows.append(
                 (
                     _("−ELBO − NLL: mean KL(q(z|x)‖p(z|x)) estimate"),
