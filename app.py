@@ -48,7 +48,7 @@ if pg.url_path == "":  # Home, the first page after a cold start: it draws its t
 
         adopt_upload()
     pg.run()
-    from lab_pages.common import preload_dataset
+    from lab_pages.datasets import preload_dataset
     from lab_pages.sidebar import model_sidebar
 
     model_sidebar()

@@ -54,7 +54,7 @@ def child() -> None:
     def mark(name: str) -> None:  # [wall since interpreter start, cpu of all threads since then]
         marks[name] = [time.perf_counter() - T_START, time.process_time()]
 
-    import streamlit  # noqa: F401  (the app's imports: streamlit, torch, lab_pages.common, projection)
+    import streamlit  # noqa: F401  (the app's imports: streamlit, torch, lab_pages.model_store, projection)
     import torch
 
     from vae_core import projection as pj

@@ -8,15 +8,10 @@ import streamlit as st
 import torch
 
 from lab_pages import charts, state
-from lab_pages.common import (
-    available_datasets,
-    get_dataset,
-    list_shipped,
-    load_shipped,
-    require_model,
-    show_grid,
-)
+from lab_pages.datasets import available_datasets, get_dataset
 from lab_pages.i18n import N_, _, error_text
+from lab_pages.images import show_grid
+from lab_pages.model_store import list_shipped, load_shipped, require_model
 from vae_core import compare as cmp
 from vae_core import projection as pj
 from vae_core.data import to_float
@@ -31,6 +26,11 @@ LIVE = N_("live pair (trained here)")  # the selectbox's value (tests read it); 
 def stats(_lm, key: str, dataset: str) -> cmp.PairSide:
     """Test figures (nats/image), the prior match and μ(x) of the test split of one model (a shipped one's metrics are its own)."""
     return cmp.pair_side(_lm.model, get_dataset(dataset).x_test, _lm.metadata.get("test_metrics"))
+
+
+def short_vector(v, z: int) -> str:
+    """The first four entries of a vector, e.g. "(0.1, -0.3, 1.2, 0.0, …)"."""
+    return "(" + ", ".join(f"{s:.1f}" for s in v[:4]) + (", …)" if z > 4 else ")")
 
 
 @st.fragment(run_every=1)
@@ -64,17 +64,12 @@ def main() -> None:
             _("No AE/VAE pair is available here: train a fresh pair on the Train an AE/VAE pair page.")
         )
         st.stop()
-    fresh = (
-        live is not None and ss.get("compare_live_seen") is not live
-    )  # a pair trained since the last run: show it
-    if (
-        fresh or ss.get("compare_pair_for") != lm.key or ss.get("compare_pair") not in options
-    ):  # else follow the model
-        ss["compare_pair"], ss["compare_pair_for"], ss["compare_live_seen"] = (
-            LIVE if fresh else match or options[0],
-            lm.key,
-            live,
-        )
+    fresh = live is not None and ss.get("compare_live_seen") is not live  # a pair trained since the last run
+    if fresh or ss.get("compare_pair_for") != lm.key or ss.get("compare_pair") not in options:
+        # show the fresh pair, else follow the model
+        ss["compare_pair"] = LIVE if fresh else match or options[0]
+        ss["compare_pair_for"] = lm.key
+        ss["compare_live_seen"] = live
     choice = st.selectbox(
         _("Pair"),
         options,
@@ -82,14 +77,19 @@ def main() -> None:
         format_func=lambda o: _(o) if o == LIVE else o,
         help=_("Shipped pairs, and a pair trained live in this session."),
     )
-    vae_lm, ae_lm = live if choice == LIVE else (load_shipped(n) for n in choice.split(" / "))
+    if choice == LIVE:
+        vae_lm, ae_lm = live
+    else:
+        vae_name, ae_name = choice.split(" / ")
+        vae_lm, ae_lm = load_shipped(vae_name), load_shipped(ae_name)
     if not match and choice != LIVE:
         st.caption(
             _("No shipped pair matches the current model ({dataset}, z={z}); showing {pair}.").format(
                 dataset=lm.dataset_name, z=lm.config.latent_dim, pair=choice
             )
         )
-    if diffs := cmp.recipe_differences(vae_lm.metadata, ae_lm.metadata):
+    diffs = cmp.recipe_differences(vae_lm.metadata, ae_lm.metadata)
+    if diffs:
         st.warning(_("These two differ in more than the objective: {diffs}").format(diffs="; ".join(diffs)))
     else:
         tc = vae_lm.metadata.get("train_config") or {}
@@ -105,15 +105,17 @@ def main() -> None:
             )
         )
     ds = get_dataset(vae_lm.dataset_name)
-    labels, names, z = ds.y_test.numpy(), ds.class_names, vae_lm.config.latent_dim
-    both, plane, row = (
-        [("VAE", vae_lm), ("AE", ae_lm)],
-        (_("z₁ (latent units)"), _("z₂ (latent units)")),
-        _("row"),
-    )
+    labels = ds.y_test.numpy()
+    names = ds.class_names
+    z = vae_lm.config.latent_dim
+    both = [("VAE", vae_lm), ("AE", ae_lm)]
+    plane = (_("z₁ (latent units)"), _("z₂ (latent units)"))
+    row = _("row")
     with st.spinner(_("Encoding and evaluating the test set…")):
-        mv, ma = (stats(m, m.key, m.dataset_name) for _kind, m in both)
-        (pv, pa), mus = (mv.prior, ma.prior), {"VAE": mv.mu, "AE": ma.mu}
+        mv = stats(vae_lm, vae_lm.key, vae_lm.dataset_name)
+        ma = stats(ae_lm, ae_lm.key, ae_lm.dataset_name)
+    pv, pa = mv.prior, ma.prior  # how each one's codes match the prior
+    mus = {"VAE": mv.mu, "AE": ma.mu}
     for col, (kind, m), met in zip(st.columns(2), both, (mv, ma)):
         with col:
             st.subheader(f"{kind}: {m.label}")
@@ -154,39 +156,39 @@ def main() -> None:
             n=UMAP_PARAMS["n_neighbors"], d=UMAP_PARAMS["min_dist"]
         )
     )
-    waiting, mine = [], state.user_image(ds.image_shape)  # the Your image page's image, marked on both maps
+    waiting = []  # the UMAP jobs still running
+    mine = state.user_image(ds.image_shape)  # the Your image page's image, marked on both maps
     x_mine = None if mine is None else torch.from_numpy(mine.pixels.copy())
     for col, (kind, m) in zip(st.columns(2), both):
         mu = mus[kind]
         if z == 2:
             xy, title, axes = mu, _("{kind}: raw latent plane").format(kind=kind), plane
         else:
-            job = pj.projection_job(
-                ss.setdefault("compare_umap_jobs", {}), m.key, mu, "umap", **UMAP_PARAMS
-            )  # one fit per model
+            jobs = ss.setdefault("compare_umap_jobs", {})
+            job = pj.projection_job(jobs, m.key, mu, "umap", **UMAP_PARAMS)  # one fit per model
             xy, done = cmp.map_xy(mu, job)
-            title, axes = (
-                (_("{kind}: UMAP").format(kind=kind), ("UMAP 1", "UMAP 2"))
-                if done
-                else (
-                    _("{kind}: PCA (UMAP on its way)").format(kind=kind),
-                    (_("PC 1 (latent units)"), _("PC 2 (latent units)")),
-                )
-            )
-            waiting += [] if job.done else [job]
+            if done:
+                title = _("{kind}: UMAP").format(kind=kind)
+                axes = ("UMAP 1", "UMAP 2")
+            else:
+                title = _("{kind}: PCA (UMAP on its way)").format(kind=kind)
+                axes = (_("PC 1 (latent units)"), _("PC 2 (latent units)"))
+            if not job.done:
+                waiting.append(job)
         fig = charts.pair_codes(xy, np.arange(len(mu)), labels, names, title=title, axes=axes, row_text=row)
         if x_mine is not None:  # its μ on the raw plane; on a 2-D map, placed by its 8 nearest codes
-            m_mu = encode(m.model, x_mine)[0][0].cpu().numpy()
-            at = (
-                m_mu
-                if z == 2
-                else pj.place_new_point(m_mu, mu, pj.Projection(np.arange(len(mu)), xy, "map", 0.0))[0]
-            )
+            m_mu = encode(m.model, x_mine)[0][0].cpu().numpy()  # (z,)
+            if z == 2:
+                at = m_mu
+            else:
+                shown = pj.Projection(np.arange(len(mu)), xy, "map", 0.0)
+                at = pj.place_new_point(m_mu, mu, shown)[0]
             charts.with_marker(fig, *at, name=_("your image"))
         col.plotly_chart(fig, key=f"compare_map_{kind}")
     if x_mine is not None:
+        recons = [reconstruct(m.model, x_mine).cpu() for _kind, m in both]
         show_grid(
-            torch.cat([to_float(x_mine)[None], *(reconstruct(m.model, x_mine).cpu() for _k, m in both)]),
+            torch.cat([to_float(x_mine)[None], *recons]),
             ds.image_shape,
             ncols=3,
             px=84,
@@ -205,24 +207,24 @@ def main() -> None:
         show_grid(
             sample_prior(m.model, 16, seed=seed).cpu(), ds.image_shape, ncols=8, caption=kind, container=col
         )
-    fmt = lambda v: "(" + ", ".join(f"{s:.1f}" for s in v[:4]) + (", …)" if z > 4 else ")")  # noqa: E731
     st.info(
         _(
             "Why the AE's samples are poor: nothing in its loss pulls its codes towards N(0, I), so prior draws land where "
             "its decoder saw no codes. The AE's codes have mean {ae_mean} and std {ae_std}, a Gaussian fit {ae_kl:.1f} nats "
             "from the prior; the VAE's have mean {vae_mean} and std {vae_std}: {vae_kl:.2f} nats."
         ).format(
-            ae_mean=fmt(pa.mean),
-            ae_std=fmt(pa.std),
+            ae_mean=short_vector(pa.mean, z),
+            ae_std=short_vector(pa.std, z),
             ae_kl=pa.moment_kl,
-            vae_mean=fmt(pv.mean),
-            vae_std=fmt(pv.std),
+            vae_mean=short_vector(pv.mean, z),
+            vae_std=short_vector(pv.std, z),
             vae_kl=pv.moment_kl,
         )
     )
 
     st.subheader(_("Interpolation between the same two test images"))
-    (i0, j0), (c1, c2) = cmp.interpolation_pair(labels), st.columns(2)
+    i0, j0 = cmp.interpolation_pair(labels)  # two test images of different classes
+    c1, c2 = st.columns(2)
     ia = int(c1.number_input(_("First test image"), 0, len(labels) - 1, i0, key="compare_interp_a"))
     ib = int(c2.number_input(_("Second test image"), 0, len(labels) - 1, j0, key="compare_interp_b"))
     for kind, m in both:
@@ -265,12 +267,13 @@ def main() -> None:
                 circle_name=_("prior {r:g}σ ({mass:.0%} of mass)"),
             )
         else:
+            row_names = [
+                f"z{j + 1}" if on else _("z{j} (inactive)").format(j=j + 1)
+                for j, on in enumerate(match_.active)
+            ]
             fig = charts.mu_density_rows(
                 *cmp.density_rows(mus[kind]),
-                [
-                    (f"z{j + 1}" if on else _("z{j} (inactive)").format(j=j + 1))
-                    for j, on in enumerate(match_.active)
-                ],
+                row_names,
                 prior_label=_("prior N(0, 1)"),
                 title=_("{kind}: μ_j against N(0, 1)").format(kind=kind),
                 x_title=_("μ_j (latent units)"),

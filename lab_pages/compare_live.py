@@ -10,8 +10,9 @@ from __future__ import annotations
 import streamlit as st
 
 from lab_pages import state
-from lab_pages.common import LoadedModel, available_datasets, get_dataset, require_model
+from lab_pages.datasets import available_datasets, get_dataset
 from lab_pages.i18n import _, error_text, ngettext
+from lab_pages.model_store import LoadedModel, require_model
 from lab_pages.slots import session_handle
 from vae_core import compare as cmp
 from vae_core.pair import PairTrainer, live_pair_configs

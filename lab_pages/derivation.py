@@ -3,8 +3,6 @@ posterior (and fitted by SGD), both derivations of log p(x) = E_q[log p(x|z)] �
 line's value for the q on the sliders, Jensen's view of the gap, and "why a Gaussian?" in numbers. Numbers come from
 vae_core.theory and vae_core.derivation, figures from lab_pages.charts, text through lab_pages.i18n; nats throughout."""
 
-import math
-
 import numpy as np
 import streamlit as st
 
@@ -14,11 +12,11 @@ from lab_pages.style import P_COLOR, Q_COLOR
 from vae_core import derivation as dv
 from vae_core import theory as th
 
-Z_AXIS, DENSITY_AXIS, TOL = N_("z (latent units)"), N_("density (per unit z)"), 1e-6
-RULE_TEXT = {
-    "start": N_(
-        "Where we start."
-    ),  # one short sentence per rule of vae_core.derivation.RULES, translated where drawn
+Z_AXIS = N_("z (latent units)")
+DENSITY_AXIS = N_("density (per unit z)")
+TOL = 1e-6  # nats: the most an "=" step may be off
+RULE_TEXT = {  # one short sentence per rule of vae_core.derivation.RULES, translated where drawn
+    "start": N_("Where we start."),
     "definition_kl": N_("Definition of KL: KL(q‖p) = E_q[log q − log p]."),
     "bayes": N_("Bayes' rule: log p(z|x) = log p(x|z) + log p(z) − log p(x)."),
     "integral_q_one": N_("∫q = 1: log p(x) does not depend on z, so its average under q is itself."),
@@ -46,11 +44,11 @@ def family_fits() -> list[dv.FamilyFit]:
 @st.cache_data
 def landscape() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """ELBO (nats) over a (log sigma, mu) grid for the default target: (mu (81,), log sigma (61,), elbo (61, 81))."""
-    mus, lss = np.linspace(-4, 4, 81), np.linspace(-3, 1, 61)
-    return mus, lss, th.elbo_landscape(th.VITarget(), mus, lss)
+    return th.landscape_grid(th.VITarget())
 
 
 def _run_fit() -> None:
+    """The fit button's callback: SGD from the sliders' q, which then move to the fitted q."""
     ss = st.session_state
     traj = th.fit_q_sgd(
         th.VITarget(),
@@ -63,15 +61,19 @@ def _run_fit() -> None:
     )
     ss["derivation_fit_result"] = traj
     ss["derivation_q_mu"] = th.snap_to_slider(traj.mu[-1], -4.0, 4.0)
-    ss["derivation_q_sigma"] = th.snap_to_slider(math.exp(traj.log_sigma[-1]), 0.05, 3.0)
+    ss["derivation_q_sigma"] = th.snap_to_slider(traj.sigma[-1], 0.05, 3.0)
 
 
 def show_derivation(lines: list[dv.DerivationLine], title: str) -> None:
     """One line per row: the equation, its rule in words, its value for the current q; then the largest step error."""
     for i, ln in enumerate(lines):
+        relation = RELATION[ln.relation] + " " if i else ""
+        rule = _(RULE_TEXT[ln.rule])
+        if ln.relation == ">=":
+            rule = _("**≥ enters here.**") + " " + rule
         c = st.columns([6, 4, 2], vertical_alignment="center")
-        c[0].latex((RELATION[ln.relation] + " " if i else "") + ln.latex)
-        c[1].caption((_("**≥ enters here.**") + " " if ln.relation == ">=" else "") + _(RULE_TEXT[ln.rule]))
+        c[0].latex(relation + ln.latex)
+        c[1].caption(rule)
         c[2].markdown(f"`{ln.value:.6f}`")
     err = dv.max_step_error(lines)
     st.metric(
@@ -79,21 +81,26 @@ def show_derivation(lines: list[dv.DerivationLine], title: str) -> None:
         f"{err:.1e}",
         help=_("max |difference| between lines joined by ="),
     )
-    (st.success if err <= TOL else st.error)(
-        _("Every “=” holds to {err:.1e} nats (≤ {tol:g}); only the last line is a “≥”.").format(
-            err=err, tol=TOL
-        )
+    verdict = _("Every “=” holds to {err:.1e} nats (≤ {tol:g}); only the last line is a “≥”.").format(
+        err=err, tol=TOL
     )
+    if err <= TOL:
+        st.success(verdict)
+    else:
+        st.error(verdict)
 
 
 def main() -> None:
-    st.session_state.setdefault(
-        "derivation_q_mu", -0.5
-    )  # callbacks move these sliders: defaults here, not value=
+    # Callbacks move these sliders: their defaults are set here, not with value=.
+    st.session_state.setdefault("derivation_q_mu", -0.5)
     st.session_state.setdefault("derivation_q_sigma", 1.0)
     target = th.VITarget()
-    a, s, log_px = target.weights, target.noise_std, target.log_px()
-    nats, z_axis, density_axis, true_post = _("nats"), _(Z_AXIS), _(DENSITY_AXIS), _("p(z|x), true posterior")
+    a, s = target.weights, target.noise_std
+    log_px = target.log_px()
+    nats = _("nats")
+    z_axis = _(Z_AXIS)
+    density_axis = _(DENSITY_AXIS)
+    true_post = _("p(z|x), true posterior")
     st.title(_("Derivation: the ELBO, line by line"))
     st.header(_("1 · Variational inference in one picture"))
     st.markdown(
@@ -111,18 +118,18 @@ def main() -> None:
     c = st.columns(2)
     q_mu = c[0].slider(_("μ of q"), -4.0, 4.0, step=0.01, key="derivation_q_mu")
     q_sigma = c[1].slider(_("σ of q"), 0.05, 3.0, step=0.01, key="derivation_q_sigma")
-    elbo, kl_q = float(th.elbo_1d(target, q_mu, q_sigma)), float(th.kl_q_posterior(target, q_mu, q_sigma))
-    for col, label, v in zip(
-        st.columns(3),
-        (_("ELBO (nats)"), _("KL(q ‖ p(z|x)) (nats)"), _("log p(x) (nats)")),
-        (elbo, kl_q, log_px),
-    ):
-        col.metric(label, f"{v:.4f}")
+    elbo = float(th.elbo_1d(target, q_mu, q_sigma))
+    kl_q = float(th.kl_q_posterior(target, q_mu, q_sigma))
+    c = st.columns(3)
+    c[0].metric(_("ELBO (nats)"), f"{elbo:.4f}")
+    c[1].metric(_("KL(q ‖ p(z|x)) (nats)"), f"{kl_q:.4f}")
+    c[2].metric(_("log p(x) (nats)"), f"{log_px:.4f}")
     st.latex(
         rf"\underbrace{{{elbo:.4f}}}_{{\text{{ELBO}}}} + \underbrace{{{kl_q:.4f}}}_{{\mathrm{{KL}}(q\|p(z|x))}}"
         rf" = {elbo + kl_q:.4f} = \log p(x) = {log_px:.4f}\ \text{{{nats}}}"
     )
-    post = target.posterior_pdf(zv := np.linspace(-4.5, 4.5, 400))
+    zv = np.linspace(-4.5, 4.5, 400)  # where the densities are drawn, latent units
+    post = target.posterior_pdf(zv)
     st.plotly_chart(
         charts.densities(
             zv,
@@ -145,18 +152,19 @@ def main() -> None:
     c[1].select_slider(_("learning rate"), [0.01, 0.02, 0.05, 0.1, 0.2], 0.05, key="derivation_fit_lr")
     c[2].select_slider(_("samples per step"), [1, 2, 4, 8, 16, 64], 8, key="derivation_fit_n")
     st.button(_("Fit q by SGD"), on_click=_run_fit, key="derivation_fit", type="primary")
-    if (traj := st.session_state.get("derivation_fit_result")) is not None:
+    traj = st.session_state.get("derivation_fit_result")
+    if traj is not None:
         st.success(
             ngettext(
                 "Fitted in {n} step: ELBO {start:.3f} → {end:.3f} nats (log p(x) = {log_px:.3f}); q = {q}. Press ▶ to replay.",
                 "Fitted in {n} steps: ELBO {start:.3f} → {end:.3f} nats (log p(x) = {log_px:.3f}); q = {q}. Press ▶ to replay.",
-                n := len(traj.mu) - 1,
+                traj.steps,
             ).format(
-                n=n,
+                n=traj.steps,
                 start=traj.elbo[0],
                 end=traj.elbo[-1],
                 log_px=log_px,
-                q=f"N({traj.mu[-1]:.2f}, {math.exp(traj.log_sigma[-1]):.2f}²)",
+                q=f"N({traj.mu[-1]:.2f}, {traj.sigma[-1]:.2f}²)",
             )
         )
         frames = [
@@ -168,7 +176,7 @@ def main() -> None:
                 zv,
                 post,
                 frames,
-                th.density_top(post, np.exp(traj.log_sigma)),
+                th.density_top(post, traj.sigma),
                 posterior_name="p(z|x)",
                 q_name="q",
                 play="▶ " + _("play"),
@@ -231,12 +239,10 @@ def main() -> None:
             rule=_(RULE_TEXT["jensen"])
         )
     )
-    for col, label, v in zip(
-        st.columns(3),
-        (_("Jensen's gap log E[w] − E[log w]"), _("KL(q‖p(z|x)), computed directly"), _("|gap − KL|")),
-        (f"{j.gap:.6f}", f"{j.kl_post:.6f}", f"{abs(j.gap - j.kl_post):.1e}"),
-    ):
-        col.metric(label, v)
+    c = st.columns(3)
+    c[0].metric(_("Jensen's gap log E[w] − E[log w]"), f"{j.gap:.6f}")
+    c[1].metric(_("KL(q‖p(z|x)), computed directly"), f"{j.kl_post:.6f}")
+    c[2].metric(_("|gap − KL|"), f"{j.mismatch:.1e}")
 
     st.header(_("5 · Why a Gaussian?"))
     st.markdown(
@@ -248,31 +254,22 @@ def main() -> None:
     with st.spinner(_("Fitting the best q of each family (L-BFGS on the exact ELBO)…")):
         fits = family_fits()
     best = [
-        (f.family, _("best {family}").format(family=_(FAMILY_NAMES[f.family])), np.interp(zv, f.z, f.pdf))
-        for f in fits
+        (f.family, _("best {family}").format(family=_(FAMILY_NAMES[f.family])), f.pdf_on(zv)) for f in fits
     ]
     st.plotly_chart(
         charts.family_fits(zv, post, best, posterior_name=true_post, x_title=z_axis, y_title=density_axis),
         key="derivation_fig_families",
     )
-    cols = (_("q family"), _("best ELBO (nats)"), _("gap KL(q‖p(z|x)) (nats)"), _("fitted parameters"))
-    st.table(
-        [
-            dict(
-                zip(
-                    cols,
-                    (
-                        _(FAMILY_NAMES[f.family]),
-                        f"{f.elbo:.4f}",
-                        f"{f.gap:.4f}",
-                        ", ".join(f"{k} = {v:.2f}" for k, v in f.params.items()),
-                    ),
-                )
-            )
-            for f in fits
-        ],
-        hide_index=True,
-    )
+    rows = [
+        {
+            _("q family"): _(FAMILY_NAMES[f.family]),
+            _("best ELBO (nats)"): f"{f.elbo:.4f}",
+            _("gap KL(q‖p(z|x)) (nats)"): f"{f.gap:.4f}",
+            _("fitted parameters"): ", ".join(f"{k} = {v:.2f}" for k, v in f.params.items()),
+        }
+        for f in fits
+    ]
+    st.table(rows, hide_index=True)
     st.caption(
         _(
             "log p(x) = {log_px:.4f} nats. A single Gaussian or Laplace must sit on one mode; the mixture covers both and closes "

@@ -10,35 +10,32 @@ import numpy as np
 import streamlit as st
 
 from lab_pages import charts, state
-from lab_pages.common import (
-    image_picker,
-    load_shipped,
-    pixels_key,
-    require_vae_data,
-    shipped_z2_vae,
-    to_image,
-    upscale,
-)
 from lab_pages.i18n import N_, _, error_text
+from lab_pages.images import image_picker, pixels_key, to_image, upscale
+from lab_pages.model_store import load_shipped, require_vae_data, shipped_z2_vae
 from lab_pages.style import ELBO_COLOR, KL_COLOR, RECON_COLOR
 from vae_core import identity as idn
 from vae_core.checkpoint import CheckpointError
 
 NATS = N_("nats per image")
-K_MAX, SEED = 5000, 0
+K_MAX = 5000  # importance samples drawn per image (the K slider picks how many of them count)
+SEED = 0
 
 
 @st.cache_data(max_entries=64, show_spinner=False)  # main() shows a translated spinner
 def image_report(key: str, _model, pixels: str, _x) -> idn.ImageReport:
+    """Every term of the identity for one image (cached by model key and pixels)."""
     return idn.image_report(_model, _x, k_max=K_MAX, seed=SEED)
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
 def posterior(key: str, _model, pixels: str, _x) -> idn.PosteriorGrid:
+    """The true posterior of one image on a 200-point grid per latent dim (z = 1 or 2 only)."""
     return idn.posterior_grid(_model, _x, n=200)
 
 
 def make_z2_current(name: str) -> None:
+    """Callback: the shipped z=2 VAE ``name`` becomes the current model (a failure is shown on the next run)."""
     try:
         state.set_current_model(load_shipped(name))
         state.set_picked("shipped", name)
@@ -49,6 +46,7 @@ def make_z2_current(name: str) -> None:
 
 
 def num(v: float) -> str:
+    """A term for a formula: negatives in parentheses, so that "a − (−b)" reads right."""
     return f"({v:.2f})" if v < 0 else f"{v:.2f}"
 
 
@@ -60,7 +58,8 @@ def main() -> None:
             "a prior and a KL term"
         )
     )
-    model, cfg = lm.model, lm.config
+    model = lm.model
+    cfg = lm.config
     st.latex(
         rf"\log p(x) = \underbrace{{\color{{{RECON_COLOR}}}{{\mathbb{{E}}_{{q(z|x)}}[\log p(x|z)]}} - "
         rf"\color{{{KL_COLOR}}}{{\mathrm{{KL}}(q(z|x)\,\|\,p(z))}}}}_{{\color{{{ELBO_COLOR}}}{{\mathrm{{ELBO}}}}}} + "
@@ -72,8 +71,9 @@ def main() -> None:
             "set: the *ELBO over training* page."
         ).format(label=lm.label, summary=lm.summary(), likelihood=lm.likelihood, units=_(NATS))
     )
-    if st.session_state.get("elbo_error"):
-        st.error(st.session_state.pop("elbo_error"))
+    error = st.session_state.pop("elbo_error", None)  # the last switch's failure, shown once
+    if error:
+        st.error(error)
 
     st.header(_("1. One image: every term, with numbers"))
     x, caption = image_picker(ds, "elbo")
@@ -81,14 +81,19 @@ def main() -> None:
     px = pixels_key(x)
     with st.spinner(_("Drawing {k} samples from q(z|x)…").format(k=K_MAX)):
         r = image_report(lm.key, model, px, x)
-    with st.spinner(_("Integrating p(x|z)p(z) over a 200×200 grid…")):
-        g = posterior(lm.key, model, px, x) if cfg.latent_dim in (1, 2) else None
+    g = None  # the exact view needs a latent of 1 or 2 dims
+    if cfg.latent_dim in (1, 2):
+        with st.spinner(_("Integrating p(x|z)p(z) over a 200×200 grid…")):
+            g = posterior(lm.key, model, px, x)
     exact = g.log_px if g is not None else None
     a, b, m = st.columns([1, 1, 4])
-    for col, img, cap in ((a, r.x, caption), (b, r.x_recon, _("reconstruction (decode μ)"))):
-        col.image(
-            upscale(to_image(img, ds.image_shape), ds.image_shape[1], 112), caption=cap, output_format="PNG"
-        )
+    h = ds.image_shape[1]
+    a.image(upscale(to_image(r.x, ds.image_shape), h, 112), caption=caption, output_format="PNG")
+    b.image(
+        upscale(to_image(r.x_recon, ds.image_shape), h, 112),
+        caption=_("reconstruction (decode μ)"),
+        output_format="PNG",
+    )
     mc = m.columns(3)
     mc[0].metric(
         "E_q[log p(x|z)]",
@@ -122,7 +127,7 @@ def main() -> None:
         st.latex(
             rf"\underbrace{{{g.log_px:.2f}}}_{{\log p(x)\ \text{{{exact_w}}}}} = {num(g.recon_exact)} - {g.kl:.2f} + "
             rf"\underbrace{{{g.kl_q_post:.3f}}}_{{\int q \log \frac{{q}}{{p(z|x)}}\,dz}}"
-            rf"\quad(\text{{{resid_w} }} {round(g.log_px - g.elbo_exact - g.kl_q_post, 4) + 0.0:+.4f})"
+            rf"\quad(\text{{{resid_w} }} {round(g.residual, 4) + 0.0:+.4f})"
         )
     ks = idn.k_grid(r.k_max)
     mean, se = idn.expected_iwae(r.log_w, idn.K_CHOICES)
@@ -215,18 +220,16 @@ def main() -> None:
                 "In high dimensions importance sampling (section 1) is the only way, so this exact view needs a 2-D latent."
             ).format(z=cfg.latent_dim, power=cfg.latent_dim * np.log10(200))
         )
-        if (z2 := shipped_z2_vae(ds.name)) is not None:
-            st.button(
-                _("Switch to the shipped z=2 VAE ({name})").format(name=z2[0])
-                if z2[1] == ds.name
-                else _("Switch to the shipped z=2 VAE ({name}, on {dataset})").format(
-                    name=z2[0], dataset=z2[1]
-                ),
-                key="elbo_use_z2",
-                on_click=make_z2_current,
-                args=(z2[0],),
-                type="primary",
-            )
+        z2 = shipped_z2_vae(ds.name)
+        if z2 is not None:
+            z2_name, z2_dataset = z2
+            if z2_dataset == ds.name:
+                label = _("Switch to the shipped z=2 VAE ({name})").format(name=z2_name)
+            else:
+                label = _("Switch to the shipped z=2 VAE ({name}, on {dataset})").format(
+                    name=z2_name, dataset=z2_dataset
+                )
+            st.button(label, key="elbo_use_z2", on_click=make_z2_current, args=(z2_name,), type="primary")
 
     st.header(_("3. The KL term: formula vs Monte Carlo"))
     mc_n = st.select_slider(

@@ -11,8 +11,9 @@ import numpy as np
 import streamlit as st
 
 from lab_pages import charts, state
-from lab_pages.common import get_dataset, require_vae_data
+from lab_pages.datasets import get_dataset
 from lab_pages.i18n import N_, _, ngettext
+from lab_pages.model_store import require_vae_data
 from vae_core import identity as idn
 from vae_core.evaluate import dataset_metrics
 
@@ -196,7 +197,8 @@ def main() -> None:
                 ),
             )
         )
-        if (gap := idn.mean_posterior_gap(iw)) is not None:
+        gap = idn.mean_posterior_gap(iw)
+        if gap is not None:
             rows.append(
                 (
                     _("−ELBO − NLL: mean KL(q(z|x)‖p(z|x)) estimate"),

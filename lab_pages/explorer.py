@@ -6,99 +6,70 @@ the decoded image and the traversal (one labelled picture) go inline as PNG data
 
 from __future__ import annotations
 
-import hashlib
-
+import numpy as np
 import streamlit as st
 import torch
 
 from lab_pages import state
-from lab_pages.common import png_data_uri, require_dataset, require_model, to_image, upscale
 from lab_pages.i18n import N_, _
+from lab_pages.images import pixels_key, png_data_uri, to_image, upscale
+from lab_pages.latent_controls import N_CHOICES, dim_label, posterior_stats, slider, thumbnails
+from lab_pages.model_store import require_dataset, require_model
 from lab_pages.style import KL_COLOR
 from vae_core import explore as ex
 from vae_core import inference as inf
-from vae_core.data import to_float
 
 MAX_SLIDERS = 16  # above this many dims the user picks which get sliders
-N_CHOICES = 16  # test images offered as starting points (and, on the manifold page, interpolation ends)
+KL_RGB = ex.hex_rgb(KL_COLOR)  # the traversal labels' KL colour
 ss = st.session_state
 
 
-@st.cache_data(show_spinner=False, max_entries=16)
-def posterior_stats(key: str, _model: torch.nn.Module, _x: torch.Tensor) -> inf.PosteriorStats:
-    """Aggregate-posterior stats of the test set, once per model (keyed by the model's key)."""
-    return inf.aggregate_posterior_stats(_model, _x)
-
-
-@st.cache_data(max_entries=64)
-def thumbnails(dataset: str, _x: torch.Tensor, shape: tuple[int, int, int], off: int, n: int) -> list[str]:
-    """Test images ``off`` .. ``off + n - 1`` of ``dataset`` as ~40 px PNG data URLs (encoded once, not per move)."""
-    return [png_data_uri(upscale(to_image(to_float(_x[off + p]), shape), shape[1], 40)) for p in range(n)]
-
-
-def dim_label(stats: inf.PosteriorStats, j: int) -> str:
-    """A slider's (and a dim picker's) label, e.g. "z1 · KL 2.31 nats" or "z2 · code spread σ 0.40 (unused)"."""
-    kl = stats.avg_kl_per_dim
-    text = (
-        _("z{j} · KL {kl:.2f} nats").format(j=j + 1, kl=float(kl[j]))
-        if kl is not None
-        else _("z{j} · code spread σ {std:.2f}").format(j=j + 1, std=float(stats.std[j]))
-    )
-    return (
-        text
-        if stats.active[j]
-        else (_("{label} (inactive)") if kl is not None else _("{label} (unused)")).format(label=text)
-    )
-
-
-def slider(where, stats: inf.PosteriorStats, sp: ex.SliderSpace, j: int) -> None:
-    """Dim ``j``'s slider (key ``explorer_dim_{j}``) in ``where``, over its range in 120 steps."""
-    where.slider(
-        dim_label(stats, j),
-        float(sp.lo[j]),
-        float(sp.hi[j]),
-        step=float(sp.hi[j] - sp.lo[j]) / 120,
-        format="%.2f",
-        key=state.slider_key(j),
-    )
-
-
 def _from_test(key: str, model, x: torch.Tensor, off: int, sp: ex.SliderSpace) -> None:
+    """Callback: the sliders go to μ of the chosen test image."""
     pos = ss.get("explorer_start", 0)
+    mu = inf.encode(model, x[off + pos])[0][0].cpu().numpy()  # (z,)
     note = N_("Started from μ of test image #{index} (chooser {pos}).")
-    state.set_slider_point(
-        inf.encode(model, x[off + pos])[0][0].cpu().numpy(), key, sp, (note, {"index": off + pos, "pos": pos})
-    )
+    state.set_slider_point(mu, key, sp, (note, {"index": off + pos, "pos": pos}))
+
+
+def _from_mine(key: str, model, pixels: np.ndarray, sp: ex.SliderSpace) -> None:
+    """Callback: the sliders go to μ of the Your image page's image."""
+    mu = inf.encode(model, torch.from_numpy(pixels.copy()))[0][0].cpu().numpy()  # (z,)
+    state.set_slider_point(mu, key, sp, (N_("Started from μ of your image."), {}))
 
 
 def _row_label(stats: inf.PosteriorStats, j: int) -> list[tuple[str, tuple[int, int, int]]]:
     """Row ``j``'s lines: name, KL (KL colour) or code spread, unused; numbers alone where the font lacks the words."""
-    kl, std = (None if stats.avg_kl_per_dim is None else float(stats.avg_kl_per_dim[j])), float(stats.std[j])
-    measure, neutral, unused, color = (
-        (_("KL {kl:.2f} nats").format(kl=kl), f"KL {kl:.2f}", _("inactive"), ex.hex_rgb(KL_COLOR))
-        if kl is not None
-        else (f"σ {std:.2f}", f"± {std:.2f}", _("unused"), (60,) * 3)
-    )
+    if stats.avg_kl_per_dim is not None:  # a VAE: the dim's average KL, in the KL colour
+        kl = float(stats.avg_kl_per_dim[j])
+        measure, neutral, unused, color = (
+            _("KL {kl:.2f} nats").format(kl=kl),
+            f"KL {kl:.2f}",
+            _("inactive"),
+            KL_RGB,
+        )
+    else:  # an AE: the spread of its codes
+        std = float(stats.std[j])
+        measure, neutral, unused, color = f"σ {std:.2f}", f"± {std:.2f}", _("unused"), (60, 60, 60)
     lines = [(f"z{j + 1}", (0, 0, 0)), (measure if ex.can_draw(measure) else neutral, color)]
-    return lines + ([(unused, (120, 120, 120))] if not stats.active[j] and ex.can_draw(unused) else [])
+    if not stats.active[j] and ex.can_draw(unused):
+        lines.append((unused, (120, 120, 120)))
+    return lines
 
 
 def main() -> None:
     lm = require_model()
     ds = require_dataset(lm)
-    model, zdim, shape, key, vae, n_test = (
-        lm.model,
-        lm.config.latent_dim,
-        lm.config.image_shape,
-        lm.key,
-        lm.is_vae,
-        len(ds.x_test),
-    )
+    model = lm.model
+    zdim = lm.config.latent_dim
+    shape = lm.config.image_shape
+    key = lm.key
+    vae = lm.is_vae
+    n_test = len(ds.x_test)
     with st.spinner(_("Encoding the test set for the slider ranges…")):
         stats = posterior_stats(key, model, ds.x_test)
-    sp = ex.slider_space(
-        stats, vae
-    )  # ranges; home: the prior mean, or (AE: no prior) the centre of its codes
+    # The sliders' ranges, and home: the prior mean, or (an AE has no prior) the centre of its codes.
+    sp = ex.slider_space(stats, vae)
 
     st.title(_("🎛️ Latent explorer"))
     st.caption(f"{lm.label} — {lm.summary()}")
@@ -127,13 +98,15 @@ def main() -> None:
     @st.fragment
     def _view() -> None:
         """Everything below the title: a slider move (or any widget here) reruns only this."""
-        zt = torch.tensor(z := state.read_slider_point(key, dims, sp), dtype=torch.float32)
+        z = state.read_slider_point(key, dims, sp)  # (z,)
+        zt = torch.tensor(z, dtype=torch.float32)
         left, right = st.columns([3, 2], gap="large")
         with right:  # first: its decoded image is what a slider move is waiting for
-            if note := state.explorer_note():
+            note = state.explorer_note()
+            if note:
                 st.info(note)
             tile = to_image(inf.decode(model, zt)[0], shape)
-            ss["explorer_image_hash"] = hashlib.sha1(tile.tobytes()).hexdigest()[:16]
+            ss["explorer_image_hash"] = pixels_key(tile)
             big = upscale(tile, shape[1], 260)  # whole pixels, shown at exactly this size: sharp
             point = "(" + ", ".join(f"{v:.2f}" for v in z[:8]) + (", …)" if zdim > 8 else ")")
             st.image(
@@ -197,9 +170,8 @@ def main() -> None:
                 )
             )
             choices = list(range(min(N_CHOICES, n_test - off)))
-            ss["explorer_start"] = (
-                ss.get("explorer_start") if ss.get("explorer_start") in choices else 0
-            )  # 0 when off the chooser
+            if ss.get("explorer_start") not in choices:  # off the chooser: its first image
+                ss["explorer_start"] = 0
             st.image(
                 thumbnails(lm.dataset_name, ds.x_test, shape, off, len(choices)),
                 caption=[str(p) for p in choices],
@@ -220,31 +192,23 @@ def main() -> None:
                 on_click=_from_test,
                 args=(key, model, ds.x_test, off, sp),
             )
-            if (mine := state.user_image(shape)) is not None:  # the Your image page's drawing or upload
+            mine = state.user_image(shape)  # the Your image page's drawing or upload
+            if mine is not None:
                 c2.button(
                     _("Start from your image's μ"),
                     key="explorer_from_mine",
-                    on_click=lambda: state.set_slider_point(
-                        inf.encode(model, torch.from_numpy(mine.pixels.copy()))[0][0].cpu().numpy(),
-                        key,
-                        sp,
-                        (N_("Started from μ of your image."), {}),
-                    ),
+                    on_click=_from_mine,
+                    args=(key, model, mine.pixels, sp),
                 )
 
         st.subheader(_("Traversals"))
         steps = st.slider(_("Steps per row"), 3, 15, 9, key="explorer_trav_steps")
-        order = ex.traversal_order(
-            stats,
-            dims,
-            st.checkbox(
-                _("Sort rows by average KL") if vae else _("Sort rows by code spread"),
-                key="explorer_trav_sort",
-            ),
+        sort = st.checkbox(
+            _("Sort rows by average KL") if vae else _("Sort rows by code spread"), key="explorer_trav_sort"
         )
-        rows = inf.traverse(
-            model, zt, order, torch.from_numpy(sp.lo), torch.from_numpy(sp.hi), steps
-        )  # (k, steps, D)
+        order = ex.traversal_order(stats, dims, sort)
+        lo, hi = torch.from_numpy(sp.lo), torch.from_numpy(sp.hi)
+        rows = inf.traverse(model, zt, order, lo, hi, steps)  # (k, steps, D)
         st.caption(
             _(
                 "Each row sweeps one dim from mean − 3σ (left) to mean + 3σ (right) with the others held at the "
@@ -253,9 +217,8 @@ def main() -> None:
             + (" " + _("An inactive dim (KL ≈ 0) changes nothing.") if vae else "")
         )
         labels = [_row_label(stats, j) for j in order]
-        sheet = ex.traversal_sheet(
-            rows, shape, labels, scale=max(1, round(64 / shape[1]))
-        )  # one picture, not one per row
+        # One picture, not one per row.
+        sheet = ex.traversal_sheet(rows, shape, labels, scale=max(1, round(64 / shape[1])))
         st.image(
             png_data_uri(sheet),
             width=sheet.shape[1],  # its own size: sharp tiles and labels

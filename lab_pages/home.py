@@ -51,7 +51,7 @@ st.markdown(_(WORKSHOP_INTRO))
 st.markdown(workshop_list_markdown(_))
 st.caption(_(WORKSHOP_NOTE))
 
-from lab_pages.common import current_model  # noqa: E402 - imports torch: after everything above is drawn
+from lab_pages.model_store import current_model  # noqa: E402 - imports torch: after everything above is drawn
 
 lm = current_model()
 if lm is not None:

@@ -14,8 +14,10 @@ import streamlit as st
 import torch
 
 from lab_pages import charts, state
-from lab_pages.common import get_dataset, require_dataset, require_model, show_grid
+from lab_pages.datasets import get_dataset
 from lab_pages.i18n import _, ngettext
+from lab_pages.images import show_grid
+from lab_pages.model_store import require_dataset, require_model
 from vae_core import projection as pj
 from vae_core.data import to_float
 from vae_core.inference import encode, reconstruct
@@ -78,7 +80,8 @@ def poll(job: pj.ProjectionJob) -> None:
 
 
 def main() -> None:
-    ds = require_dataset(lm := require_model())
+    lm = require_model()
+    ds = require_dataset(lm)
     st.title(_("🗺️ Latent map (UMAP)"))
     st.markdown(
         _(
@@ -152,10 +155,10 @@ def main() -> None:
         else (_("PC 1 (latent units)"), _("PC 2 (latent units)"))
     )
     fig = map_figure(proj.xy, proj.ids, labels, ds.class_names, title, axes)
-    if (mine := state.user_image(ds.image_shape)) is not None:  # your image: placed by its 8 nearest codes
-        mine_xy, near = pj.place_new_point(
-            encode(lm.model, torch.from_numpy(mine.pixels.copy()))[0][0].cpu().numpy(), mu, proj
-        )
+    mine = state.user_image(ds.image_shape)
+    if mine is not None:  # your image: placed by its 8 nearest codes
+        mine_mu = encode(lm.model, torch.from_numpy(mine.pixels.copy()))[0][0].cpu().numpy()  # (z,)
+        mine_xy, near = pj.place_new_point(mine_mu, mu, proj)
         charts.with_marker(fig, *mine_xy, name=_("your image ({origin})").format(origin=mine.origin))
     left, right = (
         st.columns(2) if lm.config.latent_dim == 2 else (st, None)

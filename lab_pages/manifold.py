@@ -12,9 +12,10 @@ import math
 import streamlit as st
 
 from lab_pages import charts, state
-from lab_pages.common import require_dataset, require_model, upscale
-from lab_pages.explorer import N_CHOICES, dim_label, posterior_stats, slider, thumbnails
 from lab_pages.i18n import N_, _, ngettext
+from lab_pages.images import upscale
+from lab_pages.latent_controls import N_CHOICES, dim_label, posterior_stats, slider, thumbnails
+from lab_pages.model_store import require_dataset, require_model
 from vae_core import explore as ex
 from vae_core import inference as inf
 
@@ -48,19 +49,17 @@ def main() -> None:
     @st.fragment
     def _view() -> None:
         """Both tabs: a slider or setting here reruns only this."""
-        for (
-            k,
-            v,
-        ) in TAB_DEFAULTS.items():  # re-set each run, so a tab's settings survive while another tab is shown
+        # Re-set each run, so that a tab's settings survive while the other tab is shown.
+        for k, v in TAB_DEFAULTS.items():
             ss[k] = ss.get(k, v)
         for k in ("manifold_slice_a", "manifold_slice_b", "manifold_interp_a", "manifold_interp_b"):
             if k in ss:
                 ss[k] = ss[k]
         labels = [_("2-D manifold"), _("Interpolation")]
-        if (
-            ss.get("manifold_tab") not in labels and "_manifold_tab_i" in ss
-        ):  # labels of another language: keep the position
-            ss["manifold_tab"] = labels[ss["_manifold_tab_i"]]
+        if ss.get("manifold_tab") not in labels and "_manifold_tab_i" in ss:
+            ss["manifold_tab"] = labels[
+                ss["_manifold_tab_i"]
+            ]  # labels of another language: keep the position
         tabs = st.tabs(labels, key="manifold_tab", on_change="rerun")
         ss["_manifold_tab_i"] = next((i for i, t in enumerate(tabs) if t.open), 0)
         with tabs[0]:
@@ -91,13 +90,18 @@ def main() -> None:
                         ).format(n=zdim)
                     )
                     for k, d in zip(("manifold_slice_a", "manifold_slice_b"), ex.default_dims(stats, 2)):
-                        ss[k] = ss[k] if ss.get(k) in range(zdim) else d
+                        if ss.get(k) not in range(zdim):
+                            ss[k] = d
+
+                    def dim_name(j: int) -> str:
+                        return dim_label(stats, j)
+
                     ca, cb = st.columns(2)
-                    fmt = lambda j: dim_label(stats, j)  # noqa: E731
-                    pair = (
-                        ca.selectbox(_("Across"), range(zdim), key="manifold_slice_a", format_func=fmt),
-                        cb.selectbox(_("Up"), range(zdim), key="manifold_slice_b", format_func=fmt),
+                    across = ca.selectbox(
+                        _("Across"), range(zdim), key="manifold_slice_a", format_func=dim_name
                     )
+                    up = cb.selectbox(_("Up"), range(zdim), key="manifold_slice_b", format_func=dim_name)
+                    pair = (across, up)
                     if pair[0] == pair[1]:
                         st.warning(_("Pick two different dims."))
                         st.stop()
@@ -145,16 +149,19 @@ def main() -> None:
                     caption=[str(q) for q in choices],
                     width=40,
                 )
+                # Kept while the tab is hidden; reset if off the chooser.
                 for k, v in (("manifold_interp_a", 0), ("manifold_interp_b", min(1, len(choices) - 1))):
-                    ss[k] = (
-                        ss[k] if ss.get(k) in choices else v
-                    )  # kept while the tab is hidden; reset if off the chooser
-                fmt = lambda q: _("{pos}: test #{index} ({name})").format(  # noqa: E731
-                    pos=q, index=off + q, name=ds.class_names[int(ds.y_test[off + q])]
-                )
+                    if ss.get(k) not in choices:
+                        ss[k] = v
+
+                def image_name(q: int) -> str:
+                    return _("{pos}: test #{index} ({name})").format(
+                        pos=q, index=off + q, name=ds.class_names[int(ds.y_test[off + q])]
+                    )
+
                 c = st.columns(4)
-                a = c[0].selectbox(_("From A"), choices, key="manifold_interp_a", format_func=fmt)
-                b = c[1].selectbox(_("To B"), choices, key="manifold_interp_b", format_func=fmt)
+                a = c[0].selectbox(_("From A"), choices, key="manifold_interp_a", format_func=image_name)
+                b = c[1].selectbox(_("To B"), choices, key="manifold_interp_b", format_func=image_name)
                 steps = c[2].slider(_("Steps N"), 3, 20, key="manifold_interp_steps")
                 mode = c[3].radio(
                     _("Path"),

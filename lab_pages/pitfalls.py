@@ -5,15 +5,20 @@ Per mistake: the differing line, why it matters, its consequence on both runs (r
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 import streamlit as st
 
 from lab_pages import charts
-from lab_pages.common import get_dataset, likelihood_name, show_grid
+from lab_pages.datasets import get_dataset
 from lab_pages.i18n import N_, _, error_text
+from lab_pages.images import show_grid
+from lab_pages.model_store import likelihood_name
 from vae_core import pitfalls as pf
 
-NATS, NAMES = N_("nats per image"), (N_("correct"), N_("mistaken"))
+NATS = N_("nats per image")
+NAMES = (N_("correct"), N_("mistaken"))  # the two runs of a pair
 WORDS = {
     "gap": N_("gap"),
     "loss": N_("loss"),
@@ -23,9 +28,22 @@ WORDS = {
     "stopped": N_("stopped"),
     "failed": N_("failed"),
 }
-VARIANTS = {"sigma_squared": {"sigma_squared": "z = μ + σ²·ε", "logvar_as_sigma": N_("log σ² used as σ")}}
-TEXT = {  # section -> (title, explanation, formula)
-    "per_pixel_mean": (
+VARIANTS = {  # a section with variants -> {variant (a vae_core.pitfalls section): its name}
+    "sigma_squared": {"sigma_squared": "z = μ + σ²·ε", "logvar_as_sigma": N_("log σ² used as σ")},
+}
+
+
+class Text(NamedTuple):
+    """What a section says: its title and explanation (marked with N_()), and the formula it shows (LaTeX, with
+    ``%(word)s`` for a word of WORDS)."""
+
+    title: str
+    why: str
+    formula: str
+
+
+TEXT = {  # section -> its Text
+    "per_pixel_mean": Text(
         N_("(a) Reconstruction averaged over pixels, KL summed"),
         N_(
             "The mistaken line averages log p(x|z) over the D = 64 pixels but still sums the KL over the latent dimensions. Multiply that "
@@ -35,7 +53,7 @@ TEXT = {  # section -> (title, explanation, formula)
         r"-\tfrac{1}{D}\sum_{d=1}^{D}\log p(x_d|z) + \mathrm{KL}(q\|p) \;=\; \tfrac{1}{D}\Big[-\log p(x|z) + "
         r"\underbrace{D}_{\beta}\,\mathrm{KL}(q\|p)\Big]",
     ),
-    "bce_grey": (
+    "bce_grey": Text(
         N_("(b) Binary cross-entropy on grey pixels reported as log p(x)"),
         N_(
             "BCE is the Bernoulli's log-likelihood only for pixels that are 0 or 1. On grey pixels it is not a log density: the continuous "
@@ -45,7 +63,7 @@ TEXT = {  # section -> (title, explanation, formula)
         r"\log p_{\mathcal{CB}}(x|\lambda) = \underbrace{\textstyle\sum_d x_d\log\lambda_d + (1-x_d)\log(1-\lambda_d)}_{-\mathrm{BCE}} +"
         r" \sum_d \log C(\lambda_d),\qquad C(\lambda)\ge 2 \;\Rightarrow\; \text{%(gap)s} \ge D\log 2",
     ),
-    "sigma_squared": (
+    "sigma_squared": Text(
         N_("(c) The wrong σ in the reparameterization"),
         N_(
             "The encoder outputs log σ², so ε must be scaled by σ = exp(½ log σ²). Scaling by σ² (as a tutorial writes it) gives Var z = σ⁴; "
@@ -55,7 +73,7 @@ TEXT = {  # section -> (title, explanation, formula)
         r"z=\mu+\sigma^2\varepsilon \Rightarrow \mathrm{Var}[z]=\sigma^4\ne\sigma^2,\qquad z=\mu+\log\sigma^2\,\varepsilon \Rightarrow "
         r"\mathrm{Var}[z]=(\log\sigma^2)^2",
     ),
-    "detached_z": (
+    "detached_z": Text(
         N_("(d) z sampled with no path for the gradient"),
         N_(
             "With z detached, the reconstruction term has no path back to the encoder: ∂recon/∂μ = 0. Only the KL reaches q, and the KL alone"
@@ -64,7 +82,7 @@ TEXT = {  # section -> (title, explanation, formula)
         r"\frac{\partial}{\partial\mu}\log p\big(x\,\big|\,\mathrm{stopgrad}[\mu+\sigma\varepsilon]\big) = 0 \;\Rightarrow\; "
         r"\nabla_\phi\,\text{%(loss)s} = \nabla_\phi\,\mathrm{KL}(q_\phi(z|x)\,\|\,p(z))",
     ),
-    "kl_sign": (
+    "kl_sign": Text(
         N_("(e) The KL's sign flipped"),
         N_(
             "The loss is −ELBO = −log p(x|z) + KL. Flip the sign and a large KL is rewarded: the optimiser pushes μ and σ without bound and "
@@ -79,11 +97,15 @@ TEXT = {  # section -> (title, explanation, formula)
 
 @st.cache_resource(show_spinner=False)
 def shipped() -> dict[str, pf.PitfallPair]:
-    return pf.load_results()  # the recorded pairs, read once per process (read-only, shared)
+    """The recorded pairs (checkpoints/pitfalls.json), read once per process (read-only, shared)."""
+    return pf.load_results()
 
 
 def num(v: float | None) -> str:
-    return "n/a" if v is None else f"{v:.2f}" if abs(v) < 1e4 else f"{v:.3g}"  # a diverged run reaches 1e5
+    """A figure for a metric: two decimals, or three significant digits for a diverged run's (it reaches 1e5)."""
+    if v is None:
+        return "n/a"
+    return f"{v:.2f}" if abs(v) < 1e4 else f"{v:.3g}"
 
 
 def run_again(key: str) -> None:
@@ -98,6 +120,8 @@ def run_again(key: str) -> None:
 
 
 def run_column(col, run: pf.PitfallRun, line: str, name: str, p: pf.PitfallPair) -> None:
+    """One run of the pair in ``col``: its line of code, its figures, its reconstructions and prior samples."""
+    reported = run.history.get("loss") or [None]
     col.markdown(f"**{name}**")
     col.code(line, language="python", wrap_lines=True)
     m = col.columns(3)
@@ -109,7 +133,7 @@ def run_column(col, run: pf.PitfallRun, line: str, name: str, p: pf.PitfallPair)
     )
     m[2].metric(
         _("loss it reported"),
-        num((run.history.get("loss") or [None])[-1]),
+        num(reported[-1]),
         help=_("its own objective, last step"),
     )
     col.caption(
@@ -139,16 +163,17 @@ def run_column(col, run: pf.PitfallRun, line: str, name: str, p: pf.PitfallPair)
 
 
 def extras(key: str, p: pf.PitfallPair) -> None:
-    good, bad, names2, nats = p.correct, p.mistaken, (_(NAMES[0]), _(NAMES[1])), _(NATS)
+    """What only this section shows: the likelihood gap, the sampled z's moments, the gradient, or the divergence."""
+    good, bad = p.correct, p.mistaken
+    names2 = (_(NAMES[0]), _(NAMES[1]))
+    nats = _(NATS)
     if key == "bce_grey":
-        e, names = (
-            bad.extra,
-            (
-                _("−BCE on grey x"),
-                _("continuous Bernoulli on grey x"),
-                _("−BCE on binarized x"),
-                "−BCE + D log 2",
-            ),
+        e = bad.extra
+        names = (
+            _("−BCE on grey x"),
+            _("continuous Bernoulli on grey x"),
+            _("−BCE on binarized x"),
+            "−BCE + D log 2",
         )
         st.plotly_chart(
             charts.likelihood_gaps(
@@ -172,14 +197,12 @@ def extras(key: str, p: pf.PitfallPair) -> None:
             )
         )
     elif key in VARIANTS["sigma_squared"]:
-        cats = (_("Var[z] / σ² (mean)"), _("Var[z] / σ² (median)"), "|E[z] − μ| / σ")
-        vals = [
-            [r.z_moments[k] for k in ("var_ratio", "var_ratio_median", "mean_shift")] for r in (good, bad)
-        ]
+        moments = ("var_ratio", "var_ratio_median", "mean_shift")
         st.plotly_chart(
             charts.pair_bars(
-                cats,
-                *vals,
+                (_("Var[z] / σ² (mean)"), _("Var[z] / σ² (median)"), "|E[z] − μ| / σ"),
+                [good.z_moments[m] for m in moments],
+                [bad.z_moments[m] for m in moments],
                 names=names2,
                 title=_("The sampled z against q(z|x), 2000 draws per image"),
                 x_title=_("moment"),
@@ -196,12 +219,12 @@ def extras(key: str, p: pf.PitfallPair) -> None:
             ).format(good=good.z_moments["sigma_mean"], bad=bad.z_moments["sigma_mean"])
         )
     elif key == "detached_z":
-        names = list(good.grad_norms)
+        params = list(good.grad_norms)
         st.plotly_chart(
             charts.pair_bars(
-                names,
-                [good.grad_norms[k] for k in names],
-                [bad.grad_norms[k] for k in names],
+                params,
+                [good.grad_norms[k] for k in params],
+                [bad.grad_norms[k] for k in params],
                 names=names2,
                 title=_("The reconstruction term's gradient, per parameter tensor"),
                 x_title=_("parameter"),
@@ -209,56 +232,64 @@ def extras(key: str, p: pf.PitfallPair) -> None:
             ),
             key="pitfalls_grads_chart",
         )
-        enc, enc_word = (
-            [max(v for k, v in r.grad_norms.items() if k.startswith("encoder.")) for r in (good, bad)],
-            _("encoder"),
-        )
+        enc_word = _("encoder")
         st.latex(
             rf"\max_{{\theta\,\in\,\text{{{enc_word}}}}} \Big\|\frac{{\partial\,\mathrm{{recon}}}}{{\partial\theta}}"
-            rf"\Big\| = {enc[0]:.3g}\ (\text{{{names2[0]}}}),\quad {enc[1]:.3g}\ (\text{{{names2[1]}}})"
+            rf"\Big\| = {good.encoder_grad_norm:.3g}\ (\text{{{names2[0]}}}),\quad "
+            rf"{bad.encoder_grad_norm:.3g}\ (\text{{{names2[1]}}})"
         )
     elif key == "kl_sign":
-        (st.warning if bad.state == "diverged" else st.info)(
-            _("Mistaken run, {state}: {message}").format(
-                state=_(WORDS.get(bad.state, bad.state)), message=error_text(bad.status())
-            )
+        text = _("Mistaken run, {state}: {message}").format(
+            state=_(WORDS.get(bad.state, bad.state)), message=error_text(bad.status())
         )
+        if bad.state == "diverged":
+            st.warning(text)
+        else:
+            st.info(text)
+
+
+def pick_variant(key: str) -> str:
+    """The section's variant: picked with a radio where it has several (VARIANTS), else the section itself."""
+    if key not in VARIANTS:
+        return key
+    return st.radio(
+        _("Variant"),
+        list(VARIANTS[key]),
+        format_func=lambda v: _(VARIANTS[key][v]),
+        horizontal=True,
+        key="pitfalls_variant",
+    )
 
 
 def section(key: str) -> None:
-    title, why, formula = TEXT[key]
-    st.subheader(_(title))
-    variant = (
-        st.radio(
-            _("Variant"),
-            list(VARIANTS[key]),
-            format_func=lambda v: _(VARIANTS[key][v]),
-            horizontal=True,
-            key="pitfalls_variant",
-        )
-        if key in VARIANTS
-        else key
-    )
-    sec, names2, nats = pf.SECTIONS[variant], (_(NAMES[0]), _(NAMES[1])), _(NATS)
-    st.markdown(_(why))
-    st.latex(formula % {k: _(w) for k, w in WORDS.items()})
+    """One mistake: what it is, then its pair (trained here with *Run again*, else the recorded one)."""
+    text = TEXT[key]
+    st.subheader(_(text.title))
+    variant = pick_variant(key)
+    sec = pf.SECTIONS[variant]
+    names2 = (_(NAMES[0]), _(NAMES[1]))
+    nats = _(NATS)
+    st.markdown(_(text.why))
+    st.latex(text.formula % {k: _(w) for k, w in WORDS.items()})
     if st.button(
         _("Run again"), key=f"pitfalls_run_{variant}", help=_("train both runs live, with a new seed")
     ):
         run_again(variant)
-    if (p := st.session_state.get(f"pitfalls_pair_{variant}") or shipped().get(variant)) is None:
+    p = st.session_state.get(f"pitfalls_pair_{variant}") or shipped().get(variant)
+    if p is None:
         st.info(_("No recorded result for this section: press *Run again* to train it."))
         return
-    st.caption(
-        _("Trained here, seed {seed}.").format(seed=seed)
-        if (seed := st.session_state.get(f"pitfalls_seed_{variant}"))
-        else _("Recorded results (seed 0): press *Run again* to train them live.")
-    )
-    for col, run, line, name in zip(
-        st.columns(2), (p.correct, p.mistaken), (sec.correct_line, sec.mistaken_line), names2
-    ):
+    seed = st.session_state.get(f"pitfalls_seed_{variant}")
+    if seed:
+        st.caption(_("Trained here, seed {seed}.").format(seed=seed))
+    else:
+        st.caption(_("Recorded results (seed 0): press *Run again* to train them live."))
+    runs = (p.correct, p.mistaken)
+    lines = (sec.correct_line, sec.mistaken_line)
+    for col, run, line, name in zip(st.columns(2), runs, lines, names2):
         run_column(col, run, line, name, p)
-    (left, right), dims = st.columns(2), [f"z{j + 1}" for j in range(len(p.correct.kl_per_dim))]
+    left, right = st.columns(2)
+    dims = [f"z{j + 1}" for j in range(len(p.correct.kl_per_dim))]
     left.plotly_chart(
         charts.pair_bars(
             dims,

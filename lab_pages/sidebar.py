@@ -7,16 +7,16 @@ import hashlib
 import streamlit as st
 
 from lab_pages import i18n, state
-from lab_pages.common import (
+from lab_pages.datasets import available_datasets
+from lab_pages.i18n import _, error_text
+from lab_pages.model_store import (
     LoadedModel,
-    available_datasets,
     current_model,
     from_checkpoint,
     list_shipped,
     load_shipped,
     source_name,
 )
-from lab_pages.i18n import _, error_text
 from vae_core.checkpoint import MAX_BYTES, CheckpointError, load_checkpoint
 
 UPLOAD_LIMIT_MB = 50

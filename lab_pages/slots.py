@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import streamlit as st
 
-from lab_pages import common, state
+from lab_pages import datasets, model_store, state
 from lab_pages.i18n import _, error_text, ngettext
 from vae_core import registry
 from vae_core.checkpoint import NAME_RE, CheckpointError, checkpoint_bytes, save_by_name
@@ -62,13 +62,13 @@ Message = tuple[str, str]
 def _new_trainer(h: registry.TrainerHandle, mc, tc) -> WorkerTrainer:
     """A trainer in a worker process of its own (vae_core.worker): the server's GIL and threads stay free for pages.
     An uploaded dataset (this session's only) is sent to the worker whole."""
-    return h.registry.worker(mc, tc, dataset=common.get_dataset(tc.dataset))
+    return h.registry.worker(mc, tc, dataset=datasets.get_dataset(tc.dataset))
 
 
 def prewarm(h: registry.TrainerHandle, dataset: str) -> None:
     """Have a spare worker ready (Python started, torch imported, ``dataset`` decoded) so Start is felt at once.
     Only in a real server session: a test run of the page starts no processes."""
-    if session_probe() is not None and h.trainer is None and not dataset.startswith(common.USER_PREFIX):
+    if session_probe() is not None and h.trainer is None and not dataset.startswith(datasets.USER_PREFIX):
         h.registry.prewarm(dataset)
 
 
@@ -161,12 +161,14 @@ def save(h: registry.TrainerHandle, name: str) -> Message:
         return "error", _("Nothing to save yet: train at least one step.")
     try:
         model, meta = copy_of(tr)
-        path = save_by_name(model, meta, name, common.SESSION_CHECKPOINT_DIR, common.list_shipped())
-        state.set_current_model(common.load_shipped(f"saved/{name}"))
+        path = save_by_name(model, meta, name, model_store.SESSION_CHECKPOINT_DIR, model_store.list_shipped())
+        state.set_current_model(model_store.load_shipped(f"saved/{name}"))
     except (OSError, CheckpointError) as exc:
         return "error", _("Could not save: {reason}").format(reason=error_text(exc))
     state.set_picked("shipped", f"saved/{name}")
-    shown = path.relative_to(common.PROJECT_ROOT) if path.is_relative_to(common.PROJECT_ROOT) else path
+    shown = (
+        path.relative_to(model_store.PROJECT_ROOT) if path.is_relative_to(model_store.PROJECT_ROOT) else path
+    )
     return "success", _(
         "Saved {path} (step {step}); it is now the current model and the sidebar picker lists it."
     ).format(path=shown, step=meta["steps"])
@@ -179,7 +181,7 @@ def use(h: registry.TrainerHandle) -> Message:
     (model, meta), mc = copy_of(h.trainer), h.trainer.model_config
     label = f"trained {mc.kind.upper()} z={mc.latent_dim} {meta['dataset']} step {meta['steps']}"  # a model's name: kept as is
     state.add_session_model(
-        common.LoadedModel(f"train:{h.id}:{time.time_ns()}", label, "session", model, model.config, meta)
+        model_store.LoadedModel(f"train:{h.id}:{time.time_ns()}", label, "session", model, model.config, meta)
     )
     state.set_picked("session", label)
     return "success", _("“{label}” is now the current model on every page (not saved to disk).").format(

@@ -16,7 +16,7 @@ import numpy as np
 import streamlit as st
 
 if TYPE_CHECKING:
-    from lab_pages.common import LoadedModel
+    from lab_pages.model_store import LoadedModel
     from vae_core.registry import TrainerHandle
 
 CURRENT_MODEL = "current_model"  # LoadedModel: the model every page works on

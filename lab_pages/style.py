@@ -1,5 +1,5 @@
 """The lab's colours, in a module that imports nothing: the home page and the router use them
-before torch is imported (lab_pages.common re-exports them for the other pages)."""
+before torch is imported (the other pages import them from here too)."""
 
 # One class -> one colour on every page (Plotly's qualitative "D3" palette).
 CLASS_COLORS = (

@@ -17,7 +17,10 @@ from vae_core import theory as th
 
 OUTCOMES = [N_("sun"), N_("cloud"), N_("rain"), N_("snow")]  # translated where drawn
 UNITS = {"bits": N_("bits"), "nats": N_("nats")}  # the radio's value -> its label
-Z_AXIS, DENSITY_AXIS = N_("z (latent units)"), N_("density (per unit z)")
+Z_AXIS = N_("z (latent units)")
+DENSITY_AXIS = N_("density (per unit z)")
+P_DEFAULTS = [4, 2, 1, 1]  # the sliders' starting weights of p and q, one per outcome
+Q_DEFAULTS = [1, 2, 2, 3]
 
 
 def fmt(v: float) -> str:
@@ -26,13 +29,15 @@ def fmt(v: float) -> str:
 
 
 def _set_standard_normal() -> None:
-    st.session_state["theory_mu2"], st.session_state["theory_s2"] = 0.0, 1.0
+    """Callback: p becomes N(0, 1), the VAE's prior."""
+    st.session_state["theory_mu2"] = 0.0
+    st.session_state["theory_s2"] = 1.0
 
 
 def main() -> None:
     # Widgets that callbacks move get their defaults here, not via value= (Streamlit warns on both).
-    for _k, _v in {"theory_mu2": 0.0, "theory_s2": 1.0}.items():
-        st.session_state.setdefault(_k, _v)
+    st.session_state.setdefault("theory_mu2", 0.0)
+    st.session_state.setdefault("theory_s2", 1.0)
     nats = _("nats")
     st.title(_("Theory: the ideas under the ELBO"))
     st.markdown(
@@ -57,17 +62,16 @@ def main() -> None:
     unit = st.radio(
         _("Unit"), list(UNITS), format_func=lambda k: _(UNITS[k]), horizontal=True, key="theory_unit"
     )
-    base, u = (2.0 if unit == "bits" else math.e), _(UNITS[unit])
+    base = 2.0 if unit == "bits" else math.e
+    u = _(UNITS[unit])
     names = [_(o) for o in OUTCOMES]
     cols = st.columns(len(OUTCOMES))
-    p_w = [
-        cols[i].slider(f"p({o})", 0, 10, d, key=f"theory_p_{i}")
-        for i, (o, d) in enumerate(zip(names, [4, 2, 1, 1]))
-    ]
-    q_w = [
-        cols[i].slider(f"q({o})", 0, 10, d, key=f"theory_q_{i}")
-        for i, (o, d) in enumerate(zip(names, [1, 2, 2, 3]))
-    ]
+    p_w = []  # unnormalised weights, one per outcome
+    q_w = []
+    for i, name in enumerate(names):
+        p_w.append(cols[i].slider(f"p({name})", 0, 10, P_DEFAULTS[i], key=f"theory_p_{i}"))
+    for i, name in enumerate(names):
+        q_w.append(cols[i].slider(f"q({name})", 0, 10, Q_DEFAULTS[i], key=f"theory_q_{i}"))
     try:
         ds = th.discrete_summary(np.array(p_w), np.array(q_w), base)
     except ValueError:  # every weight of p, or of q, is 0: the only error these sliders can cause
@@ -98,8 +102,10 @@ def main() -> None:
         m[0].metric(_("H(p) in bits"), f"{th.entropy(ds.p, 2.0):.3f}")
         m[1].metric(_("H(p) in nats"), f"{th.entropy(ds.p, math.e):.3f}")
         # TRANSLATORS: a metric's label: {quantity} is a formula such as H(p,q), {unit} bits or nats.
-        for col, quantity, v in zip(m[2:], ("H(p,q)", "KL(p‖q)", "KL(q‖p)"), (ds.h_pq, ds.kl_pq, ds.kl_qp)):
-            col.metric(_("{quantity} ({unit})").format(quantity=quantity, unit=u), fmt(v))
+        in_unit = _("{quantity} ({unit})")
+        m[2].metric(in_unit.format(quantity="H(p,q)", unit=u), fmt(ds.h_pq))
+        m[3].metric(in_unit.format(quantity="KL(p‖q)", unit=u), fmt(ds.kl_pq))
+        m[4].metric(in_unit.format(quantity="KL(q‖p)", unit=u), fmt(ds.kl_qp))
         st.latex(
             rf"\mathrm{{KL}}(p\|q) = H(p,q) - H(p) = {fmt(ds.h_pq)} - {ds.h_p:.3f} = {fmt(ds.kl_pq)}\ \text{{{u}}}"
         )
@@ -144,7 +150,7 @@ def main() -> None:
     m[0].metric(_("analytic KL(q‖p) (nats)"), f"{kl_exact:.4f}")
     m[1].metric(_("Monte Carlo KL (nats)"), f"{mc.estimate:.4f}")
     m[2].metric(_("its standard error (nats)"), f"{mc.stderr:.4f}")
-    m[3].metric(_("|MC − analytic| / SE"), f"{abs(mc.estimate - kl_exact) / max(mc.stderr, 1e-12):.2f}")
+    m[3].metric(_("|MC − analytic| / SE"), f"{mc.standard_errors_from(kl_exact):.2f}")
     st.latex(
         r"\mathrm{KL}(q\|p) = \log\frac{\sigma_2}{\sigma_1} + \frac{\sigma_1^2 + (\mu_1-\mu_2)^2}{2\sigma_2^2} - \frac12"
     )
@@ -180,9 +186,12 @@ def main() -> None:
     r_sigma = c[2].slider("σ", 0.1, 2.0, 1.0, 0.05, key="theory_rep_sigma")
     r_n = c[3].select_slider(_("samples"), [100, 1000, 10000], 1000, key="theory_rep_n")
     g = th.grad_estimators(f_name, r_mu, r_sigma, int(r_n), seed=0)
-    rep, sco = th.summarize(g.reparam), th.summarize(g.score)
+    rep = th.summarize(g.reparam)
+    sco = th.summarize(g.score)
     fl = th.GRAD_FUNCTIONS[f_name].latex
-    rep_name, sco_name, exact = _("reparameterized"), _("score function"), _("exact")
+    rep_name = _("reparameterized")
+    sco_name = _("score function")
+    exact = _("exact")
     st.latex(
         rf"z = \mu + \sigma\epsilon = {r_mu:.2f} + {r_sigma:.2f}\,\epsilon,\qquad "
         rf"\frac{{\partial}}{{\partial\mu}}\mathbb{{E}}[{fl}] = {g.exact:.4f}\ \text{{({exact})}}"
@@ -194,7 +203,7 @@ def main() -> None:
     m = st.columns(3)
     m[0].metric(_("variance, reparameterized"), f"{rep.var:.4g}")
     m[1].metric(_("variance, score function"), f"{sco.var:.4g}")
-    m[2].metric(_("variance ratio (score / reparam)"), f"{sco.var / max(rep.var, 1e-300):.1f}×")
+    m[2].metric(_("variance ratio (score / reparam)"), f"{th.variance_ratio(sco, rep):.1f}×")
     st.plotly_chart(
         charts.gradient_histograms(
             g.reparam,

@@ -7,21 +7,18 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import streamlit as st
 import torch
 
-from lab_pages import charts, slots, state
-from lab_pages.common import (
-    available_datasets,
-    get_dataset,
-    image_shape_of,
-    likelihood_name,
-    likelihood_text,
-    live_chart,
-    show_grid,
-)
+from lab_pages import charts, slots, state, svg_charts
+from lab_pages.datasets import available_datasets, get_dataset, image_shape_of
 from lab_pages.i18n import N_, _, error_text
+from lab_pages.images import show_grid
+from lab_pages.model_store import likelihood_name, likelihood_text
 from lab_pages.style import KL_COLOR, RECON_COLOR
 from vae_core import registry
 from vae_core.data import to_float
@@ -31,8 +28,8 @@ from vae_core.train import TrainerState as S
 from vae_core.train import configs_from_settings
 from vae_core.userdata import MAX_COMPRESSED_BYTES
 
-REFRESH_S = 1.0  # seconds between live redraws; STATES: the TrainerState values, marked for the progress text
-STATES = (
+REFRESH_S = 1.0  # seconds between live redraws
+STATES = (  # the TrainerState values, marked for the progress text
     N_("idle"),
     N_("starting"),
     N_("running"),
@@ -42,65 +39,133 @@ STATES = (
     N_("diverged"),
     N_("failed"),
 )
-NUMBERS = (  # the number inputs: column, label, configs_from_settings field, key, default, step, help (column 2: VAE only)
-    (1, N_("Latent dimension z"), "latent_dim", "train_latent", 16, 1, N_("1 to 64")),
-    (2, N_("β (KL weight)"), "beta", "train_beta", 1.0, 0.5, N_("1 = the ELBO; >1 = β-VAE")),
-    (2, N_("KL warm-up (steps)"), "warmup_steps", "train_warmup", 0, 100, N_("β rises linearly from 0")),
-    (2, N_("Free bits (nats per dim)"), "free_bits", "train_free_bits", 0.0, 0.1, None),
-    (3, N_("Learning rate"), "lr", "train_lr", 1e-3, 1e-4, None),
-    (3, N_("Batch size"), "batch_size", "train_batch", 128, 32, None),
-    (3, N_("Epochs"), "epochs", "train_epochs", 5, 1, None),
-    (3, N_("Seed"), "seed", "train_seed", 0, 1, None),
-)
-CONTROLS = (  # label, icon, lab_pages.slots verb, act()'s keywords, disabled(trainer state or None), help
-    (
-        N_("Start"),
-        "play_arrow",
-        "start",
-        dict(settings=True),
-        lambda s: s in (S.RUNNING, S.PAUSED, S.STARTING),
-        N_("Train from scratch with these settings"),
-    ),
-    (N_("Pause"), "pause", "pause", {}, lambda s: s not in (S.RUNNING, S.STARTING), None),
-    (N_("Resume"), "resume", "resume", {}, lambda s: s not in (S.PAUSED, S.STOPPED), None),
-    (
-        N_("Step"),
-        "skip_next",
-        "step",
-        dict(settings=True),
-        lambda s: s in (S.RUNNING, S.STARTING),
-        N_("Train one batch"),
-    ),
-    (N_("Stop"), "stop", "stop", {}, lambda s: s not in (S.RUNNING, S.PAUSED, S.IDLE, S.STARTING), None),
-    (N_("Reset"), "restart_alt", "reset", {}, lambda s: s is None, None),
-)
-handle = functools.partial(
-    slots.session_handle, state.TRAIN_HANDLE, label="train page"
-)  # this session's trainer slot
 AE_WHY = N_(
     "An AE has no KL term: its encoder maps each image to one point, not a distribution q(z|x), and it has no "
     "prior p(z), so its loss is the reconstruction cost alone."
 )
 
 
+@dataclass(frozen=True)
+class NumberSetting:
+    """One number input of the settings."""
+
+    column: int  # 1: the model, 2: the VAE's objective (disabled for an AE), 3: the optimiser and the run
+    label: str  # marked with N_(), translated where drawn
+    field: str  # its keyword of vae_core.train.configs_from_settings
+    key: str  # its widget key (its value lives in session_state under it)
+    default: int | float  # a float default makes a float input
+    step: int | float
+    help: str | None = None  # marked with N_()
+
+    @property
+    def vae_only(self) -> bool:
+        return self.column == 2
+
+
+NUMBERS = [
+    NumberSetting(1, N_("Latent dimension z"), "latent_dim", "train_latent", 16, 1, help=N_("1 to 64")),
+    NumberSetting(
+        2, N_("β (KL weight)"), "beta", "train_beta", 1.0, 0.5, help=N_("1 = the ELBO; >1 = β-VAE")
+    ),
+    NumberSetting(
+        2,
+        N_("KL warm-up (steps)"),
+        "warmup_steps",
+        "train_warmup",
+        0,
+        100,
+        help=N_("β rises linearly from 0"),
+    ),
+    NumberSetting(2, N_("Free bits (nats per dim)"), "free_bits", "train_free_bits", 0.0, 0.1),
+    NumberSetting(3, N_("Learning rate"), "lr", "train_lr", 1e-3, 1e-4),
+    NumberSetting(3, N_("Batch size"), "batch_size", "train_batch", 128, 32),
+    NumberSetting(3, N_("Epochs"), "epochs", "train_epochs", 5, 1),
+    NumberSetting(3, N_("Seed"), "seed", "train_seed", 0, 1),
+]
+
+
+@dataclass(frozen=True)
+class Control:
+    """One button of the row under the settings: it runs ``verb`` of lab_pages.slots on this session's trainer."""
+
+    label: str  # marked with N_()
+    icon: str  # a Material icon's name
+    verb: str  # a function of lab_pages.slots; the button's key is train_<verb>
+    enabled_in: tuple[S | None, ...]  # the trainer states it can be pressed in (None: no trainer yet)
+    with_settings: bool = False  # the verb takes the configs from the settings widgets
+    help: str | None = None  # marked with N_()
+
+
+NO_RUN = (None, S.IDLE, S.STOPPED, S.FINISHED, S.DIVERGED, S.FAILED)  # no trainer, or none running or paused
+CONTROLS = [
+    Control(
+        N_("Start"),
+        "play_arrow",
+        "start",
+        enabled_in=NO_RUN,
+        with_settings=True,
+        help=N_("Train from scratch with these settings"),
+    ),
+    Control(N_("Pause"), "pause", "pause", enabled_in=(S.RUNNING, S.STARTING)),
+    Control(N_("Resume"), "resume", "resume", enabled_in=(S.PAUSED, S.STOPPED)),
+    Control(
+        N_("Step"),
+        "skip_next",
+        "step",
+        enabled_in=(*NO_RUN, S.PAUSED),
+        with_settings=True,
+        help=N_("Train one batch"),
+    ),
+    Control(N_("Stop"), "stop", "stop", enabled_in=(S.RUNNING, S.PAUSED, S.IDLE, S.STARTING)),
+    Control(N_("Reset"), "restart_alt", "reset", enabled_in=tuple(S)),
+]
+
+# This session's trainer slot.
+handle = functools.partial(slots.session_handle, state.TRAIN_HANDLE, label="train page")
+
+
 def configs():
     """(ModelConfig | None, TrainConfig | None, one message per bad field) from the settings widgets."""
-    g, ds = st.session_state.get, st.session_state.get("train_dataset") or "digits"
+    ss = st.session_state
+    dataset = ss.get("train_dataset") or "digits"
+    kind = "ae" if ss.get("train_kind") == "AE" else "vae"
+    numbers = {n.field: ss.get(n.key, n.default) for n in NUMBERS}
     return configs_from_settings(
-        ds,
-        image_shape_of(ds),
-        "ae" if g("train_kind") == "AE" else "vae",
-        **{f: g(key, d) for _col, _label, f, key, d, _step, _help in NUMBERS},
-        hidden=g("train_hidden", "400"),
-        likelihood=g("train_likelihood", "bernoulli"),
-        binarize=g("train_binarize", False),
+        dataset,
+        image_shape_of(dataset),
+        kind,
+        **numbers,
+        hidden=ss.get("train_hidden", "400"),
+        likelihood=ss.get("train_likelihood", "bernoulli"),
+        binarize=ss.get("train_binarize", False),
     )
 
 
 def act(verb, *args, settings: bool = False) -> None:
     """Button callback: ``verb`` (lab_pages.slots) on the slot (``settings``: with the configs); its message is kept."""
-    if (msg := verb(handle(), *(configs() if settings else ()), *args)) is not None:
-        st.session_state["train_flash"] = msg
+    config_args = configs() if settings else ()
+    message = verb(handle(), *config_args, *args)
+    if message is not None:
+        st.session_state["train_flash"] = message
+
+
+def live_chart(
+    where: Any,
+    live: bool,
+    builders: tuple[Callable[..., Any], Callable[..., str]],
+    *args: Any,
+    key: str,
+    **kwargs: Any,
+) -> None:
+    """Draw a chart in ``where``: ``builders`` = (its Plotly builder from lab_pages.charts, its static SVG twin from
+    lab_pages.svg_charts), called with the same arguments. While ``live`` (a view redrawn once a second while
+    training) the SVG, as an image: Plotly's redraws cost the browser ~0.45 of a core on the Train page and slowed
+    the training beside it (docs/performance.md); otherwise the interactive figure."""
+    plotly_builder, svg_builder = builders
+    if live:
+        where.image(svg_builder(*args, **kwargs), width="stretch")
+    else:
+        where.plotly_chart(plotly_builder(*args, **kwargs), key=key)
 
 
 def draw_live(h: registry.TrainerHandle, live: bool) -> None:
@@ -159,7 +224,7 @@ def draw_live(h: registry.TrainerHandle, live: bool) -> None:
     live_chart(
         left,
         live,
-        (charts.loss_stack, charts.loss_stack_svg),
+        (charts.loss_stack, svg_charts.loss_stack_svg),
         ps["step"],
         ps["recon_cost"],
         ps["kl"] if is_vae else None,
@@ -180,7 +245,7 @@ def draw_live(h: registry.TrainerHandle, live: bool) -> None:
         live_chart(
             right,
             live,
-            (charts.kl_heatmap, charts.kl_heatmap_svg),
+            (charts.kl_heatmap, svg_charts.kl_heatmap_svg),
             ps["step"],
             ps["kl_per_dim"],
             range(1, cfg.latent_dim + 1),
@@ -229,18 +294,10 @@ def draw_live(h: registry.TrainerHandle, live: bool) -> None:
     )
 
 
-def main() -> (
-    None
-):  # a function: Streamlit keeps the page module in sys.modules["__main__"]; a global handle would outlive its session
-    st.title(_("Train"))
-    st.caption(
-        _(
-            "Train a small VAE (or AE) in this browser session, in a process of its own: you can change pages, and "
-            "another tab trains its own model without touching this one."
-        )
-    )
-    names, tr = available_datasets(), (h := handle()).trainer  # draw_live, below, touches h on every run
-    with st.expander(_("Settings"), expanded=tr is None):  # values live in session_state under their keys
+def settings(names: list[str], trained: bool) -> None:
+    """The settings widgets, in an expander (open until a trainer exists). Their values live in session_state
+    under their keys, where :func:`configs` reads them."""
+    with st.expander(_("Settings"), expanded=not trained):
         c = st.columns(4)
         c[0].selectbox(
             _("Dataset"),
@@ -249,15 +306,15 @@ def main() -> (
             key="train_dataset",
         )
         ae = c[0].radio(_("Model"), ["VAE", "AE"], horizontal=True, key="train_kind") == "AE"
-        for col, label, _field, key, v, step, help_ in NUMBERS:
-            c[col].number_input(
-                _(label),
-                value=v,
-                step=step,
-                format="%g" if isinstance(v, float) else None,
-                key=key,
-                disabled=ae and col == 2,
-                help=help_ and _(help_),
+        for n in NUMBERS:
+            c[n.column].number_input(
+                _(n.label),
+                value=n.default,
+                step=n.step,
+                format="%g" if isinstance(n.default, float) else None,
+                key=n.key,
+                disabled=ae and n.vae_only,
+                help=n.help and _(n.help),
             )
         c[1].text_input(
             _("Hidden sizes"),
@@ -285,51 +342,77 @@ def main() -> (
             _("Your own dataset: a .zip of images or an .npz"),
             type=["zip", "npz"],
             key="train_data_upload",
-            on_change=lambda: st.session_state.update(
-                train_flash=slots.add_dataset(st.session_state["train_data_upload"])
-            ),
+            on_change=add_uploaded_dataset,
             max_upload_size=MAX_COMPRESSED_BYTES // 2**20,
             help=_(
                 "A .zip: one folder per class, or all in one. An .npz: x (N, H, W) uint8 and optionally y (N,)."
             ),
         )
-        st.caption(
-            (_("β, warm-up and free bits do not apply: {why}").format(why=_(AE_WHY)) + " " if ae else "")
-            + (
-                _("Settings apply at the next Start; the current trainer keeps its own.")
-                if tr is not None
-                else ""
-            )
+        note = ""
+        if ae:
+            note += _("β, warm-up and free bits do not apply: {why}").format(why=_(AE_WHY)) + " "
+        if trained:
+            note += _("Settings apply at the next Start; the current trainer keeps its own.")
+        st.caption(note)
+
+
+def add_uploaded_dataset() -> None:
+    """The uploader's callback: the file becomes a dataset of this session (lab_pages.slots says how it went)."""
+    st.session_state["train_flash"] = slots.add_dataset(st.session_state["train_data_upload"])
+
+
+def control_row(trainer_state: S | None) -> None:
+    """Start, Pause, Resume, Step, Stop, Reset: each runs its verb in a callback (:func:`act`)."""
+    for col, ctl in zip(st.columns(len(CONTROLS)), CONTROLS):
+        col.button(
+            _(ctl.label),
+            icon=f":material/{ctl.icon}:",
+            key=f"train_{ctl.verb}",
+            on_click=act,
+            args=(getattr(slots, ctl.verb),),
+            kwargs={"settings": True} if ctl.with_settings else {},
+            type="primary" if ctl.verb == "start" else "secondary",
+            disabled=trainer_state not in ctl.enabled_in,
+            help=ctl.help and _(ctl.help),
         )
+
+
+# A function, not the script body: Streamlit keeps the page module in sys.modules["__main__"], and a global handle
+# would outlive its session.
+def main() -> None:
+    st.title(_("Train"))
+    st.caption(
+        _(
+            "Train a small VAE (or AE) in this browser session, in a process of its own: you can change pages, and "
+            "another tab trains its own model without touching this one."
+        )
+    )
+    names = available_datasets()
+    h = handle()  # draw_live, below, touches h on every run
+    tr = h.trainer
+    settings(names, trained=tr is not None)
     for e in configs()[2]:  # one message per bad field
         st.error(error_text(e))
-    for col, (label, icon, verb, kw, disabled, help_) in zip(st.columns(6), CONTROLS):
-        col.button(
-            _(label),
-            icon=f":material/{icon}:",
-            key=f"train_{verb}",
-            on_click=act,
-            args=(getattr(slots, verb),),
-            kwargs=kw,
-            type="primary" if verb == "start" else "secondary",
-            disabled=disabled(tr and tr.state),
-            help=help_ and _(help_),
-        )
-    if flash := st.session_state.pop(
-        "train_flash", None
-    ):  # the last button's result (kind, text), shown once
-        getattr(st, flash[0])(flash[1])
+    control_row(tr.state if tr is not None else None)
+    flash = st.session_state.pop("train_flash", None)  # the last button's result (kind, text), shown once
+    if flash:
+        kind, text = flash
+        getattr(st, kind)(text)
     if tr is not None:  # outside the fragment, so from the first step on (the callbacks check for steps)
         slots.keep_row(h, act)
     slots.prewarm(
         h, st.session_state.get("train_dataset") or names[0]
     )  # a spare worker: Start is felt at once
     live = tr is not None and tr.state in (S.RUNNING, S.STARTING)
-    (
-        st.fragment(run_every=REFRESH_S)(lambda: draw_live(handle(), True))
-        if live
-        else lambda: draw_live(h, False)
-    )()
+    if live:
+
+        @st.fragment(run_every=REFRESH_S)
+        def live_view() -> None:
+            draw_live(handle(), True)
+
+        live_view()
+    else:
+        draw_live(h, False)
 
 
 if __name__ == "__main__":  # Streamlit runs pages as __main__; importing (the benchmark) draws nothing

@@ -13,8 +13,9 @@ import streamlit as st
 import torch
 
 from lab_pages import state
-from lab_pages.common import pixels_key, require_model, to_image, upscale
 from lab_pages.i18n import N_, _, error_text
+from lab_pages.images import pixels_key, to_image, upscale
+from lab_pages.model_store import require_model
 from vae_core import identity as idn
 from vae_core.inference import encode, reconstruct
 from vae_core.userimages import (

@@ -140,7 +140,7 @@ def shipped_fixture(name: str):
 
     @pytest.fixture(scope="module")
     def fixture():
-        from lab_pages.common import load_shipped  # noqa: PLC0415
+        from lab_pages.model_store import load_shipped  # noqa: PLC0415
 
         return load_shipped(name)
 

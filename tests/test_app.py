@@ -155,7 +155,7 @@ def test_every_page_renders_through_the_router(page):
 def test_the_model_picker_is_there_when_a_page_stops():
     """app.py draws the sidebar after the page (so that Home draws before torch is imported); a
     page that stops, as the ELBO page does for an AE, must still leave the picker to choose a VAE."""
-    from lab_pages.common import load_shipped
+    from lab_pages.model_store import load_shipped
 
     at = AppTest.from_file(APP, default_timeout=180)
     at.session_state["current_model"] = load_shipped("digits_ae_z2")
@@ -170,8 +170,8 @@ def test_home_draws_before_the_model_is_loaded():
     """Home's text comes first and its model line last, from a placeholder at its place: at the
     first visit the browser draws the page while the server imports torch."""
     src = (ROOT / "lab_pages" / "home.py").read_text()
-    head = src[: src.index("from lab_pages.common import")]
-    assert "import torch" not in head and "lab_pages.common" not in head
+    head = src[: src.index("from lab_pages.model_store import")]
+    assert "import torch" not in head and "lab_pages.model_store" not in head
     at = run_app()
     blocks = [type(e).__name__ for e in at.main]
     assert any("Loaded and ready" in s.value for s in at.success)

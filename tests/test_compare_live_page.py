@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from streamlit.testing.v1 import AppTest
 
-from lab_pages.common import LoadedModel, load_shipped
+from lab_pages.model_store import LoadedModel, load_shipped
 from tests.conftest import ROOT, chart_titles, metrics, run_page, run_page_in_chinese, through_router
 from vae_core import compare as cmp
 from vae_core import registry

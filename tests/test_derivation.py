@@ -57,6 +57,7 @@ def test_jensen_gap_is_the_kl(mu: float, sigma: float) -> None:
     assert j.log_mean_w == pytest.approx(j.log_px, abs=1e-6)
     assert j.gap == pytest.approx(j.kl_post, abs=1e-6) and j.gap >= 0
     assert j.mean_log_w == pytest.approx(float(elbo_1d(TARGET, mu, sigma)), abs=1e-6)
+    assert j.mismatch == abs(j.gap - j.kl_post) and j.mismatch < 1e-6
 
 
 def test_why_a_gaussian() -> None:
@@ -66,6 +67,9 @@ def test_why_a_gaussian() -> None:
         assert f.gap >= -1e-8 and f.gap == pytest.approx(f.kl_direct, abs=1e-5)
         assert f.elbo <= TARGET.log_px() + 1e-8
         assert np.trapezoid(f.pdf, f.z) == pytest.approx(1.0, abs=2e-3)
+        np.testing.assert_allclose(f.pdf_on(f.z[::7]), f.pdf[::7], rtol=0, atol=1e-12)  # on its grid: itself
+        mid = 0.5 * (f.z[10] + f.z[11])  # halfway between two grid points: the mean of their densities
+        assert f.pdf_on(np.array([mid]))[0] == pytest.approx(0.5 * (f.pdf[10] + f.pdf[11]), abs=1e-12)
     g, mix = fits["gaussian"], fits["mixture"]
     assert g.gap > 0.1  # one Gaussian cannot cover two modes
     assert mix.gap < 1e-3 and mix.elbo > g.elbo  # the mixture closes the gap

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from lab_pages.common import LoadedModel, load_shipped
+from lab_pages.model_store import LoadedModel, load_shipped
 from tests.conftest import APP, ROOT, digits_config, plotly_figures, run_page
 from tests.conftest import plotly_array as arr
 from vae_core import identity as idn

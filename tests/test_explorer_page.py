@@ -13,7 +13,8 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
-from lab_pages.common import LoadedModel, to_image
+from lab_pages.images import to_image
+from lab_pages.model_store import LoadedModel
 from tests.conftest import ROOT, run_page, run_page_in_chinese, shipped_fixture, through_router
 from vae_core import explore as ex
 from vae_core import inference as inf
@@ -291,12 +292,12 @@ def test_through_the_router(vae) -> None:
 def test_renders_in_chinese(which, request, digits) -> None:
     """?lang=zh: the page draws without an exception (English until the catalogue is compiled), and every
     traversal label is one the image font can draw (numbers alone where it has no CJK glyphs)."""
-    from lab_pages import explorer  # noqa: PLC0415
+    from lab_pages import explorer, latent_controls  # noqa: PLC0415
 
     lm = request.getfixturevalue(which)
     at = run_page_in_chinese(PAGE, lm)
     assert len(at.image) >= 3  # decoded image, thumbnails, traversal sheet
-    stats = explorer.posterior_stats(lm.key, lm.model, digits.x_test)
+    stats = latent_controls.posterior_stats(lm.key, lm.model, digits.x_test)
     assert all(
         ex.can_draw(text) for j in range(lm.config.latent_dim) for text, _c in explorer._row_label(stats, j)
     )

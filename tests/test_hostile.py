@@ -30,7 +30,8 @@ import torch
 from safetensors.torch import save as st_save
 from streamlit.testing.v1 import AppTest
 
-import lab_pages.common as common
+import lab_pages.datasets as datasets
+import lab_pages.model_store as model_store
 from tests.conftest import APP, ROOT, TRAIN_PAGE, settle, texts, trainer_of, wait_for, worker_children
 from tests.test_app import SIDEBAR_HARNESS
 from vae_core import data
@@ -379,8 +380,8 @@ class TestUploads:
         folder.mkdir()
         shutil.copy(SHIPPED, folder / "digits_vae_z2.safetensors")
         (folder / "damaged.safetensors").write_bytes(raw_header(b'{"__metadata__": {"vae_lab": "{'))
-        monkeypatch.setattr(common, "CHECKPOINT_DIR", folder)
-        monkeypatch.setattr(common, "SESSION_CHECKPOINT_DIR", folder / "saved")
+        monkeypatch.setattr(model_store, "CHECKPOINT_DIR", folder)
+        monkeypatch.setattr(model_store, "SESSION_CHECKPOINT_DIR", folder / "saved")
         at = AppTest.from_string(SIDEBAR_HARNESS, default_timeout=120)
         at.run()
         assert not at.exception, at.exception
@@ -412,9 +413,9 @@ def metadata_state_is(meta: dict, want: S) -> None:
 
 
 def clear_dataset_cache() -> None:
-    """Forget the process-wide built-in datasets of lab_pages.common (its cached loader)."""
+    """Forget the process-wide built-in datasets of lab_pages.datasets (its cached loader)."""
     for name in ("_shared_dataset", "get_dataset"):
-        fn = getattr(common, name, None)
+        fn = getattr(datasets, name, None)
         if hasattr(fn, "clear"):
             fn.clear()
 
@@ -671,7 +672,7 @@ class TestCheckpointNames:
         ],
     )
     def test_hostile_checkpoint_names_are_refused(self, stepped_page, tmp_path, monkeypatch, name):
-        monkeypatch.setattr(common, "SESSION_CHECKPOINT_DIR", tmp_path / "saved")
+        monkeypatch.setattr(model_store, "SESSION_CHECKPOINT_DIR", tmp_path / "saved")
         at = stepped_page
         at.text_input(key="train_save_name").set_value(name)
         at.button(key="train_save").click().run()
@@ -897,6 +898,6 @@ class TestAtomicSave:
         # leftovers of killed writes are hidden *.tmp files, never taken for checkpoints
         others = [p.name for p in tmp_path.iterdir() if p.name != "ck.safetensors"]
         assert all(n.startswith(".ck.safetensors.") and n.endswith(".tmp") for n in others), others
-        monkeypatch.setattr(common, "CHECKPOINT_DIR", tmp_path)
-        monkeypatch.setattr(common, "SESSION_CHECKPOINT_DIR", tmp_path / "saved")
-        assert list(common.list_shipped()) == ["ck"]
+        monkeypatch.setattr(model_store, "CHECKPOINT_DIR", tmp_path)
+        monkeypatch.setattr(model_store, "SESSION_CHECKPOINT_DIR", tmp_path / "saved")
+        assert list(model_store.list_shipped()) == ["ck"]

@@ -99,6 +99,8 @@ class TestIdentityOnTrainedZ2:
             assert implied == pytest.approx(g.kl_q_post, abs=4 * r.recon_se + 0.01)
             # with E_q[log p(x|z)] by quadrature too, only discretisation is left
             assert g.log_px - g.elbo_exact == pytest.approx(g.kl_q_post, abs=1e-3)
+            assert g.residual == pytest.approx(g.log_px - g.elbo_exact - g.kl_q_post, abs=1e-12)
+            assert abs(g.residual) < 1e-3
             assert g.recon_exact == pytest.approx(r.recon, abs=4 * r.recon_se + 1e-3)
 
     def test_grid_matches_elbo_quadrature(self, vae, digits, cases) -> None:

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from lab_pages.common import CLASS_COLORS, LoadedModel, load_shipped
+from lab_pages.model_store import LoadedModel, load_shipped
+from lab_pages.style import CLASS_COLORS
 from tests.conftest import APP, ROOT, run_page
 from tests.conftest import plotly_array as _array
 from tests.conftest import plotly_figures as figures
@@ -196,7 +197,7 @@ class TestHandOff:
 
 
 def test_your_image_is_marked_with_its_nearest_test_images() -> None:
-    from lab_pages.common import load_shipped
+    from lab_pages.model_store import load_shipped
     from lab_pages.state import USER_IMAGE
     from tests.conftest import ROOT, plotly_figures
 
@@ -234,14 +235,14 @@ def test_the_page_renders_in_chinese(vae) -> None:
 def test_a_shipped_model_shows_its_umap_at_once() -> None:
     """The shipped embeddings (checkpoints/embeddings/<name>.safetensors) go into the cache when the model
     loads: the first run already draws the UMAP, with no job running and no numba warm-up waited for."""
-    from lab_pages.common import load_shipped
+    from lab_pages.model_store import load_shipped
     from tests.conftest import ROOT, plotly_figures
     from vae_core import projection as pj
 
     pj.shared_projection_cache().clear()
-    from lab_pages import common
+    from lab_pages import model_store
 
-    common._seed_shipped_maps.clear()
+    model_store._seed_shipped_maps.clear()
     at = AppTest.from_file(str(ROOT / "lab_pages/latent_map.py"), default_timeout=120)
     at.session_state["current_model"] = load_shipped("digits_vae_z2")
     at.run()

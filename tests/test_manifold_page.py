@@ -13,7 +13,7 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
-from lab_pages.common import LoadedModel
+from lab_pages.model_store import LoadedModel
 from tests.conftest import ROOT, run_page, run_page_in_chinese, shipped_fixture, through_router
 from vae_core.models import ModelConfig, build_model
 

@@ -71,6 +71,21 @@ def test_detached_z_gives_the_encoder_no_reconstruction_gradient(pairs) -> None:
     assert any(v > 0 for k, v in g.items() if k.startswith("decoder."))
     assert pairs["detached_z"].correct.grad_norms["encoder.mu.weight"] > 0
     assert pairs["detached_z"].mistaken.metrics["active_units"] <= 1  # mu collapses onto the prior
+    assert pairs["detached_z"].mistaken.encoder_grad_norm == 0.0
+    assert pairs["detached_z"].correct.encoder_grad_norm == max(
+        enc_v for k, enc_v in pairs["detached_z"].correct.grad_norms.items() if k.startswith("encoder.")
+    )
+
+
+def test_encoder_grad_norm_is_the_largest_encoder_tensor_norm() -> None:
+    def run(grad_norms: dict[str, float]) -> pf.PitfallRun:
+        return pf.PitfallRun(
+            "correct", None, "bernoulli", "finished", "", 0.0, 0, {}, {}, [], {}, grad_norms, [], []
+        )
+
+    norms = {"encoder.0.weight": 0.5, "encoder.mu.weight": 2.25, "decoder.0.weight": 9.0}
+    assert run(norms).encoder_grad_norm == 2.25  # the decoder's larger norm does not count
+    assert run({"decoder.0.weight": 1.0}).encoder_grad_norm == 0.0  # no encoder gradient at all
 
 
 def test_flipped_kl_sign_is_stopped_by_the_guard(pairs) -> None:

@@ -13,8 +13,9 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from lab_pages import i18n, tour
-from lab_pages.common import DATASETS, list_shipped
+from lab_pages.model_store import list_shipped
 from tests.conftest import APP
+from vae_core.data import DATASETS
 
 OPEN, CLOSE = i18n.OPEN, i18n.CLOSE
 # What may stand outside the markers: numbers, units of measurement written as symbols, formulas'

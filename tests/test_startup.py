@@ -13,7 +13,7 @@ import threading
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from lab_pages import common
+from lab_pages import datasets, model_store
 from tests.conftest import APP, ROOT
 from vae_core import umap_runtime
 from vae_core.checkpoint import read_metadata
@@ -41,9 +41,9 @@ def warmups(monkeypatch) -> list[dict]:
 
 @pytest.fixture
 def preloads(monkeypatch) -> list[str]:
-    """Every call of lab_pages.common.preload_dataset from now on (nothing is loaded), as its dataset name."""
+    """Every call of lab_pages.datasets.preload_dataset from now on (nothing is loaded), as its dataset name."""
     calls: list[str] = []
-    monkeypatch.setattr(common, "preload_dataset", lambda name: calls.append(name))
+    monkeypatch.setattr(datasets, "preload_dataset", lambda name: calls.append(name))
     return calls
 
 
@@ -55,8 +55,10 @@ def test_home_preloads_the_models_data_and_starts_no_warmup(warmups, preloads) -
     lm = at.session_state["current_model"]
     want = next(
         n
-        for n in common.DEFAULT_SHIPPED  # the first default whose data is on this machine
-        if common.dataset_available(read_metadata(common.CHECKPOINT_DIR / f"{n}.safetensors")["dataset"])
+        for n in model_store.DEFAULT_SHIPPED  # the first default whose data is on this machine
+        if datasets.dataset_available(
+            read_metadata(model_store.CHECKPOINT_DIR / f"{n}.safetensors")["dataset"]
+        )
     )
     assert lm.label == want and lm.source == "shipped"  # the default model
     assert preloads == [lm.dataset_name], preloads
@@ -78,7 +80,7 @@ def test_home_preloads_the_models_data_and_starts_no_warmup(warmups, preloads) -
 
 def test_the_latent_map_page_alone_starts_no_warmup(warmups) -> None:
     at = AppTest.from_file(str(ROOT / "lab_pages" / "latent_map.py"), default_timeout=180)
-    at.session_state["current_model"] = common.load_shipped("digits_vae_z2")
+    at.session_state["current_model"] = model_store.load_shipped("digits_vae_z2")
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     assert warmups == []
@@ -90,7 +92,7 @@ def add_model_script() -> None:
     import streamlit as st
 
     from lab_pages import state
-    from lab_pages.common import LoadedModel, load_shipped
+    from lab_pages.model_store import LoadedModel, load_shipped
 
     base = load_shipped("digits_vae_z2")
     lm = LoadedModel("session:mine", "mine", "session", base.model, base.config, dict(base.metadata))
@@ -114,7 +116,7 @@ def test_add_session_model_starts_the_warmup(warmups, make_current: bool) -> Non
 
 # ---------------------------------------------------------------------------- (c) preload_dataset
 class _Threads:
-    """A stand-in for lab_pages.common's ``threading`` that records the threads it starts."""
+    """A stand-in for lab_pages.datasets' ``threading`` that records the threads it starts."""
 
     def __init__(self) -> None:
         self.started: list[threading.Thread] = []
@@ -136,8 +138,8 @@ class _Threads:
 @pytest.fixture
 def threads(monkeypatch) -> _Threads:
     rec = _Threads()
-    monkeypatch.setattr(common, "threading", rec)
-    monkeypatch.setattr(common, "_PRELOADS", set())  # as in a fresh server
+    monkeypatch.setattr(datasets, "threading", rec)
+    monkeypatch.setattr(datasets, "_PRELOADS", set())  # as in a fresh server
     return rec
 
 
@@ -145,22 +147,22 @@ def threads(monkeypatch) -> _Threads:
 def loads(monkeypatch) -> list[str]:
     """Calls of load_dataset made by the shared dataset cache, which starts empty."""
     calls: list[str] = []
-    real = common.load_dataset
+    real = datasets.load_dataset
 
     def counting(name, **kwargs):
         calls.append(name)
         assert kwargs == {"download": False}
         return real(name, **kwargs)
 
-    common._shared_dataset.clear()
-    monkeypatch.setattr(common, "load_dataset", counting)
+    datasets._shared_dataset.clear()
+    monkeypatch.setattr(datasets, "load_dataset", counting)
     yield calls
-    common._shared_dataset.clear()  # nothing of the counting loader stays cached for other tests
+    datasets._shared_dataset.clear()  # nothing of the counting loader stays cached for other tests
 
 
 def test_preload_fills_the_shared_cache_once(threads, loads, monkeypatch) -> None:
     for _ in range(3):
-        common.preload_dataset("digits")
+        datasets.preload_dataset("digits")
     assert (
         len(threads.started) == 1
         and threads.started[0].daemon
@@ -168,24 +170,24 @@ def test_preload_fills_the_shared_cache_once(threads, loads, monkeypatch) -> Non
     )
     threads.join()
     assert loads == ["digits"]
-    monkeypatch.setattr(common, "load_dataset", lambda *a, **k: pytest.fail("not from the cache"))
-    ds = common._shared_dataset("digits")  # now a cache hit
+    monkeypatch.setattr(datasets, "load_dataset", lambda *a, **k: pytest.fail("not from the cache"))
+    ds = datasets._shared_dataset("digits")  # now a cache hit
     assert ds.x_test.shape == (359, 64) and ds.name == "digits"
-    assert common.get_dataset("digits") is ds
-    common.preload_dataset("digits")
+    assert datasets.get_dataset("digits") is ds
+    datasets.preload_dataset("digits")
     assert len(threads.started) == 1
 
 
 @pytest.mark.parametrize("name", ["user:mine.npz", "no-such-dataset"])
 def test_user_and_unavailable_datasets_start_no_thread(threads, loads, name: str) -> None:
-    assert not common.dataset_available(name)
-    common.preload_dataset(name)
-    assert threads.started == [] and loads == [] and set() == common._PRELOADS
+    assert not datasets.dataset_available(name)
+    datasets.preload_dataset(name)
+    assert threads.started == [] and loads == [] and set() == datasets._PRELOADS
 
 
 def test_unavailable_builtin_dataset_starts_no_thread(threads, loads, monkeypatch) -> None:
-    monkeypatch.setattr(common, "dataset_available", lambda name: name != "fashion-mnist")
-    common.preload_dataset("fashion-mnist")
+    monkeypatch.setattr(datasets, "dataset_available", lambda name: name != "fashion-mnist")
+    datasets.preload_dataset("fashion-mnist")
     assert threads.started == [] and loads == []
 
 
@@ -196,11 +198,13 @@ def test_a_failed_preload_is_retried_later(threads, monkeypatch) -> None:
         attempts.append(name)
         raise OSError("disk gone")
 
-    monkeypatch.setattr(common, "_shared_dataset", broken)
-    common.preload_dataset("digits")
+    monkeypatch.setattr(datasets, "_shared_dataset", broken)
+    datasets.preload_dataset("digits")
     threads.join()
-    assert attempts == ["digits"] and "digits" not in common._PRELOADS  # the page that needs it will say why
-    common.preload_dataset("digits")
+    assert (
+        attempts == ["digits"] and "digits" not in datasets._PRELOADS
+    )  # the page that needs it will say why
+    datasets.preload_dataset("digits")
     threads.join()
     assert attempts == ["digits", "digits"] and len(threads.started) == 2
 

@@ -69,8 +69,15 @@ class TestGaussians:
         mc = th.mc_gaussian_kl(mu1, s1, mu2, s2, n=20_000, seed=3)
         if exact == 0.0:
             assert abs(mc.estimate) < 1e-12  # identical Gaussians: every log ratio is 0
+            assert mc.standard_errors_from(exact) < 1.0  # a stderr of 0 is floored, not divided by
         else:
             assert mc.stderr > 0 and abs(mc.estimate - exact) < 3 * mc.stderr
+            assert mc.standard_errors_from(exact) == pytest.approx(abs(mc.estimate - exact) / mc.stderr)
+
+    def test_standard_errors_from(self) -> None:
+        assert th.MCEstimate(1.5, 0.25).standard_errors_from(1.0) == 2.0
+        assert th.MCEstimate(0.5, 0.25).standard_errors_from(1.0) == 2.0  # a distance: no sign
+        assert th.MCEstimate(0.0, 0.0).standard_errors_from(0.0) == 0.0
 
     def test_vae_term_is_the_standard_normal_case(self) -> None:
         for mu, s in [(0.0, 1.0), (1.0, 0.5), (-2.0, 1.7)]:
@@ -127,6 +134,13 @@ class TestVariationalInference:
         )
         assert land.max() < self.target.log_px()
 
+    def test_landscape_grid_spans_its_ranges(self) -> None:
+        mus, lss, land = th.landscape_grid(self.target, (-2.0, 2.0), (-1.0, 0.0), n_mu=5, n_log_sigma=3)
+        assert mus.tolist() == [-2.0, -1.0, 0.0, 1.0, 2.0] and lss.tolist() == [-1.0, -0.5, 0.0]
+        np.testing.assert_allclose(land, th.elbo_landscape(self.target, mus, lss), rtol=0, atol=1e-12)
+        mus, lss, land = th.landscape_grid(self.target)  # the page's default: 81 mu by 61 log sigma
+        assert (mus[0], mus[-1], lss[0], lss[-1]) == (-4.0, 4.0, -3.0, 1.0) and land.shape == (61, 81)
+
     def test_sgd_fit_raises_the_elbo(self) -> None:
         traj = th.fit_q_sgd(self.target, mu0=-0.5, sigma0=1.0, steps=150, lr=0.05, n_samples=8, seed=0)
         assert traj.mu.shape == traj.log_sigma.shape == traj.elbo.shape == (151,)
@@ -136,6 +150,8 @@ class TestVariationalInference:
         # lands near one of the posterior modes (+-1.6), with sigma near the component std 0.447
         assert abs(abs(traj.mu[-1]) - 1.6) < 0.3
         assert 0.25 < math.exp(traj.log_sigma[-1]) < 0.7
+        assert traj.steps == 150
+        np.testing.assert_allclose(traj.sigma, np.exp(traj.log_sigma), rtol=1e-15)
 
 
 class TestGradientEstimators:
@@ -161,9 +177,15 @@ class TestGradientEstimators:
         rep, sco = th.summarize(g.reparam), th.summarize(g.score)
         assert abs(rep.mean - 2.0) < 3 * rep.stderr
         assert abs(sco.mean - 2.0) < 3 * sco.stderr
+        assert th.variance_ratio(sco, rep) == pytest.approx(sco.var / rep.var)
         # reparam: Var[2z] = 4 sigma^2 = 4; the score function's variance is several times larger
         assert rep.var == pytest.approx(4.0, rel=0.05)
         assert sco.var > 3 * rep.var
+
+    def test_variance_ratio_of_a_noiseless_estimator(self) -> None:
+        noiseless, noisy = th.Summary(1.0, 0.0, 0.0), th.Summary(1.0, 3.0, 0.1)
+        assert th.variance_ratio(noisy, th.Summary(1.0, 1.5, 0.1)) == 2.0
+        assert th.variance_ratio(noisy, noiseless) == 3.0 / 1e-300  # finite, not a division by zero
 
     def test_unknown_function_raises(self) -> None:
         with pytest.raises(ValueError):

@@ -16,7 +16,8 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
-import lab_pages.common as common
+import lab_pages.datasets as datasets
+import lab_pages.model_store as model_store
 from lab_pages import i18n
 from tests.conftest import (
     APP,
@@ -77,7 +78,7 @@ class TestRender:
         for kind, keys in WIDGETS.items():
             found = {w.key for w in getattr(at, kind)}
             assert set(keys) <= found, (kind, set(keys) - found)
-        want_ds = "fashion-mnist" if "fashion-mnist" in common.available_datasets() else "digits"
+        want_ds = "fashion-mnist" if "fashion-mnist" in datasets.available_datasets() else "digits"
         assert at.selectbox(key="train_dataset").value == want_ds
         assert at.radio(key="train_kind").value == "VAE"
         vals = {k: at.number_input(key=k).value for k in WIDGETS["number_input"]}
@@ -261,7 +262,7 @@ class TestCap:
 
 class TestKeep:
     def test_save_lists_it_for_the_picker(self, train_page, tmp_path, monkeypatch) -> None:
-        monkeypatch.setattr(common, "SESSION_CHECKPOINT_DIR", tmp_path / "saved")
+        monkeypatch.setattr(model_store, "SESSION_CHECKPOINT_DIR", tmp_path / "saved")
         at = train_page()
         for _ in range(3):
             at.button(key="train_step").click().run()
@@ -278,7 +279,7 @@ class TestKeep:
         ck = load_checkpoint(path)
         assert ck.metadata["steps"] == 3 and ck.metadata["dataset"] == "digits"
         assert "python -m vae_core.train" in ck.metadata["command"]
-        assert "saved/my_vae-1" in common.list_shipped()
+        assert "saved/my_vae-1" in model_store.list_shipped()
         lm = at.session_state["current_model"]
         assert (
             lm.label == "saved/my_vae-1"
@@ -405,7 +406,7 @@ class TestWorker:
     def test_a_killed_worker_is_a_message_its_weights_stay_and_start_works_again(
         self, train_page, tmp_path, monkeypatch
     ) -> None:
-        monkeypatch.setattr(common, "SESSION_CHECKPOINT_DIR", tmp_path / "saved")
+        monkeypatch.setattr(model_store, "SESSION_CHECKPOINT_DIR", tmp_path / "saved")
         at = train_page()
         at.button(key="train_start").click().run()
         tr = trainer_of(at)
@@ -569,7 +570,7 @@ class TestUpload:
 
 
 class TestLiveCharts:
-    """While training, the live view draws its two charts as static SVG images (lab_pages.common.live_chart); the
+    """While training, the live view draws its two charts as static SVG images (lab_pages.train.live_chart); the
     interactive Plotly figures come back once the trainer is no longer running."""
 
     def test_svg_while_running_plotly_after(self, train_page) -> None:

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from lab_pages.common import load_shipped
+from lab_pages.model_store import load_shipped
 from lab_pages.state import USER_IMAGE, UserImage
 from tests.conftest import ROOT
 

@@ -80,7 +80,7 @@ def find_pair(
 ) -> tuple[str, str] | None:
     """Names (vae, ae) of a fair shipped pair on ``dataset`` with ``latent_dim``, or None.
 
-    ``shipped`` is ``{name: metadata}`` (lab_pages.common.list_shipped()). A fair pair is a
+    ``shipped`` is ``{name: metadata}`` (lab_pages.model_store.list_shipped()). A fair pair is a
     plain VAE (beta = 1) and an AE whose :func:`recipe_differences` is empty. Checkpoints in
     ``checkpoints/`` come before ones saved in a session (``saved/...``); ties go by name.
     """

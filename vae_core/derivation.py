@@ -218,6 +218,11 @@ class JensenView(NamedTuple):
     kl_post: float  # KL(q || p(z|x)) computed directly: equals the gap
     log_px: float  # exact log p(x)
 
+    @property
+    def mismatch(self) -> float:
+        """|Jensen's gap − KL(q || p(z|x))|, nats: 0 up to quadrature error, since the two are the same quantity."""
+        return abs(self.gap - self.kl_post)
+
 
 def jensen_view(target: VITarget, mu: float, sigma: float) -> JensenView:
     """Jensen's inequality on the 1-D model for q = N(mu, sigma^2): its two sides, its gap, and KL(q || p(z|x))."""
@@ -239,6 +244,10 @@ class FamilyFit(NamedTuple):
     kl_direct: float  # KL(q || p(z|x)) by its own quadrature: equals gap
     z: np.ndarray  # (G,) grid to draw q on
     pdf: np.ndarray  # (G,) q's density on that grid
+
+    def pdf_on(self, z: np.ndarray) -> np.ndarray:
+        """q's density (per unit z) at the points ``z`` (N,), interpolated linearly from its own grid: (N,)."""
+        return np.interp(z, self.z, self.pdf)
 
 
 def _log_joint_t(target: VITarget, z: torch.Tensor) -> torch.Tensor:

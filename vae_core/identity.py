@@ -212,6 +212,11 @@ class PosteriorGrid(NamedTuple):
     mass: float  # integral of p(z|x) over the grid (1 up to rounding)
 
     @property
+    def residual(self) -> float:
+        """log p(x) − ELBO − KL(q || p(z|x)), all three by quadrature, nats: 0 up to the grids' discretisation."""
+        return self.log_px - self.elbo_exact - self.kl_q_post
+
+    @property
     def density(self) -> np.ndarray:
         """p(z|x) at the grid points, (n,) or (n, n), per unit z (per unit area for z=2)."""
         return np.exp(self.log_posterior)

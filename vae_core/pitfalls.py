@@ -251,6 +251,12 @@ class PitfallRun:
         """The trainer's final message, translatable (a :class:`~vae_core.errors.Msg`) where it was recorded so."""
         return Msg(self.message_template, **self.message_params) if self.message_template else self.message
 
+    @property
+    def encoder_grad_norm(self) -> float:
+        """The largest L2 norm of ∂(−recon)/∂θ over the encoder's parameter tensors (``grad_norms``, nats per image
+        per unit of θ): 0 when the reconstruction term sends the encoder no gradient (a detached z)."""
+        return max((v for k, v in self.grad_norms.items() if k.startswith("encoder.")), default=0.0)
+
 
 @dataclass
 class PitfallPair:

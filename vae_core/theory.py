@@ -187,6 +187,11 @@ class MCEstimate(NamedTuple):
     estimate: float
     stderr: float
 
+    def standard_errors_from(self, exact: float) -> float:
+        """|estimate − exact| in standard errors (a dimensionless count; the stderr is floored at 1e-12, so that
+        identical Gaussians, whose every sample is exactly 0, give 0 and not 0/0)."""
+        return abs(self.estimate - exact) / max(self.stderr, 1e-12)
+
 
 def mc_gaussian_kl(mu1: float, s1: float, mu2: float, s2: float, n: int = 1000, seed: int = 0) -> MCEstimate:
     """KL(N1 || N2) ~ (1/n) sum_i [log N1(z_i) - log N2(z_i)], z_i ~ N1: estimate and its
@@ -284,6 +289,20 @@ def elbo_landscape(target: VITarget, mu_grid: np.ndarray, log_sigma_grid: np.nda
     return np.stack([elbo_1d(target, mu_grid, math.exp(ls)) for ls in np.asarray(log_sigma_grid, float)])
 
 
+def landscape_grid(
+    target: VITarget,
+    mu_range: tuple[float, float] = (-4.0, 4.0),
+    log_sigma_range: tuple[float, float] = (-3.0, 1.0),
+    n_mu: int = 81,
+    n_log_sigma: int = 61,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The ELBO landscape the Derivation page draws: (mu (n_mu,), log sigma (n_log_sigma,), ELBO (n_log_sigma, n_mu)
+    in nats) over evenly spaced grids spanning ``mu_range`` (latent units) and ``log_sigma_range`` (natural log of σ)."""
+    mus = np.linspace(*mu_range, n_mu)
+    log_sigmas = np.linspace(*log_sigma_range, n_log_sigma)
+    return mus, log_sigmas, elbo_landscape(target, mus, log_sigmas)
+
+
 class FitTrajectory(NamedTuple):
     """q's path during SGD on the ELBO: row 0 is the start, row t is after t steps."""
 
@@ -291,6 +310,16 @@ class FitTrajectory(NamedTuple):
     log_sigma: np.ndarray  # (steps+1,) natural log of q's standard deviation
     elbo: np.ndarray  # (steps+1,) exact ELBO at each point (quadrature), nats
     elbo_estimate: np.ndarray  # (steps,) the noisy reparameterized ELBO estimate each step used, nats
+
+    @property
+    def steps(self) -> int:
+        """The number of SGD steps taken (the rows after the start)."""
+        return len(self.mu) - 1
+
+    @property
+    def sigma(self) -> np.ndarray:
+        """(steps+1,) q's standard deviation at each point, latent units."""
+        return np.exp(self.log_sigma)
 
 
 def fit_q_sgd(
@@ -407,6 +436,12 @@ class Summary(NamedTuple):
     mean: float
     var: float
     stderr: float
+
+
+def variance_ratio(score: Summary, reparam: Summary) -> float:
+    """How many times noisier the score-function estimator is than the reparameterized one: the ratio of their
+    per-sample variances (dimensionless; the reparameterized variance floored at 1e-300, as for f(z) = z it is 0)."""
+    return score.var / max(reparam.var, 1e-300)
 
 
 def summarize(samples: np.ndarray) -> Summary:

@@ -1,33 +1,26 @@
-"""What the pages share besides their figures (lab_pages.charts) and keys (lab_pages.state):
-the current model as a :class:`LoadedModel`, the loaders of datasets and checkpoints, the
-"this page needs a model / a VAE" guards, and the image helpers for ``st.image``.
+"""The models the pages work on: the current model as a :class:`LoadedModel`, the loaders of checkpoints (shipped and
+saved ones, once per process; uploaded and trained ones, per session), and the "this page needs a model / a VAE / its
+dataset" guards.
 
-Every page calls :func:`current_model` (or :func:`require_model` / :func:`require_vae`) and
-never loads checkpoints itself. Shipped checkpoints are loaded once per process (read-only,
-shared); models trained or uploaded in a session belong to that session only.
+Every page calls :func:`current_model` (or :func:`require_model` / :func:`require_vae`) and never loads checkpoints
+itself. Shipped checkpoints are loaded once per process (read-only, shared); models trained or uploaded in a session
+belong to that session only. (The networks themselves are vae_core.models'.)
 """
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import streamlit as st
-import torch
 
 from lab_pages import state
+from lab_pages.datasets import get_dataset
 from lab_pages.i18n import N_, _, error_text
-from lab_pages.style import CLASS_COLORS, ELBO_COLOR, KL_COLOR, LOGPX_COLOR, RECON_COLOR, class_color  # noqa: F401 - re-exported
 from vae_core import projection as pj
 from vae_core.checkpoint import CheckpointError, LoadedCheckpoint, load_checkpoint, read_metadata
-from vae_core.data import DATASETS, Dataset, DatasetError, dataset_available, load_dataset
-from vae_core.identity import candidates
-from vae_core.inference import images_to_grid, scale_for
-from vae_core.inference import upscale as inf_upscale
+from vae_core.data import Dataset, DatasetError, dataset_available
 from vae_core.models import AE, VAE, ModelConfig
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -111,82 +104,7 @@ class LoadedModel:
         )
 
 
-# ------------------------------------------------------------------ data and checkpoints
-USER_PREFIX = "user:"  # datasets uploaded in a session (vae_core.userdata names them so)
-
-
-@st.cache_resource(show_spinner=False)  # get_dataset shows a translated spinner
-def _shared_dataset(name: str) -> Dataset:
-    """A built-in dataset on CPU, loaded once per process (read-only, shared by all sessions)."""
-    return load_dataset(name, download=False)
-
-
-def live_chart(
-    where: Any,
-    live: bool,
-    builders: tuple[Callable[..., Any], Callable[..., str]],
-    *args: Any,
-    key: str,
-    **kwargs: Any,
-) -> None:
-    """Draw a chart in ``where``: ``builders`` = (its Plotly builder, its static SVG twin), both from lab_pages.charts, called
-    with the same arguments. While ``live`` (a view redrawn once a second while training) the SVG, as an image: Plotly's
-    redraws cost the browser ~0.45 of a core on the Train page and slowed the training beside it (docs/performance.md);
-    otherwise the interactive figure."""
-    plotly_builder, svg_builder = builders
-    if live:
-        where.image(svg_builder(*args, **kwargs), width="stretch")
-    else:
-        where.plotly_chart(plotly_builder(*args, **kwargs), key=key)
-
-
-def preload_dataset(name: str) -> None:
-    """Load the built-in dataset ``name`` into the shared cache in a daemon thread (idempotent): Home calls it for the
-    default model's data, so that the first page that needs it (ELBO, explorer, maps) does not decode it (~0.6 s of
-    gzip for Fashion-MNIST, mostly outside the GIL). A failure is left to that page, which says what is missing."""
-    if name.startswith(USER_PREFIX) or name in _PRELOADS or not dataset_available(name):
-        return
-    _PRELOADS.add(name)
-
-    def run() -> None:
-        try:
-            _shared_dataset(name)
-        except Exception:  # noqa: BLE001  (the page that needs it shows the error)
-            _PRELOADS.discard(name)
-
-    threading.Thread(target=run, name=f"preload-{name}", daemon=True).start()
-
-
-_PRELOADS: set[str] = set()
-
-
-def get_dataset(name: str) -> Dataset:
-    """The dataset ``name``: a built-in one (shared by all sessions) or one uploaded in this session."""
-    if name.startswith(USER_PREFIX):
-        ud = state.user_datasets().get(name)
-        if ud is None:
-            raise DatasetError(
-                N_(
-                    "{name} is a dataset uploaded in another browser session. Upload the same file "
-                    "on the Train page (Your own dataset) to use it here."
-                ),
-                name=name,
-            )
-        return ud.dataset
-    with st.spinner(_("Loading dataset…")):  # shown only when loading takes over half a second
-        return _shared_dataset(name)
-
-
-def available_datasets() -> list[str]:
-    """Dataset names loadable here without a download: the built-in ones found, then this session's uploads."""
-    return [n for n in DATASETS if dataset_available(n)] + list(state.user_datasets())
-
-
-def image_shape_of(name: str) -> tuple[int, int, int]:
-    """(C, H, W) of a dataset by name, without loading a built-in one."""
-    return DATASETS[name].image_shape if name in DATASETS else get_dataset(name).image_shape
-
-
+# ------------------------------------------------------------------ checkpoints
 def list_shipped() -> dict[str, dict[str, Any]]:
     """{name: metadata} of every readable checkpoint in checkpoints/ and checkpoints/saved/ (read-only dicts, shared)."""
     out: dict[str, dict[str, Any]] = {}
@@ -349,112 +267,3 @@ def require_vae_data(why: str) -> tuple[LoadedModel, Dataset]:
         )
         st.stop()
     return lm, ds
-
-
-# ------------------------------------------------------------------ images for st.image
-def to_image(flat: np.ndarray | torch.Tensor, image_shape: tuple[int, int, int]) -> np.ndarray:
-    """One flattened image (D,) in [0, 1] (or uint8) -> (H, W) uint8 for st.image (vae_core.inference's mosaic of one)."""
-    return images_to_grid(flat, image_shape, ncols=1)
-
-
-def upscale(img: np.ndarray, tile_h: int, px: int) -> np.ndarray:
-    """Enlarge a uint8 image by whole pixels so that a ``tile_h``-high tile is about ``px`` high
-    (8x8 digits stay crisp; a browser's own scaling would blur them)."""
-    return inf_upscale(img, scale_for(tile_h, px))
-
-
-def png_data_uri(img: np.ndarray, compress_level: int = 1) -> str:
-    """A uint8 image (H, W) or (H, W, 3) as a ``data:image/png;base64,...`` URL for ``st.image``.
-
-    Such an image travels inside the page's own message, so the browser draws it without
-    fetching a file from the server: what the explorer sends on every slider move. PNG keeps
-    upscaled pixels sharp (``st.image`` of an array sends a JPEG); level 1 trades a few KB for
-    much faster encoding (docs/performance.md).
-    """
-    from PIL import Image  # noqa: PLC0415
-
-    from lab_pages.charts import png_data_uri as encode  # noqa: PLC0415 - charts imports Plotly; only pages with images need it
-
-    return encode(Image.fromarray(np.ascontiguousarray(img, dtype=np.uint8)), compress_level=compress_level)
-
-
-def show_grid(
-    images: np.ndarray | torch.Tensor,
-    image_shape: tuple[int, int, int],
-    ncols: int,
-    caption: str | None = None,
-    width: int | None = None,
-    px: int = 112,
-    container=st,
-) -> None:
-    """Draw (N, D) images in [0, 1] as one mosaic (vae_core.inference.images_to_grid), each tile
-    enlarged to about ``px`` pixels high by whole pixels."""
-    grid = upscale(images_to_grid(images, image_shape, ncols=ncols), image_shape[1], px)
-    container.image(grid, caption=caption, width=width or "stretch", clamp=True)
-
-
-# ------------------------------------------------------------------ picking one image
-def pixels_key(pixels: torch.Tensor | np.ndarray) -> str:
-    """A short content key for one image's pixels: what per-image caches are keyed by."""
-    import hashlib  # noqa: PLC0415
-
-    a = pixels.numpy() if isinstance(pixels, torch.Tensor) else np.asarray(pixels)
-    return hashlib.sha1(np.ascontiguousarray(a).tobytes()).hexdigest()[:16]
-
-
-def image_picker(ds: Dataset, prefix: str, n_pick: int = 20) -> tuple[torch.Tensor, str]:
-    """Offer ``n_pick`` test images (a thumbnail and a button each), an index box, "other images" and,
-    when this session has its own image of this dataset's shape (the *Your image* page), that image.
-
-    Keys start with ``prefix`` (``<prefix>_index``, ``<prefix>_pick_<i>``, ``<prefix>_mine``).
-    Returns the chosen image's pixels (D,) uint8 and its caption.
-    """
-    ss = st.session_state
-    n_test, key, mine_key = int(ds.x_test.shape[0]), f"{prefix}_index", f"{prefix}_mine"
-    ss[key] = min(int(ss.get(key, 0)), n_test - 1)
-    mine = state.user_image(ds.image_shape)
-    cand = candidates(n_test, n_pick, seed=int(ss.get(f"{prefix}_shuffle", 0)))
-    cols = st.columns(max(1, n_pick // 2))
-    for i, idx in enumerate(cand):
-        with cols[i % len(cols)]:
-            st.image(
-                upscale(to_image(ds.x_test[idx], ds.image_shape), ds.image_shape[1], 56),
-                width="stretch",
-                output_format="PNG",
-            )
-            st.button(
-                f"#{idx}",
-                key=f"{prefix}_pick_{i}",
-                on_click=ss.update,
-                kwargs={key: idx, mine_key: False},
-                width="stretch",
-                help=_("class: {name}").format(name=ds.class_names[int(ds.y_test[idx])]),
-            )
-    c1, c2, c3 = st.columns([2, 2, 3])
-    c1.number_input(
-        _("…or a test image by index (0–{last})").format(last=n_test - 1),
-        0,
-        n_test - 1,
-        key=key,
-        on_change=ss.update,
-        kwargs={mine_key: False},
-    )
-    c2.button(
-        _("🔀 Other images"),
-        key=f"{prefix}_shuffle_btn",
-        on_click=lambda: ss.update({f"{prefix}_shuffle": int(ss.get(f"{prefix}_shuffle", 0)) + 1}),
-    )
-    if mine is not None:
-        c3.button(
-            _("✏️ Your image ({origin})").format(origin=mine.origin),
-            key=f"{prefix}_mine_btn",
-            on_click=ss.update,
-            kwargs={mine_key: True},
-            type="primary" if ss.get(mine_key) else "secondary",
-        )
-    else:
-        c3.caption(_("✏️ Draw or upload an image of your own on the *Your image* page: it then appears here."))
-    if mine is not None and ss.get(mine_key):
-        return torch.from_numpy(mine.pixels.copy()), _("your image ({origin})").format(origin=mine.origin)
-    idx = int(ss[key])
-    return ds.x_test[idx], _("original #{index}").format(index=idx)
