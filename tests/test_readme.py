@@ -51,9 +51,18 @@ class TestReadme:
         assert README.index(commands[1]) < README.index("<!-- tour:start")
 
     def test_the_test_command_is_the_one_ci_runs(self):
+        """.ci/run makes the README's venv and install, then runs scripts/check, whose last step is the
+        README's pytest command (with --durations=15)."""
         ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+        check = (ROOT / "scripts" / "check").read_text(encoding="utf-8")
         test_command = re.findall(r"```bash\n(.+?)\n```", README)[1]
-        assert test_command in ci
+        make_venv, install, pytest_command = test_command.split(" && ")
+        assert f"{make_venv} && {install}" in ci
+        assert "bash scripts/check\n" in ci
+        assert pytest_command == ".venv/bin/python -m pytest -q"
+        assert '"$bin/python" -m pytest -q --durations=15' in check and check.index("mypy") < check.index(
+            "pytest -q"
+        )
 
     def test_every_relative_link_leads_to_a_file(self):
         docs = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
