@@ -31,8 +31,9 @@ from tests.conftest import TRAIN_PAGE as PAGE
 from vae_core import registry
 from vae_core.checkpoint import load_checkpoint
 from vae_core.data import load_dataset
+from vae_core.jobs import TrainJob
 from vae_core.models import ConfigError, ModelConfig
-from vae_core.train import TrainConfig, Trainer
+from vae_core.train import TrainConfig
 from vae_core.train import TrainerState as S
 
 WIDGETS = {
@@ -54,8 +55,8 @@ WIDGETS = {
 
 
 # one intra-op thread per trainer thread (tests/conftest.py::one_torch_thread); a fresh registry for
-# this module with a spare worker started ahead of each test, and no worker left at its end
-pytestmark = pytest.mark.usefixtures("one_torch_thread", "spare_worker")
+# this module with the fork server ready before each test, and no worker left at its end
+pytestmark = pytest.mark.usefixtures("one_torch_thread", "fork_server")
 LIVE = (S.STARTING, S.RUNNING)  # what a worker is in right after Start
 
 
@@ -243,7 +244,9 @@ class TestCap:
         other = registry.default_registry().open()  # another browser session, already training
         try:
             mc = ModelConfig(input_dim=ds.dim, image_shape=ds.image_shape, hidden=(16,), latent_dim=2)
-            other.start(Trainer(mc, TrainConfig(dataset="digits", epochs=5000), dataset=ds, device="cpu"))
+            other.start(
+                other.registry.job(TrainJob(mc, TrainConfig(dataset="digits", epochs=5000)), dataset=ds)
+            )
             at = train_page()
             at.button(key="train_start").click().run()
             errs = texts(at, "error")

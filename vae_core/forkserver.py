@@ -37,8 +37,10 @@ from __future__ import annotations
 import atexit
 import contextlib
 import ctypes
+import dataclasses
 import gc
 import itertools
+import json
 import os
 import pickle
 import queue
@@ -128,9 +130,29 @@ class Ended:
     code: int | None
 
 
+_PROTOCOL: dict[str, type[Fork | Ready | Forked | Exited]] = {
+    c.__name__: c for c in (Fork, Ready, Forked, Exited)
+}
+
+
+def _encode(msg: Fork | Ready | Forked | Exited) -> bytes:
+    """One message of the pool's protocol as JSON: small, plain, and nothing to unpickle."""
+    return json.dumps({"type": type(msg).__name__, **dataclasses.asdict(msg)}).encode()
+
+
+def _decode(data: bytes) -> Fork | Ready | Forked | Exited | None:
+    """The message in ``data``, or None when it is not one of the protocol's."""
+    try:
+        d = json.loads(data)
+        return _PROTOCOL[d.pop("type")](**d)
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
 def _dumps(msg: object) -> bytes:
-    """Plain pickle, tensors by value: ``Connection.send`` would use torch's shared-memory reductions,
-    which need a ``multiprocessing``-spawned peer (its authkey) and leave shared segments behind."""
+    """A job's message to a worker. Plain pickle, tensors by value: ``Connection.send`` would use torch's
+    shared-memory reductions, which need a ``multiprocessing``-spawned peer (its authkey) and leave
+    shared segments behind."""
     return pickle.dumps(msg, protocol=pickle.HIGHEST_PROTOCOL)
 
 
@@ -344,13 +366,13 @@ class ForkServer:
             wp = WorkerProcess(ours, self)
             self._pending[rid] = wp
             try:
-                socket.send_fds(self._sock, [_dumps(Fork(rid))], [its.fileno()])
+                socket.send_fds(self._sock, [_encode(Fork(rid))], [its.fileno()])
             except OSError:  # the fork server just died: start another and ask it
                 self._pending.pop(rid, None)
                 self._stop_proc()
                 self.start()
                 self._pending[rid] = wp
-                socket.send_fds(self._sock, [_dumps(Fork(rid))], [its.fileno()])
+                socket.send_fds(self._sock, [_encode(Fork(rid))], [its.fileno()])
         its.close()  # the fork server has its own copy in flight; the worker will hold the only one
         return wp
 
@@ -389,7 +411,7 @@ class ForkServer:
                 data = b""
             if not data:
                 break
-            msg = pickle.loads(data)
+            msg = _decode(data)
             with self._lock:
                 if isinstance(msg, Ready):
                     if sock is self._sock:
@@ -467,7 +489,7 @@ def _reap(sock: socket.socket) -> None:
             return
         code = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
         with contextlib.suppress(OSError):
-            sock.send(_dumps(Exited(pid, code)))
+            sock.send(_encode(Exited(pid, code)))
 
 
 def _child(fd: int, server_pid: int) -> int:
@@ -497,7 +519,7 @@ def _fork(sock: socket.socket, rid: int, fd: int) -> None:
         finally:
             os._exit(code)
     os.close(fd)
-    sock.send(_dumps(Forked(rid, pid)))
+    sock.send(_encode(Forked(rid, pid)))
 
 
 def _serve_one(sock: socket.socket, timeout: float) -> bool:
@@ -512,7 +534,7 @@ def _serve_one(sock: socket.socket, timeout: float) -> bool:
         return False
     if not data:
         return False
-    msg = pickle.loads(data)
+    msg = _decode(data)
     if isinstance(msg, Fork) and fds:
         _fork(sock, msg.rid, fds[0])
     else:
@@ -531,7 +553,7 @@ def serve_forks(sock: socket.socket) -> int:
     from . import worker  # noqa: F401 - the child's loop and all it imports, loaded once for every worker
 
     torch.compiler.disable(_noop)  # imports torch's compiler stack (the first optimizer would), no tensor op
-    sock.send(_dumps(Ready(os.getpid(), str(Path(vae_core.__file__).resolve()))))
+    sock.send(_encode(Ready(os.getpid(), str(Path(vae_core.__file__).resolve()))))
 
     def serve_pending() -> None:  # a fork asked for during the preload is served before the next dataset
         while select.select([sock], [], [], 0)[0]:
@@ -561,7 +583,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    # run as vae_core.forkserver, not __main__: what it pickles (Ready, Forked…) must name the real module
+    # run as vae_core.forkserver, not as __main__: one copy of this module in the fork server and its workers
     from vae_core.forkserver import main as _main
 
     sys.exit(_main())

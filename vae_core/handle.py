@@ -468,6 +468,15 @@ class LiveJob:
         """The newest preview images the worker decoded (None before the first step)."""
         return self._link.preview if self._link is not None else None
 
+    @property
+    def history(self) -> History:
+        """A copy of the (first model's) step and evaluation records received so far."""
+        return self.snapshot().history
+
+    def examples_per_second(self) -> float:
+        """Recent training throughput in the worker, examples/s (nan before two steps)."""
+        return self._link.eps if self._link is not None else math.nan
+
     def snapshot(self) -> LiveSnapshot:
         """State, progress, a copy of the (first model's) history and the latest preview, as of the last update."""
         link = self._link
