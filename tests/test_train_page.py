@@ -401,7 +401,9 @@ class TestWorker:
         assert "starting" in progress_text(at) or "running" in progress_text(at), progress_text(at)
         tr = trainer_of(at)
         assert wait_for(lambda: tr.global_step > 0, 60)
-        print(f"\nStart: page run {dt:.2f} s, first step after {time.monotonic() - t0:.2f} s (spare worker)")
+        print(
+            f"\nStart: page run {dt:.2f} s, first step after {time.monotonic() - t0:.2f} s (forked from the fork server)"
+        )
         at.run()
         assert "running" in progress_text(at) and at.button(key="train_pause").disabled is False
 
@@ -445,7 +447,7 @@ class TestWorker:
         assert any("Saved" in t for t in texts(at, "success")), texts(at, "error")
         assert load_checkpoint(tmp_path / "saved" / "after_kill.safetensors").metadata["steps"] == kept
 
-        at.button(key="train_start").click()  # a new worker (the spare was taken): still felt at once
+        at.button(key="train_start").click()  # a new worker, forked at once: still felt at once
         assert timed_run(at) < 1.0 and ("starting" in progress_text(at) or "running" in progress_text(at))
         new = trainer_of(at)
         assert new is not tr and new.state in LIVE and new.pid != tr.pid
