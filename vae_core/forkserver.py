@@ -180,8 +180,6 @@ class WorkerProcess:
         self.pid: int | None = None  # known once the fork server says Forked
         self.returncode: int | None = None
         self.closing = False
-        self.requested_at = time.monotonic()
-        self.forked_at: float | None = None
         self._exit_known = threading.Event()  # the fork server reported the exit (or cannot)
         self._ended = threading.Event()  # the pipe closed and the exit is known (or was waited for)
         self._outbox: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
@@ -231,10 +229,6 @@ class WorkerProcess:
                 target=self._reap, args=(timeout,), name="vae-worker-reaper", daemon=True
             ).start()
 
-    def wait(self, timeout: float | None = None) -> bool:
-        """Wait up to ``timeout`` s until the worker has ended; True if it has."""
-        return self._ended.wait(timeout)
-
     def kill(self) -> None:
         """SIGKILL the worker (a worker that ignores Close; tests)."""
         if self.pid is not None and not self._exit_known.is_set():
@@ -283,7 +277,7 @@ class WorkerProcess:
                 return
 
     def _forked(self, pid: int) -> None:
-        self.pid, self.forked_at = pid, time.monotonic()
+        self.pid = pid
 
     def _exited(self, code: int | None) -> None:
         self.returncode = code

@@ -116,11 +116,6 @@ class PairTrainer:
         self._thread = threading.Thread(target=self._main, name="vae-pair-trainer", daemon=True)
         self._thread.start()
 
-    def run(self) -> None:
-        """Train to the end in the calling thread (tests, scripts)."""
-        self.state = TrainerState.RUNNING
-        self._main()
-
     def _main(self) -> None:
         prev, n = torch.get_num_threads(), self.num_threads
         own = n is not None and threading.current_thread() is not threading.main_thread()
