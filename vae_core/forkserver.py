@@ -381,7 +381,10 @@ class ForkServer:
         self._sock = None
         if sock is not None:
             with contextlib.suppress(OSError):
-                sock.close()  # EOF: the fork server exits
+                # shutdown first: a close() alone would neither wake our reader's recv nor, while that
+                # recv holds the socket, tell the fork server anything
+                sock.shutdown(socket.SHUT_RDWR)  # EOF: the fork server exits
+            sock.close()
         if proc is not None:
             try:
                 proc.wait(timeout)
