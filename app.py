@@ -5,7 +5,8 @@ current model (a shipped checkpoint, a model trained in this session, or an uplo
 
 Streamlit runs this script only when a browser connects, so the first run after the server
 starts pays for importing torch and loading the default model. Training never runs here: each
-trainer is a worker process of its own (vae_core.worker), with its own threads. On Home, nothing
+training job is a worker process of its own, forked from the lab's fork server (vae_core.forkserver),
+which this script starts on its first run so that the first Start finds torch already imported. On Home, nothing
 imports torch before the page's text is drawn: the page loads the model last, and the sidebar
 (which needs it) comes after the page. Other pages get the sidebar first, since they may stop.
 
@@ -18,6 +19,7 @@ import streamlit as st
 
 from lab_pages import state, tour  # import no torch
 from lab_pages.i18n import _
+from vae_core.forkserver import default_pool  # imports no torch
 
 st.set_page_config(page_title="VAE Workshop Lab", page_icon="🧪", layout="wide")
 
@@ -61,3 +63,6 @@ else:  # a page may st.stop() (no model, or an AE where a VAE is needed): the pi
 
     model_sidebar()
     pg.run()
+# After the page is drawn, so that its import of torch does not compete with the first visitor's page:
+# a no-op while the fork server runs (a page that stopped early leaves it to the next run, or to Start).
+default_pool().start()

@@ -79,6 +79,7 @@ def in_refresh(ds, epochs: int, seed: int, refresh: float, gil_default: bool = F
     from streamlit import config as st_config
 
     from lab_pages import train as page
+    from vae_core.jobs import TrainJob
     from vae_core.registry import TrainerRegistry
 
     st_config.set_option("global.showWarningOnDirectExecution", False)  # bare mode on purpose
@@ -86,7 +87,7 @@ def in_refresh(ds, epochs: int, seed: int, refresh: float, gil_default: bool = F
     h = TrainerRegistry(heartbeat_timeout=0).open()
     if gil_default:
         sys.setswitchinterval(0.005)
-    h.start(h.registry.worker(*configs(ds, epochs, seed), dataset=ds))  # what the Start button does
+    h.start(h.registry.job(TrainJob(*configs(ds, epochs, seed)), dataset=ds))  # what the Start button does
     tr = h.trainer
     while tr.state == TrainerState.STARTING:
         time.sleep(0.05)

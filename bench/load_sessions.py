@@ -1,15 +1,15 @@
 """Many sessions training at once: per-session and total throughput, live-view redraw latency,
-peak memory, and whether every trainer thread ends with its session.
+the server's peak memory, and whether every worker ends with its session.
 
 Each session is a ``TrainerHandle`` in the process-wide registry (what the Train page uses),
 training the page's default model (VAE 784-400-16, β=1, lr 1e-3, batch 128) on Fashion-MNIST
-(digits if it is not on this machine). While they train, the main thread plays every session's
-live view once a second: ``snapshot()``, the thinned series and the preview images, i.e. the
-vae_core side of lab_pages/train.py's fragment (Plotly figures are not built); its time is reported
-as the redraw latency. Before that, one session trains alone for ``--solo-seconds`` as the
-baseline. At the end half the sessions are closed and the other half are dropped (their
-finalizer stops the trainer, as when Streamlit forgets a session), and the bench counts the
-trainer threads still alive.
+(digits if it is not on this machine) as a job in a worker forked from the fork server. While they
+train, the main thread plays every session's live view once a second: ``snapshot()``, the thinned
+series and the worker's preview images, i.e. the vae_core side of lab_pages/train.py's fragment
+(Plotly figures are not built); its time is reported as the redraw latency. Before that, one
+session trains alone for ``--solo-seconds`` as the baseline. At the end half the sessions are
+closed and the other half are dropped (their finalizer ends the worker, as when Streamlit forgets
+a session), and the bench counts the workers still alive.
 
     .venv/bin/python -m bench.load_sessions [--sessions 8] [--seconds 20] [--solo-seconds 5]
         [--dataset fashion-mnist] [--threads N]
@@ -29,10 +29,12 @@ os.environ.setdefault("VAE_LAB_TRAINER_TIMEOUT", "0")  # the bench is its sessio
 
 import torch  # noqa: E402
 
-from vae_core import live, registry  # noqa: E402
+from vae_core import registry  # noqa: E402
 from vae_core.data import dataset_available, load_dataset  # noqa: E402
+from vae_core.handle import LiveJob  # noqa: E402
+from vae_core.jobs import TrainJob  # noqa: E402
 from vae_core.models import ModelConfig  # noqa: E402
-from vae_core.train import TrainConfig, Trainer, TrainerState  # noqa: E402
+from vae_core.train import TrainConfig, TrainerState  # noqa: E402
 
 Z, HIDDEN, BATCH = 16, (400,), 128  # the Train page's defaults
 
@@ -64,19 +66,19 @@ class RssSampler(threading.Thread):
         return self.peak
 
 
-def make_trainer(ds, seed: int) -> Trainer:
+def make_trainer(ds, seed: int) -> LiveJob:
+    """The Train page's default model as a job, made as the page makes it."""
     mc = ModelConfig(kind="vae", input_dim=ds.dim, image_shape=ds.image_shape, hidden=HIDDEN, latent_dim=Z)
     tc = TrainConfig(dataset=ds.name, epochs=1000, batch_size=BATCH, lr=1e-3, seed=seed, eval_size=1000)
-    return Trainer(mc, tc, dataset=ds, device="cpu")
+    return registry.default_registry().job(TrainJob(mc, tc), dataset=ds)
 
 
-def redraw(h: registry.TrainerHandle, x_fixed: torch.Tensor, z_fixed: torch.Tensor) -> float:
+def redraw(h: registry.TrainerHandle) -> float:
     """One live-view refresh of a session (vae_core side); returns its seconds."""
     t = time.perf_counter()
     h.touch()
-    snap = h.trainer.snapshot()
+    snap = h.trainer.snapshot()  # the worker's preview images come with it
     h.series(snap.history, max_points=300)
-    h.preview(x_fixed, z_fixed, min_interval_s=1.0)
     return time.perf_counter() - t
 
 
@@ -86,6 +88,8 @@ def solo(ds, seconds: float) -> float:
     h = reg.open(label="solo")
     h.start(make_trainer(ds, seed=99))
     tr = h.trainer
+    while tr.global_step == 0:  # its worker is forked and steps
+        time.sleep(0.05)
     time.sleep(1.0)  # warm-up: first steps, allocator
     s0, t0 = tr.global_step, time.perf_counter()
     time.sleep(seconds)
@@ -120,7 +124,6 @@ def main() -> None:
     if args.solo_seconds > 0:
         print(f"solo: 1 session alone {solo_rate:.1f} steps/s ({solo_rate * BATCH:,.0f} examples/s)")
 
-    threads_before = {t for t in threading.enumerate() if t.name == "vae-trainer"}
     reg = registry.default_registry()
     sampler = RssSampler()
     sampler.start()
@@ -128,15 +131,15 @@ def main() -> None:
     for i, h in enumerate(handles):
         h.start(make_trainer(ds, seed=i))
     trainers = [h.trainer for h in handles]
-    x_fixed = live.fixed_examples(ds, 8)
-    z_fixed = live.prior_noise(Z, 16)
+    while any(tr.global_step == 0 for tr in trainers):  # every worker is forked and steps
+        time.sleep(0.05)
     time.sleep(1.0)  # warm-up
     s0, t0 = [tr.global_step for tr in trainers], time.perf_counter()
     lat: list[float] = []
     while time.perf_counter() - t0 < args.seconds:
         tick = time.perf_counter()
         for h in handles:  # every session's page refreshes once a second
-            lat.append(redraw(h, x_fixed, z_fixed))
+            lat.append(redraw(h))
         time.sleep(max(0.0, 1.0 - (time.perf_counter() - tick)))
     elapsed = time.perf_counter() - t0
     s1 = [tr.global_step for tr in trainers]
@@ -175,12 +178,12 @@ def main() -> None:
     del h, handles
     gc.collect()
     joined = all(tr.join(15) for tr in trainers)
+    ended = all(not tr.is_alive for tr in trainers)
     stop_s = time.perf_counter() - t_end
-    left = {t for t in threading.enumerate() if t.name == "vae-trainer"} - threads_before
     states = sorted({tr.state for tr in trainers})
     print(
-        f"after ending the sessions: all joined {joined} in {stop_s:.2f} s, states {states}, "
-        f"trainer threads alive {len(left)}, registry entries {len(reg)}"
+        f"after ending the sessions: all stopped {joined} and their workers ended {ended} in {stop_s:.2f} s, "
+        f"states {states}, registry entries {len(reg)}"
     )
     time.sleep(6.0)  # the watchdog ends at its next check once nothing is left to watch
     alive = sorted(t.name for t in threading.enumerate() if t is not threading.main_thread())

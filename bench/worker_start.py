@@ -1,9 +1,11 @@
-"""Start -> first step of a trainer in a worker process, cold and with a spare worker started ahead.
+"""Start -> first step of a job in a worker forked from the fork server: ready, and just started.
 
 Times, in seconds, from the page's call of ``TrainerHandle.start`` (through the registry, as the
 Train page does) to: ``start()`` returning (the page shows "starting"), and the first step
-reported back (the snapshot's state turns "running"). Also the spawn cost alone: Popen -> the
-child has imported torch and vae_core and waits for a job.
+reported back (the snapshot's state turns "running"). "ready": the fork server has imported torch
+and the core (the usual case: it starts with the app); "just started": Start pressed the moment the
+fork server was started (the first seconds after a server start). Also the fork server's own
+start-up: Popen -> torch and vae_core imported, forks served.
 
     .venv/bin/python -m bench.worker_start [--dataset fashion-mnist] [--repeats 2]
 """
@@ -16,10 +18,11 @@ import time
 
 from bench._common import ROOT, D, H, Z
 from vae_core.data import dataset_available, load_dataset
+from vae_core.forkserver import ForkServer, cpu_count
+from vae_core.jobs import TrainJob
 from vae_core.models import ModelConfig
 from vae_core.registry import TrainerRegistry
 from vae_core.train import TrainConfig, TrainerState
-from vae_core.worker import WorkerProcess, cpu_count
 
 
 def wait(cond, timeout: float = 120.0) -> float:
@@ -35,7 +38,7 @@ def wait(cond, timeout: float = 120.0) -> float:
 def one_start(reg: TrainerRegistry, mc: ModelConfig, tc: TrainConfig, ds) -> tuple[float, float]:
     """(start() returned, first step seen) in seconds after the call, for one new session."""
     h = reg.open()
-    w = reg.worker(mc, tc, dataset=ds)
+    w = reg.job(TrainJob(mc, tc), dataset=ds)
     t0 = time.perf_counter()
     h.start(w)
     t_ret = time.perf_counter() - t0
@@ -62,29 +65,23 @@ def main(argv: list[str] | None = None) -> int:
         f"worker start-up: {mc.describe()} on {ds.name}, {cpu_count()} cores, {args.repeats} repeats ({ROOT.name}/)"
     )
 
-    spawn = []
+    ready, cold, warm = [], [], []
     for _ in range(args.repeats):
-        wp = WorkerProcess()
-        wait(lambda wp=wp: wp.ready)
-        spawn.append(wp.ready_at - wp.spawned_at)
-        wp.close()
-    print(
-        f"spawn (Popen -> torch imported, waiting for a job): median {statistics.median(spawn):.2f} s "
-        f"({', '.join(f'{s:.2f}' for s in spawn)})"
-    )
-
-    reg = TrainerRegistry(heartbeat_timeout=0, spare_workers=0)
-    cold = [one_start(reg, mc, tc, ds) for _ in range(args.repeats)]
-    reg.shutdown()
-    reg = TrainerRegistry(heartbeat_timeout=0, spare_workers=1)
-    warm = []
-    for _ in range(args.repeats):
-        reg.prewarm(ds.name)
-        wait(lambda: reg._spare is not None and reg._spare.ready)
-        time.sleep(1.0)  # the spare decodes the dataset meanwhile (a page prewarms well before Start)
+        pool = ForkServer()
+        reg = TrainerRegistry(heartbeat_timeout=0, pool=pool)
+        pool.start()
+        cold.append(one_start(reg, mc, tc, ds))  # pressed while the fork server imports
+        wait(lambda p=pool: p.ready)
+        ready.append((pool.ready_at or 0.0) - (pool.started_at or 0.0))
+        time.sleep(3.0)  # it decodes the built-in datasets after it is ready
         warm.append(one_start(reg, mc, tc, ds))
-    reg.shutdown()
-    for name, rows in (("cold (new process)", cold), ("spare worker", warm)):
+        reg.shutdown()
+        pool.close()
+    print(
+        f"fork server start-up (Popen -> torch and the core imported): median {statistics.median(ready):.2f} s "
+        f"({', '.join(f'{s:.2f}' for s in ready)})"
+    )
+    for name, rows in (("just started", cold), ("ready", warm)):
         ret, step = [r[0] for r in rows], [r[1] for r in rows]
         print(
             f"{name:>20}: start() returns in {1000 * max(ret):.1f} ms (state 'starting'); "

@@ -1,6 +1,9 @@
 """Pitfalls (常见错误): the classic VAE mistakes, each trained beside the correct loss on digits.
 
 Per mistake: the differing line, why it matters, its consequence on both runs (recorded in checkpoints/pitfalls.json).
+*Run again* trains a section's two runs as a job in a worker process (vae_core.jobs.PitfallJob), in
+this session's slot under the server's trainer cap; a fragment shows its progress, and its result
+replaces the section's numbers when it is done.
 """
 
 from __future__ import annotations
@@ -11,11 +14,14 @@ import numpy as np
 import streamlit as st
 
 from lab_pages import charts
-from lab_pages.datasets import get_dataset
 from lab_pages.i18n import N_, _, error_text
 from lab_pages.images import show_grid
 from lab_pages.model_store import likelihood_name
+from lab_pages.slots import session_handle
 from vae_core import pitfalls as pf
+from vae_core.jobs import PitfallJob
+from vae_core.registry import CapacityError
+from vae_core.train import TrainerState as S
 
 NATS = N_("nats per image")
 NAMES = (N_("correct"), N_("mistaken"))  # the two runs of a pair
@@ -108,15 +114,62 @@ def num(v: float | None) -> str:
     return f"{v:.2f}" if abs(v) < 1e4 else f"{v:.3g}"
 
 
+ss = st.session_state
+HANDLE, RUNNING = "pitfalls_handle", "pitfalls_running"  # this session's slot; (section, seed) of its run
+
+
+def handle():
+    """This session's Pitfalls slot in the trainer registry (one run at a time, under the server's cap)."""
+    return session_handle(HANDLE, label="pitfalls run")
+
+
 def run_again(key: str) -> None:
-    seed = (
-        int(st.session_state.get(f"pitfalls_seed_{key}", 0)) + 1
-    )  # a new seed: the consequence is no accident
-    with st.spinner(
-        _("Training the correct and the mistaken run on digits (seed {seed})…").format(seed=seed)
-    ):
-        st.session_state[f"pitfalls_pair_{key}"] = pf.run_pair(key, get_dataset("digits"), seed=seed)
-    st.session_state[f"pitfalls_seed_{key}"] = seed
+    """Button callback: train the section's pair again with a new seed, as a job in a worker (the page never
+    waits on it); at the server's cap, the refusal is kept for the section to show."""
+    seed = int(ss.get(f"pitfalls_seed_{key}", 0)) + 1  # a new seed: the consequence is no accident
+    h = handle()
+    try:
+        h.start(h.registry.job(PitfallJob(key, seed)))  # refused when the server's trainer cap is reached
+    except CapacityError as exc:
+        ss[f"pitfalls_refused_{key}"] = _("Not started: {reason}").format(reason=error_text(exc))
+        return
+    ss[RUNNING] = (key, seed)  # a run of another section, if any, was stopped by the start
+
+
+@st.fragment(run_every=1)
+def progress(seed: int) -> None:
+    """The run's progress, once a second; a full rerun when it has ended (the section then shows its result)."""
+    h = handle()
+    h.touch()
+    job = h.trainer
+    snap = job.snapshot() if job is not None else None
+    if snap is None or snap.state not in (S.RUNNING, S.STARTING):
+        st.rerun()
+    st.progress(
+        snap.fraction,
+        text=_("Training the correct and the mistaken run on digits (seed {seed})…").format(seed=seed)
+        + f" {snap.step}/{snap.total_steps}",
+    )
+
+
+def finish(key: str) -> tuple[str, str] | None:
+    """If the section's run has ended: keep its pair (or not, if it failed) and say so, as (st function, text)."""
+    running = ss.get(RUNNING)
+    if running is None or running[0] != key:
+        return None  # (a visit that runs nothing makes no slot in the registry)
+    job = handle().trainer
+    if job is not None and job.state in (S.RUNNING, S.STARTING):
+        return None
+    del ss[RUNNING]
+    if job is None:
+        return None
+    job.close(wait=False)  # what it sent is kept: the worker's memory goes back to the server
+    if job.state == S.FINISHED and job.result is not None:
+        ss[f"pitfalls_pair_{key}"], ss[f"pitfalls_seed_{key}"] = job.result, running[1]
+        text = _("Both runs trained again (seed {seed}): the numbers below are theirs.")
+        return "success", text.format(seed=running[1])
+    # stopped (its session was unseen) or failed: the numbers shown stay
+    return "warning", _("Not trained: {reason}").format(reason=error_text(job.message) or _(WORDS["stopped"]))
 
 
 def run_column(col, run: pf.PitfallRun, line: str, name: str, p: pf.PitfallPair) -> None:
@@ -271,10 +324,25 @@ def section(key: str) -> None:
     nats = _(NATS)
     st.markdown(_(text.why))
     st.latex(text.formula % {k: _(w) for k, w in WORDS.items()})
-    if st.button(
-        _("Run again"), key=f"pitfalls_run_{variant}", help=_("train both runs live, with a new seed")
-    ):
-        run_again(variant)
+    ended = finish(variant)  # before the button: a run that has ended frees it
+    running = ss.get(RUNNING)
+    runs_here = running is not None and running[0] == variant  # this section's run trains now
+    st.button(
+        _("Run again"),
+        key=f"pitfalls_run_{variant}",
+        help=_("train both runs live, with a new seed"),
+        on_click=run_again,
+        args=(variant,),
+        disabled=runs_here,
+    )
+    refused = ss.pop(f"pitfalls_refused_{variant}", None)
+    if refused:
+        st.warning(refused)  # the recorded results stay below
+    if ended is not None:
+        kind, message = ended
+        getattr(st, kind)(message)
+    if runs_here:
+        progress(running[1])
     p = st.session_state.get(f"pitfalls_pair_{variant}") or shipped().get(variant)
     if p is None:
         st.info(_("No recorded result for this section: press *Run again* to train it."))

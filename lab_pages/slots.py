@@ -2,8 +2,9 @@
 the Train page's controls (Start … Reset, Save, Use, Download) do to its slot.
 
 Each page that trains keeps its own :class:`~vae_core.registry.TrainerHandle` in
-``st.session_state`` under its own key: the Train page's trainer and the Compare page's live
-pair each count towards the server's cap, and each stops when its session ends.
+``st.session_state`` under its own key: the Train page's model, the AE/VAE pair and a Pitfalls
+run each count towards the server's cap, each trains as a job in a worker process
+(vae_core.handle.LiveJob), and each stops when its session ends.
 """
 
 from __future__ import annotations
@@ -20,11 +21,12 @@ from lab_pages.i18n import _, error_text, ngettext
 from vae_core import registry
 from vae_core.checkpoint import NAME_RE, CheckpointError, checkpoint_bytes, save_by_name
 from vae_core.data import DatasetError
+from vae_core.handle import LiveJob
+from vae_core.jobs import TrainJob
 from vae_core.models import ConfigError
-from vae_core.train import Trainer, cli_command
 from vae_core.train import TrainerState as S
+from vae_core.train import cli_command
 from vae_core.userdata import UserDataError, load_user_dataset
-from vae_core.worker import WorkerTrainer
 
 
 def session_handle(key: str, label: str = "") -> registry.TrainerHandle:
@@ -59,17 +61,10 @@ def session_probe() -> Callable[[], bool] | None:
 Message = tuple[str, str]
 
 
-def _new_trainer(h: registry.TrainerHandle, mc, tc) -> WorkerTrainer:
-    """A trainer in a worker process of its own (vae_core.worker): the server's GIL and threads stay free for pages.
-    An uploaded dataset (this session's only) is sent to the worker whole."""
-    return h.registry.worker(mc, tc, dataset=datasets.get_dataset(tc.dataset))
-
-
-def prewarm(h: registry.TrainerHandle, dataset: str) -> None:
-    """Have a spare worker ready (Python started, torch imported, ``dataset`` decoded) so Start is felt at once.
-    Only in a real server session: a test run of the page starts no processes."""
-    if session_probe() is not None and h.trainer is None and not dataset.startswith(datasets.USER_PREFIX):
-        h.registry.prewarm(dataset)
+def _new_trainer(h: registry.TrainerHandle, mc, tc) -> LiveJob:
+    """A training job for a worker process of its own (vae_core.handle): the server's GIL and threads stay
+    free for pages. An uploaded dataset (this session's only) is sent to the worker whole."""
+    return h.registry.job(TrainJob(mc, tc), dataset=datasets.get_dataset(tc.dataset))
 
 
 def start(h: registry.TrainerHandle, mc, tc, errors: list[str]) -> Message:
@@ -149,7 +144,7 @@ def reset(h: registry.TrainerHandle) -> Message:
     return "info", _("Reset: the trainer and its weights were discarded (saved checkpoints stay).")
 
 
-def copy_of(tr: Trainer | WorkerTrainer):
+def copy_of(tr: LiveJob):
     """A consistent (model, metadata) copy of the trainer, with the CLI command that would train it."""
     return tr.consistent_copy(cli_command(tr.model_config, tr.config) + "  # trained on the app's Train page")
 

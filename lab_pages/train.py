@@ -15,14 +15,13 @@ import streamlit as st
 import torch
 
 from lab_pages import charts, slots, state, svg_charts
-from lab_pages.datasets import available_datasets, get_dataset, image_shape_of
+from lab_pages.datasets import available_datasets, image_shape_of
 from lab_pages.i18n import N_, _, error_text
 from lab_pages.images import show_grid
 from lab_pages.model_store import likelihood_name, likelihood_text
 from lab_pages.style import KL_COLOR, RECON_COLOR
 from vae_core import registry
 from vae_core.data import to_float
-from vae_core.live import fixed_examples, prior_noise
 from vae_core.models import LIKELIHOODS
 from vae_core.train import TrainerState as S
 from vae_core.train import configs_from_settings
@@ -264,16 +263,11 @@ def draw_live(h: registry.TrainerHandle, live: bool) -> None:
                 else ""
             )
         )
-    (c1, c2), x, z = (
-        st.columns(2),
-        fixed_examples(get_dataset(tc.dataset), 8),
-        prior_noise(cfg.latent_dim, 16),
-    )
-    pv = h.preview(
-        x, z, min_interval_s=REFRESH_S
-    )  # below: ~56 px tiles, a quarter of the PNG to encode every second
+    if (pv := snap.preview) is None:  # decoded by the worker, about once a second
+        return
+    c1, c2 = st.columns(2)  # below: ~56 px tiles, a quarter of the PNG to encode every second
     show_grid(
-        torch.cat([to_float(x), pv.recon]),
+        torch.cat([to_float(pv.inputs), pv.recon]),
         cfg.image_shape,
         8,
         _("top: {n} fixed test images · bottom: reconstructions (step {step})").format(n=8, step=pv.step),
@@ -400,9 +394,7 @@ def main() -> None:
         getattr(st, kind)(text)
     if tr is not None:  # outside the fragment, so from the first step on (the callbacks check for steps)
         slots.keep_row(h, act)
-    slots.prewarm(
-        h, st.session_state.get("train_dataset") or names[0]
-    )  # a spare worker: Start is felt at once
+    h.registry.warm()  # the fork server (started with the app) runs: Start is felt at once
     live = tr is not None and tr.state in (S.RUNNING, S.STARTING)
     if live:
 

@@ -198,41 +198,51 @@ def train_page(monkeypatch):
 
 
 # ====================================================================== worker processes (issue 15)
-# The Train page trains in `python -m vae_core.worker` children; page tests share spares and
-# check that none is left behind.
+# Training jobs run in workers forked by the lab's fork server (vae_core.forkserver), a child of this
+# process: page tests share it and check that no worker is left behind.
 from vae_core import registry as _registry  # noqa: E402
 
 ENV_WORKER_WAIT_POLICY = "VAE_LAB_WORKER_WAIT_POLICY"
 
 
-def worker_children() -> list[int]:
-    """Pids of this process's live (not zombie) children running ``vae_core.worker``, read from /proc."""
-    me, found = os.getpid(), []
+def _proc_children() -> dict[int, list[int]]:
+    """{parent pid: [live (not zombie) child pids]} of every process, read from /proc."""
+    kids: dict[int, list[int]] = {}
     for d in os.listdir("/proc"):
         if not d.isdigit():
             continue
         try:
             with open(f"/proc/{d}/stat") as fh:
                 fields = fh.read().rsplit(")", 1)[1].split()
-            with open(f"/proc/{d}/cmdline", "rb") as fh:
-                cmd = fh.read()
         except OSError:  # it ended meanwhile
             continue
-        if fields[0] != "Z" and int(fields[1]) == me and b"vae_core.worker" in cmd:
-            found.append(int(d))
+        if fields[0] != "Z":
+            kids.setdefault(int(fields[1]), []).append(int(d))
+    return kids
+
+
+def worker_children() -> list[int]:
+    """Pids of the live training workers of this process: the children of its fork server(s)."""
+    kids, found = _proc_children(), []
+    for pid in kids.get(os.getpid(), []):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                cmd = fh.read()
+        except OSError:
+            continue
+        if b"vae_core.forkserver" in cmd:
+            found += kids.get(pid, [])
     return found
 
 
 @pytest.fixture(scope="module")
 def worker_registry():
-    """A fresh process-wide registry for one test module: sessions never time out, workers wait
-    passively (2 shared cores), one spare worker is kept (see ``spare_worker``). At the end of the
-    module every worker is shut down and none may be left a child of this process."""
+    """A fresh process-wide registry for one test module: sessions never time out, and the fork server
+    runs (see ``fork_server``). At the end of the module every worker is shut down and none may be left."""
     before = set(worker_children())  # workers of other modules' registries are theirs to end
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv(ENV_TRAINER_TIMEOUT, "0")
-        mp.setenv(ENV_WORKER_WAIT_POLICY, "PASSIVE")
-        fresh = _registry.TrainerRegistry(spare_workers=1)
+        fresh = _registry.TrainerRegistry()
         mp.setattr(_registry, "_DEFAULT", fresh)
         yield fresh
         fresh.shutdown()
@@ -250,16 +260,15 @@ def no_worker_outlives_the_tests():
 
 
 @pytest.fixture
-def spare_worker(worker_registry):
-    """One worker started ahead on digits, before and after each test: the next Start takes a
-    process whose Python and torch were loaded while the previous test ran (one start per test)."""
-    worker_registry.prewarm("digits")
+def fork_server(worker_registry):
+    """The fork server running and ready (torch imported) before each test: a Start forks a lean worker."""
+    worker_registry.warm()
+    assert wait_for(lambda: worker_registry.pool.ready, 120), "the fork server did not get ready"
     yield worker_registry
-    worker_registry.prewarm("digits")
 
 
 def settle(tr, quiet_s: float = 0.7, timeout: float = 15.0) -> int:
-    """Wait until a worker trainer's step count has not changed for ``quiet_s`` s (a worker pushes
+    """Wait until a worker job's step count has not changed for ``quiet_s`` s (a worker pushes
     every 0.5 s, so a step in flight at a pause or stop has arrived); its step count then."""
     end, last, since = time.monotonic() + timeout, tr.global_step, time.monotonic()
     while time.monotonic() < end and time.monotonic() - since < quiet_s:

@@ -3,14 +3,26 @@
 
 from __future__ import annotations
 
+import os
+
 from streamlit.testing.v1 import AppTest
 
 from lab_pages.model_store import LoadedModel, load_shipped
-from tests.conftest import ROOT, chart_titles, metrics, run_page, run_page_in_chinese, through_router
+from tests.conftest import (
+    ROOT,
+    chart_titles,
+    metrics,
+    run_page,
+    run_page_in_chinese,
+    through_router,
+    wait_for,
+)
 from vae_core import compare as cmp
 from vae_core import registry
 from vae_core.data import load_dataset
-from vae_core.pair import PairTrainer, live_pair_configs
+from vae_core.handle import LiveJob
+from vae_core.jobs import PairJob
+from vae_core.pair import live_pair_configs
 
 PAGE = str(ROOT / "lab_pages" / "compare_live.py")
 COMPARE = str(ROOT / "lab_pages" / "compare.py")
@@ -20,10 +32,11 @@ def page(lm: LoadedModel | None = None, **state) -> AppTest:
     return run_page(PAGE, lm, timeout=180, **state)
 
 
-def train(at: AppTest) -> PairTrainer:
+def train(at: AppTest) -> LiveJob:
     at.button(key="compare_live_train").click().run()
     assert not at.exception, at.exception
-    pt: PairTrainer = at.session_state["compare_live_trainer"]
+    pt: LiveJob = at.session_state["compare_live_trainer"]
+    assert wait_for(lambda: pt.pid is not None, 30) and pt.pid != os.getpid(), "the pair trains in a worker"
     assert pt.join(120)
     at.run()  # the fragment would rerun the page when training ends; do it by hand
     assert not at.exception, at.exception
@@ -37,7 +50,8 @@ class TestLivePair:
         at.selectbox(key="compare_live_latent").set_value(16)
         at.number_input(key="compare_live_epochs_digits").set_value(2)
         pt = train(at)
-        assert pt.progress().state == "finished"
+        assert pt.state == "finished"
+        assert wait_for(lambda: not pt.is_alive, 10), "its worker ends once the pair is adopted"
         vae_lm, ae_lm = at.session_state["compare_live_pair"]
         assert vae_lm.is_vae and not ae_lm.is_vae and vae_lm.config.latent_dim == 16
         assert not cmp.recipe_differences(vae_lm.metadata, ae_lm.metadata)
@@ -81,7 +95,7 @@ class TestLivePair:
         try:
             other = reg.open()
             digits = load_dataset("digits")
-            busy = PairTrainer(*live_pair_configs(digits, 2, 200), digits)
+            busy = reg.job(PairJob(*live_pair_configs(digits, 2, 200)), dataset=digits)
             other.start(busy)
             at = page(load_shipped("digits_vae_z2"))
             at.button(key="compare_live_train").click().run()
@@ -94,9 +108,13 @@ class TestLivePair:
             assert busy.join(30) and busy.state == "stopped"
             at.button(key="compare_live_train").click().run()  # a slot is free again
             pt = at.session_state["compare_live_trainer"]
-            assert pt.is_alive and reg.running_count() == 1
+            assert pt.state in ("starting", "running") and reg.running_count() == 1
+            assert wait_for(lambda: pt.global_step > 0, 60)
             pt.stop()
             assert pt.join(30)
+            at.run()  # stopped early: the pair is kept all the same
+            assert not at.exception, at.exception
+            assert any("The pair is on the AE vs VAE page" in s.value for s in at.success)
         finally:
             reg.shutdown()
 

@@ -46,8 +46,8 @@ UPLOAD_LIMIT = 50 * 1024 * 1024  # lab_pages/sidebar.py: UPLOAD_LIMIT_MB = 50
 
 
 # one intra-op thread per trainer thread (tests/conftest.py::one_torch_thread); a fresh registry for
-# this module with a spare worker started ahead of each test, and no worker left at its end
-pytestmark = pytest.mark.usefixtures("one_torch_thread", "spare_worker")
+# this module with the fork server ready before each test, and no worker left at its end
+pytestmark = pytest.mark.usefixtures("one_torch_thread", "fork_server")
 LIVE = (S.STARTING, S.RUNNING)  # what a worker is in right after Start
 
 

@@ -19,13 +19,15 @@ from streamlit.testing.v1 import AppTest
 from tests.conftest import ENV_WORKER_WAIT_POLICY, ROOT, wait_for, worker_children
 from vae_core import registry as reg_mod
 from vae_core.data import load_dataset
+from vae_core.forkserver import cpu_count
+from vae_core.handle import LiveJob
+from vae_core.jobs import TrainJob
 from vae_core.models import ModelConfig
-from vae_core.train import TrainConfig, Trainer
+from vae_core.train import TrainConfig
 from vae_core.train import TrainerState as S
 
 PAGE = str(ROOT / "lab_pages" / "train.py")
-# Four, not eight, since each is a worker process: on the 2-core CI machine a worker costs about
-# 5 CPU-seconds to start (Python, torch), and eight took 70 s to all step. Four is benchmark (b)'s room.
+# Four, not eight, since each is a worker process; four is benchmark (b)'s room.
 N_SESSIONS, N_PAGES = 4, 2
 
 
@@ -42,7 +44,7 @@ def registry(monkeypatch) -> reg_mod.TrainerRegistry:
     monkeypatch.setenv(ENV_WORKER_WAIT_POLICY, "PASSIVE")  # 2 shared cores: workers must not spin
     monkeypatch.delenv(reg_mod.ENV_MAX_TRAINERS, raising=False)
     before = set(worker_children())  # workers of other modules' registries are theirs to end
-    fresh = reg_mod.TrainerRegistry(spare_workers=0)
+    fresh = reg_mod.TrainerRegistry()
     monkeypatch.setattr(reg_mod, "_DEFAULT", fresh)
     assert reg_mod.default_registry() is fresh and fresh.running_count() == 0
     yield fresh
@@ -115,14 +117,9 @@ def digits_configs(ds, seed: int) -> tuple[ModelConfig, TrainConfig]:
     return mc, TrainConfig(dataset="digits", epochs=3000, batch_size=128, seed=seed)
 
 
-def digits_trainer(ds, seed: int) -> Trainer:
-    """An in-process trainer thread of the same (another session's, where a worker is not the point)."""
-    return Trainer(*digits_configs(ds, seed), dataset=ds, device="cpu")
-
-
-def digits_worker(reg: reg_mod.TrainerRegistry, ds, seed: int) -> reg_mod.WorkerTrainer:
-    """The same in a worker process, as the Train page makes it."""
-    return reg.worker(*digits_configs(ds, seed), dataset=ds)
+def digits_worker(reg: reg_mod.TrainerRegistry, ds, seed: int) -> LiveJob:
+    """The same as a job in a worker process, as the Train page makes it."""
+    return reg.job(TrainJob(*digits_configs(ds, seed)), dataset=ds)
 
 
 def trainer_threads() -> set[threading.Thread]:
@@ -144,15 +141,14 @@ def test_four_sessions_train_at_once_and_stop_with_their_sessions(registry, monk
     trainers = [trainer_of(at) for at in pages] + [h.trainer for h in handles]
     assert all(tr is not None and tr.state in (S.STARTING, S.RUNNING) for tr in trainers)
     assert registry.running_count() == N_SESSIONS, "a worker still starting counts"
+    assert wait_for(lambda: all(tr.pid is not None for tr in trainers), 30), "every worker is forked"
     assert len({tr.pid for tr in trainers}) == N_SESSIONS, (
         "each session trains its own model, in its own process"
     )
     t0 = time.monotonic()
     assert wait_for(lambda: all(tr.state == S.RUNNING for tr in trainers), 120), [tr.state for tr in trainers]
     print(f"\n{N_SESSIONS} workers started and stepping after {time.monotonic() - t0:.1f} s")
-    assert registry.threads_per_worker() == max(1, reg_mod._cpu_count() // N_SESSIONS), (
-        "the workers share the cores"
-    )
+    assert registry.threads_per_worker() == max(1, cpu_count() // N_SESSIONS), "the workers share the cores"
 
     # Two windows of progress, with the two pages redrawing (as the live view does once a second).
     before = [tr.global_step for tr in trainers]
@@ -209,7 +205,7 @@ def test_four_sessions_train_at_once_and_stop_with_their_sessions(registry, monk
 
 def test_with_the_default_cap_one_session_too_many_is_refused(registry, monkeypatch):
     """2 per core: on 2 cores the 5th Start is refused with a message that says what to do."""
-    monkeypatch.setattr(reg_mod, "_cpu_count", lambda: 2)
+    monkeypatch.setattr(reg_mod, "cpu_count", lambda: 2)
     assert registry.max_running == 4
     ds = load_dataset("digits")
     handles = [registry.open(label=f"cap-{i}") for i in range(4)]
@@ -217,7 +213,7 @@ def test_with_the_default_cap_one_session_too_many_is_refused(registry, monkeypa
     try:
         handles[0].start(digits_worker(registry, ds, seed=0))  # a worker still starting holds its slot
         for i, h in enumerate(handles[1:], 1):
-            h.start(digits_trainer(ds, seed=i))
+            h.start(digits_worker(registry, ds, seed=i))
         assert registry.running_count() == 4
         at = page_session()  # the 5th session
         errors = [e.value for e in at.error]

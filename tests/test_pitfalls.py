@@ -98,9 +98,10 @@ def test_flipped_kl_sign_is_stopped_by_the_guard(pairs) -> None:
 def test_the_guard_keeps_the_last_good_weights(digits) -> None:
     tr = Trainer(
         digits_config("vae", 8, (128,)),
-        TrainConfig(dataset="digits", epochs=200, mistake="kl_sign", seed=0),
+        TrainConfig(dataset="digits", epochs=200, seed=0),
         dataset=digits,
         device="cpu",
+        objective=pf.mistaken_objective("kl_sign"),  # the lesson names its objective; the trainer knows none
     )
     tr.run()
     assert tr.state == TrainerState.DIVERGED
@@ -124,8 +125,37 @@ def test_mistaken_terms_match_the_correct_ones_where_they_should() -> None:
     torch.testing.assert_close(dz.loss, ok.loss)  # same value, other gradient
     with pytest.raises(ValueError, match="unknown mistake"):
         pf.mistaken_terms("typo", m, x)
-    with pytest.raises(Exception, match="mistake must be one of"):
-        TrainConfig(mistake="typo").validate()
+    with pytest.raises(ValueError, match="unknown mistake"):
+        pf.mistaken_objective("typo")
+
+
+def test_the_trainer_knows_no_lesson() -> None:
+    """train.py imports nothing of the Pitfalls lesson, and TrainConfig has no lesson field."""
+    import ast
+    from dataclasses import fields
+
+    from tests.conftest import ROOT
+
+    tree = ast.parse((ROOT / "vae_core" / "train.py").read_text(encoding="utf-8"))
+    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    assert not any("pitfalls" in (m or "") or "jobs" in (m or "") for m in imported), imported
+    assert "mistake" not in {f.name for f in fields(TrainConfig)}
+
+
+def test_a_default_trainer_minimises_the_elbo(digits) -> None:
+    """The default objective is vae_core.elbo's terms: the same first loss as elbo_terms on the same batch."""
+    from vae_core.train import elbo_objective
+
+    a = Trainer(digits_config("vae", 2), TrainConfig(dataset="digits", seed=1), dataset=digits, device="cpu")
+    b = Trainer(
+        digits_config("vae", 2),
+        TrainConfig(dataset="digits", seed=1),
+        dataset=digits,
+        device="cpu",
+        objective=elbo_objective,
+    )
+    assert a.objective is elbo_objective and a.step()["loss"] == b.step()["loss"]
 
 
 def test_results_round_trip_and_shipped_file(pairs, tmp_path) -> None:

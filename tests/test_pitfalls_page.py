@@ -1,5 +1,6 @@
 """The Pitfalls page (常见错误) through AppTest: it opens at once on the recorded pairs, shows each
-mistake's measured consequence, and *Run again* retrains one pair live."""
+mistake's measured consequence, and *Run again* retrains one pair live, as a job in a worker under
+the server's trainer cap, without blocking any page."""
 
 from __future__ import annotations
 
@@ -9,8 +10,15 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from lab_pages import pitfalls as page
-from tests.conftest import APP, ROOT, plotly_figures
+from tests.conftest import APP, ROOT, plotly_figures, wait_for
 from vae_core import pitfalls as pf
+from vae_core import registry
+from vae_core.data import load_dataset
+from vae_core.jobs import PitfallJob
+from vae_core.train import TrainerState as S
+
+# a fresh registry for this module (sessions never time out), the fork server ready before each test
+pytestmark = pytest.mark.usefixtures("fork_server")
 
 PAGE = str(ROOT / "lab_pages" / "pitfalls.py")
 
@@ -22,7 +30,7 @@ def active_units(at: AppTest) -> list[int]:
 
 @pytest.fixture(scope="module")
 def opened():
-    """The page opened once on the shipped results, with training forbidden; and how long it took."""
+    """The page opened once on the shipped results; and how long it took. Nothing trains, not even a slot is made."""
     mp = pytest.MonkeyPatch()
     mp.setattr(pf, "run_pair", lambda *a, **k: pytest.fail("the page trained on opening"))
     at = AppTest.from_file(PAGE, default_timeout=60)
@@ -31,6 +39,7 @@ def opened():
     seconds = time.perf_counter() - t0
     mp.undo()
     assert not at.exception, [e.value for e in at.exception]
+    assert page.HANDLE not in at.session_state, "opening the page makes no slot in the trainer registry"
     return at, seconds
 
 
@@ -80,11 +89,29 @@ def test_the_other_variant_of_c_is_one_click_away() -> None:
     assert at.button(key="pitfalls_run_logvar_as_sigma") is not None
 
 
-def test_run_again_retrains_the_pair_and_updates_the_numbers() -> None:
+def run_job(at: AppTest):
+    """This session's Pitfalls job (None before any *Run again*)."""
+    h = at.session_state.get(page.HANDLE, None)
+    return None if h is None else h.trainer
+
+
+def test_run_again_retrains_the_pair_in_a_worker_and_updates_the_numbers() -> None:
     at = AppTest.from_file(PAGE, default_timeout=120)
     at.run()
     before = [m.value for m in at.metric][-6:]  # kl_sign: the last section
+    t0 = time.perf_counter()
     at.button(key="pitfalls_run_kl_sign").click().run()
+    assert not at.exception, at.exception
+    job = run_job(at)
+    assert job is not None and job.state in (S.STARTING, S.RUNNING), "the script run starts a job and returns"
+    assert (
+        at.session_state[page.RUNNING] == ("kl_sign", 1) and "pitfalls_pair_kl_sign" not in at.session_state
+    )
+    assert any("seed 1" in p.proto.text for p in at.get("progress")), "its progress is shown while it trains"
+    assert at.button(key="pitfalls_run_kl_sign").disabled
+    assert job.join(120) and job.state == S.FINISHED
+    print(f"\nRun again: both runs trained in a worker in {time.perf_counter() - t0:.1f} s")
+    at.run()  # the fragment reruns the page when the run has ended; do it by hand
     assert not at.exception, at.exception
     pair = at.session_state["pitfalls_pair_kl_sign"]
     assert isinstance(pair, pf.PitfallPair) and at.session_state["pitfalls_seed_kl_sign"] == 1
@@ -92,9 +119,57 @@ def test_run_again_retrains_the_pair_and_updates_the_numbers() -> None:
     after = [m.value for m in at.metric][-6:]
     assert after != before and after[1] == page.num(pair.correct.metrics["neg_elbo"])
     assert any("seed 1" in c.value for c in at.caption)
+    assert any("seed 1" in s.value for s in at.success), "a visible result"
     assert "diverged" in at.warning[0].value
+    assert wait_for(lambda: not job.is_alive, 10), "its worker ends once the pair is kept"
     at.button(key="pitfalls_run_kl_sign").click().run()  # again: another seed
-    assert at.session_state["pitfalls_seed_kl_sign"] == 2
+    assert at.session_state[page.RUNNING] == ("kl_sign", 2)
+    run_job(at).close()
+
+
+def test_at_the_cap_run_again_is_refused_and_the_recorded_results_stay(monkeypatch) -> None:
+    monkeypatch.setenv(registry.ENV_MAX_TRAINERS, "1")
+    reg = registry.default_registry()
+    other = reg.open()  # another session, training
+    try:
+        digits = load_dataset("digits")
+        other.start(reg.job(PitfallJob("detached_z", seed=5)))
+        at = AppTest.from_file(PAGE, default_timeout=120)
+        at.run()
+        before = [m.value for m in at.metric]
+        at.button(key="pitfalls_run_per_pixel_mean").click().run()
+        assert not at.exception, at.exception
+        warnings = [w.value for w in at.warning]
+        assert any(
+            "Not started: 1 trainer is already running on this server (the limit)" in w
+            and registry.ENV_MAX_TRAINERS in w
+            for w in warnings
+        ), warnings
+        assert page.RUNNING not in at.session_state and run_job(at) is None
+        assert [m.value for m in at.metric] == before, "the recorded results stay on the page"
+        assert digits.dim == 64
+    finally:
+        other.close()
+
+
+def test_a_run_does_not_block_another_sessions_page() -> None:
+    """While one session's run trains (in its worker), another session's page run completes."""
+    a = AppTest.from_file(PAGE, default_timeout=120)
+    a.run()
+    a.button(key="pitfalls_run_per_pixel_mean").click().run()
+    job = run_job(a)
+    assert job.state in (S.STARTING, S.RUNNING)
+    b = AppTest.from_file(PAGE, default_timeout=60)
+    t0 = time.perf_counter()
+    b.run()
+    seconds = time.perf_counter() - t0
+    assert not b.exception, b.exception
+    assert len(b.subheader) == len(page.TEXT), "the other session's page is drawn whole"
+    assert job.state in (S.STARTING, S.RUNNING) and job.global_step < job.total_steps, (
+        f"the run ended before the other page's rerun did ({seconds:.1f} s): nothing was shown to run beside it"
+    )
+    assert wait_for(lambda: job.global_step > 0, 60), "and the run trains meanwhile"
+    job.close()
 
 
 def test_the_router_opens_the_page() -> None:

@@ -32,8 +32,9 @@ from tests.conftest import TRAIN_PAGE as PAGE
 from vae_core import registry
 from vae_core.checkpoint import load_checkpoint
 from vae_core.data import load_dataset
+from vae_core.jobs import TrainJob
 from vae_core.models import ConfigError, ModelConfig
-from vae_core.train import TrainConfig, Trainer
+from vae_core.train import TrainConfig
 from vae_core.train import TrainerState as S
 
 WIDGETS = {
@@ -55,8 +56,8 @@ WIDGETS = {
 
 
 # one intra-op thread per trainer thread (tests/conftest.py::one_torch_thread); a fresh registry for
-# this module with a spare worker started ahead of each test, and no worker left at its end
-pytestmark = pytest.mark.usefixtures("one_torch_thread", "spare_worker")
+# this module with the fork server ready before each test, and no worker left at its end
+pytestmark = pytest.mark.usefixtures("one_torch_thread", "fork_server")
 LIVE = (S.STARTING, S.RUNNING)  # what a worker is in right after Start
 
 
@@ -244,7 +245,9 @@ class TestCap:
         other = registry.default_registry().open()  # another browser session, already training
         try:
             mc = ModelConfig(input_dim=ds.dim, image_shape=ds.image_shape, hidden=(16,), latent_dim=2)
-            other.start(Trainer(mc, TrainConfig(dataset="digits", epochs=5000), dataset=ds, device="cpu"))
+            other.start(
+                other.registry.job(TrainJob(mc, TrainConfig(dataset="digits", epochs=5000)), dataset=ds)
+            )
             at = train_page()
             at.button(key="train_start").click().run()
             errs = texts(at, "error")
@@ -399,7 +402,9 @@ class TestWorker:
         assert "starting" in progress_text(at) or "running" in progress_text(at), progress_text(at)
         tr = trainer_of(at)
         assert wait_for(lambda: tr.global_step > 0, 60)
-        print(f"\nStart: page run {dt:.2f} s, first step after {time.monotonic() - t0:.2f} s (spare worker)")
+        print(
+            f"\nStart: page run {dt:.2f} s, first step after {time.monotonic() - t0:.2f} s (forked from the fork server)"
+        )
         at.run()
         assert "running" in progress_text(at) and at.button(key="train_pause").disabled is False
 
@@ -443,7 +448,7 @@ class TestWorker:
         assert any("Saved" in t for t in texts(at, "success")), texts(at, "error")
         assert load_checkpoint(tmp_path / "saved" / "after_kill.safetensors").metadata["steps"] == kept
 
-        at.button(key="train_start").click()  # a new worker (the spare was taken): still felt at once
+        at.button(key="train_start").click()  # a new worker, forked at once: still felt at once
         assert timed_run(at) < 1.0 and ("starting" in progress_text(at) or "running" in progress_text(at))
         new = trainer_of(at)
         assert new is not tr and new.state in LIVE and new.pid != tr.pid

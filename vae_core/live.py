@@ -1,27 +1,24 @@
 """The live view of a training run, without any UI: fixed preview images, reconstructions and
 prior samples decoded from recent weights, and the step history thinned into chart series.
 
-A :class:`~vae_core.registry.TrainerHandle` keeps one :class:`PreviewBox` and one
-:class:`SeriesBuffer`; pages read :class:`Preview` objects and ``dict[str, np.ndarray]`` series.
+A training worker (vae_core.worker) decodes each :class:`Preview` next to its model and sends it;
+a :class:`~vae_core.registry.TrainerHandle` keeps one :class:`SeriesBuffer`; pages read
+:class:`Preview` objects and ``dict[str, np.ndarray]`` series.
 """
 
 from __future__ import annotations
 
-import threading
-import time
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import torch
 
 from .data import Dataset, to_float
 from .models import AE, VAE
-from .train import History, Trainer
+from .train import History
 
 __all__ = [
     "Preview",
-    "PreviewBox",
     "SeriesBuffer",
     "fixed_examples",
     "prior_noise",
@@ -30,15 +27,14 @@ __all__ = [
 ]
 
 
-@dataclass
+@dataclass(frozen=True)
 class Preview:
-    """Decoded images at one training step: pixel means in [0, 1]."""
+    """Decoded images at one training step, made by the worker that trains the model."""
 
-    step: int
-    recon: torch.Tensor  # (N, D) reconstructions of the fixed test images (decoded from mu)
-    samples: torch.Tensor  # (M, D) decodes of the fixed prior draws z ~ N(0, I)
-    made_at: float  # time.monotonic() when computed, seconds
-    trainer_id: int  # id() of the trainer it came from
+    step: int  # the training step whose weights decoded them
+    inputs: torch.Tensor  # (N, D) uint8: the fixed test images (fixed_examples)
+    recon: torch.Tensor  # (N, D) their reconstructions (decoded from mu), pixel means in [0, 1]
+    samples: torch.Tensor  # (M, D) decodes of the fixed prior draws z ~ N(0, I) (prior_noise), in [0, 1]
 
 
 def fixed_examples(dataset: Dataset, n: int = 8) -> torch.Tensor:
@@ -77,54 +73,6 @@ def make_preview(model: AE | VAE, x: torch.Tensor, z: torch.Tensor) -> tuple[tor
     dev = next(model.parameters()).device
     mu, _ = model.encode(to_float(x.to(dev)))  # (N, z)
     return model.mean_image(mu).cpu(), model.mean_image(z.to(dev)).cpu()
-
-
-class PreviewBox:
-    """The latest :class:`Preview` of one handle, and what the page wants previewed.
-
-    While a trainer's thread runs, the preview is decoded *in that thread*, right after a step
-    (:meth:`on_step`, a trainer callback): no model copy, no second pool of torch threads
-    competing with training, and at most one small forward pass per interval. The trainer holds
-    this box, never the handle, so the handle's finalizer can still fire.
-    """
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.latest: Preview | None = None
-        self.x: torch.Tensor | None = None  # (N, D) images to reconstruct
-        self.z: torch.Tensor | None = None  # (M, z) prior draws to decode
-        self.interval = 1.0  # seconds between previews decoded by the training thread
-        self.wanted_until = 0.0  # time.monotonic(); nobody watching after this: no decoding
-
-    def want(self, x: torch.Tensor, z: torch.Tensor, interval: float) -> None:
-        """Ask for previews of ``x`` (N, D) and ``z`` (M, z) about every ``interval`` s, for the next few seconds."""
-        with self.lock:
-            self.x, self.z, self.interval = x, z, interval
-            self.wanted_until = time.monotonic() + max(3.0, 3 * interval)
-
-    def compute(self, trainer: Trainer, model: AE | VAE | None = None) -> Preview:
-        """Decode now from ``model`` (default: the trainer's live model, with no step in between)."""
-        x, z = self.x, self.z
-        assert x is not None and z is not None
-        if model is None:
-            step, (recon, samples) = trainer.inspect_model(lambda m: make_preview(m, x, z))
-        else:
-            step = trainer.global_step
-            recon, samples = make_preview(model, x, z)
-        p = Preview(step, recon, samples, time.monotonic(), id(trainer))
-        with self.lock:
-            self.latest = p
-        return p
-
-    def on_step(self, trainer: Trainer, record: dict[str, Any]) -> None:
-        """Trainer callback (training thread): refresh the preview if wanted and due."""
-        now = time.monotonic()
-        p = self.latest
-        if self.x is None or now > self.wanted_until:
-            return
-        if p is not None and p.trainer_id == id(trainer) and now - p.made_at < self.interval:
-            return
-        self.compute(trainer)
 
 
 def _bucket(cols: dict[str, np.ndarray], max_points: int) -> dict[str, np.ndarray]:

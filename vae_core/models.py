@@ -222,8 +222,7 @@ class _Base(nn.Module):
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
-        config.validate()
-        self.config = config
+        self.config = config  # validated when it was made (ModelConfig.__post_init__)
         self.encoder = Encoder(config)
         self.decoder = Decoder(config)
         if self.is_vae:

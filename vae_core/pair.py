@@ -2,9 +2,8 @@
 same initial weights in every shared layer, with the same seed and batch order.
 
 :class:`PairTrainer` has the control surface of a :class:`~vae_core.train.Trainer`
-(start/stop/resume/join, ``state`` as a :class:`~vae_core.train.TrainerState`), so a
-:class:`~vae_core.registry.TrainerHandle` owns it like one trainer. :class:`WorkerPair`
-(in :mod:`vae_core.worker`, importable from here) runs the same PairTrainer in a worker process.
+(start/stop/resume/join, ``state`` as a :class:`~vae_core.train.TrainerState`). The app runs it
+in a worker process, as a :class:`~vae_core.jobs.PairJob` (vae_core.worker), never in the server.
 """
 
 from __future__ import annotations
@@ -21,15 +20,6 @@ from .models import AE, VAE, ModelConfig, build_model
 from .train import TrainConfig, Trainer, TrainerState
 
 __all__ = ["build_pair", "live_pair_configs", "PairProgress", "PairTrainer"]
-
-
-def __getattr__(name: str) -> Any:
-    """``WorkerPair`` (a PairTrainer in its own process) lives in vae_core.worker; importable from here too."""
-    if name == "WorkerPair":
-        from .worker import WorkerPair
-
-        return WorkerPair
-    raise AttributeError(name)
 
 
 def build_pair(model_config: ModelConfig, seed: int) -> tuple[VAE, AE]:
@@ -126,16 +116,11 @@ class PairTrainer:
         self._thread = threading.Thread(target=self._main, name="vae-pair-trainer", daemon=True)
         self._thread.start()
 
-    def run(self) -> None:
-        """Train to the end in the calling thread (tests, scripts)."""
-        self.state = TrainerState.RUNNING
-        self._main()
-
     def _main(self) -> None:
-        prev = torch.get_num_threads()
-        own = self.num_threads is not None and threading.current_thread() is not threading.main_thread()
-        if own:
-            torch.set_num_threads(self.num_threads)
+        prev, n = torch.get_num_threads(), self.num_threads
+        own = n is not None and threading.current_thread() is not threading.main_thread()
+        if own and n is not None:
+            torch.set_num_threads(n)
         try:
             self._loop()
         finally:

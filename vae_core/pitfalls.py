@@ -1,9 +1,9 @@
 """The classic VAE mistakes, trained live beside the correct loss (the Pitfalls page, 常见错误).
 
 Each mistake is one line of code that differs from the correct objective. :func:`mistaken_terms`
-is that line, used by :class:`vae_core.train.Trainer` when ``TrainConfig.mistake`` is set, so a
-mistaken run is an ordinary training run: same trainer, same model init, seed and batch order
-as its correct twin (:func:`run_pair`). What each run *reports* is its own (mistaken) objective;
+is that line; :func:`mistaken_objective` hands it to :class:`vae_core.train.Trainer` as the
+objective it minimises, so a mistaken run is an ordinary training run: same trainer, same model
+init, seed and batch order as its correct twin (:func:`run_pair`). The trainer knows no lesson. What each run *reports* is its own (mistaken) objective;
 what it *is* is measured afterwards by the correct tools (:func:`vae_core.evaluate.dataset_metrics`,
 the empirical moments of the z it samples, the gradient of its reconstruction term).
 
@@ -26,6 +26,7 @@ import json
 import math
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TypedDict
@@ -38,18 +39,21 @@ from .elbo import ELBOTerms, combine_terms, kl_per_dim, recon_log_likelihood
 from .errors import Msg
 from .evaluate import dataset_metrics
 from .models import AE, VAE, ModelConfig
+from .train import Objective, TrainConfig, Trainer, elbo_objective
 
 __all__ = [
     "MISTAKES",
     "SECTIONS",
     "Section",
     "mistaken_terms",
+    "mistaken_objective",
     "sample_z",
     "z_moments",
     "recon_grad_norms",
     "PitfallRun",
     "PitfallPair",
     "run_pair",
+    "pair_steps",
     "load_results",
     "save_results",
     "SHIPPED_RESULTS",
@@ -65,7 +69,9 @@ class Section:
     """One section of the Pitfalls page: the correct run and the mistaken one differ only as listed."""
 
     key: str  # the section's id (the page translates its title and explanation)
-    correct: dict[str, Any]  # TrainConfig / ModelConfig overrides of the correct run
+    correct: dict[
+        str, Any
+    ]  # overrides of the correct run: "likelihood" (ModelConfig), "objective" (a mistake's name)
     mistaken: dict[str, Any]  # ... and of the mistaken run
     correct_line: str  # the one line of code as it should be
     mistaken_line: str  # the line as the mistake writes it
@@ -86,7 +92,7 @@ SECTIONS: dict[str, Section] = {
     "per_pixel_mean": Section(
         "per_pixel_mean",
         {},
-        {"mistake": "per_pixel_mean"},
+        {"objective": "per_pixel_mean"},
         "loss = -log_px_z.sum(1).mean() + kl.sum(1).mean()",
         "loss = -log_px_z.mean() + kl.sum(1).mean()   # mean over pixels too: beta = D",
     ),
@@ -100,28 +106,28 @@ SECTIONS: dict[str, Section] = {
     "sigma_squared": Section(
         "sigma_squared",
         {},
-        {"mistake": "sigma_squared"},
+        {"objective": "sigma_squared"},
         "z = mu + torch.exp(0.5 * logvar) * eps",
         "z = mu + torch.exp(logvar) * eps   # sigma^2, not sigma",
     ),
     "logvar_as_sigma": Section(
         "logvar_as_sigma",
         {},
-        {"mistake": "logvar_as_sigma"},
+        {"objective": "logvar_as_sigma"},
         "z = mu + torch.exp(0.5 * logvar) * eps",
         "z = mu + logvar * eps   # log sigma^2 used as sigma",
     ),
     "detached_z": Section(
         "detached_z",
         {},
-        {"mistake": "detached_z"},
+        {"objective": "detached_z"},
         "z = mu + torch.exp(0.5 * logvar) * eps",
         "z = (mu + torch.exp(0.5 * logvar) * eps).detach()   # no path for the gradient",
     ),
     "kl_sign": Section(
         "kl_sign",
         {},
-        {"mistake": "kl_sign"},
+        {"objective": "kl_sign"},
         "loss = -(log_px_z - kl).mean()",
         "loss = -(log_px_z + kl).mean()   # the KL's sign flipped",
     ),
@@ -174,6 +180,22 @@ def mistaken_terms(
         loss = -recon.mean() - beta * t.kl.mean()
         return ELBOTerms(recon, t.kl_per_dim, t.kl, recon + t.kl, loss)
     return t
+
+
+def mistaken_objective(mistake: str) -> Objective:
+    """The objective a :class:`~vae_core.train.Trainer` minimises to train ``mistake`` (one of :data:`MISTAKES`):
+    :func:`mistaken_terms` with that mistake, called as the trainer calls its objective."""
+    if mistake not in MISTAKES:
+        raise ValueError(f"unknown mistake {mistake!r}; use one of {MISTAKES}")
+
+    def objective(
+        model: AE | VAE, x: torch.Tensor, beta: float, free_bits: float, generator: torch.Generator
+    ) -> ELBOTerms:
+        if not isinstance(model, VAE):
+            raise ValueError("the pitfalls are VAE mistakes: an AE has no q(z|x) to sample or KL to weigh")
+        return mistaken_terms(mistake, model, x, beta, free_bits, generator)
+
+    return objective
 
 
 # --------------------------------------------------------------------------- measured consequences
@@ -303,9 +325,14 @@ def _finite(v: float) -> float | None:
     return v if math.isfinite(v) else None
 
 
-def _run(section: Section, which: str, ds: Dataset, overrides: dict[str, Any], seed: int) -> PitfallRun:
-    from .train import TrainConfig, Trainer  # noqa: PLC0415 - train imports this module
-
+def _run(
+    section: Section,
+    which: str,
+    ds: Dataset,
+    overrides: dict[str, Any],
+    seed: int,
+    on_trainer: Callable[[Trainer], None] | None,
+) -> PitfallRun:
     mcfg = ModelConfig(
         kind="vae",
         input_dim=ds.dim,
@@ -314,11 +341,13 @@ def _run(section: Section, which: str, ds: Dataset, overrides: dict[str, Any], s
         latent_dim=BASE_MODEL["latent_dim"],
         likelihood=overrides.get("likelihood", "bernoulli"),
     )
-    tcfg = TrainConfig(
-        **{**BASE_TRAIN, "seed": seed, **{k: v for k, v in overrides.items() if k != "likelihood"}}
-    )
+    tcfg = TrainConfig.from_dict({**BASE_TRAIN, "seed": seed})
+    mistake = overrides.get("objective")
+    objective = mistaken_objective(mistake) if mistake else elbo_objective
     t0 = time.perf_counter()
-    tr = Trainer(mcfg, tcfg, dataset=ds, device="cpu")
+    tr = Trainer(mcfg, tcfg, dataset=ds, device="cpu", objective=objective)
+    if on_trainer is not None:  # a worker's job watches its steps (progress) and may stop it
+        on_trainer(tr)
     tr.run()
     seconds = time.perf_counter() - t0
     model = tr.model_copy()
@@ -332,7 +361,6 @@ def _run(section: Section, which: str, ds: Dataset, overrides: dict[str, Any], s
         samples = model.mean_image(
             torch.randn((16, mcfg.latent_dim), generator=torch.Generator().manual_seed(seed))
         )
-    mistake = tcfg.mistake or None
     run = PitfallRun(
         label=which,
         mistake=mistake,
@@ -387,17 +415,28 @@ def _likelihood_gaps(model: VAE, x: torch.Tensor, seed: int) -> dict[str, Any]:
     }
 
 
-def run_pair(section: str, ds: Dataset, seed: int = 0) -> PitfallPair:
+def run_pair(
+    section: str, ds: Dataset, seed: int = 0, on_trainer: Callable[[Trainer], None] | None = None
+) -> PitfallPair:
     """Train the correct and the mistaken run of ``section`` (a key of :data:`SECTIONS`) on ``ds``.
 
     Same model config, init, seed and batch order; about 1–3 s a run for the 8x8 digits on 2 cores.
+    ``on_trainer`` is called with each run's :class:`~vae_core.train.Trainer` before it trains (a
+    worker's job adds its progress callback there). The app runs this as a worker job
+    (:class:`vae_core.jobs.PitfallJob`), never in the server.
     """
     if section not in SECTIONS:
         raise ValueError(f"unknown section {section!r}; use one of {tuple(SECTIONS)}")
     sec = SECTIONS[section]
-    good = _run(sec, "correct", ds, sec.correct, seed)
-    bad = _run(sec, "mistaken", ds, sec.mistaken, seed)
+    good = _run(sec, "correct", ds, sec.correct, seed, on_trainer)
+    bad = _run(sec, "mistaken", ds, sec.mistaken, seed, on_trainer)
     return PitfallPair(section, good, bad, ds.image_shape, _rounded(to_float(ds.x_test[:8])))
+
+
+def pair_steps(ds: Dataset) -> int:
+    """Training steps of one :func:`run_pair` on ``ds``, both runs together (what its progress counts)."""
+    cfg = TrainConfig.from_dict(BASE_TRAIN)
+    return 2 * math.ceil(ds.x_train.shape[0] / cfg.batch_size) * cfg.epochs
 
 
 def save_results(pairs: dict[str, PitfallPair], path: str | Path = SHIPPED_RESULTS) -> Path:

@@ -29,16 +29,18 @@ import torch
 
 from .data import Dataset, binarize, content_hash, load_dataset
 from .device import pick_device
-from .elbo import beta_schedule, elbo_terms
+from .elbo import ELBOTerms, beta_schedule, elbo_terms
 from .errors import N_, Msg
 from .evaluate import DatasetMetrics, dataset_metrics
 from .models import AE, LIKELIHOODS, VAE, ConfigError, ModelConfig, build_model, parse_hidden
-from .pitfalls import MISTAKES, mistaken_terms
 
 __all__ = [
     "TrainConfig",
     "Trainer",
     "TrainerState",
+    "Objective",
+    "elbo_objective",
+    "check_fits",
     "Snapshot",
     "History",
     "TEST_METRIC_KEYS",
@@ -90,7 +92,11 @@ class TrainConfig:
     eval_every: int = 0  # steps between test evaluations; 0 = once per epoch
     eval_size: int = 10_000  # test images used by each evaluation (the first N)
     binarize: bool = False  # dynamic binarization: each step draws x ~ Bernoulli(pixels) anew
-    mistake: str = ""  # a classic mistake to train on purpose (vae_core.pitfalls.MISTAKES); "" = none
+
+    def __post_init__(self) -> None:
+        # the one validation: a TrainConfig that exists is valid, so a Trainer, a worker's handle and
+        # the worker itself take it as it is (as ModelConfig does)
+        self.validate()
 
     def validate(self) -> None:
         """Raise :class:`ConfigError` with a clear message for any out-of-range value."""
@@ -119,10 +125,6 @@ class TrainConfig:
             (0 <= self.seed < 2**63, f"seed must be a non-negative integer, got {self.seed}"),
             (self.eval_every >= 0, f"eval_every must be >= 0, got {self.eval_every}"),
             (self.eval_size >= 1, f"eval_size must be >= 1, got {self.eval_size}"),
-            (
-                self.mistake in ("", *MISTAKES),
-                f"mistake must be one of {MISTAKES} or empty, got {self.mistake!r}",
-            ),
         ]
         for ok, msg in checks:
             if not ok:
@@ -279,6 +281,42 @@ def _adam(model: torch.nn.Module, lr: float) -> torch.optim.Adam:
 
 Callback = Callable[["Trainer", dict[str, Any]], None]
 
+# What a step minimises: (model, x (B, D) float in [0, 1], beta, free bits in nats per latent dim,
+# the generator of the noise eps) -> ELBOTerms, per example in nats. A lesson that trains a mistake on
+# purpose (vae_core.pitfalls) passes its own; the trainer knows none of them.
+Objective = Callable[[AE | VAE, torch.Tensor, float, float, torch.Generator], ELBOTerms]
+
+
+def elbo_objective(
+    model: AE | VAE, x: torch.Tensor, beta: float, free_bits: float, generator: torch.Generator
+) -> ELBOTerms:
+    """The default objective: the model's forward pass (z = mu + sigma eps) and :func:`vae_core.elbo.elbo_terms`
+    under the model's own likelihood. ``x`` (B, D) in [0, 1]; per-example terms in nats."""
+    logits, mu, logvar, _ = model(x, generator=generator)  # (B, D), (B, z), (B, z)
+    cfg = model.config
+    return elbo_terms(
+        x,
+        logits,
+        mu,
+        logvar,
+        beta=beta,
+        free_bits=free_bits,
+        likelihood=cfg.likelihood,
+        obs_std=cfg.obs_std,
+    )
+
+
+def check_fits(model_config: ModelConfig, ds: Dataset) -> None:
+    """Raise :class:`ConfigError` unless ``ds`` has the model's pixels per image (D): the one such check."""
+    if ds.dim != model_config.input_dim:
+        raise ConfigError(
+            N_("dataset {name!r} has {dim} pixels per image but the model expects {input_dim}"),
+            name=ds.name,
+            dim=ds.dim,
+            input_dim=model_config.input_dim,
+        )
+
+
 # The divergence guard also stops a finite loss beyond this many nats per pixel and image: no real
 # ELBO comes near it (a Gaussian likelihood with obs_std 0.1 costs at most about 50 per pixel), so
 # only a broken objective, such as a flipped KL sign, or a runaway learning rate gets there.
@@ -306,20 +344,15 @@ class Trainer:
         dataset: Dataset | None = None,
         device: torch.device | str | None = None,
         model: AE | VAE | None = None,
+        objective: Objective = elbo_objective,
     ) -> None:
-        train_config.validate()
-        model_config.validate()
+        # the configs validated themselves when they were made (their __post_init__)
         self.model_config = model_config
         self.config = train_config
+        self.objective = objective  # what each step minimises (a lesson passes its own)
         self.device = torch.device(device) if device is not None else pick_device()
         ds = dataset if dataset is not None else load_dataset(train_config.dataset)
-        if ds.dim != model_config.input_dim:
-            raise ConfigError(
-                N_("dataset {name!r} has {dim} pixels per image but the model expects {input_dim}"),
-                name=ds.name,
-                dim=ds.dim,
-                input_dim=model_config.input_dim,
-            )
+        check_fits(model_config, ds)
         self.data = ds.to(self.device)
         torch.manual_seed(train_config.seed)  # init is seeded: same seed, same weights
         self.model = (model if model is not None else build_model(model_config)).to(self.device)
@@ -489,20 +522,7 @@ class Trainer:
             if cfg.binarize:  # a fresh binary image each time: the Bernoulli is then a true likelihood
                 x = binarize(x, self._bin_gen)
             beta = beta_schedule(self.global_step, cfg.beta, cfg.warmup_steps)
-            if cfg.mistake:  # the Pitfalls page trains a classic mistake on purpose: one line differs
-                t = mistaken_terms(cfg.mistake, self.model, x, beta, cfg.free_bits, self._gen)
-            else:
-                logits, mu, logvar, _ = self.model(x, generator=self._gen)  # (B, D), (B, z), (B, z)
-                t = elbo_terms(
-                    x,
-                    logits,
-                    mu,
-                    logvar,
-                    beta=beta,
-                    free_bits=cfg.free_bits,
-                    likelihood=self.model_config.likelihood,
-                    obs_std=self.model_config.obs_std,
-                )
+            t = self.objective(self.model, x, beta, cfg.free_bits, self._gen)  # per example, nats
             self.optimizer.zero_grad(set_to_none=True)
             t.loss.backward()
             stats = torch.stack([t.loss.detach(), t.recon.detach().mean(), t.kl.detach().mean()])
@@ -773,7 +793,7 @@ def configs_from_settings(
     )
     for k, val in tc.items():
         try:
-            TrainConfig(**{k: val}).validate()
+            TrainConfig(**{k: val})  # validates itself: one field at a time, so each bad one is named
         except ConfigError as exc:
             errors.append(_sentence(exc))
     mc = None

@@ -88,7 +88,7 @@ def survivors(procs: dict[int, int], within: float) -> dict[int, str]:
 )
 def test_no_process_outlives_the_server(how, own_server, new_page):
     """Start on the Train page until a step is taken; then every process below the server (the
-    worker, a spare one, anything they started) must end within 10 s of the server's exit."""
+    worker, the fork server, anything they started) must end within 10 s of the server's exit."""
     server, page = own_server, new_page()
     try:
         open_page(page, server.url, "train")
