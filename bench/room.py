@@ -30,12 +30,15 @@ epoch's end (its ``epoch k.00`` line, timed as it arrives); the page reports in 
 figure (``History.throughput``, which the page's caption and the CLI's line both show) is printed
 beside it. ``--repeats`` alternates the pairs (CLI, app) of (a) and (b); the figures are medians.
 
-The clients themselves share this machine: their CPU is printed ("clients"). The last line reads
+The clients themselves share this machine: their CPU is printed ("clients"), and how late their event
+loop ever was (every time they record is late by as much). (c) also prints its ``--slowest`` reruns, with
+when each was sent: many sent at once and finished together point at a server that stalled for everyone.
+The last line reads
 ``RESULT a=... b=... slider_p50_ms=... slider_p95_ms=... room_attendees=... room_errors=...
 room_rerun_p95_s=...``.
 
     .venv/bin/python -m bench.room [--parts abc] [--epochs N] [--repeats 1] [--trainers 4] [--room 30]
-        [--room-s 60] [--arrive-s 10] [--think 2 5] [--max-trainers 0] [--budget-s 570] [--port 0]
+        [--room-s 60] [--arrive-s 10] [--think 2 5] [--max-trainers 0] [--budget-s 570] [--slowest 5] [--port 0]
 """
 
 from __future__ import annotations
@@ -257,6 +260,7 @@ class Meters:
         )
         self.server_pss = 0.0
         self.workers: dict[int, dict[str, float]] = {}  # pid -> peak {"pss", "uss", "rss"}
+        self.lag_max = 0.0  # s: the longest the clients' event loop was late (their timings are that late)
         self._task: asyncio.Task | None = None
 
     def sample_memory(self) -> None:
@@ -269,10 +273,13 @@ class Meters:
                     peak[k] = max(peak[k], m[k])
 
     async def _loop(self, every_s: float) -> None:
-        for i in range(100_000):  # bounded: stopped long before
-            await asyncio.sleep(every_s)
-            self.cpu.sample()
-            if i % 3 == 0:
+        for i in range(1_000_000):  # bounded: stopped long before
+            t = time.perf_counter()
+            await asyncio.sleep(0.05)
+            self.lag_max = max(self.lag_max, time.perf_counter() - t - 0.05)  # the clients' loop, blocked
+            if i % round(every_s / 0.05) == 0:
+                self.cpu.sample()
+            if i % round(3 * every_s / 0.05) == 0:
                 self.sample_memory()
 
     def start(self, every_s: float = 2.0) -> None:
@@ -284,7 +291,7 @@ class Meters:
         if self._task is not None:
             self._task.cancel()
         self.sample_memory()
-        return self.cpu.stop()
+        return self.cpu.stop() | {"lag": self.lag_max}
 
     def worker_cores(self) -> dict[int, float]:
         """CPU s per wall s of each worker (the server's descendants) between start and stop."""
@@ -389,7 +396,8 @@ def cores(cpu: dict[str, float]) -> str:
     w = cpu["wall"] or math.nan
     return (
         f"CPU s per wall s: workers {cpu['server children'] / w:.2f}, server {cpu['server'] / w:.2f}, "
-        f"clients {(cpu['clients'] + cpu['clients children']) / w:.2f} (of {os.cpu_count()} cores)"
+        f"clients {(cpu['clients'] + cpu['clients children']) / w:.2f} (of {os.cpu_count()} cores); "
+        f"the clients' event loop at most {cpu['lag'] * 1000:.0f} ms late"
     )
 
 
@@ -406,7 +414,14 @@ class RoomResult:
 
 
 async def part_c(
-    url: str, server: Server, n: int, cap: int, room_s: float, arrive_s: float, think: tuple[float, float]
+    url: str,
+    server: Server,
+    n: int,
+    cap: int,
+    room_s: float,
+    arrive_s: float,
+    think: tuple[float, float],
+    show_slowest: int = 0,
 ) -> RoomResult:
     trainers = min(cap, n)
     meters = Meters(server)
@@ -425,6 +440,11 @@ async def part_c(
     results = await asyncio.gather(*(arrive(i) for i in range(n)))
     meters.sample_memory()  # before the sessions end: trainers stopped, workers still there
     cpu = await meters.stop()
+    slow = sorted(((r, c.name) for c, _ in results for r in c.reruns), key=lambda rc: -rc[0].latency_s)
+    for r, name in slow[:show_slowest]:
+        print(
+            f"    slow: {name} {r.what} on /{r.page} at {r.sent - t0:.1f} s: {r.latency_s:.2f} s", flush=True
+        )
     reruns: dict[str, list[float]] = {}
     for c, _ in results:
         for r in c.reruns:
@@ -529,7 +549,14 @@ async def run(args: argparse.Namespace) -> int:
             )
         if "c" in args.parts:
             room = await part_c(
-                server.url, server, args.room, cap, args.room_s, args.arrive_s, tuple(args.think)
+                server.url,
+                server,
+                args.room,
+                cap,
+                args.room_s,
+                args.arrive_s,
+                tuple(args.think),
+                args.slowest,
             )
             for line in report_room(room, args.room, base_pss):
                 print(line, flush=True)
@@ -572,6 +599,7 @@ def main() -> int:
         default=570.0,
         help="(b): the app's trainers press Stop when the run nears this many seconds (their rates stand)",
     )
+    p.add_argument("--slowest", type=int, default=5, help="(c): print the N slowest reruns")
     p.add_argument("--port", type=int, default=0, help="the server's port on 127.0.0.1 (0: a free one)")
     args = p.parse_args()
     return asyncio.run(run(args))
