@@ -405,6 +405,7 @@ def cores(cpu: dict[str, float]) -> str:
 class RoomResult:
     attendees: int
     errors: list[str]
+    connects: list[float]  # s: each attendee's websocket handshake
     reruns: dict[str, list[float]]  # page -> rerun latencies in s
     cpu: dict[str, float]
     server_pss: float
@@ -453,6 +454,7 @@ async def part_c(
     return RoomResult(
         sum(1 for c, _ in results if c.reruns),
         errors,
+        [c.connect_s for c, _ in results if not math.isnan(c.connect_s)],
         reruns,
         cpu,
         meters.server_pss,
@@ -468,7 +470,8 @@ def report_room(rr: RoomResult, n: int, base_pss: float) -> list[str]:
     lines = [
         f"(c) {rr.attendees} of {n} attendees ({rr.training} training, the trainer cap), {w:.0f} s: "
         f"rerun p50 {pct(all_s, 50):.2f} s, p95 {pct(all_s, 95):.2f} s over {len(all_s)} reruns "
-        f"(goal p95 <= {TARGET_ROOM_P95_S:g} s); errors {len(rr.errors)} (goal 0)",
+        f"(goal p95 <= {TARGET_ROOM_P95_S:g} s); errors {len(rr.errors)} (goal 0); websocket handshake p50 "
+        f"{pct(rr.connects, 50):.2f} s, max {max(rr.connects, default=math.nan):.2f} s",
         "    per page: "
         + "; ".join(
             f"/{p} p50 {pct(v, 50):.2f} s p95 {pct(v, 95):.2f} s (n {len(v)})"

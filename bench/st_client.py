@@ -39,6 +39,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import math
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -154,6 +155,7 @@ class StClient:
         self.auto: dict[str, _AutoRerun] = {}  # fragment id -> its run_every timer
         self.run_id, self.run_fragments = "", ()  # the run in progress (new_session)
         self.on_message: Callable[[ForwardMsg, float], None] | None = None  # a hook for benches
+        self.connect_s = math.nan  # seconds the websocket handshake took
         self._ws: Any = None
         self._reader: asyncio.Task | None = None
         self._waiter: asyncio.Future[tuple[float, int]] | None = None
@@ -166,16 +168,16 @@ class StClient:
 
         parts = urlsplit(self.url)
         scheme = "wss" if parts.scheme == "https" else "ws"
-        self._ws = await asyncio.wait_for(
-            connect(
-                f"{scheme}://{parts.netloc}{parts.path.rstrip('/')}/_stcore/stream",
-                subprotocols=["streamlit"],  # type: ignore[list-item]
-                max_size=None,  # a page's images and figures come in large frames
-                # compression: permessage-deflate, as browsers negotiate it (the server's CPU pays for it)
-                proxy=None,
-            ),
-            self.timeout_s,
+        t0 = time.perf_counter()
+        self._ws = await connect(
+            f"{scheme}://{parts.netloc}{parts.path.rstrip('/')}/_stcore/stream",
+            subprotocols=["streamlit"],  # type: ignore[list-item]
+            max_size=None,  # a page's images and figures come in large frames
+            # compression: permessage-deflate, as browsers negotiate it (the server's CPU pays for it)
+            proxy=None,
+            open_timeout=self.timeout_s,  # a browser waits for a busy server (websockets' default: 10 s)
         )
+        self.connect_s = time.perf_counter() - t0
         self._reader = asyncio.create_task(self._read(), name=f"st-client-read {self.name}")
 
     async def close(self) -> None:
