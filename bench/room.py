@@ -258,7 +258,7 @@ class Meters:
         self.cpu = CpuMeter(
             {"server": self.pid, "clients": os.getpid()}, children_apart=("server", "clients")
         )
-        self.server_pss = 0.0
+        self.server_pss = self.server_uss = 0.0  # MiB, peaks
         self.workers: dict[int, dict[str, float]] = {}  # pid -> peak {"pss", "uss", "rss"}
         self.lag_max = 0.0  # s: the longest the clients' event loop was late (their timings are that late)
         self._task: asyncio.Task | None = None
@@ -266,6 +266,7 @@ class Meters:
     def sample_memory(self) -> None:
         if m := memory_mib(self.pid):
             self.server_pss = max(self.server_pss, m["pss"])
+            self.server_uss = max(self.server_uss, m["uss"])
         for pid in descendants(self.pid):
             if m := memory_mib(pid):
                 peak = self.workers.setdefault(pid, m)
@@ -303,9 +304,8 @@ class Meters:
         }
 
 
-def server_pss(server: Server) -> float:
-    m = memory_mib(server.proc.pid)
-    return m["pss"] if m else math.nan
+def server_memory(server: Server) -> dict[str, float]:
+    return memory_mib(server.proc.pid) or {"pss": math.nan, "uss": math.nan, "rss": math.nan}
 
 
 async def warm_up(url: str) -> list[str]:
@@ -409,6 +409,7 @@ class RoomResult:
     reruns: dict[str, list[float]]  # page -> rerun latencies in s
     cpu: dict[str, float]
     server_pss: float
+    server_uss: float
     workers: dict[int, dict[str, float]]  # pid -> peak {"pss", "uss", "rss"} MiB
     worker_cores: dict[int, float]  # pid -> CPU s per wall s
     training: int
@@ -458,13 +459,16 @@ async def part_c(
         reruns,
         cpu,
         meters.server_pss,
+        meters.server_uss,
         meters.workers,
         meters.worker_cores(),
         trainers,
     )
 
 
-def report_room(rr: RoomResult, n: int, base_pss: float) -> list[str]:
+def report_room(rr: RoomResult, n: int, base: dict[str, float]) -> list[str]:
+    """(c)'s lines and the capacity line. Memory per attendee is the growth of the server's USS (its private
+    pages: what sessions add); its PSS also shrinks as forked workers come to share its pages."""
     w = rr.cpu["wall"] or math.nan
     all_s = [x for v in rr.reruns.values() for x in v]
     lines = [
@@ -478,7 +482,8 @@ def report_room(rr: RoomResult, n: int, base_pss: float) -> list[str]:
             for p, v in sorted(rr.reruns.items())
         ),
         f"    {cores(rr.cpu)}",
-        f"    server PSS {rr.server_pss:,.0f} MiB at its peak ({base_pss:,.0f} MiB after the warm-up, before the room)",
+        f"    server PSS / USS {rr.server_pss:,.0f} / {rr.server_uss:,.0f} MiB at their peaks ({base['pss']:,.0f} / "
+        f"{base['uss']:,.0f} MiB after the warm-up, before anyone trained)",
         "    workers (the server's descendants), peak PSS / USS MiB and CPU s per wall s: "
         + (
             ", ".join(
@@ -491,16 +496,16 @@ def report_room(rr: RoomResult, n: int, base_pss: float) -> list[str]:
     ]
     lines += [f"    error: {e[:300]}" for e in rr.errors[:5]]
     per_att_cores = rr.cpu["server"] / w / max(1, rr.attendees)
-    per_att_mib = (rr.server_pss - base_pss) / max(1, rr.attendees)
+    per_att_mib = (rr.server_uss - base["uss"]) / max(1, rr.attendees)
     worker_cores = rr.cpu["server children"] / w / max(1, rr.training)
     busiest = sorted(rr.workers, key=lambda pid: -rr.worker_cores.get(pid, 0.0))[: rr.training]
     trainers_pss = [rr.workers[pid]["pss"] for pid in busiest]  # the training workers: the busiest
     per_trainer_mib = statistics.mean(trainers_pss) if trainers_pss else math.nan
     busy = (rr.cpu["server"] + rr.cpu["server children"] + rr.cpu["clients"]) / w
     lines.append(
-        f"capacity: per attendee {per_att_cores:.3f} cores and {per_att_mib:.0f} MiB PSS in the server; per training "
+        f"capacity: per attendee {per_att_cores:.3f} cores and {per_att_mib:.0f} MiB (USS) in the server; per training "
         f"attendee one worker, {worker_cores:.2f} cores and {per_trainer_mib:.0f} MiB PSS; a host for N attendees, T "
-        f"of them training: about {base_pss / 1024:.1f} GiB + N x {per_att_mib:.0f} MiB + T x {per_trainer_mib:.0f} MiB, "
+        f"of them training: about {base['pss'] / 1024:.1f} GiB + N x {per_att_mib:.0f} MiB + T x {per_trainer_mib:.0f} MiB, "
         f"N x {per_att_cores:.3f} + T x {worker_cores:.2f} cores (measured: {rr.attendees} attendees, {rr.training} "
         f"training, {os.cpu_count()} cores"
         + (
@@ -540,7 +545,7 @@ async def run(args: argparse.Namespace) -> int:
         t = time.perf_counter()
         if errs := await warm_up(server.url):
             print(f"warm-up errors: {errs[:3]}")
-        base_pss = server_pss(server)
+        base = server_memory(server)  # after the warm-up, before anyone trains
         print(f"warm-up (every page the room uses, once) {time.perf_counter() - t:.1f} s", flush=True)
         if "a" in args.parts:
             a, _lines = await part_a(server.url, args.epochs, args.repeats)
@@ -561,7 +566,7 @@ async def run(args: argparse.Namespace) -> int:
                 tuple(args.think),
                 args.slowest,
             )
-            for line in report_room(room, args.room, base_pss):
+            for line in report_room(room, args.room, base):
                 print(line, flush=True)
     finally:
         server.stop()
