@@ -1,4 +1,4 @@
-"""What the benchmarks share: the project root, the one Chromium launcher, the GEMM floor.
+"""What the benchmarks share: the project root, the one Chromium launcher, the GEMM floor, CPU and memory from /proc.
 
 Benchmarks are run from the project root as modules, ``.venv/bin/python -m bench.NAME``, so that
 ``bench``, ``vae_core``, ``lab_pages`` and ``tests.e2e`` import as packages (no ``sys.path``
@@ -259,3 +259,25 @@ class CpuMeter:
             out[self.labels[pid]] += cpu - self.first[pid]
         out["wall"] = self.t1 - self.t0
         return out
+
+
+# ---------------------------------------------------------------------------- memory
+def memory_mib(pid: int) -> dict[str, float] | None:
+    """{"pss", "uss", "rss"} of one live process in MiB, from /proc/PID/smaps_rollup (Linux), or None if it
+    is gone. PSS shares each page among the processes that map it (a forked worker's pages it has not
+    written count half to it and half to its parent); USS is what ending the process would free; RSS
+    counts shared pages in full in every process, so summing it over forked workers double-counts."""
+    fields = {"Pss:": 0.0, "Private_Clean:": 0.0, "Private_Dirty:": 0.0, "Rss:": 0.0}
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                name, _, rest = line.partition(" ")
+                if name in fields:
+                    fields[name] = int(rest.split()[0]) / 1024  # kB -> MiB
+    except (OSError, ValueError, IndexError):
+        return None
+    return {
+        "pss": fields["Pss:"],
+        "uss": fields["Private_Clean:"] + fields["Private_Dirty:"],
+        "rss": fields["Rss:"],
+    }

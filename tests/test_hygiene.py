@@ -46,3 +46,11 @@ def test_benches_share_one_chromium_launcher():
         if p.name != "_common.py":
             src = p.read_text(encoding="utf-8")
             assert "chromium.launch(" not in src and '/usr/bin/chromium"' not in src, p.name
+
+
+def test_the_browserless_room_needs_no_browser():
+    """bench.room and its client speak Streamlit's protocol themselves; the Chromium room is bench.room_browser."""
+    for name in ("room.py", "st_client.py"):
+        src = (ROOT / "bench" / name).read_text(encoding="utf-8")
+        assert "playwright" not in src and "chromium" not in src.lower(), f"bench/{name} drives a browser"
+    assert "missing_chromium" in (ROOT / "bench" / "room_browser.py").read_text(encoding="utf-8")
