@@ -15,15 +15,36 @@ from vae_core.train import LOSS_LIMIT_PER_PIXEL, TrainConfig, Trainer, TrainerSt
 
 
 @pytest.fixture(scope="module")
-def pairs(digits):
-    """Every section's pair, trained once for the module (about 2 s a run)."""
-    return {k: pf.run_pair(k, digits) for k in pf.SECTIONS}
+def pairs():
+    """Every section's pair as the page shows it: the record in checkpoints/pitfalls.json, which
+    ``python -m vae_core.pitfalls`` writes with :func:`pf.run_pair`. The consequences below are
+    tested on it; ``test_a_fresh_run_reproduces_the_record`` trains sections again and compares.
+    (Training all six pairs here took 15-30 s of the suite; how long a pair takes is a figure of
+    ``python -m bench.pitfalls_runs``, not an assertion.)"""
+    shipped = pf.load_results()
+    assert set(shipped) == set(pf.SECTIONS), "run `python -m vae_core.pitfalls` to record the shipped results"
+    return shipped
 
 
-def test_every_pair_fits_the_time_budget(pairs) -> None:
+# the cheapest sections that still cover a finished pair, a diverged run and the gradient's measurement
+@pytest.mark.parametrize("section", ["detached_z", "kl_sign"])
+def test_a_fresh_run_reproduces_the_record(section, pairs, digits) -> None:
+    """run_pair on the same seed gives the recorded states, metrics and measurements (float noise aside:
+    the record was made with another thread count)."""
+    fresh, record = pf.run_pair(section, digits), pairs[section]
+    for run, rec in ((fresh.correct, record.correct), (fresh.mistaken, record.mistaken)):
+        assert (run.state, run.steps, run.message) == (rec.state, rec.steps, rec.message), run.label
+        assert run.metrics["active_units"] == rec.metrics["active_units"], run.label
+        assert run.metrics["neg_elbo"] == pytest.approx(rec.metrics["neg_elbo"], rel=1e-3), run.label
+        assert run.kl_per_dim == pytest.approx(rec.kl_per_dim, rel=1e-2, abs=1e-3), run.label
+        assert run.z_moments == pytest.approx(rec.z_moments, rel=1e-2, abs=1e-3), run.label
+        # a one-sample gradient of a trained model: the weights' float noise shows more here (seen: 3 %)
+        assert run.grad_norms == pytest.approx(rec.grad_norms, rel=0.1, abs=1e-6), run.label
+
+
+def test_the_correct_runs_finish(pairs) -> None:
     for p in pairs.values():
-        assert p.correct.seconds + p.mistaken.seconds < 15.0, p.section
-        assert p.correct.state == "finished"
+        assert p.correct.state == "finished", p.section
 
 
 def test_per_pixel_mean_collapses_the_posterior(pairs) -> None:
