@@ -99,13 +99,16 @@ class Server:
         except OSError:
             return ""
 
-    def stop(self) -> None:
-        """Terminate the server's whole process group (streamlit and anything it started)."""
+    def stop(self, grace_s: float = 3.0) -> None:
+        """Terminate the server's whole process group (streamlit and anything it started): SIGTERM, then
+        SIGKILL after ``grace_s``. An idle server exits in under a second; one with a browser still
+        connected can wait forever in uvicorn's shutdown (see test_lifecycle's xfail), and waiting 10 s
+        for that cost every test that stops a server."""
         if self.proc.poll() is not None:
             return
         try:
             os.killpg(self.proc.pid, signal.SIGTERM)
-            self.proc.wait(timeout=10)
+            self.proc.wait(timeout=grace_s)
         except (ProcessLookupError, subprocess.TimeoutExpired):
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, signal.SIGKILL)

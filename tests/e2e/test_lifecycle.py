@@ -107,7 +107,7 @@ def test_no_process_outlives_the_server(how, own_server, new_page):
 
     hung = None  # how the server failed to exit, if it did
     if how == "process group":
-        server.stop()  # SIGTERM to the group, SIGKILL after 10 s
+        server.stop()  # SIGTERM to the group, SIGKILL after 3 s
     else:
         os.kill(server.proc.pid, signal.SIGTERM)
         try:
