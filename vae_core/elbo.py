@@ -8,6 +8,10 @@ the encoder; the prior is p(z) = N(0, I). For one image,
 
 ``iwae_bound`` gives log p_K(x) (Burda et al. 2016), which rises towards log p(x) as K grows;
 ``quadrature_log_px`` gives log p(x) itself for latent dims 1 and 2.
+
+Likelihoods (:data:`LIKELIHOODS`): Bernoulli, continuous Bernoulli, and the fixed-scale Gaussian (L2) and Laplace
+(L1), whose scale is the models' ``obs_std`` (:func:`equivalent_beta`: choosing it is choosing beta).
+:func:`log_aggregate_posterior` is the density of the aggregate posterior q(z) = (1/N) sum_n q(z|x_n).
 """
 
 from __future__ import annotations
@@ -189,7 +193,8 @@ def equivalent_beta(
     -ELBO(s, beta=1) = (1/c) [|x - m|^2 / (2 s_ref^2) + c KL] + const = (1/c) (-ELBO_c(s_ref)) + const:
     beta = (s / s_ref)^2 (scaling the variance by c is beta = c). Laplace, scale b: -log p = |x - m|_1 / b + D log 2b,
     so beta = b / b_ref. The two losses differ by the factor 1/beta and a constant, so their gradients are
-    proportional and Adam (invariant to that factor) takes the same steps. Only the scaled likelihoods have a scale.
+    proportional: the same direction, and with Adam (blind to a constant factor, up to its epsilon) the same steps.
+    Only the scaled likelihoods (:data:`SCALED_LIKELIHOODS`) have a scale; the others raise ValueError.
     """
     ratio = np.asarray(scale, dtype=np.float64) / float(reference_scale)
     if np.any(ratio <= 0) or not np.all(np.isfinite(ratio)):
