@@ -54,7 +54,7 @@ class TestTerms:
         ref = torch.distributions.Normal(torch.sigmoid(logits), 0.2).log_prob(x).sum(-1)
         assert torch.allclose(elbo.recon_log_likelihood(x, logits, "gaussian", 0.2), ref, atol=1e-4)
         with pytest.raises(ValueError, match="unknown likelihood"):
-            elbo.recon_log_likelihood(x, logits, "laplace")
+            elbo.recon_log_likelihood(x, logits, "poisson")
 
     def test_terms_are_consistent(self):
         g = torch.Generator().manual_seed(3)

@@ -5,7 +5,10 @@ module finds such a pair among the shipped checkpoints (:func:`find_pair`, :func
 a fresh pair is trained live by :class:`vae_core.pair.PairTrainer`) and computes what the page
 shows side by side: how far each model's aggregate posterior is from the prior N(0, I)
 (:func:`prior_match`, :func:`mu_histograms`, :func:`prior_circles`; :func:`pair_side` gathers one
-model's figures). Test metrics come from :func:`vae_core.evaluate.dataset_metrics` (for a shipped
+model's figures). The aggregate posterior's exact density q(z) = (1/N) sum_n q(z|x_n)
+(:func:`vae_core.elbo.log_aggregate_posterior`) gives the rest of that comparison: the ELBO surgery
+E_x KL(q(z|x) || p(z)) = I(x; z) + KL(q(z) || p(z)) (:func:`elbo_surgery`) and the places the prior
+covers and the codes do not (:func:`kl_hole`). Test metrics come from :func:`vae_core.evaluate.dataset_metrics` (for a shipped
 model, the checkpoint's own copy of them), 2-D maps from :mod:`vae_core.projection`.
 
 Everything is in nats per image; latents are in units of the prior's standard deviation.
@@ -16,14 +19,15 @@ from __future__ import annotations
 import math
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
+from .elbo import kl_per_dim, log_aggregate_posterior, log_normal_diag, log_standard_normal, mesh_points
 from .evaluate import dataset_metrics
-from .inference import PosteriorStats, aggregate_posterior_stats, encode, posterior_stats
+from .inference import PosteriorStats, aggregate_posterior_stats, decode, encode, posterior_stats
 from .models import AE, VAE
 
 __all__ = [
@@ -43,6 +47,12 @@ __all__ = [
     "density_rows",
     "map_xy",
     "live_pair_models",
+    "ELBOSurgery",
+    "elbo_surgery",
+    "elbo_surgery_of",
+    "KLHole",
+    "kl_hole",
+    "kl_hole_of",
 ]
 
 # Training settings that must agree for a fair pair (beta is the VAE's alone; the AE ignores it).
@@ -314,3 +324,185 @@ def live_pair_models(pair: Any, count: int) -> list[tuple[str, str, Any, dict[st
         )
         for k, m, meta in (("vae", v, mv), ("ae", a, ma))
     ]
+
+
+# ---------------------------------------------------------------------- the aggregate posterior's exact density
+# These live here, beside prior_match: KL(q(z) || p(z)) is the exact form of prior_match's moment KL, and a KL
+# hole is where the same two densities disagree most. log q(z) itself is elbo.log_aggregate_posterior.
+def _encodings(mu: torch.Tensor, sigma: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Encodings as float64 on the CPU: (mu (N, z), logvar (N, z)); N >= 1."""
+    if mu.shape[0] < 1 or mu.shape != sigma.shape:
+        raise ValueError(
+            f"need mu and sigma of one shape (N >= 1, z), got {tuple(mu.shape)}, {tuple(sigma.shape)}"
+        )
+    mu = torch.as_tensor(mu).detach().double().cpu()
+    return mu, 2.0 * torch.as_tensor(sigma).detach().double().cpu().log()
+
+
+def _need_vae(model: AE | VAE) -> None:
+    if not model.is_vae:
+        raise ValueError("this needs a VAE: an AE has no q(z|x), so no aggregate posterior density and no KL")
+
+
+@dataclass
+class ELBOSurgery:
+    """The ELBO's KL term on a set of N images, split in two (Hoffman & Johnson 2016). Nats per image.
+
+    E_x KL(q(z|x) || p(z)) = I(x; z) + KL(q(z) || p(z)), with x uniform over the N images (the empirical data
+    distribution) and q(z) = (1/N) sum_n q(z|x_n) the aggregate posterior. I(x; z) is what the codes say about
+    which image they came from; KL(q(z) || p(z)) is how far the codes' cloud as a whole sits from the prior.
+    With N images I(x; z) <= log N (knowing z can at most pick out one of N images): a KL term above log N
+    must spend the excess on KL(q(z) || p(z)).
+    """
+
+    avg_kl: float  # E_x KL(q(z|x) || p(z)), exact (the closed form per image, averaged)
+    mutual_info: float  # I(x; z) = E[log q(z|x_n) - log q(z)], Monte Carlo; <= log_n
+    kl_aggregate: (
+        float  # KL(q(z) || p(z)) = avg_kl - mutual_info: a Monte Carlo estimate (see elbo_surgery_of)
+    )
+    se: float  # standard error of mutual_info and of kl_aggregate (the same draws; avg_kl is exact)
+    kl_aggregate_plain: (
+        float  # KL(q(z) || p(z)) = E_q(z)[log q(z) - log p(z)], the plain estimate, same draws
+    )
+    kl_aggregate_plain_se: float  # its standard error (larger: no control variate)
+    log_n: float  # log N, the ceiling of mutual_info
+    n_images: int  # N, components of the aggregate posterior
+    n_samples: int  # Monte Carlo draws (n, z) with n uniform and z ~ q(z|x_n)
+
+    def to_dict(self) -> dict[str, float | int]:
+        """Plain JSON-friendly dict."""
+        return asdict(self)
+
+
+def elbo_surgery_of(
+    mu: torch.Tensor, sigma: torch.Tensor, n_samples: int = 2000, seed: int = 0
+) -> ELBOSurgery:
+    """:class:`ELBOSurgery` from encodings already made: ``mu``, ``sigma`` (N, z) as :func:`vae_core.inference.encode`
+    returns them. Nats per image; float64 on the CPU; the same seed gives the same numbers.
+
+    Draws S = ``n_samples`` pairs: n uniform over the images, z ~ q(z|x_n), so z ~ q(z). For each, log q(z) over
+    all N components (:func:`vae_core.elbo.log_aggregate_posterior`: chunked, bounded memory). Then
+
+    - mutual_info = mean of i = log q(z|x_n) - log q(z), an unbiased estimate of I(x; z). Each i is at most log N,
+      since q(z) >= q(z|x_n) / N, so the estimate is too.
+    - kl_aggregate = avg_kl - mutual_info. This is the plain estimate mean(log q(z) - log p(z)) with the control
+      variate log q(z|x_n) - log p(z), whose mean avg_kl is known exactly: unbiased, and with a several times smaller
+      standard error (on fmnist_vae_z16 about 0.02 against 0.05 nats for S = 2000).
+    - kl_aggregate_plain: the plain estimate itself, from the same draws, as an independent check.
+    """
+    if n_samples < 2:
+        raise ValueError(f"need at least 2 samples for a standard error, got {n_samples}")
+    mu, logvar = _encodings(mu, sigma)
+    n, zdim = mu.shape
+    avg_kl = float(kl_per_dim(mu, logvar).sum(1).mean())
+    gen = torch.Generator().manual_seed(int(seed))
+    idx = torch.randint(0, n, (n_samples,), generator=gen)  # (S,) which image
+    eps = torch.randn((n_samples, zdim), generator=gen, dtype=torch.float64)
+    z = mu[idx] + torch.exp(0.5 * logvar[idx]) * eps  # (S, z) ~ q(z)
+    log_q = log_aggregate_posterior(z, mu, logvar)  # (S,)
+    info = log_normal_diag(z, mu[idx], logvar[idx]) - log_q  # (S,) <= log N
+    plain = log_q - log_standard_normal(z)  # (S,)
+    root = math.sqrt(n_samples)
+    mi, se = float(info.mean()), float(info.std() / root)
+    return ELBOSurgery(
+        avg_kl=avg_kl,
+        mutual_info=mi,
+        kl_aggregate=avg_kl - mi,
+        se=se,
+        kl_aggregate_plain=float(plain.mean()),
+        kl_aggregate_plain_se=float(plain.std() / root),
+        log_n=math.log(n),
+        n_images=int(n),
+        n_samples=int(n_samples),
+    )
+
+
+def elbo_surgery(
+    model: AE | VAE,
+    x: torch.Tensor | np.ndarray,
+    n_samples: int = 2000,
+    seed: int = 0,
+    batch_size: int = 1000,
+) -> ELBOSurgery:
+    """The ELBO surgery of a VAE on images x (N, D) (uint8 or float in [0, 1]): encode, then :func:`elbo_surgery_of`.
+
+    Nats per image. On the 10,000 Fashion-MNIST test images with the default 2000 draws it takes well under 2 s
+    on a CPU (the encoder pass included); an AE raises ValueError.
+    """
+    _need_vae(model)
+    mu, sigma = encode(model, x, batch_size)
+    assert sigma is not None  # a VAE's encoder always gives sigma
+    return elbo_surgery_of(mu, sigma, n_samples, seed)
+
+
+@dataclass
+class KLHole:
+    """Where the prior p(z) is high and the aggregate posterior q(z) thin, for a 2-D latent space.
+
+    The grid covers [-radius, radius]^2; the search keeps its points inside the disc |z| <= radius, where
+    p(z) >= N(radius; 0, I) (the disc holds 1 - exp(-radius^2 / 2) of the prior's mass: 86% for radius 2). Densities
+    are per unit area of latent space; logs in nats.
+    """
+
+    z: np.ndarray  # (2,) the grid point inside the disc with the smallest q(z) / p(z)
+    log_q: float  # log q(z) there
+    log_p: float  # log p(z) there
+    ratio: float  # q(z) / p(z) there: far below 1 means the decoder was never trained on codes from here
+    image: np.ndarray  # (D,) float32 in [0, 1]: the decoder's mean image at z
+    axis: np.ndarray  # (n,) the grid's coordinates along each latent dim
+    log_q_grid: np.ndarray  # (n, n) log q at (axis[i], axis[j]): z1 = axis[i] (rows), z2 = axis[j] (columns)
+    log_p_grid: np.ndarray  # (n, n) log p at the same points
+    inside: np.ndarray  # (n, n) bool: the point lies in the disc, where the minimum was sought
+    radius: float  # the disc's radius, prior standard deviations
+    p_threshold: float  # p(z) at the disc's edge, N(radius; 0, I): every point searched has p(z) >= this
+
+    @property
+    def log_ratio_grid(self) -> np.ndarray:
+        """(n, n) log q(z) - log p(z), nats: negative where the codes are thinner than the prior."""
+        return self.log_q_grid - self.log_p_grid
+
+
+def kl_hole_of(mu: torch.Tensor, sigma: torch.Tensor, radius: float = 2.0, n: int = 81) -> KLHole:
+    """:class:`KLHole` from the encodings ``mu``, ``sigma`` (N, 2) of a 2-D VAE, without its image (zeros (0,)).
+
+    q(z) / p(z) on an n x n grid over [-radius, radius]^2 ("ij" order: z1 down the rows); the minimum over the
+    points with |z| <= radius, i.e. p(z) above its value at the disc's edge.
+    """
+    mu, logvar = _encodings(mu, sigma)
+    if mu.shape[1] != 2:
+        raise ValueError(f"a KL-hole map needs a 2-D latent space, got latent_dim={mu.shape[1]}")
+    if radius <= 0 or n < 2:
+        raise ValueError(f"need radius > 0 and n >= 2, got radius={radius}, n={n}")
+    axis = torch.linspace(-radius, radius, n, dtype=torch.float64)
+    pts = mesh_points([axis, axis])  # (n*n, 2)
+    log_q = log_aggregate_posterior(pts, mu, logvar)  # (n*n,)
+    log_p = log_standard_normal(pts)
+    inside = pts.pow(2).sum(1) <= radius * radius * (1 + 1e-12)
+    log_ratio = torch.where(inside, log_q - log_p, torch.full_like(log_q, math.inf))
+    k = int(torch.argmin(log_ratio))
+    return KLHole(
+        z=pts[k].numpy().copy(),
+        log_q=float(log_q[k]),
+        log_p=float(log_p[k]),
+        ratio=math.exp(float(log_ratio[k])),
+        image=np.zeros(0, dtype=np.float32),
+        axis=axis.numpy(),
+        log_q_grid=log_q.reshape(n, n).numpy(),
+        log_p_grid=log_p.reshape(n, n).numpy(),
+        inside=inside.reshape(n, n).numpy(),
+        radius=float(radius),
+        p_threshold=math.exp(-0.5 * radius * radius) / (2.0 * math.pi),
+    )
+
+
+def kl_hole(
+    model: AE | VAE, x: torch.Tensor | np.ndarray, radius: float = 2.0, n: int = 81, batch_size: int = 1000
+) -> KLHole:
+    """The KL hole of a 2-D VAE on images x (N, D): :func:`kl_hole_of` on their encodings, with the mean image the
+    decoder draws at the point found. An AE, or a latent space other than 2-D, raises ValueError."""
+    _need_vae(model)
+    mu, sigma = encode(model, x, batch_size)
+    assert sigma is not None
+    hole = kl_hole_of(mu, sigma, radius, n)
+    hole.image = decode(model, torch.from_numpy(hole.z))[0].float().cpu().numpy()
+    return hole

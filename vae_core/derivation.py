@@ -14,6 +14,9 @@ under q, on the 2001-node rule of :mod:`vae_core.theory`), so when consecutive l
   gap of Jensen's inequality equals KL(q || p(z|x)).
 - :func:`fit_family`: the best ELBO a Gaussian, a Laplace or a two-Gaussian mixture q reaches,
   fitted by L-BFGS on the exact (quadrature) ELBO, and the gap KL(q || p(z|x)) left to each.
+- :func:`first_variation` and :func:`variation_study`: the ELBO as a functional J[q] of the density q, and
+  its first variation d/de J[q + e eta] at e = 0 along a direction eta: zero at the best Gaussian for every
+  direction that stays in the family, positive towards the true posterior.
 
 Every value is in nats. Nothing here imports streamlit; text labels are left to the page.
 """
@@ -40,6 +43,13 @@ __all__ = [
     "fit_family",
     "fit_all_families",
     "max_step_error",
+    "DIRECTIONS",
+    "EPSILONS",
+    "functional_elbo",
+    "FirstVariation",
+    "first_variation",
+    "VariationStudy",
+    "variation_study",
 ]
 
 # The rule each line uses, by key (the page translates the keys).
@@ -393,3 +403,143 @@ def fit_family(target: VITarget, family: str, steps: int = 60, grid: np.ndarray 
 def fit_all_families(target: VITarget) -> list[FamilyFit]:
     """:func:`fit_family` for every family in FAMILIES, in that order."""
     return [fit_family(target, f) for f in FAMILIES]
+
+
+# --------------------------------------------------------------------------- functionals and the first variation
+DIRECTIONS = ("mu", "log_sigma", "mu_and_log_sigma", "posterior")
+EPSILONS = (1e-1, 1e-2, 1e-3, 1e-4, 1e-5)
+
+
+def functional_elbo(target: VITarget, f: np.ndarray, z: np.ndarray, dz: np.ndarray) -> float:
+    """J[f] = integral f(z) log p(x, z) dz - integral f(z) log f(z) dz for any density f >= 0 given by its values on the
+    grid ``z`` (U,) with quadrature weights ``dz`` (U,). Nats. For f = q Gaussian this is the ELBO; 0 log 0 = 0."""
+    log_joint = target.log_joint(torch.from_numpy(z)).numpy()
+    f = np.asarray(f, dtype=np.float64)
+    pos = f > 0
+    f_log_f = np.zeros_like(f)
+    f_log_f[pos] = f[pos] * np.log(f[pos])
+    return float(dz @ (f * log_joint - f_log_f))
+
+
+def _q_grid(mu: float, sigma: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """q = N(mu, sigma^2) on the module's fine rule: (u (U,), z = mu + sigma u (U,), trapezoid weights dz (U,))."""
+    z = mu + sigma * _U
+    dz = np.full(_U.shape, sigma * (_U[1] - _U[0]))
+    dz[[0, -1]] *= 0.5
+    return _U, z, dz
+
+
+def _relative_direction(
+    target: VITarget, direction: str, u: np.ndarray, z: np.ndarray, q: np.ndarray, dz: np.ndarray
+) -> np.ndarray:
+    """g = eta / q on the grid (U,) for a direction of DIRECTIONS; eta = q g integrates to 0 (up to ~1e-20)."""
+    if direction == "mu":  # sigma dq/dmu = q u: q shifted by one standard deviation per unit epsilon
+        return u.copy()
+    if direction == "log_sigma":  # dq/dlog sigma = sigma dq/dsigma = q (u^2 - 1): q widened
+        return u**2 - 1.0
+    if direction == "mu_and_log_sigma":  # a unit combination of the two: still tangent to the family
+        return (u + u**2 - 1.0) / math.sqrt(2.0)
+    if direction == "posterior":  # p(z|x) - q, the posterior renormalised on q's grid: out of the family
+        post = target.posterior_pdf(z)
+        return post / float(dz @ post) / q - 1.0
+    raise ValueError(f"unknown direction {direction!r}; use one of {DIRECTIONS}")
+
+
+class FirstVariation(NamedTuple):
+    """d/de J[q + e eta] at e = 0 for q = N(mu, sigma^2) and one direction eta, with its difference quotients.
+
+    All integrals are on q's fine rule: z = mu + sigma u, u in [-10, 10] (2001 nodes, trapezoid), where q holds all
+    but 1e-23 of its mass. Nats; the derivative and quotients are nats per unit epsilon.
+    """
+
+    direction: str  # a key of DIRECTIONS
+    mu: float  # q's mean, latent units
+    sigma: float  # q's standard deviation
+    j_q: float  # J[q], the ELBO of q, nats
+    derivative: float  # the first variation: integral eta (log p(x, z) - log q - 1) dz
+    eps: np.ndarray  # (E,) step sizes epsilon
+    quotient: np.ndarray  # (E,) (J[q + e eta] - J[q]) / e; NaN where q + e eta < 0 somewhere (not a density)
+    admissible: np.ndarray  # (E,) bool: q + e eta >= 0 on the whole grid, so J is defined
+    z: np.ndarray  # (U,) the grid, latent units
+    q: np.ndarray  # (U,) q's density on it
+    eta: np.ndarray  # (U,) the direction eta on it (a density difference: per unit z)
+    eta_integral: float  # integral of eta dz: 0 (up to ~1e-20), so q + e eta keeps total mass 1
+
+
+def first_variation(
+    target: VITarget, mu: float, sigma: float, direction: str = "mu", eps: tuple[float, ...] = EPSILONS
+) -> FirstVariation:
+    """The ELBO as a functional J[q] = integral q log p(x, z) dz - integral q log q dz, and its first variation at
+    q = N(mu, sigma^2) along ``direction`` (a key of DIRECTIONS), by its formula and as the limit of the quotients
+    (J[q + e eta] - J[q]) / e for each e in ``eps``. Nats.
+
+    Directions tangent to the Gaussian family are the derivatives of q in its parameters, per standard deviation
+    so that q + e eta >= 0 for every e <= 0.1 on the grid: "mu" sigma dq/dmu = q u, "log_sigma" dq/dlog sigma =
+    q (u^2 - 1), and "mu_and_log_sigma" (their sum over sqrt 2). Along a tangent direction the first variation is
+    the ELBO's derivative in that parameter, so it vanishes at the best Gaussian. "posterior" is p(z|x) - q
+    (p(z|x) renormalised on the grid), which leaves the family: at any q its first variation is
+    KL(p || q) + KL(q || p) > 0 on the grid. Along a tangent direction the quotients approach the derivative
+    linearly in e (by e/2 times the second variation, -integral eta^2 / q dz). Along "posterior" J is concave, so
+    every quotient lies between the gap log p(x) - J[q] = KL(q || p) and the derivative, rising as e shrinks; but
+    slowly (like log 1/e): eta / q reaches ~e^25 at the mode that the best Gaussian misses, so the linear regime
+    starts only below e ~ 1e-11. The Gaussian's thin tails are why the family cannot see the other mode.
+    """
+    if not sigma > 0.0:
+        raise ValueError(f"sigma must be positive, got {sigma}")
+    u, z, dz = _q_grid(mu, sigma)
+    q = np.exp(-0.5 * u**2) / (sigma * math.sqrt(2.0 * math.pi))  # (U,)
+    g = _relative_direction(target, direction, u, z, q, dz)  # (U,) eta / q
+    eta = q * g
+    log_joint = target.log_joint(torch.from_numpy(z)).numpy()
+    log_q = -0.5 * (LOG_2PI + 2.0 * math.log(sigma) + u**2)
+    j_q = functional_elbo(target, q, z, dz)
+    eps_a = np.asarray(eps, dtype=np.float64)
+    ok = np.array([bool(np.all(1.0 + e * g >= 0.0)) for e in eps_a])
+    quotient = np.array(
+        [
+            (functional_elbo(target, q * (1.0 + e * g), z, dz) - j_q) / e if good else math.nan
+            for e, good in zip(eps_a, ok)
+        ]
+    )
+    return FirstVariation(
+        direction=direction,
+        mu=float(mu),
+        sigma=float(sigma),
+        j_q=j_q,
+        derivative=float(dz @ (eta * (log_joint - log_q - 1.0))),
+        eps=eps_a,
+        quotient=quotient,
+        admissible=ok,
+        z=z,
+        q=q,
+        eta=eta,
+        eta_integral=float(dz @ eta),
+    )
+
+
+class VariationStudy(NamedTuple):
+    """First variations at the best Gaussian and at a q off it, for every direction of DIRECTIONS. Nats."""
+
+    best: FamilyFit  # the best Gaussian (fit_family), where the tangent first variations vanish
+    at_best: list[FirstVariation]  # one per direction, in DIRECTIONS order
+    off_mu: float  # the other q's mean
+    off_sigma: float  # and standard deviation
+    off_best: list[FirstVariation]  # the same directions there: the tangent ones do not vanish
+
+
+def variation_study(
+    target: VITarget, off: tuple[float, float] | None = None, eps: tuple[float, ...] = EPSILONS
+) -> VariationStudy:
+    """Everything the first-variation section draws: the best Gaussian q* = N(mu*, sigma*^2) for ``target``, the first
+    variation and its quotient table along each direction of DIRECTIONS at q*, and the same at ``off`` = (mu, sigma)
+    (default: q* moved by half a unit and widened by half). Nats."""
+    best = fit_family(target, "gaussian")
+    mu, sigma = best.params["mu"], best.params["sigma"]
+    off_mu, off_sigma = off if off is not None else (mu + 0.5, 1.5 * sigma)
+    return VariationStudy(
+        best=best,
+        at_best=[first_variation(target, mu, sigma, d, eps) for d in DIRECTIONS],
+        off_mu=float(off_mu),
+        off_sigma=float(off_sigma),
+        off_best=[first_variation(target, off_mu, off_sigma, d, eps) for d in DIRECTIONS],
+    )

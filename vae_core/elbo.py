@@ -8,6 +8,10 @@ the encoder; the prior is p(z) = N(0, I). For one image,
 
 ``iwae_bound`` gives log p_K(x) (Burda et al. 2016), which rises towards log p(x) as K grows;
 ``quadrature_log_px`` gives log p(x) itself for latent dims 1 and 2.
+
+Likelihoods (:data:`LIKELIHOODS`): Bernoulli, continuous Bernoulli, and the fixed-scale Gaussian (L2) and Laplace
+(L1), whose scale is the models' ``obs_std`` (:func:`equivalent_beta`: choosing it is choosing beta).
+:func:`log_aggregate_posterior` is the density of the aggregate posterior q(z) = (1/N) sum_n q(z|x_n).
 """
 
 from __future__ import annotations
@@ -16,12 +20,19 @@ import math
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 __all__ = [
+    "LIKELIHOODS",
+    "SCALED_LIKELIHOODS",
     "ELBOTerms",
     "bernoulli_log_likelihood",
+    "gaussian_log_likelihood",
+    "laplace_log_likelihood",
+    "decoder_mean",
+    "equivalent_beta",
     "cb_log_normalizer",
     "continuous_bernoulli_mean",
     "recon_log_likelihood",
@@ -44,7 +55,13 @@ __all__ = [
     "midpoint_axes",
     "mesh_points",
     "mc_kl",
+    "log_aggregate_posterior",
 ]
+
+# Every likelihood p(x|z) the decoder's logits can parameterise; recon_log_likelihood dispatches on these names.
+LIKELIHOODS = ("bernoulli", "continuous_bernoulli", "gaussian", "laplace")
+# The ones with a fixed scale (the models' ``obs_std``): the Gaussian's sigma, the Laplace's b, in pixel units.
+SCALED_LIKELIHOODS = ("gaussian", "laplace")
 
 LOG_2PI = math.log(2.0 * math.pi)
 Decoder = Callable[[torch.Tensor], torch.Tensor]
@@ -110,6 +127,39 @@ def continuous_bernoulli_mean(logits: torch.Tensor) -> torch.Tensor:
     return torch.where(small, series, closed)
 
 
+def gaussian_log_likelihood(x: torch.Tensor, mean: torch.Tensor, std: float) -> torch.Tensor:
+    """log N(x; mean, std^2 I) summed over pixels: x, mean (..., D) -> (...,) nats; ``std`` in pixel units.
+
+    = sum_d [-(x_d - m_d)^2 / (2 std^2) - log std - 1/2 log 2 pi]. x broadcasts against mean.
+    """
+    d = mean.shape[-1]
+    return -0.5 * ((x - mean) / std).pow(2).sum(-1) - d * (math.log(std) + 0.5 * LOG_2PI)
+
+
+def laplace_log_likelihood(x: torch.Tensor, mean: torch.Tensor, scale: float) -> torch.Tensor:
+    """log Laplace(x; mean, b) summed over pixels: x, mean (..., D) -> (...,) nats; ``scale`` b in pixel units.
+
+    = sum_d [-|x_d - m_d| / b - log(2 b)]: an L1 reconstruction cost |x - m|_1 / b plus a constant, which is what
+    "train with |X - X'|" silently chooses. The density's standard deviation is b sqrt 2. x broadcasts against mean.
+    """
+    d = mean.shape[-1]
+    return -(x - mean).abs().sum(-1) / scale - d * math.log(2.0 * scale)
+
+
+def decoder_mean(logits: torch.Tensor, likelihood: str = "bernoulli") -> torch.Tensor:
+    """The pixel means E[x|z] (..., D) in [0, 1] that the decoder's logits (..., D) give under ``likelihood``.
+
+    sigmoid(logits) for the Bernoulli, and as the location of the Gaussian and the Laplace; the continuous
+    Bernoulli's mean is :func:`continuous_bernoulli_mean` (not sigmoid). The one map from logits to pixel means:
+    the likelihoods below and :meth:`vae_core.models.VAE.mean_image` use it.
+    """
+    if likelihood == "continuous_bernoulli":
+        return continuous_bernoulli_mean(logits)
+    if likelihood in LIKELIHOODS:
+        return torch.sigmoid(logits)
+    raise ValueError(f"unknown likelihood {likelihood!r}; use one of {LIKELIHOODS}")
+
+
 def recon_log_likelihood(
     x: torch.Tensor, logits: torch.Tensor, likelihood: str = "bernoulli", obs_std: float = 0.1
 ) -> torch.Tensor:
@@ -117,20 +167,45 @@ def recon_log_likelihood(
 
     Bernoulli: :func:`bernoulli_log_likelihood` (a true likelihood only for binary x).
     Continuous Bernoulli: the same plus sum_d log C(l_d), a normalised density for x in [0, 1]
-    (:func:`cb_log_normalizer`). Gaussian: sum_d log N(x_d; sigmoid(l_d), obs_std^2).
-    Broadcasts over leading dims.
+    (:func:`cb_log_normalizer`). Gaussian: :func:`gaussian_log_likelihood` with mean sigmoid(l) and
+    std ``obs_std``. Laplace: :func:`laplace_log_likelihood` with location sigmoid(l) and scale b = ``obs_std``
+    (for the Laplace, ``obs_std`` is its scale b, not its standard deviation b sqrt 2).
+    Broadcasts over leading dims. The lab's one dispatch on the likelihood's name.
     """
     if likelihood == "bernoulli":
         return bernoulli_log_likelihood(x, logits)
     if likelihood == "continuous_bernoulli":
         return bernoulli_log_likelihood(x, logits) + cb_log_normalizer(logits).sum(-1)
     if likelihood == "gaussian":
-        mean = torch.sigmoid(logits)
-        d = x.shape[-1]
-        return -0.5 * ((x - mean) / obs_std).pow(2).sum(-1) - d * (math.log(obs_std) + 0.5 * LOG_2PI)
-    raise ValueError(
-        f"unknown likelihood {likelihood!r}; use 'bernoulli', 'continuous_bernoulli' or 'gaussian'"
-    )
+        return gaussian_log_likelihood(x, decoder_mean(logits, likelihood), obs_std)
+    if likelihood == "laplace":
+        return laplace_log_likelihood(x, decoder_mean(logits, likelihood), obs_std)
+    raise ValueError(f"unknown likelihood {likelihood!r}; use one of {LIKELIHOODS}")
+
+
+def equivalent_beta(
+    likelihood: str, scale: float | np.ndarray, reference_scale: float = 1.0
+) -> float | np.ndarray:
+    """Choosing the likelihood's scale is choosing beta: the beta that, with the ``reference_scale``, trains the
+    same model as ``scale`` with beta = 1. Dimensionless; ``scale`` may be an array (then one beta per scale).
+
+    Gaussian, std s: -log p(x|z) = |x - m|^2 / (2 s^2) + D log s + const, so with c = (s / s_ref)^2
+    -ELBO(s, beta=1) = (1/c) [|x - m|^2 / (2 s_ref^2) + c KL] + const = (1/c) (-ELBO_c(s_ref)) + const:
+    beta = (s / s_ref)^2 (scaling the variance by c is beta = c). Laplace, scale b: -log p = |x - m|_1 / b + D log 2b,
+    so beta = b / b_ref. The two losses differ by the factor 1/beta and a constant, so their gradients are
+    proportional: the same direction, and with Adam (blind to a constant factor, up to its epsilon) the same steps.
+    Only the scaled likelihoods (:data:`SCALED_LIKELIHOODS`) have a scale; the others raise ValueError.
+    """
+    ratio = np.asarray(scale, dtype=np.float64) / float(reference_scale)
+    if np.any(ratio <= 0) or not np.all(np.isfinite(ratio)):
+        raise ValueError(f"scales must be positive and finite, got {scale!r} against {reference_scale!r}")
+    if likelihood == "gaussian":
+        beta = ratio**2
+    elif likelihood == "laplace":
+        beta = ratio
+    else:
+        raise ValueError(f"the {likelihood!r} likelihood has no scale; use one of {SCALED_LIKELIHOODS}")
+    return float(beta) if beta.ndim == 0 else beta
 
 
 def kl_per_dim(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -435,3 +510,34 @@ def mc_kl(
     z = mu + torch.exp(0.5 * logvar) * eps  # (n, B, z)
     diff = log_normal_diag(z, mu, logvar) - log_standard_normal(z)  # (n, B)
     return diff.mean(0), diff.std(0) / math.sqrt(n)
+
+
+def log_aggregate_posterior(
+    z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, budget: int = 500_000
+) -> torch.Tensor:
+    """log q(z) of the aggregate posterior q(z) = (1/N) sum_n N(z; mu_n, diag exp(logvar_n)): (M,) nats per unit z^d.
+
+    z (M, d) points; mu, logvar (N, d) the encodings of N images. log q(z) = logsumexp_n log q(z|x_n) - log N over
+    all N components, in float64 (whatever the inputs' dtype), chunked over the M points so that one block holds
+    about ``budget`` (point, component) pairs (4 MB of float64 at the default, which stays in cache): memory is
+    bounded for N = 10,000 images and any M. Each block is one matrix product, as
+    log N(z; mu, s^2) = sum_j [-z_j^2 / (2 s_j^2) + z_j mu_j / s_j^2 - mu_j^2 / (2 s_j^2) - log s_j - 1/2 log 2 pi]
+    is linear in the features (z^2, z, 1); float64 keeps the expanded square exact to ~1e-12 nats.
+    """
+    mu, logvar = mu.double(), logvar.double()
+    z = z.double().to(mu.device)
+    n, d = mu.shape
+    if n < 1:
+        raise ValueError("the aggregate posterior needs at least one encoding")
+    inv_var = torch.exp(-logvar)  # (N, d)
+    const = -0.5 * ((mu.pow(2) * inv_var + logvar).sum(1) + d * LOG_2PI)  # (N,)
+    weights = torch.cat([-0.5 * inv_var, mu * inv_var, const.unsqueeze(1)], 1).T.contiguous()  # (2d + 1, N)
+    ones = torch.ones((z.shape[0], 1), dtype=torch.float64, device=mu.device)
+    features = torch.cat([z.pow(2), z, ones], 1)  # (M, 2d + 1)
+    out = torch.empty(z.shape[0], dtype=torch.float64, device=mu.device)
+    step = max(1, budget // n)
+    for start in range(0, z.shape[0], step):
+        block = features[start : start + step] @ weights  # (m, N): log q(z_i | x_n)
+        top = block.amax(1, keepdim=True)  # (m, 1): logsumexp by hand, in place (no second (m, N) buffer)
+        out[start : start + step] = block.sub_(top).exp_().sum(1).log_() + top.squeeze(1)
+    return out - math.log(n)

@@ -4,8 +4,8 @@ Both models take flattened images ``x`` of shape (B, D) with values in [0, 1] an
 
 - ``encode(x) -> (mu, logvar)``: (B, z) each. For an :class:`AE`, ``mu`` is the code and
   ``logvar`` is ``None`` (an AE has no posterior variance).
-- ``decode(z) -> logits``: (B, D). Pixel means are ``sigmoid(logits)`` (Bernoulli, Gaussian) or
-  the continuous Bernoulli's mean (:meth:`mean_image`).
+- ``decode(z) -> logits``: (B, D). Pixel means are ``sigmoid(logits)`` (Bernoulli, Gaussian, Laplace) or
+  the continuous Bernoulli's mean (:meth:`mean_image`, through :func:`vae_core.elbo.decoder_mean`).
 
 The model is rebuilt from its config alone: a checkpoint stores ``asdict(config)``.
 """
@@ -19,12 +19,22 @@ from typing import Any
 import torch
 from torch import nn
 
-from .elbo import continuous_bernoulli_mean
+from .elbo import LIKELIHOODS, SCALED_LIKELIHOODS, decoder_mean
 from .errors import N_, LabError
 
-__all__ = ["ModelConfig", "AE", "VAE", "build_model", "ConfigError", "Encoder", "Decoder", "parse_hidden"]
+__all__ = [
+    "LIKELIHOODS",
+    "SCALED_LIKELIHOODS",
+    "ModelConfig",
+    "AE",
+    "VAE",
+    "build_model",
+    "ConfigError",
+    "Encoder",
+    "Decoder",
+    "parse_hidden",
+]
 
-LIKELIHOODS = ("bernoulli", "continuous_bernoulli", "gaussian")
 KINDS = ("vae", "ae")
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "elu": nn.ELU, "gelu": nn.GELU}
 MAX_PARAMETERS = (
@@ -67,8 +77,12 @@ class ModelConfig:
     image_shape: tuple[int, int, int] = (1, 28, 28)  # (C, H, W) used only to draw images
     hidden: tuple[int, ...] = (400,)  # hidden widths of the encoder; the decoder mirrors them
     latent_dim: int = 20  # z, 1..64
-    likelihood: str = "bernoulli"  # "bernoulli" (BCE with logits), "continuous_bernoulli" or "gaussian"
-    obs_std: float = 0.1  # std of the Gaussian likelihood, in pixel units
+    likelihood: str = (
+        "bernoulli"  # one of LIKELIHOODS: bernoulli (BCE), continuous_bernoulli, gaussian, laplace
+    )
+    obs_std: float = (
+        0.1  # scale of the fixed-scale likelihoods, pixel units: Gaussian std sigma, Laplace b (L1)
+    )
     activation: str = "relu"  # relu | tanh | elu | gelu
 
     def __post_init__(self) -> None:
@@ -240,10 +254,7 @@ class _Base(nn.Module):
 
     def mean_image(self, z: torch.Tensor) -> torch.Tensor:
         """z (B, z) -> pixel means E[x|z] (B, D) in [0, 1] under the model's likelihood."""
-        logits = self.decode(z)
-        if self.config.likelihood == "continuous_bernoulli":
-            return continuous_bernoulli_mean(logits)
-        return torch.sigmoid(logits)
+        return decoder_mean(self.decode(z), self.config.likelihood)
 
 
 class VAE(_Base):

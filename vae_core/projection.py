@@ -43,6 +43,7 @@ __all__ = [
     "projection_key",
     "seed_cache",
     "Projection",
+    "pca_basis",
     "pca_2d",
     "exact_knn",
     "umap_2d",
@@ -73,11 +74,29 @@ class Projection:
 
 
 # ---------------------------------------------------------------- PCA
+def pca_basis(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The top-``k`` principal axes of x (N, d): (mean (d,), axes (k, d) orthonormal rows, variances (k,)), float64.
+
+    Centred, SVD in float64; each axis's sign is fixed so that its largest loading is positive (scikit-learn's
+    ``svd_flip`` rule), so the same data always gives the same axes. ``variances`` are the eigenvalues of the
+    (1/N) covariance, in x's units squared. Fewer than k axes when min(N, d) < k.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim != 2:
+        raise ValueError(f"PCA expects a 2-D array (N, d), got shape {x.shape}")
+    mean = x.mean(0)
+    _, sv, vt = np.linalg.svd(x - mean, full_matrices=False)  # vt: (min(N,d), d), rows = principal axes
+    k = min(int(k), vt.shape[0])
+    axes = vt[:k]  # (k, d)
+    signs = np.sign(axes[np.arange(k), np.argmax(np.abs(axes), axis=1)])
+    signs[signs == 0] = 1.0
+    return mean, axes * signs[:, None], sv[:k] ** 2 / max(1, x.shape[0])
+
+
 def pca_2d(x: np.ndarray) -> np.ndarray:
     """First two principal components of x (N, d) -> (N, 2) float32, deterministic.
 
-    Centred, SVD in float64; each axis's sign is fixed so that its largest loading is
-    positive (scikit-learn's ``svd_flip`` rule), so the same data always gives the same
+    The scores on :func:`pca_basis`'s axes (sign rule included), so the same data always gives the same
     picture. d == 1 gives a zero second column; N < 2 gives zeros.
     """
     x = np.asarray(x, dtype=np.float64)
@@ -87,13 +106,8 @@ def pca_2d(x: np.ndarray) -> np.ndarray:
     out = np.zeros((n, 2), dtype=np.float32)
     if n < 2 or d < 1:
         return out
-    xc = x - x.mean(0)  # (N, d)
-    _, _, vt = np.linalg.svd(xc, full_matrices=False)  # vt: (min(N,d), d), rows = principal axes
-    k = min(2, vt.shape[0])
-    axes = vt[:k]  # (k, d)
-    signs = np.sign(axes[np.arange(k), np.argmax(np.abs(axes), axis=1)])
-    signs[signs == 0] = 1.0
-    out[:, :k] = (xc @ (axes * signs[:, None]).T).astype(np.float32)  # (N, k)
+    mean, axes, _ = pca_basis(x, 2)
+    out[:, : axes.shape[0]] = ((x - mean) @ axes.T).astype(np.float32)  # (N, k)
     return out
 
 

@@ -32,12 +32,18 @@ __all__ = [
     "DiscreteSummary",
     "normalize",
     "information",
+    "InformationAdds",
+    "information_adds",
+    "LikelihoodVsProbability",
+    "likelihood_vs_probability",
     "entropy",
     "cross_entropy",
     "kl_discrete",
     "discrete_summary",
     "gaussian_kl_1d",
     "vae_kl_term",
+    "KLSteps",
+    "gaussian_kl_steps",
     "MCEstimate",
     "mc_gaussian_kl",
     "normal_pdf",
@@ -124,6 +130,107 @@ def kl_discrete(p: np.ndarray, q: np.ndarray, base: float = math.e) -> float:
     return float(max(0.0, (p[nz] * (_log(p[nz], base) - _log(q[nz], base))).sum()))
 
 
+class InformationAdds(NamedTuple):
+    """Self-information of two independent events and of both together, in one unit (bits or nats)."""
+
+    p1: float  # P(A)
+    p2: float  # P(B), independent of A
+    info_p1: float  # I(A) = -log p1
+    info_p2: float  # I(B) = -log p2
+    info_joint: float  # I(A and B) = -log(p1 p2), computed from the product
+    info_sum: float  # I(A) + I(B): equals info_joint (information adds; it is not a product)
+    p_grid: np.ndarray  # (G,) probabilities in (0, 1] for the curve
+    info_grid: np.ndarray  # (G,) -log p on p_grid: decreasing, 0 at p = 1, unbounded as p -> 0
+
+
+def information_adds(p1: float, p2: float, base: float = math.e, n_grid: int = 200) -> InformationAdds:
+    """I(p1 p2) = I(p1) + I(p2) for independent events of probabilities p1, p2 in (0, 1], with the curve
+    I(p) = -log p over (0, 1] that shows information falling as probability rises (not proportional to it, and
+    not inversely proportional either: I(1/2) is one bit, I(1/4) two). Bits (base 2) or nats (base e).
+
+    ``info_joint`` comes from the product p1 p2 and ``info_sum`` from the two logs, so their agreement is a check.
+    The grid runs from 1/1000 to 1, log-spaced.
+    """
+    for v in (p1, p2):
+        if not 0.0 < v <= 1.0:
+            raise ValueError(f"probabilities must lie in (0, 1], got {v}")
+    i1, i2 = (float(information(np.array(v), base)) for v in (p1, p2))
+    grid = np.logspace(-3.0, 0.0, n_grid)
+    return InformationAdds(
+        float(p1),
+        float(p2),
+        i1,
+        i2,
+        float(information(np.array(p1 * p2), base)),
+        i1 + i2,
+        grid,
+        information(grid, base),
+    )
+
+
+class LikelihoodVsProbability(NamedTuple):
+    """One formula, p(k | n, theta) = C(n, k) theta^k (1 - theta)^(n - k), read two ways.
+
+    As a function of the data k (theta fixed) it is a probability distribution: it sums to 1 over k = 0..n.
+    As a function of theta (k fixed, observed) it is the likelihood L(theta) = p(k | theta): not a density over
+    theta, its integral over [0, 1] is 1 / (n + 1) whatever k is.
+    """
+
+    n: int  # coin flips
+    k: int  # heads observed (the likelihood's data)
+    theta: float  # the fixed theta of the probability reading
+    ks: np.ndarray  # (n+1,) 0..n
+    pmf: np.ndarray  # (n+1,) p(k | theta) for each k: a probability distribution over the data
+    pmf_sum: float  # sum over k: 1
+    thetas: np.ndarray  # (G,) grid over [0, 1]
+    likelihood: np.ndarray  # (G,) L(theta) = p(k_observed | theta) on the grid
+    likelihood_integral: float  # integral of L over [0, 1], trapezoid rule on the grid
+    likelihood_integral_exact: float  # 1 / (n + 1) (a Beta integral): not 1
+    mle: float  # k / n, where L peaks
+
+
+def _binomial_pmf(k: np.ndarray | float, n: int, theta: np.ndarray | float) -> np.ndarray:
+    """C(n, k) theta^k (1 - theta)^(n - k) elementwise (k, theta broadcast), with 0^0 = 1 at theta = 0 or 1."""
+    from scipy.special import gammaln, xlog1py, xlogy  # noqa: PLC0415 - scipy is slow to import
+
+    k = np.asarray(k, dtype=np.float64)
+    log_c = gammaln(n + 1.0) - gammaln(k + 1.0) - gammaln(n - k + 1.0)
+    return np.exp(log_c + xlogy(k, theta) + xlog1py(n - k, -np.asarray(theta, dtype=np.float64)))
+
+
+def likelihood_vs_probability(
+    n: int = 10, k: int = 7, theta: float = 0.5, n_grid: int = 2001
+) -> LikelihoodVsProbability:
+    """The binomial formula for ``k`` heads in ``n`` flips as a probability of the data (theta fixed) and as the
+    likelihood of theta (k fixed), each with its total: the first sums to 1, the second integrates to 1/(n+1).
+
+    ``n_grid`` evenly spaced thetas over [0, 1] (both ends included); the trapezoid integral on 2001 points agrees
+    with 1/(n+1) to about 1e-8 for n <= 50. Probabilities are dimensionless; L(theta) is per unit theta only in the
+    sense of the integral, since it is not a density.
+    """
+    if n < 1 or not 0 <= k <= n:
+        raise ValueError(f"need n >= 1 and 0 <= k <= n, got n={n}, k={k}")
+    if not 0.0 <= theta <= 1.0:
+        raise ValueError(f"theta is a probability in [0, 1], got {theta}")
+    ks = np.arange(n + 1)
+    pmf = _binomial_pmf(ks, n, float(theta))
+    thetas = np.linspace(0.0, 1.0, n_grid)
+    lik = _binomial_pmf(float(k), n, thetas)
+    return LikelihoodVsProbability(
+        n=int(n),
+        k=int(k),
+        theta=float(theta),
+        ks=ks,
+        pmf=pmf,
+        pmf_sum=float(pmf.sum()),
+        thetas=thetas,
+        likelihood=lik,
+        likelihood_integral=float(np.trapezoid(lik, thetas)),
+        likelihood_integral_exact=1.0 / (n + 1),
+        mle=k / n,
+    )
+
+
 class DiscreteSummary(NamedTuple):
     """Everything section 1 of the page shows, in the chosen unit (bits or nats)."""
 
@@ -168,6 +275,64 @@ def vae_kl_term(mu: float, sigma: float) -> float:
     """The VAE's per-dimension KL(N(mu, sigma^2) || N(0, 1)) = 1/2 (mu^2 + sigma^2 - 1 - log sigma^2), nats."""
     mu_t = torch.tensor(mu, dtype=torch.float64)
     return float(kl_per_dim(mu_t, torch.tensor(2 * math.log(sigma), dtype=torch.float64)))
+
+
+class KLSteps(NamedTuple):
+    """KL(N(mu, sigma^2) || N(0, 1)) derived line by line, each line's value from its own expression. Nats.
+
+    Line 1, the definition: KL = E_q[log q(z)] - E_q[log p(z)].
+    Line 2, the logs written out: E_q[-1/2 log(2 pi sigma^2) - (z - mu)^2 / (2 sigma^2)] - E_q[-1/2 log 2 pi - z^2 / 2].
+    Line 3, the moments E_q[(z - mu)^2] = sigma^2 and E_q[z^2] = mu^2 + sigma^2 taken:
+            e_log_q = -1/2 log(2 pi sigma^2) - 1/2 and e_log_p = -1/2 log 2 pi - 1/2 (mu^2 + sigma^2).
+    Line 4, log 2 pi cancelled: -1/2 log sigma^2 - 1/2 + 1/2 (mu^2 + sigma^2).
+    Line 5, collected: 1/2 (mu^2 + sigma^2 - 1 - log sigma^2), the VAE's KL term per latent dim.
+    """
+
+    mu: float
+    sigma: float
+    second_moment_centred: float  # E_q[(z - mu)^2] = sigma^2
+    second_moment: float  # E_q[z^2] = mu^2 + sigma^2
+    e_log_q: float  # E_q[log q(z)] = -1/2 log(2 pi sigma^2) - 1/2: minus q's entropy
+    e_log_p: float  # E_q[log p(z)] = -1/2 log 2 pi - 1/2 (mu^2 + sigma^2)
+    kl_definition: float  # e_log_q - e_log_p (lines 1 to 3)
+    kl_cancelled: float  # -1/2 log sigma^2 - 1/2 + 1/2 (mu^2 + sigma^2) (line 4)
+    kl_closed_form: float  # 1/2 (mu^2 + sigma^2 - 1 - log sigma^2), from the lab's one KL (elbo.kl_per_dim)
+
+    def lines(self) -> list[tuple[str, float]]:
+        """The KL's value on each line in order, as (key, nats): the definition (lines 1 to 3, whose two expectations
+        are ``e_log_q`` and ``e_log_p``), log 2 pi cancelled (line 4), the closed form (line 5). A page pairs each
+        key with its formula."""
+        return [
+            ("definition", self.kl_definition),
+            ("log_2pi_cancelled", self.kl_cancelled),
+            ("closed_form", self.kl_closed_form),
+        ]
+
+
+def gaussian_kl_steps(mu: float, sigma: float) -> KLSteps:
+    """Each step of KL(N(mu, sigma^2) || N(0, 1)) for a q of mean ``mu`` and standard deviation ``sigma`` > 0 (latent
+    units): the two expectations, their difference, the form after log 2 pi cancels, and the closed form. Nats.
+
+    The expectations use the moments E_q[(z - mu)^2] = sigma^2 and E_q[z^2] = mu^2 + sigma^2; the tests check each
+    against quadrature and Monte Carlo.
+    """
+    if not sigma > 0.0:
+        raise ValueError(f"sigma must be positive, got {sigma}")
+    var = sigma * sigma
+    m2c, m2 = var, mu * mu + var
+    e_log_q = -0.5 * (LOG_2PI + math.log(var)) - m2c / (2.0 * var)
+    e_log_p = -0.5 * LOG_2PI - 0.5 * m2
+    return KLSteps(
+        mu=float(mu),
+        sigma=float(sigma),
+        second_moment_centred=m2c,
+        second_moment=m2,
+        e_log_q=e_log_q,
+        e_log_p=e_log_p,
+        kl_definition=e_log_q - e_log_p,
+        kl_cancelled=-0.5 * math.log(var) - 0.5 + 0.5 * (mu * mu + var),
+        kl_closed_form=vae_kl_term(mu, sigma),
+    )
 
 
 def normal_pdf(z: np.ndarray, mu: float, sigma: float) -> np.ndarray:
