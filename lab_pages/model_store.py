@@ -32,6 +32,7 @@ LIKELIHOOD_NAMES = {
     "bernoulli": N_("Bernoulli"),
     "continuous_bernoulli": N_("continuous Bernoulli"),
     "gaussian": N_("Gaussian"),
+    "laplace": N_("Laplace (L1)"),
 }  # marked: translate with likelihood_name()
 SOURCE_NAMES = {
     "shipped": N_("shipped"),
