@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import math
 import os
 import random
@@ -54,6 +55,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from bench._common import ROOT, CpuMeter, memory_mib
@@ -304,8 +306,26 @@ class Meters:
         }
 
 
+FORK_SERVER_NAME = "vae-lab-forksrv"  # /proc/PID/comm of the lab's fork server (vae_core.forkserver)
+
+
+def fork_server_pid(server: Server) -> int | None:
+    """The pid of the server's fork server (a descendant named FORK_SERVER_NAME), or None before it runs."""
+    for pid in descendants(server.proc.pid):
+        with contextlib.suppress(OSError):
+            if Path(f"/proc/{pid}/comm").read_text().strip() == FORK_SERVER_NAME:
+                return pid
+    return None
+
+
 def server_memory(server: Server) -> dict[str, float]:
-    return memory_mib(server.proc.pid) or {"pss": math.nan, "uss": math.nan, "rss": math.nan}
+    """The server's PSS/USS/RSS in MiB, plus ``fork_pss``/``fork_uss``: its fork server's, which a host
+    pays once whatever the room (torch, the core and the datasets that every worker shares)."""
+    nan = {"pss": math.nan, "uss": math.nan, "rss": math.nan}
+    m = memory_mib(server.proc.pid) or nan
+    fork = fork_server_pid(server)
+    f = (memory_mib(fork) if fork is not None else None) or nan
+    return m | {"fork_pss": f["pss"], "fork_uss": f["uss"]}
 
 
 async def warm_up(url: str) -> list[str]:
@@ -483,7 +503,8 @@ def report_room(rr: RoomResult, n: int, base: dict[str, float]) -> list[str]:
         ),
         f"    {cores(rr.cpu)}",
         f"    server PSS / USS {rr.server_pss:,.0f} / {rr.server_uss:,.0f} MiB at their peaks ({base['pss']:,.0f} / "
-        f"{base['uss']:,.0f} MiB after the warm-up, before anyone trained)",
+        f"{base['uss']:,.0f} MiB after the warm-up, before anyone trained); its fork server {base['fork_pss']:,.0f} / "
+        f"{base['fork_uss']:,.0f} MiB (listed among the descendants below)",
         "    workers (the server's descendants), peak PSS / USS MiB and CPU s per wall s: "
         + (
             ", ".join(
@@ -498,14 +519,15 @@ def report_room(rr: RoomResult, n: int, base: dict[str, float]) -> list[str]:
     per_att_cores = rr.cpu["server"] / w / max(1, rr.attendees)
     per_att_mib = (rr.server_uss - base["uss"]) / max(1, rr.attendees)
     worker_cores = rr.cpu["server children"] / w / max(1, rr.training)
+    # the training workers: the busiest (the fork server trains nothing and is counted in the base below)
     busiest = sorted(rr.workers, key=lambda pid: -rr.worker_cores.get(pid, 0.0))[: rr.training]
-    trainers_pss = [rr.workers[pid]["pss"] for pid in busiest]  # the training workers: the busiest
+    trainers_pss = [rr.workers[pid]["pss"] for pid in busiest]
     per_trainer_mib = statistics.mean(trainers_pss) if trainers_pss else math.nan
     busy = (rr.cpu["server"] + rr.cpu["server children"] + rr.cpu["clients"]) / w
     lines.append(
         f"capacity: per attendee {per_att_cores:.3f} cores and {per_att_mib:.0f} MiB (USS) in the server; per training "
         f"attendee one worker, {worker_cores:.2f} cores and {per_trainer_mib:.0f} MiB PSS; a host for N attendees, T "
-        f"of them training: about {base['pss'] / 1024:.1f} GiB + N x {per_att_mib:.0f} MiB + T x {per_trainer_mib:.0f} MiB, "
+        f"of them training: about {(base['pss'] + base['fork_pss']) / 1024:.1f} GiB (the server and its fork server) + N x {per_att_mib:.0f} MiB + T x {per_trainer_mib:.0f} MiB, "
         f"N x {per_att_cores:.3f} + T x {worker_cores:.2f} cores (measured: {rr.attendees} attendees, {rr.training} "
         f"training, {os.cpu_count()} cores"
         + (
