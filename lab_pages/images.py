@@ -4,6 +4,7 @@ and the test-image picker that the ELBO page (and others) offer."""
 from __future__ import annotations
 
 import hashlib
+import io
 
 import numpy as np
 import streamlit as st
@@ -41,6 +42,17 @@ def png_data_uri(img: np.ndarray, compress_level: int = 1) -> str:
     return encode_png(
         Image.fromarray(np.ascontiguousarray(img, dtype=np.uint8)), compress_level=compress_level
     )
+
+
+def grid_png(
+    images: np.ndarray | torch.Tensor, image_shape: tuple[int, int, int], ncols: int, px: int = 112
+) -> bytes:
+    """(N, D) images in [0, 1] as one PNG mosaic, each tile enlarged by whole pixels to about ``px`` high:
+    bytes that ``st.image`` sends as they are (a page can keep them while the images do not change)."""
+    grid = upscale(images_to_grid(images, image_shape, ncols=ncols), image_shape[1], px)
+    buf = io.BytesIO()
+    Image.fromarray(grid).save(buf, format="PNG", compress_level=1)
+    return buf.getvalue()
 
 
 def show_grid(

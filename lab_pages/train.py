@@ -11,20 +11,23 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import streamlit as st
 import torch
 
 from lab_pages import charts, slots, state, svg_charts
 from lab_pages.datasets import available_datasets, image_shape_of
 from lab_pages.i18n import N_, _, error_text
-from lab_pages.images import show_grid
+from lab_pages.images import grid_png
 from lab_pages.model_store import likelihood_name, likelihood_text
 from lab_pages.style import KL_COLOR, RECON_COLOR
 from vae_core import registry
 from vae_core.data import to_float
-from vae_core.models import LIKELIHOODS
+from vae_core.handle import LiveSnapshot
+from vae_core.live import Preview
+from vae_core.models import LIKELIHOODS, ModelConfig
+from vae_core.train import History, TrainConfig, configs_from_settings
 from vae_core.train import TrainerState as S
-from vae_core.train import configs_from_settings
 from vae_core.userdata import MAX_COMPRESSED_BYTES
 
 REFRESH_S = 1.0  # seconds between live redraws
@@ -119,6 +122,7 @@ CONTROLS = [
     Control(N_("Reset"), "restart_alt", "reset", enabled_in=tuple(S)),
 ]
 
+PREVIEW_KEY = "train_preview_pngs"  # ((job id, preview step), (two PNGs)): see preview_pngs
 # This session's trainer slot.
 handle = functools.partial(slots.session_handle, state.TRAIN_HANDLE, label="train page")
 
@@ -167,58 +171,48 @@ def live_chart(
         where.plotly_chart(plotly_builder(*args, **kwargs), key=key)
 
 
-def draw_live(h: registry.TrainerHandle, live: bool) -> None:
-    """What changes while training, drawn from one snapshot (bench/app_train_throughput.py times it)."""
-    h.touch()
-    if (tr := h.trainer) is None:
-        return st.info(
-            _("Press **Start** to train with these settings, or **Step** to train one batch at a time.")
-        )
-    snap, cfg, tc = tr.snapshot(), tr.model_config, tr.config
-    if live and snap.state not in (S.RUNNING, S.STARTING):
-        st.rerun()  # finished, stopped or diverged: redraw the whole page once, without the timer
-    is_vae, fin = cfg.kind == "vae", math.isfinite
-    eta = (
-        _(" · ETA {min}:{sec:02d}").format(min=int(snap.eta_s // 60), sec=int(snap.eta_s % 60))
-        if fin(snap.eta_s) and live
-        else ""
+def progress_text(snap: LiveSnapshot, epochs: int, live: bool) -> str:
+    """The progress bar's line: state, step, epoch, speed and, while live, the time left."""
+    eta = ""
+    if live and math.isfinite(snap.eta_s):
+        eta = _(" · ETA {min}:{sec:02d}").format(min=int(snap.eta_s // 60), sec=int(snap.eta_s % 60))
+    rate = f"{snap.examples_per_s:,.0f}" if math.isfinite(snap.examples_per_s) else "—"
+    return _(
+        "**{state}** · step {step:,}/{total:,} · epoch {epoch:.2f}/{epochs} · {rate} examples/s{eta}"
+    ).format(
+        state=_(S(snap.state).value),
+        step=snap.step,
+        total=snap.total_steps,
+        epoch=snap.epoch,
+        epochs=epochs,
+        rate=rate,
+        eta=eta,
     )
-    st.progress(
-        min(1.0, snap.step / snap.total_steps),
-        text=_(
-            "**{state}** · step {step:,}/{total:,} · epoch {epoch:.2f}/{epochs} · {rate} examples/s{eta}"
-        ).format(
-            state=_(S(snap.state).value),
-            step=snap.step,
-            total=snap.total_steps,
-            epoch=snap.epoch,
-            epochs=tc.epochs,
-            rate=f"{snap.examples_per_s:,.0f}" if fin(snap.examples_per_s) else "—",
-            eta=eta,
-        ),
-    )
-    if snap.message and snap.state != S.RUNNING:  # a failure is an error: why, and what to do
-        (st.error if snap.state in (S.DIVERGED, S.FAILED) else st.caption)(error_text(snap.message))
-    if tp := [t for t in snap.history.throughput if fin(t)]:
-        st.caption(
-            _("Training speed over the last epoch: {rate:,.0f} examples/s (its test pass included).").format(
-                rate=tp[-1]
-            )
-        )
-    if not snap.history.step:
-        return
-    ps, hist, unit = h.series(snap.history, max_points=300), snap.history, _("nats/image")
-    rc, kl = ps["recon_cost"][-1], ps["kl"][-1]
+
+
+def draw_objective(is_vae: bool, recon_cost: float, kl: float, beta: float) -> None:
+    """−ELBO as its two terms (an AE: the reconstruction alone, and why), with the latest values."""
+    unit = _("nats/image")
     if is_vae:
         st.latex(
-            rf"-\mathrm{{ELBO}} = \underbrace{{{rc:.1f}}}_{{\color{{{RECON_COLOR}}}{{-\mathbb{{E}}_q \log p(x\mid z)}}}}"
+            rf"-\mathrm{{ELBO}} = \underbrace{{{recon_cost:.1f}}}_{{\color{{{RECON_COLOR}}}{{-\mathbb{{E}}_q \log p(x\mid z)}}}}"
             rf" + \underbrace{{{kl:.1f}}}_{{\color{{{KL_COLOR}}}{{\mathrm{{KL}}(q(z\mid x)\,\|\,p(z))}}}}"
-            rf" = {rc + kl:.1f}\ \text{{{unit}}}\quad(\beta = {hist.beta[-1]:g})"
+            rf" = {recon_cost + kl:.1f}\ \text{{{unit}}}\quad(\beta = {beta:g})"
         )
     else:
-        st.latex(rf"\mathcal{{L}}_{{AE}} = -\log p(x\mid \hat z) = {rc:.1f}\ \text{{{unit}}}")
+        st.latex(rf"\mathcal{{L}}_{{AE}} = -\log p(x\mid \hat z) = {recon_cost:.1f}\ \text{{{unit}}}")
         st.caption(_(AE_WHY))
-    left, right = st.columns([3, 2]) if is_vae else (st.container(), None)
+
+
+def draw_charts(
+    ps: dict[str, np.ndarray], hist: History, cfg: ModelConfig, tc: TrainConfig, live: bool
+) -> None:
+    """The loss stacked as reconstruction + KL over the steps and, for a VAE, the KL of each latent dimension."""
+    is_vae = cfg.kind == "vae"
+    if is_vae:
+        left, right = st.columns([3, 2])
+    else:
+        left, right = st.container(), None
     weighted = tc.beta != 1 or tc.warmup_steps > 0 or tc.free_bits > 0  # then what is minimised is not −ELBO
     live_chart(
         left,
@@ -240,52 +234,92 @@ def draw_live(h: registry.TrainerHandle, live: bool) -> None:
         ),
         key="train_loss_chart",
     )
-    if right is not None:
-        live_chart(
-            right,
-            live,
-            (charts.kl_heatmap, svg_charts.kl_heatmap_svg),
-            ps["step"],
-            ps["kl_per_dim"],
-            range(1, cfg.latent_dim + 1),
-            x_title=_("training step"),
-            y_title=_("latent dimension"),
-            colorbar_title=_("nats"),
-            key="train_kl_heatmap",
+    if right is None:
+        return
+    live_chart(
+        right,
+        live,
+        (charts.kl_heatmap, svg_charts.kl_heatmap_svg),
+        ps["step"],
+        ps["kl_per_dim"],
+        range(1, cfg.latent_dim + 1),
+        x_title=_("training step"),
+        y_title=_("latent dimension"),
+        colorbar_title=_("nats"),
+        key="train_kl_heatmap",
+    )
+    caption = _("Dimensions that stay pale carry no information (inactive units).")
+    last = hist.last_eval()
+    if last:
+        caption += _(" Active units at the last test: **{active} of {total}**.").format(
+            active=last["active_units"], total=cfg.latent_dim
         )
-        right.caption(
-            _("Dimensions that stay pale carry no information (inactive units).")
-            + (
-                _(" Active units at the last test: **{active} of {total}**.").format(
-                    active=last["active_units"], total=cfg.latent_dim
-                )
-                if (last := hist.last_eval())
-                else ""
+    right.caption(caption)
+
+
+def preview_pngs(job_id: int, pv: Preview, image_shape: tuple[int, int, int]) -> tuple[bytes, bytes]:
+    """The worker's preview as two PNG mosaics (test images over their reconstructions; prior samples), ~56 px
+    tiles. Kept per (job, preview step) in the session: the live view redraws every second, the worker
+    decodes a new preview about as often, and a redraw between two previews sends the same bytes again."""
+    key = (job_id, pv.step)
+    cached = st.session_state.get(PREVIEW_KEY)
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    pngs = (
+        grid_png(torch.cat([to_float(pv.inputs), pv.recon]), image_shape, 8, px=56),
+        grid_png(pv.samples, image_shape, 8, px=56),
+    )
+    st.session_state[PREVIEW_KEY] = (key, pngs)
+    return pngs
+
+
+def draw_preview(job_id: int, pv: Preview, cfg: ModelConfig) -> None:
+    """Reconstructions of 8 fixed test images and 16 prior samples, decoded by the worker."""
+    recon_png, samples_png = preview_pngs(job_id, pv, cfg.image_shape)
+    c1, c2 = st.columns(2)
+    c1.image(
+        recon_png,
+        caption=_("top: {n} fixed test images · bottom: reconstructions (step {step})").format(
+            n=8, step=pv.step
+        ),
+        width="stretch",
+    )
+    if cfg.kind == "vae":
+        samples = _("{n} samples from the prior z ~ N(0, I)")
+    else:
+        samples = _("{n} decodes of z ~ N(0, I): an AE has no prior, so these need not look like data")
+    c2.image(samples_png, caption=samples.format(n=16), width="stretch")
+
+
+def draw_live(h: registry.TrainerHandle, live: bool) -> None:
+    """What changes while training, drawn from one snapshot of the job (bench.app_train_throughput times it)."""
+    h.touch()
+    job = h.trainer
+    if job is None:
+        st.info(_("Press **Start** to train with these settings, or **Step** to train one batch at a time."))
+        return
+    snap, cfg, tc = job.snapshot(), job.model_config, job.config
+    if live and snap.state not in (S.RUNNING, S.STARTING):
+        st.rerun()  # finished, stopped or diverged: redraw the whole page once, without the timer
+    st.progress(min(1.0, snap.step / snap.total_steps), text=progress_text(snap, tc.epochs, live))
+    if snap.message and snap.state in (S.DIVERGED, S.FAILED):  # a failure is an error: why, and what to do
+        st.error(error_text(snap.message))
+    elif snap.message and snap.state != S.RUNNING:
+        st.caption(error_text(snap.message))
+    speeds = [t for t in snap.history.throughput if math.isfinite(t)]
+    if speeds:
+        st.caption(
+            _("Training speed over the last epoch: {rate:,.0f} examples/s (its test pass included).").format(
+                rate=speeds[-1]
             )
         )
-    if (pv := snap.preview) is None:  # decoded by the worker, about once a second
+    if not snap.history.step:
         return
-    c1, c2 = st.columns(2)  # below: ~56 px tiles, a quarter of the PNG to encode every second
-    show_grid(
-        torch.cat([to_float(pv.inputs), pv.recon]),
-        cfg.image_shape,
-        8,
-        _("top: {n} fixed test images · bottom: reconstructions (step {step})").format(n=8, step=pv.step),
-        px=56,
-        container=c1,
-    )
-    show_grid(
-        pv.samples,
-        cfg.image_shape,
-        8,
-        (
-            _("{n} samples from the prior z ~ N(0, I)")
-            if is_vae
-            else _("{n} decodes of z ~ N(0, I): an AE has no prior, so these need not look like data")
-        ).format(n=16),
-        px=56,
-        container=c2,
-    )
+    ps = h.series(snap.history, max_points=300)
+    draw_objective(cfg.kind == "vae", ps["recon_cost"][-1], ps["kl"][-1], snap.history.beta[-1])
+    draw_charts(ps, snap.history, cfg, tc, live)
+    if snap.preview is not None:  # decoded by the worker, about once a second
+        draw_preview(id(job), snap.preview, cfg)
 
 
 def settings(names: list[str], trained: bool) -> None:

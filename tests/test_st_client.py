@@ -6,6 +6,7 @@ pressed by its key reaches the server, a slider set by its key changes the explo
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import re
 from collections.abc import Awaitable, Callable, Iterator
 
@@ -32,7 +33,10 @@ def attend(server: Server, body: Callable[[StClient], Awaitable[None]], timeout_
             await asyncio.wait_for(body(c), timeout_s)
         return c
 
-    return asyncio.run(go())
+    # In a thread of its own: when the browser tests ran first in this process, Playwright's sync API
+    # keeps an event loop running in the main thread, and asyncio.run() refuses to start another there.
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, go()).result()
 
 
 def progress(c: StClient) -> tuple[str, int] | None:
