@@ -322,7 +322,15 @@ def can_draw(text: str, px: int = 14) -> bool:
     font = _font(px)
     if not hasattr(font, "getmask") or not hasattr(font, "getname"):  # the old bitmap font: ASCII only
         return text.isascii()
-    return all(_draws(font, c) for c in set(text) if not c.isspace())
+    return all(_label_glyph(font, c) for c in set(text) if not c.isspace())
+
+
+@functools.lru_cache(maxsize=4096)
+def _label_glyph(font: ImageFont.FreeTypeFont | ImageFont.ImageFont, char: str) -> bool:
+    """Whether the label font ``font`` (one of :func:`_font`'s) draws ``char``, asked once per font: the explorer labels every
+    traversal row on every slider move, and rendering two glyph masks per character took ~9 % of a busy
+    room server's CPU (py-spy, bench.room (b))."""
+    return _draws(font, char)
 
 
 # ---------------------------------------------------------------------- the explorer's latent point
