@@ -558,8 +558,8 @@ async def run(args: argparse.Namespace) -> int:
         flush=True,
     )
     t_start = time.perf_counter()
-    # as docs/serving.md starts a room's server: no file watcher (nobody edits the app during a
-    # workshop; the "poll" watcher of .streamlit/config.toml cost ~5 % of a busy server's CPU)
+    # as docs/serving.md starts a room's server: no file watcher on the app's modules (nobody edits
+    # the app during a workshop; .streamlit/config.toml's "poll" is for development)
     server = launch_server(args.port or None, env=env | {"STREAMLIT_SERVER_FILE_WATCHER_TYPE": "none"})
     a = b = math.nan
     moves: list[float] = []
