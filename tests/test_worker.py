@@ -415,3 +415,32 @@ def test_workers_are_children_of_the_fork_server(ds, pool) -> None:
             assert fh.read().strip() == "vae-lab-worker"
     finally:
         w.close()
+
+
+def test_a_worker_yields_the_cpu_to_the_pages(ds, pool) -> None:
+    """A worker runs ``worker_nice()`` steps below its parents' priority (default 5): when the cores are
+    full, a page rerun of the server is scheduled before a training step."""
+    from vae_core.forkserver import DEFAULT_WORKER_NICE
+
+    def nice(pid: int) -> int:  # field 19 of /proc/PID/stat
+        with open(f"/proc/{pid}/stat") as fh:
+            return int(fh.read().rsplit(")", 1)[1].split()[16])
+
+    w = LiveJob(TrainJob(*configs(ds)), pool, dataset=ds, num_threads=1)
+    w.start()
+    try:
+        assert wait_for(lambda: w.pid is not None, 10)
+        assert wait_for(lambda: nice(w.pid) == nice(pool.pid) + DEFAULT_WORKER_NICE, 10)
+        assert nice(pool.pid) == nice(os.getpid())  # the fork server itself keeps the server's priority
+    finally:
+        w.close()
+
+
+def test_worker_nice_reads_its_setting(monkeypatch) -> None:
+    from vae_core.forkserver import ENV_WORKER_NICE, worker_nice
+
+    monkeypatch.delenv(ENV_WORKER_NICE, raising=False)
+    assert worker_nice() == 5
+    for raw, want in (("0", 0), ("12", 12), ("40", 19), ("-3", 0)):
+        monkeypatch.setenv(ENV_WORKER_NICE, raw)
+        assert worker_nice() == want

@@ -65,11 +65,15 @@ __all__ = [
     "cpu_count",
     "default_pool",
     "ENV_WAIT_POLICY",
+    "ENV_WORKER_NICE",
+    "worker_nice",
     "CLOSE_TIMEOUT_S",
     "main",
 ]
 
 ENV_WAIT_POLICY = "VAE_LAB_WORKER_WAIT_POLICY"  # OMP_WAIT_POLICY of workers (default PASSIVE; "ACTIVE" spins)
+ENV_WORKER_NICE = "VAE_LAB_WORKER_NICE"  # how much lower a worker's CPU priority is than the server's
+DEFAULT_WORKER_NICE = 5  # page reruns first: training takes the cores the pages leave, and loses nothing
 CLOSE_TIMEOUT_S = 3.0  # seconds a closing worker gets before it is killed
 EXIT_CODE_WAIT_S = (
     2.0  # after a worker's pipe closed: how long to wait for the fork server's word on its exit
@@ -489,6 +493,14 @@ def _reap(sock: socket.socket) -> None:
             sock.send(_encode(Exited(pid, code)))
 
 
+def worker_nice() -> int:
+    """How many steps (0-19) below the server's CPU priority a worker runs: ``VAE_LAB_WORKER_NICE``, default
+    5. On a machine whose cores the workers fill, a page rerun (a slider, a page switch) then gets the CPU
+    before a training step; training gets all that the pages leave, so an idle room costs it nothing."""
+    raw = os.environ.get(ENV_WORKER_NICE, "").strip()
+    return min(19, max(0, int(raw))) if raw else DEFAULT_WORKER_NICE
+
+
 def _child(fd: int, server_pid: int) -> int:
     """A worker's first moments after the fork: its guards, then the job loop; returns the exit code."""
     _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)  # the fork server gone: so is this worker
@@ -496,6 +508,8 @@ def _child(fd: int, server_pid: int) -> int:
         return 1
     _prctl(_PR_SET_NAME, WORKER_NAME)
     signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C on the group: end, as the server does
+    with contextlib.suppress(OSError, ValueError):  # a bad setting keeps the server's priority
+        os.nice(worker_nice())  # when the CPU is short, an attendee's page waits on training no more
     from .worker import serve
 
     return serve(Connection(fd))
