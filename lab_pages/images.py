@@ -4,7 +4,6 @@ and the test-image picker that the ELBO page (and others) offer."""
 from __future__ import annotations
 
 import hashlib
-import io
 
 import numpy as np
 import streamlit as st
@@ -44,15 +43,13 @@ def png_data_uri(img: np.ndarray, compress_level: int = 1) -> str:
     )
 
 
-def grid_png(
+def grid_uri(
     images: np.ndarray | torch.Tensor, image_shape: tuple[int, int, int], ncols: int, px: int = 112
-) -> bytes:
-    """(N, D) images in [0, 1] as one PNG mosaic, each tile enlarged by whole pixels to about ``px`` high:
-    bytes that ``st.image`` sends as they are (a page can keep them while the images do not change)."""
-    grid = upscale(images_to_grid(images, image_shape, ncols=ncols), image_shape[1], px)
-    buf = io.BytesIO()
-    Image.fromarray(grid).save(buf, format="PNG", compress_level=1)
-    return buf.getvalue()
+) -> str:
+    """(N, D) images in [0, 1] as one PNG mosaic, each tile enlarged by whole pixels to about ``px`` high, as a
+    data URL (:func:`png_data_uri`): ``st.image`` passes it through as it is, where bytes or an array would be
+    decoded and encoded again on every run. A page can keep it while the images do not change."""
+    return png_data_uri(upscale(images_to_grid(images, image_shape, ncols=ncols), image_shape[1], px))
 
 
 def show_grid(

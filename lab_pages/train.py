@@ -18,7 +18,7 @@ import torch
 from lab_pages import charts, slots, state, svg_charts
 from lab_pages.datasets import available_datasets, image_shape_of
 from lab_pages.i18n import N_, _, error_text
-from lab_pages.images import grid_png
+from lab_pages.images import grid_uri
 from lab_pages.model_store import likelihood_name, likelihood_text
 from lab_pages.style import KL_COLOR, RECON_COLOR
 from vae_core import registry
@@ -122,7 +122,7 @@ CONTROLS = [
     Control(N_("Reset"), "restart_alt", "reset", enabled_in=tuple(S)),
 ]
 
-PREVIEW_KEY = "train_preview_pngs"  # ((job id, preview step), (two PNGs)): see preview_pngs
+PREVIEW_KEY = "train_preview_images"  # ((job id, preview step), (two data URLs)): see preview_images
 # This session's trainer slot.
 handle = functools.partial(slots.session_handle, state.TRAIN_HANDLE, label="train page")
 
@@ -257,25 +257,25 @@ def draw_charts(
     right.caption(caption)
 
 
-def preview_pngs(job_id: int, pv: Preview, image_shape: tuple[int, int, int]) -> tuple[bytes, bytes]:
-    """The worker's preview as two PNG mosaics (test images over their reconstructions; prior samples), ~56 px
+def preview_images(job_id: int, pv: Preview, image_shape: tuple[int, int, int]) -> tuple[str, str]:
+    """The worker's preview as two PNG mosaics (data URLs) (test images over their reconstructions; prior samples), ~56 px
     tiles. Kept per (job, preview step) in the session: the live view redraws every second, the worker
     decodes a new preview about as often, and a redraw between two previews sends the same bytes again."""
     key = (job_id, pv.step)
     cached = st.session_state.get(PREVIEW_KEY)
     if cached is not None and cached[0] == key:
         return cached[1]
-    pngs = (
-        grid_png(torch.cat([to_float(pv.inputs), pv.recon]), image_shape, 8, px=56),
-        grid_png(pv.samples, image_shape, 8, px=56),
+    images = (
+        grid_uri(torch.cat([to_float(pv.inputs), pv.recon]), image_shape, 8, px=56),
+        grid_uri(pv.samples, image_shape, 8, px=56),
     )
-    st.session_state[PREVIEW_KEY] = (key, pngs)
-    return pngs
+    st.session_state[PREVIEW_KEY] = (key, images)
+    return images
 
 
 def draw_preview(job_id: int, pv: Preview, cfg: ModelConfig) -> None:
     """Reconstructions of 8 fixed test images and 16 prior samples, decoded by the worker."""
-    recon_png, samples_png = preview_pngs(job_id, pv, cfg.image_shape)
+    recon_png, samples_png = preview_images(job_id, pv, cfg.image_shape)
     c1, c2 = st.columns(2)
     c1.image(
         recon_png,
