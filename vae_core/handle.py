@@ -32,8 +32,6 @@ from .forkserver import Ended, ForkServer, WorkerProcess, cpu_count
 from .jobs import JobSpec, PairJob, TrainJob
 from .live import Preview
 from .messages import (
-    EVAL_COLUMNS,
-    STEP_COLUMNS,
     Answer,
     Ask,
     Assign,
@@ -43,7 +41,7 @@ from .messages import (
     Update,
 )
 from .models import AE, VAE, ModelConfig, build_model
-from .train import History, Snapshot, TrainConfig, TrainerState
+from .train import EVAL_COLUMNS, STEP_COLUMNS, History, Snapshot, TrainConfig, TrainerState
 
 __all__ = ["LiveJob", "LiveSnapshot", "WorkerError", "REPLY_TIMEOUT_S"]
 

@@ -19,7 +19,7 @@ import torch
 from .data import Dataset
 from .jobs import JobSpec
 from .live import Preview
-from .train import History, TrainerState
+from .train import EVAL_COLUMNS, STEP_COLUMNS, History, TrainerState
 
 __all__ = [
     "Assign",
@@ -32,20 +32,7 @@ __all__ = [
     "Update",
     "Answer",
     "Failed",
-    "STEP_COLUMNS",
-    "EVAL_COLUMNS",
 ]
-
-STEP_COLUMNS = ("step", "epoch", "loss", "recon", "kl", "kl_per_dim", "beta")  # History's per-step lists
-EVAL_COLUMNS = (  # ... and its per-evaluation lists
-    "eval_step",
-    "eval_epoch",
-    "test_neg_elbo",
-    "test_recon",
-    "test_kl",
-    "active_units",
-    "throughput",
-)
 
 
 # ---------------------------------------------------------------------- handle -> worker

@@ -149,6 +149,18 @@ def _floats(values: Sequence[Any], n: int) -> np.ndarray:
     return np.asarray([np.nan if v is None else v for v in values], dtype=np.float64).reshape(n)
 
 
+STEP_COLUMNS = ("step", "epoch", "loss", "recon", "kl", "kl_per_dim", "beta")  # History's per-step lists
+EVAL_COLUMNS = (  # ... and its per-evaluation lists (eval_step first)
+    "eval_step",
+    "eval_epoch",
+    "test_neg_elbo",
+    "test_recon",
+    "test_kl",
+    "active_units",
+    "throughput",
+)
+
+
 @dataclass
 class History:
     """Columnar training records. Step lists share one index; eval lists share another."""
@@ -224,17 +236,7 @@ class History:
         e = len(self.eval_step)
         return {
             "eval_step": np.asarray(self.eval_step, dtype=np.int64).reshape(e),
-            **{
-                k: _floats(getattr(self, k), e)
-                for k in (
-                    "eval_epoch",
-                    "test_neg_elbo",
-                    "test_recon",
-                    "test_kl",
-                    "active_units",
-                    "throughput",
-                )
-            },
+            **{k: _floats(getattr(self, k), e) for k in EVAL_COLUMNS[1:]},
         }
 
     def last_eval(self) -> dict[str, float] | None:
