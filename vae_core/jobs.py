@@ -40,15 +40,11 @@ def _steps(train_config: TrainConfig, ds: Dataset) -> int:
 
 
 @dataclass(frozen=True)
-class TrainJob:
-    """Train one AE or VAE (the Train page); ``objective`` names what it minimises."""
+class _ModelsJob:
+    """What a job that trains from a model config and a train config shares: its dataset and its check."""
 
     model_config: ModelConfig
     train_config: TrainConfig
-    objective: str = "elbo"  # a name from OBJECTIVES
-
-    def __post_init__(self) -> None:
-        objective_named(self.objective)  # an unknown name fails here, in the page's process
 
     @property
     def dataset(self) -> str:
@@ -56,27 +52,25 @@ class TrainJob:
         return self.train_config.dataset
 
     def check(self, ds: Dataset) -> int:
-        """Raise :class:`~vae_core.models.ConfigError` unless ``ds`` fits the model; else its total steps."""
+        """Raise :class:`~vae_core.models.ConfigError` unless ``ds`` fits the model; else the steps it takes
+        (a pair's two models move in lockstep: the steps of one)."""
         check_fits(self.model_config, ds)
         return _steps(self.train_config, ds)
 
 
 @dataclass(frozen=True)
-class PairJob:
+class TrainJob(_ModelsJob):
+    """Train one AE or VAE (the Train page); ``objective`` names what it minimises."""
+
+    objective: str = "elbo"  # a name from OBJECTIVES
+
+    def __post_init__(self) -> None:
+        objective_named(self.objective)  # an unknown name fails here, in the page's process
+
+
+@dataclass(frozen=True)
+class PairJob(_ModelsJob):
     """Train a VAE and an AE in lockstep (:class:`vae_core.pair.PairTrainer`); ``kind`` is set per model."""
-
-    model_config: ModelConfig
-    train_config: TrainConfig
-
-    @property
-    def dataset(self) -> str:
-        """The name of the dataset both train on."""
-        return self.train_config.dataset
-
-    def check(self, ds: Dataset) -> int:
-        """Raise unless ``ds`` fits the models; else the steps each takes (they move in lockstep)."""
-        check_fits(self.model_config, ds)
-        return _steps(self.train_config, ds)
 
 
 @dataclass(frozen=True)
