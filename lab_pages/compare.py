@@ -84,8 +84,8 @@ def main() -> None:
         vae_lm, ae_lm = load_shipped(vae_name), load_shipped(ae_name)
     if not match and choice != LIVE:
         st.caption(
-            _("No shipped pair matches the current model ({dataset}, z={z}); showing {pair}.").format(
-                dataset=lm.dataset_name, z=lm.config.latent_dim, pair=choice
+            _("No shipped pair matches the current model ({dataset}, d = {d}); showing {pair}.").format(
+                dataset=lm.dataset_name, d=lm.config.latent_dim, pair=choice
             )
         )
     diffs = cmp.recipe_differences(vae_lm.metadata, ae_lm.metadata)
@@ -247,10 +247,11 @@ def main() -> None:
     if z > 2:
         st.caption(
             _(
-                "Each row is one μ_j over the test set, the top row the prior N(0, 1) itself: a row that looks like it "
-                "matches the prior. A row with everything at 0, marked *inactive*, is a VAE dim the model switched "
-                "off: μ_j ≈ 0 for every image and σ_j ≈ 1, so q(z_j) is the prior. An AE's codes have no σ: its rows "
-                "are all there is."
+                "Each row is the spread of one μ_j over the test set; the top row is the prior N(0, 1) itself. A "
+                "dimension marked *inactive* is one whose μ_j hardly varies over the images (Var_x[μ_j] ≤ 0.01, the "
+                "definition of Burda et al. 2016). That alone does not mean μ_j ≈ 0, σ_j ≈ 1 or a KL of 0, so each "
+                "VAE row also shows its average KL to N(0, 1), a separate fact. An AE has no σ: its rows show the "
+                "codes themselves."
             )
         )
     for col, (kind, _model), match_ in zip(st.columns(2), both, (pv, pa)):
@@ -267,8 +268,10 @@ def main() -> None:
                 circle_name=_("prior {r:g}σ ({mass:.0%} of mass)"),
             )
         else:
+            side = mv if kind == "VAE" else ma
             row_names = [
-                f"z{j + 1}" if on else _("z{j} (inactive)").format(j=j + 1)
+                (f"z{j + 1}" if on else _("z{j} (inactive)").format(j=j + 1))
+                + ("" if side.kl_per_dim is None else " · " + _("KL {kl:.2f} nats").format(kl=side.kl_per_dim[j]))
                 for j, on in enumerate(match_.active)
             ]
             fig = charts.mu_density_rows(

@@ -101,10 +101,10 @@ def draw_curves(history, latent_dim: int, warmup: int, tm: dict, live: bool) -> 
             c.eval_step,
             c.active_units,
             latent_dim,
-            title=_("Active units (Cov_x[μ_j] > 0.01)"),
+            title=_("Active units (Var_x[μ_j] > 0.01)"),
             x_title=steps,
             y_title=_("active dims"),
-            limit_text=f"z = {latent_dim}",
+            limit_text=f"d = {latent_dim}",
         ),
         key=f"elbo_active_{live}",
     )
@@ -114,17 +114,21 @@ def draw_curves(history, latent_dim: int, warmup: int, tm: dict, live: bool) -> 
     elif int(au) < z:
         st.warning(
             ngettext(
-                "⚠️ **Collapse: {n} of {z} latent dimensions is inactive** (Cov_x[μ] ≤ 0.01): q(z_j|x) is the prior "
-                "for every x, its KL is ~0 and it carries no information about the image.",
-                "⚠️ **Collapse: {n} of {z} latent dimensions are inactive** (Cov_x[μ] ≤ 0.01): q(z_j|x) is the prior "
-                "for every x, their KL is ~0 and they carry no information about the image.",
+                "⚠️ **{n} of {d} latent dimensions is inactive**: its mean μ_j hardly varies over the images "
+                "(Var_x[μ_j] ≤ 0.01, the definition of Burda et al. 2016), so the decoder can read little about x from "
+                "it. That alone does not say μ_j ≈ 0, σ_j ≈ 1 or that its KL is 0: the KL per dimension is in the "
+                "bars on the left.",
+                "⚠️ **{n} of {d} latent dimensions are inactive**: their means μ_j hardly vary over the images "
+                "(Var_x[μ_j] ≤ 0.01, the definition of Burda et al. 2016), so the decoder can read little about x from "
+                "them. That alone does not say μ_j ≈ 0, σ_j ≈ 1 or that their KL is 0: the KL per dimension is in the "
+                "bars on the left.",
                 z - int(au),
-            ).format(n=z - int(au), z=z)
+            ).format(n=z - int(au), d=z)
         )
     else:
         st.success(
-            _("Active units: {n} of {z} (every dimension has Cov_x[μ] > 0.01; none collapsed).").format(
-                n=int(au), z=z
+            _("Active units: {n} of {d} (every dimension has Var_x[μ_j] > 0.01; none is inactive).").format(
+                n=int(au), d=z
             )
         )
 
@@ -201,7 +205,7 @@ def main() -> None:
         if gap is not None:
             rows.append(
                 (
-                    _("−ELBO − NLL: mean KL(q(z|x)‖p(z|x)) estimate"),
+                    _("−ELBO − NLL: lower estimate of the mean KL(q(z|x)‖p(z|x))"),
                     gap,
                     _("{subset} (−ELBO {value:.2f} on them)").format(
                         subset=sub, value=iw["iwae_subset_neg_elbo"]
