@@ -926,7 +926,11 @@ def kl_hole_map(
         )
     )
     fig.add_scatter(
-        x=radius * np.cos(t), y=radius * np.sin(t), mode="lines", name=disc_name, line=dict(color=INK_COLOR, dash="dot")
+        x=radius * np.cos(t),
+        y=radius * np.sin(t),
+        mode="lines",
+        name=disc_name,
+        line=dict(color=INK_COLOR, dash="dot"),
     )
     fig.add_scatter(
         x=[hole[0]],

@@ -84,7 +84,9 @@ def draw_linear_ae() -> None:
         get_dataset(PCA_DATASET).image_shape,
         ncols=len(r.examples),
         px=56,
-        caption=_("Held-out digits (top), the linear AE's reconstructions, PCA's (bottom): nearly the same images."),
+        caption=_(
+            "Held-out digits (top), the linear AE's reconstructions, PCA's (bottom): nearly the same images."
+        ),
         container=right,
     )
 
@@ -338,7 +340,11 @@ def main() -> None:
             side = mv if kind == "VAE" else ma
             row_names = [
                 (f"z{j + 1}" if on else _("z{j} (inactive)").format(j=j + 1))
-                + ("" if side.kl_per_dim is None else " · " + _("KL {kl:.2f} nats").format(kl=side.kl_per_dim[j]))
+                + (
+                    ""
+                    if side.kl_per_dim is None
+                    else " · " + _("KL {kl:.2f} nats").format(kl=side.kl_per_dim[j])
+                )
                 for j, on in enumerate(match_.active)
             ]
             fig = charts.mu_density_rows(

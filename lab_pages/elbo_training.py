@@ -77,7 +77,11 @@ def draw_surgery(lm, ds_name: str, nats: str) -> None:
         key="elbo_surgery_chart",
     )
     m = right.columns(2)
-    m[0].metric(_("I(x; z) ({units})").format(units=nats), f"{r.mutual_info:.2f}", help=_("± {se:.3f} (std. error)").format(se=r.se))
+    m[0].metric(
+        _("I(x; z) ({units})").format(units=nats),
+        f"{r.mutual_info:.2f}",
+        help=_("± {se:.3f} (std. error)").format(se=r.se),
+    )
     m[1].metric(
         _("KL(q(z)‖p(z)) ({units})").format(units=nats),
         f"{r.kl_aggregate:.2f}",

@@ -247,9 +247,9 @@ def main() -> None:
                     charts.path_norms(
                         norms,
                         zdim**0.5 if lm.is_vae else None,
-                        reference_text=_("√d = {root:.2f}: typical ‖z‖ under the prior, d = {d} dimensions").format(
-                            root=zdim**0.5, d=zdim
-                        ),
+                        reference_text=_(
+                            "√d = {root:.2f}: typical ‖z‖ under the prior, d = {d} dimensions"
+                        ).format(root=zdim**0.5, d=zdim),
                         title=_("Norm along the path"),
                         x_title=_("step"),
                         y_title=_("‖z‖ (latent units)"),

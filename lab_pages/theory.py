@@ -78,7 +78,9 @@ def conditional_entropy_section(p_x, base: float, u: str) -> None:
             "about X. They are two different numbers: a useless forecast leaves H(X|Y) = H(X) and I = 0."
         )
     )
-    noise = st.slider(_("e, probability that the forecast is wrong"), 0.0, 1.0, 0.2, 0.05, key="theory_cond_e")
+    noise = st.slider(
+        _("e, probability that the forecast is wrong"), 0.0, 1.0, 0.2, 0.05, key="theory_cond_e"
+    )
     r = th.conditional_entropy(th.noisy_report_joint(p_x, noise), base)
     m = st.columns(4)
     in_unit = _("{quantity} ({unit})")
@@ -90,7 +92,9 @@ def conditional_entropy_section(p_x, base: float, u: str) -> None:
         rf"H(X|Y) = \sum_y p(y)\,H(X\,|\,Y{{=}}y) = {r.h_x_given_y:.3f} = H(X,Y) - H(Y) = {r.h_xy:.3f} - "
         rf"{r.h_y:.3f}\ \text{{{u}}}"
     )
-    st.latex(rf"I(X;Y) = H(X) - H(X|Y) = {r.h_x:.3f} - {r.h_x_given_y:.3f} = {r.mutual_info:.3f}\ \text{{{u}}}")
+    st.latex(
+        rf"I(X;Y) = H(X) - H(X|Y) = {r.h_x:.3f} - {r.h_x_given_y:.3f} = {r.mutual_info:.3f}\ \text{{{u}}}"
+    )
     st.caption(
         _(
             "In a VAE, X is the image and Y the code z: I(x; z) is how much the code says about the image. A "

@@ -60,12 +60,7 @@ def test_the_table_is_read() -> None:
 
 @pytest.mark.parametrize("term", TERMS, ids=lambda t: t.english)
 def test_never_the_other_forms(term: Term) -> None:
-    bad = [
-        (en, zh)
-        for en, zh in MESSAGES
-        for form in term.never
-        if form in FIELD.sub("", zh)
-    ]
+    bad = [(en, zh) for en, zh in MESSAGES for form in term.never if form in FIELD.sub("", zh)]
     assert not bad, f"{term.english!r} must be {term.chinese!r}, never {term.never}: {bad[:5]}"
 
 

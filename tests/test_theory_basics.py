@@ -129,7 +129,9 @@ class TestConditionalEntropy:
         assert exact.h_x_given_y == pytest.approx(0.0, abs=1e-12)
         assert exact.mutual_info == pytest.approx(1.75)  # = H(X) in bits
         useless = th.conditional_entropy(np.outer(p, [0.3, 0.7]), 2.0)  # Y independent of X
-        assert useless.h_x_given_y == pytest.approx(1.75) and useless.mutual_info == pytest.approx(0.0, abs=1e-12)
+        assert useless.h_x_given_y == pytest.approx(1.75) and useless.mutual_info == pytest.approx(
+            0.0, abs=1e-12
+        )
 
     def test_bad_input(self) -> None:
         with pytest.raises(ValueError):

@@ -153,7 +153,9 @@ class PriorMatch:
     std: np.ndarray  # (z,) std of q(z) (for an AE: of the codes), latent units
     moment_kl: float  # KL(N(mean, diag std^2) || N(0, I)), nats: 0 when the moments match the prior
     kl_per_dim: np.ndarray  # (z,) that KL per latent dim, nats
-    active: np.ndarray  # (z,) bool: Var_x[mu_j] > 0.01 (Burda et al. 2016); says nothing by itself of sigma_j or the KL
+    active: (
+        np.ndarray
+    )  # (z,) bool: Var_x[mu_j] > 0.01 (Burda et al. 2016); says nothing by itself of sigma_j or the KL
 
 
 def prior_match(model: AE | VAE, x: torch.Tensor) -> PriorMatch:

@@ -161,7 +161,9 @@ class UserData:
     dataset: Dataset  # name "user:<file>", uint8 (N, H*W) splits, image_shape (1, H, W)
     content_hash: str  # sha256 hex of pixels, labels, split, shape and class names: for the checkpoint
     labelled: bool  # False: one class named UNLABELLED
-    warnings: tuple[Msg, ...]  # skipped files, resized images (English text + template): shown beside the success message
+    warnings: tuple[
+        Msg, ...
+    ]  # skipped files, resized images (English text + template): shown beside the success message
     n_images: int  # train + test
 
 
@@ -520,7 +522,9 @@ def dataset_from_zip(data: bytes, filename: str, *, seed: int = 0, test_fraction
             Msg(
                 N_("Skipped {n} images that could not be read (damaged, too small or too large): {names}.")
                 if len(damaged) != 1
-                else N_("Skipped {n} image that could not be read (damaged, too small or too large): {names}."),
+                else N_(
+                    "Skipped {n} image that could not be read (damaged, too small or too large): {names}."
+                ),
                 n=len(damaged),
                 names=_names(damaged),
             )

@@ -474,7 +474,9 @@ def preprocess_canvas(rgba: np.ndarray | None, style: ImageStyle, invert: bool |
     Strokes may be on a transparent, black or white background. ``None`` (no canvas data yet), a
     fully transparent canvas or a one-shade canvas is :class:`EmptyImageError` ("nothing drawn").
     """
-    nothing = N_("Nothing is drawn yet: draw a shape on the canvas with the mouse or a finger, then look again.")
+    nothing = N_(
+        "Nothing is drawn yet: draw a shape on the canvas with the mouse or a finger, then look again."
+    )
     if rgba is None:
         raise EmptyImageError(nothing)
     arr = np.asarray(rgba)
