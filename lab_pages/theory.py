@@ -360,8 +360,8 @@ def main() -> None:
     m[2].metric(_("variance ratio (score / reparam)"), f"{th.variance_ratio(sco, rep):.1f}×")
     st.caption(
         _(
-            "Measured on {n} samples of this f, μ and σ. For f(z) = z the reparameterized estimate is exactly 1 "
-            "and has no variance at all; other choices narrow or widen the ratio."
+            "Measured on {n} samples of this f, μ and σ; the ratio depends on all three (move μ and σ to see it "
+            "change). For a linear f the reparameterized estimate would have no variance at all."
         ).format(n=int(r_n))
     )
     st.plotly_chart(
