@@ -257,9 +257,11 @@ def draw_live(h: registry.TrainerHandle, live: bool) -> None:
             key="train_kl_heatmap",
         )
         right.caption(
-            _("Dimensions that stay pale carry no information (inactive units).")
+            _(
+                "A row that stays pale has a KL near 0 nats: that dimension carries almost no information about x."
+            )
             + (
-                _(" Active units at the last test: **{active} of {total}**.").format(
+                _(" Active units (Var_x[μ_j] > 0.01) at the last test: **{active} of {total}**.").format(
                     active=last["active_units"], total=cfg.latent_dim
                 )
                 if (last := hist.last_eval())
