@@ -789,3 +789,205 @@ def likelihood_gaps(
             legend=dict(orientation="h", yanchor="top", y=-0.2),
         ),
     )
+
+
+# ------------------------------------------------------------------ theory: information, likelihood
+def information_curve(
+    p_grid,
+    info_grid,
+    points: Sequence[tuple[str, float, float]],
+    *,
+    curve_name: str,
+    x_title: str,
+    y_title: str,
+) -> go.Figure:
+    """I(p) = −log p over (0, 1] (log-scaled p) and marked events ``points`` = (name, p, I(p)): falling, 0 at p = 1."""
+    fig = go.Figure(go.Scatter(x=p_grid, y=info_grid, name=curve_name, line=dict(color=P_COLOR)))
+    for i, (name, p, info) in enumerate(points):
+        fig.add_scatter(
+            x=[p],
+            y=[info],
+            name=name,
+            mode="markers+text",
+            text=[name],
+            textposition="top right",
+            marker=dict(size=11, color=(Q_COLOR, KL_COLOR, INK_COLOR)[i % 3]),
+        )
+    return fig.update_layout(
+        xaxis=dict(title=x_title, type="log"), yaxis_title=y_title, height=320, margin=dict(t=20, b=10)
+    )
+
+
+def likelihood_probability(
+    ks,
+    pmf,
+    thetas,
+    likelihood,
+    k_observed: int,
+    theta: float,
+    *,
+    panel_titles: tuple[str, str],
+    pmf_name: str,
+    likelihood_name: str,
+    k_title: str,
+    theta_title: str,
+    pmf_title: str,
+    likelihood_title: str,
+) -> go.Figure:
+    """One formula read two ways. Left: p(k | θ) over the data k for the fixed θ (bars; the observed k marked);
+    right: L(θ) = p(k_observed | θ) over θ (a curve; the fixed θ marked)."""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=panel_titles)
+    colors = [Q_COLOR if int(k) == int(k_observed) else P_COLOR for k in ks]
+    fig.add_bar(x=list(ks), y=pmf, name=pmf_name, marker_color=colors, row=1, col=1)
+    fig.add_scatter(x=thetas, y=likelihood, name=likelihood_name, line=dict(color=Q_COLOR), row=1, col=2)
+    fig.add_vline(x=theta, line=dict(color=GUIDE_COLOR, dash="dot"), row=1, col=2)
+    fig.update_xaxes(title_text=k_title, row=1, col=1)
+    fig.update_xaxes(title_text=theta_title, row=1, col=2)
+    fig.update_yaxes(title_text=pmf_title, row=1, col=1)
+    fig.update_yaxes(title_text=likelihood_title, row=1, col=2)
+    return fig.update_layout(height=320, showlegend=False, margin=dict(t=40, b=10))
+
+
+# ------------------------------------------------------------------ the average KL split (ELBO surgery)
+def elbo_surgery(
+    avg_kl: float,
+    mutual_info: float,
+    kl_aggregate: float,
+    se: float,
+    log_n: float,
+    *,
+    names: tuple[str, str, str],
+    categories: tuple[str, str],
+    ceiling_text: str,
+    y_title: str,
+) -> go.Figure:
+    """The average KL term (one bar) beside its two parts stacked: I(x; z) (hatched) and KL(q(z)‖p(z)); the Monte
+    Carlo standard error on the first part; a dotted line at log N, the most I(x; z) can be. ``names``: the three
+    bars' names, ``categories``: the two bars' places. All in the KL colour (they are the KL term)."""
+    data = [
+        dict(type="bar", x=[categories[0]], y=[avg_kl], name=names[0], marker=dict(color=KL_COLOR)),
+        dict(
+            type="bar",
+            x=[categories[1]],
+            y=[mutual_info],
+            name=names[1],
+            marker=dict(color=KL_COLOR, pattern=dict(shape="/")),
+            error_y=dict(type="data", array=[se], visible=True, color=INK_COLOR),
+        ),
+        dict(
+            type="bar",
+            x=[categories[1]],
+            y=[kl_aggregate],
+            name=names[2],
+            marker=dict(color=KL_COLOR, opacity=0.45),
+        ),
+    ]
+    fig = _fast(
+        data,
+        dict(
+            barmode="stack",
+            height=320,
+            margin=dict(t=20, b=10),
+            yaxis=dict(title=_title(y_title)),
+            legend=dict(orientation="h", yanchor="top", y=-0.15),
+        ),
+    )
+    fig.add_hline(y=log_n, line=dict(color=GUIDE_COLOR, dash="dot"), annotation_text=ceiling_text)
+    return fig
+
+
+# ------------------------------------------------------------------ a hole in the aggregate posterior
+def kl_hole_map(
+    axis,
+    log_ratio_grid,
+    hole: tuple[float, float],
+    radius: float,
+    *,
+    colorbar_title: str,
+    hole_name: str,
+    disc_name: str,
+    x_title: str,
+    y_title: str,
+) -> go.Figure:
+    """log q(z)/p(z) on the latent plane (``log_ratio_grid[i, j]`` at z₁ = axis[i], z₂ = axis[j]), diverging about 0;
+    the disc |z| ≤ radius where the hole was sought, and the hole itself marked."""
+    grid = np.asarray(log_ratio_grid, dtype=float)
+    lim = float(min(10.0, max(1.0, np.nanmax(np.abs(grid)))))
+    t = np.linspace(0.0, 2.0 * np.pi, 121)
+    fig = go.Figure(
+        go.Heatmap(
+            x=axis,
+            y=axis,
+            z=np.clip(grid, -lim, lim).T,  # rows of the heatmap are z₂
+            zmin=-lim,
+            zmax=lim,
+            colorscale="RdBu",
+            colorbar=dict(title=colorbar_title),
+        )
+    )
+    fig.add_scatter(
+        x=radius * np.cos(t),
+        y=radius * np.sin(t),
+        mode="lines",
+        name=disc_name,
+        line=dict(color=INK_COLOR, dash="dot"),
+    )
+    fig.add_scatter(
+        x=[hole[0]],
+        y=[hole[1]],
+        mode="markers",
+        name=hole_name,
+        marker=dict(symbol="x", size=14, color=INK_COLOR, line=dict(width=2)),
+    )
+    return fig.update_layout(
+        height=400,
+        xaxis=dict(title=x_title, scaleanchor="y"),
+        yaxis=dict(title=y_title),
+        legend=dict(orientation="h", yanchor="top", y=-0.15),
+        margin=dict(t=20, b=10),
+    )
+
+
+# ------------------------------------------------------------------ the first variation
+def variation_quotients(
+    eps,
+    rows: Sequence[tuple[str, np.ndarray, float]],
+    *,
+    x_title: str,
+    y_title: str,
+) -> go.Figure:
+    """Difference quotients (J[q + εη] − J[q]) / ε against ε (log scale), one line per direction ``rows`` = (name,
+    quotients, first variation); each direction's first variation is a dashed line of the same colour."""
+    fig = go.Figure()
+    for i, (name, quotient, derivative) in enumerate(rows):
+        color = VARIATION_COLORS[i % len(VARIATION_COLORS)]
+        fig.add_scatter(x=eps, y=quotient, name=name, mode="lines+markers", line=dict(color=color))
+        fig.add_hline(y=derivative, line=dict(color=color, dash="dash"))
+    return fig.update_layout(
+        height=340,
+        xaxis=dict(title=x_title, type="log", autorange="reversed"),
+        yaxis_title=y_title,
+        legend=dict(orientation="h", yanchor="top", y=-0.2),
+        margin=dict(t=20, b=10),
+    )
+
+
+VARIATION_COLORS = (Q_COLOR, FAMILY_COLORS["mixture"], FAMILY_COLORS["laplace"], P_COLOR)
+
+
+# ------------------------------------------------------------------ a linear AE against PCA
+def principal_angles(
+    angles_deg, limit: float, *, limit_text: str, title: str, x_title: str, y_title: str
+) -> go.Figure:
+    """The principal angles between two k-dimensional subspaces (degrees, one bar each) and a dotted limit."""
+    names = [str(i + 1) for i in range(len(angles_deg))]
+    fig = go.Figure(go.Bar(x=names, y=list(angles_deg), marker_color=MU_COLOR))
+    fig.add_hline(y=limit, line=dict(color=GUIDE_COLOR, dash="dot"), annotation_text=limit_text)
+    top = max(float(limit), float(np.max(angles_deg)) if len(angles_deg) else 0.0) * 1.15
+    return fig.update_layout(
+        title=title,
+        height=300,
+        xaxis_title=x_title,
+        yaxis=dict(title=y_title, range=[0, top]),
+        margin=dict(t=40, b=10),
+    )

@@ -13,6 +13,7 @@ from lab_pages.i18n import N_, _, error_text
 from lab_pages.images import show_grid
 from lab_pages.model_store import list_shipped, load_shipped, require_model
 from vae_core import compare as cmp
+from vae_core import linear_ae as lae
 from vae_core import projection as pj
 from vae_core.data import to_float
 from vae_core.inference import encode, interpolation_strip, reconstruct, sample_prior
@@ -20,6 +21,74 @@ from vae_core.inference import encode, interpolation_strip, reconstruct, sample_
 ss = st.session_state
 UMAP_PARAMS = {"n_neighbors": 15, "min_dist": 0.1}  # the Latent map page's defaults: its UMAPs are reused
 LIVE = N_("live pair (trained here)")  # the selectbox's value (tests read it); shown translated
+
+
+PCA_DATASET = "digits"  # 8x8 digits: the linear AE trains in under a second
+PCA_ANGLE_LIMIT = 5.0  # degrees: the most a principal angle may be once the AE has found PCA's subspace
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def linear_vs_pca(k: int) -> lae.LinearAEvsPCA:
+    """A linear AE with k latent dims against PCA's top-k subspace on the digits (cached by k, shared read-only)."""
+    ds = get_dataset(PCA_DATASET)
+    return lae.linear_ae_vs_pca(ds.x_train, ds.x_test, k=k, seed=0)
+
+
+def draw_linear_ae() -> None:
+    """An AE with no nonlinearity, trained with MSE, finds PCA's subspace: its principal angles and errors."""
+    st.subheader(_("An AE with no nonlinearity is PCA"))
+    st.markdown(
+        _(
+            "Take away the nonlinearities: a linear encoder z = W_e x + b_e, a linear decoder x′ = W_d z + c, and "
+            "the mean squared error as the loss. The best such AE spans the same k-dimensional subspace as the top k "
+            "principal components, because PCA's projection is the least-squares best of all rank-k maps. The AE's "
+            "decoder columns need not be the principal axes themselves (any basis of the subspace does as well), so "
+            "we compare subspaces by their **principal angles**: all 0° when the two coincide. On the 8×8 digits:"
+        )
+    )
+    k = st.slider(_("k, latent dimensions = principal components kept"), 1, 8, 4, key="compare_pca_k")
+    with st.spinner(_("Training the linear AE (L-BFGS)…")):
+        r = linear_vs_pca(int(k))
+    left, right = st.columns([2, 3])
+    left.plotly_chart(
+        charts.principal_angles(
+            r.angles_deg,
+            PCA_ANGLE_LIMIT,
+            limit_text=_("{limit:g}°").format(limit=PCA_ANGLE_LIMIT),
+            title=_("Principal angles, AE against PCA"),
+            x_title=_("angle (largest first)"),
+            y_title=_("angle (degrees)"),
+        ),
+        key="compare_pca_angles",
+    )
+    m = right.columns(3)
+    m[0].metric(_("largest angle (degrees)"), f"{r.max_angle_deg:.2f}")
+    m[1].metric(
+        _("MSE, linear AE"),
+        f"{r.ae_mse:.5f}",
+        help=_("per pixel, training images; held-out: {value:.5f}").format(value=r.ae_test_mse),
+    )
+    m[2].metric(
+        _("MSE, PCA"),
+        f"{r.pca_mse:.5f}",
+        help=_("per pixel, training images; held-out: {value:.5f}").format(value=r.pca_test_mse),
+    )
+    right.caption(
+        _(
+            "MSE in (pixel units)², pixels in [0, 1]. The AE's training MSE is {excess:.2%} above PCA's, the least any "
+            "rank-{k} map reaches; the {k} components keep {explained:.0%} of the pixel variance. Trained in {seconds:.2f} s."
+        ).format(excess=r.mse_excess, k=r.k, explained=r.explained_total, seconds=r.seconds)
+    )
+    show_grid(
+        np.concatenate([r.examples, r.ae_examples, r.pca_examples]),
+        get_dataset(PCA_DATASET).image_shape,
+        ncols=len(r.examples),
+        px=56,
+        caption=_(
+            "Held-out digits (top), the linear AE's reconstructions, PCA's (bottom): nearly the same images."
+        ),
+        container=right,
+    )
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
@@ -84,8 +153,8 @@ def main() -> None:
         vae_lm, ae_lm = load_shipped(vae_name), load_shipped(ae_name)
     if not match and choice != LIVE:
         st.caption(
-            _("No shipped pair matches the current model ({dataset}, z={z}); showing {pair}.").format(
-                dataset=lm.dataset_name, z=lm.config.latent_dim, pair=choice
+            _("No shipped pair matches the current model ({dataset}, d = {d}); showing {pair}.").format(
+                dataset=lm.dataset_name, d=lm.config.latent_dim, pair=choice
             )
         )
     diffs = cmp.recipe_differences(vae_lm.metadata, ae_lm.metadata)
@@ -247,10 +316,11 @@ def main() -> None:
     if z > 2:
         st.caption(
             _(
-                "Each row is one μ_j over the test set, the top row the prior N(0, 1) itself: a row that looks like it "
-                "matches the prior. A row with everything at 0, marked *inactive*, is a VAE dim the model switched "
-                "off: μ_j ≈ 0 for every image and σ_j ≈ 1, so q(z_j) is the prior. An AE's codes have no σ: its rows "
-                "are all there is."
+                "Each row is the spread of one μ_j over the test set; the top row is the prior N(0, 1) itself. A "
+                "dimension marked *inactive* is one whose μ_j hardly varies over the images (Var_x[μ_j] ≤ 0.01, the "
+                "definition of Burda et al. 2016). That alone does not mean μ_j ≈ 0, σ_j ≈ 1 or a KL of 0, so each "
+                "VAE row also shows its average KL to N(0, 1), a separate fact. An AE has no σ: its rows show the "
+                "codes themselves."
             )
         )
     for col, (kind, _model), match_ in zip(st.columns(2), both, (pv, pa)):
@@ -267,8 +337,14 @@ def main() -> None:
                 circle_name=_("prior {r:g}σ ({mass:.0%} of mass)"),
             )
         else:
+            side = mv if kind == "VAE" else ma
             row_names = [
-                f"z{j + 1}" if on else _("z{j} (inactive)").format(j=j + 1)
+                (f"z{j + 1}" if on else _("z{j} (inactive)").format(j=j + 1))
+                + (
+                    ""
+                    if side.kl_per_dim is None
+                    else " · " + _("KL {kl:.2f} nats").format(kl=side.kl_per_dim[j])
+                )
                 for j, on in enumerate(match_.active)
             ]
             fig = charts.mu_density_rows(
@@ -281,6 +357,9 @@ def main() -> None:
                 hover_text=_("density"),
             )
         col.plotly_chart(fig, key=f"compare_prior_{kind}")
+
+    if PCA_DATASET in available_datasets():
+        draw_linear_ae()
 
 
 if __name__ == "__main__":  # Streamlit runs a page as __main__; an import draws nothing

@@ -107,20 +107,26 @@ def main() -> None:
         f"log p̂_K(x), K={k}", f"{r.log_px_hat(k):.2f}", delta=_("{value:+.2f} vs ELBO").format(value=r.gap(k))
     )
     mc[1].metric(
-        _("KL(q‖p(z|x)) estimate"), f"{r.gap(k):.3f}", help=_("log p̂_K(x) − ELBO: the gap the ELBO leaves")
+        _("KL(q‖p(z|x)), lower estimate"),
+        f"{r.gap(k):.3f}",
+        help=_(
+            "log p̂_K(x) − ELBO. For a finite K it is biased low, because E[log p̂_K(x)] ≤ log p(x): a lower "
+            "estimate of the gap, which tightens as K grows."
+        ),
     )
     mc[2].metric(
         _("exact log p(x)"),
         f"{exact:.2f}" if exact is not None else _("n/a"),
-        help=_("quadrature over z (z=2 only)")
+        help=_("quadrature over z (latent dimension d = 1 or 2 only)")
         if exact is not None
-        else _("needs latent dim 1 or 2: see section 2"),
+        else _("needs latent dimension d = 1 or 2: see section 2"),
     )
+    lower_w = _("on average")  # under the gap's brace: E[log p̂_K] − ELBO ≤ KL(q‖p(z|x))
     st.latex(
         rf"\underbrace{{{r.log_px_hat(k):.2f}}}_{{\log \hat p_{{K={k}}}(x)}} = "
         rf"\underbrace{{\color{{{RECON_COLOR}}}{{{num(r.recon)}}}}}_{{\mathbb{{E}}_q[\log p(x|z)]}} - "
         rf"\underbrace{{\color{{{KL_COLOR}}}{{{r.kl:.2f}}}}}_{{\mathrm{{KL}}(q\|p(z))}} + "
-        rf"\underbrace{{{r.gap(k):.2f}}}_{{\widehat{{\mathrm{{KL}}}}(q\|p(z|x))}}"
+        rf"\underbrace{{{r.gap(k):.2f}}}_{{\le\,\mathrm{{KL}}(q\|p(z|x))\ \text{{{lower_w}}}}}"
     )
     if g is not None:
         exact_w, resid_w = _("exact"), _("residual")  # the words inside \text{…}
@@ -155,11 +161,12 @@ def main() -> None:
     st.caption(
         _(
             "log p̂_K(x) = log (1/K) Σ_k p(x, z_k)/q(z_k|x) with z_k ~ q(z|x). K=1 is a one-sample ELBO; "
-            "as K grows the estimate rises towards log p(x), and log p̂_K − ELBO estimates KL(q(z|x)‖p(z|x))."
+            "as K grows the estimate rises towards log p(x). Since E[log p̂_K(x)] ≤ log p(x) for every finite K, "
+            "log p̂_K − ELBO is a lower estimate of KL(q(z|x)‖p(z|x)), biased low, and the bias shrinks as K grows."
         )
     )
 
-    st.header(_("2. The true posterior p(z|x) (latent dim 2)"))
+    st.header(_("2. The true posterior p(z|x) (latent dimension d = 1 or 2)"))
     if g is not None:
         left, right = st.columns([3, 2])
         if g.axes.shape[0] == 1:  # z=1: densities on a line
@@ -208,25 +215,27 @@ def main() -> None:
         )
         right.caption(
             _(
-                "∫p(z|x)dz on the grid = {mass:.4f}. Green: q(z|x)'s 1σ and 2σ ellipses (z=2). Where q and the true "
+                "∫p(z|x)dz on the grid = {mass:.4f}. Green: q(z|x)'s 1σ and 2σ ellipses (d = 2). Where q and the true "
                 "posterior differ in shape, the ELBO pays exactly KL(q‖p(z|x))."
             ).format(mass=g.mass)
         )
     else:
         st.info(
             _(
-                "This model has z={z}. The true posterior p(z|x) = p(x|z)p(z)/p(x) needs p(x) = ∫p(x|z)p(z)dz; a 200-point "
-                "grid per dimension is 200² = 40,000 decoder calls for z=2 but 200^{z} ≈ 10^{power:.0f} for z={z}: impossible. "
-                "In high dimensions importance sampling (section 1) is the only way, so this exact view needs a 2-D latent."
-            ).format(z=cfg.latent_dim, power=cfg.latent_dim * np.log10(200))
+                "This model has d = {d} latent dimensions. The true posterior p(z|x) = p(x|z)p(z)/p(x) needs "
+                "p(x) = ∫p(x|z)p(z)dz; a 200-point grid per dimension is 200² = 40,000 decoder calls for d = 2 but "
+                "200^{d} ≈ 10^{power:.0f} for d = {d}: out of reach. In high dimensions p(x) is estimated by sampling "
+                "instead: importance sampling (section 1), annealed importance sampling or MCMC. None of them is exact, "
+                "so this exact view needs d = 1 or 2."
+            ).format(d=cfg.latent_dim, power=cfg.latent_dim * np.log10(200))
         )
         z2 = shipped_z2_vae(ds.name)
         if z2 is not None:
             z2_name, z2_dataset = z2
             if z2_dataset == ds.name:
-                label = _("Switch to the shipped z=2 VAE ({name})").format(name=z2_name)
+                label = _("Switch to the shipped VAE with d = 2 ({name})").format(name=z2_name)
             else:
-                label = _("Switch to the shipped z=2 VAE ({name}, on {dataset})").format(
+                label = _("Switch to the shipped VAE with d = 2 ({name}, on {dataset})").format(
                     name=z2_name, dataset=z2_dataset
                 )
             st.button(label, key="elbo_use_z2", on_click=make_z2_current, args=(z2_name,), type="primary")

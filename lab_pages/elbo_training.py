@@ -14,6 +14,7 @@ from lab_pages import charts, state
 from lab_pages.datasets import get_dataset
 from lab_pages.i18n import N_, _, ngettext
 from lab_pages.model_store import require_vae_data
+from vae_core import compare as cmp
 from vae_core import identity as idn
 from vae_core.evaluate import dataset_metrics
 
@@ -26,6 +27,79 @@ WHY = N_(
 @st.cache_data(max_entries=16, show_spinner=False)  # main() shows a translated spinner
 def elbo_metrics(key: str, _model, ds_name: str, binarize: bool) -> dict:
     return dataset_metrics(_model, get_dataset(ds_name).x_test, binarize=binarize).to_dict()
+
+
+SURGERY_SAMPLES = 2000  # Monte Carlo draws of (n, z ~ q(z|x_n)) for I(x; z)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def surgery(key: str, _model, ds_name: str) -> cmp.ELBOSurgery:
+    """The average KL term of the test set split into I(x; z) + KL(q(z)‖p(z)) (cached by model key)."""
+    return cmp.elbo_surgery(_model, get_dataset(ds_name).x_test, n_samples=SURGERY_SAMPLES, seed=0)
+
+
+def draw_surgery(lm, ds_name: str, nats: str) -> None:
+    """Section 3: the average KL = I(x; z) + KL(q(z)‖p(z)) for the current model, with the MC standard error."""
+    st.header(_("3. The average KL, split in two"))
+    st.markdown(
+        _(
+            "Averaged over the images, the KL term splits exactly into two parts (Hoffman & Johnson's “ELBO "
+            "surgery”): the **mutual information** I(x; z) between an image and its code, and the KL from the "
+            "**aggregate posterior** q(z) = (1/N) Σₙ q(z|xₙ) to the prior. The first is what the codes say about the "
+            "images: a collapsed VAE drives it to 0. The second is how far the codes as a whole sit from N(0, I)."
+        )
+    )
+    with st.spinner(_("Estimating I(x; z) on the test set…")):
+        r = surgery(lm.key, lm.model, ds_name)
+    st.latex(
+        r"\underbrace{\mathbb{E}_x\,\mathrm{KL}(q(z|x)\,\|\,p(z))}_{"
+        + f"{r.avg_kl:.2f}"
+        + r"} = \underbrace{I(x;z)}_{"
+        + f"{r.mutual_info:.2f} \\pm {r.se:.2f}"
+        + r"} + \underbrace{\mathrm{KL}(q(z)\,\|\,p(z))}_{"
+        + f"{r.kl_aggregate:.2f} \\pm {r.se:.2f}"
+        + r"},\qquad I(x;z) \le \log N = "
+        + f"{r.log_n:.2f}"
+    )
+    left, right = st.columns([3, 2])
+    left.plotly_chart(
+        charts.elbo_surgery(
+            r.avg_kl,
+            r.mutual_info,
+            r.kl_aggregate,
+            r.se,
+            r.log_n,
+            names=(_("average KL term"), _("mutual information I(x; z)"), "KL(q(z)‖p(z))"),
+            categories=(_("the KL term"), _("its two parts")),
+            ceiling_text=_("log N = {value:.2f}: the most I(x; z) can be").format(value=r.log_n),
+            y_title=nats,
+        ),
+        key="elbo_surgery_chart",
+    )
+    m = right.columns(2)
+    m[0].metric(
+        _("I(x; z) ({units})").format(units=nats),
+        f"{r.mutual_info:.2f}",
+        help=_("± {se:.3f} (std. error)").format(se=r.se),
+    )
+    m[1].metric(
+        _("KL(q(z)‖p(z)) ({units})").format(units=nats),
+        f"{r.kl_aggregate:.2f}",
+        help=_("± {se:.3f} (std. error)").format(se=r.se),
+    )
+    right.caption(
+        _(
+            "{n_images:,} test images, {n_samples:,} Monte Carlo draws (seed 0). The average KL is exact (the closed "
+            "form per image); I(x; z) is a Monte Carlo mean with the standard error shown, and KL(q(z)‖p(z)) is their "
+            "difference. A direct estimate of KL(q(z)‖p(z)) from the same draws, {plain:.2f} ± {plain_se:.2f}, "
+            "checks it. I(x; z) can never exceed log N: the N codes can tell at most which of the N images it was."
+        ).format(
+            n_images=r.n_images,
+            n_samples=r.n_samples,
+            plain=r.kl_aggregate_plain,
+            plain_se=r.kl_aggregate_plain_se,
+        )
+    )
 
 
 def live_trainer():
@@ -101,10 +175,10 @@ def draw_curves(history, latent_dim: int, warmup: int, tm: dict, live: bool) -> 
             c.eval_step,
             c.active_units,
             latent_dim,
-            title=_("Active units (Cov_x[μ_j] > 0.01)"),
+            title=_("Active units (Var_x[μ_j] > 0.01)"),
             x_title=steps,
             y_title=_("active dims"),
-            limit_text=f"z = {latent_dim}",
+            limit_text=f"d = {latent_dim}",
         ),
         key=f"elbo_active_{live}",
     )
@@ -114,17 +188,21 @@ def draw_curves(history, latent_dim: int, warmup: int, tm: dict, live: bool) -> 
     elif int(au) < z:
         st.warning(
             ngettext(
-                "⚠️ **Collapse: {n} of {z} latent dimensions is inactive** (Cov_x[μ] ≤ 0.01): q(z_j|x) is the prior "
-                "for every x, its KL is ~0 and it carries no information about the image.",
-                "⚠️ **Collapse: {n} of {z} latent dimensions are inactive** (Cov_x[μ] ≤ 0.01): q(z_j|x) is the prior "
-                "for every x, their KL is ~0 and they carry no information about the image.",
+                "⚠️ **{n} of {d} latent dimensions is inactive**: its mean μ_j hardly varies over the images "
+                "(Var_x[μ_j] ≤ 0.01, the definition of Burda et al. 2016), so the decoder can read little about x from "
+                "it. That alone does not say μ_j ≈ 0, σ_j ≈ 1 or that its KL is 0: the KL per dimension is in the "
+                "bars on the left.",
+                "⚠️ **{n} of {d} latent dimensions are inactive**: their means μ_j hardly vary over the images "
+                "(Var_x[μ_j] ≤ 0.01, the definition of Burda et al. 2016), so the decoder can read little about x from "
+                "them. That alone does not say μ_j ≈ 0, σ_j ≈ 1 or that their KL is 0: the KL per dimension is in the "
+                "bars on the left.",
                 z - int(au),
-            ).format(n=z - int(au), z=z)
+            ).format(n=z - int(au), d=z)
         )
     else:
         st.success(
-            _("Active units: {n} of {z} (every dimension has Cov_x[μ] > 0.01; none collapsed).").format(
-                n=int(au), z=z
+            _("Active units: {n} of {d} (every dimension has Var_x[μ_j] > 0.01; none is inactive).").format(
+                n=int(au), d=z
             )
         )
 
@@ -201,7 +279,7 @@ def main() -> None:
         if gap is not None:
             rows.append(
                 (
-                    _("−ELBO − NLL: mean KL(q(z|x)‖p(z|x)) estimate"),
+                    _("−ELBO − NLL: lower estimate of the mean KL(q(z|x)‖p(z|x))"),
                     gap,
                     _("{subset} (−ELBO {value:.2f} on them)").format(
                         subset=sub, value=iw["iwae_subset_neg_elbo"]
@@ -210,6 +288,13 @@ def main() -> None:
             )
     cols = _("quantity"), _("value"), _("units"), _("computed on")
     st.table([dict(zip(cols, (q, f"{v:.2f}", nats, on))) for q, v, on in rows], hide_index=True)
+    if iw:
+        st.caption(
+            _(
+                "For a finite K, E[log p̂_K(x)] ≤ log p(x): the NLL above is biased high and −ELBO − NLL biased low, a "
+                "lower estimate of the mean KL(q(z|x)‖p(z|x)) that tightens as K grows."
+            )
+        )
     st.caption(
         _("ELBO terms {source}; log-likelihoods under {likelihood}. Active units: {active} of {z}.").format(
             source=src, likelihood=lm.likelihood, active=tm.get("active_units", "?"), z=cfg.latent_dim
@@ -233,6 +318,8 @@ def main() -> None:
         )
         st.session_state.setdefault("elbo_iwae", {})[lm.key] = res.to_dict()
         st.rerun()
+
+    draw_surgery(lm, ds.name, nats)
 
 
 if __name__ == "__main__":  # Streamlit runs a page as __main__; an import draws nothing

@@ -214,7 +214,14 @@ def main() -> None:
                 "Each row sweeps one dim from mean − 3σ (left) to mean + 3σ (right) with the others held at the "
                 "sliders' point."
             )
-            + (" " + _("An inactive dim (KL ≈ 0) changes nothing.") if vae else "")
+            + (
+                " "
+                + _(
+                    "A dimension whose KL is ≈ 0 carries no information about x; its row usually changes little."
+                )
+                if vae
+                else ""
+            )
         )
         labels = [_row_label(stats, j) for j in order]
         # One picture, not one per row.

@@ -27,7 +27,10 @@ st.latex(
     rf"\;-\;\underbrace{{\mathrm{{KL}}\big(q(z\mid x)\,\|\,p(z)\big)}}_{{\color{{{KL_COLOR}}}{{\text{{{kl_prior}}}}}}}"
 )
 st.markdown(
-    _("The gap is exactly {gap}: {identity}. Every number in this lab is in **nats per image**.").format(
+    _(
+        "The gap is exactly {gap}: {identity}. Log-likelihoods, ELBO terms and KLs are in **nats per image** unless a "
+        "page says otherwise: the Theory page can count in bits, and free bits are nats per latent dimension."
+    ).format(
         gap="$\\mathrm{KL}(q(z\\mid x)\\,\\|\\,p(z\\mid x))$",
         identity="$\\log p(x) = \\mathrm{ELBO} + \\mathrm{KL}(q\\,\\|\\,\\text{"
         + _("true posterior")

@@ -85,10 +85,10 @@ def main() -> None:
     st.title(_("🗺️ Latent map (UMAP)"))
     st.markdown(
         _(
-            "Each dot is one test image at its posterior mean **μ(x)**, coloured by class. UMAP flattens the {z}-D latent "
+            "Each dot is one test image at its posterior mean **μ(x)**, coloured by class. UMAP flattens the {d}-D latent "
             "space to 2-D while keeping neighbours together. **Click** a point or drag a **box / lasso** to see those "
             "images, their reconstructions and μ."
-        ).format(z=lm.config.latent_dim)
+        ).format(d=lm.config.latent_dim)
     )
     if ss.get("latent_map_sel_model") != lm.key:  # a selection belongs to one model's map
         ss[SEL], ss["latent_map_sel_model"] = [], lm.key

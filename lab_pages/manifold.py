@@ -13,9 +13,10 @@ import streamlit as st
 
 from lab_pages import charts, state
 from lab_pages.i18n import N_, _, ngettext
-from lab_pages.images import upscale
+from lab_pages.images import to_image, upscale
 from lab_pages.latent_controls import N_CHOICES, dim_label, posterior_stats, slider, thumbnails
 from lab_pages.model_store import require_dataset, require_model
+from vae_core import compare as cmp
 from vae_core import explore as ex
 from vae_core import inference as inf
 
@@ -32,6 +33,64 @@ PATHS = {
 }  # interpolation path -> its name
 FNS = {"linear": "lerp", "spherical": "slerp"}
 ss = st.session_state
+HOLE_RADIUS = 2.0  # the disc searched for a hole, prior standard deviations (86% of the prior's mass)
+HOLE_NOTE = N_("The hole in the codes: high prior density, few codes.")  # the explorer's note on this point
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def kl_hole(key: str, _model, _x) -> cmp.KLHole:
+    """Where the prior is high and the test set's aggregate posterior thin (a 2-D VAE), cached by model key."""
+    return cmp.kl_hole(_model, _x, radius=HOLE_RADIUS, n=81)
+
+
+def draw_hole(lm, x_test, sp, image_shape) -> None:
+    """A region of high prior mass that the codes leave nearly empty, on the latent plane, with its decoded image."""
+    st.subheader(_("A hole in the codes"))
+    st.markdown(
+        _(
+            "The KL term pulls each q(z|x) towards the prior, but it does not make the codes fill the prior: their "
+            "aggregate q(z) = (1/N) Σₙ q(z|xₙ) can leave regions where p(z) is high and almost no code lands. The "
+            "decoder was hardly trained there, so a prior sample from such a region need not decode to an image "
+            "like the data. Blue: more codes than the prior's mass; red: fewer."
+        )
+    )
+    with st.spinner(_("Evaluating the aggregate posterior on the plane…")):
+        hole = kl_hole(lm.key, lm.model, x_test)
+    left, right = st.columns([3, 1])
+    left.plotly_chart(
+        charts.kl_hole_map(
+            hole.axis,
+            hole.log_ratio_grid,
+            (float(hole.z[0]), float(hole.z[1])),
+            hole.radius,
+            colorbar_title=_("log q(z)/p(z) (nats)"),
+            hole_name=_("the hole"),
+            disc_name=_("|z| ≤ {r:g}: where it was sought").format(r=hole.radius),
+            x_title=_("z₁ (latent units)"),
+            y_title=_("z₂ (latent units)"),
+        ),
+        key="manifold_hole_chart",
+    )
+    right.image(
+        upscale(to_image(hole.image, image_shape), image_shape[1], 112),
+        caption=_("decoded at the hole, z = ({z1:.2f}, {z2:.2f})").format(z1=hole.z[0], z2=hole.z[1]),
+        output_format="PNG",
+    )
+    right.metric("q(z) / p(z)", f"{hole.ratio:.2g}", help=_("1 where the codes are as dense as the prior"))
+    right.metric(
+        _("log p(z) (nats)"),
+        f"{hole.log_p:.2f}",
+        help=_("The prior's density there. Inside the disc it is at least {edge:.3f} per unit area.").format(
+            edge=hole.p_threshold
+        ),
+    )
+    right.button(
+        _("Move the sliders to the hole"),
+        key="manifold_to_hole",
+        on_click=state.set_slider_point,
+        args=((float(hole.z[0]), float(hole.z[1])), lm.key, sp, (HOLE_NOTE, {})),
+        help=_("The grid above then marks it with its red frame."),
+    )
 
 
 def main() -> None:
@@ -130,6 +189,8 @@ def main() -> None:
                     rf"z_{{{pair[0] + 1}}} = {z[pair[0]]:.2f},\; z_{{{pair[1] + 1}}} = {z[pair[1]]:.2f}"
                     rf"\;\Rightarrow\; p = {phi} = ({p[0]:.2f},\ {p[1]:.2f})"
                 )
+                if zdim == 2 and lm.is_vae:
+                    draw_hole(lm, ds.x_test, sp, shape)
 
         with tabs[1]:
             if tabs[1].open is not False:
@@ -186,7 +247,9 @@ def main() -> None:
                     charts.path_norms(
                         norms,
                         zdim**0.5 if lm.is_vae else None,
-                        reference_text=_("√z: typical ‖z‖ under the prior"),
+                        reference_text=_(
+                            "√d = {root:.2f}: typical ‖z‖ under the prior, d = {d} dimensions"
+                        ).format(root=zdim**0.5, d=zdim),
                         title=_("Norm along the path"),
                         x_title=_("step"),
                         y_title=_("‖z‖ (latent units)"),

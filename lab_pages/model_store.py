@@ -95,11 +95,11 @@ class LoadedModel:
         return likelihood_text(getattr(self.config, "likelihood", "bernoulli"), self.binarized)
 
     def summary(self) -> str:
-        """One line such as "VAE · digits · z=2, β=1 · 30.0 epochs · shipped", in the session's language."""
+        """One line such as "VAE · digits · d=2, β=1 · 30.0 epochs · shipped", in the session's language."""
         kind = "VAE" if self.is_vae else "AE"
         beta = f", β={self.beta:g}" if self.is_vae else ""
         return (
-            f"{kind} · {self.dataset_name} · z={self.config.latent_dim}{beta} · "
+            f"{kind} · {self.dataset_name} · d={self.config.latent_dim}{beta} · "
             + _("{epochs:.1f} epochs").format(epochs=self.epochs)
             + f" · {source_name(self.source)}"
         )

@@ -62,7 +62,7 @@ TEXT = {  # section -> its Text
     "bce_grey": Text(
         N_("(b) Binary cross-entropy on grey pixels reported as log p(x)"),
         N_(
-            "BCE is the Bernoulli's log-likelihood only for pixels that are 0 or 1. On grey pixels it is not a log density: the continuous "
+            "BCE is the Bernoulli's negative log-likelihood only for pixels that are 0 or 1. On grey pixels −BCE is not a log density: the continuous "
             "Bernoulli, the normalised density on [0, 1], adds log C(λ) per pixel, and C(λ) ≥ 2, so −BCE understates log p(x|z) by at least D"
             " log 2 nats. Use the continuous Bernoulli (the correct run), or binarize the images to make the Bernoulli a true likelihood."
         ),
@@ -91,12 +91,13 @@ TEXT = {  # section -> its Text
     "kl_sign": Text(
         N_("(e) The KL's sign flipped"),
         N_(
-            "The loss is −ELBO = −log p(x|z) + KL. Flip the sign and a large KL is rewarded: the optimiser pushes μ and σ without bound and "
-            "the loss falls towards −∞. The trainer's divergence guard stops the run as soon as the loss passes anything a real ELBO can "
-            "reach, and keeps the last good weights: nothing saved is lost."
+            "The loss is −ELBO = −log p(x|z) + KL. Flip the sign and a large KL is rewarded. The KL grows without bound as |μ| → ∞, "
+            "as σ → ∞ and as σ → 0, so the optimiser drives μ and σ to such extremes and the loss falls towards −∞. Once the loss is "
+            "larger in size than any true −ELBO can be (10⁴ nats per pixel), the trainer's divergence guard stops the run and keeps "
+            "the last good weights: nothing saved is lost."
         ),
         r"\text{%(loss)s} = -\log p(x|z) \,\mathbf{-}\, \mathrm{KL}(q\|p) \;\to\; -\infty \quad\big(|\mu| \to \infty\ "
-        r"\text{%(or)s}\ \sigma \to \infty\big)",
+        r"\text{%(or)s}\ \sigma \to \infty\ \text{%(or)s}\ \sigma \to 0\big)",
     ),
 }
 
@@ -110,7 +111,7 @@ def shipped() -> dict[str, pf.PitfallPair]:
 def num(v: float | None) -> str:
     """A figure for a metric: two decimals, or three significant digits for a diverged run's (it reaches 1e5)."""
     if v is None:
-        return "n/a"
+        return _("n/a")
     return f"{v:.2f}" if abs(v) < 1e4 else f"{v:.3g}"
 
 
@@ -392,7 +393,7 @@ def main() -> None:
     st.markdown(
         _(
             "Each section trains the correct loss and a mistaken one side by side (same model, seed and batches; 8×8 digits, "
-            "z = 8): one line of code differs. Each run *reports* its own objective; what it *is*, the correct tools measure."
+            "d = 8): one line of code differs. Each run *reports* its own objective; what it *is*, the correct tools measure."
         )
     )
     for key in TEXT:

@@ -216,7 +216,7 @@ def add_dataset(upload) -> Message | None:
         classes=classes,
         digest=ud.content_hash[:12],
     )
-    return ("warning" if ud.warnings else "success"), " ".join((text, *ud.warnings))
+    return ("warning" if ud.warnings else "success"), " ".join((text, *(error_text(w) for w in ud.warnings)))
 
 
 def keep_row(h: registry.TrainerHandle, act: Callable) -> None:

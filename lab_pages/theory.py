@@ -34,6 +34,152 @@ def _set_standard_normal() -> None:
     st.session_state["theory_s2"] = 1.0
 
 
+def information_adds_section(base: float, u: str) -> None:
+    """Information of two independent events adds (it is not a product), and falls as probability rises."""
+    st.subheader(_("Information adds over independent events"))
+    st.markdown(
+        _(
+            "If A and B are independent, P(A and B) = P(A)·P(B), and the information of seeing both is the sum "
+            "I(A) + I(B): that is why information is a logarithm. It falls as the probability rises, to 0 for a "
+            "sure event; it is neither proportional nor inversely proportional to p (halving p adds one bit)."
+        )
+    )
+    c = st.columns(2)
+    p1 = c[0].slider("P(A)", 0.01, 1.0, 0.5, 0.01, key="theory_info_p1")
+    p2 = c[1].slider("P(B)", 0.01, 1.0, 0.25, 0.01, key="theory_info_p2")
+    r = th.information_adds(p1, p2, base)
+    both = _("A and B")
+    st.latex(
+        rf"I(p_A p_B) = -\log({p1:.2f}\cdot{p2:.2f}) = {r.info_joint:.3f}"
+        rf" = \underbrace{{{r.info_p1:.3f}}}_{{I(p_A)}} + \underbrace{{{r.info_p2:.3f}}}_{{I(p_B)}}"
+        rf" = {r.info_sum:.3f}\ \text{{{u}}}"
+    )
+    st.plotly_chart(
+        charts.information_curve(
+            r.p_grid,
+            r.info_grid,
+            [("A", r.p1, r.info_p1), ("B", r.p2, r.info_p2), (both, r.p_joint, r.info_joint)],
+            curve_name="I(p) = −log p",
+            x_title=_("probability p (log scale)"),
+            y_title=_("information ({unit})").format(unit=u),
+        ),
+        key="theory_fig_info_adds",
+    )
+
+
+def conditional_entropy_section(p_x, base: float, u: str) -> None:
+    """H(X|Y) for the weather X of section 1 and a forecast Y that is wrong with a chosen probability."""
+    st.subheader(_("Conditional entropy and mutual information"))
+    st.markdown(
+        _(
+            "Let X be the weather drawn from p above and Y a forecast of it that is wrong with probability e (then "
+            "naming one of the other outcomes at random). The **conditional entropy** H(X|Y) is the uncertainty "
+            "about X left once Y is known; the **mutual information** I(X; Y) = H(X) − H(X|Y) is what Y tells "
+            "about X. They are two different numbers: a useless forecast leaves H(X|Y) = H(X) and I = 0."
+        )
+    )
+    noise = st.slider(
+        _("e, probability that the forecast is wrong"), 0.0, 1.0, 0.2, 0.05, key="theory_cond_e"
+    )
+    r = th.conditional_entropy(th.noisy_report_joint(p_x, noise), base)
+    m = st.columns(4)
+    in_unit = _("{quantity} ({unit})")
+    m[0].metric(in_unit.format(quantity="H(X)", unit=u), f"{r.h_x:.3f}")
+    m[1].metric(in_unit.format(quantity="H(X|Y)", unit=u), f"{r.h_x_given_y:.3f}")
+    m[2].metric(in_unit.format(quantity="I(X; Y)", unit=u), f"{r.mutual_info:.3f}")
+    m[3].metric(in_unit.format(quantity="H(X, Y)", unit=u), f"{r.h_xy:.3f}")
+    st.latex(
+        rf"H(X|Y) = \sum_y p(y)\,H(X\,|\,Y{{=}}y) = {r.h_x_given_y:.3f} = H(X,Y) - H(Y) = {r.h_xy:.3f} - "
+        rf"{r.h_y:.3f}\ \text{{{u}}}"
+    )
+    st.latex(
+        rf"I(X;Y) = H(X) - H(X|Y) = {r.h_x:.3f} - {r.h_x_given_y:.3f} = {r.mutual_info:.3f}\ \text{{{u}}}"
+    )
+    st.caption(
+        _(
+            "In a VAE, X is the image and Y the code z: I(x; z) is how much the code says about the image. A "
+            "collapsed VAE drives it to 0; the ELBO over training page measures it for the current model."
+        )
+    )
+
+
+def likelihood_section() -> None:
+    """One binomial formula read as a probability of the data and as a likelihood of the parameter."""
+    st.subheader(_("Likelihood is not probability"))
+    st.markdown(
+        _(
+            "p(k | θ) = C(n, k) θᵏ (1 − θ)ⁿ⁻ᵏ is the probability of k heads in n tosses of a coin that lands heads "
+            "with probability θ. With θ fixed it is a distribution over the data k and sums to 1. With the data k "
+            "fixed it is the **likelihood** L(θ) of the parameter: not a distribution over θ, its integral is "
+            "1/(n + 1) whatever k is. Maximum likelihood picks the θ where L peaks, k/n."
+        )
+    )
+    c = st.columns(3)
+    n = c[0].slider(_("n, tosses"), 1, 40, 10, key="theory_lik_n")
+    k = c[1].slider(_("k, heads observed"), 0, 40, 7, key="theory_lik_k")
+    theta = c[2].slider("θ", 0.0, 1.0, 0.5, 0.01, key="theory_lik_theta")
+    k = min(k, n)
+    r = th.likelihood_vs_probability(n, k, theta)
+    st.plotly_chart(
+        charts.likelihood_probability(
+            r.ks,
+            r.pmf,
+            r.thetas,
+            r.likelihood,
+            r.k,
+            r.theta,
+            panel_titles=(
+                _("probability of the data, θ = {theta:.2f}").format(theta=r.theta),
+                _("likelihood of θ, k = {k}").format(k=r.k),
+            ),
+            pmf_name="p(k | θ)",
+            likelihood_name="L(θ)",
+            k_title=_("k, heads (count)"),
+            theta_title=_("θ, probability of heads"),
+            pmf_title=_("probability"),
+            likelihood_title=_("likelihood (no unit)"),
+        ),
+        key="theory_fig_likelihood",
+    )
+    m = st.columns(3)
+    m[0].metric(_("sum over k of p(k | θ)"), f"{r.pmf_sum:.4f}")
+    m[1].metric(_("integral of L(θ) over θ"), f"{r.likelihood_integral:.4f}")
+    m[2].metric("1/(n + 1)", f"{r.likelihood_integral_exact:.4f}")
+    st.caption(_("L peaks at θ = k/n = {mle:.2f}, the maximum-likelihood estimate.").format(mle=r.mle))
+
+
+def kl_steps_section(mu: float, sigma: float) -> None:
+    """KL(N(μ, σ²) ‖ N(0, 1)) derived line by line, each line with its value for q's sliders."""
+    st.subheader(_("The closed form, step by step"))
+    st.markdown(
+        _(
+            "Where the closed form comes from, for q = N(μ₁, σ₁²) of the sliders and p = N(0, 1). Each line's value "
+            "is computed from that line's own expression; they agree, as a derivation must."
+        )
+    )
+    s = th.gaussian_kl_steps(mu, sigma)
+    values = dict(s.lines())
+    nats = _("nats")
+    st.latex(
+        r"\begin{aligned}"
+        rf"\mathrm{{KL}}(q\|p) &= \mathbb{{E}}_q[\log q(z)] - \mathbb{{E}}_q[\log p(z)] \\"
+        r"&= \mathbb{E}_q\Big[-\tfrac12\log(2\pi\sigma^2) - \tfrac{(z-\mu)^2}{2\sigma^2}\Big]"
+        r" - \mathbb{E}_q\Big[-\tfrac12\log 2\pi - \tfrac{z^2}{2}\Big] \\"
+        rf"&= \underbrace{{-\tfrac12\log(2\pi\sigma^2) - \tfrac12}}_{{{s.e_log_q:.4f}}}"
+        rf" - \underbrace{{\big(-\tfrac12\log 2\pi - \tfrac12(\mu^2+\sigma^2)\big)}}_{{{s.e_log_p:.4f}}}"
+        rf" = {values['definition']:.4f} \\"
+        rf"&= -\tfrac12\log\sigma^2 - \tfrac12 + \tfrac12(\mu^2+\sigma^2) = {values['log_2pi_cancelled']:.4f} \\"
+        rf"&= \tfrac12(\mu^2 + \sigma^2 - 1 - \log\sigma^2) = {values['closed_form']:.4f}\ \text{{{nats}}}"
+        r"\end{aligned}"
+    )
+    st.caption(
+        _(
+            "Line 3 uses two moments of q: E_q[(z − μ)²] = σ² = {m2c:.4f} and E_q[z²] = μ² + σ² = {m2:.4f}. "
+            "log 2π appears in both expectations and cancels."
+        ).format(m2c=s.second_moment_centred, m2=s.second_moment)
+    )
+
+
 def main() -> None:
     # Widgets that callbacks move get their defaults here, not via value= (Streamlit warns on both).
     st.session_state.setdefault("theory_mu2", 0.0)
@@ -56,7 +202,8 @@ def main() -> None:
             "An outcome of probability p carries **information** −log p: rare outcomes surprise more. "
             "**Entropy** H(p) is the average information. Coding outcomes from p with a code built for q "
             "costs the **cross-entropy** H(p,q); the excess H(p,q) − H(p) is **KL(p‖q)** ≥ 0. "
-            "The VAE's reconstruction term is a (negative) cross-entropy and its regulariser is a KL."
+            "With a Bernoulli decoder on binary pixels the VAE's reconstruction term is a negative cross-entropy "
+            "(on grey pixels it is not: see Pitfalls (b)); its regulariser is a KL."
         )
     )
     unit = st.radio(
@@ -118,6 +265,9 @@ def main() -> None:
                 "q gives zero probability to an outcome that p produces."
             ).format(snow=names[3])
         )
+        conditional_entropy_section(ds.p, base, u)
+    information_adds_section(base, u)
+    likelihood_section()
 
     # ---------------------------------------------------------------- 2. two Gaussians
     st.header(_("2 · KL between two Gaussians"))
@@ -168,16 +318,20 @@ def main() -> None:
         rf"\tfrac12(\mu^2 + \sigma^2 - 1 - \log\sigma^2) = \tfrac12({mu1:.2f}^2 + {s1:.2f}^2 - 1 - \log {s1:.2f}^2)"
         rf" = {th.vae_kl_term(mu1, s1):.4f}\ \text{{{nats}}}"
     )
+    kl_steps_section(mu1, s1)
 
     # ---------------------------------------------------------------- 3. reparameterization trick
     st.header(_("3 · The reparameterization trick"))
     st.markdown(
         _(
             r"Training needs $\partial_\mu\,\mathbb{E}_{z\sim\mathcal N(\mu,\sigma^2)}[f(z)]$. Writing **z = μ + σ·ε** "
-            r"with $\varepsilon\sim\mathcal N(0,1)$ moves the randomness out of the parameters, so f can be "
-            "differentiated along each sample (*reparameterized*). The *score-function* estimator "
-            r"$f(z)\,\partial_\mu \log q(z)$ needs no derivative of f but is far noisier. "
-            "The VAE uses the first, with f = the decoder's log p(x|z)."
+            r"with $\varepsilon\sim\mathcal N(0,1)$ puts all the randomness in ε, whose distribution does not depend "
+            "on μ or σ: each sample z becomes a differentiable function of μ and σ, and f can be differentiated "
+            "through it (the *reparameterized* estimator). The *score-function* estimator "
+            r"$f(z)\,\partial_\mu \log q(z)$ needs no derivative of f. It is usually much noisier, but that is "
+            "common experience, not a theorem: how much depends on f, μ and σ, and the variances below are measured "
+            "for the f you pick. The VAE needs this only for its reconstruction term, with f = the decoder's "
+            "log p(x|z); the KL to the prior has a closed form (section 2) and is differentiated as it stands."
         )
     )
     c = st.columns(4)
@@ -204,6 +358,12 @@ def main() -> None:
     m[0].metric(_("variance, reparameterized"), f"{rep.var:.4g}")
     m[1].metric(_("variance, score function"), f"{sco.var:.4g}")
     m[2].metric(_("variance ratio (score / reparam)"), f"{th.variance_ratio(sco, rep):.1f}×")
+    st.caption(
+        _(
+            "Measured on {n} samples of this f, μ and σ; the ratio depends on all three (move μ and σ to see it "
+            "change). For a linear f the reparameterized estimate would have no variance at all."
+        ).format(n=int(r_n))
+    )
     st.plotly_chart(
         charts.gradient_histograms(
             g.reparam,
@@ -211,7 +371,7 @@ def main() -> None:
             g.exact,
             names=(rep_name, sco_name),
             exact_text=exact,
-            x_title=_("one-sample gradient (units of f per unit μ)"),
+            x_title=_("gradient estimate from one sample (units of f per unit of μ)"),
             y_title=_("count (samples)"),
         ),
         key="theory_fig_grad",

@@ -45,10 +45,15 @@ PAGES: tuple[TourPage, ...] = (
         "lab_pages/theory.py",
         "theory",
         N_("Theory: entropy to ELBO"),
-        N_("Information, entropy, cross-entropy, KL and the reparameterization trick, with sliders."),
         N_(
-            "the reconstruction term is a negative cross-entropy, the KL to the prior has a closed form, and "
-            "z = μ + σ·ε lets both be differentiated"
+            "Information (it adds over independent events), likelihood against probability, entropy, conditional "
+            "entropy, cross-entropy, KL, the closed-form KL derived step by step, and the reparameterization trick, "
+            "with sliders."
+        ),
+        N_(
+            "for a Bernoulli on binary pixels the reconstruction term is a negative cross-entropy; the KL to the prior "
+            "has a closed form and is differentiated as it stands; z = μ + σ·ε makes the sampled term E_q[log p(x|z)] "
+            "differentiable"
         ),
     ),
     TourPage(
@@ -57,7 +62,8 @@ PAGES: tuple[TourPage, ...] = (
         N_("Derivation"),
         N_(
             "On a 1-D model with a two-mode posterior: move q, fit it by SGD, follow both derivations of the ELBO "
-            "line by line with their values, see Jensen's gap, and fit a Gaussian, a Laplace and a mixture q."
+            "line by line with their values, see Jensen's gap, fit a Gaussian, a Laplace and a mixture q, and take "
+            "the ELBO's first variation (why the method is called variational)."
         ),
         N_(
             "the gap: log p(x) = ELBO + KL(q‖p(z|x)), so maximising the ELBO fits q, and only a q that can take "
@@ -69,11 +75,13 @@ PAGES: tuple[TourPage, ...] = (
         "train",
         N_("Train"),
         N_(
-            "Train a small VAE (or AE) live and watch −ELBO split into reconstruction and KL, per latent dimension."
+            "Train a small VAE (or AE) live and watch −ELBO split into reconstruction and KL, per latent dimension; "
+            "choose the likelihood (Bernoulli, Gaussian, Laplace) and its scale."
         ),
         N_(
-            "reconstruction against KL to the prior: β weights the KL, dimensions whose KL stays at 0 are inactive, "
-            "an AE trains the reconstruction term alone"
+            "reconstruction against KL to the prior: β weights the KL, and so does a Gaussian's or a Laplace's scale "
+            "(MSE and L1 are those likelihoods); a dimension whose μ_j hardly varies over the images "
+            "(Var_x[μ_j] ≤ 0.01) is inactive; an AE trains the reconstruction term alone"
         ),
     ),
     TourPage(
@@ -82,9 +90,12 @@ PAGES: tuple[TourPage, ...] = (
         N_("ELBO, term by term"),
         N_(
             "Pick one image: check log p(x) = ELBO + KL(q‖p(z|x)) with importance sampling, and by exact "
-            "quadrature for z=2 (VAE only)."
+            "quadrature for d = 1 or 2 (VAE only)."
         ),
-        N_("the gap: log p̂_K(x) − ELBO estimates KL(q(z|x)‖p(z|x)); for z=2 quadrature gives it exactly"),
+        N_(
+            "the gap: log p̂_K(x) − ELBO is a lower estimate of KL(q(z|x)‖p(z|x)) that tightens as K grows; for "
+            "d = 1 or 2 quadrature gives the gap exactly"
+        ),
     ),
     TourPage(
         "lab_pages/elbo_training.py",
@@ -92,11 +103,12 @@ PAGES: tuple[TourPage, ...] = (
         N_("ELBO over training"),
         N_(
             "Follow −ELBO as reconstruction + KL over training (live while the Train page trains), KL per latent "
-            "dimension, active units, and the test set's −ELBO beside its importance-weighted NLL."
+            "dimension, active units, the test set's −ELBO beside its importance-weighted NLL, and the average KL split "
+            "into the mutual information I(x; z) and KL(q(z)‖p(z))."
         ),
         N_(
-            "all of it on average: −ELBO = reconstruction + KL per step, and test −ELBO − NLL estimates the mean "
-            "KL(q(z|x)‖p(z|x))"
+            "all of it on average: −ELBO = reconstruction + KL per step; test −ELBO − NLL is a lower estimate of the "
+            "mean KL(q(z|x)‖p(z|x)); the average KL = I(x; z) + KL(q(z)‖p(z)), and a collapsed VAE has I(x; z) = 0"
         ),
     ),
     TourPage(
@@ -111,12 +123,13 @@ PAGES: tuple[TourPage, ...] = (
         "manifold",
         N_("Manifold & interpolation"),
         N_(
-            "The decoder over a 2-D grid of equal prior mass, marked at the explorer's point, and linear and "
-            "spherical paths between two test images."
+            "The decoder over a 2-D grid of equal prior mass, marked at the explorer's point, a hole the codes leave "
+            "in the prior's mass with its decoded image, and linear and spherical paths between two test images."
         ),
         N_(
-            "the prior p(z): a VAE's KL term makes every tile of N(0, I)'s grid decode to an image, and paths "
-            "between codes stay where the prior puts its mass"
+            "the prior p(z): a VAE's KL term pulls the codes towards N(0, I), yet their aggregate q(z) can leave "
+            "holes where the prior's mass is high and the decoder saw no code; paths between codes stay where the "
+            "prior puts its mass"
         ),
     ),
     TourPage(
@@ -133,7 +146,8 @@ PAGES: tuple[TourPage, ...] = (
         "compare",
         N_("AE vs VAE"),
         N_(
-            "Same architecture, data and seed: why the VAE's latent space can be sampled and the AE's cannot."
+            "Same architecture, data and seed: why the VAE's latent space can be sampled and the AE's cannot; and a "
+            "linear AE trained with MSE, which finds PCA's subspace."
         ),
         N_(
             "what KL(q(z|x)‖p(z)) buys: an AE's codes drift away from N(0, I), and its prior samples are not images"
@@ -227,7 +241,7 @@ WORKSHOP: tuple[WorkshopStep, ...] = (
         "5–9",
         N_("Train"),
         N_(
-            "keep the defaults (VAE, z=16, 5 epochs), press **Start**. Point at the stacked chart (reconstruction "
+            "keep the defaults (VAE, d = 16, 5 epochs), press **Start**. Point at the stacked chart (reconstruction "
             "falls, KL rises) and, after a minute, at the pale rows of the KL heatmap. **Pause**, **Step** twice "
             "(one batch each), **Resume**"
         ),
@@ -238,7 +252,7 @@ WORKSHOP: tuple[WorkshopStep, ...] = (
         N_("ELBO, term by term"),
         N_(
             "press the *#* button under a test image; move *K* from 1 to 5000 and watch log p̂_K(x) climb above "
-            "the ELBO. Then press *Switch to the shipped z=2 VAE*: the exact log p(x) and the true posterior next "
+            "the ELBO. Then press *Switch to the shipped VAE with d = 2*: the exact log p(x) and the true posterior next "
             "to q's ellipses"
         ),
         N_("Where does q put mass that the true posterior does not? That mismatch costs exactly the gap."),
@@ -247,7 +261,7 @@ WORKSHOP: tuple[WorkshopStep, ...] = (
         "13–16",
         N_("Latent explorer, Manifold & interpolation, then Latent map"),
         N_(
-            "with the z=2 model current: drag the two sliders, open *Manifold & interpolation*. On the Latent map, lasso one "
+            "with the d = 2 model current: drag the two sliders, open *Manifold & interpolation*. On the Latent map, lasso one "
             "cluster, look at its images, press *Send μ to the latent explorer*"
         ),
         N_("What lies between two clusters?"),
@@ -272,7 +286,7 @@ WORKSHOP: tuple[WorkshopStep, ...] = (
     ),
 )
 WORKSHOP_NOTE = N_(
-    "Switching to the z=2 model (minute 9) changes the current model on every page of that browser tab; "
+    "Switching to the d = 2 model (minute 9) changes the current model on every page of that browser tab; "
     "pick `fmnist_vae_z16` in the sidebar to go back."
 )
 

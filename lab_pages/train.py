@@ -23,6 +23,7 @@ from lab_pages.model_store import likelihood_name, likelihood_text
 from lab_pages.style import KL_COLOR, RECON_COLOR
 from vae_core import registry
 from vae_core.data import to_float
+from vae_core.elbo import SCALED_LIKELIHOODS, equivalent_beta
 from vae_core.handle import LiveSnapshot
 from vae_core.live import Preview
 from vae_core.models import LIKELIHOODS, ModelConfig
@@ -31,6 +32,7 @@ from vae_core.train import TrainerState as S
 from vae_core.userdata import MAX_COMPRESSED_BYTES
 
 REFRESH_S = 1.0  # seconds between live redraws
+DEFAULT_SCALE = 0.1  # the Gaussian's σ / the Laplace's b, pixel units: ModelConfig.obs_std's default
 STATES = (  # the TrainerState values, marked for the progress text
     N_("idle"),
     N_("starting"),
@@ -65,7 +67,7 @@ class NumberSetting:
 
 
 NUMBERS = [
-    NumberSetting(1, N_("Latent dimension z"), "latent_dim", "train_latent", 16, 1, help=N_("1 to 64")),
+    NumberSetting(1, N_("Latent dimension d"), "latent_dim", "train_latent", 16, 1, help=N_("1 to 64")),
     NumberSetting(
         2, N_("β (KL weight)"), "beta", "train_beta", 1.0, 0.5, help=N_("1 = the ELBO; >1 = β-VAE")
     ),
@@ -141,6 +143,7 @@ def configs():
         hidden=ss.get("train_hidden", "400"),
         likelihood=ss.get("train_likelihood", "bernoulli"),
         binarize=ss.get("train_binarize", False),
+        obs_std=ss.get("train_obs_std", DEFAULT_SCALE),
     )
 
 
@@ -248,10 +251,12 @@ def draw_charts(
         colorbar_title=_("nats"),
         key="train_kl_heatmap",
     )
-    caption = _("Dimensions that stay pale carry no information (inactive units).")
+    caption = _(
+        "A row that stays pale has a KL near 0 nats: that dimension carries almost no information about x."
+    )
     last = hist.last_eval()
     if last:
-        caption += _(" Active units at the last test: **{active} of {total}**.").format(
+        caption += _(" Active units (Var_x[μ_j] > 0.01) at the last test: **{active} of {total}**.").format(
             active=last["active_units"], total=cfg.latent_dim
         )
     right.caption(caption)
@@ -356,9 +361,38 @@ def settings(names: list[str], trained: bool) -> None:
             format_func=likelihood_name,
             key="train_likelihood",
             help=_(
-                "Bernoulli: pixels as coin flips; continuous Bernoulli: its normalised density on [0, 1]; Gaussian: fixed σ."
+                "Bernoulli: pixels as coin flips; continuous Bernoulli: its normalised density on [0, 1]; Gaussian: "
+                "fixed σ (its loss is MSE); Laplace: fixed scale b (its loss is L1, |x − x′|)."
             ),
         )
+        ss = st.session_state
+        likelihood = ss.get("train_likelihood", "bernoulli")
+        if likelihood in SCALED_LIKELIHOODS:
+            c[1].number_input(
+                _("Scale σ of the Gaussian (pixel units)")
+                if likelihood == "gaussian"
+                else _("Scale b of the Laplace (pixel units)"),
+                min_value=0.001,
+                max_value=9.9,
+                value=DEFAULT_SCALE,
+                step=0.01,
+                format="%g",
+                key="train_obs_std",
+            )
+            scale = float(ss.get("train_obs_std", DEFAULT_SCALE))
+            c[1].caption(
+                (
+                    _(
+                        "MSE is this Gaussian's −log p(x|z) up to a factor and a constant, so the scale acts as β: σ = "
+                        "{scale:g} trains as β = σ² = {beta:.3g} does with σ = 1."
+                    )
+                    if likelihood == "gaussian"
+                    else _(
+                        "L1 is this Laplace's −log p(x|z) up to a factor and a constant, so the scale acts as β: b = "
+                        "{scale:g} trains as β = b = {beta:.3g} does with b = 1."
+                    )
+                ).format(scale=scale, beta=equivalent_beta(likelihood, scale, 1.0))
+            )
         c[0].checkbox(
             _("Dynamic binarization"),
             key="train_binarize",

@@ -139,7 +139,7 @@ def main() -> None:
     )
     with b:
         st.markdown(
-            _("**μ(x)**, its code in the {z}-D latent space (latent units):").format(z=lm.config.latent_dim)
+            _("**μ(x)**, its code in the {d}-D latent space (latent units):").format(d=lm.config.latent_dim)
         )
         st.code(
             np.array2string(mu[0].cpu().numpy(), precision=2, separator=", ", max_line_width=90),

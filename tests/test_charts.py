@@ -533,3 +533,94 @@ class TestPairBuilders:
             ).layout.yaxis.scaleanchor
             is None
         )
+
+
+class TestIssue24:
+    """The charts of issue 24: information, likelihood, the ELBO surgery, a KL hole, the first variation, PCA."""
+
+    def test_information_curve_is_log_scaled_with_its_points(self) -> None:
+        p = np.logspace(-3, 0, 5)
+        fig = charts.information_curve(
+            p, -np.log(p), [("A", 0.5, 0.69), ("B", 0.25, 1.39)], curve_name="I", x_title="p", y_title="nats"
+        )
+        assert types(fig) == ["scatter"] * 3 and fig.layout.xaxis.type == "log"
+        assert fig.data[0].line.color == P_COLOR and list(fig.data[2].x) == [0.25]
+        assert (fig.layout.xaxis.title.text, fig.layout.yaxis.title.text) == ("p", "nats")
+
+    def test_likelihood_probability_marks_the_observed_k_and_theta(self) -> None:
+        ks = np.arange(4)
+        fig = charts.likelihood_probability(
+            ks,
+            np.full(4, 0.25),
+            np.linspace(0, 1, 5),
+            np.linspace(0, 1, 5),
+            2,
+            0.5,
+            panel_titles=("P", "L"),
+            pmf_name="p",
+            likelihood_name="L",
+            k_title="k",
+            theta_title="θ",
+            pmf_title="probability",
+            likelihood_title="likelihood",
+        )
+        assert types(fig) == ["bar", "scatter"]
+        assert list(fig.data[0].marker.color) == [P_COLOR, P_COLOR, Q_COLOR, P_COLOR]
+        assert fig.layout.xaxis2.title.text == "θ" and fig.layout.yaxis.title.text == "probability"
+        assert fig.layout.shapes[0].x0 == 0.5
+
+    def test_elbo_surgery_stacks_the_two_parts_in_the_kl_colour(self) -> None:
+        fig = charts.elbo_surgery(
+            10.0,
+            7.0,
+            3.0,
+            0.2,
+            9.2,
+            names=("avg", "I", "KL agg"),
+            categories=("left", "right"),
+            ceiling_text="log N",
+            y_title="nats per image",
+        )
+        assert types(fig) == ["bar"] * 3 and fig.layout.barmode == "stack"
+        assert [t.marker.color for t in fig.data] == [KL_COLOR] * 3
+        assert list(fig.data[1].x) == list(fig.data[2].x) == ["right"] and fig.data[1].error_y.array == (0.2,)
+        assert fig.layout.shapes[0].y0 == 9.2 and fig.layout.yaxis.title.text == "nats per image"
+
+    def test_kl_hole_map_draws_the_ratio_the_disc_and_the_hole(self) -> None:
+        axis = np.linspace(-2, 2, 5)
+        grid = np.zeros((5, 5))
+        grid[1, 3] = -30.0
+        fig = charts.kl_hole_map(
+            axis,
+            grid,
+            (-1.0, 1.0),
+            2.0,
+            colorbar_title="log q/p",
+            hole_name="hole",
+            disc_name="disc",
+            x_title="z₁ (latent units)",
+            y_title="z₂ (latent units)",
+        )
+        assert types(fig) == ["heatmap", "scatter", "scatter"]
+        heat = np.asarray(fig.data[0].z)
+        assert heat[3, 1] == -10.0 and heat.min() == -10.0  # transposed (rows are z₂), clipped to ±10
+        assert list(fig.data[2].x) == [-1.0] and fig.layout.xaxis.title.text == "z₁ (latent units)"
+
+    def test_variation_quotients_one_line_and_one_level_per_direction(self) -> None:
+        eps = np.array([0.1, 0.01, 0.001])
+        fig = charts.variation_quotients(
+            eps,
+            [("μ", eps * 0.5, 0.0), ("posterior", np.array([1.0, 1.5, 1.8]), 2.5)],
+            x_title="ε",
+            y_title="nats per unit ε",
+        )
+        assert types(fig) == ["scatter", "scatter"] and fig.layout.xaxis.type == "log"
+        assert [s.y0 for s in fig.layout.shapes] == [0.0, 2.5]
+        assert fig.data[0].line.color == fig.layout.shapes[0].line.color
+
+    def test_principal_angles_bars_and_limit(self) -> None:
+        fig = charts.principal_angles(
+            [3.0, 1.0], 5.0, limit_text="5°", title="angles", x_title="angle", y_title="degrees"
+        )
+        assert types(fig) == ["bar"] and list(fig.data[0].x) == ["1", "2"]
+        assert fig.layout.shapes[0].y0 == 5.0 and fig.layout.yaxis.title.text == "degrees"

@@ -303,6 +303,11 @@ class TestPairSide:
             assert shipped.is_vae is False and fresh.is_vae is False
         assert shipped.active_units == fresh.active_units == tm["active_units"] == dm.active_units
         assert shipped.latent_dim == fresh.latent_dim == ck.config.latent_dim
+        if kind == "vae":  # the KL per dimension sums to the KL term (a separate fact from activity)
+            assert shipped.kl_per_dim.shape == (ck.config.latent_dim,) and np.all(shipped.kl_per_dim >= 0)
+            assert float(shipped.kl_per_dim.sum()) == pytest.approx(dm.kl, rel=1e-4)
+        else:
+            assert shipped.kl_per_dim is None
 
     @pytest.mark.parametrize("kind", ["vae", "ae"])
     def test_codes_and_prior_match_are_the_models_own(self, pair_sides, kind: str) -> None:

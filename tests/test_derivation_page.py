@@ -93,7 +93,7 @@ def test_the_page_renders_in_chinese() -> None:
     app.query_params["lang"] = "zh"
     app.run()
     assert not app.exception, [e.value for e in app.exception]
-    assert app.session_state["lang"] == "zh_CN" and len(app.header) == 5 and len(app.metric) == 8
+    assert app.session_state["lang"] == "zh_CN" and len(app.header) == 6 and len(app.metric) == 8
     app.slider(key="derivation_fit_steps").set_value(20).run()
     app.button(key="derivation_fit").click().run()
     assert not app.exception, [e.value for e in app.exception]

@@ -264,7 +264,7 @@ class TestTheoryPage:
         at.query_params["lang"] = "zh"
         at.run()
         assert not at.exception, [e.value for e in at.exception]
-        assert at.session_state["lang"] == "zh_CN" and len(at.header) == 3 and len(at.metric) == 12
+        assert at.session_state["lang"] == "zh_CN" and len(at.header) == 3 and len(at.metric) == 19
         at.radio(key="theory_unit").set_value("nats").run()
         at.selectbox(key="theory_f").set_value("sin z").run()
         assert not at.exception, [e.value for e in at.exception]

@@ -105,3 +105,36 @@ class TestKLSteps:
     def test_refuses_a_non_positive_sigma(self) -> None:
         with pytest.raises(ValueError):
             th.gaussian_kl_steps(0.0, 0.0)
+
+
+class TestConditionalEntropy:
+    @pytest.mark.parametrize("noise", [0.0, 0.1, 0.5, 0.75, 1.0])
+    @pytest.mark.parametrize("base", [2.0, math.e])
+    def test_chain_rule_and_mutual_information(self, noise: float, base: float) -> None:
+        joint = th.noisy_report_joint(np.array([4, 2, 1, 1]), noise)
+        assert joint.sum() == pytest.approx(1.0) and joint.shape == (4, 4)
+        r = th.conditional_entropy(joint, base)
+        assert r.h_x_given_y == pytest.approx(r.chain_rule, abs=1e-12)  # two ways, one number
+        assert 0.0 <= r.h_x_given_y <= r.h_x + 1e-12  # knowing Y never adds uncertainty on average
+        assert r.mutual_info == pytest.approx(r.h_x - r.h_x_given_y, abs=1e-12)
+        # by the definition I = sum p(x,y) log p(x,y) / (p(x) p(y))
+        px, py = joint.sum(1), joint.sum(0)
+        nz = joint > 0
+        mi = float((joint[nz] * np.log(joint[nz] / np.outer(px, py)[nz])).sum() / math.log(base))
+        assert r.mutual_info == pytest.approx(mi, abs=1e-12)
+
+    def test_the_two_ends(self) -> None:
+        p = np.array([0.5, 0.25, 0.125, 0.125])
+        exact = th.conditional_entropy(th.noisy_report_joint(p, 0.0), 2.0)  # Y = X: nothing left to learn
+        assert exact.h_x_given_y == pytest.approx(0.0, abs=1e-12)
+        assert exact.mutual_info == pytest.approx(1.75)  # = H(X) in bits
+        useless = th.conditional_entropy(np.outer(p, [0.3, 0.7]), 2.0)  # Y independent of X
+        assert useless.h_x_given_y == pytest.approx(1.75) and useless.mutual_info == pytest.approx(
+            0.0, abs=1e-12
+        )
+
+    def test_bad_input(self) -> None:
+        with pytest.raises(ValueError):
+            th.conditional_entropy(np.zeros((2, 2)))
+        with pytest.raises(ValueError):
+            th.noisy_report_joint(np.array([1.0, 1.0]), 1.5)

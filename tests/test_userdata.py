@@ -358,3 +358,15 @@ class TestSplitAndHash:
     def test_hash_of_the_upload_is_stable(self):
         data = class_zip()
         assert load_user_dataset(data, "a.zip").content_hash == load_user_dataset(data, "b.zip").content_hash
+
+
+def test_warnings_reach_the_chinese_ui_translated():
+    """A warning is a Msg with an English template: the app shows it in the session's language (issue 24)."""
+    from lab_pages.i18n import catalogue
+
+    zh = catalogue("zh_CN")
+    entries = {f"{i}.png": png(noise(8 + i % 2, 8, i)) for i in range(10)} | {"a.txt": b"x"}
+    ud = load_user_dataset(make_zip(entries), "w.zip")
+    assert len(ud.warnings) == 2
+    for w in ud.warnings:
+        assert zh.gettext(w.template) != w.template, w.template

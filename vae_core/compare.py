@@ -153,7 +153,9 @@ class PriorMatch:
     std: np.ndarray  # (z,) std of q(z) (for an AE: of the codes), latent units
     moment_kl: float  # KL(N(mean, diag std^2) || N(0, I)), nats: 0 when the moments match the prior
     kl_per_dim: np.ndarray  # (z,) that KL per latent dim, nats
-    active: np.ndarray  # (z,) bool: Var_x[mu_j] > 0.01 (an inactive VAE dim has mu_j ~ 0, sigma_j ~ 1)
+    active: (
+        np.ndarray
+    )  # (z,) bool: Var_x[mu_j] > 0.01 (Burda et al. 2016); says nothing by itself of sigma_j or the KL
 
 
 def prior_match(model: AE | VAE, x: torch.Tensor) -> PriorMatch:
@@ -191,6 +193,7 @@ class PairSide:
     prior: PriorMatch  # the aggregate posterior against N(0, I)
     mu: np.ndarray  # (N, z) float32: mu(x) (an AE: its code) of every test image
     from_checkpoint: bool  # recon and KL read from the checkpoint's own test metrics
+    kl_per_dim: np.ndarray | None = None  # (z,) E_x KL(q(z_j|x) || N(0, 1)), nats per image; None for an AE
 
     @property
     def is_vae(self) -> bool:
@@ -225,6 +228,7 @@ def pair_side(model: AE | VAE, x: torch.Tensor, test_metrics: Mapping[str, Any] 
         prior=prior_match_of(stats),
         mu=mu.float().cpu().numpy(),
         from_checkpoint=shipped,
+        kl_per_dim=None if sigma is None else kl_per_dim(*_encodings(mu, sigma)).mean(0).numpy(),
     )
 
 

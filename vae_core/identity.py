@@ -95,7 +95,8 @@ class ImageReport(NamedTuple):
         return float(self.iwae[k - 1])
 
     def gap(self, k: int) -> float:
-        """log p_K(x) - ELBO: the estimate of KL(q(z|x) || p(z|x)) at K samples, nats."""
+        """log p_K(x) - ELBO at K samples, nats: a lower estimate of KL(q(z|x) || p(z|x)). For a finite K it is
+        biased low, since E[log p_K(x)] <= log p(x) (Jensen); the bias shrinks as K grows."""
         return self.log_px_hat(k) - self.elbo
 
 
@@ -373,7 +374,8 @@ def smooth_window(n_steps: int, points: int = 150) -> int:
 
 
 def mean_posterior_gap(metrics: dict[str, Any]) -> float | None:
-    """-ELBO - NLL on the IWAE subset: an estimate of the mean KL(q(z|x) || p(z|x)) over those
-    images, nats per image; None when ``metrics`` (DatasetMetrics.to_dict()) has no IWAE figures."""
+    """-ELBO - NLL on the IWAE subset, nats per image: a lower estimate of the mean KL(q(z|x) || p(z|x)) over
+    those images (the NLL comes from a finite K, so it is biased high and the difference low; the bias shrinks as K
+    grows); None when ``metrics`` (DatasetMetrics.to_dict()) has no IWAE figures."""
     neg_elbo, nll = metrics.get("iwae_subset_neg_elbo"), metrics.get("iwae_nll")
     return None if neg_elbo is None or nll is None else float(neg_elbo) - float(nll)

@@ -125,6 +125,11 @@ class LinearAEvsPCA:
         return float(self.angles_deg.max())
 
     @property
+    def explained_total(self) -> float:
+        """The fraction of the pixel variance the k principal axes keep together."""
+        return float(self.explained.sum())
+
+    @property
     def mse_excess(self) -> float:
         """(AE MSE - PCA MSE) / PCA MSE on the training images: >= 0, and ~0 once the AE has found the subspace."""
         return (self.ae_mse - self.pca_mse) / self.pca_mse

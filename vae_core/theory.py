@@ -39,6 +39,9 @@ __all__ = [
     "entropy",
     "cross_entropy",
     "kl_discrete",
+    "ConditionalEntropy",
+    "noisy_report_joint",
+    "conditional_entropy",
     "discrete_summary",
     "gaussian_kl_1d",
     "vae_kl_term",
@@ -142,6 +145,11 @@ class InformationAdds(NamedTuple):
     p_grid: np.ndarray  # (G,) probabilities in (0, 1] for the curve
     info_grid: np.ndarray  # (G,) -log p on p_grid: decreasing, 0 at p = 1, unbounded as p -> 0
 
+    @property
+    def p_joint(self) -> float:
+        """P(A and B) = p1 p2, independent events."""
+        return self.p1 * self.p2
+
 
 def information_adds(p1: float, p2: float, base: float = math.e, n_grid: int = 200) -> InformationAdds:
     """I(p1 p2) = I(p1) + I(p2) for independent events of probabilities p1, p2 in (0, 1], with the curve
@@ -228,6 +236,56 @@ def likelihood_vs_probability(
         likelihood_integral=float(np.trapezoid(lik, thetas)),
         likelihood_integral_exact=1.0 / (n + 1),
         mle=k / n,
+    )
+
+
+class ConditionalEntropy(NamedTuple):
+    """H(X|Y) of a joint distribution of two discrete variables, with what surrounds it, in one unit.
+
+    H(X|Y) is the uncertainty about X that is left once Y is known; the mutual information I(X; Y) = H(X) - H(X|Y)
+    is what Y tells about X. They are different numbers: H(X|Y) is large when Y says little.
+    """
+
+    joint: np.ndarray  # (m, n) p(x, y): rows x, columns y, sums to 1
+    h_x: float  # H(X)
+    h_y: float  # H(Y)
+    h_xy: float  # H(X, Y), the joint entropy
+    h_x_given_y: float  # H(X|Y) = sum_y p(y) H(X | Y = y), from the conditionals p(x|y)
+    chain_rule: float  # H(X, Y) - H(Y): the same number by the chain rule (a check)
+    mutual_info: float  # I(X; Y) = H(X) - H(X|Y) >= 0
+
+
+def noisy_report_joint(p_x: np.ndarray, noise: float) -> np.ndarray:
+    """p(x, y) = p(x) p(y|x) for a report Y of X that is right with probability 1 - ``noise`` and otherwise names
+    one of the other m - 1 outcomes uniformly: (m, m), rows x, columns y. ``p_x`` (m,) is normalised first."""
+    p = normalize(np.asarray(p_x, dtype=np.float64))
+    m = p.size
+    if m < 2 or not 0.0 <= noise <= 1.0:
+        raise ValueError(f"need at least 2 outcomes and noise in [0, 1], got m={m}, noise={noise}")
+    channel = np.full((m, m), noise / (m - 1))
+    np.fill_diagonal(channel, 1.0 - noise)
+    return p[:, None] * channel
+
+
+def conditional_entropy(joint: np.ndarray, base: float = math.e) -> ConditionalEntropy:
+    """H(X|Y), H(X), H(Y), H(X, Y) and I(X; Y) of a joint table (m, n) of non-negative weights (normalised here),
+    rows x and columns y; base 2: bits, base e: nats. H(X|Y) is computed from the conditionals p(x|y), and again
+    as H(X, Y) - H(Y)."""
+    j = np.asarray(joint, dtype=np.float64)
+    if j.ndim != 2 or np.any(j < 0) or not j.sum() > 0:
+        raise ValueError("the joint must be a 2-D table of non-negative weights, not all zero")
+    j = j / j.sum()
+    p_x, p_y = j.sum(1), j.sum(0)
+    h_x_given_y = sum(float(py) * entropy(j[:, c] / py, base) for c, py in enumerate(p_y) if py > 0)
+    h_x, h_y, h_xy = entropy(p_x, base), entropy(p_y, base), entropy(j.ravel(), base)
+    return ConditionalEntropy(
+        joint=j,
+        h_x=h_x,
+        h_y=h_y,
+        h_xy=h_xy,
+        h_x_given_y=h_x_given_y,
+        chain_rule=h_xy - h_y,
+        mutual_info=max(0.0, h_x - h_x_given_y),
     )
 
 

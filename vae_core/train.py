@@ -29,7 +29,7 @@ import torch
 
 from .data import Dataset, binarize, content_hash, load_dataset
 from .device import pick_device
-from .elbo import ELBOTerms, beta_schedule, elbo_terms
+from .elbo import SCALED_LIKELIHOODS, ELBOTerms, beta_schedule, elbo_terms
 from .errors import N_, Msg
 from .evaluate import DatasetMetrics, dataset_metrics
 from .models import AE, LIKELIHOODS, VAE, ConfigError, ModelConfig, build_model, parse_hidden
@@ -736,13 +736,15 @@ def configs_from_settings(
     seed: int | None,
     likelihood: str = "bernoulli",
     binarize: bool = False,
+    obs_std: float = 0.1,
 ) -> tuple[ModelConfig | None, TrainConfig | None, list[str]]:
     """Both configs from form values, or ``(None, None, messages)`` with one clear message per bad field.
 
     ``image_shape`` is (C, H, W); ``kind`` is ``"vae"`` or ``"ae"`` (an AE ignores beta, warm-up and
     free bits); ``hidden`` is text read by :func:`vae_core.models.parse_hidden` (``"400"``,
     ``"512,256"``, ``"512-256"``, ``"512 256"``: the CLI's syntax); ``None`` means an empty field.
-    ``likelihood`` is one of :data:`vae_core.models.LIKELIHOODS`; ``binarize`` turns on dynamic binarization.
+    ``likelihood`` is one of :data:`vae_core.models.LIKELIHOODS`; ``binarize`` turns on dynamic binarization;
+    ``obs_std`` is the Gaussian's σ or the Laplace's scale b (pixel units; the other likelihoods ignore it).
     The checks are the configs' own (:meth:`ModelConfig.validate`, :meth:`TrainConfig.validate`),
     run field by field so that every bad value is named at once, not only the first.
     """
@@ -808,6 +810,7 @@ def configs_from_settings(
                 hidden=hid,
                 latent_dim=int(latent_dim),
                 likelihood=likelihood,
+                obs_std=float(obs_std),
             )
         except ConfigError as exc:
             errors.append(_sentence(exc))
@@ -822,6 +825,7 @@ def cli_command(model_config: ModelConfig, train_config: TrainConfig) -> str:
         f"--hidden {','.join(str(h) for h in m.hidden)} --epochs {t.epochs} --batch-size {t.batch_size} "
         f"--lr {t.lr:g} --beta {t.beta:g} --warmup {t.warmup_steps} --free-bits {t.free_bits:g} --seed {t.seed}"
         + (f" --likelihood {m.likelihood}" if m.likelihood != "bernoulli" else "")
+        + (f" --obs-std {m.obs_std:g}" if m.likelihood in SCALED_LIKELIHOODS else "")
         + (" --binarize" if t.binarize else "")
     )
 
@@ -860,7 +864,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="dynamic binarization: train on x ~ Bernoulli(pixels), redrawn every step; evaluate on a "
         "binarized test set (NLL comparable with the binarized-MNIST literature)",
     )
-    p.add_argument("--obs-std", type=float, default=0.1, help="std of the Gaussian likelihood")
+    p.add_argument(
+        "--obs-std",
+        type=float,
+        default=0.1,
+        help="the likelihood's scale in pixel units: the Gaussian's std σ, or the Laplace's scale b (choosing it is "
+        "choosing β: β = σ² for the Gaussian, β = b for the Laplace, against scale 1)",
+    )
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--lr", type=float, default=1e-3)

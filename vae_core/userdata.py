@@ -45,7 +45,7 @@ import numpy as np
 from PIL import Image
 
 from .data import Dataset, content_hash, dataset_from_arrays
-from .errors import N_, LabError
+from .errors import N_, LabError, Msg
 from .userimages import (
     MIN_SIDE,
     DamagedImageError,
@@ -161,7 +161,9 @@ class UserData:
     dataset: Dataset  # name "user:<file>", uint8 (N, H*W) splits, image_shape (1, H, W)
     content_hash: str  # sha256 hex of pixels, labels, split, shape and class names: for the checkpoint
     labelled: bool  # False: one class named UNLABELLED
-    warnings: tuple[str, ...]  # skipped files, resized images: shown beside the success message
+    warnings: tuple[
+        Msg, ...
+    ]  # skipped files, resized images (English text + template): shown beside the success message
     n_images: int  # train + test
 
 
@@ -230,9 +232,21 @@ def _mb(n: int) -> str:
     return f"{n / 2**20:.0f} MB" if n >= 2**20 else f"{n / 2**10:.0f} kB"
 
 
-def _names(names: list[str]) -> str:
+def _joined(messages: list[Msg]) -> str | Msg:
+    """Up to two messages as one (each stays translatable), or "" for none."""
+    if not messages:
+        return ""
+    if len(messages) == 1:
+        return messages[0]
+    return Msg(N_("{first} {second}"), first=messages[0], second=_joined(messages[1:]))
+
+
+def _names(names: list[str]) -> str | Msg:
+    """The first SHOW names, and how many more (a Msg, so that a UI translates the "more")."""
     shown = ", ".join(names[:SHOW])
-    return shown + (f" and {len(names) - SHOW} more" if len(names) > SHOW else "")
+    if len(names) <= SHOW:
+        return shown
+    return Msg(N_("{shown} and {more} more"), shown=shown, more=len(names) - SHOW)
 
 
 # ---------------------------------------------------------------- the zip directory, checked before extracting
@@ -491,24 +505,40 @@ def dataset_from_zip(data: bytes, filename: str, *, seed: int = 0, test_fraction
             greys.append(small)
             names.append(info.filename.replace("\\", "/"))
             sizes.append((h, w))
-    warnings: list[str] = []
+    # Messages with an English template and their fields (errors.Msg): the app shows them in its language.
+    warnings: list[Msg] = []
     if not_images:
-        what = (
-            "files that are not PNG, JPEG or WebP images"
-            if len(not_images) != 1
-            else "file that is not a PNG, JPEG or WebP image"
+        warnings.append(
+            Msg(
+                N_("Skipped {n} files that are not PNG, JPEG or WebP images: {names}.")
+                if len(not_images) != 1
+                else N_("Skipped {n} file that is not a PNG, JPEG or WebP image: {names}."),
+                n=len(not_images),
+                names=_names(not_images),
+            )
         )
-        warnings.append(f"Skipped {len(not_images)} {what}: {_names(not_images)}.")
     if damaged:
         warnings.append(
-            f"Skipped {len(damaged)} image{'s' if len(damaged) != 1 else ''} that could not be read "
-            f"(damaged, too small or too large): {_names(damaged)}."
+            Msg(
+                N_("Skipped {n} images that could not be read (damaged, too small or too large): {names}.")
+                if len(damaged) != 1
+                else N_(
+                    "Skipped {n} image that could not be read (damaged, too small or too large): {names}."
+                ),
+                n=len(damaged),
+                names=_names(damaged),
+            )
         )
     if len(greys) < MIN_IMAGES:
-        found = f"found {len(greys)} usable image{'s' if len(greys) != 1 else ''}"
         raise NoImagesError(
-            f"{filename}: {found}; at least {MIN_IMAGES} PNG, JPEG or WebP images are needed."
-            + (" " + " ".join(warnings) if warnings else "")
+            N_(
+                "{filename}: found {found} usable images; at least {min_images} PNG, JPEG or WebP images are "
+                "needed. {skipped}"
+            ),
+            filename=filename,
+            found=len(greys),
+            min_images=MIN_IMAGES,
+            skipped=_joined(warnings),
         )
     classes, _ = _labels_from_paths(names, filename)
     H, W = target_size(sizes)
@@ -520,11 +550,31 @@ def dataset_from_zip(data: bytes, filename: str, *, seed: int = 0, test_fraction
     if odd:
         stretched = sum(abs(h / w - ch / cw) > 0.02 * ch / cw for h, w in odd)
         warnings.append(
-            f"The images have {len(set(sizes))} different sizes: {len(odd)} were resized to the most common size, "
-            f"{ch}×{cw}" + (f" ({stretched} of them stretched to its shape)." if stretched else ".")
+            Msg(
+                N_(
+                    "The images have {sizes} different sizes: {odd} were resized to the most common size, "
+                    "{h}×{w} ({stretched} of them stretched to its shape)."
+                )
+                if stretched
+                else N_(
+                    "The images have {sizes} different sizes: {odd} were resized to the most common size, {h}×{w}."
+                ),
+                sizes=len(set(sizes)),
+                odd=len(odd),
+                h=ch,
+                w=cw,
+                stretched=stretched,
+            )
         )
     if (ch, cw) != (H, W):
-        warnings.append(f"Every image was scaled down to {H}×{W} (at most {MAX_SIDE}×{MAX_SIDE} are kept).")
+        warnings.append(
+            Msg(
+                N_("Every image was scaled down to {h}×{w} (at most {side}×{side} are kept)."),
+                h=H,
+                w=W,
+                side=MAX_SIDE,
+            )
+        )
     if classes is None:
         labels = np.zeros(len(images), dtype=np.int64)
         class_names: tuple[str, ...] = (UNLABELLED,)
@@ -550,7 +600,7 @@ def _finish(
     labels: np.ndarray,
     class_names: tuple[str, ...],
     labelled: bool,
-    warnings: list[str],
+    warnings: list[Msg],
     seed: int,
     test_fraction: float,
 ) -> UserData:
@@ -624,7 +674,7 @@ def dataset_from_npz(data: bytes, filename: str, *, seed: int = 0, test_fraction
     :class:`ZipBombError`, :class:`ArchiveRefused`, :class:`TooManyImagesError`, :class:`NoImagesError`.
     """
     _check_upload_size(len(data), filename)
-    hint = "Save it with numpy.savez(path, x=images, y=labels), images uint8 of shape (N, H, W)."
+    hint = Msg(N_("Save it with numpy.savez(path, x=images, y=labels), images uint8 of shape (N, H, W)."))
     with _open_zip(data, filename) as zf:
         files = _check_directory(zf, filename, ratio=False)
         entries = {i.filename[:-4]: i for i in files if i.filename.endswith(".npy")}
@@ -633,14 +683,14 @@ def dataset_from_npz(data: bytes, filename: str, *, seed: int = 0, test_fraction
             raise NpzContentError(
                 N_("{filename} holds no array named 'x' (it has {value}). {hint}"),
                 filename=filename,
-                value=_names(keys) or "nothing",
+                value=_names(keys) or Msg(N_("nothing")),
                 hint=hint,
             )
         headers = {k: _npy_header(zf, entries[k], filename) for k in ("x", "y") if k in entries}
-    warnings: list[str] = []
+    warnings: list[Msg] = []
     extra = sorted(set(entries) - {"x", "y"})
     if extra:
-        warnings.append(f"Ignored the arrays {_names(extra)}: only x and y are read.")
+        warnings.append(Msg(N_("Ignored the arrays {names}: only x and y are read."), names=_names(extra)))
     shape, dtype = headers["x"]
     if len(shape) == 4 and shape[3] == 1:
         shape = shape[:3]
@@ -737,7 +787,14 @@ def dataset_from_npz(data: bytes, filename: str, *, seed: int = 0, test_fraction
         H, W = target_size([(h, w)])
         x = np.stack([np.clip(np.rint(resize_grey(im, (H, W))), 0, 255).astype(np.uint8) for im in x])
         warnings.append(
-            f"Every image was scaled down from {h}×{w} to {H}×{W} (at most {MAX_SIDE}×{MAX_SIDE} are kept)."
+            Msg(
+                N_("Every image was scaled down from {h0}×{w0} to {h}×{w} (at most {side}×{side} are kept)."),
+                h0=h,
+                w0=w,
+                h=H,
+                w=W,
+                side=MAX_SIDE,
+            )
         )
     if y is None:
         labels = np.zeros(n, dtype=np.int64)

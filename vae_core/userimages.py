@@ -433,7 +433,7 @@ def preprocess_grey(
     if do_invert:
         grey = 255.0 - grey
     src = source_size or (h, w)
-    empty = empty_message or (
+    empty = empty_message or N_(
         "The image is blank (all one shade): there is nothing to recognise. Choose a picture with a "
         "visible shape, or draw on the canvas."
     )
@@ -474,7 +474,9 @@ def preprocess_canvas(rgba: np.ndarray | None, style: ImageStyle, invert: bool |
     Strokes may be on a transparent, black or white background. ``None`` (no canvas data yet), a
     fully transparent canvas or a one-shade canvas is :class:`EmptyImageError` ("nothing drawn").
     """
-    nothing = "Nothing is drawn yet: draw a shape on the canvas with the mouse or a finger, then look again."
+    nothing = N_(
+        "Nothing is drawn yet: draw a shape on the canvas with the mouse or a finger, then look again."
+    )
     if rgba is None:
         raise EmptyImageError(nothing)
     arr = np.asarray(rgba)
