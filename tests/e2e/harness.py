@@ -21,16 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench._common import CHROMIUM_ARGS, CHROMIUM_DEFAULT, CHROMIUM_ENV
+
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = os.environ.get("VAE_LAB_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+CHROMIUM = os.environ.get(CHROMIUM_ENV, CHROMIUM_DEFAULT)  # the benches' Chromium, with the same flags
 VIEWPORT = {"width": 1400, "height": 900}
 SCREENSHOT_DIR = ROOT / "docs" / "screenshots"
 SCREENSHOT_ENV = "VAE_LAB_SCREENSHOTS"  # =1: the e2e run rewrites docs/screenshots/*.png
