@@ -256,6 +256,26 @@ class TestWorkshop:
         assert f"step {step}/" in progress_text(at), (message, progress_text(at))
         assert settle(tr) == int(step.replace(",", "")), "the worker holds the step the page names"
 
+    def test_in_chinese_a_step_names_the_step_the_bar_shows(self, train_page) -> None:
+        zh = i18n.catalogue("zh_CN")
+        at = AppTest.from_file(PAGE, default_timeout=120)
+        at.query_params["lang"] = "zh"
+        at.run()
+        try:
+            at.selectbox(key="train_dataset").set_value("digits")
+            at.button(key="train_step").click().run()
+            at.button(key="train_step").click().run()
+            assert trainer_of(at).global_step == 2 and not at.exception
+            said = zh.gettext("One batch: step {step}, loss {loss:.2f} nats/image (recon {recon:.2f}{kl}).")
+            head = said.split("{step}")[0]
+            (message,) = [t for t in texts(at, "info") if t.startswith(head)]
+            assert message.startswith(head + "2") and "第 2/" in progress_text(at), (
+                message,
+                progress_text(at),
+            )
+        finally:
+            at.session_state["train_handle"].close()
+
 
 class TestValidation:
     @pytest.mark.parametrize(
