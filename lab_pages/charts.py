@@ -237,20 +237,46 @@ def iwae_curve(
     elbo_text: str,
     k_text: str,
     exact_text: str = "",
+    band_name: str = "",
+    above_name: str = "",
     x_title: str,
     y_title: str,
 ) -> go.Figure:
-    """log p̂_K(x) over K (log axis): one run, the mean over groups with its error bars, and the ELBO,
-    exact log p(x) (when known) and the chosen K as reference lines."""
-    fig = go.Figure(go.Scatter(x=ks, y=iwae, name=run_name, line=dict(color=LOGPX_COLOR)))
+    """log p̂_K(x) over K (log axis): one run; the mean over independent repeats at ``k_choices`` with a band of ± one
+    standard error (``band_name``); the means above the exact log p(x) marked (``above_name``: noise, since
+    E[log p̂_K] ≤ log p(x)); the ELBO, exact log p(x) (when known) and the chosen K as reference lines."""
+    kc = np.asarray(list(k_choices))
+    m, e = np.asarray(mean, dtype=float), np.asarray(se, dtype=float)
+    fig = go.Figure(
+        go.Scatter(x=ks, y=iwae, name=run_name, line=dict(color=LOGPX_COLOR, width=1), opacity=0.6)
+    )
     fig.add_scatter(
-        x=list(k_choices),
-        y=mean,
-        error_y=dict(array=se),
-        mode="markers",
+        x=np.concatenate([kc, kc[::-1]]),
+        y=np.concatenate([m + e, (m - e)[::-1]]),
+        fill="toself",
+        fillcolor="rgba(0,0,0,0.12)",
+        line=dict(width=0),
+        hoverinfo="skip",
+        name=band_name or "± SE",
+    )
+    fig.add_scatter(
+        x=kc,
+        y=m,
+        mode="lines+markers",
         name=mean_name,
+        line=dict(color=LOGPX_COLOR, width=2),
         marker=dict(color=LOGPX_COLOR, symbol="diamond"),
     )
+    if exact is not None and above_name:
+        up = m > exact
+        if up.any():
+            fig.add_scatter(
+                x=kc[up],
+                y=m[up],
+                mode="markers",
+                name=above_name,
+                marker=dict(color=GUIDE_COLOR, symbol="x", size=10),
+            )
     fig.add_hline(y=elbo, line=dict(color=ELBO_COLOR), annotation_text=elbo_text)
     if exact is not None:
         fig.add_hline(y=exact, line=dict(color=INK_COLOR, dash="dash"), annotation_text=exact_text)

@@ -85,32 +85,68 @@ def start(h: registry.TrainerHandle, mc, tc, errors: list[str]) -> Message:
     ).format(model=mc.describe(), dataset=tc.dataset, epochs=tc.epochs)
 
 
+STEP = "{step}"  # left in a message by the verbs below: the page writes the step of the snapshot it draws
+
+
 def _tell(h: registry.TrainerHandle, verb: str, text: str) -> Message | None:
-    """Call ``trainer.<verb>()`` if there is a trainer; ``text`` may name the ``{step}`` it is at."""
+    """Call ``trainer.<verb>()`` if there is a trainer and wait (briefly) for the worker to hold it there; ``text``
+    keeps its ``{step}``, which the page fills from the snapshot its progress bar shows (one step, one number)."""
     tr = h.trainer
     if tr is None:
         return None
     getattr(tr, verb)()
-    return "info", text.format(step=tr.global_step)
+    tr.settle()
+    return "info", text
+
+
+def discards(h: registry.TrainerHandle, mc=None, tc=None, errors: list[str] | None = None) -> int | None:
+    """The step of the trained model that Reset (or, with the settings, Start) would throw away; None if nothing
+    would be lost: no trainer, no step taken, or Start would refuse or continue this idle trainer."""
+    tr = h.trainer
+    if tr is None or tr.global_step == 0 or errors:
+        return None
+    if mc is not None and tr.state == S.IDLE and tr.model_config == mc and tr.config == tc:
+        return None
+    return tr.global_step
 
 
 def pause(h: registry.TrainerHandle) -> Message | None:
+    tr = h.trainer
+    if tr is not None and tr.state == S.FINISHED:
+        return "info", _(
+            "The run is over at step {step}: nothing to pause. Step trains one more batch of this model; Resume "
+            "trains it for more epochs."
+        )
     return _tell(h, "pause", _("Paused at step {step}. Step trains one batch; Resume continues."))
 
 
-def resume(h: registry.TrainerHandle) -> Message:
+def resume(h: registry.TrainerHandle, more_epochs: int = 1) -> Message:
+    """Continue a paused or stopped run; a finished one goes on with the same model for ``more_epochs`` epochs."""
+    tr = h.trainer
+    more = max(1, int(more_epochs))
+    extended = tr is not None and tr.state == S.FINISHED and tr.extend(more)
     try:
         h.resume()
     except registry.CapacityError as exc:
         return "error", _("Not resumed: {reason}").format(reason=error_text(exc))
     if h.trainer is not None and h.trainer.state in (S.RUNNING, S.STARTING):
-        return "success", _("Resumed at step {step}.").format(step=h.trainer.global_step)
+        if extended:
+            return "success", ngettext(
+                "The same model trains on from step {step}: {n} more epoch.",
+                "The same model trains on from step {step}: {n} more epochs.",
+                more,
+            ).format(step=STEP, n=more)
+        return "success", _("Resumed at step {step}.")
     return "warning", _("Not resumed: the trainer is still finishing its last step; press Resume again.")
 
 
 def step(h: registry.TrainerHandle, mc, tc, errors: list[str]) -> Message:
-    """Train one batch; after the end of a run (or before any), on a new idle trainer."""
-    if h.trainer is None or h.trainer.state in (S.FINISHED, S.DIVERGED, S.FAILED):
+    """Train one batch: before any run, on a new idle trainer; after the end of a run, on the SAME model (the run
+    grows by one epoch); after a divergence or a failure, on a new trainer."""
+    tr = h.trainer
+    if tr is not None and tr.state == S.FINISHED:
+        tr.extend(1)
+    elif tr is None or tr.state in (S.DIVERGED, S.FAILED):
         if errors:
             return "error", _("No step taken. Fix the settings first: {errors}").format(
                 errors=" ".join(errors)
@@ -127,7 +163,7 @@ def step(h: registry.TrainerHandle, mc, tc, errors: list[str]) -> Message:
     kl = _(", KL {kl:.2f}").format(kl=rec["kl"]) if h.trainer.model_config.kind == "vae" else ""
     # TRANSLATORS: {kl} is empty for an AE, else ", KL 12.34" (its own message).
     return "info", _("One batch: step {step}, loss {loss:.2f} nats/image (recon {recon:.2f}{kl}).").format(
-        step=rec["step"], loss=rec["loss"], recon=-rec["recon"], kl=kl
+        step=STEP, loss=rec["loss"], recon=-rec["recon"], kl=kl
     )
 
 

@@ -32,6 +32,9 @@ from vae_core.train import TrainerState as S
 from vae_core.userdata import MAX_COMPRESSED_BYTES
 
 REFRESH_S = 1.0  # seconds between live redraws
+# ~6 s an epoch at 10-12k images/s: a default run of some 3 minutes, long enough to pause, step and resume while
+# a host talks (lab_pages.tour's Train step says what to do on a faster machine)
+DEFAULT_EPOCHS = 30
 DEFAULT_SCALE = 0.1  # the Gaussian's σ / the Laplace's b, pixel units: ModelConfig.obs_std's default
 STATES = (  # the TrainerState values, marked for the progress text
     N_("idle"),
@@ -83,7 +86,15 @@ NUMBERS = [
     NumberSetting(2, N_("Free bits (nats per dim)"), "free_bits", "train_free_bits", 0.0, 0.1),
     NumberSetting(3, N_("Learning rate"), "lr", "train_lr", 1e-3, 1e-4),
     NumberSetting(3, N_("Batch size"), "batch_size", "train_batch", 128, 32),
-    NumberSetting(3, N_("Epochs"), "epochs", "train_epochs", 5, 1),
+    NumberSetting(
+        3,
+        N_("Epochs"),
+        "epochs",
+        "train_epochs",
+        DEFAULT_EPOCHS,
+        1,
+        help=N_("Resume after the end trains the same model for this many more epochs"),
+    ),
     NumberSetting(3, N_("Seed"), "seed", "train_seed", 0, 1),
 ]
 
@@ -110,15 +121,23 @@ CONTROLS = [
         with_settings=True,
         help=N_("Train from scratch with these settings"),
     ),
-    Control(N_("Pause"), "pause", "pause", enabled_in=(S.RUNNING, S.STARTING)),
-    Control(N_("Resume"), "resume", "resume", enabled_in=(S.PAUSED, S.STOPPED)),
+    Control(N_("Pause"), "pause", "pause", enabled_in=(S.RUNNING, S.STARTING, S.FINISHED)),
+    Control(
+        N_("Resume"),
+        "resume",
+        "resume",
+        enabled_in=(S.PAUSED, S.STOPPED, S.FINISHED),
+        help=N_(
+            "Continue this model; after the end of the run, for as many more epochs as the Epochs setting"
+        ),
+    ),
     Control(
         N_("Step"),
         "skip_next",
         "step",
         enabled_in=(*NO_RUN, S.PAUSED),
         with_settings=True,
-        help=N_("Train one batch"),
+        help=N_("Train one batch (after the end of the run: one more batch of the same model)"),
     ),
     Control(N_("Stop"), "stop", "stop", enabled_in=(S.RUNNING, S.PAUSED, S.IDLE, S.STARTING)),
     Control(N_("Reset"), "restart_alt", "reset", enabled_in=tuple(S)),
@@ -147,12 +166,34 @@ def configs():
     )
 
 
-def act(verb, *args, settings: bool = False) -> None:
-    """Button callback: ``verb`` (lab_pages.slots) on the slot (``settings``: with the configs); its message is kept."""
+CONFIRM_KEY = (
+    "train_confirm"  # the verb ("start" or "reset") pressed once over a trained model: a second press does it
+)
+DISCARDING = {"start": N_("Start"), "reset": N_("Reset")}  # the verbs that throw the trained model away
+
+
+def act(verb, *args, settings: bool = False, **kwargs: Any) -> None:
+    """Button callback: ``verb`` (lab_pages.slots) on the slot (``settings``: with the configs); its message is kept.
+    Start and Reset over a trained model only warn at the first press: the second press discards it."""
     config_args = configs() if settings else ()
-    message = verb(handle(), *config_args, *args)
+    ss = st.session_state
+    asked = ss.pop(CONFIRM_KEY, None)
+    name = getattr(verb, "__name__", "")
+    if name in DISCARDING:
+        step = slots.discards(handle(), *config_args)
+        if step is not None and asked != name:
+            ss[CONFIRM_KEY] = name
+            ss["train_flash"] = (
+                "warning",
+                _(
+                    "This discards the current model (step {step:,}); press {button} again to confirm. Save it or "
+                    "use it in the lab first to keep it."
+                ).format(step=step, button=_(DISCARDING[name])),
+            )
+            return
+    message = verb(handle(), *config_args, *args, **kwargs)
     if message is not None:
-        st.session_state["train_flash"] = message
+        ss["train_flash"] = message
 
 
 def live_chart(
@@ -296,14 +337,15 @@ def draw_preview(job_id: int, pv: Preview, cfg: ModelConfig) -> None:
     c2.image(samples_png, caption=samples.format(n=16), width="stretch")
 
 
-def draw_live(h: registry.TrainerHandle, live: bool) -> None:
-    """What changes while training, drawn from one snapshot of the job (bench.app_train_throughput times it)."""
+def draw_live(h: registry.TrainerHandle, live: bool, snap: LiveSnapshot | None = None) -> None:
+    """What changes while training, drawn from one snapshot of the job (``snap``, else a new one; the
+    bench.app_train_throughput times it)."""
     h.touch()
     job = h.trainer
     if job is None:
         st.info(_("Press **Start** to train with these settings, or **Step** to train one batch at a time."))
         return
-    snap, cfg, tc = job.snapshot(), job.model_config, job.config
+    snap, cfg, tc = snap or job.snapshot(), job.model_config, job.config
     if live and snap.state not in (S.RUNNING, S.STARTING):
         st.rerun()  # finished, stopped or diverged: redraw the whole page once, without the timer
     st.progress(min(1.0, snap.step / snap.total_steps), text=progress_text(snap, tc.epochs, live))
@@ -423,6 +465,14 @@ def add_uploaded_dataset() -> None:
     st.session_state["train_flash"] = slots.add_dataset(st.session_state["train_data_upload"])
 
 
+def control_kwargs(ctl: Control) -> dict[str, Any]:
+    """What :func:`act` passes besides the verb: the settings, or Resume's epochs for a finished run."""
+    if ctl.verb == "resume":
+        more = st.session_state.get("train_epochs", DEFAULT_EPOCHS)
+        return {"more_epochs": int(more) if isinstance(more, int | float) and more >= 1 else DEFAULT_EPOCHS}
+    return {"settings": True} if ctl.with_settings else {}
+
+
 def control_row(trainer_state: S | None) -> None:
     """Start, Pause, Resume, Step, Stop, Reset: each runs its verb in a callback (:func:`act`)."""
     for col, ctl in zip(st.columns(len(CONTROLS)), CONTROLS):
@@ -432,7 +482,7 @@ def control_row(trainer_state: S | None) -> None:
             key=f"train_{ctl.verb}",
             on_click=act,
             args=(getattr(slots, ctl.verb),),
-            kwargs={"settings": True} if ctl.with_settings else {},
+            kwargs=control_kwargs(ctl),
             type="primary" if ctl.verb == "start" else "secondary",
             disabled=trainer_state not in ctl.enabled_in,
             help=ctl.help and _(ctl.help),
@@ -457,13 +507,18 @@ def main() -> None:
         st.error(error_text(e))
     control_row(tr.state if tr is not None else None)
     flash = st.session_state.pop("train_flash", None)  # the last button's result (kind, text), shown once
+    snap = (
+        tr.snapshot() if tr is not None else None
+    )  # the one snapshot this run's message and progress bar show
     if flash:
         kind, text = flash
+        if snap is not None:
+            text = text.replace(slots.STEP, f"{snap.step:,}")
         getattr(st, kind)(text)
     if tr is not None:  # outside the fragment, so from the first step on (the callbacks check for steps)
         slots.keep_row(h, act)
     h.registry.warm()  # the fork server (started with the app) runs: Start is felt at once
-    live = tr is not None and tr.state in (S.RUNNING, S.STARTING)
+    live = snap is not None and snap.state in (S.RUNNING, S.STARTING)
     if live:
 
         @st.fragment(run_every=REFRESH_S)
@@ -472,7 +527,7 @@ def main() -> None:
 
         live_view()
     else:
-        draw_live(h, False)
+        draw_live(h, False, snap)
 
 
 if __name__ == "__main__":  # Streamlit runs pages as __main__; importing (the benchmark) draws nothing

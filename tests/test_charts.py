@@ -156,7 +156,7 @@ class TestOneImage:
             ks,
             np.array([-5.0, -4.5, -4.2]),
             (1, 10),
-            [-5.0, -4.4],
+            [-5.0, -4.0],
             [0.1, 0.05],
             -5.0,
             10,
@@ -167,11 +167,22 @@ class TestOneImage:
             elbo_text="E",
             k_text="K",
             exact_text="X",
+            band_name="band",
+            above_name="above",
             x_title="K",
             y_title="nats",
         )
-        assert [t.name for t in fig.data] == ["run", "mean"] and fig.data[0].line.color == LOGPX_COLOR
-        assert list(fig.data[1].error_y.array) == [0.1, 0.05]
+        assert [t.name for t in fig.data] == ["run", "band", "mean", "above"] and fig.data[
+            0
+        ].line.color == LOGPX_COLOR
+        assert (
+            list(fig.data[1].y) == pytest.approx([-4.9, -3.95, -4.05, -5.1]) and fig.data[1].fill == "toself"
+        )
+        assert list(fig.data[2].x) == [1, 10] and list(fig.data[2].y) == [
+            -5.0,
+            -4.0,
+        ]  # the mean; the band ± SE
+        assert list(fig.data[3].x) == [10] and list(fig.data[3].y) == [-4.0], "the mean above exact, marked"
         assert fig.layout.xaxis.type == "log" and fig.layout.xaxis.title.text == "K"
         lines = {a.text: s for a, s in zip(fig.layout.annotations, fig.layout.shapes)}
         assert lines["E"].line.color == ELBO_COLOR and lines["X"].y0 == -4.1 and lines["K"].y0 == -4.5
@@ -194,6 +205,7 @@ class TestOneImage:
             y_title="n",
         )
         assert "X" not in [a.text for a in without.layout.annotations]
+        assert [t.name for t in without.data] == ["r", "± SE", "m"]  # no exact value: nothing marked
 
     def test_posterior_line_and_map(self) -> None:
         z = np.linspace(-1, 1, 3)

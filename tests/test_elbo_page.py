@@ -6,6 +6,7 @@ import copy
 import dataclasses
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -236,3 +237,51 @@ def test_the_page_renders_in_chinese(path, name) -> None:
     assert bool(at.get("plotly_chart")) == (
         "vae" in name
     )  # a VAE gets its figures; an AE the (translated) reason it gets none
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_delta_arrows_follow_the_sign_in_both_languages(vae2, digits, lang) -> None:
+    """A negative difference is a red ↓ in Chinese too (its translated delta once put the number second: green ↑)."""
+    at = AppTest.from_file(PAGE, default_timeout=120)
+    at.session_state["current_model"] = vae2
+    if lang == "zh":
+        at.query_params["lang"] = "zh"
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    signed = [m.proto for m in at.metric if m.proto.delta and m.proto.direction != m.proto.NONE]  # not "off"
+    assert len(signed) >= 3  # log p̂_K vs ELBO; section 2: log p̂_K and the ELBO vs exact
+    for p in signed:
+        assert p.delta[0] in "+-", p.delta  # the number first, whatever the language
+        down = p.delta.startswith("-")
+        assert p.direction == (p.DOWN if down else p.UP) and p.color == (p.RED if down else p.GREEN), p.delta
+    elbo_vs_exact = [p for p in signed if p.label == "ELBO"]
+    assert elbo_vs_exact and elbo_vs_exact[0].delta.startswith("-")  # the ELBO is below log p(x): ↓, red
+
+
+def test_the_k_curve_has_a_band_of_repeats_and_an_estimate_above_exact_is_called_noise(
+    vae2, digits, monkeypatch
+) -> None:
+    at = page(vae2)
+    rr = idn.iwae_repeats(vae2.model, digits.x_test[0], idn.K_CHOICES, repeats=4, seed=0)
+    (fig,) = [s for s in chart_specs(at) if s["layout"].get("xaxis", {}).get("type") == "log"]
+    by_name = {t.get("name"): t for t in fig["data"]}
+    band = by_name["± 1 standard error of that mean"]
+    mean = by_name["mean of log p̂_K(x) over 4 independent runs"]
+    assert band["fill"] == "toself" and arr(mean["y"]) == pytest.approx(rr.mean)
+    assert arr(band["y"])[: len(rr.mean)] == pytest.approx(rr.mean + rr.se)
+    m, se = rr.at(1000)
+    assert metric(at, "log p̂_K(x), K=1000, mean of 4 runs") == f"{m:.3f} ± {se:.3f}"
+    g = idn.posterior_grid(vae2.model, digits.x_test[0])
+    assert (m > g.log_px) == any("noise, not a finding" in w for w in (x.value for x in at.warning))
+
+    # a mean above the exact value (forced): marked on the curve and explained as noise
+    def above(model, x, ks, repeats, seed):
+        return idn.IWAERepeats(
+            np.array(ks), np.full(len(ks), g.log_px + 0.05), np.full(len(ks), 0.02), repeats
+        )
+
+    monkeypatch.setattr(idn, "iwae_repeats", above)
+    at = page(dataclasses.replace(vae2, key=vae2.key + ":above"))
+    assert any("noise, not a finding" in w.value and "2.5 standard errors" in w.value for w in at.warning)
+    (fig,) = [s for s in chart_specs(at) if s["layout"].get("xaxis", {}).get("type") == "log"]
+    assert "mean above the exact log p(x): noise" in {t.get("name") for t in fig["data"]}

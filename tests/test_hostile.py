@@ -546,6 +546,8 @@ class TestTraining:
         raw = checkpoint_bytes(lm.model, lm.metadata)
         assert load_checkpoint(raw).metadata["steps"] == tr.global_step  # and savable: validated as finite
         at.number_input(key="train_lr").set_value(1e-3)
+        at.button(key="train_start").click().run()  # the diverged model's finite weights would go: Start asks
+        assert trainer_of(at) is tr and any("press Start again" in t for t in (w.value for w in at.warning))
         at.button(key="train_start").click().run()  # a new start with a sane rate trains again
         assert trainer_of(at) is not tr and trainer_of(at).state in LIVE
         metadata_state_is(lm.metadata, S.DIVERGED)
@@ -594,6 +596,8 @@ class TestTraining:
         tr = trainer_of(at)
         assert wait_for(lambda: tr.global_step > 3, 60)
         assert at.button(key="train_reset").disabled is False
+        at.button(key="train_reset").click().run()  # the first press asks; training goes on meanwhile
+        assert trainer_of(at) is tr and any("press Reset again" in w.value for w in at.warning)
         at.button(key="train_reset").click().run()
         assert not at.exception
         assert trainer_of(at) is None

@@ -114,6 +114,32 @@ class TestIdentityOnTrainedZ2:
             np.testing.assert_allclose(g.log_posterior, ref.log_posterior()[0].double().numpy(), atol=2e-3)
 
 
+class TestRepeats:
+    def test_the_mean_of_repeats_matches_one_large_k_estimate_within_its_se(self, vae, digits, cases) -> None:
+        for i, r, g in cases:
+            rr = idn.iwae_repeats(vae, digits.x_test[i], (1, 10, 200), repeats=16, seed=i)
+            mean, se = rr.at(200)
+            assert (
+                se > 0 and abs(mean - r.log_px_hat(5000)) < 3 * se + 0.05
+            )  # the K=200 bias is a few hundredths
+            assert abs(mean - g.log_px) < 3 * se + 0.05
+            assert rr.mean[0] < rr.mean[1] < rr.mean[2], "the trend with K, visible in the mean"
+            assert rr.at(1)[0] == pytest.approx(r.elbo, abs=4 * rr.at(1)[1] + 0.05)  # K=1: an ELBO estimate
+
+    def test_the_se_shrinks_with_repeats_and_is_seeded(self, vae, digits) -> None:
+        x = digits.x_test[IMAGES[0]]
+        few = idn.iwae_repeats(vae, x, (1, 5), repeats=8, seed=0)
+        many = idn.iwae_repeats(vae, x, (1, 5), repeats=128, seed=0)
+        ratio = few.se / many.se  # the SE goes as 1/sqrt(repeats): 16 times the runs, about a quarter the SE
+        assert np.all(ratio > 2) and np.all(ratio < 8), ratio
+        again = idn.iwae_repeats(vae, x, (1, 5), repeats=8, seed=0)
+        assert np.array_equal(again.mean, few.mean) and few.repeats == 8 and list(few.ks) == [1, 5]
+        with pytest.raises(ValueError):
+            idn.iwae_repeats(vae, x, (1,), repeats=1)
+        with pytest.raises(ValueError):
+            few.at(3)
+
+
 class TestImageReport:
     def test_terms_add_up(self, cases) -> None:
         for _, r, _ in cases:

@@ -113,6 +113,21 @@ class TestThreads:
         time.sleep(0.1)
         assert tr.global_step == stopped_at
 
+    def test_a_finished_run_extends_with_the_same_model(self, digits):
+        tr = make(digits, epochs=1)
+        tr.start()
+        assert tr.join(timeout=30) and tr.state == TrainerState.FINISHED
+        end, per_epoch = tr.global_step, tr.steps_per_epoch
+        assert tr.step() is None  # over: no step until extended
+        assert tr.extend(2) and tr.state == TrainerState.PAUSED and tr.config.epochs == 3
+        assert tr.total_steps == 3 * per_epoch and tr.message == ""
+        assert tr.step()["step"] == end + 1  # the same model, from where it stopped
+        tr.resume()  # no thread any more: a new one, to the new end
+        assert tr.join(timeout=30) and tr.state == TrainerState.FINISHED
+        assert tr.global_step == 3 * per_epoch and tr.history.step == list(range(1, 3 * per_epoch + 1))
+        assert "3 epoch" in str(tr.message)
+        assert not tr.extend(0)
+
     def test_stop_while_paused_ends_the_thread(self, digits):
         tr = make(digits, epochs=500)
         tr.start()

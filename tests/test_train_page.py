@@ -90,7 +90,7 @@ class TestRender:
             "train_free_bits": 0.0,
             "train_lr": 1e-3,
             "train_batch": 128,
-            "train_epochs": 5,
+            "train_epochs": 30,
             "train_seed": 0,
         }
         assert at.text_input(key="train_hidden").value == "400"
@@ -146,6 +146,8 @@ class TestControls:
 
         pid = tr.pid
         at.button(key="train_reset").click().run()
+        assert trainer_of(at) is tr, "a first Reset over a trained model only asks"
+        at.button(key="train_reset").click().run()
         assert trainer_of(at) is None and not at.exception
         assert wait_for(lambda: pid not in worker_children(), 10), "Reset ends the worker process"
 
@@ -178,6 +180,102 @@ class TestControls:
         assert captions[1] == "16 samples from the prior z ~ N(0, I)"
         assert any("finished" in p.proto.text for p in at.get("progress"))
         assert any("ELBO" in e.value for e in at.latex)
+
+
+class TestWorkshop:
+    """Issue #28: a run a host can narrate: Pause, Step and Resume mean something at any moment, the end included."""
+
+    def test_a_finished_run_steps_and_resumes_with_the_same_model(self, train_page) -> None:
+        at = train_page(epochs=1)
+        at.button(key="train_start").click().run()
+        tr = trainer_of(at)
+        assert tr.join(30) and tr.state == S.FINISHED
+        at.run()
+        end, total = tr.global_step, tr.total_steps
+        assert all(at.button(key=f"train_{v}").disabled is False for v in ("pause", "resume", "step"))
+
+        at.button(key="train_pause").click().run()  # nothing to pause: it says what Step and Resume do
+        assert tr.state == S.FINISHED and any(f"over at step {end}" in t for t in texts(at, "info"))
+
+        at.button(key="train_step").click().run()
+        assert trainer_of(at) is tr, "Step after the end continues the same model"
+        assert tr.global_step == end + 1 and tr.state == S.PAUSED and tr.total_steps == 2 * total
+        assert tr.history.step[-2:] == [end, end + 1]
+        assert any(f"step {end + 1}," in t for t in texts(at, "info"))
+
+        at.button(key="train_resume").click().run()  # paused mid-epoch: it trains to the new end
+        assert trainer_of(at) is tr and tr.join(30) and tr.state == S.FINISHED
+        assert tr.global_step == 2 * total
+        at.run()
+        at.button(key="train_resume").click().run()  # after the end: Epochs (1) more of the same model
+        assert trainer_of(at) is tr and any("same model trains on" in t for t in texts(at, "success"))
+        assert tr.join(30) and tr.state == S.FINISHED and tr.global_step == 3 * total
+        assert tr.history.step == list(range(1, 3 * total + 1)), "one run, never restarted"
+        at.run()
+        assert any(
+            f"step {3 * total:,}/{3 * total:,}" in p for p in (q.proto.text for q in at.get("progress"))
+        )
+
+    def test_reset_and_start_ask_before_they_discard_a_model(self, train_page) -> None:
+        at = train_page()
+        at.button(key="train_step").click().run()
+        at.button(key="train_step").click().run()
+        tr = trainer_of(at)
+        assert tr.global_step == 2
+        at.button(
+            key="train_start"
+        ).click().run()  # same settings over an idle trainer: it continues, no question
+        assert trainer_of(at) is tr and tr.state in LIVE
+        at.button(key="train_stop").click().run()
+        assert tr.join(10)
+        step = tr.global_step
+        at.button(key="train_reset").click().run()
+        assert trainer_of(at) is tr
+        assert any(
+            f"discards the current model (step {step:,}); press Reset again" in t
+            for t in texts(at, "warning")
+        )
+        at.button(key="train_start").click().run()  # a Reset asked for is no Start: Start asks on its own
+        assert trainer_of(at) is tr and any("press Start again" in t for t in texts(at, "warning"))
+        at.button(key="train_start").click().run()
+        new = trainer_of(at)
+        assert (
+            new is not tr and new.state in LIVE and any("Training started" in t for t in texts(at, "success"))
+        )
+        at.button(key="train_stop").click().run()
+        new.join(10)
+
+    def test_the_message_and_the_progress_bar_show_one_step(self, train_page) -> None:
+        at = train_page()
+        at.button(key="train_start").click().run()
+        tr = trainer_of(at)
+        assert wait_for(lambda: tr.state == S.RUNNING and tr.global_step >= 5, 60)
+        at.button(key="train_pause").click().run()
+        (message,) = [t for t in texts(at, "info") if t.startswith("Paused at step")]
+        step = message.removeprefix("Paused at step ").split(".")[0]
+        assert f"step {step}/" in progress_text(at), (message, progress_text(at))
+        # the worker acked the pause before the page drew; a step already in flight may still land (one at most)
+        assert settle(tr) - int(step.replace(",", "")) in (0, 1)
+
+    def test_in_chinese_a_step_names_the_step_the_bar_shows(self, train_page) -> None:
+        zh = i18n.catalogue("zh_CN")
+        at = AppTest.from_file(PAGE, default_timeout=120)
+        at.query_params["lang"] = "zh"
+        at.run()
+        try:
+            at.selectbox(key="train_dataset").set_value("digits")
+            at.button(key="train_step").click().run()
+            at.button(key="train_step").click().run()
+            assert trainer_of(at).global_step == 2 and not at.exception
+            said = zh.gettext("One batch: step {step}, loss {loss:.2f} nats/image (recon {recon:.2f}{kl}).")
+            head = said.split("{step}")[0]
+            (message,) = [t for t in texts(at, "info") if t.startswith(head)]
+            assert message.startswith(head + "2") and "第 2/" in progress_text(at), (
+                message,
+                progress_text(at),
+            )
+        finally:
+            at.session_state["train_handle"].close()
 
 
 class TestValidation:
@@ -448,6 +546,8 @@ class TestWorker:
         assert any("Saved" in t for t in texts(at, "success")), texts(at, "error")
         assert load_checkpoint(tmp_path / "saved" / "after_kill.safetensors").metadata["steps"] == kept
 
+        at.button(key="train_start").click().run()  # the kept weights would go: Start asks first
+        assert trainer_of(at) is tr and any("press Start again" in t for t in texts(at, "warning"))
         at.button(key="train_start").click()  # a new worker, forked at once: still felt at once
         assert timed_run(at) < 1.0 and ("starting" in progress_text(at) or "running" in progress_text(at))
         new = trainer_of(at)
@@ -472,6 +572,8 @@ class TestWorker:
             at.button(key=key).click()
             assert timed_run(at) < 5, key
         assert trainer_of(at) is tr
+        at.button(key="train_reset").click()  # the first press asks (the kept weights would go)
+        assert timed_run(at) < 5 and trainer_of(at) is tr
         at.button(key="train_reset").click()
         assert timed_run(at) < 5 and trainer_of(at) is None
 

@@ -23,7 +23,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .data import DATASETS, Dataset, load_dataset
@@ -375,6 +375,42 @@ class LiveJob:
             with link.lock:
                 link.state = S.STOPPED
         self._notify()
+
+    def extend(self, epochs: int) -> bool:
+        """Continue a finished :class:`TrainJob` with the SAME model: the run grows by ``epochs`` epochs and the
+        job is paused (Step and Resume go on from its last step). True if extended; False where there is no
+        finished job whose worker lives (nothing is thrown away either way)."""
+        link = self._live_link()
+        if (
+            link is None
+            or link.state != S.FINISHED
+            or epochs < 1
+            or not isinstance(self.job, TrainJob)
+            or self.config is None
+        ):
+            return False
+        self.config = replace(self.config, epochs=self.config.epochs + int(epochs))
+        self.job = replace(self.job, train_config=self.config)
+        self.total_steps = self.steps_per_epoch * self.config.epochs
+        with link.lock:
+            link.seq += 1
+            link.ctl_seq = link.seq
+            link.state, link.message, link.total_steps = S.PAUSED, "", self.total_steps
+        link.proc.send(Control(link.ctl_seq, "extend", epochs=int(epochs)))
+        self._notify()
+        return True
+
+    def settle(self, timeout: float = 2.0) -> bool:
+        """Wait up to ``timeout`` s until the worker has acknowledged the latest command (Pause, Stop): its step
+        is then the step it holds. True if it has."""
+        end = time.monotonic() + timeout
+        while True:
+            link = self._live_link()
+            if link is None or link.acked >= link.ctl_seq:
+                return True
+            if time.monotonic() >= end:
+                return False
+            time.sleep(0.01)
 
     def step(self, timeout: float = REPLY_TIMEOUT_S + 20.0) -> dict[str, Any] | None:
         """Train one batch (while paused, or before any Start) and return its record, or None.

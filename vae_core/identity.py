@@ -44,6 +44,8 @@ __all__ = [
     "image_report",
     "kl_monte_carlo",
     "expected_iwae",
+    "IWAERepeats",
+    "iwae_repeats",
     "grid_log_lik",
     "PosteriorGrid",
     "posterior_grid",
@@ -186,6 +188,53 @@ def expected_iwae(log_w: np.ndarray, ks: list[int] | tuple[int, ...]) -> tuple[n
         means.append(est.mean())
         ses.append(est.std(ddof=1) / math.sqrt(g) if g > 1 else np.nan)
     return np.array(means), np.array(ses)
+
+
+class IWAERepeats(NamedTuple):
+    """log p̂_K(x) of one image over independent repeats: its mean and standard error at each K, nats."""
+
+    ks: np.ndarray  # (n,) the K values
+    mean: np.ndarray  # (n,) mean over the repeats of log p̂_K(x)
+    se: np.ndarray  # (n,) standard error of that mean: std over the repeats (ddof=1) / sqrt(repeats)
+    repeats: int  # independent sets of max(ks) draws z ~ q(z|x)
+
+    def at(self, k: int) -> tuple[float, float]:
+        """(mean, standard error) of log p̂_K(x) at K = ``k`` (one of :attr:`ks`)."""
+        i = int(np.flatnonzero(self.ks == int(k))[0]) if int(k) in self.ks else -1
+        if i < 0:
+            raise ValueError(f"K={k} is not one of {self.ks.tolist()}")
+        return float(self.mean[i]), float(self.se[i])
+
+
+@torch.no_grad()
+def iwae_repeats(
+    model: VAE,
+    x: torch.Tensor,
+    ks: list[int] | tuple[int, ...] = K_CHOICES,
+    repeats: int = 8,
+    seed: int = 0,
+) -> IWAERepeats:
+    """log p̂_K(x) for one image x (D,) at each K in ``ks``, as a mean over ``repeats`` independent runs with its
+    standard error. Each run draws its own max(ks) samples z ~ q(z|x) (a generator seeded by ``seed`` + 1000 + r)
+    and uses its first K at each K, as :func:`image_report`'s running curve does. The spread is the estimator's
+    noise: a single run may land above log p(x) although E[log p̂_K(x)] ≤ log p(x) for every K. Nats."""
+    _need_vae(model)
+    if repeats < 2:
+        raise ValueError(f"repeats must be at least 2 (for a standard error), got {repeats}")
+    k_arr = np.array(sorted({int(k) for k in ks}))
+    if k_arr[0] < 1:
+        raise ValueError(f"every K must be at least 1, got {k_arr[0]}")
+    k_max = int(k_arr[-1])
+    dev = next(model.parameters()).device
+    xf = to_float(x.reshape(1, -1).to(dev))
+    mu, logvar = model.encode(xf)
+    runs = []
+    for r in range(int(repeats)):
+        gen = torch.Generator(device=dev).manual_seed(int(seed) + 1000 + r)
+        _, log_w = _log_weights(model, xf[0], mu[0], logvar[0], k_max, gen)
+        runs.append(iwae_curve(log_w.unsqueeze(1))[k_arr - 1, 0])  # (n,)
+    est = torch.stack(runs).cpu().numpy()  # (repeats, n)
+    return IWAERepeats(k_arr, est.mean(0), est.std(0, ddof=1) / math.sqrt(repeats), int(repeats))
 
 
 def grid_log_lik(model: VAE | AE, x: torch.Tensor, z: torch.Tensor, chunk: int = 0) -> torch.Tensor:

@@ -49,11 +49,12 @@ class Assign:
 
 @dataclass(frozen=True)
 class Control:
-    """Run, pause or stop training; ``seq`` orders controls (the worker acks the latest in its updates)."""
+    """Run, pause, stop or extend training; ``seq`` orders controls (the worker acks the latest in its updates)."""
 
     seq: int
-    verb: Literal["run", "pause", "stop"]
+    verb: Literal["run", "pause", "stop", "extend"]
     message: str | None = None  # stop: what the state says afterwards (why it was stopped)
+    epochs: int = 0  # extend: how many epochs the run grows by (a finished run continues, the same model)
 
 
 @dataclass(frozen=True)

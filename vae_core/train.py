@@ -21,7 +21,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, TypeVar
 
 import numpy as np
@@ -436,6 +436,18 @@ class Trainer:
         with self._lock:
             if self.state in (TrainerState.RUNNING, TrainerState.PAUSED, TrainerState.IDLE):
                 self.state = TrainerState.STOPPED
+
+    def extend(self, epochs: int) -> bool:
+        """Raise the run's length by ``epochs`` epochs: a finished run becomes a paused one of the SAME model
+        (Step and Resume continue it). True if extended; a diverged or failed run is not."""
+        with self._lock:
+            if epochs < 1 or self.state in (TrainerState.DIVERGED, TrainerState.FAILED):
+                return False
+            self.config = replace(self.config, epochs=self.config.epochs + int(epochs))
+            self.total_steps = self.steps_per_epoch * self.config.epochs
+            if self.state == TrainerState.FINISHED:
+                self.state, self.message = TrainerState.PAUSED, ""
+            return True
 
     def join(self, timeout: float | None = None) -> bool:
         """Wait up to ``timeout`` s for the background thread; True when no thread is alive afterwards."""

@@ -103,6 +103,9 @@ class _Runner:
         """One training step while paused (the Train page's Step); None where a job has none."""
         return None
 
+    def extend(self, epochs: int) -> None:
+        """Make the run ``epochs`` epochs longer (a finished run becomes paused); a no-op where a job cannot."""
+
     def status(self) -> tuple[S, int]:
         """(state, step) now."""
         raise NotImplementedError
@@ -180,6 +183,9 @@ class _TrainRunner(_Runner):
     def step(self) -> dict[str, Any] | None:
         torch.set_num_threads(self.threads)
         return self.tr.step()
+
+    def extend(self, epochs: int) -> None:
+        self.tr.extend(epochs)
 
     def status(self) -> tuple[S, int]:
         return self.tr.state, self.tr.global_step
@@ -393,7 +399,10 @@ def _handle(runner: _Runner, msg: object) -> None:
     """Apply one command from the handle."""
     if isinstance(msg, Control):
         runner.ack = msg.seq
-        runner.control(msg.verb, msg.message)
+        if msg.verb == "extend":
+            runner.extend(msg.epochs)
+        else:
+            runner.control(msg.verb, msg.message)
         runner.tick(force=True)
     elif isinstance(msg, SetThreads):
         runner.threads = max(1, msg.n)
