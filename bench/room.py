@@ -8,7 +8,7 @@ app.py`` on 127.0.0.1, warmed up first as a host would (every page the room uses
 Three figures, in one run:
 
 (a) one attendee trains on the Train page (its defaults: VAE 784-400-16 on Fashion-MNIST, batch 128,
-    5 epochs; Start; the live view's reruns each second) against the CLI (``python -m vae_core.train``,
+    its epochs set to 5; Start; the live view's reruns each second) against the CLI (``python -m vae_core.train``,
     the same config, alone on the machine, with the workers' ``OMP_WAIT_POLICY``). Target: ratio >= 0.9.
 (b) 4 attendees train at once while a fifth drags the explorer's z1 slider (a person's 0.3 s pause
     between moves), against 4 CLI processes at once (``OMP_NUM_THREADS`` = cores / 4, at least 1, the
@@ -611,7 +611,12 @@ async def run(args: argparse.Namespace) -> int:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--parts", default="abc", help="which figures: any of a, b, c (default all three)")
-    p.add_argument("--epochs", type=int, default=None, help="(a), (b): epochs (default: the page's, 5)")
+    p.add_argument(
+        "--epochs",
+        type=int,
+        default=5,
+        help="(a), (b): epochs, set on the Train page and given to the CLI (default 5)",
+    )
     p.add_argument("--repeats", type=int, default=1, help="(a), (b): alternating pairs (CLI, app)")
     p.add_argument("--trainers", type=int, default=4, help="(b): attendees training at once")
     p.add_argument("--room", type=int, default=30, help="(c): attendees")
