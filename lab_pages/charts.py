@@ -585,8 +585,10 @@ def fit_animation(
             go.Frame(data=[q_at(y)], traces=[1], name=n, layout=go.Layout(title=t)) for n, y, t in frames
         ],
     )
-    still = dict(mode="immediate", frame=dict(duration=0, redraw=False))
-    go_on = dict(frame=dict(duration=80, redraw=False), fromcurrent=True)
+    # redraw=True: a frame's own layout (its title, "step n: ELBO = …") is applied only on a redraw; with
+    # redraw=False plotly.js moves the curve and leaves the first frame's title up (seen in Chromium)
+    still = dict(mode="immediate", frame=dict(duration=0, redraw=True))
+    go_on = dict(frame=dict(duration=80, redraw=True), fromcurrent=True)
     return fig.update_layout(
         title=frames[0][2],
         xaxis_title=x_title,

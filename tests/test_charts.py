@@ -363,6 +363,11 @@ class TestTheory:
         assert [t.name for t in fig.data] == ["p", "q"] and fig.data[1].line.color == Q_COLOR
         assert [f.name for f in fig.frames] == ["0", "5"] and list(fig.frames[1].data[0].y) == list(z * 2)
         assert fig.layout.title.text == "step 0" and fig.layout.yaxis.range == (0, 2.0)
+        # each frame carries its title, and play and the slider redraw, so that the title follows the frame
+        assert [f.layout.title.text for f in fig.frames] == ["step 0", "step 5"]
+        play = fig.layout.updatemenus[0].buttons[0].args[1]
+        assert play["frame"]["redraw"] is True
+        assert all(step.args[1]["frame"]["redraw"] is True for step in fig.layout.sliders[0].steps)
         assert [b.label for b in fig.layout.updatemenus[0].buttons] == ["play", "pause"]
 
     def test_sgd_curve_landscape_and_gradients(self) -> None:
