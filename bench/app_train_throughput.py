@@ -42,7 +42,6 @@ import logging
 import os
 import re
 import statistics
-import subprocess
 import sys
 import time
 
@@ -51,6 +50,7 @@ os.environ.setdefault("VAE_LAB_TRAINER_TIMEOUT", "0")  # the bench is its own he
 import torch  # noqa: E402
 
 from bench._common import ROOT, CpuMeter, cores_line, launch_chromium, processes  # noqa: E402
+from tests.e2e.harness import launch_server  # noqa: E402
 from vae_core.data import load_dataset  # noqa: E402
 from vae_core.device import pick_device  # noqa: E402
 from vae_core.models import ModelConfig  # noqa: E402
@@ -182,31 +182,11 @@ class Browser:
     def __init__(self, port: int, threads: int) -> None:
         from playwright.sync_api import sync_playwright
 
-        env = dict(os.environ)
+        env = {"STREAMLIT_SERVER_FILE_WATCHER_TYPE": "none"}  # as a room's server runs (docs/serving.md)
         if threads > 0:
             env["OMP_NUM_THREADS"] = str(threads)  # torch's intra-op threads in the server
-        self.url = f"http://localhost:{port}"
-        self.server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "streamlit",
-                "run",
-                "app.py",
-                "--server.headless",
-                "true",
-                "--server.port",
-                str(port),
-                "--server.fileWatcherType",
-                "none",
-                "--browser.gatherUsageStats",
-                "false",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        self.server = launch_server(port, env=env)  # the tests' launcher: its own process group, a log file
+        self.url = self.server.url
         self.pw = sync_playwright().start()
         self.browser = launch_chromium(self.pw)
 
@@ -216,7 +196,7 @@ class Browser:
         page = ctx.new_page()
         open_train_page(page, self.url, epochs, seed)
         meter = CpuMeter(
-            {"server": self.server.pid, "browser": self.browser_pid(), "bench": os.getpid()},
+            {"server": self.server.proc.pid, "browser": self.browser_pid(), "bench": os.getpid()},
             children_apart=("server",),
         )
         meter.start()
@@ -258,8 +238,7 @@ class Browser:
     def close(self) -> None:
         self.browser.close()
         self.pw.stop()
-        self.server.terminate()
-        self.server.wait(10)
+        self.server.stop()
 
 
 def main() -> None:
