@@ -19,7 +19,9 @@ import streamlit as st
 
 from lab_pages import state, tour  # import no torch
 from lab_pages.i18n import _
-from vae_core.forkserver import default_pool  # imports no torch
+from vae_core.forkserver import default_pool, server_openmp_env  # import no torch
+
+server_openmp_env()  # before any page imports torch
 
 st.set_page_config(page_title="VAE Workshop Lab", page_icon="🧪", layout="wide")
 

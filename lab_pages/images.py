@@ -73,6 +73,19 @@ def pixels_key(pixels: torch.Tensor | np.ndarray) -> str:
     return hashlib.sha1(np.ascontiguousarray(a).tobytes()).hexdigest()[:16]
 
 
+@st.cache_data(max_entries=32, show_spinner=False)
+def picker_thumbnails(
+    dataset: str, _x: torch.Tensor, image_shape: tuple[int, int, int], indices: tuple[int, ...]
+) -> list[str]:
+    """Test images ``indices`` of ``dataset`` (``_x`` its test split, (N, D) uint8) as ~56 px PNG data URLs.
+
+    Encoded once per set of candidates, not on every rerun of the page: an array given to ``st.image``
+    is encoded to PNG and stored again each time, and the picker's 20 were most of the ELBO page's
+    server time when a room moved its K slider (docs/performance.md).
+    """
+    return [png_data_uri(upscale(to_image(_x[i], image_shape), image_shape[1], 56)) for i in indices]
+
+
 def image_picker(ds: Dataset, prefix: str, n_pick: int = 20) -> tuple[torch.Tensor, str]:
     """Offer ``n_pick`` test images (a thumbnail and a button each), an index box, "other images" and,
     when this session has its own image of this dataset's shape (the *Your image* page), that image.
@@ -86,13 +99,10 @@ def image_picker(ds: Dataset, prefix: str, n_pick: int = 20) -> tuple[torch.Tens
     mine = state.user_image(ds.image_shape)
     cand = candidates(n_test, n_pick, seed=int(ss.get(f"{prefix}_shuffle", 0)))
     cols = st.columns(max(1, n_pick // 2))
+    thumbs = picker_thumbnails(ds.name, ds.x_test, ds.image_shape, tuple(cand))
     for i, idx in enumerate(cand):
         with cols[i % len(cols)]:
-            st.image(
-                upscale(to_image(ds.x_test[idx], ds.image_shape), ds.image_shape[1], 56),
-                width="stretch",
-                output_format="PNG",
-            )
+            st.image(thumbs[i], width="stretch")
             st.button(
                 f"#{idx}",
                 key=f"{prefix}_pick_{i}",

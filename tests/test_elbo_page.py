@@ -109,6 +109,31 @@ def test_through_the_router() -> None:
     assert metric(at, "ELBO")  # the default model is a VAE
 
 
+def test_the_pickers_thumbnails_are_the_test_images_encoded_once(vae2, digits) -> None:
+    import base64
+    import io
+
+    from PIL import Image
+
+    from lab_pages.images import to_image, upscale
+
+    at = page(vae2)
+    thumbs = [
+        im for im in at.get("image") if im.proto.imgs and im.proto.imgs[0].url.startswith("data:image/png")
+    ]
+    assert len(thumbs) >= 20
+    urls = [im.proto.imgs[0].url for im in thumbs]
+    decoded = [np.asarray(Image.open(io.BytesIO(base64.b64decode(u.split(",", 1)[1])))) for u in urls]
+    idx = int(at.button(key="elbo_pick_3").label.lstrip("#"))
+    want = upscale(to_image(digits.x_test[idx], digits.image_shape), digits.image_shape[1], 56)
+    found = [i for i, d in enumerate(decoded) if d.shape == want.shape and np.array_equal(d, want)]
+    assert found, f"test image #{idx} is not among the picker's thumbnails"
+    url = urls[found[0]]
+    at.select_slider(key="elbo_k").set_value(10).run()  # a K move: the same URLs, not new encodings
+    again = [im.proto.imgs[0].url for im in at.get("image") if im.proto.imgs]
+    assert url in again
+
+
 def test_picking_an_image_and_k_updates_the_numbers(vae2, digits) -> None:
     at = page(vae2)
     label = at.button(key="elbo_pick_3").label

@@ -274,6 +274,18 @@ class TestExploreHelpers:
         with pytest.raises(ValueError):
             ex.traversal_sheet(rows, (1, 8, 8), labels[:2])
 
+    def test_traversal_sheet_draws_its_labels_once_per_model_not_per_move(self) -> None:
+        labels = [[("z1", (0, 0, 0)), ("KL 1.00 nats", (245, 133, 24))], [("z2", (0, 0, 0))]]
+        ex._label_margin.cache_clear()
+        first = ex.traversal_sheet(torch.zeros(2, 3, 64), (1, 8, 8), labels, scale=2, label_width=90)
+        moved = ex.traversal_sheet(torch.rand(2, 3, 64), (1, 8, 8), labels, scale=2, label_width=90)
+        info = ex._label_margin.cache_info()
+        assert (info.misses, info.hits) == (1, 1)  # the second sheet reused the first one's labels
+        assert np.array_equal(first[:, :90], moved[:, :90]) and (first[:, :90] < 128).any()
+        assert not np.array_equal(first[:, 90:], moved[:, 90:])  # the tiles follow the point
+        other = ex.traversal_sheet(torch.zeros(2, 3, 64), (1, 8, 8), labels[::-1], scale=2, label_width=90)
+        assert not np.array_equal(first[:, :90], other[:, :90])  # other rows, other labels
+
     def test_mark_grid_frames_the_tile(self) -> None:
         mosaic = np.zeros((3 * 8 + 2, 3 * 8 + 2), dtype=np.uint8)
         rgb = ex.mark_grid(mosaic, 2.0, 1.0, (8, 8), pad=1, scale=2)

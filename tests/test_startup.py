@@ -259,3 +259,18 @@ def test_streamlit_reads_post_script_gc_off_from_the_project(tmp_path) -> None:
     assert here["option"] is False and elsewhere["option"] is True, (here, elsewhere)
     if here["gc2"] is not None and elsewhere["gc2"] is not None:
         assert here["gc2"] == 0 and elsewhere["gc2"] == 1, (here, elsewhere)
+
+
+def test_the_servers_torch_threads_wait_passively_unless_the_host_says(monkeypatch) -> None:
+    """OpenMP's spinning threads took cores from the workers (docs/performance.md): app.py sets the
+    policy before any page imports torch, and a host's own OMP_WAIT_POLICY wins."""
+    from vae_core.forkserver import server_openmp_env
+
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    server_openmp_env()
+    assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+    server_openmp_env()
+    assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"
+    app = (ROOT / "app.py").read_text()
+    assert app.index("\nserver_openmp_env()") < app.index("st.navigation(")  # before the first page runs

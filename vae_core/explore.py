@@ -15,6 +15,7 @@ Latents are (z,) or (N, z) in latent units; images are flattened pixel means (N,
 from __future__ import annotations
 
 import functools
+import threading
 import math
 import os
 import subprocess
@@ -206,8 +207,6 @@ def traversal_sheet(
     ``labels[r]``: lines of (text, RGB colour), vertically centred on the row. The font is a CJK one when
     installed (:func:`cjk_font_file`); check text with :func:`can_draw` first, or it may draw as boxes.
     """
-    from PIL import Image, ImageDraw, ImageFont  # noqa: PLC0415 - only the explorer draws these
-
     a = rows.detach().cpu().numpy() if isinstance(rows, torch.Tensor) else np.asarray(rows)
     k, steps = a.shape[0], a.shape[1]
     if len(labels) != k:
@@ -219,22 +218,54 @@ def traversal_sheet(
     if mosaic.ndim == 2:
         mosaic = mosaic[..., None]
     tiles = upscale(mosaic, scale)
-    sheet = np.full((tiles.shape[0], label_width + tiles.shape[1], 3), 255, dtype=np.uint8)
-    sheet[:, label_width:] = tiles  # grey (C = 1) broadcasts to RGB
-    img = Image.fromarray(sheet)
+    margin = _label_margin(
+        tuple(tuple((t, tuple(c)) for t, c in lines) for lines in labels),
+        tiles.shape[0],
+        (h + pad) * scale,
+        h * scale,
+        label_width,
+        font_px,
+    )
+    return np.concatenate([margin, np.broadcast_to(tiles, (*tiles.shape[:2], 3))], axis=1)
+
+
+_MARGIN_LOCK = threading.Lock()  # one FreeType face serves every session's thread
+
+
+@functools.lru_cache(maxsize=64)
+def _label_margin(
+    labels: tuple[tuple[tuple[str, tuple[int, ...]], ...], ...],
+    height: int,
+    row_pitch: int,
+    row_h: int,
+    label_width: int,
+    font_px: int,
+) -> np.ndarray:
+    """The label column of :func:`traversal_sheet` (height, label_width, 3) uint8, read-only.
+
+    Cached: the labels depend on the model and the rows shown, not on the point a slider moves, and
+    drawing text was a seventh of the explorer's server time per slider release (docs/performance.md).
+    """
+    from PIL import Image, ImageDraw, ImageFont  # noqa: PLC0415 - only the explorer draws these
+
+    img = Image.new("RGB", (label_width, height), (255, 255, 255))
     draw = ImageDraw.Draw(img)
-    font = _font(font_px)
     line_h = font_px + 3
-    for r, lines in enumerate(labels):
-        top = r * (h + pad) * scale + (h * scale - line_h * len(lines)) // 2
-        for i, (text, color) in enumerate(lines):
-            if isinstance(
-                font, ImageFont.FreeTypeFont
-            ):  # centred on its line's middle: a CJK font's tall ascender stays in
-                draw.text((6, top + i * line_h + line_h / 2), text, fill=tuple(color), font=font, anchor="lm")
-            else:  # the old bitmap font takes no anchor
-                draw.text((6, top + i * line_h), text, fill=tuple(color), font=font)
-    return np.asarray(img)
+    with _MARGIN_LOCK:
+        font = _font(font_px)
+        for r, lines in enumerate(labels):
+            top = r * row_pitch + (row_h - line_h * len(lines)) // 2
+            for i, (text, color) in enumerate(lines):
+                if isinstance(font, ImageFont.FreeTypeFont):
+                    # centred on its line's middle: a CJK font's tall ascender stays in
+                    draw.text(
+                        (6, top + i * line_h + line_h / 2), text, fill=tuple(color), font=font, anchor="lm"
+                    )
+                else:  # the old bitmap font takes no anchor
+                    draw.text((6, top + i * line_h), text, fill=tuple(color), font=font)
+    margin = np.asarray(img)
+    margin.flags.writeable = False
+    return margin
 
 
 # Fonts that draw Chinese, in the order tried (Debian's fonts-noto-cjk first; .ci/run installs it), then

@@ -67,6 +67,7 @@ __all__ = [
     "ENV_WAIT_POLICY",
     "ENV_WORKER_NICE",
     "worker_nice",
+    "server_openmp_env",
     "CLOSE_TIMEOUT_S",
     "main",
 ]
@@ -443,6 +444,18 @@ def default_pool() -> ForkServer:
             _POOL = ForkServer()
             atexit.register(_POOL.close)  # registered after the registry's shutdown: runs after it
         return _POOL
+
+
+def server_openmp_env() -> None:
+    """OpenMP's wait policy for the server's own torch ops: PASSIVE, unless the host set one.
+
+    Call before anything imports torch (app.py's first lines); OpenMP reads it once. The server's ops
+    are small (a slider's decode: 144 codes through the decoder) and run while workers hold every
+    core: spinning threads, OpenMP's default, then wait for a core and take it from the workers. With
+    four workers training, a traversal's decode took 26-100 ms with two spinning threads against
+    5-9 ms passive (docs/performance.md).
+    """
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 # ====================================================================== the fork server itself
