@@ -15,10 +15,10 @@ Latents are (z,) or (N, z) in latent units; images are flattened pixel means (N,
 from __future__ import annotations
 
 import functools
-import threading
 import math
 import os
 import subprocess
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
