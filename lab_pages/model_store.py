@@ -9,6 +9,7 @@ belong to that session only. (The networks themselves are vae_core.models'.)
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,8 @@ from vae_core.models import AE, VAE, ModelConfig
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CHECKPOINT_DIR = PROJECT_ROOT / "checkpoints"
-SESSION_CHECKPOINT_DIR = CHECKPOINT_DIR / "saved"  # where the Train page's Save writes
+SESSION_CHECKPOINT_DIR = CHECKPOINT_DIR / "saved"  # where the Train page's Save writes, by default
+SAVED_DIR_ENV = "VAE_LAB_SAVED_DIR"  # another folder for saved models: one that every replica shares
 
 DEFAULT_SHIPPED = ("fmnist_vae_z16", "digits_vae_z2")  # first one whose data is on this machine
 LIKELIHOOD_NAMES = {
@@ -106,10 +108,25 @@ class LoadedModel:
 
 
 # ------------------------------------------------------------------ checkpoints
+def saved_dir() -> Path:
+    """The folder that *Save* writes to and the model picker lists as ``saved/<name>``: ``$VAE_LAB_SAVED_DIR``
+    when set (replicas behind a balancer share one, docs/serving.md), else checkpoints/saved/."""
+    raw = os.environ.get(SAVED_DIR_ENV, "").strip()
+    return Path(raw).expanduser() if raw else SESSION_CHECKPOINT_DIR
+
+
+def display_path(path: Path) -> Path:
+    """``path`` as a page shows it: relative to the project when inside it (``checkpoints/saved/x.safetensors``)."""
+    return path.relative_to(PROJECT_ROOT) if path.is_relative_to(PROJECT_ROOT) else path
+
+
 def list_shipped() -> dict[str, dict[str, Any]]:
-    """{name: metadata} of every readable checkpoint in checkpoints/ and checkpoints/saved/ (read-only dicts, shared)."""
+    """{name: metadata} of every readable checkpoint in checkpoints/ and the saved folder (read-only dicts, shared).
+
+    The folders are listed on every call, so a model saved by another process (another replica) appears.
+    """
     out: dict[str, dict[str, Any]] = {}
-    for folder in (CHECKPOINT_DIR, SESSION_CHECKPOINT_DIR):
+    for folder in (CHECKPOINT_DIR, saved_dir()):
         for p in sorted(folder.glob("*.safetensors")):
             st_ = p.stat()
             meta = _metadata(str(p), st_.st_mtime, st_.st_size)

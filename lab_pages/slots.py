@@ -186,23 +186,20 @@ def copy_of(tr: LiveJob):
 
 
 def save(h: registry.TrainerHandle, name: str) -> Message:
-    """Save a copy as checkpoints/saved/<name> (vae_core.checkpoint's name rules) and make it current."""
+    """Save a copy as <saved folder>/<name> (model_store.saved_dir; vae_core.checkpoint's name rules) and make it current."""
     tr = h.trainer
     if tr is None or tr.global_step == 0:
         return "error", _("Nothing to save yet: train at least one step.")
     try:
         model, meta = copy_of(tr)
-        path = save_by_name(model, meta, name, model_store.SESSION_CHECKPOINT_DIR, model_store.list_shipped())
+        path = save_by_name(model, meta, name, model_store.saved_dir(), model_store.list_shipped())
         state.set_current_model(model_store.load_shipped(f"saved/{name}"))
     except (OSError, CheckpointError) as exc:
         return "error", _("Could not save: {reason}").format(reason=error_text(exc))
     state.set_picked("shipped", f"saved/{name}")
-    shown = (
-        path.relative_to(model_store.PROJECT_ROOT) if path.is_relative_to(model_store.PROJECT_ROOT) else path
-    )
     return "success", _(
         "Saved {path} (step {step}); it is now the current model and the sidebar picker lists it."
-    ).format(path=shown, step=meta["steps"])
+    ).format(path=model_store.display_path(path), step=meta["steps"])
 
 
 def use(h: registry.TrainerHandle) -> Message:
@@ -271,7 +268,9 @@ def keep_row(h: registry.TrainerHandle, act: Callable) -> None:
         _("Save"),
         icon=":material/save:",
         key="train_save",
-        help=_("Writes {path}").format(path="checkpoints/saved/<name>.safetensors"),
+        help=_("Writes {path}").format(
+            path=model_store.display_path(model_store.saved_dir() / "<name>.safetensors")
+        ),
         on_click=lambda: act(save, (st.session_state.get("train_save_name") or "").strip()),
     )
     c[2].download_button(

@@ -1,0 +1,1 @@
+"""Serving the lab from several replicas behind HAProxy (docs/serving.md): ``python -m deploy.local``."""
