@@ -16,7 +16,7 @@ from lab_pages.i18n import N_, _, ngettext
 from lab_pages.model_store import require_vae_data
 from vae_core import compare as cmp
 from vae_core import identity as idn
-from vae_core.evaluate import dataset_metrics
+from vae_core.evaluate import ACTIVE_THRESHOLD, LOW_KL_THRESHOLD, dataset_metrics, low_kl_units
 
 NATS, STEPS = N_("nats per image"), N_("training step")  # marked; translated where drawn
 WHY = N_(
@@ -201,10 +201,25 @@ def draw_curves(history, latent_dim: int, warmup: int, tm: dict, live: bool) -> 
         )
     else:
         st.success(
-            _("Active units: {n} of {d} (every dimension has Var_x[μ_j] > 0.01; none is inactive).").format(
-                n=int(au), d=z
-            )
+            _(
+                "Active units: {n} of {d}: every dimension has Var_x[μ_j] > 0.01, so none is inactive by this count. "
+                "How much each one carries is its KL, in the bars on the left."
+            ).format(n=int(au), d=z)
         )
+    # the same count as the Train page's heatmap caption: the test set's KL per dim, else the last recorded test
+    low = low_kl_units(tm["kl_per_dim"]) if tm.get("kl_per_dim") and not live else None
+    if low is None and c.low_kl_units.size and np.isfinite(c.low_kl_units[-1]):
+        low = int(c.low_kl_units[-1])
+    if low is not None:
+        st.caption(low_kl_text(low, z))
+
+
+def low_kl_text(low: int, d: int) -> str:
+    """The low-KL count (vae_core.evaluate.low_kl_units) named as what it is, beside the active units."""
+    return _(
+        "At the last test, **{low} of {d}** dimensions carry less than {threshold:g} nats of KL per image: the "
+        "model has nearly switched them off, whatever their Var_x[μ_j]."
+    ).format(low=low, d=d, threshold=LOW_KL_THRESHOLD)
 
 
 def main() -> None:
@@ -295,9 +310,19 @@ def main() -> None:
                 "lower estimate of the mean KL(q(z|x)‖p(z|x)) that tightens as K grows."
             )
         )
+    low = low_kl_units(tm["kl_per_dim"]) if tm.get("kl_per_dim") else "?"
     st.caption(
-        _("ELBO terms {source}; log-likelihoods under {likelihood}. Active units: {active} of {z}.").format(
-            source=src, likelihood=lm.likelihood, active=tm.get("active_units", "?"), z=cfg.latent_dim
+        _(
+            "ELBO terms {source}; log-likelihoods under {likelihood}. Active units (Var_x[μ_j] > {active_threshold:g}): "
+            "{active} of {z}; dimensions with less than {threshold:g} nats of KL per image: {low} of {z}."
+        ).format(
+            source=src,
+            likelihood=lm.likelihood,
+            active_threshold=ACTIVE_THRESHOLD,
+            active=tm.get("active_units", "?"),
+            threshold=LOW_KL_THRESHOLD,
+            low=low,
+            z=cfg.latent_dim,
         )
     )
     n_iw = st.select_slider(

@@ -247,7 +247,10 @@ WORKSHOP: tuple[WorkshopStep, ...] = (
             "(one batch each), **Resume**. A run that has ended goes on the same way: Step and Resume train the same "
             "model further; only **Reset** or a new **Start** discards it, and each asks first"
         ),
-        N_("Some dimensions carry 0 nats. Why would the model switch a dimension off?"),
+        N_(
+            "Some dimensions carry less than 0.1 nats of KL (the heatmap's caption counts them). Why would the model "
+            "switch a dimension off?"
+        ),
     ),
     WorkshopStep(
         "9–13",

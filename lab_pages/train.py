@@ -24,6 +24,7 @@ from lab_pages.style import KL_COLOR, RECON_COLOR
 from vae_core import registry
 from vae_core.data import to_float
 from vae_core.elbo import SCALED_LIKELIHOODS, equivalent_beta
+from vae_core.evaluate import ACTIVE_THRESHOLD, LOW_KL_THRESHOLD
 from vae_core.handle import LiveSnapshot
 from vae_core.live import Preview
 from vae_core.models import LIKELIHOODS, ModelConfig
@@ -297,10 +298,31 @@ def draw_charts(
     )
     last = hist.last_eval()
     if last:
-        caption += _(" Active units (Var_x[μ_j] > 0.01) at the last test: **{active} of {total}**.").format(
-            active=last["active_units"], total=cfg.latent_dim
+        caption += " " + units_caption(
+            last["low_kl_units"], last["active_units"], cfg.latent_dim, last["step"]
         )
     right.caption(caption)
+
+
+def units_caption(low_kl: float | None, active: float | None, total: int, step: float) -> str:
+    """The heatmap's two counts at the last test, each named as what it measures: dimensions under
+    LOW_KL_THRESHOLD nats of KL (the pale rows) and active units by Var_x[μ_j] (Burda et al.), which differ."""
+    text = (
+        _(
+            "At the last test (step {step:,}): **{low} of {total}** dimensions carry less than {threshold:g} nats of KL "
+            "per image (the pale rows);"
+        ).format(step=int(step), low=int(low_kl), total=total, threshold=LOW_KL_THRESHOLD)
+        if low_kl is not None and math.isfinite(low_kl)
+        else _("At the last test (step {step:,}):").format(step=int(step))
+    )
+    return (
+        text
+        + " "
+        + _(
+            "active units (Var_x[μ_j] > {threshold:g}, a spread of μ_j over the images, not its KL): **{active} of "
+            "{total}**."
+        ).format(threshold=ACTIVE_THRESHOLD, active=active, total=total)
+    )
 
 
 def preview_images(job_id: int, pv: Preview, image_shape: tuple[int, int, int]) -> tuple[str, str]:

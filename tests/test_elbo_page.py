@@ -10,11 +10,12 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from lab_pages import i18n
 from lab_pages.model_store import LoadedModel, load_shipped
 from tests.conftest import APP, ROOT, digits_config, plotly_figures, run_page
 from tests.conftest import plotly_array as arr
 from vae_core import identity as idn
-from vae_core.evaluate import dataset_metrics
+from vae_core.evaluate import ACTIVE_THRESHOLD, LOW_KL_THRESHOLD, dataset_metrics, low_kl_units
 from vae_core.models import ModelConfig, build_model
 from vae_core.train import History, Snapshot, TrainConfig, Trainer
 
@@ -310,3 +311,49 @@ def test_the_k_curve_has_a_band_of_repeats_and_an_estimate_above_exact_is_called
     assert any("noise, not a finding" in w.value and "2.5 standard errors" in w.value for w in at.warning)
     (fig,) = [s for s in chart_specs(at) if s["layout"].get("xaxis", {}).get("type") == "log"]
     assert "mean above the exact log p(x): noise" in {t.get("name") for t in fig["data"]}
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_low_kl_dims_are_counted_beside_the_active_units(vae2, vae16, lang) -> None:
+    """Item 2 of issue #28: the page names both counts, from the one core count (vae_core.evaluate.low_kl_units):
+    the test set's KL per dim of a shipped checkpoint (its history predates the column), else the history's last
+    test."""
+    cat = i18n.catalogue("zh_CN") if lang == "zh" else None
+    gettext = cat.gettext if cat else (lambda s: s)
+    below = gettext(
+        "At the last test, **{low} of {d}** dimensions carry less than {threshold:g} nats of KL per image: the "
+        "model has nearly switched them off, whatever their Var_x[μ_j]."
+    )
+    table = gettext(
+        "ELBO terms {source}; log-likelihoods under {likelihood}. Active units (Var_x[μ_j] > {active_threshold:g}): "
+        "{active} of {z}; dimensions with less than {threshold:g} nats of KL per image: {low} of {z}."
+    )
+    no_metrics = dataclasses.replace(vae16, key="test:vae16-no-metrics", metadata={**vae16.metadata})
+    del no_metrics.metadata["test_metrics"]
+    hist_low = vae16.metadata["history"]["low_kl_units"][-1]
+    for lm, low in (
+        (vae2, low_kl_units(vae2.metadata["test_metrics"]["kl_per_dim"])),
+        (no_metrics, hist_low),
+    ):
+        at = AppTest.from_file(TRAINING, default_timeout=120)
+        at.session_state["current_model"] = lm
+        if cat:
+            at.query_params["lang"] = "zh"
+        at.run()
+        assert not at.exception, at.exception
+        z = lm.config.latent_dim
+        captions = [c.value for c in at.caption]
+        assert below.format(low=low, d=z, threshold=LOW_KL_THRESHOLD) in captions, captions
+        tm = lm.metadata.get("test_metrics")
+        if tm:  # the test set's table caption: both counts, each with its threshold
+            want = table.format(
+                source=gettext("recorded in the checkpoint"),
+                likelihood=lm.likelihood,
+                active_threshold=ACTIVE_THRESHOLD,
+                active=tm["active_units"],
+                threshold=LOW_KL_THRESHOLD,
+                low=low,
+                z=z,
+            )
+            assert want in captions, captions
+    assert vae2.metadata["history"].get("low_kl_units") is None  # the shipped history: the fallback was used

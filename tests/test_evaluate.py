@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
@@ -13,10 +14,12 @@ from vae_core.elbo import elbo_terms, iwae_bound
 from vae_core.evaluate import (
     ACTIVE_THRESHOLD,
     ELBO_SEED_OFFSET,
+    LOW_KL_THRESHOLD,
     DatasetMetrics,
     dataset_metrics,
     iwae_nll,
     latent_variance,
+    low_kl_units,
     main,
 )
 from vae_core.models import build_model
@@ -111,3 +114,64 @@ def test_cli_prints_metrics(capsys) -> None:
     assert "test -ELBO" in out and "IWAE NLL (K=20)" in out and "on 30 images" in out
     assert main(["/nonexistent.safetensors"]) == 2
     assert "error:" in capsys.readouterr().err
+
+
+class TestLowKLUnits:
+    """Dims under LOW_KL_THRESHOLD nats of KL per image, counted beside (and unlike) Var_x[mu_j]."""
+
+    # (mu_j, sigma_j^2) of an encoder whose output ignores x: KL_j = (mu_j^2 + sigma_j^2 - 1 - log sigma_j^2) / 2
+    POSTERIOR = [(0.0, 1.0), (0.14, 1.0), (0.0, 0.5), (0.0, 0.4), (1.5, 0.1)]
+
+    @staticmethod
+    def kl(mu: float, var: float) -> float:
+        return 0.5 * (mu * mu + var - 1.0 - math.log(var))
+
+    def test_a_posterior_with_known_kl_per_dim(self, digits) -> None:
+        """q(z|x) = N(mu, diag(sigma^2)) for every x: KL per dim 0, 0.0098, 0.0966, 0.158 and 1.63 nats,
+        so three dims are under 0.1 nats; and Var_x[mu_j] = 0, so no dim is active either."""
+        torch.manual_seed(0)
+        vae = build_model(digits_config("vae", len(self.POSTERIOR)))
+        enc = vae.encoder
+        with torch.no_grad():
+            enc.mu.weight.zero_()
+            enc.logvar.weight.zero_()
+            enc.mu.bias.copy_(torch.tensor([m for m, _ in self.POSTERIOR]))
+            enc.logvar.bias.copy_(torch.tensor([math.log(v) for _, v in self.POSTERIOR]))
+        want = [self.kl(m, v) for m, v in self.POSTERIOR]
+        assert [w < LOW_KL_THRESHOLD for w in want] == [True, True, True, False, False]
+        m = dataset_metrics(vae, digits.x_test[:200])
+        assert m.kl_per_dim == pytest.approx(want, abs=1e-5)
+        assert m.low_kl_units == 3 and m.active_units == 0
+        assert m.to_dict()["low_kl_units"] == 3
+
+    def test_active_by_variance_yet_under_the_kl_threshold(self, digits) -> None:
+        """A dim whose mu_j spreads over the images with Var_x[mu_j] ~ 0.02 > 0.01 and sigma_j = 1 carries
+        E_x[mu_j^2] / 2 ~ 0.01 nats: one of the Var[mu] count's active units, and one of the low-KL units."""
+        torch.manual_seed(0)
+        vae = build_model(digits_config("vae", 1))
+        enc = vae.encoder
+        x = digits.x_test[:500]
+        with torch.no_grad():
+            enc.logvar.weight.zero_()
+            enc.logvar.bias.zero_()
+            mu0, _ = vae.encode(x.float() / 255.0)
+            scale = math.sqrt(0.02 / float(mu0.double().var()))  # rescale mu so that Var_x[mu] = 0.02
+            enc.mu.bias.copy_(-scale * (mu0.mean(0) - enc.mu.bias))  # ... around 0
+            enc.mu.weight.mul_(scale)
+            mu, _ = vae.encode(x.float() / 255.0)
+        assert abs(float(mu.mean())) < 1e-5
+        m = dataset_metrics(vae, x)
+        assert m.var_mu[0] == pytest.approx(0.02, rel=1e-3)
+        assert m.kl_per_dim[0] == pytest.approx(0.5 * float((mu.double() ** 2).mean()), rel=1e-4)
+        assert m.active_units == 1 and m.low_kl_units == 1
+
+    def test_counts_lists_tensors_and_skips_missing_values(self) -> None:
+        assert low_kl_units([0.0, 0.099, 0.1, 2.0]) == 2  # 0.1 itself is not under 0.1
+        assert low_kl_units(torch.tensor([0.05, 0.5, 0.01])) == 2
+        assert low_kl_units([None, float("nan"), 0.01]) == 1
+        assert low_kl_units([]) == 0  # an AE
+        assert low_kl_units([0.3, 0.6], threshold=0.5) == 1
+
+    def test_an_ae_has_none(self, digits) -> None:
+        torch.manual_seed(0)
+        assert dataset_metrics(build_model(digits_config("ae", 3)), digits.x_test[:50]).low_kl_units == 0

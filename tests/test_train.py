@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from tests.conftest import digits_config
-from vae_core.evaluate import dataset_metrics
+from vae_core.evaluate import dataset_metrics, low_kl_units
 from vae_core.models import ConfigError
 from vae_core.train import (
     TEST_METRIC_KEYS,
@@ -264,6 +264,26 @@ class TestHistoryArrays:
         np.testing.assert_array_equal(e["eval_step"], [12, 24])
         np.testing.assert_allclose(e["test_neg_elbo"], tr.history.test_neg_elbo)
         assert e["active_units"].shape == (2,)
+        # the low-KL count of each test, from that test's own KL per dim (vae_core.evaluate.low_kl_units)
+        np.testing.assert_array_equal(e["low_kl_units"], tr.history.low_kl_units)
+        assert tr.history.low_kl_units[-1] == low_kl_units(tr.last_eval.kl_per_dim)
+        assert tr.history.last_eval()["low_kl_units"] == tr.history.low_kl_units[-1]
+
+    def test_a_history_saved_before_the_low_kl_column(self):
+        """Shipped checkpoints' histories have no low_kl_units: the last test then says None, the arrays nan."""
+        h = History.from_dict(
+            {
+                "eval_step": [5],
+                "eval_epoch": [1.0],
+                "test_neg_elbo": [90.0],
+                "test_recon": [80.0],
+                "test_kl": [10.0],
+                "active_units": [3],
+                "throughput": [1e3],
+            }
+        )
+        assert h.last_eval()["low_kl_units"] is None and h.last_eval()["active_units"] == 3
+        assert np.isnan(h.eval_arrays()["low_kl_units"]).all()
 
 
 class TestSettings:

@@ -32,6 +32,7 @@ from tests.conftest import TRAIN_PAGE as PAGE
 from vae_core import registry
 from vae_core.checkpoint import load_checkpoint
 from vae_core.data import load_dataset
+from vae_core.evaluate import ACTIVE_THRESHOLD, LOW_KL_THRESHOLD
 from vae_core.jobs import TrainJob
 from vae_core.models import ConfigError, ModelConfig
 from vae_core.train import TrainConfig
@@ -215,6 +216,38 @@ class TestWorkshop:
         assert any(
             f"step {3 * total:,}/{3 * total:,}" in p for p in (q.proto.text for q in at.get("progress"))
         )
+
+    @pytest.mark.parametrize("lang", ["en", "zh"])
+    def test_the_heatmap_caption_counts_low_kl_dims_beside_active_units(self, train_page, lang) -> None:
+        """Item 2: under the KL heatmap, the dims under LOW_KL_THRESHOLD nats of KL (the pale rows) and the active
+        units by Var_x[μ_j], each named, from the last test of the run's history, in either language."""
+        cat = i18n.catalogue("zh_CN") if lang == "zh" else None
+        gettext = cat.gettext if cat else (lambda s: s)
+        at = train_page(epochs=2)
+        if cat:
+            at.query_params["lang"] = "zh"
+            at.run()
+        at.button(key="train_start").click().run()
+        tr = trainer_of(at)
+        assert tr.join(60) and tr.state == S.FINISHED
+        at.run()
+        assert not at.exception, at.exception
+        h = tr.history
+        assert len(h.low_kl_units) == len(h.eval_step) == len(h.active_units) >= 1
+        low, active, step = h.low_kl_units[-1], h.active_units[-1], h.eval_step[-1]
+        assert 0 <= low <= 16
+        counts = gettext(
+            "At the last test (step {step:,}): **{low} of {total}** dimensions carry less than {threshold:g} nats "
+            "of KL per image (the pale rows);"
+        ).format(step=step, low=low, total=16, threshold=LOW_KL_THRESHOLD)
+        var_mu = gettext(
+            "active units (Var_x[μ_j] > {threshold:g}, a spread of μ_j over the images, not its KL): **{active} of "
+            "{total}**."
+        ).format(threshold=ACTIVE_THRESHOLD, active=active, total=16)
+        (caption,) = [c for c in texts(at, "caption") if counts in c]
+        assert var_mu in caption and caption.index(counts) < caption.index(var_mu), caption
+        if cat:
+            assert "最近一次测试时" in caption and "奈特/图像" in caption, caption
 
     def test_reset_and_start_ask_before_they_discard_a_model(self, train_page) -> None:
         at = train_page()

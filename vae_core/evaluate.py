@@ -1,4 +1,4 @@
-"""Dataset metrics of one model: test -ELBO, reconstruction, KL, active units and the IWAE NLL.
+"""Dataset metrics of one model: test -ELBO, reconstruction, KL, active units, low-KL units and the IWAE NLL.
 
 One function, :func:`dataset_metrics`, with one result type, :class:`DatasetMetrics`, serves
 the trainer's evaluations, the ELBO and AE-vs-VAE pages, the checkpoint-regeneration script and
@@ -15,7 +15,7 @@ import argparse
 import math
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -32,12 +32,21 @@ __all__ = [
     "ELBO_SEED_OFFSET",
     "DatasetMetrics",
     "dataset_metrics",
+    "LOW_KL_THRESHOLD",
     "latent_variance",
+    "low_kl_units",
     "iwae_nll",
     "main",
 ]
 
 ACTIVE_THRESHOLD = 0.01  # a latent dim is "active" when Var_x[mu_j] exceeds this (Burda et al. 2016)
+# A latent dim "carries almost nothing" when its KL(q(z_j|x) || p(z_j)), averaged over the images, is under this many
+# nats per image. That mean KL bounds the information z_j holds about x (E_x KL_j = I(x; z_j) + KL(q(z_j) || p(z_j)) >=
+# I(x; z_j)), so such a dim tells the decoder less than 0.1 nats (0.14 bits, a seventh of one yes/no question) about
+# an image. A collapsed dim of a trained VAE sits near 0.01-0.02 nats and a used one at a nat or more: the threshold
+# lies an order of magnitude from both. It differs from ACTIVE_THRESHOLD, which looks at Var_x[mu_j] alone: a dim
+# with Var_x[mu_j] = 0.02 and sigma_j ~ 1 is "active" by Burda et al.'s count yet carries ~0.01 nats.
+LOW_KL_THRESHOLD = 0.1
 ELBO_SEED_OFFSET = 3  # the ELBO pass draws its noise from seed + 3: the trainer's own evaluation seed
 
 
@@ -53,6 +62,21 @@ def latent_variance(mu: torch.Tensor) -> torch.Tensor:
     return mu.var(0, unbiased=True)
 
 
+def low_kl_units(
+    kl_per_dim: Sequence[float | None] | torch.Tensor, threshold: float = LOW_KL_THRESHOLD
+) -> int:
+    """How many latent dims have a mean KL(q(z_j|x) || p(z_j)) under ``threshold`` nats per image.
+
+    ``kl_per_dim`` (z,): each dim's KL averaged over images, nats per image (``DatasetMetrics.kl_per_dim``,
+    a checkpoint's ``test_metrics["kl_per_dim"]``). A missing value (None or nan) is not counted. 0 for an
+    AE (no KL, an empty list).
+    """
+    if isinstance(kl_per_dim, torch.Tensor):
+        kl_per_dim = kl_per_dim.double().tolist()
+    # nan < threshold is False: a missing value is not counted
+    return sum(1 for v in kl_per_dim if v is not None and float(v) < threshold)
+
+
 @dataclass
 class DatasetMetrics:
     """Test-set metrics of one model, nats per image.
@@ -66,6 +90,7 @@ class DatasetMetrics:
     kl: float  # KL(q(z|x) || p(z))
     kl_per_dim: list[float]  # (z,) KL per latent dim
     active_units: int  # dims with Var_x[mu_j] > ACTIVE_THRESHOLD
+    low_kl_units: int  # dims whose mean KL_j is under LOW_KL_THRESHOLD nats per image (:func:`low_kl_units`)
     var_mu: list[float]  # (z,) Var_x[mu_j]
     n: int  # images in the ELBO pass
     latent_dim: int
@@ -184,12 +209,14 @@ def dataset_metrics(
             x = binarize_pixels(x, torch.Generator(device=x.device).manual_seed(seed))
         recon, kl, kl_d, mu = _elbo_pass(model, x, batch_size, seed + ELBO_SEED_OFFSET)
         var = latent_variance(mu)
+        kl_per_dim = (kl_d / n).tolist()  # (z,) nats per image
         m = DatasetMetrics(
             neg_elbo=(-recon + kl) / n,
             recon=-recon / n,
             kl=kl / n,
-            kl_per_dim=(kl_d / n).tolist(),
+            kl_per_dim=kl_per_dim,
             active_units=int((var > ACTIVE_THRESHOLD).sum()),
+            low_kl_units=low_kl_units(kl_per_dim),
             var_mu=var.tolist(),
             n=n,
             latent_dim=int(model.config.latent_dim),
@@ -250,7 +277,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  test -ELBO        {m.neg_elbo:9.2f} nats/image")
     print(f"  reconstruction    {m.recon:9.2f} nats/image")
     print(f"  KL                {m.kl:9.2f} nats/image")
-    print(f"  active units      {m.active_units:6d} of {ck.config.latent_dim}")
+    print(
+        f"  active units      {m.active_units:6d} of {ck.config.latent_dim} (Var_x[mu_j] > {ACTIVE_THRESHOLD:g})"
+    )
+    if m.is_vae:
+        print(
+            f"  low-KL units      {m.low_kl_units:6d} of {ck.config.latent_dim} "
+            f"(KL_j < {LOW_KL_THRESHOLD:g} nats/image)"
+        )
     if m.iwae_nll is not None:
         print(
             f"  IWAE NLL (K={m.iwae_k}) {m.iwae_nll:9.2f} ± {m.iwae_nll_se:.2f} nats/image on {m.iwae_n} images"

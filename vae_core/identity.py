@@ -366,6 +366,9 @@ class HistoryCurves(NamedTuple):
     eval_step: np.ndarray  # (E,)
     test_neg_elbo: np.ndarray  # (E,) nats/image
     active_units: np.ndarray  # (E,) dims with Cov_x[mu] > 0.01
+    low_kl_units: (
+        np.ndarray
+    )  # (E,) dims with test KL under evaluate.LOW_KL_THRESHOLD nats/image (nan: not recorded)
 
 
 def _smooth(a: np.ndarray, window: int) -> np.ndarray:
@@ -400,6 +403,7 @@ def history_curves(
         eval_step=e["eval_step"].astype(np.float64),
         test_neg_elbo=e["test_neg_elbo"],
         active_units=e["active_units"],
+        low_kl_units=e["low_kl_units"],
     )
 
 

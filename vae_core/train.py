@@ -157,6 +157,7 @@ EVAL_COLUMNS = (  # ... and its per-evaluation lists (eval_step first)
     "test_recon",
     "test_kl",
     "active_units",
+    "low_kl_units",
     "throughput",
 )
 
@@ -178,6 +179,8 @@ class History:
     test_recon: list[float] = field(default_factory=list)  # -E_q log p(x|z), nats/example (>= 0)
     test_kl: list[float] = field(default_factory=list)  # nats/example
     active_units: list[int] = field(default_factory=list)  # dims with Var_x[mu] above the threshold
+    # dims whose test KL is under evaluate.LOW_KL_THRESHOLD nats/example (absent from histories saved before it)
+    low_kl_units: list[int] = field(default_factory=list)
     throughput: list[float] = field(default_factory=list)  # training examples/s since the last eval
 
     def copy(self) -> History:
@@ -230,7 +233,7 @@ class History:
         """The evaluation records as numpy arrays, each of length E (missing values are nan).
 
         Keys: ``eval_step`` (int64), ``eval_epoch``, ``test_neg_elbo``, ``test_recon``, ``test_kl``
-        (nats/example), ``active_units`` (float, so that a missing value can be nan), ``throughput``
+        (nats/example), ``active_units`` and ``low_kl_units`` (float, so that a missing value can be nan), ``throughput``
         (training examples/s).
         """
         e = len(self.eval_step)
@@ -239,10 +242,12 @@ class History:
             **{k: _floats(getattr(self, k), e) for k in EVAL_COLUMNS[1:]},
         }
 
-    def last_eval(self) -> dict[str, float] | None:
-        """The latest evaluation as a dict, or None before the first."""
+    def last_eval(self) -> dict[str, float | None] | None:
+        """The latest evaluation as a dict, or None before the first. ``low_kl_units`` is None in a history
+        saved before that column existed."""
         if not self.eval_step:
             return None
+        low = self.low_kl_units[-1] if len(self.low_kl_units) == len(self.eval_step) else None
         return {
             "step": self.eval_step[-1],
             "epoch": self.eval_epoch[-1],
@@ -250,6 +255,7 @@ class History:
             "test_recon": self.test_recon[-1],
             "test_kl": self.test_kl[-1],
             "active_units": self.active_units[-1],
+            "low_kl_units": low,
             "throughput": self.throughput[-1],
         }
 
@@ -628,6 +634,7 @@ class Trainer:
             h.test_recon.append(res.recon)
             h.test_kl.append(res.kl)
             h.active_units.append(res.active_units)
+            h.low_kl_units.append(res.low_kl_units)
             h.throughput.append(tp)
             self.last_eval = res
             rec = h.last_eval() or {}
