@@ -10,7 +10,9 @@ for the Train page's live view: lab_pages.svg_charts.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
@@ -32,6 +34,56 @@ from lab_pages.style import (
 
 KL_SCALE = [[0, "#ffffff"], [1, KL_COLOR]]  # KL per dimension: white (0 nats) to the KL colour
 
+# Plotly's toolbar (the modebar) floats over the top right of every chart, 22 px tall at 2 px from the top
+# (measured in Chromium) and up to ~300 px wide with the selection tools: a title or a legend drawn there is
+# covered while the pointer is over the chart. Every builder keeps this band free (_clear_of_toolbar).
+TOOLBAR_BAND = 32  # px at the top of every figure left to the toolbar
+TITLE_LINE = 24  # px per line of a figure's or a subplot's title (Streamlit's theme draws them at 16 px)
+LEGEND_ROW = 22  # px of a one-row legend drawn above the plot (12 px text)
+TOP_GAP = 6  # px between what sits above the plot and the plot itself
+
+
+def _above_plot(fig: go.Figure) -> int:
+    """Pixels the things drawn between the toolbar band and the plot need: the title's lines, a legend
+    anchored above the plot (one row), subplot titles (annotations in paper coordinates at y >= 1)."""
+    lay = fig.layout
+    text = lay.title.text or ""
+    px = TITLE_LINE * (text.count("<br>") + 1) if text else 0
+    legend = lay.legend
+    if legend.y is not None and legend.y >= 1 and legend.yref in (None, "paper"):
+        px += LEGEND_ROW
+    if any(a.yref == "paper" and a.y is not None and a.y >= 1 for a in lay.annotations):
+        px += TITLE_LINE
+    return px
+
+
+def _clear_of_toolbar(fig: go.Figure) -> go.Figure:
+    """Keep the toolbar band free: the title (and each animation frame's) hangs from the figure's top edge
+    below the band, and the top margin holds the band, the title and whatever else sits above the plot.
+
+    Titles are placed in container coordinates (``yref="container"``, ``y=1``, ``yanchor="top"``, ``pad.t``),
+    so their place does not depend on the figure's height. Idempotent: builders that call builders are fine."""
+    place = dict(yref="container", y=1, yanchor="top", pad=dict(t=TOOLBAR_BAND))
+    if fig.layout.title.text:
+        fig.layout.title.update(place)
+    for frame in fig.frames or ():
+        if frame.layout is not None and frame.layout.title.text:
+            frame.layout.title.update(place)
+    need = TOOLBAR_BAND + _above_plot(fig) + TOP_GAP
+    if fig.layout.margin.t is None or fig.layout.margin.t < need:
+        fig.layout.margin.t = need
+    return fig
+
+
+def _builder(build: Callable[..., go.Figure]) -> Callable[..., go.Figure]:
+    """Every public figure builder goes through this: its figure leaves the toolbar's band free."""
+
+    @functools.wraps(build)
+    def built(*args: Any, **kwargs: Any) -> go.Figure:
+        return _clear_of_toolbar(build(*args, **kwargs))
+
+    return built
+
 
 def _fast(data: list[dict], layout: dict) -> go.Figure:
     """A figure from plain dicts, without Plotly's per-property validation: the Train page redraws
@@ -44,6 +96,7 @@ def _title(text: str | None) -> dict:
 
 
 # ------------------------------------------------------------------ training curves
+@_builder
 def loss_stack(
     step,
     recon_cost,
@@ -112,6 +165,7 @@ def loss_stack(
     )
 
 
+@_builder
 def kl_heatmap(
     step,
     kl_per_dim: np.ndarray,
@@ -146,6 +200,7 @@ def kl_heatmap(
     )
 
 
+@_builder
 def elbo_curves(
     step,
     recon_cost,
@@ -199,6 +254,7 @@ def elbo_curves(
     return fig.update_layout(xaxis_title=x_title, height=380, legend=dict(orientation="h", y=-0.2))
 
 
+@_builder
 def kl_bars(
     dim_labels: Sequence[str], kl: np.ndarray, *, title: str, x_title: str, y_title: str
 ) -> go.Figure:
@@ -207,6 +263,7 @@ def kl_bars(
     return fig.update_layout(title=title, xaxis_title=x_title, yaxis_title=y_title, height=300)
 
 
+@_builder
 def active_units(
     eval_step, active, latent_dim: int, *, title: str, x_title: str, y_title: str, limit_text: str
 ) -> go.Figure:
@@ -221,6 +278,7 @@ def active_units(
 
 
 # ------------------------------------------------------------------ one image: IWAE and the posterior
+@_builder
 def iwae_curve(
     ks,
     iwae,
@@ -244,7 +302,8 @@ def iwae_curve(
 ) -> go.Figure:
     """log p̂_K(x) over K (log axis): one run; the mean over independent repeats at ``k_choices`` with a band of ± one
     standard error (``band_name``); the means above the exact log p(x) marked (``above_name``: noise, since
-    E[log p̂_K] ≤ log p(x)); the ELBO, exact log p(x) (when known) and the chosen K as reference lines."""
+    E[log p̂_K] ≤ log p(x)); the ELBO, exact log p(x) (when known) and log p̂_K at the chosen K as level lines named
+    in the legend (``elbo_text``, ``exact_text``, ``k_text``: no annotation on the plot), and the chosen K dotted."""
     kc = np.asarray(list(k_choices))
     m, e = np.asarray(mean, dtype=float), np.asarray(se, dtype=float)
     fig = go.Figure(
@@ -254,6 +313,7 @@ def iwae_curve(
         x=np.concatenate([kc, kc[::-1]]),
         y=np.concatenate([m + e, (m - e)[::-1]]),
         fill="toself",
+        mode="lines",  # the band's outline only: markers at its corners read as data points
         fillcolor="rgba(0,0,0,0.12)",
         line=dict(width=0),
         hoverinfo="skip",
@@ -277,25 +337,26 @@ def iwae_curve(
                 name=above_name,
                 marker=dict(color=GUIDE_COLOR, symbol="x", size=10),
             )
-    fig.add_hline(y=elbo, line=dict(color=ELBO_COLOR), annotation_text=elbo_text)
+    # The reference levels are legend entries, not annotations: a label written on the plot lands on the
+    # curves, which approach exactly these levels as K grows.
+    span = [float(np.min(ks)), float(np.max(ks))] if len(ks) else [1.0, float(k)]
+    levels = [(elbo_text, elbo, dict(color=ELBO_COLOR))]
     if exact is not None:
-        fig.add_hline(y=exact, line=dict(color=INK_COLOR, dash="dash"), annotation_text=exact_text)
-    fig.add_hline(
-        y=log_px_hat_k,
-        line=dict(color=LOGPX_COLOR, dash="dot"),
-        annotation_position="bottom left",
-        annotation_text=k_text,
-    )
+        levels.append((exact_text, exact, dict(color=INK_COLOR, dash="dash")))
+    levels.append((k_text, log_px_hat_k, dict(color=LOGPX_COLOR, dash="dot")))
+    for name, level, line in levels:
+        fig.add_scatter(x=span, y=[level, level], mode="lines", name=name, line=line, hoverinfo="name+y")
     fig.add_vline(x=k, line=dict(color=GUIDE_COLOR, dash="dot"))
     return fig.update_layout(
         xaxis_type="log",
         xaxis_title=x_title,
         yaxis_title=y_title,
-        height=360,
-        legend=dict(orientation="h", y=-0.25),
+        height=420,
+        legend=dict(orientation="h", yref="container", yanchor="bottom", y=0, x=0, xanchor="left"),
     )
 
 
+@_builder
 def posterior_line(
     z, posterior, q, *, posterior_name: str, q_name: str, x_title: str, y_title: str
 ) -> go.Figure:
@@ -309,6 +370,7 @@ def posterior_line(
     return fig.update_layout(xaxis_title=x_title, yaxis_title=y_title, height=380)
 
 
+@_builder
 def posterior_map(
     z1,
     z2,
@@ -344,6 +406,7 @@ def posterior_map(
 
 
 # ------------------------------------------------------------------ latent space
+@_builder
 def class_scatter(
     xy: np.ndarray,
     ids: np.ndarray,
@@ -390,12 +453,56 @@ def class_scatter(
         xaxis_title=axes[0],
         yaxis_title=axes[1],
         height=height,
-        legend=dict(itemsizing="constant"),
-        margin=dict(t=50),
+        # under the x axis, across: at the top right, under the toolbar's lasso button, a press meant to start a
+        # lasso landed on the legend and hid a class; a legend in the figure's bottom edge (container coordinates)
+        # pushes the bottom margin by its own height, so it never covers the axis title however many rows it wraps to
+        legend=dict(
+            itemsizing="constant",
+            orientation="h",
+            yref="container",
+            yanchor="bottom",
+            y=0,
+            x=0,
+            xanchor="left",
+        ),
     )
     return fig.update_yaxes(scaleanchor="x") if equal_axes else fig
 
 
+@_builder
+def latent_plane(
+    mu: np.ndarray,
+    ids: np.ndarray,
+    labels: np.ndarray,
+    class_names: Sequence[str],
+    circles: Sequence[tuple[float, float, np.ndarray, np.ndarray]],
+    *,
+    title: str,
+    axes: tuple[str, str],
+    row_text: str,
+    circle_name: str,
+    height: int = 560,
+) -> go.Figure:
+    """A 2-D latent space shown as itself: codes ``mu`` (N, 2) of test rows ``ids`` (μ₁ across, μ₂ up, equal axes) in
+    their class colours (:func:`class_scatter`), over the prior's circles ``circles`` = (radius, prior mass inside, xs,
+    ys), each named ``circle_name.format(r=radius, mass=mass)``. No projection: the axes are latent dimensions, and the
+    circles show the prior's scale on them."""
+    rings = [(circle_name.format(r=r, mass=mass), xs, ys) for r, mass, xs, ys in circles]
+    return class_scatter(
+        mu,
+        ids,
+        labels,
+        class_names,
+        title=title,
+        axes=axes,
+        row_text=row_text,
+        height=height,
+        overlays=rings,
+        equal_axes=True,
+    )
+
+
+@_builder
 def with_marker(fig: go.Figure, x: float, y: float, *, name: str, color: str = "#000000") -> go.Figure:
     """``fig`` with one large star marker at (x, y) on top (your image on a map); returns the same figure."""
     fig.add_trace(
@@ -412,6 +519,7 @@ def with_marker(fig: go.Figure, x: float, y: float, *, name: str, color: str = "
     return fig
 
 
+@_builder
 def mu_density_rows(
     centres,
     density: np.ndarray,
@@ -465,6 +573,7 @@ def mu_density_rows(
     )
 
 
+@_builder
 def pair_codes(
     xy: np.ndarray,
     ids: np.ndarray,
@@ -474,26 +583,20 @@ def pair_codes(
     title: str,
     axes: tuple[str, str],
     row_text: str,
-    circles: Sequence[tuple[float, float, np.ndarray, np.ndarray]] = (),
-    circle_name: str = "",
 ) -> go.Figure:
-    """AE vs VAE: one model's codes (:func:`class_scatter`, 430 px); with ``circles`` (radius, prior mass inside, xs, ys),
-    the prior's σ circles on equal axes, each named ``circle_name.format(r=radius, mass=mass)``."""
-    rings = [(circle_name.format(r=r, mass=mass), xs, ys) for r, mass, xs, ys in circles]
+    """AE vs VAE: a 2-D map (UMAP or PCA) of one model's codes, :func:`class_scatter` at the height of half a page's
+    width (a 2-D latent space is drawn by :func:`latent_plane` with ``height=PAIR_HEIGHT``)."""
     return class_scatter(
-        xy,
-        ids,
-        labels,
-        class_names,
-        title=title,
-        axes=axes,
-        row_text=row_text,
-        height=430,
-        overlays=rings,
-        equal_axes=bool(rings),
+        xy, ids, labels, class_names, title=title, axes=axes, row_text=row_text, height=PAIR_HEIGHT
     )
 
 
+PAIR_HEIGHT = (
+    560  # px of each side's map on AE vs VAE: at half width its legend wraps to 5–7 rows under the plot
+)
+
+
+@_builder
 def path_norms(
     paths: Sequence[tuple[str, np.ndarray]],
     reference: float | None = None,
@@ -515,12 +618,14 @@ def path_norms(
 
 
 # ------------------------------------------------------------------ theory
+@_builder
 def densities(z, traces: Sequence[tuple[str, np.ndarray, str]], *, x_title: str, y_title: str) -> go.Figure:
     """Densities over z as lines; ``traces`` are (name, values, colour)."""
     fig = go.Figure([go.Scatter(x=z, y=y, name=n, line=dict(color=c)) for n, y, c in traces])
     return fig.update_layout(xaxis_title=x_title, yaxis_title=y_title, height=320)
 
 
+@_builder
 def discrete(
     outcomes: Sequence[str],
     p,
@@ -559,6 +664,7 @@ def discrete(
     return fig.update_layout(barmode="group", height=340)
 
 
+@_builder
 def fit_animation(
     z,
     posterior,
@@ -620,6 +726,7 @@ def fit_animation(
     )
 
 
+@_builder
 def sgd_curve(
     elbo,
     estimate,
@@ -648,6 +755,7 @@ def sgd_curve(
     return fig.update_layout(xaxis_title=x_title, yaxis_title=y_title, height=340)
 
 
+@_builder
 def elbo_landscape(
     mus,
     log_sigmas,
@@ -669,6 +777,7 @@ def elbo_landscape(
     )
 
 
+@_builder
 def gradient_histograms(
     reparam, score, exact: float, *, names: tuple[str, str], exact_text: str, x_title: str, y_title: str
 ) -> go.Figure:
@@ -683,6 +792,7 @@ def gradient_histograms(
     return fig.update_layout(height=340, showlegend=False)
 
 
+@_builder
 def family_fits(
     z,
     posterior,
@@ -712,6 +822,7 @@ from lab_pages.style import CORRECT_COLOR, MISTAKEN_COLOR  # noqa: E402 - this s
 PAIR_COLORS = (CORRECT_COLOR, MISTAKEN_COLOR)
 
 
+@_builder
 def pair_bars(
     categories: Sequence[str],
     correct,
@@ -748,6 +859,7 @@ def pair_bars(
     return fig
 
 
+@_builder
 def pair_curves(
     step_correct,
     correct,
@@ -777,6 +889,7 @@ def pair_curves(
     )
 
 
+@_builder
 def likelihood_gaps(
     bce_grey,
     cb_grey,
@@ -820,6 +933,7 @@ def likelihood_gaps(
 
 
 # ------------------------------------------------------------------ theory: information, likelihood
+@_builder
 def information_curve(
     p_grid,
     info_grid,
@@ -846,6 +960,7 @@ def information_curve(
     )
 
 
+@_builder
 def likelihood_probability(
     ks,
     pmf,
@@ -877,6 +992,7 @@ def likelihood_probability(
 
 
 # ------------------------------------------------------------------ the average KL split (ELBO surgery)
+@_builder
 def elbo_surgery(
     avg_kl: float,
     mutual_info: float,
@@ -925,6 +1041,7 @@ def elbo_surgery(
 
 
 # ------------------------------------------------------------------ a hole in the aggregate posterior
+@_builder
 def kl_hole_map(
     axis,
     log_ratio_grid,
@@ -977,6 +1094,7 @@ def kl_hole_map(
 
 
 # ------------------------------------------------------------------ the first variation
+@_builder
 def variation_quotients(
     eps,
     rows: Sequence[tuple[str, np.ndarray, float]],
@@ -1004,6 +1122,7 @@ VARIATION_COLORS = (Q_COLOR, FAMILY_COLORS["mixture"], FAMILY_COLORS["laplace"],
 
 
 # ------------------------------------------------------------------ a linear AE against PCA
+@_builder
 def principal_angles(
     angles_deg, limit: float, *, limit_text: str, title: str, x_title: str, y_title: str
 ) -> go.Figure:

@@ -1,6 +1,7 @@
-"""Latent map: a UMAP of the posterior means mu(x) of the test set, coloured by class.
+"""Latent map: the posterior means mu(x) of the test set on a plane, coloured by class.
 
-PCA is drawn at once; UMAP runs in a background thread (vae_core.projection) and a small
+A 2-D latent space is drawn as itself (mu_1 against mu_2, over the prior's circles; no UMAP is computed). A larger
+one is projected: PCA is drawn at once; UMAP runs in a background thread (vae_core.projection) and a small
 fragment polls it once a second, then swaps it in. Every point carries its test-set row id in
 ``customdata``; a selection (click, box or lasso) is turned into row ids by a callback and kept
 in ``st.session_state["latent_map_selected_ids"]``, so it never depends on point indices.
@@ -12,12 +13,14 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 import torch
+from streamlit.delta_generator import DeltaGenerator
 
 from lab_pages import charts, state
 from lab_pages.datasets import get_dataset
 from lab_pages.i18n import _, ngettext
 from lab_pages.images import show_grid
-from lab_pages.model_store import require_dataset, require_model
+from lab_pages.model_store import LoadedModel, require_dataset, require_model
+from vae_core import compare as cmp
 from vae_core import projection as pj
 from vae_core.data import to_float
 from vae_core.inference import encode, reconstruct
@@ -43,11 +46,32 @@ def map_figure(
     names: tuple[str, ...],
     title: str,
     axes: tuple[str, str],
-    equal_axes: bool = False,
-):
+) -> go.Figure:
     """One WebGL scatter trace per class (class colours); customdata = test-set row id."""
-    return charts.class_scatter(
-        xy, ids, labels, names, title=title, axes=axes, row_text=_("row"), equal_axes=equal_axes
+    return charts.class_scatter(xy, ids, labels, names, title=title, axes=axes, row_text=_("row"))
+
+
+def plane_figure(
+    mu: np.ndarray,
+    ids: np.ndarray,
+    labels: np.ndarray,
+    names: tuple[str, ...],
+    title: str,
+    height: int = 560,
+) -> go.Figure:
+    """A 2-D latent space as itself: μ(x) (N, 2) of rows ``ids``, μ₁ across and μ₂ up on equal axes, over the prior's
+    1σ, 2σ and 3σ circles (this page and AE vs VAE draw a model with d = 2 this way)."""
+    return charts.latent_plane(
+        mu[ids],
+        ids,
+        labels,
+        names,
+        cmp.prior_circles(),
+        title=title,
+        axes=(_("μ₁, latent dimension 1 (latent units)"), _("μ₂, latent dimension 2 (latent units)")),
+        row_text=_("row"),
+        circle_name=_("prior {r:g}σ ({mass:.0%} of mass)"),
+        height=height,
     )
 
 
@@ -79,28 +103,18 @@ def poll(job: pj.ProjectionJob) -> None:
     )
 
 
-def main() -> None:
-    lm = require_model()
-    ds = require_dataset(lm)
-    st.title(_("🗺️ Latent map (UMAP)"))
-    st.markdown(
-        _(
-            "Each dot is one test image at its posterior mean **μ(x)**, coloured by class. UMAP flattens the {d}-D latent "
-            "space to 2-D while keeping neighbours together. **Click** a point or drag a **box / lasso** to see those "
-            "images, their reconstructions and μ."
-        ).format(d=lm.config.latent_dim)
-    )
-    if ss.get("latent_map_sel_model") != lm.key:  # a selection belongs to one model's map
-        ss[SEL], ss["latent_map_sel_model"] = [], lm.key
-
-    n_total = int(ds.x_test.shape[0])
-    c1, c2, c3 = st.columns(3)
-    n_pts = c1.select_slider(
-        _("Test images"),
-        [n for n in (100, 250, 500, 1000, 2000, 5000) if n < n_total] + [n_total],
-        value=n_total,
-        key="latent_map_n",
-    )
+def projected_map(
+    lm: LoadedModel,
+    mu: np.ndarray,
+    ids: np.ndarray,
+    labels: np.ndarray,
+    names: tuple[str, ...],
+    c2: DeltaGenerator,
+    c3: DeltaGenerator,
+    n_pts: int,
+) -> tuple[pj.Projection, go.Figure]:
+    """d > 2: the UMAP of μ(x) for rows ``ids`` (its settings in the columns ``c2``, ``c3``), PCA while it runs.
+    Returns (the projection drawn, its figure)."""
     n_nb = c2.slider(
         _("UMAP neighbours"), 5, 50, 15, key="latent_map_neighbors", help=_("Larger: more global structure.")
     )
@@ -113,12 +127,7 @@ def main() -> None:
         key="latent_map_min_dist",
         help=_("Smaller: tighter clumps."),
     )
-
-    with st.spinner(_("Encoding the test set…")):
-        mu = test_codes(lm.model, lm.key, lm.dataset_name)  # (N_test, z)
-    labels = ds.y_test.numpy()
-    ids = pj.subsample_ids(n_total, n_pts)
-    request = (lm.key, int(n_pts), int(n_nb), float(min_d))
+    request = (lm.key, n_pts, int(n_nb), float(min_d))
     job = ss.get("latent_map_job")
     if job is None or ss.get("latent_map_request") != request:
         job = pj.compute_projection_async(
@@ -148,36 +157,70 @@ def main() -> None:
             )
         else:
             poll(job)
-
     axes = (
         ("UMAP 1", "UMAP 2")
         if proj.method == "umap"
         else (_("PC 1 (latent units)"), _("PC 2 (latent units)"))
     )
-    fig = map_figure(proj.xy, proj.ids, labels, ds.class_names, title, axes)
+    return proj, map_figure(proj.xy, proj.ids, labels, names, title, axes)
+
+
+def main() -> None:
+    lm = require_model()
+    ds = require_dataset(lm)
+    plane = cmp.shows_latent_plane(lm.config.latent_dim)  # d = 2: the latent space is its own map
+    st.title(_("🗺️ Latent map (UMAP)"))
+    if plane:
+        st.markdown(
+            _(
+                "Each dot is one test image at its posterior mean **μ(x)**, coloured by class. This model's latent "
+                "space has two dimensions, so the map is the latent space itself: μ₁ across, μ₂ up, in latent units, "
+                "with the prior N(0, I)'s 1σ, 2σ and 3σ circles for its scale; no UMAP is needed. **Click** a point or "
+                "drag a **box / lasso** to see those images, their reconstructions and μ."
+            )
+        )
+    else:
+        st.markdown(
+            _(
+                "Each dot is one test image at its posterior mean **μ(x)**, coloured by class. UMAP flattens the {d}-D "
+                "latent space to 2-D while keeping neighbours together. **Click** a point or drag a **box / lasso** to "
+                "see those images, their reconstructions and μ."
+            ).format(d=lm.config.latent_dim)
+        )
+    if ss.get("latent_map_sel_model") != lm.key:  # a selection belongs to one model's map
+        ss[SEL], ss["latent_map_sel_model"] = [], lm.key
+
+    n_total = int(ds.x_test.shape[0])
+    c1, c2, c3 = st.columns(3)
+    n_pts = c1.select_slider(
+        _("Test images"),
+        [n for n in (100, 250, 500, 1000, 2000, 5000) if n < n_total] + [n_total],
+        value=n_total,
+        key="latent_map_n",
+    )
+    with st.spinner(_("Encoding the test set…")):
+        mu = test_codes(lm.model, lm.key, lm.dataset_name)  # (N_test, z)
+    labels = ds.y_test.numpy()
+    ids = pj.subsample_ids(n_total, n_pts)
+    if plane:
+        proj = pj.Projection(ids, mu[ids], "latent", 0.0)  # the codes themselves: nothing to compute
+        fig = plane_figure(
+            mu,
+            ids,
+            labels,
+            ds.class_names,
+            _("μ(x) of {n} test images on the latent plane").format(n=ids.size),
+        )
+    else:
+        proj, fig = projected_map(lm, mu, ids, labels, ds.class_names, c2, c3, int(n_pts))
     mine = state.user_image(ds.image_shape)
-    if mine is not None:  # your image: placed by its 8 nearest codes
+    if mine is not None:  # your image: at its μ on the plane; on a projection, placed by its 8 nearest codes
         mine_mu = encode(lm.model, torch.from_numpy(mine.pixels.copy()))[0][0].cpu().numpy()  # (z,)
         mine_xy, near = pj.place_new_point(mine_mu, mu, proj)
-        charts.with_marker(fig, *mine_xy, name=_("your image ({origin})").format(origin=mine.origin))
-    left, right = (
-        st.columns(2) if lm.config.latent_dim == 2 else (st, None)
-    )  # z = 2: the raw plane beside the map
-    selectable(fig, "latent_map_chart", left)
-    if right is not None:
-        selectable(
-            map_figure(
-                mu[ids],
-                ids,
-                labels,
-                ds.class_names,
-                _("Raw latent plane: μ(x)"),
-                (_("z₁ (latent units)"), _("z₂ (latent units)")),
-                equal_axes=True,
-            ),
-            "latent_map_raw_chart",
-            right,
+        charts.with_marker(
+            fig, *(mine_mu if plane else mine_xy), name=_("your image ({origin})").format(origin=mine.origin)
         )
+    selectable(fig, "latent_map_chart")
     if mine is not None:
         show_grid(
             to_float(ds.x_test[near]),

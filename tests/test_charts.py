@@ -172,21 +172,26 @@ class TestOneImage:
             x_title="K",
             y_title="nats",
         )
-        assert [t.name for t in fig.data] == ["run", "band", "mean", "above"] and fig.data[
-            0
-        ].line.color == LOGPX_COLOR
+        assert [t.name for t in fig.data] == ["run", "band", "mean", "above", "E", "X", "K"]
+        assert fig.data[0].line.color == LOGPX_COLOR
         assert (
             list(fig.data[1].y) == pytest.approx([-4.9, -3.95, -4.05, -5.1]) and fig.data[1].fill == "toself"
         )
+        assert fig.data[1].mode == "lines"  # the band's outline, no markers at its corners
         assert list(fig.data[2].x) == [1, 10] and list(fig.data[2].y) == [
             -5.0,
             -4.0,
         ]  # the mean; the band ± SE
         assert list(fig.data[3].x) == [10] and list(fig.data[3].y) == [-4.0], "the mean above exact, marked"
         assert fig.layout.xaxis.type == "log" and fig.layout.xaxis.title.text == "K"
-        lines = {a.text: s for a, s in zip(fig.layout.annotations, fig.layout.shapes)}
-        assert lines["E"].line.color == ELBO_COLOR and lines["X"].y0 == -4.1 and lines["K"].y0 == -4.5
+        levels = {
+            t.name: t for t in fig.data[4:]
+        }  # the reference levels: lines across every K, in the legend
+        assert levels["E"].line.color == ELBO_COLOR and list(levels["E"].y) == [-5.0, -5.0]
+        assert list(levels["X"].y) == [-4.1, -4.1] and list(levels["K"].y) == [-4.5, -4.5]
+        assert all(list(t.x) == [1.0, 100.0] for t in levels.values())
         assert fig.layout.shapes[-1].x0 == 10  # the chosen K
+        assert not fig.layout.annotations  # no label written over the curves
         without = charts.iwae_curve(
             ks,
             ks,
@@ -204,8 +209,48 @@ class TestOneImage:
             x_title="K",
             y_title="n",
         )
-        assert "X" not in [a.text for a in without.layout.annotations]
-        assert [t.name for t in without.data] == ["r", "± SE", "m"]  # no exact value: nothing marked
+        assert [t.name for t in without.data] == [
+            "r",
+            "± SE",
+            "m",
+            "E",
+            "K",
+        ]  # no exact value: nothing marked
+
+    def test_iwae_curve_writes_no_label_inside_its_data(self) -> None:
+        """The ELBO page's labels once sat on the curves. Whatever the builder writes as an annotation must lie
+        outside the box the data span (x over K, y over every curve and level); the legend names the levels."""
+        ks = np.arange(1, 5001)
+        iwae = -265 + 3 * (1 - 1 / np.sqrt(ks))
+        kc = np.array([1, 10, 100, 1000, 5000])
+        fig = charts.iwae_curve(
+            ks,
+            iwae,
+            kc,
+            iwae[kc - 1],
+            0.3 / np.sqrt(kc),
+            -265.5,
+            1000,
+            float(iwae[999]),
+            -262.1,
+            run_name="run",
+            mean_name="mean",
+            elbo_text="ELBO -265.50",
+            k_text="log p̂_K at K=1000",
+            exact_text="exact log p(x)",
+            band_name="band",
+            above_name="above",
+            x_title="K",
+            y_title="nats",
+        )
+        ys = np.concatenate([np.asarray(t.y, dtype=float) for t in fig.data])
+        x_lo, x_hi, y_lo, y_hi = 1, 5000, float(ys.min()), float(ys.max())
+        for a in fig.layout.annotations:
+            inside_x = a.xref in (None, "x") and x_lo <= a.x <= x_hi
+            inside_y = a.yref in (None, "y") and y_lo <= a.y <= y_hi
+            assert not (inside_x and inside_y), f"annotation {a.text!r} at ({a.x}, {a.y}) sits on the data"
+        assert {"ELBO -265.50", "log p̂_K at K=1000", "exact log p(x)"} <= {t.name for t in fig.data}
+        assert fig.layout.legend.yref == "container" and fig.layout.legend.y == 0  # under the axis title
 
     def test_posterior_line_and_map(self) -> None:
         z = np.linspace(-1, 1, 3)
@@ -270,6 +315,50 @@ class TestLatentSpace:
         )
         assert [t.name for t in fig.data] == ["a", "b", "prior 1σ"] and fig.data[-1].line.color == INK_COLOR
         assert fig.data[-1].hoverinfo == "skip" and fig.layout.yaxis.scaleanchor == "x"
+
+    def test_class_scatter_legend_is_under_the_plot_not_where_a_lasso_starts(self) -> None:
+        """The toolbar's lasso button is at the top right; a legend there took the press meant to start a lasso and
+        hid a class. The legend runs across the figure's bottom edge, below the x axis's title."""
+        xy = np.arange(12.0).reshape(6, 2)
+        fig = charts.class_scatter(
+            xy,
+            np.arange(6),
+            np.array([0, 1, 0, 2, 1, 0]),
+            ["a", "b", "c"],
+            title="T",
+            axes=("x", "y"),
+            row_text="r",
+        )
+        leg = fig.layout.legend
+        assert (leg.orientation, leg.yref, leg.y, leg.yanchor, leg.x, leg.xanchor) == (
+            "h",
+            "container",
+            0,
+            "bottom",
+            0,
+            "left",
+        )
+
+    def test_latent_plane_is_the_codes_themselves_over_the_priors_circles(self) -> None:
+        from vae_core.compare import prior_circles
+
+        mu = np.array([[0.5, -1.0], [2.0, 0.1], [-0.3, 0.2]])
+        fig = charts.latent_plane(
+            mu,
+            np.array([4, 7, 9]),
+            np.array([0] * 5 + [1] * 5),
+            ("a", "b"),
+            prior_circles((1.0, 2.0)),
+            title="T",
+            axes=("μ₁", "μ₂"),
+            row_text="row",
+            circle_name="{r:g}σ ({mass:.0%})",
+        )
+        assert [t.name for t in fig.data] == ["a", "b", "1σ (39%)", "2σ (86%)"]
+        assert list(fig.data[0].customdata) == [4] and list(fig.data[0].x) == [0.5]  # row 4 is at its μ
+        assert list(fig.data[1].customdata) == [7, 9] and list(fig.data[1].y) == [0.1, 0.2]
+        assert float(np.hypot(fig.data[3].x, fig.data[3].y).max()) == pytest.approx(2.0)
+        assert fig.layout.yaxis.scaleanchor == "x" and fig.layout.xaxis.title.text == "μ₁"
 
     def test_mu_density_rows_prior_on_top_then_one_row_per_dim(self) -> None:
         centres = np.linspace(-3, 3, 7)
@@ -529,27 +618,13 @@ def test_with_marker_adds_one_star_on_top() -> None:
 
 
 class TestPairBuilders:
-    def test_pair_codes_draws_the_prior_circles_on_equal_axes(self) -> None:
+    def test_pair_codes_is_a_class_scatter_at_half_width_height(self) -> None:
         xy = np.array([[0.0, 1.0], [2.0, 3.0]])
-        circles = [(1.0, 0.39, np.array([1.0, 0.0]), np.array([0.0, 1.0]))]
         fig = charts.pair_codes(
-            xy,
-            np.array([0, 1]),
-            np.array([0, 1]),
-            ("a", "b"),
-            title="t",
-            axes=("x", "y"),
-            row_text="row",
-            circles=circles,
-            circle_name="{r:g}σ, {mass:.0%}",
+            xy, np.array([0, 1]), np.array([0, 1]), ("a", "b"), title="t", axes=("x", "y"), row_text="row"
         )
-        assert [t.name for t in fig.data] == ["a", "b", "1σ, 39%"] and fig.layout.yaxis.scaleanchor == "x"
-        assert (
-            charts.pair_codes(
-                xy, np.array([0, 1]), np.array([0, 1]), ("a", "b"), title="t", axes=("x", "y"), row_text="row"
-            ).layout.yaxis.scaleanchor
-            is None
-        )
+        assert [t.name for t in fig.data] == ["a", "b"] and fig.layout.height == charts.PAIR_HEIGHT
+        assert fig.layout.yaxis.scaleanchor is None  # a projection's axes have no common unit
 
 
 class TestIssue24:
@@ -641,3 +716,269 @@ class TestIssue24:
         )
         assert types(fig) == ["bar"] and list(fig.data[0].x) == ["1", "2"]
         assert fig.layout.shapes[0].y0 == 5.0 and fig.layout.yaxis.title.text == "degrees"
+
+
+# ------------------------------------------------------------------ the toolbar's band, for every builder
+Z = np.linspace(-1.0, 1.0, 5)
+IDS, LABELS, XY = np.arange(4), np.array([0, 1, 0, 1]), np.arange(8.0).reshape(4, 2)
+SAMPLES = {  # one small figure per builder, with a title wherever the builder takes one
+    "loss_stack": lambda: charts.loss_stack(
+        STEP,
+        STEP,
+        STEP,
+        STEP,
+        [1],
+        [2.0],
+        recon_name="R",
+        kl_name="K",
+        objective_name="O",
+        eval_name="T",
+        x_title="x",
+        y_title="y",
+    ),
+    "kl_heatmap": lambda: charts.kl_heatmap(
+        STEP, np.ones((5, 2)), ["z1", "z2"], x_title="x", y_title="y", colorbar_title="c", title="T"
+    ),
+    "elbo_curves": lambda: charts.elbo_curves(
+        STEP,
+        STEP,
+        STEP,
+        STEP,
+        STEP / 4,
+        [1],
+        [2.0],
+        2,
+        recon_name="R",
+        kl_name="K",
+        objective_name="O",
+        eval_name="T",
+        beta_name="β",
+        warmup_text="W",
+        x_title="x",
+        y_title="y",
+    ),
+    "kl_bars": lambda: charts.kl_bars(["z1"], np.ones(1), title="T", x_title="x", y_title="y"),
+    "active_units": lambda: charts.active_units(
+        [1, 2], [1, 2], 2, title="T", x_title="x", y_title="y", limit_text="L"
+    ),
+    "iwae_curve": lambda: charts.iwae_curve(
+        np.array([1, 10]),
+        [-5.0, -4.0],
+        (1, 10),
+        [-5.0, -4.0],
+        [0.1, 0.1],
+        -6.0,
+        10,
+        -4.0,
+        -3.9,
+        run_name="r",
+        mean_name="m",
+        elbo_text="E",
+        k_text="K",
+        exact_text="X",
+        x_title="x",
+        y_title="y",
+    ),
+    "posterior_line": lambda: charts.posterior_line(
+        Z, Z, Z, posterior_name="p", q_name="q", x_title="x", y_title="y"
+    ),
+    "posterior_map": lambda: charts.posterior_map(
+        Z,
+        Z,
+        np.ones((5, 5)),
+        [],
+        [0.0, 0.0],
+        (-1, -1),
+        (1, 1),
+        colorbar_title="c",
+        mu_name="μ",
+        x_title="x",
+        y_title="y",
+    ),
+    "class_scatter": lambda: charts.class_scatter(
+        XY, IDS, LABELS, ("a", "b"), title="T", axes=("x", "y"), row_text="row"
+    ),
+    "latent_plane": lambda: charts.latent_plane(
+        XY,
+        IDS,
+        LABELS,
+        ("a", "b"),
+        [(1.0, 0.39, Z, Z)],
+        title="T",
+        axes=("x", "y"),
+        row_text="row",
+        circle_name="{r}",
+    ),
+    "with_marker": lambda: charts.with_marker(go.Figure(layout=dict(title="T")), 0.0, 0.0, name="★"),
+    "mu_density_rows": lambda: charts.mu_density_rows(
+        Z, np.ones((2, 5)), Z, ["z1", "z2"], prior_label="p", title="T", x_title="x", colorbar_title="c"
+    ),
+    "pair_codes": lambda: charts.pair_codes(
+        XY, IDS, LABELS, ("a", "b"), title="T", axes=("x", "y"), row_text="r"
+    ),
+    "path_norms": lambda: charts.path_norms(
+        [("l", Z)], 1.0, reference_text="r", title="T", x_title="x", y_title="y"
+    ),
+    "densities": lambda: charts.densities(Z, [("q", Z, Q_COLOR)], x_title="x", y_title="y"),
+    "discrete": lambda: charts.discrete(
+        ["a", "b"],
+        [0.5, 0.5],
+        [0.9, 0.1],
+        [1.0, 1.0],
+        0.69,
+        panel_titles=("L", "R"),
+        p_name="p",
+        q_name="q",
+        info_name="i",
+        entropy_text="H",
+        x_title="x",
+        p_title="p",
+        info_title="i",
+    ),
+    "fit_animation": lambda: charts.fit_animation(
+        Z,
+        Z,
+        [("0", Z, "step 0"), ("1", Z, "step 1")],
+        2.0,
+        posterior_name="p",
+        q_name="q",
+        play="▶",
+        pause="⏸",
+        step_prefix="s",
+        x_title="x",
+        y_title="y",
+    ),
+    "sgd_curve": lambda: charts.sgd_curve(
+        Z, Z[1:], 1.0, elbo_name="E", estimate_name="e", log_px_text="L", x_title="x", y_title="y"
+    ),
+    "elbo_landscape": lambda: charts.elbo_landscape(
+        Z, Z, np.ones((5, 5)), Z, Z, path_name="p", colorbar_title="c", title="T", x_title="x", y_title="y"
+    ),
+    "gradient_histograms": lambda: charts.gradient_histograms(
+        Z, Z, 0.0, names=("a", "b"), exact_text="e", x_title="x", y_title="y"
+    ),
+    "family_fits": lambda: charts.family_fits(
+        Z, Z, [("gaussian", "G", Z)], posterior_name="p", x_title="x", y_title="y"
+    ),
+    "pair_bars": lambda: charts.pair_bars(
+        ["a"],
+        [1.0],
+        [2.0],
+        names=("ok", "bad"),
+        title="T",
+        x_title="x",
+        y_title="y",
+        reference=1.0,
+        reference_text="r",
+    ),
+    "pair_curves": lambda: charts.pair_curves(
+        [1, 2], [1.0, 2.0], [1, 2], [2.0, 3.0], names=("ok", "bad"), title="T", x_title="x", y_title="y"
+    ),
+    "likelihood_gaps": lambda: charts.likelihood_gaps(
+        [1.0], [2.0], [3.0], 4.0, names=("a", "b", "c", "d"), x_title="x", y_title="y"
+    ),
+    "information_curve": lambda: charts.information_curve(
+        Z + 2, Z, [("A", 0.5, 0.7)], curve_name="I", x_title="x", y_title="y"
+    ),
+    "likelihood_probability": lambda: charts.likelihood_probability(
+        np.arange(3),
+        np.ones(3) / 3,
+        Z,
+        Z,
+        1,
+        0.5,
+        panel_titles=("P", "L"),
+        pmf_name="p",
+        likelihood_name="L",
+        k_title="k",
+        theta_title="θ",
+        pmf_title="p",
+        likelihood_title="L",
+    ),
+    "elbo_surgery": lambda: charts.elbo_surgery(
+        10.0, 7.0, 3.0, 0.2, 9.2, names=("a", "b", "c"), categories=("l", "r"), ceiling_text="c", y_title="y"
+    ),
+    "kl_hole_map": lambda: charts.kl_hole_map(
+        Z,
+        np.zeros((5, 5)),
+        (0.0, 0.0),
+        1.0,
+        colorbar_title="c",
+        hole_name="h",
+        disc_name="d",
+        x_title="x",
+        y_title="y",
+    ),
+    "variation_quotients": lambda: charts.variation_quotients(
+        np.array([0.1, 0.01]), [("μ", np.ones(2), 1.0)], x_title="x", y_title="y"
+    ),
+    "principal_angles": lambda: charts.principal_angles(
+        [1.0, 2.0], 5.0, limit_text="5°", title="T", x_title="x", y_title="y"
+    ),
+}
+BUILDERS = [
+    b
+    for b in dir(charts)
+    if not b.startswith("_")
+    and callable(getattr(charts, b))
+    and getattr(getattr(charts, b), "__module__", "") == "lab_pages.charts"
+]
+
+
+def toolbar_problems(fig: go.Figure) -> list[str]:
+    """What of ``fig`` Plotly's toolbar would cover: the toolbar takes the top TOOLBAR_BAND px of the figure, so
+    every title hangs below that band (container coordinates, from the top edge) and the top margin holds the band,
+    the title's lines, a legend drawn above the plot, subplot titles, and a gap."""
+    lay, out = fig.layout, []
+    top = lay.margin.t if lay.margin.t is not None else 100  # Plotly's default top margin
+    below = charts.TOOLBAR_BAND + charts.TOP_GAP
+    titles = [("title", lay.title)] + [
+        (f"frame {f.name} title", f.layout.title) for f in fig.frames if f.layout
+    ]
+    for what, title in titles:
+        if not title.text:
+            continue
+        if (title.yref, title.y, title.yanchor) != ("container", 1, "top"):
+            out.append(
+                f"{what} is not hung from the figure's top edge: {title.yref}, {title.y}, {title.yanchor}"
+            )
+        if (title.pad.t or 0) < charts.TOOLBAR_BAND:
+            out.append(f"{what} starts {title.pad.t or 0} px from the top, inside the toolbar's band")
+    if lay.title.text:
+        below += charts.TITLE_LINE * (lay.title.text.count("<br>") + 1)
+    if lay.legend.y is not None and lay.legend.y >= 1 and lay.legend.yref in (None, "paper"):
+        below += charts.LEGEND_ROW
+    if any(a.yref == "paper" and a.y is not None and a.y >= 1 for a in lay.annotations):
+        below += charts.TITLE_LINE  # subplot titles
+    if top < below:
+        out.append(
+            f"top margin {top} px < the {below} px the toolbar's band and what sits above the plot need"
+        )
+    return out
+
+
+def test_every_builder_has_a_sample_for_the_toolbar_check() -> None:
+    assert sorted(SAMPLES) == sorted(BUILDERS)
+
+
+@pytest.mark.parametrize("builder", sorted(SAMPLES))
+def test_no_title_or_legend_sits_under_the_toolbar(builder: str) -> None:
+    fig = SAMPLES[builder]()
+    assert not toolbar_problems(fig), toolbar_problems(fig)
+    assert not toolbar_problems(charts._clear_of_toolbar(fig)), "applying it twice changes nothing"
+
+
+def test_the_toolbar_check_can_fail() -> None:
+    """A plain Plotly figure with a title (Plotly's defaults) and one with a title but a short margin both fail."""
+    assert toolbar_problems(go.Figure(layout=dict(title="T")))
+    assert toolbar_problems(
+        go.Figure(
+            layout=dict(
+                title=dict(text="T", yref="container", y=1, yanchor="top", pad=dict(t=40)), margin=dict(t=30)
+            )
+        )
+    )
+    assert not toolbar_problems(charts._clear_of_toolbar(go.Figure(layout=dict(title="T<br>two lines"))))
+    assert charts._clear_of_toolbar(go.Figure(layout=dict(title="T<br>two"))).layout.margin.t == (
+        charts.TOOLBAR_BAND + 2 * charts.TITLE_LINE + charts.TOP_GAP
+    )

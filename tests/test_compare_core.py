@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.conftest import digits_config, needs_fashion
+from tests.conftest import ROOT, digits_config, needs_fashion
 from vae_core import compare as cmp
 from vae_core import pair as pr
 from vae_core.checkpoint import load_checkpoint, read_metadata
@@ -227,26 +227,87 @@ class TestPageHelpers:
         xy, done = cmp.map_xy(mu, SimpleNamespace(done=True, result=SimpleNamespace(xy=umap)))
         assert done and xy is umap
 
-    def test_pair_choices(self) -> None:
-        def meta(kind, ds="digits", z=2):
-            return {
-                "dataset": ds,
-                "model_config": {"kind": kind, "latent_dim": z, "hidden": [64]},
-                "train_config": {"seed": 0, "batch_size": 128, "epochs": 5, "beta": 1.0},
-            }
+    @staticmethod
+    def meta(kind: str, ds: str = "digits", z: int = 2, recon: float | None = None, n: int = 100) -> dict:
+        out = {
+            "dataset": ds,
+            "model_config": {"kind": kind, "latent_dim": z, "hidden": [64]},
+            "train_config": {"seed": 0, "batch_size": 128, "epochs": 5, "beta": 1.0},
+        }
+        if recon is not None:
+            out["test_metrics"] = {"recon": recon, "n": n}
+        return out
 
+    def test_pair_choices(self) -> None:
+        meta = self.meta
         shipped = {
             "d_vae": meta("vae"),
             "d_ae": meta("ae"),
             "f_vae": meta("vae", "fmnist", 16),
             "f_ae": meta("ae", "fmnist", 16),
         }
-        names, match = cmp.pair_choices(shipped, ["digits", "fmnist"], "fmnist", 16)
-        assert names == ["d_vae / d_ae", "f_vae / f_ae"] and match == "f_vae / f_ae"
-        names, match = cmp.pair_choices(
-            shipped, ["digits"], "fmnist", 16
-        )  # that dataset is not on this machine
-        assert names == ["d_vae / d_ae"] and match is None
+        c = cmp.pair_choices(shipped, ["digits", "fmnist"], "fmnist", 16)
+        assert (
+            c.names == ["d_vae / d_ae", "f_vae / f_ae"]
+            and c.match == "f_vae / f_ae"
+            and c.best == "f_vae / f_ae"
+        )
+        c = cmp.pair_choices(shipped, ["digits"], "fmnist", 16)  # that dataset is not on this machine
+        assert c.names == ["d_vae / d_ae"] and c.match is None and c.best == "d_vae / d_ae"
+        assert cmp.pair_choices({}, ["digits"], "digits", 2) == cmp.PairChoices([], None, None, None)
+
+    def test_the_best_pair_has_the_largest_reconstruction_gap_on_the_current_dataset(self) -> None:
+        """The workshop after minute 9: the d = 2 model is current, but the d = 16 pair makes the point."""
+        meta = self.meta
+        shipped = {
+            "f2_vae": meta("vae", "fmnist", 2, recon=252.96),
+            "f2_ae": meta("ae", "fmnist", 2, recon=251.35),
+            "f16_vae": meta("vae", "fmnist", 16, recon=227.55),
+            "f16_ae": meta("ae", "fmnist", 16, recon=213.01),
+            "d_vae": meta("vae", "digits", 2, recon=50.0),
+            "d_ae": meta("ae", "digits", 2, recon=20.0),  # a larger gap, but on another dataset
+        }
+        c = cmp.pair_choices(shipped, ["digits", "fmnist"], "fmnist", 2)
+        assert c.match == "f2_vae / f2_ae" and c.best == "f16_vae / f16_ae"
+        assert c.gap == pytest.approx(227.55 - 213.01)
+        assert cmp.pair_choices(shipped, ["digits", "fmnist"], "digits", 2).best == "d_vae / d_ae"
+        assert (
+            cmp.pair_choices(shipped, ["digits", "fmnist"], "mnist", 2).best == "d_vae / d_ae"
+        )  # none here: all
+        # without test metrics a pair ranks last; among those, the larger latent space first
+        bare = {k: {kk: vv for kk, vv in v.items() if kk != "test_metrics"} for k, v in shipped.items()}
+        c = cmp.pair_choices(
+            {**bare, "f2_vae": shipped["f2_vae"], "f2_ae": shipped["f2_ae"]}, ["fmnist"], "fmnist", 16
+        )
+        assert c.best == "f2_vae / f2_ae" and c.gap == pytest.approx(252.96 - 251.35)
+        c = cmp.pair_choices(bare, ["fmnist"], "fmnist", 2)
+        assert c.best == "f16_vae / f16_ae" and c.gap is None
+
+    def test_recon_gap_reads_the_checkpoints_test_metrics(self) -> None:
+        meta = self.meta
+        assert cmp.recon_gap(meta("vae", recon=30.0), meta("ae", recon=25.5)) == pytest.approx(4.5)
+        assert cmp.recon_gap(meta("vae", recon=30.0), meta("ae")) is None  # no metrics
+        assert (
+            cmp.recon_gap(meta("vae", recon=30.0), meta("ae", recon=25.0, n=7)) is None
+        )  # other test images
+
+    def test_the_shipped_fmnist_pairs_gaps_match_the_workshop_figures(self) -> None:
+        ck = ROOT / "checkpoints"
+        names = ["fmnist_vae_z2", "fmnist_ae_z2", "fmnist_vae_z16", "fmnist_ae_z16"]
+        if not all((ck / f"{n}.safetensors").exists() for n in names):
+            pytest.skip("the Fashion-MNIST pairs are not shipped here")
+        m = {n: read_metadata(ck / f"{n}.safetensors") for n in names}
+        assert cmp.recon_gap(m["fmnist_vae_z2"], m["fmnist_ae_z2"]) == pytest.approx(
+            252.96 - 251.35, abs=0.01
+        )
+        assert cmp.recon_gap(m["fmnist_vae_z16"], m["fmnist_ae_z16"]) == pytest.approx(
+            227.55 - 213.01, abs=0.01
+        )
+        c = cmp.pair_choices(m, ["fashion-mnist"], "fashion-mnist", 2)
+        assert c.best == "fmnist_vae_z16 / fmnist_ae_z16" and c.match == "fmnist_vae_z2 / fmnist_ae_z2"
+
+    def test_only_a_2d_latent_space_is_drawn_as_its_own_plane(self) -> None:
+        assert cmp.shows_latent_plane(2) and not cmp.shows_latent_plane(1) and not cmp.shows_latent_plane(16)
 
     def test_live_pair_models_have_fresh_keys(self) -> None:
         from types import SimpleNamespace
