@@ -17,13 +17,20 @@ ran. A session's own model starts it (lab_pages.state.add_session_model).
 
 import streamlit as st
 
-from lab_pages import state, tour  # import no torch
+from lab_pages import links, presenter, state, tour  # import no torch
 from lab_pages.i18n import _
 from vae_core.forkserver import default_pool, server_openmp_env  # import no torch
 
 server_openmp_env()  # before any page imports torch
 
-st.set_page_config(page_title="VAE Workshop Lab", page_icon="🧪", layout="wide")
+# ?present=1 (presenter mode): the sidebar starts collapsed, out of the projector's way
+present = presenter.from_url()
+st.set_page_config(
+    page_title="VAE Workshop Lab",
+    page_icon="🧪",
+    layout="wide",
+    initial_sidebar_state="collapsed" if present else "auto",
+)
 
 
 def _nav() -> dict[str, list]:
@@ -44,7 +51,14 @@ def _nav() -> dict[str, list]:
 
 
 pg = st.navigation(_nav())
-
+# lab_pages.links: the URL's model and controls where the URL changed, then the session's state into the URL
+# (before the page, which may st.stop(), and again after it, for what it set)
+links.apply_url(pg.url_path)
+links.write_url(pg.url_path)
+presenter.write_url()
+if present:
+    presenter.bar()
+links.show_notes()
 
 if pg.url_path == "":  # Home, the first page after a cold start: it draws its text before torch is imported
     if state.upload() is not None:  # a new upload becomes the model Home shows
@@ -65,6 +79,7 @@ else:  # a page may st.stop() (no model, or an AE where a VAE is needed): the pi
 
     model_sidebar()
     pg.run()
+links.write_url(pg.url_path)
 # After the page is drawn, so that its import of torch does not compete with the first visitor's page:
 # a no-op while the fork server runs (a page that stopped early leaves it to the next run, or to Start).
 default_pool().start()

@@ -6,7 +6,7 @@ import hashlib
 
 import streamlit as st
 
-from lab_pages import i18n, state
+from lab_pages import i18n, links, presenter, state
 from lab_pages.datasets import available_datasets
 from lab_pages.i18n import _, error_text
 from lab_pages.model_store import (
@@ -100,8 +100,10 @@ def model_sidebar() -> None:
     adopt_upload()  # idempotent: a no-op when app.py already adopted it before Home
     with st.sidebar:
         language_picker()
-        st.subheader(_("Current model"))
+        presenter.toggle()
         lm = current_model()
+        links.link_box()  # after current_model(): the first run's default model is known
+        st.subheader(_("Current model"))
         if lm is None:
             st.warning(_("No model loaded: pick one below, upload one, or train one."))
         else:

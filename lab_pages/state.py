@@ -29,6 +29,7 @@ EXPLORER_Z = "explorer_z"  # list[float]: the explorer's latent point (the laten
 EXPLORER_Z_MODEL = "explorer_z_model"  # str: key of the model that point belongs to
 USER_IMAGE = "user_image"  # UserImage: the image drawn or uploaded on the "Your image" page
 USER_DATASETS = "user_datasets"  # {name: vae_core.userdata.UserData}: datasets uploaded in this session
+PAGE_URL = "_page_url"  # str: the URL path of the page this run draws (app.py sets it: lab_pages.links)
 
 
 # ------------------------------------------------------------------ the current model
@@ -103,6 +104,49 @@ def explorer_point() -> tuple[Any, str | None]:
 def set_explorer_point(z: Sequence[float], model_key: str) -> None:
     """Store the explorer's latent point; the latent map calls this before ``st.switch_page``."""
     st.session_state[EXPLORER_Z], st.session_state[EXPLORER_Z_MODEL] = [float(v) for v in z], model_key
+    if (
+        st.session_state.get(PAGE_URL) in Z_PAGES
+    ):  # the latent map sends a point without showing it in its URL
+        write_url_point()
+
+
+# ------------------------------------------------------------------ the explorer's point in the URL (?z=0.5,-1.25)
+Z_PARAM = "z"  # the URL parameter: the explorer's point, comma-separated, Z_DECIMALS decimals
+Z_PAGES = ("explorer", "manifold")  # the pages whose URL carries it (URL paths)
+Z_DECIMALS = 3
+
+
+def url_point_text(z: Sequence[float]) -> str:
+    """``z`` as the URL writes it: "0.5,-1.25" (rounded to Z_DECIMALS decimals, trailing zeros dropped)."""
+    return ",".join(f"{round(float(v), Z_DECIMALS) + 0.0:g}" for v in z)
+
+
+def write_url_point() -> None:
+    """Show the explorer's point in the URL, whichever widget set it (a slider, a component, the latent map)."""
+    z = explorer_point()[0]
+    if z is None:
+        return
+    text = url_point_text(z)
+    if st.query_params.get(Z_PARAM) != text:
+        st.query_params[Z_PARAM] = text
+
+
+def read_url_point(text: str, model_key: str, latent_dim: int) -> str | None:
+    """Make the URL's ``z`` (text such as "0.5,-1.25") the explorer's point for model ``model_key``, as if the
+    sliders had set it (no note; values outside the sliders' range are clamped when drawn). Returns None, or,
+    for text that is not a finite point of ``latent_dim`` numbers, why (translated) and changes nothing."""
+    try:
+        z = [float(v) for v in text.split(",")]
+    except ValueError:
+        z = []
+    if len(z) != latent_dim or not np.isfinite(z).all():
+        return _("{n} comma-separated numbers, one per latent dimension").format(n=latent_dim)
+    st.session_state[EXPLORER_Z], st.session_state[EXPLORER_Z_MODEL] = z, model_key
+    st.session_state[EXPLORER_LAST] = (model_key, tuple(z))  # the sliders' own point: no "sent" note
+    st.session_state[EXPLORER_NOTE] = None
+    for j in range(latent_dim):  # the sliders restart from z (read_slider_point)
+        st.session_state.pop(slider_key(j), None)
+    return None
 
 
 # ------------------------------------------------------------------ your own image

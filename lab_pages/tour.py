@@ -31,6 +31,8 @@ class WorkshopStep:
     page: str  # which page(s), by title
     do: str  # what to click
     ask: str  # what to ask the room
+    # the page scripts it visits, in order: presenter mode's Next and Back open the first
+    pages: tuple[str, ...] = ()
 
 
 PAGES: tuple[TourPage, ...] = (
@@ -226,6 +228,7 @@ WORKSHOP: tuple[WorkshopStep, ...] = (
         N_("Home"),
         N_("read the one-line ELBO: reconstruction minus KL to the prior, a lower bound on log p(x)"),
         N_("If log p(x) is what we want, why maximise something smaller?"),
+        pages=("lab_pages/home.py",),
     ),
     WorkshopStep(
         "2–5",
@@ -236,6 +239,7 @@ WORKSHOP: tuple[WorkshopStep, ...] = (
             "KL(q‖p(z|x)) trade places, their sum stays log p(x). Press *Fit q by SGD* and play the animation"
         ),
         N_("q found one mode. Why not both?"),
+        pages=("lab_pages/theory.py", "lab_pages/derivation.py"),
     ),
     WorkshopStep(
         "5–9",
@@ -251,6 +255,7 @@ WORKSHOP: tuple[WorkshopStep, ...] = (
             "Some dimensions carry less than 0.1 nats of KL (the heatmap's caption counts them). Why would the model "
             "switch a dimension off?"
         ),
+        pages=("lab_pages/train.py",),
     ),
     WorkshopStep(
         "9–13",
@@ -261,6 +266,7 @@ WORKSHOP: tuple[WorkshopStep, ...] = (
             "to q's ellipses"
         ),
         N_("Where does q put mass that the true posterior does not? That mismatch costs exactly the gap."),
+        pages=("lab_pages/elbo.py",),
     ),
     WorkshopStep(
         "13–16",
@@ -270,6 +276,7 @@ WORKSHOP: tuple[WorkshopStep, ...] = (
             "cluster, look at its images, press *Send μ to the latent explorer*"
         ),
         N_("What lies between two clusters?"),
+        pages=("lab_pages/explorer.py", "lab_pages/manifold.py", "lab_pages/latent_map.py"),
     ),
     WorkshopStep(
         "16–19",
@@ -284,12 +291,14 @@ WORKSHOP: tuple[WorkshopStep, ...] = (
             "Which one reconstructs better, which one samples better, and which term of the ELBO makes the "
             "difference?"
         ),
+        pages=("lab_pages/compare.py",),
     ),
     WorkshopStep(
         "19–20",
         N_("Home"),
         N_("point at each term of the identity and name the page where the room saw it"),
         N_("Which term would you weaken to get sharper reconstructions? (β < 1)"),
+        pages=("lab_pages/home.py",),
     ),
 )
 WORKSHOP_NOTE = N_(
