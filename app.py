@@ -13,6 +13,9 @@ imports torch before the page's text is drawn: the page loads the model last, an
 UMAP's numba warm-up is not started here: shipped models bring their maps (checkpoints/embeddings),
 and at launch the warm-up's ``import umap`` held the GIL for ~3 s while the first visitors' pages
 ran. A session's own model starts it (lab_pages.state.add_session_model).
+
+The URL carries the view (lab_pages.links: the model, the language, each page's controls) and presenter mode
+(lab_pages.presenter: ``?present=1&step=N``), read before the page and written back around it.
 """
 
 import streamlit as st

@@ -313,13 +313,18 @@ export default function (component) {
     const url = window.location.href;  // what the address bar shows now: the router keeps it in step
     field.value = url;
     field.hidden = false;
-    let ok = false;
-    try {
-      await navigator.clipboard.writeText(url);  // needs a secure context: https or localhost
-      ok = true;
-    } catch (e) {
+    // The Clipboard API needs a secure context (https or localhost) and may wait on a permission: give it a
+    // second, then fall back to copying the selected field (which works over plain http too).
+    const viaApi = navigator.clipboard
+      ? Promise.race([
+          navigator.clipboard.writeText(url).then(() => true, () => false),
+          new Promise((resolve) => setTimeout(() => resolve(false), 1000)),
+        ])
+      : Promise.resolve(false);
+    let ok = await viaApi;
+    if (!ok) {
       field.select();
-      try { ok = document.execCommand("copy"); } catch (e2) { ok = false; }
+      try { ok = document.execCommand("copy"); } catch (e) { ok = false; }
     }
     status.textContent = ok ? data.copied : data.failed;
   };
