@@ -3,7 +3,7 @@
 Opening a link in a new browser reproduces the view: ``?lang=zh&model=digits_vae_z2&image=7&k=100`` on
 ``/elbo``. The router (app.py) reads the URL before the page runs (:func:`apply_url`) and writes the session's
 state back into it (:func:`write_url`, before the page, which may stop, and after it), so the address bar always holds a link to what is shown, and the
-sidebar's *Copy link* (:func:`link_box`) copies it. The explorer's point is written where it is set
+sidebar's *Copy link* (:func:`link_box`) copies it, with the language. The explorer's point is written where it is set
 (lab_pages.state.write_url_point): it changes in a fragment, which does not rerun the router.
 
 Only what changed in the URL since this session last read or wrote it is applied (``SEEN``): a URL that
@@ -270,10 +270,15 @@ def put_param(name: str, text: str | None) -> None:
 
 
 def model_param() -> str | None:
-    """The current model as the URL names it (a shipped or saved checkpoint), or None for a model that lives
-    only in this session (trained or uploaded here: another browser cannot open it)."""
+    """The current model as the URL names it (a shipped or saved checkpoint), or None for the server's default
+    model (a link without ``model`` opens it) and for a model that lives only in this session (trained or
+    uploaded here: another browser cannot open it)."""
     lm = state.stored_model()
-    return lm.label if lm is not None and lm.source == "shipped" else None
+    if lm is None or lm.source != "shipped":
+        return None
+    from lab_pages.model_store import default_model_name  # noqa: PLC0415 - loaded with the model already
+
+    return None if lm.label == default_model_name() else lm.label
 
 
 def lang_param() -> str:
@@ -283,10 +288,10 @@ def lang_param() -> str:
 
 
 def write_url(page_url: str) -> None:
-    """State -> URL after the page at ``page_url`` ran: the language, the model, the page's controls (defaults left
-    out), and no parameter of another page."""
+    """State -> URL around the page at ``page_url``: the model and the page's controls (defaults left out), and no
+    parameter of another page. The language is in the URL where it was chosen (lab_pages.i18n.set_lang), not
+    where the browser's locale chose it; *Copy link* adds it."""
     ss = st.session_state
-    put_param(i18n.QUERY, lang_param())
     if state.stored_model() is not None:  # Home's first run loads it after this: keep the URL's
         put_param(MODEL, model_param())
     mine = {state.Z_PARAM} if page_url in state.Z_PAGES else set()
@@ -310,7 +315,10 @@ export default function (component) {
   const status = parentElement.querySelector(".status");
   button.textContent = data.label;
   button.onclick = async () => {
-    const url = window.location.href;  // what the address bar shows now: the router keeps it in step
+    // What the address bar shows now (the router keeps it in step), with the language the page is read in.
+    const link = new URL(window.location.href);
+    if (!link.searchParams.has("lang")) link.searchParams.set("lang", data.lang);
+    const url = link.href;
     field.value = url;
     field.hidden = false;
     // The Clipboard API needs a secure context (https or localhost) and may wait on a permission: give it a
@@ -380,7 +388,12 @@ def link_box() -> None:
     a Save that makes it travel."""
     _copy_component()(
         key="copy_link",
-        data={"label": "🔗 " + _("Copy link"), "copied": _("Copied."), "failed": _("Copy the link below.")},
+        data={
+            "label": "🔗 " + _("Copy link"),
+            "copied": _("Copied."),
+            "failed": _("Copy the link below."),
+            "lang": lang_param(),
+        },
     )
     lm = state.stored_model()
     if lm is not None and lm.source != "shipped":

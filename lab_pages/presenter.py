@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from lab_pages import links, state, tour
+from lab_pages import i18n, links, state, tour
 from lab_pages.i18n import _
 
 PRESENT = "present"  # the URL parameter (=1) and the session key (bool)
@@ -84,8 +84,11 @@ def write_url() -> None:
 
 
 def url_params(n: int) -> dict[str, str]:
-    """The URL parameters of step ``n``'s page: presenter mode, the step, the language and the model."""
-    params = {PRESENT: "1", STEP: str(n), "lang": links.lang_param()}
+    """The URL parameters of step ``n``'s page: presenter mode, the step, the language and the model (where the
+    URL carries them now)."""
+    params = {PRESENT: "1", STEP: str(n)}
+    if i18n.QUERY in st.query_params:  # chosen, not the browser's: keep it
+        params[i18n.QUERY] = links.lang_param()
     if (model := links.model_param()) is not None:
         params[links.MODEL] = model
     return params

@@ -8,7 +8,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from lab_pages import links, state
-from lab_pages.model_store import LoadedModel, load_shipped
+from lab_pages.model_store import LoadedModel, default_model_name, load_shipped
 from tests.conftest import ROOT
 
 APP = str(ROOT / "app.py")
@@ -34,6 +34,12 @@ def url(at: AppTest) -> dict[str, str]:
     }
 
 
+def named(name: str) -> dict[str, str]:
+    """The URL's ``model`` for the shipped model ``name``: none for the server's default model (a link without
+    one opens it)."""
+    return {} if name == default_model_name() else {"model": name}
+
+
 def warnings(at: AppTest) -> str:
     return " ".join(w.value for w in at.warning)
 
@@ -51,7 +57,7 @@ class TestElboPage:
         assert at.number_input(key="elbo_index").value == 7
         assert any(m.label == "log p̂_K(x), K=100" for m in at.metric)
         assert "original #7" in [c for im in at.get("image") for c in im.captions]
-        assert url(at) == {"model": "digits_vae_z2", "image": "7", "k": "100", "lang": "en"}
+        assert url(at) == {**named("digits_vae_z2"), "image": "7", "k": "100", "lang": "en"}
         assert not at.warning
 
     def test_moving_k_and_the_index_writes_them_into_the_url(self) -> None:
@@ -83,7 +89,8 @@ class TestElboPage:
         at = open_link("elbo", model="no_such_model")
         assert "no_such_model" in warnings(at)
         assert at.session_state["current_model"].label != "no_such_model"
-        assert url(at)["model"] == at.session_state["current_model"].label
+        assert at.session_state["current_model"].label == default_model_name()
+        assert "model" not in url(at)  # the default model: a link without one opens it
 
 
 class TestTrainPage:
@@ -180,7 +187,7 @@ def test_the_latent_maps_projection_settings_round_trip() -> None:
     assert not at.exception
     assert at.session_state["latent_map_neighbors"] == 30
     assert at.session_state["latent_map_min_dist"] == pytest.approx(0.35)
-    assert url(at) == {"neighbors": "30", "min_dist": "0.35", "lang": "en"}  # k is the ELBO page's
+    assert url(at) == {"neighbors": "30", "min_dist": "0.35"}  # k is the ELBO page's
     at = AppTest.from_function(script, default_timeout=60)
     at.query_params.update({"neighbors": "500", "min_dist": "0.33"})
     at.run()

@@ -63,7 +63,7 @@ def test_next_and_back_change_the_step_and_the_page() -> None:
     at.button(key="presenter_next").click().run()
     assert not at.exception
     assert at.session_state[state.PAGE_URL] == "explorer"  # step 5: Latent explorer, Manifold, Latent map
-    assert param(at, "step") == "5" and param(at, "present") == "1" and param(at, "model") == "digits_vae_z2"
+    assert param(at, "step") == "5" and param(at, "present") == "1" and param(at, "lang") == "en"
     assert "Step 5 of 7" in bar(at)
     at.button(key="presenter_back").click().run()
     at.button(key="presenter_back").click().run()

@@ -74,6 +74,7 @@ def test_a_copied_elbo_link_opens_the_same_image_k_and_numbers(page, app_server,
     query = parse_qs(urlsplit(link).query)
     assert urlsplit(link).path == "/elbo"
     assert query["model"] == ["digits_vae_z2"] and query["image"] == ["12"] and query["k"] == ["500"]
+    assert query["lang"] == ["en"]  # the browser chose it: the address bar leaves it out, the link carries it
 
     fresh = open_copied(new_page, link)
     after = metric_values(fresh)
