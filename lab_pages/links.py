@@ -1,10 +1,11 @@
 """Shareable links: the URL carries the page, the language, the model and each page's main controls.
 
 Opening a link in a new browser reproduces the view: ``?lang=zh&model=digits_vae_z2&image=7&k=100`` on
-``/elbo``. The router (app.py) reads the URL before the page runs (:func:`apply_url`) and writes the session's
-state back into it (:func:`write_url`, before the page, which may stop, and after it), so the address bar always holds a link to what is shown, and the
-sidebar's *Copy link* (:func:`link_box`) copies it, with the language. The explorer's point is written where it is set
-(lab_pages.state.write_url_point): it changes in a fragment, which does not rerun the router.
+``/elbo``. The router (app.py) reads the URL before the page runs (:func:`apply_url`) and writes the
+session's state back into it (:func:`write_url`: before the page, which may stop, and after it), so the
+address bar always holds a link to what is shown; the sidebar's *Copy link* (:func:`link_box`) copies it,
+with the language. The explorer's point is written where it is set (lab_pages.state.write_url_point): it
+changes in a fragment, which does not rerun the router.
 
 Only what changed in the URL since this session last read or wrote it is applied (``SEEN``): a URL that
 still names the model picked before a sidebar change must not undo that change. A bad value (an unknown
@@ -24,13 +25,14 @@ import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
 from lab_pages import i18n, state
-from lab_pages.i18n import _, error_text
+from lab_pages.i18n import N_, _, error_text
 
 MODEL = "model"  # the URL parameter of the current model: a shipped name, or saved/<name>
 SEEN = "_links_seen"  # {URL parameter: its text as this session last read or wrote it}
 NOTES = "_links_notes"  # [str]: warnings about the URL's bad values, shown on the next page drawn
 SAVE_NAME = "links_save_name"  # the link box's name field for saving a session model
 SAVE_DONE = "links_save_done"  # (kind, text): the last save's result
+ANY_VALUE = N_("a value this control takes")  # what a parameter must be, when its parser does not say
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,7 @@ def _number(kind: type) -> Callable[[str], Any]:
             raise ValueError(text)
         return v
 
+    parse.what = N_("a whole number") if kind is int else N_("a number")  # type: ignore[attr-defined]
     return parse
 
 
@@ -62,6 +65,9 @@ def _flag(text: str) -> bool:
     if low in ("0", "false", "no", "off"):
         return False
     raise ValueError(text)
+
+
+_flag.what = N_("1 or 0")  # type: ignore[attr-defined]
 
 
 def _one_of(
@@ -231,7 +237,7 @@ def apply_url(page_url: str) -> None:
         try:
             value = p.parse(text)
         except ValueError:
-            value, why = None, _("a value of the control's kind")
+            value, why = None, _(getattr(p.parse, "what", ANY_VALUE))
         else:
             why = p.check(value)
         if why is None:

@@ -142,6 +142,7 @@ class TestTrainPage:
         text = warnings(at)
         for said in ("likelihood=cauchy", "scale=50", "kind=gan", "d=two"):
             assert said in text
+        assert "expected a whole number" in text and "expected a number from 0.001 to 9.9" in text
         assert at.selectbox(key="train_likelihood").value == "bernoulli"
         assert at.radio(key="train_kind").value == "VAE"
         assert at.number_input(key="train_latent").value == 16
