@@ -12,6 +12,7 @@ from lab_pages.datasets import available_datasets, get_dataset
 from lab_pages.i18n import N_, _, error_text
 from lab_pages.images import show_grid
 from lab_pages.model_store import list_shipped, load_shipped, require_model
+from lab_pages.plot import plot
 from vae_core import compare as cmp
 from vae_core import linear_ae as lae
 from vae_core import projection as pj
@@ -50,7 +51,8 @@ def draw_linear_ae() -> None:
     with st.spinner(_("Training the linear AE (L-BFGS)…")):
         r = linear_vs_pca(int(k))
     left, right = st.columns([2, 3])
-    left.plotly_chart(
+    plot(
+        left,
         charts.principal_angles(
             r.angles_deg,
             PCA_ANGLE_LIMIT,
@@ -60,6 +62,7 @@ def draw_linear_ae() -> None:
             y_title=_("angle (degrees)"),
         ),
         key="compare_pca_angles",
+        name="linear-ae-vs-pca-angles",
     )
     m = right.columns(3)
     m[0].metric(_("largest angle (degrees)"), f"{r.max_angle_deg:.2f}")
@@ -253,7 +256,7 @@ def main() -> None:
                 shown = pj.Projection(np.arange(len(mu)), xy, "map", 0.0)
                 at = pj.place_new_point(m_mu, mu, shown)[0]
             charts.with_marker(fig, *at, name=_("your image"))
-        col.plotly_chart(fig, key=f"compare_map_{kind}")
+        plot(col, fig, key=f"compare_map_{kind}", name=f"latent-map-{kind}", model=m.label)
     if x_mine is not None:
         recons = [reconstruct(m.model, x_mine).cpu() for _kind, m in both]
         show_grid(
@@ -356,7 +359,7 @@ def main() -> None:
                 colorbar_title=_("density (per unit)"),
                 hover_text=_("density"),
             )
-        col.plotly_chart(fig, key=f"compare_prior_{kind}")
+        plot(col, fig, key=f"compare_prior_{kind}", name=f"mu-vs-prior-{kind}", model=_model.label)
 
     if PCA_DATASET in available_datasets():
         draw_linear_ae()
