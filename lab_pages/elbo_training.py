@@ -126,7 +126,7 @@ def download_history(history, model: str, key: str) -> None:
     h = history if isinstance(history, History) else History.from_dict(history)
     st.download_button(
         _("Download the training history (CSV)"),
-        data=functools.partial(history_csv, h),  # written on the press, not on every (live) redraw
+        data=functools.partial(history_csv, h),  # written when pressed, not on every run
         file_name=file_stem("history", model) + ".csv",
         mime="text/csv",
         key=key,
@@ -218,7 +218,10 @@ def draw_curves(history, latent_dim: int, warmup: int, tm: dict, live: bool, mod
         name="active-units",
         model=model,
     )
-    download_history(history, model, key=f"elbo_history_csv_{live}")
+    if (
+        not live
+    ):  # the live view redraws every second: a button redrawn under the pointer could miss its click
+        download_history(history, model, key="elbo_history_csv")
     au, z = (c.active_units[-1] if c.active_units.size else tm.get("active_units")), latent_dim
     if au is None or np.isnan(au):
         st.caption(_("Active units appear after the first evaluation."))

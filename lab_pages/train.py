@@ -355,8 +355,8 @@ def training_gif(
 
 
 def draw_downloads(job: Any, snap: LiveSnapshot, cfg: ModelConfig, tc: TrainConfig) -> None:
-    """The run's training history as CSV, and its reconstructions and samples over training as a GIF: each made when
-    its button is pressed (the live view redraws every second)."""
+    """The run's training history as CSV, and its reconstructions and samples over training as a GIF, each made when
+    its button is pressed; drawn while the run is paused, stopped or finished."""
     name = run_name(cfg, tc)
     frames = job.preview_frames()  # the previews kept so far (a capped history: vae_core.live.PreviewHistory)
     c1, c2 = st.columns(2)
@@ -417,7 +417,8 @@ def draw_live(h: registry.TrainerHandle, live: bool, snap: LiveSnapshot | None =
     draw_charts(ps, snap.history, cfg, tc, live)
     if snap.preview is not None:  # decoded by the worker, about once a second
         draw_preview(id(job), snap.preview, cfg)
-    draw_downloads(job, snap, cfg, tc)
+    if not live:  # a live view redraws every second: a button redrawn under the pointer could miss its click
+        draw_downloads(job, snap, cfg, tc)
 
 
 def settings(names: list[str], trained: bool) -> None:

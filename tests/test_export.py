@@ -347,7 +347,7 @@ class TestPages:
     def test_elbo_over_training_csv_is_the_checkpoint_s_history(self, deferred) -> None:
         lm = load_shipped("digits_vae_z2")
         run_page(str(PAGES / "elbo_training.py"), lm)
-        data, mime, name = deferred["elbo_history_csv_False"]
+        data, mime, name = deferred["elbo_history_csv"]
         assert (mime, name) == ("text/csv", "digits_vae_z2-history.csv")
         h = History.from_dict(lm.metadata["history"])
         assert len(h.step) > 100
@@ -371,3 +371,6 @@ class TestPages:
         size, n, durations = gif_info(data())
         assert n == 4 and durations == [export.FRAME_MS] * 3 + [1500]
         assert size == (2 * (2 * 71) + 6, 26 + 2 * 17)
+        at.button(key="train_start").click().run()  # live (Start continues it): no buttons
+        assert tr.state in (S.STARTING, S.RUNNING) and not at.exception
+        assert [b.proto.id.rsplit("-", 1)[-1] for b in at.get("download_button")] == ["train_download"]
