@@ -6,6 +6,8 @@ the decoded image and the traversal (one labelled picture) go inline as PNG data
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import streamlit as st
 import torch
@@ -15,10 +17,14 @@ from lab_pages.i18n import N_, _
 from lab_pages.images import pixels_key, png_data_uri, to_image, upscale
 from lab_pages.latent_controls import N_CHOICES, dim_label, posterior_stats, slider, thumbnails
 from lab_pages.model_store import require_dataset, require_model
+from lab_pages.plot import file_stem
 from lab_pages.style import KL_COLOR
 from vae_core import explore as ex
+from vae_core import export
 from vae_core import inference as inf
 
+GIF_STEPS = 25  # frames of the traversal GIF one way (odd: the middle one is the codes' mean)
+GIF_PX = 112  # the GIF's tiles are about this high, enlarged by whole pixels
 MAX_SLIDERS = 16  # above this many dims the user picks which get sliders
 KL_RGB = ex.hex_rgb(KL_COLOR)  # the traversal labels' KL colour
 ss = st.session_state
@@ -36,6 +42,12 @@ def _from_mine(key: str, model, pixels: np.ndarray, sp: ex.SliderSpace) -> None:
     """Callback: the sliders go to μ of the Your image page's image."""
     mu = inf.encode(model, torch.from_numpy(pixels.copy()))[0][0].cpu().numpy()  # (z,)
     state.set_slider_point(mu, key, sp, (N_("Started from μ of your image."), {}))
+
+
+def traversal_gif(model, z: torch.Tensor, j: int, lo, hi, shape: tuple[int, int, int]) -> bytes:
+    """Dim ``j`` swept from ``lo[j]`` to ``hi[j]`` in :data:`GIF_STEPS` steps (the others at ``z``) and back, as a GIF."""
+    images = inf.traverse(model, z, [j], lo, hi, GIF_STEPS)[0]  # (steps, D)
+    return export.gif_bytes(export.image_frames(images, shape, inf.scale_for(shape[1], GIF_PX), bounce=True))
 
 
 def _row_label(stats: inf.PosteriorStats, j: int) -> list[tuple[str, tuple[int, int, int]]]:
@@ -233,6 +245,23 @@ def main() -> None:
                 rows="; ".join(" ".join(t for t, _c in lb) for lb in labels)
             ),
         )
+        if order:
+            g1, g2 = st.columns([1, 2], vertical_alignment="bottom")
+            j = g1.selectbox(
+                _("Dimension to animate"), order, key="explorer_gif_dim", format_func=lambda d: f"z{d + 1}"
+            )
+            g2.download_button(
+                _("Download its traversal (GIF)"),
+                data=functools.partial(traversal_gif, model, zt, j, lo, hi, shape),
+                file_name=file_stem(f"traversal-z{j + 1}", lm.label) + ".gif",
+                mime="image/gif",
+                key="explorer_gif",
+                on_click="ignore",
+                icon=":material/gif:",
+                help=_(
+                    "{n} steps from mean − 3σ to mean + 3σ and back, the other dims at the sliders' point."
+                ).format(n=GIF_STEPS),
+            )
 
     _view()
 

@@ -7,17 +7,21 @@ dims). Both tabs are lazy: only the open one runs, and each keeps its settings w
 
 from __future__ import annotations
 
+import functools
 import math
 
 import streamlit as st
+import torch
 
 from lab_pages import charts, state
 from lab_pages.i18n import N_, _, ngettext
 from lab_pages.images import to_image, upscale
 from lab_pages.latent_controls import N_CHOICES, dim_label, posterior_stats, slider, thumbnails
 from lab_pages.model_store import require_dataset, require_model
+from lab_pages.plot import file_stem, plot
 from vae_core import compare as cmp
 from vae_core import explore as ex
+from vae_core import export
 from vae_core import inference as inf
 
 TAB_DEFAULTS = {
@@ -33,6 +37,7 @@ PATHS = {
 }  # interpolation path -> its name
 FNS = {"linear": "lerp", "spherical": "slerp"}
 ss = st.session_state
+GIF_PX = 112  # the interpolation GIF's tiles are about this high, enlarged by whole pixels
 HOLE_RADIUS = 2.0  # the disc searched for a hole, prior standard deviations (86% of the prior's mass)
 HOLE_NOTE = N_("The hole in the codes: high prior density, few codes.")  # the explorer's note on this point
 
@@ -41,6 +46,12 @@ HOLE_NOTE = N_("The hole in the codes: high prior density, few codes.")  # the e
 def kl_hole(key: str, _model, _x) -> cmp.KLHole:
     """Where the prior is high and the test set's aggregate posterior thin (a 2-D VAE), cached by model key."""
     return cmp.kl_hole(_model, _x, radius=HOLE_RADIUS, n=81)
+
+
+def interpolation_gif(paths: list, shape: tuple[int, int, int]) -> bytes:
+    """The decoded paths (each (steps, D)) as one GIF, side by side, A → B and back (vae_core.export)."""
+    images = torch.stack(paths, dim=1)  # (steps, paths, D)
+    return export.gif_bytes(export.image_frames(images, shape, inf.scale_for(shape[1], GIF_PX), bounce=True))
 
 
 def draw_hole(lm, x_test, sp, image_shape) -> None:
@@ -57,7 +68,8 @@ def draw_hole(lm, x_test, sp, image_shape) -> None:
     with st.spinner(_("Evaluating the aggregate posterior on the plane…")):
         hole = kl_hole(lm.key, lm.model, x_test)
     left, right = st.columns([3, 1])
-    left.plotly_chart(
+    plot(
+        left,
         charts.kl_hole_map(
             hole.axis,
             hole.log_ratio_grid,
@@ -70,6 +82,8 @@ def draw_hole(lm, x_test, sp, image_shape) -> None:
             y_title=_("z₂ (latent units)"),
         ),
         key="manifold_hole_chart",
+        name="kl-hole",
+        model=lm.label,
     )
     right.image(
         upscale(to_image(hole.image, image_shape), image_shape[1], 112),
@@ -233,7 +247,8 @@ def main() -> None:
                 )
                 mu = inf.encode(model, ds.x_test[[off + a, off + b]])[0]  # (2, z)
                 norms = []
-                for name, path, images in ex.interpolation_paths(model, mu[0], mu[1], steps, mode):
+                paths = ex.interpolation_paths(model, mu[0], mu[1], steps, mode)
+                for name, path, images in paths:
                     st.image(
                         upscale(inf.images_to_grid(images, shape, ncols=steps), h, 56),
                         caption=ngettext(
@@ -243,7 +258,18 @@ def main() -> None:
                         ).format(path=_(PATHS[name]), fn=FNS[name], steps=steps),
                     )
                     norms.append((_(PATHS[name]), path.norm(dim=1).tolist()))
-                st.plotly_chart(
+                st.download_button(
+                    _("Download the interpolation (GIF)"),
+                    data=functools.partial(interpolation_gif, [images for _n, _p, images in paths], shape),
+                    file_name=file_stem(f"interpolation-{off + a}-{off + b}-{mode}", lm.label) + ".gif",
+                    mime="image/gif",
+                    key="manifold_interp_gif",
+                    on_click="ignore",
+                    icon=":material/gif:",
+                    help=_("A → B and back, one frame per step; with both paths, linear on the left."),
+                )
+                plot(
+                    st,
                     charts.path_norms(
                         norms,
                         zdim**0.5 if lm.is_vae else None,
@@ -255,6 +281,8 @@ def main() -> None:
                         y_title=_("‖z‖ (latent units)"),
                     ),
                     key="manifold_norm_chart",
+                    name="path-norms",
+                    model=lm.label,
                 )
                 st.caption(
                     _(
