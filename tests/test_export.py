@@ -78,6 +78,8 @@ def history_back(text: str) -> History:
             h.test_recon.append(num(r["test_recon_cost_nats"]))
             h.test_kl.append(num(r["test_kl_nats"]))
             h.active_units.append(int(r["active_units"]))
+            if r.get("low_kl_units", ""):  # empty throughout for a history saved before the column
+                h.low_kl_units.append(int(r["low_kl_units"]))
             h.throughput.append(num(r["throughput_examples_per_s"]))
     return h
 
@@ -127,7 +129,7 @@ class TestHistoryCSV:
             *("step", "epoch", "loss_nats", "recon_cost_nats", "kl_nats", "beta"),
             *("kl_z1_nats", "kl_z2_nats", "kl_z3_nats"),
             *("test_step", "test_epoch", "test_neg_elbo_nats", "test_recon_cost_nats", "test_kl_nats"),
-            *("active_units", "throughput_examples_per_s"),
+            *("active_units", "low_kl_units", "throughput_examples_per_s"),
         ]
         assert len(rows) == 10 and [int(r["step"]) for r in rows] == h.step
         assert [r["test_step"] for r in rows] == ["", "", "", "4", "", "", "", "8", "", ""]

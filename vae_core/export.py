@@ -56,6 +56,7 @@ _EVAL_CSV = {
     "test_recon": "test_recon_cost_nats",  # −E_q log p(x|z): a cost, >= 0 for discrete pixels
     "test_kl": "test_kl_nats",
     "active_units": "active_units",
+    "low_kl_units": "low_kl_units",  # dimensions under evaluate.LOW_KL_THRESHOLD nats of KL per image
     "throughput": "throughput_examples_per_s",
 }
 
@@ -69,7 +70,7 @@ def csv_columns(history: History, with_kl: bool = True) -> list[str]:
     dimension, then the test columns. ``with_kl=False`` (an AE, which has no KL) leaves every KL column out."""
     step = [c for k, c in _STEP_CSV.items() if with_kl or k not in ("kl", "beta")]
     dims = [f"kl_z{j + 1}_nats" for j in range(_kl_width(history))] if with_kl else []
-    test = [c for k, c in _EVAL_CSV.items() if with_kl or k != "test_kl"]
+    test = [c for k, c in _EVAL_CSV.items() if with_kl or k not in ("test_kl", "low_kl_units")]
     return step + dims + test
 
 
