@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from lab_pages import charts, state
+from lab_pages import charts, code_view, state
 from lab_pages.i18n import N_, _, error_text
 from lab_pages.images import image_picker, pixels_key, to_image, upscale
 from lab_pages.model_store import load_shipped, require_vae_data, shipped_z2_vae
@@ -315,6 +315,8 @@ def main() -> None:
         delta_color="off",
         delta_arrow="off",
     )
+    st.divider()
+    code_view.elbo_page(cfg, lm.metadata, k)  # this model and K as standalone PyTorch code
 
 
 if __name__ == "__main__":  # Streamlit runs a page as __main__; an import draws nothing

@@ -13,7 +13,7 @@ from typing import NamedTuple
 import numpy as np
 import streamlit as st
 
-from lab_pages import charts
+from lab_pages import charts, code_view
 from lab_pages.i18n import N_, _, error_text
 from lab_pages.images import show_grid
 from lab_pages.model_store import likelihood_name
@@ -399,6 +399,15 @@ def section(key: str) -> None:
     extras(variant, p)
 
 
+def variant_titles() -> dict[str, str]:
+    """Every section and variant (a key of vae_core.pitfalls.SECTIONS) with its translated title, in page order."""
+    titles = {}
+    for key, text in TEXT.items():
+        for variant, name in VARIANTS.get(key, {key: ""}).items():
+            titles[variant] = _(text.title) + (f" · {_(name)}" if name else "")
+    return titles
+
+
 def main() -> None:
     st.title(_("⚠️ Pitfalls: the classic VAE mistakes, trained live"))
     st.markdown(
@@ -410,6 +419,8 @@ def main() -> None:
     for key in TEXT:
         st.divider()
         section(key)
+    st.divider()
+    code_view.pitfalls_page(variant_titles())  # a pitfall's loss as standalone PyTorch code
 
 
 if __name__ == "__main__":  # Streamlit runs a page as __main__; an import draws nothing

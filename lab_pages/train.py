@@ -15,7 +15,7 @@ import numpy as np
 import streamlit as st
 import torch
 
-from lab_pages import charts, slots, state, svg_charts
+from lab_pages import charts, code_view, slots, state, svg_charts
 from lab_pages.datasets import available_datasets, image_shape_of
 from lab_pages.i18n import N_, _, error_text, ngettext
 from lab_pages.images import grid_uri
@@ -602,6 +602,7 @@ def main() -> None:
         live_view()
     else:
         draw_live(h, False, snap)
+    code_view.train_page(*configs()[:2])  # the settings as standalone PyTorch code
 
 
 if __name__ == "__main__":  # Streamlit runs pages as __main__; importing (the benchmark) draws nothing

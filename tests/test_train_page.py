@@ -426,11 +426,11 @@ class TestKeep:
         at = train_page()
         at.button(key="train_step").click().run()
         downloads = [b.proto.id.rsplit("-", 1)[-1] for b in at.get("download_button")]
-        assert downloads == [
+        assert downloads[:3] == [
             "train_download",
             "train_history_csv",
             "train_gif",
-        ]  # the weights, the CSV, the GIF
+        ]  # the weights, the CSV, the GIF (then the code's .py, at the bottom)
         at.button(key="train_use").click().run()
         assert not at.exception
         lm = at.session_state["current_model"]
