@@ -52,6 +52,7 @@ HTML = (
     '<div class="vl-note"></div></div>'
 )
 EVENTS = ("release", "pin", "status")  # the component's state keys (each needs an on_*_change)
+_FAILED = "_decoder_component_failed"  # {component key: why this browser could not decode}: for the session
 _SEEN = "_decoder_component_seen"  # {(component key, event): id of the event already applied}
 _renderers: dict[tuple[int, int], Callable[..., Any]] = {}  # (js mtime, css mtime) -> mount command
 
@@ -108,9 +109,12 @@ def unavailable(key: str, lm: Any) -> str | None:
     """Why this page must decode on the server (in the session's language), or None when the browser can."""
     if not st.get_option("server.enableStaticServing"):
         return _("static file serving is off (server.enableStaticServing)")
+    failed = st.session_state.setdefault(_FAILED, {})
     status = (st.session_state.get(key) or {}).get("status")
     if isinstance(status, dict) and not status.get("ok", True):
-        return _("the browser could not run the decoder ({reason})").format(reason=status.get("reason", "?"))
+        failed[key] = str(status.get("reason", "?"))[:200]  # kept: the unmounted component's state goes
+    if key in failed:
+        return _("the browser could not run the decoder ({reason})").format(reason=failed[key])
     try:
         publish(lm)
     except UnsupportedDecoder as exc:

@@ -26,7 +26,7 @@ from vae_core.elbo import LIKELIHOODS
 from vae_core.models import ACTIVATIONS, ModelConfig, build_model
 from vae_core.web_decoder import export_decoder
 
-from .harness import keyed, open_page, problems, settle, switch_page
+from .harness import canvas_pixels, drag_range, keyed, open_page, problems, settle, switch_page, wait_ready
 
 JS = (ROOT / "lab_pages" / "decoder_component.js").read_text(encoding="utf-8")
 TOL = 1e-4  # per pixel, pixel means in [0, 1]
@@ -139,30 +139,6 @@ def _count_runs(page):
 
     page.on("websocket", lambda ws: ws.on("framereceived", on_frame))
     return runs
-
-
-def canvas_pixels(page, selector: str) -> str:
-    return page.locator(selector).first.evaluate("(c) => c.toDataURL()")
-
-
-def wait_ready(page, key: str) -> None:
-    page.locator(f"{keyed(key)} .vl-root[data-ready='1']").first.wait_for(timeout=60_000)
-
-
-def drag_range(page, key: str, dim: int, fractions: list[float], release: bool = True) -> None:
-    """Drag the component's range input of latent dim ``dim`` through ``fractions`` of its track."""
-    box = page.locator(f"{keyed(key)} input[type=range][data-dim='{dim}']").first.bounding_box()
-    y = box["y"] + box["height"] / 2
-    value = page.locator(f"{keyed(key)} input[type=range][data-dim='{dim}']").first.input_value()
-    lo = float(page.locator(f"{keyed(key)} input[type=range][data-dim='{dim}']").first.get_attribute("min"))
-    hi = float(page.locator(f"{keyed(key)} input[type=range][data-dim='{dim}']").first.get_attribute("max"))
-    f0 = (float(value) - lo) / (hi - lo)
-    page.mouse.move(box["x"] + 8 + f0 * (box["width"] - 16), y)
-    page.mouse.down()
-    for f in fractions:
-        page.mouse.move(box["x"] + 8 + f * (box["width"] - 16), y, steps=4)
-    if release:
-        page.mouse.up()
 
 
 def test_dragging_redraws_in_the_browser_and_sends_the_point_at_release(page, app_server):
