@@ -187,7 +187,11 @@ def test_a_slider_release_reruns_only_the_explorer_view(page, app_server):
     frames.clear()
     fetched.clear()
     drag_range(page, DECODER, 0, [0.2])
-    settle(page)
+    # the release's rerun: wait until its first message arrives, then until the page is quiet
+    deadline = time.monotonic() + 30
+    while not frames and time.monotonic() < deadline:
+        page.wait_for_timeout(100)
+    settle(page, quiet=1.0)
     msgs = [ForwardMsg.FromString(f) for f in frames]
     finished = [m.script_finished for m in msgs if m.WhichOneof("type") == "script_finished"]
     assert finished == [ForwardMsg.FINISHED_FRAGMENT_RUN_SUCCESSFULLY], (

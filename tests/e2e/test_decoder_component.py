@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import math
+import time
 
 import pytest
 import torch
@@ -156,8 +157,10 @@ def test_dragging_redraws_in_the_browser_and_sends_the_point_at_release(page, ap
     assert during != before, "the image did not follow the slider"
     assert runs == [], f"the server reran while the slider was dragged: {runs}"
     page.mouse.up()
-    page.wait_for_function("() => true")
-    settle(page, quiet=0.5)
+    deadline = time.monotonic() + 30
+    while not runs and time.monotonic() < deadline:  # the release's rerun has to start before settle sees it
+        page.wait_for_timeout(100)
+    settle(page, quiet=1.0)
     assert len(runs) == 1, f"a release should rerun the fragment once; runs: {runs}"
     new_caption = page.locator(f"{keyed('explorer_decoder')} .vl-caption").first.inner_text()
     assert new_caption != caption
