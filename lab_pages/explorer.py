@@ -1,7 +1,9 @@
 """Latent explorer: drag one slider per latent dim, start from a test image (or your own), traverse every dim.
 The point and its sliders live in lab_pages.state (the latent map sends a point; the Manifold page moves the same
-sliders). Everything under the title (but the dim picker) is one ``st.fragment``: a slider move reruns only it, and
-the decoded image and the traversal (one labelled picture) go inline as PNG data URLs, so the browser fetches no files.
+sliders). Everything under the title (but the dim picker) is one ``st.fragment``. The sliders and the decoded image
+are the decoder component (lab_pages/decoder_component.py): the browser decodes while a slider is dragged, and the
+final point comes back at release, which reruns only the fragment and redraws the traversal (one labelled picture,
+inline as a PNG data URL). Where the browser cannot decode, the page decodes on the server, as it did before.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import numpy as np
 import streamlit as st
 import torch
 
+from lab_pages import decoder_component as dc
 from lab_pages import state
 from lab_pages.i18n import N_, _
 from lab_pages.images import pixels_key, png_data_uri, to_image, upscale
@@ -26,6 +29,7 @@ from vae_core import inference as inf
 GIF_STEPS = 25  # frames of the traversal GIF one way (odd: the middle one is the codes' mean)
 GIF_PX = 112  # the GIF's tiles are about this high, enlarged by whole pixels
 MAX_SLIDERS = 16  # above this many dims the user picks which get sliders
+DECODER_KEY = "explorer_decoder"  # the decoder component: its "release" carries the point a drag ended at
 KL_RGB = ex.hex_rgb(KL_COLOR)  # the traversal labels' KL colour
 ss = st.session_state
 
@@ -109,23 +113,33 @@ def main() -> None:
 
     @st.fragment
     def _view() -> None:
-        """Everything below the title: a slider move (or any widget here) reruns only this."""
+        """Everything below the title: a slider's release (or any widget here) reruns only this."""
+        released = dc.take(DECODER_KEY, "release", zdim)  # where the browser's drag ended
+        if released is not None:
+            state.set_slider_point(released, key, sp)
         z = state.read_slider_point(key, dims, sp)  # (z,)
         zt = torch.tensor(z, dtype=torch.float32)
+        server_why = dc.unavailable(DECODER_KEY, lm)  # None: the browser decodes
+        if server_why is None:
+            dc.latent_sliders(
+                DECODER_KEY, lm, z, dims, sp.lo[dims], sp.hi[dims], [dim_label(stats, j) for j in dims]
+            )
         left, right = st.columns([3, 2], gap="large")
         with right:  # first: its decoded image is what a slider move is waiting for
             note = state.explorer_note()
             if note:
                 st.info(note)
-            tile = to_image(inf.decode(model, zt)[0], shape)
-            ss["explorer_image_hash"] = pixels_key(tile)
-            big = upscale(tile, shape[1], 260)  # whole pixels, shown at exactly this size: sharp
-            point = "(" + ", ".join(f"{v:.2f}" for v in z[:8]) + (", …)" if zdim > 8 else ")")
-            st.image(
-                png_data_uri(big),
-                width=big.shape[1],
-                caption=_("decoded pixel means at z = {point}").format(point=point),
-            )
+            if server_why is not None:
+                st.caption(_("The server decodes each point: {why}.").format(why=server_why))
+                tile = to_image(inf.decode(model, zt)[0], shape)
+                ss["explorer_image_hash"] = pixels_key(tile)
+                big = upscale(tile, shape[1], 260)  # whole pixels, shown at exactly this size: sharp
+                point = "(" + ", ".join(f"{v:.2f}" for v in z[:8]) + (", …)" if zdim > 8 else ")")
+                st.image(
+                    png_data_uri(big),
+                    width=big.shape[1],
+                    caption=_("decoded pixel means at z = {point}").format(point=point),
+                )
             b1, b2 = st.columns(2)
             b1.button(
                 _("Prior mean z = 0") if vae else _("Centre of codes"),
@@ -153,10 +167,11 @@ def main() -> None:
                     )
                 )
         with left:
-            st.subheader(_("Sliders"))
-            cols = st.columns(2 if len(dims) > 4 else 1)
-            for i, j in enumerate(dims):
-                slider(cols[i % len(cols)], stats, sp, j)
+            if server_why is not None:
+                st.subheader(_("Sliders"))
+                cols = st.columns(2 if len(dims) > 4 else 1)
+                for i, j in enumerate(dims):
+                    slider(cols[i % len(cols)], stats, sp, j)
             st.caption(
                 (
                     _(

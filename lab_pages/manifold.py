@@ -2,7 +2,9 @@
 
 The grid is marked at the latent explorer's point (lab_pages.state ``explorer_point``, shared with
 lab_pages/explorer.py and moved here by the same sliders, ``state.slider_key(j)``, for the grid's two
-dims). Both tabs are lazy: only the open one runs, and each keeps its settings while hidden.
+dims). Below it, the latent plane (lab_pages/decoder_component.py) decodes in the browser under the
+pointer, over the test set's μ, and a click pins the explorer's point there. Both tabs are lazy: only
+the open one runs, and each keeps its settings while hidden.
 """
 
 from __future__ import annotations
@@ -10,15 +12,19 @@ from __future__ import annotations
 import functools
 import math
 
+import numpy as np
 import streamlit as st
 import torch
 
 from lab_pages import charts, state
+from lab_pages import decoder_component as dc
 from lab_pages.i18n import N_, _, ngettext
 from lab_pages.images import to_image, upscale
 from lab_pages.latent_controls import N_CHOICES, dim_label, posterior_stats, slider, thumbnails
+from lab_pages.latent_map import test_codes
 from lab_pages.model_store import require_dataset, require_model
 from lab_pages.plot import file_stem, plot
+from lab_pages.style import CLASS_COLORS
 from vae_core import compare as cmp
 from vae_core import explore as ex
 from vae_core import export
@@ -40,6 +46,49 @@ ss = st.session_state
 GIF_PX = 112  # the interpolation GIF's tiles are about this high, enlarged by whole pixels
 HOLE_RADIUS = 2.0  # the disc searched for a hole, prior standard deviations (86% of the prior's mass)
 HOLE_NOTE = N_("The hole in the codes: high prior density, few codes.")  # the explorer's note on this point
+PLANE_KEY = "manifold_plane"  # the latent plane (decoder component): its "pin" carries a clicked point
+PIN_NOTE = N_("Pinned on the latent plane.")  # the explorer's note on a clicked point
+PLANE_POINTS = 2000  # test-set μ drawn on the plane at most (a fixed sample: the same points every run)
+
+
+def draw_plane(lm, ds, sp, z, pair: tuple[int, int]) -> None:
+    """The latent plane of dims ``pair``: the test set's μ by class, the image decoded under the pointer (in the
+    browser), and a click that moves the explorer's point; the other dims stay at ``z``."""
+    st.subheader(_("Latent plane: decode under the pointer"))
+    why = dc.unavailable(PLANE_KEY, lm)
+    if why is not None:
+        st.caption(_("The latent plane needs the decoder in the browser: {why}.").format(why=why))
+        return
+    st.caption(
+        (
+            _("Dots: μ of test images, one colour per class. Move the pointer: the browser decodes that z. ")
+            if lm.config.latent_dim == 2
+            else _(
+                "Dots: μ of test images over these two dims, one colour per class. Move the pointer: the browser "
+                "decodes z with these two dims moved and the others held at the sliders' point. "
+            )
+        )
+        + _("Click to pin the point: the sliders and the latent explorer move there.")
+    )
+    with st.spinner(_("Encoding the test set…")):
+        mu = test_codes(lm.model, lm.key, lm.dataset_name)  # (N, z)
+    n = len(mu)
+    rows = (
+        np.sort(np.random.default_rng(0).choice(n, PLANE_POINTS, replace=False)) if n > PLANE_POINTS else None
+    )
+    shown = mu if rows is None else mu[rows]
+    labels = np.asarray(ds.y_test) if rows is None else np.asarray(ds.y_test)[rows]
+    a, b = pair
+    dc.latent_plane(
+        PLANE_KEY,
+        lm,
+        z,
+        pair,
+        (float(sp.lo[a]), float(sp.lo[b])),
+        (float(sp.hi[a]), float(sp.hi[b])),
+        (shown[:, a], shown[:, b], labels),
+        CLASS_COLORS,
+    )
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
@@ -122,6 +171,9 @@ def main() -> None:
     @st.fragment
     def _view() -> None:
         """Both tabs: a slider or setting here reruns only this."""
+        pinned = dc.take(PLANE_KEY, "pin", zdim)  # a click on the latent plane
+        if pinned is not None:
+            state.set_slider_point(pinned, lm.key, sp, (PIN_NOTE, {}))
         # Re-set each run, so that a tab's settings survive while the other tab is shown.
         for k, v in TAB_DEFAULTS.items():
             ss[k] = ss.get(k, v)
@@ -203,6 +255,7 @@ def main() -> None:
                     rf"z_{{{pair[0] + 1}}} = {z[pair[0]]:.2f},\; z_{{{pair[1] + 1}}} = {z[pair[1]]:.2f}"
                     rf"\;\Rightarrow\; p = {phi} = ({p[0]:.2f},\ {p[1]:.2f})"
                 )
+                draw_plane(lm, ds, sp, z, pair)
                 if zdim == 2 and lm.is_vae:
                     draw_hole(lm, ds.x_test, sp, shape)
 
