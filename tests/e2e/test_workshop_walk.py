@@ -312,11 +312,15 @@ def walk(page, base_url: str, lang: Lang) -> dict[str, float]:
                 settle(page)
             elif step.minutes == "9–13":
                 click_button(page, "elbo_pick_1")  # the *#* button under a test image
-                band = page.locator(keyed("elbo_iwae_chart")).first.evaluate(
-                    """(el, name) => { const gd = el.querySelector('.js-plotly-plot');
-                        return !!gd && gd._fullData.some(t => t.name === name && t.fill === 'toself' && t.x.length > 1); }""",
-                    _("± 1 standard error of that mean"),
-                )
+                band, deadline = False, time.monotonic() + 30
+                while not band and time.monotonic() < deadline:  # Plotly fills _fullData as it draws
+                    band = page.locator(keyed("elbo_iwae_chart")).first.evaluate(
+                        """(el, name) => { const gd = el.querySelector('.js-plotly-plot');
+                            return !!gd && (gd._fullData || []).some(
+                                t => t.name === name && t.fill === 'toself' && t.x.length > 1); }""",
+                        _("± 1 standard error of that mean"),
+                    )
+                    time.sleep(0.0 if band else 0.3)
                 assert band, "K's curve on the ELBO page has no band of its standard error"
                 controls |= seen_controls(page)
                 click_button(page, "elbo_use_z2")  # *Switch to the shipped VAE with d = 2*
