@@ -9,7 +9,7 @@ batch 128, Fashion-MNIST) for ``--epochs`` epochs, ``--sessions`` at once:
   to run them side by side; the app's registry gives its workers the same share);
 - in the app: a ``streamlit run app.py`` server and headless Chromium on this machine; one browser
   context per session opens /train, sets epochs and seed, and all press Start; meanwhile one more
-  tab on the Latent explorer drags the z1 slider again and again and times release -> new image
+  tab on the Latent explorer drags the z1 slider again and again and times release -> new traversal
   displayed (as bench.browser_latency does).
 
 Figure of merit: the aggregate training throughput, the sum over sessions of the examples/s of

@@ -39,6 +39,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import math
 import time
 from collections.abc import Callable, Iterator
@@ -418,6 +419,8 @@ def _encode(node: Node, value: Any) -> WidgetState:
         state.string_value = str(value)
     elif node.kind == "multiselect":
         state.string_array_value.data.extend(str(v) for v in value)
+    elif node.kind == "bidi_component":  # st.components.v2: the browser sends its whole state as JSON
+        state.json_value = json.dumps(value)
     else:
         raise ClientError(f"setting a {node.kind} is not supported (widget {node.key!r})")
     return state

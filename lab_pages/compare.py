@@ -17,6 +17,7 @@ from lab_pages.i18n import N_, _, error_text
 from lab_pages.images import show_grid
 from lab_pages.latent_map import plane_figure
 from lab_pages.model_store import LoadedModel, list_shipped, load_shipped, require_model
+from lab_pages.plot import plot
 from vae_core import compare as cmp
 from vae_core import linear_ae as lae
 from vae_core import projection as pj
@@ -56,7 +57,8 @@ def draw_linear_ae() -> None:
     with st.spinner(_("Training the linear AE (L-BFGS)…")):
         r = linear_vs_pca(int(k))
     left, right = st.columns([2, 3])
-    left.plotly_chart(
+    plot(
+        left,
         charts.principal_angles(
             r.angles_deg,
             PCA_ANGLE_LIMIT,
@@ -66,6 +68,7 @@ def draw_linear_ae() -> None:
             y_title=_("angle (degrees)"),
         ),
         key="compare_pca_angles",
+        name="linear-ae-vs-pca-angles",
     )
     m = right.columns(3)
     m[0].metric(_("largest angle (degrees)"), f"{r.max_angle_deg:.2f}")
@@ -361,7 +364,7 @@ def draw_maps(
             m_mu = encode(m.model, x_mine)[0][0].cpu().numpy()  # (z,)
             shown = pj.Projection(np.arange(len(mu)), xy, "map", 0.0)
             charts.with_marker(fig, *pj.place_new_point(m_mu, mu, shown)[0], name=_("your image"))
-        col.plotly_chart(fig, key=f"compare_map_{kind}")
+        plot(col, fig, key=f"compare_map_{kind}", name=f"latent-map-{kind}", model=m.label)
     if x_mine is not None:
         draw_your_image(both, x_mine, image_shape)
     if waiting:
@@ -396,7 +399,7 @@ def draw_planes(
         )
         if x_mine is not None:
             charts.with_marker(fig, *encode(m.model, x_mine)[0][0].cpu().numpy(), name=_("your image"))
-        col.plotly_chart(fig, key=f"compare_map_{kind}")
+        plot(col, fig, key=f"compare_map_{kind}", name=f"latent-map-{kind}", model=m.label)
     if x_mine is not None:
         draw_your_image(both, x_mine, image_shape)
 
@@ -429,7 +432,7 @@ def draw_density_rows(
             colorbar_title=_("density (per unit)"),
             hover_text=_("density"),
         )
-        col.plotly_chart(fig, key=f"compare_prior_{kind}")
+        plot(col, fig, key=f"compare_prior_{kind}", name=f"mu-vs-prior-{kind}", model=_model.label)
 
 
 if __name__ == "__main__":  # Streamlit runs a page as __main__; an import draws nothing

@@ -8,6 +8,7 @@ import streamlit as st
 
 from lab_pages import charts
 from lab_pages.i18n import N_, _, ngettext
+from lab_pages.plot import plot
 from lab_pages.style import P_COLOR, Q_COLOR
 from vae_core import derivation as dv
 from vae_core import theory as th
@@ -144,7 +145,8 @@ def main() -> None:
     )
     zv = np.linspace(-4.5, 4.5, 400)  # where the densities are drawn, latent units
     post = target.posterior_pdf(zv)
-    st.plotly_chart(
+    plot(
+        st,
         charts.densities(
             zv,
             [(true_post, post, P_COLOR), ("q(z) = N(μ, σ²)", th.normal_pdf(zv, q_mu, q_sigma), Q_COLOR)],
@@ -152,6 +154,7 @@ def main() -> None:
             y_title=density_axis,
         ),
         key="derivation_fig_vi",
+        name="derivation-q-vs-posterior",
     )
 
     st.subheader(_("Fit q by stochastic gradient ascent on the ELBO"))
@@ -185,7 +188,8 @@ def main() -> None:
             (str(t), pdf, _("step {t}: ELBO = {elbo:.3f} nats").format(t=t, elbo=e))
             for t, pdf, e in th.fit_frames(traj, zv)
         ]
-        st.plotly_chart(
+        plot(
+            st,
             charts.fit_animation(
                 zv,
                 post,
@@ -200,9 +204,11 @@ def main() -> None:
                 y_title=density_axis,
             ),
             key="derivation_fig_anim",
+            name="derivation-sgd-fit",
         )
         c = st.columns(2)
-        c[0].plotly_chart(
+        plot(
+            c[0],
             charts.sgd_curve(
                 traj.elbo,
                 traj.elbo_estimate,
@@ -214,9 +220,11 @@ def main() -> None:
                 y_title=_("ELBO (nats)"),
             ),
             key="derivation_fig_curve",
+            name="derivation-sgd-elbo",
         )
         mus, lss, land = landscape()
-        c[1].plotly_chart(
+        plot(
+            c[1],
             charts.elbo_landscape(
                 mus,
                 lss,
@@ -230,6 +238,7 @@ def main() -> None:
                 y_title=_("log σ of q (σ in latent units)"),
             ),
             key="derivation_fig_landscape",
+            name="derivation-elbo-landscape",
         )
 
     st.header(_("2 · From KL(q‖p(z|x)), with Bayes' rule"))
@@ -270,9 +279,11 @@ def main() -> None:
     best = [
         (f.family, _("best {family}").format(family=_(FAMILY_NAMES[f.family])), f.pdf_on(zv)) for f in fits
     ]
-    st.plotly_chart(
+    plot(
+        st,
         charts.family_fits(zv, post, best, posterior_name=true_post, x_title=z_axis, y_title=density_axis),
         key="derivation_fig_families",
+        name="derivation-families",
     )
     rows = [
         {
@@ -343,7 +354,8 @@ def show_variations() -> None:
             for f in rows_of
         ]
         st.table(table, hide_index=True)
-        st.plotly_chart(
+        plot(
+            st,
             charts.variation_quotients(
                 rows_of[0].eps,
                 [(_(DIRECTION_NAMES[f.direction]), f.quotient, f.derivative) for f in rows_of],
@@ -351,6 +363,7 @@ def show_variations() -> None:
                 y_title=_("(J[q + εη] − J[q]) / ε (nats per unit ε)"),
             ),
             key=f"derivation_fig_variation_{key}",
+            name=f"derivation-variation-{key}",
         )
     post = v.at_best[-1]
     st.caption(

@@ -9,10 +9,11 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from lab_pages import charts, state
+from lab_pages import charts, code_view, state
 from lab_pages.i18n import N_, _, error_text
 from lab_pages.images import image_picker, pixels_key, to_image, upscale
 from lab_pages.model_store import load_shipped, require_vae_data, shipped_z2_vae
+from lab_pages.plot import plot
 from lab_pages.style import ELBO_COLOR, KL_COLOR, RECON_COLOR
 from vae_core import identity as idn
 from vae_core.checkpoint import CheckpointError
@@ -161,7 +162,8 @@ def main() -> None:
         )
     ks = idn.k_grid(r.k_max)
     mean, se = rr.mean, rr.se
-    st.plotly_chart(
+    plot(
+        st,
         charts.iwae_curve(
             ks,
             r.iwae[ks - 1],
@@ -183,6 +185,8 @@ def main() -> None:
             y_title=_("log-likelihood ({units})").format(units=_(NATS)),
         ),
         key="elbo_iwae_chart",
+        name="iwae-vs-k",
+        model=lm.label,
     )
     st.caption(
         _(
@@ -234,7 +238,7 @@ def main() -> None:
                 x_title=_("z₁ (latent units)"),
                 y_title=_("z₂ (latent units)"),
             )
-        left.plotly_chart(fig, key="elbo_posterior_chart")
+        plot(left, fig, key="elbo_posterior_chart", name="posterior-grid", model=lm.label)
         right.metric(
             _("exact log p(x) (quadrature, {grid})").format(grid="×".join(["200"] * cfg.latent_dim)),
             f"{g.log_px:.3f}",
@@ -311,6 +315,8 @@ def main() -> None:
         delta_color="off",
         delta_arrow="off",
     )
+    st.divider()
+    code_view.elbo_page(cfg, lm.metadata, k)  # this model and K as standalone PyTorch code
 
 
 if __name__ == "__main__":  # Streamlit runs a page as __main__; an import draws nothing

@@ -7,6 +7,8 @@ comes from vae_core.identity and vae_core.evaluate, every figure from lab_pages.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import streamlit as st
 
@@ -14,9 +16,12 @@ from lab_pages import charts, state
 from lab_pages.datasets import get_dataset
 from lab_pages.i18n import N_, _, ngettext
 from lab_pages.model_store import require_vae_data
+from lab_pages.plot import file_stem, plot, run_name
 from vae_core import compare as cmp
 from vae_core import identity as idn
 from vae_core.evaluate import ACTIVE_THRESHOLD, LOW_KL_THRESHOLD, dataset_metrics, low_kl_units
+from vae_core.export import history_csv
+from vae_core.train import History
 
 NATS, STEPS = N_("nats per image"), N_("training step")  # marked; translated where drawn
 WHY = N_(
@@ -62,7 +67,8 @@ def draw_surgery(lm, ds_name: str, nats: str) -> None:
         + f"{r.log_n:.2f}"
     )
     left, right = st.columns([3, 2])
-    left.plotly_chart(
+    plot(
+        left,
         charts.elbo_surgery(
             r.avg_kl,
             r.mutual_info,
@@ -75,6 +81,8 @@ def draw_surgery(lm, ds_name: str, nats: str) -> None:
             y_title=nats,
         ),
         key="elbo_surgery_chart",
+        name="elbo-surgery",
+        model=lm.label,
     )
     m = right.columns(2)
     m[0].metric(
@@ -113,8 +121,24 @@ def live_trainer():
     return tr
 
 
-def draw_curves(history, latent_dim: int, warmup: int, tm: dict, live: bool) -> None:
-    """From a History (or its dict): stacked −ELBO, KL per dim now and over time, active units."""
+def download_history(history, model: str, key: str) -> None:
+    """A download button for the training history as CSV (vae_core.export.history_csv), written when pressed."""
+    h = history if isinstance(history, History) else History.from_dict(history)
+    st.download_button(
+        _("Download the training history (CSV)"),
+        data=functools.partial(history_csv, h),  # written when pressed, not on every run
+        file_name=file_stem("history", model) + ".csv",
+        mime="text/csv",
+        key=key,
+        on_click="ignore",
+        icon=":material/download:",
+        help=_("One row per training step, its test evaluation on the same row; nats per image."),
+    )
+
+
+def draw_curves(history, latent_dim: int, warmup: int, tm: dict, live: bool, model: str) -> None:
+    """From a History (or its dict): stacked −ELBO, KL per dim now and over time, active units; ``model`` names the
+    charts' PNG downloads and the CSV."""
     n = len((history if isinstance(history, dict) else history.to_dict()).get("step") or [])
     c = idn.history_curves(history, smooth=idn.smooth_window(n), latent_dim=latent_dim)
     if c is None:
@@ -122,7 +146,8 @@ def draw_curves(history, latent_dim: int, warmup: int, tm: dict, live: bool) -> 
             _("No training history to draw (an upload without one, or training has not taken a step yet).")
         )
     nats, steps = _(NATS), _(STEPS)
-    st.plotly_chart(
+    plot(
+        st,
         charts.elbo_curves(
             c.step,
             c.recon_cost,
@@ -142,11 +167,14 @@ def draw_curves(history, latent_dim: int, warmup: int, tm: dict, live: bool) -> 
             y_title=_("−ELBO = recon + KL ({units})").format(units=nats),
         ),
         key=f"elbo_curves_{live}",
+        name="elbo-curves",
+        model=model,
     )
     left, mid, right = st.columns(3)
     now = np.asarray(tm["kl_per_dim"]) if tm.get("kl_per_dim") and not live else c.kl_per_dim[-1]
     dims = [f"z{j + 1}" for j in range(latent_dim)]
-    left.plotly_chart(
+    plot(
+        left,
         charts.kl_bars(
             dims[: now.size],
             now,
@@ -157,8 +185,11 @@ def draw_curves(history, latent_dim: int, warmup: int, tm: dict, live: bool) -> 
             y_title=nats,
         ),
         key=f"elbo_kl_bars_{live}",
+        name="kl-per-dim",
+        model=model,
     )
-    mid.plotly_chart(
+    plot(
+        mid,
         charts.kl_heatmap(
             c.step,
             c.kl_per_dim,
@@ -169,8 +200,11 @@ def draw_curves(history, latent_dim: int, warmup: int, tm: dict, live: bool) -> 
             colorbar_title=_("nats"),
         ),
         key=f"elbo_kl_heat_{live}",
+        name="kl-heatmap",
+        model=model,
     )
-    right.plotly_chart(
+    plot(
+        right,
         charts.active_units(
             c.eval_step,
             c.active_units,
@@ -181,7 +215,13 @@ def draw_curves(history, latent_dim: int, warmup: int, tm: dict, live: bool) -> 
             limit_text=f"d = {latent_dim}",
         ),
         key=f"elbo_active_{live}",
+        name="active-units",
+        model=model,
     )
+    if (
+        not live
+    ):  # the live view redraws every second: a button redrawn under the pointer could miss its click
+        download_history(history, model, key="elbo_history_csv")
     au, z = (c.active_units[-1] if c.active_units.size else tm.get("active_units")), latent_dim
     if au is None or np.isnan(au):
         st.caption(_("Active units appear after the first evaluation."))
@@ -250,7 +290,9 @@ def main() -> None:
                     "current model's; the Train page's *Use* makes a snapshot current."
                 ).format(model=mc_.describe(), dataset=tc_.dataset, step=snap.step, total=snap.total_steps)
             )
-            draw_curves(snap.history, mc_.latent_dim, tc_.warmup_steps, {}, live=True)
+            draw_curves(
+                snap.history, mc_.latent_dim, tc_.warmup_steps, {}, live=True, model=run_name(mc_, tc_)
+            )
 
         live_curves()
     else:
@@ -260,6 +302,7 @@ def main() -> None:
             int((lm.metadata.get("train_config") or {}).get("warmup_steps") or 0),
             lm.metadata.get("test_metrics") or {},
             live=False,
+            model=lm.label,
         )
 
     st.header(_("2. The test set"))

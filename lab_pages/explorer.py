@@ -1,25 +1,35 @@
 """Latent explorer: drag one slider per latent dim, start from a test image (or your own), traverse every dim.
 The point and its sliders live in lab_pages.state (the latent map sends a point; the Manifold page moves the same
-sliders). Everything under the title (but the dim picker) is one ``st.fragment``: a slider move reruns only it, and
-the decoded image and the traversal (one labelled picture) go inline as PNG data URLs, so the browser fetches no files.
+sliders). Everything under the title (but the dim picker) is one ``st.fragment``. The sliders and the decoded image
+are the decoder component (lab_pages/decoder_component.py): the browser decodes while a slider is dragged, and the
+final point comes back at release, which reruns only the fragment and redraws the traversal (one labelled picture,
+inline as a PNG data URL). Where the browser cannot decode, the page decodes on the server, as it did before.
 """
 
 from __future__ import annotations
+
+import functools
 
 import numpy as np
 import streamlit as st
 import torch
 
+from lab_pages import decoder_component as dc
 from lab_pages import state
 from lab_pages.i18n import N_, _
 from lab_pages.images import pixels_key, png_data_uri, to_image, upscale
 from lab_pages.latent_controls import N_CHOICES, dim_label, posterior_stats, slider, thumbnails
 from lab_pages.model_store import require_dataset, require_model
+from lab_pages.plot import file_stem
 from lab_pages.style import KL_COLOR
 from vae_core import explore as ex
+from vae_core import export
 from vae_core import inference as inf
 
+GIF_STEPS = 25  # frames of the traversal GIF one way (odd: the middle one is the codes' mean)
+GIF_PX = 112  # the GIF's tiles are about this high, enlarged by whole pixels
 MAX_SLIDERS = 16  # above this many dims the user picks which get sliders
+DECODER_KEY = "explorer_decoder"  # the decoder component: its "release" carries the point a drag ended at
 KL_RGB = ex.hex_rgb(KL_COLOR)  # the traversal labels' KL colour
 ss = st.session_state
 
@@ -36,6 +46,12 @@ def _from_mine(key: str, model, pixels: np.ndarray, sp: ex.SliderSpace) -> None:
     """Callback: the sliders go to μ of the Your image page's image."""
     mu = inf.encode(model, torch.from_numpy(pixels.copy()))[0][0].cpu().numpy()  # (z,)
     state.set_slider_point(mu, key, sp, (N_("Started from μ of your image."), {}))
+
+
+def traversal_gif(model, z: torch.Tensor, j: int, lo, hi, shape: tuple[int, int, int]) -> bytes:
+    """Dim ``j`` swept from ``lo[j]`` to ``hi[j]`` in :data:`GIF_STEPS` steps (the others at ``z``) and back, as a GIF."""
+    images = inf.traverse(model, z, [j], lo, hi, GIF_STEPS)[0]  # (steps, D)
+    return export.gif_bytes(export.image_frames(images, shape, inf.scale_for(shape[1], GIF_PX), bounce=True))
 
 
 def _row_label(stats: inf.PosteriorStats, j: int) -> list[tuple[str, tuple[int, int, int]]]:
@@ -97,23 +113,33 @@ def main() -> None:
 
     @st.fragment
     def _view() -> None:
-        """Everything below the title: a slider move (or any widget here) reruns only this."""
+        """Everything below the title: a slider's release (or any widget here) reruns only this."""
+        released = dc.take(DECODER_KEY, "release", zdim)  # where the browser's drag ended
+        if released is not None:
+            state.set_slider_point(released, key, sp)
         z = state.read_slider_point(key, dims, sp)  # (z,)
         zt = torch.tensor(z, dtype=torch.float32)
+        server_why = dc.unavailable(DECODER_KEY, lm)  # None: the browser decodes
+        if server_why is None:
+            dc.latent_sliders(
+                DECODER_KEY, lm, z, dims, sp.lo[dims], sp.hi[dims], [dim_label(stats, j) for j in dims]
+            )
         left, right = st.columns([3, 2], gap="large")
         with right:  # first: its decoded image is what a slider move is waiting for
             note = state.explorer_note()
             if note:
                 st.info(note)
-            tile = to_image(inf.decode(model, zt)[0], shape)
-            ss["explorer_image_hash"] = pixels_key(tile)
-            big = upscale(tile, shape[1], 260)  # whole pixels, shown at exactly this size: sharp
-            point = "(" + ", ".join(f"{v:.2f}" for v in z[:8]) + (", …)" if zdim > 8 else ")")
-            st.image(
-                png_data_uri(big),
-                width=big.shape[1],
-                caption=_("decoded pixel means at z = {point}").format(point=point),
-            )
+            if server_why is not None:
+                st.caption(_("The server decodes each point: {why}.").format(why=server_why))
+                tile = to_image(inf.decode(model, zt)[0], shape)
+                ss["explorer_image_hash"] = pixels_key(tile)
+                big = upscale(tile, shape[1], 260)  # whole pixels, shown at exactly this size: sharp
+                point = "(" + ", ".join(f"{v:.2f}" for v in z[:8]) + (", …)" if zdim > 8 else ")")
+                st.image(
+                    png_data_uri(big),
+                    width=big.shape[1],
+                    caption=_("decoded pixel means at z = {point}").format(point=point),
+                )
             b1, b2 = st.columns(2)
             b1.button(
                 _("Prior mean z = 0") if vae else _("Centre of codes"),
@@ -141,10 +167,11 @@ def main() -> None:
                     )
                 )
         with left:
-            st.subheader(_("Sliders"))
-            cols = st.columns(2 if len(dims) > 4 else 1)
-            for i, j in enumerate(dims):
-                slider(cols[i % len(cols)], stats, sp, j)
+            if server_why is not None:
+                st.subheader(_("Sliders"))
+                cols = st.columns(2 if len(dims) > 4 else 1)
+                for i, j in enumerate(dims):
+                    slider(cols[i % len(cols)], stats, sp, j)
             st.caption(
                 (
                     _(
@@ -233,6 +260,23 @@ def main() -> None:
                 rows="; ".join(" ".join(t for t, _c in lb) for lb in labels)
             ),
         )
+        if order:
+            g1, g2 = st.columns([1, 2], vertical_alignment="bottom")
+            j = g1.selectbox(
+                _("Dimension to animate"), order, key="explorer_gif_dim", format_func=lambda d: f"z{d + 1}"
+            )
+            g2.download_button(
+                _("Download its traversal (GIF)"),
+                data=functools.partial(traversal_gif, model, zt, j, lo, hi, shape),
+                file_name=file_stem(f"traversal-z{j + 1}", lm.label) + ".gif",
+                mime="image/gif",
+                key="explorer_gif",
+                on_click="ignore",
+                icon=":material/gif:",
+                help=_(
+                    "{n} steps from mean − 3σ to mean + 3σ and back, the other dims at the sliders' point."
+                ).format(n=GIF_STEPS),
+            )
 
     _view()
 

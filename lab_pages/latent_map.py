@@ -20,6 +20,7 @@ from lab_pages.datasets import get_dataset
 from lab_pages.i18n import _, ngettext
 from lab_pages.images import show_grid
 from lab_pages.model_store import LoadedModel, require_dataset, require_model
+from lab_pages.plot import plot
 from vae_core import compare as cmp
 from vae_core import projection as pj
 from vae_core.data import to_float
@@ -82,8 +83,14 @@ def _on_select(chart_key: str) -> None:
 
 def selectable(fig: go.Figure, key: str, where=st) -> None:
     """Draw ``fig`` (in the container ``where``); a selection in it replaces the stored selection of row ids."""
-    where.plotly_chart(
-        fig, key=key, on_select=lambda: _on_select(key), selection_mode=("points", "box", "lasso")
+    plot(
+        where,
+        fig,
+        key=key,
+        name=key.removesuffix("_chart").replace("_", "-"),  # latent-map, latent-map-raw
+        model=getattr(state.stored_model(), "label", None),  # the page's model: require_model made it current
+        on_select=lambda: _on_select(key),
+        selection_mode=("points", "box", "lasso"),
     )
 
 

@@ -2,22 +2,32 @@
 
 The grid is marked at the latent explorer's point (lab_pages.state ``explorer_point``, shared with
 lab_pages/explorer.py and moved here by the same sliders, ``state.slider_key(j)``, for the grid's two
-dims). Both tabs are lazy: only the open one runs, and each keeps its settings while hidden.
+dims). Below it, the latent plane (lab_pages/decoder_component.py) decodes in the browser under the
+pointer, over the test set's μ, and a click pins the explorer's point there. Both tabs are lazy: only
+the open one runs, and each keeps its settings while hidden.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 
+import numpy as np
 import streamlit as st
+import torch
 
 from lab_pages import charts, state
+from lab_pages import decoder_component as dc
 from lab_pages.i18n import N_, _, ngettext
 from lab_pages.images import to_image, upscale
 from lab_pages.latent_controls import N_CHOICES, dim_label, posterior_stats, slider, thumbnails
+from lab_pages.latent_map import test_codes
 from lab_pages.model_store import require_dataset, require_model
+from lab_pages.plot import file_stem, plot
+from lab_pages.style import CLASS_COLORS
 from vae_core import compare as cmp
 from vae_core import explore as ex
+from vae_core import export
 from vae_core import inference as inf
 
 TAB_DEFAULTS = {
@@ -33,14 +43,64 @@ PATHS = {
 }  # interpolation path -> its name
 FNS = {"linear": "lerp", "spherical": "slerp"}
 ss = st.session_state
+GIF_PX = 112  # the interpolation GIF's tiles are about this high, enlarged by whole pixels
 HOLE_RADIUS = 2.0  # the disc searched for a hole, prior standard deviations (86% of the prior's mass)
 HOLE_NOTE = N_("The hole in the codes: high prior density, few codes.")  # the explorer's note on this point
+PLANE_KEY = "manifold_plane"  # the latent plane (decoder component): its "pin" carries a clicked point
+PIN_NOTE = N_("Pinned on the latent plane.")  # the explorer's note on a clicked point
+PLANE_POINTS = 2000  # test-set μ drawn on the plane at most (a fixed sample: the same points every run)
+
+
+def draw_plane(lm, ds, sp, z, pair: tuple[int, int]) -> None:
+    """The latent plane of dims ``pair``: the test set's μ by class, the image decoded under the pointer (in the
+    browser), and a click that moves the explorer's point; the other dims stay at ``z``."""
+    st.subheader(_("Latent plane: decode under the pointer"))
+    why = dc.unavailable(PLANE_KEY, lm)
+    if why is not None:
+        st.caption(_("The latent plane needs the decoder in the browser: {why}.").format(why=why))
+        return
+    st.caption(
+        (
+            _("Dots: μ of test images, one colour per class. Move the pointer: the browser decodes that z. ")
+            if lm.config.latent_dim == 2
+            else _(
+                "Dots: μ of test images over these two dims, one colour per class. Move the pointer: the browser "
+                "decodes z with these two dims moved and the others held at the sliders' point. "
+            )
+        )
+        + _("Click to pin the point: the sliders and the latent explorer move there.")
+    )
+    with st.spinner(_("Encoding the test set…")):
+        mu = test_codes(lm.model, lm.key, lm.dataset_name)  # (N, z)
+    n = len(mu)
+    rows = (
+        np.sort(np.random.default_rng(0).choice(n, PLANE_POINTS, replace=False)) if n > PLANE_POINTS else None
+    )
+    shown = mu if rows is None else mu[rows]
+    labels = np.asarray(ds.y_test) if rows is None else np.asarray(ds.y_test)[rows]
+    a, b = pair
+    dc.latent_plane(
+        PLANE_KEY,
+        lm,
+        z,
+        pair,
+        (float(sp.lo[a]), float(sp.lo[b])),
+        (float(sp.hi[a]), float(sp.hi[b])),
+        (shown[:, a], shown[:, b], labels),
+        CLASS_COLORS,
+    )
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
 def kl_hole(key: str, _model, _x) -> cmp.KLHole:
     """Where the prior is high and the test set's aggregate posterior thin (a 2-D VAE), cached by model key."""
     return cmp.kl_hole(_model, _x, radius=HOLE_RADIUS, n=81)
+
+
+def interpolation_gif(paths: list, shape: tuple[int, int, int]) -> bytes:
+    """The decoded paths (each (steps, D)) as one GIF, side by side, A → B and back (vae_core.export)."""
+    images = torch.stack(paths, dim=1)  # (steps, paths, D)
+    return export.gif_bytes(export.image_frames(images, shape, inf.scale_for(shape[1], GIF_PX), bounce=True))
 
 
 def draw_hole(lm, x_test, sp, image_shape) -> None:
@@ -57,7 +117,8 @@ def draw_hole(lm, x_test, sp, image_shape) -> None:
     with st.spinner(_("Evaluating the aggregate posterior on the plane…")):
         hole = kl_hole(lm.key, lm.model, x_test)
     left, right = st.columns([3, 1])
-    left.plotly_chart(
+    plot(
+        left,
         charts.kl_hole_map(
             hole.axis,
             hole.log_ratio_grid,
@@ -70,6 +131,8 @@ def draw_hole(lm, x_test, sp, image_shape) -> None:
             y_title=_("z₂ (latent units)"),
         ),
         key="manifold_hole_chart",
+        name="kl-hole",
+        model=lm.label,
     )
     right.image(
         upscale(to_image(hole.image, image_shape), image_shape[1], 112),
@@ -108,6 +171,9 @@ def main() -> None:
     @st.fragment
     def _view() -> None:
         """Both tabs: a slider or setting here reruns only this."""
+        pinned = dc.take(PLANE_KEY, "pin", zdim)  # a click on the latent plane
+        if pinned is not None:
+            state.set_slider_point(pinned, lm.key, sp, (PIN_NOTE, {}))
         # Re-set each run, so that a tab's settings survive while the other tab is shown.
         for k, v in TAB_DEFAULTS.items():
             ss[k] = ss.get(k, v)
@@ -189,6 +255,7 @@ def main() -> None:
                     rf"z_{{{pair[0] + 1}}} = {z[pair[0]]:.2f},\; z_{{{pair[1] + 1}}} = {z[pair[1]]:.2f}"
                     rf"\;\Rightarrow\; p = {phi} = ({p[0]:.2f},\ {p[1]:.2f})"
                 )
+                draw_plane(lm, ds, sp, z, pair)
                 if zdim == 2 and lm.is_vae:
                     draw_hole(lm, ds.x_test, sp, shape)
 
@@ -233,7 +300,8 @@ def main() -> None:
                 )
                 mu = inf.encode(model, ds.x_test[[off + a, off + b]])[0]  # (2, z)
                 norms = []
-                for name, path, images in ex.interpolation_paths(model, mu[0], mu[1], steps, mode):
+                paths = ex.interpolation_paths(model, mu[0], mu[1], steps, mode)
+                for name, path, images in paths:
                     st.image(
                         upscale(inf.images_to_grid(images, shape, ncols=steps), h, 56),
                         caption=ngettext(
@@ -243,7 +311,18 @@ def main() -> None:
                         ).format(path=_(PATHS[name]), fn=FNS[name], steps=steps),
                     )
                     norms.append((_(PATHS[name]), path.norm(dim=1).tolist()))
-                st.plotly_chart(
+                st.download_button(
+                    _("Download the interpolation (GIF)"),
+                    data=functools.partial(interpolation_gif, [images for _n, _p, images in paths], shape),
+                    file_name=file_stem(f"interpolation-{off + a}-{off + b}-{mode}", lm.label) + ".gif",
+                    mime="image/gif",
+                    key="manifold_interp_gif",
+                    on_click="ignore",
+                    icon=":material/gif:",
+                    help=_("A → B and back, one frame per step; with both paths, linear on the left."),
+                )
+                plot(
+                    st,
                     charts.path_norms(
                         norms,
                         zdim**0.5 if lm.is_vae else None,
@@ -255,6 +334,8 @@ def main() -> None:
                         y_title=_("‖z‖ (latent units)"),
                     ),
                     key="manifold_norm_chart",
+                    name="path-norms",
+                    model=lm.label,
                 )
                 st.caption(
                     _(

@@ -13,10 +13,11 @@ from typing import NamedTuple
 import numpy as np
 import streamlit as st
 
-from lab_pages import charts
+from lab_pages import charts, code_view
 from lab_pages.i18n import N_, _, error_text
 from lab_pages.images import show_grid
 from lab_pages.model_store import likelihood_name
+from lab_pages.plot import plot
 from lab_pages.slots import session_handle
 from vae_core import pitfalls as pf
 from vae_core.jobs import PitfallJob
@@ -229,7 +230,8 @@ def extras(key: str, p: pf.PitfallPair) -> None:
             _("−BCE on binarized x"),
             "−BCE + D log 2",
         )
-        st.plotly_chart(
+        plot(
+            st,
             charts.likelihood_gaps(
                 e["bce_grey"],
                 e["cb_grey"],
@@ -240,6 +242,7 @@ def extras(key: str, p: pf.PitfallPair) -> None:
                 y_title=f"log p(x|z) ({nats})",
             ),
             key="pitfalls_gaps_chart",
+            name="pitfalls-likelihood-gaps",
         )
         st.latex(
             rf"\overline{{\log p_{{\mathcal{{CB}}}} - (-\mathrm{{BCE}})}} = {e['gap_mean']:.1f} \;\ge\; D\log 2 = "
@@ -252,7 +255,8 @@ def extras(key: str, p: pf.PitfallPair) -> None:
         )
     elif key in VARIANTS["sigma_squared"]:
         moments = ("var_ratio", "var_ratio_median", "mean_shift")
-        st.plotly_chart(
+        plot(
+            st,
             charts.pair_bars(
                 (_("Var[z] / σ² (mean)"), _("Var[z] / σ² (median)"), "|E[z] − μ| / σ"),
                 [good.z_moments[m] for m in moments],
@@ -265,6 +269,7 @@ def extras(key: str, p: pf.PitfallPair) -> None:
                 reference_text=_("z follows q"),
             ),
             key="pitfalls_moments_chart",
+            name="pitfalls-z-moments",
         )
         st.caption(
             _(
@@ -274,7 +279,8 @@ def extras(key: str, p: pf.PitfallPair) -> None:
         )
     elif key == "detached_z":
         params = list(good.grad_norms)
-        st.plotly_chart(
+        plot(
+            st,
             charts.pair_bars(
                 params,
                 [good.grad_norms[k] for k in params],
@@ -285,6 +291,7 @@ def extras(key: str, p: pf.PitfallPair) -> None:
                 y_title=_("L2 norm of ∂(−recon)/∂θ"),
             ),
             key="pitfalls_grads_chart",
+            name="pitfalls-gradients",
         )
         enc_word = _("encoder")
         st.latex(
@@ -359,7 +366,8 @@ def section(key: str) -> None:
         run_column(col, run, line, name, p)
     left, right = st.columns(2)
     dims = [f"z{j + 1}" for j in range(len(p.correct.kl_per_dim))]
-    left.plotly_chart(
+    plot(
+        left,
         charts.pair_bars(
             dims,
             p.correct.kl_per_dim,
@@ -371,8 +379,10 @@ def section(key: str) -> None:
             y_title=f"KL ({nats})",
         ),
         key=f"pitfalls_kl_{variant}",
+        name=f"pitfalls-{variant}-kl-per-dim",
     )
-    right.plotly_chart(
+    plot(
+        right,
         charts.pair_curves(
             p.correct.history["step"],
             p.correct.history["loss"],
@@ -384,8 +394,18 @@ def section(key: str) -> None:
             y_title=_("loss ({unit})").format(unit=nats),
         ),
         key=f"pitfalls_loss_{variant}",
+        name=f"pitfalls-{variant}-loss",
     )
     extras(variant, p)
+
+
+def variant_titles() -> dict[str, str]:
+    """Every section and variant (a key of vae_core.pitfalls.SECTIONS) with its translated title, in page order."""
+    titles = {}
+    for key, text in TEXT.items():
+        for variant, name in VARIANTS.get(key, {key: ""}).items():
+            titles[variant] = _(text.title) + (f" · {_(name)}" if name else "")
+    return titles
 
 
 def main() -> None:
@@ -399,6 +419,8 @@ def main() -> None:
     for key in TEXT:
         st.divider()
         section(key)
+    st.divider()
+    code_view.pitfalls_page(variant_titles())  # a pitfall's loss as standalone PyTorch code
 
 
 if __name__ == "__main__":  # Streamlit runs a page as __main__; an import draws nothing

@@ -12,6 +12,7 @@ import streamlit as st
 
 from lab_pages import charts
 from lab_pages.i18n import N_, _
+from lab_pages.plot import plot
 from lab_pages.style import P_COLOR, Q_COLOR
 from vae_core import theory as th
 
@@ -54,7 +55,8 @@ def information_adds_section(base: float, u: str) -> None:
         rf" = \underbrace{{{r.info_p1:.3f}}}_{{I(p_A)}} + \underbrace{{{r.info_p2:.3f}}}_{{I(p_B)}}"
         rf" = {r.info_sum:.3f}\ \text{{{u}}}"
     )
-    st.plotly_chart(
+    plot(
+        st,
         charts.information_curve(
             r.p_grid,
             r.info_grid,
@@ -64,6 +66,7 @@ def information_adds_section(base: float, u: str) -> None:
             y_title=_("information ({unit})").format(unit=u),
         ),
         key="theory_fig_info_adds",
+        name="theory-information-adds",
     )
 
 
@@ -120,7 +123,8 @@ def likelihood_section() -> None:
     theta = c[2].slider("θ", 0.0, 1.0, 0.5, 0.01, key="theory_lik_theta")
     k = min(k, n)
     r = th.likelihood_vs_probability(n, k, theta)
-    st.plotly_chart(
+    plot(
+        st,
         charts.likelihood_probability(
             r.ks,
             r.pmf,
@@ -140,6 +144,7 @@ def likelihood_section() -> None:
             likelihood_title=_("likelihood (no unit)"),
         ),
         key="theory_fig_likelihood",
+        name="theory-likelihood",
     )
     m = st.columns(3)
     m[0].metric(_("sum over k of p(k | θ)"), f"{r.pmf_sum:.4f}")
@@ -244,7 +249,7 @@ def main() -> None:
             p_title=_("probability"),
             info_title=_("information ({unit})").format(unit=u),
         )
-        st.plotly_chart(fig, key="theory_fig_discrete")
+        plot(st, fig, key="theory_fig_discrete", name="theory-kl-discrete")
         m = st.columns(5)
         m[0].metric(_("H(p) in bits"), f"{th.entropy(ds.p, 2.0):.3f}")
         m[1].metric(_("H(p) in nats"), f"{th.entropy(ds.p, math.e):.3f}")
@@ -293,8 +298,11 @@ def main() -> None:
         ("q = N(μ₁, σ₁²)", th.normal_pdf(zg, mu1, s1), Q_COLOR),
         ("p = N(μ₂, σ₂²)", th.normal_pdf(zg, mu2, s2), P_COLOR),
     ]
-    st.plotly_chart(
-        charts.densities(zg, gauss_traces, x_title=_(Z_AXIS), y_title=_(DENSITY_AXIS)), key="theory_fig_gauss"
+    plot(
+        st,
+        charts.densities(zg, gauss_traces, x_title=_(Z_AXIS), y_title=_(DENSITY_AXIS)),
+        key="theory_fig_gauss",
+        name="theory-kl-gaussians",
     )
     m = st.columns(4)
     m[0].metric(_("analytic KL(q‖p) (nats)"), f"{kl_exact:.4f}")
@@ -364,7 +372,8 @@ def main() -> None:
             "change). For a linear f the reparameterized estimate would have no variance at all."
         ).format(n=int(r_n))
     )
-    st.plotly_chart(
+    plot(
+        st,
         charts.gradient_histograms(
             g.reparam,
             g.score,
@@ -375,6 +384,7 @@ def main() -> None:
             y_title=_("count (samples)"),
         ),
         key="theory_fig_grad",
+        name="theory-gradient-estimators",
     )
 
 

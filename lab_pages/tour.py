@@ -117,7 +117,10 @@ PAGES: tuple[TourPage, ...] = (
         "lab_pages/explorer.py",
         "explorer",
         N_("Latent explorer"),
-        N_("Drag latent sliders, start from a test image's μ, and traverse every dimension."),
+        N_(
+            "Drag latent sliders (your browser decodes, so the image follows the slider), start from a test image's "
+            "μ, and traverse every dimension."
+        ),
         N_("the decoder p(x|z) inside the reconstruction term, and the prior p(z) the KL pulls towards"),
     ),
     TourPage(
@@ -125,8 +128,9 @@ PAGES: tuple[TourPage, ...] = (
         "manifold",
         N_("Manifold & interpolation"),
         N_(
-            "The decoder over a 2-D grid of equal prior mass, marked at the explorer's point, a hole the codes leave "
-            "in the prior's mass with its decoded image, and linear and spherical paths between two test images."
+            "The decoder over a 2-D grid of equal prior mass, marked at the explorer's point, a latent plane of the "
+            "test set's μ that decodes under the pointer, a hole the codes leave in the prior's mass with its decoded "
+            "image, and linear and spherical paths between two test images."
         ),
         N_(
             "the prior p(z): a VAE's KL term pulls the codes towards N(0, I), yet their aggregate q(z) can leave "
@@ -272,8 +276,9 @@ WORKSHOP: tuple[WorkshopStep, ...] = (
         "13–16",
         N_("Latent explorer, Manifold & interpolation, then Latent map"),
         N_(
-            "with the d = 2 model current: drag the two sliders, open *Manifold & interpolation*. On the Latent map, lasso one "
-            "cluster, look at its images, press *Send μ to the latent explorer*"
+            "with the d = 2 model current: drag the two sliders and watch the image follow; open *Manifold & "
+            "interpolation*, move the pointer over the latent plane and click between two clusters. On the Latent "
+            "map, lasso one cluster, look at its images, press *Send μ to the latent explorer*"
         ),
         N_("What lies between two clusters?"),
         pages=("lab_pages/explorer.py", "lab_pages/manifold.py", "lab_pages/latent_map.py"),

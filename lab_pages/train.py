@@ -15,18 +15,19 @@ import numpy as np
 import streamlit as st
 import torch
 
-from lab_pages import charts, slots, state, svg_charts
+from lab_pages import charts, code_view, slots, state, svg_charts
 from lab_pages.datasets import available_datasets, image_shape_of
-from lab_pages.i18n import N_, _, error_text
+from lab_pages.i18n import N_, _, error_text, ngettext
 from lab_pages.images import grid_uri
 from lab_pages.model_store import likelihood_name, likelihood_text
+from lab_pages.plot import file_stem, plot, run_name
 from lab_pages.style import KL_COLOR, RECON_COLOR
-from vae_core import registry
+from vae_core import export, registry
 from vae_core.data import to_float
 from vae_core.elbo import SCALED_LIKELIHOODS, equivalent_beta
 from vae_core.evaluate import ACTIVE_THRESHOLD, LOW_KL_THRESHOLD
 from vae_core.handle import LiveSnapshot
-from vae_core.live import Preview
+from vae_core.live import PREVIEW_FRAMES, Preview, PreviewFrame
 from vae_core.models import LIKELIHOODS, ModelConfig
 from vae_core.train import History, TrainConfig, configs_from_settings
 from vae_core.train import TrainerState as S
@@ -36,6 +37,7 @@ REFRESH_S = 1.0  # seconds between live redraws
 # ~6 s an epoch at 10-12k images/s: a default run of some 3 minutes, long enough to pause, step and resume while
 # a host talks (lab_pages.tour's Train step says what to do on a faster machine)
 DEFAULT_EPOCHS = 30
+GIF_HOLD_MS = 1500  # the training GIF's last frame stays up this long before it loops
 DEFAULT_SCALE = 0.1  # the Gaussian's σ / the Laplace's b, pixel units: ModelConfig.obs_std's default
 STATES = (  # the TrainerState values, marked for the progress text
     N_("idle"),
@@ -203,17 +205,20 @@ def live_chart(
     builders: tuple[Callable[..., Any], Callable[..., str]],
     *args: Any,
     key: str,
+    name: str,
+    model: str,
     **kwargs: Any,
 ) -> None:
     """Draw a chart in ``where``: ``builders`` = (its Plotly builder from lab_pages.charts, its static SVG twin from
     lab_pages.svg_charts), called with the same arguments. While ``live`` (a view redrawn once a second while
     training) the SVG, as an image: Plotly's redraws cost the browser ~0.45 of a core on the Train page and slowed
-    the training beside it (docs/performance.md); otherwise the interactive figure."""
+    the training beside it (docs/performance.md); otherwise the interactive figure, whose PNG download is named
+    after ``model`` and ``name`` (lab_pages.plot)."""
     plotly_builder, svg_builder = builders
     if live:
         where.image(svg_builder(*args, **kwargs), width="stretch")
     else:
-        where.plotly_chart(plotly_builder(*args, **kwargs), key=key)
+        plot(where, plotly_builder(*args, **kwargs), key=key, name=name, model=model)
 
 
 def progress_text(snap: LiveSnapshot, epochs: int, live: bool) -> str:
@@ -278,6 +283,8 @@ def draw_charts(
             likelihood=likelihood_text(cfg.likelihood, tc.binarize)
         ),
         key="train_loss_chart",
+        name="loss",
+        model=run_name(cfg, tc),
     )
     if right is None:
         return
@@ -292,6 +299,8 @@ def draw_charts(
         y_title=_("latent dimension"),
         colorbar_title=_("nats"),
         key="train_kl_heatmap",
+        name="kl-heatmap",
+        model=run_name(cfg, tc),
     )
     caption = _(
         "A row that stays pale has a KL near 0 nats: that dimension carries almost no information about x."
@@ -359,6 +368,47 @@ def draw_preview(job_id: int, pv: Preview, cfg: ModelConfig) -> None:
     c2.image(samples_png, caption=samples.format(n=16), width="stretch")
 
 
+def training_gif(
+    frames: tuple[PreviewFrame, ...], image_shape: tuple[int, int, int], total_steps: int, label: str
+) -> bytes:
+    """The run's previews over training as an animated GIF (vae_core.export); the last frame stays up longer."""
+    images = export.training_frames(frames, image_shape, total_steps, scale=2, label=label)
+    return export.gif_bytes(images, [export.FRAME_MS] * (len(images) - 1) + [GIF_HOLD_MS])
+
+
+def draw_downloads(job: Any, snap: LiveSnapshot, cfg: ModelConfig, tc: TrainConfig) -> None:
+    """The run's training history as CSV, and its reconstructions and samples over training as a GIF, each made when
+    its button is pressed; drawn while the run is paused, stopped or finished."""
+    name = run_name(cfg, tc)
+    frames = job.preview_frames()  # the previews kept so far (a capped history: vae_core.live.PreviewHistory)
+    c1, c2 = st.columns(2)
+    c1.download_button(
+        _("Download the training history (CSV)"),
+        data=functools.partial(export.history_csv, snap.history, with_kl=cfg.kind == "vae"),
+        file_name=file_stem("history", name) + ".csv",
+        mime="text/csv",
+        key="train_history_csv",
+        on_click="ignore",
+        icon=":material/download:",
+        help=_("One row per training step, its test evaluation on the same row; nats per image."),
+    )
+    c2.download_button(
+        _("Download the reconstructions and samples over training (GIF)"),
+        data=functools.partial(training_gif, frames, cfg.image_shape, snap.total_steps, _("step {step:,}")),
+        file_name=file_stem("training", name) + ".gif",
+        mime="image/gif",
+        key="train_gif",
+        on_click="ignore",
+        icon=":material/gif:",
+        disabled=not frames,
+        help=ngettext(
+            "{n} frame, from the first step to the latest; at most {cap}, spread evenly over the run.",
+            "{n} frames, from the first step to the latest; at most {cap}, spread evenly over the run.",
+            len(frames),
+        ).format(n=len(frames), cap=PREVIEW_FRAMES),
+    )
+
+
 def draw_live(h: registry.TrainerHandle, live: bool, snap: LiveSnapshot | None = None) -> None:
     """What changes while training, drawn from one snapshot of the job (``snap``, else a new one; the
     bench.app_train_throughput times it)."""
@@ -389,6 +439,8 @@ def draw_live(h: registry.TrainerHandle, live: bool, snap: LiveSnapshot | None =
     draw_charts(ps, snap.history, cfg, tc, live)
     if snap.preview is not None:  # decoded by the worker, about once a second
         draw_preview(id(job), snap.preview, cfg)
+    if not live:  # a live view redraws every second: a button redrawn under the pointer could miss its click
+        draw_downloads(job, snap, cfg, tc)
 
 
 def settings(names: list[str], trained: bool) -> None:
@@ -550,6 +602,7 @@ def main() -> None:
         live_view()
     else:
         draw_live(h, False, snap)
+    code_view.train_page(*configs()[:2])  # the settings as standalone PyTorch code
 
 
 if __name__ == "__main__":  # Streamlit runs pages as __main__; importing (the benchmark) draws nothing

@@ -288,3 +288,23 @@ def digits_user_image():
     img = np.zeros(64, dtype=np.uint8)
     img[[18, 19, 26, 27, 34, 35, 42, 43]] = 255
     return UserImage(img, (1, 8, 8), "digits", "drawing")
+
+
+# ------------------------------------------------------------------ the decoder component (no JavaScript here)
+def component_data(at: AppTest, key: str) -> dict:
+    """What the decoder component ``key`` was given on the last run (lab_pages/decoder_component.py)."""
+    found = [e for e in at.get("bidi_component") if e.key == key]
+    assert found, f"no component {key!r} on the page"
+    return json.loads(found[0].proto.json)
+
+
+def send_from_component(at: AppTest, key: str, event: str, value) -> AppTest:
+    """Run again as if the browser's component ``key`` had sent ``event`` ("release" or "pin" with a point z,
+    "status" with {"ok": False, "reason": ...}): what its JavaScript's setStateValue does."""
+    payload = (
+        {"z": [float(v) for v in value], "id": f"test-{time.perf_counter_ns()}"}
+        if event != "status"
+        else value
+    )
+    at.session_state[key] = {**at.session_state.get(key, {}), event: payload}
+    return at.run()

@@ -1,7 +1,12 @@
 """The Latent explorer page through AppTest, and the helpers of vae_core.explore it uses.
 
 The page tests run ``lab_pages/explorer.py`` directly with the current model put into session
-state first (shipped digits checkpoints: always present), plus one run through the router.
+state first (shipped digits checkpoints: always present), plus one run through the router. The
+sliders and the decoded image are the decoder component, which AppTest cannot run: the tests read what
+it was given (its data) and send what its JavaScript sends at a slider's release
+(tests/conftest.py's ``component_data`` and ``send_from_component``); its decoding is tested in
+Chromium (tests/e2e/test_decoder_component.py). ``TestServerDecode`` covers the server's decode, the
+fallback where the browser cannot decode.
 """
 
 from __future__ import annotations
@@ -15,12 +20,21 @@ from streamlit.testing.v1 import AppTest
 
 from lab_pages.images import to_image
 from lab_pages.model_store import LoadedModel
-from tests.conftest import ROOT, run_page, run_page_in_chinese, shipped_fixture, through_router
+from tests.conftest import (
+    ROOT,
+    component_data,
+    run_page,
+    run_page_in_chinese,
+    send_from_component,
+    shipped_fixture,
+    through_router,
+)
 from vae_core import explore as ex
 from vae_core import inference as inf
 from vae_core.models import ModelConfig, build_model
 
 PAGE = str(ROOT / "lab_pages" / "explorer.py")
+KEY = "explorer_decoder"  # the decoder component
 
 
 vae = shipped_fixture("digits_vae_z2")
@@ -61,7 +75,18 @@ def traversal_rows(at: AppTest) -> list[str]:
 
 
 def slider_values(at: AppTest, n: int) -> list[float]:
-    return [at.slider(key=f"explorer_dim_{j}").value for j in range(n)]
+    """The first ``n`` coordinates of the point the component's sliders were given."""
+    return component_data(at, KEY)["z"][:n]
+
+
+def release(at: AppTest, z) -> AppTest:
+    """A drag ends at ``z``: the browser sends the point, once."""
+    return send_from_component(at, KEY, "release", z)
+
+
+def server_decodes(at: AppTest) -> AppTest:
+    """The browser reports it cannot run the decoder: the page decodes on the server from now on."""
+    return send_from_component(at, KEY, "status", {"ok": False, "reason": "no canvas"})
 
 
 class TestSliders:
@@ -69,33 +94,48 @@ class TestSliders:
         at = page(vae)
         assert at.title[0].value.startswith("🎛️ Latent explorer")
         stats = inf.aggregate_posterior_stats(vae.model, digits.x_test)
+        data = component_data(at, KEY)
+        assert data["mode"] == "sliders" and data["dims"] == [0, 1] and data["shape"] == [1, 8, 8]
         for j in range(2):
-            s = at.slider(key=f"explorer_dim_{j}")
-            assert s.min == pytest.approx(float(stats.mean[j] - 3 * stats.std[j]), abs=1e-5)
-            assert s.max == pytest.approx(float(stats.mean[j] + 3 * stats.std[j]), abs=1e-5)
-            assert f"KL {float(stats.avg_kl_per_dim[j]):.2f} nats" in s.label
-            assert s.value == 0.0  # a VAE starts at the prior mean
+            assert data["lo"][j] == pytest.approx(float(stats.mean[j] - 3 * stats.std[j]), abs=1e-5)
+            assert data["hi"][j] == pytest.approx(float(stats.mean[j] + 3 * stats.std[j]), abs=1e-5)
+            assert f"KL {float(stats.avg_kl_per_dim[j]):.2f} nats" in data["labels"][j]
+        assert data["z"] == [0.0, 0.0]  # a VAE starts at the prior mean
+        assert data["text"]["caption"] == "decoded pixel means at z = {point}"
+        assert not [s for s in at.slider if s.key.startswith("explorer_dim_")]  # the browser draws them
+        assert not any(i.captions[0].startswith("decoded pixel means") for i in at.image)
         assert any("aggregate posterior" in c.value and "Var[μ] + E[σ²" in c.value for c in at.caption)
         assert at.session_state["explorer_z"] == [0.0, 0.0]
         assert at.session_state["explorer_z_model"] == vae.key
-        assert at.session_state["explorer_image_hash"] == image_hash(vae, [0.0, 0.0])
 
-    def test_moving_a_slider_changes_the_decoded_image(self, vae) -> None:
+    def test_the_weights_file_is_the_models(self, vae) -> None:
+        from lab_pages.decoder_component import DECODER_DIR, URL_PREFIX  # noqa: PLC0415
+        from vae_core.web_decoder import export_decoder  # noqa: PLC0415
+
+        url = component_data(page(vae), KEY)["url"]
+        dec = export_decoder(vae.model)
+        assert url == f"{URL_PREFIX}{dec.digest}.bin"
+        assert (DECODER_DIR / f"{dec.digest}.bin").read_bytes() == dec.data
+
+    def test_a_release_brings_the_point_back(self, vae) -> None:
         at = page(vae)
-        url0, hash0 = decoded_image(at).value, at.session_state["explorer_image_hash"]
-        at.slider(key="explorer_dim_0").set_value(2.0).run()
+        rows = traversal_image(at).value[0]
+        release(at, [2.0, 0.0])
         assert not at.exception
         assert at.session_state["explorer_z"] == pytest.approx([2.0, 0.0])
-        assert at.session_state["explorer_image_hash"] == image_hash(vae, [2.0, 0.0]) != hash0
-        assert decoded_image(at).value != url0  # a different picture went to the browser
-        assert (
-            decoded_image(at).value[0].startswith("data:image/png;base64,")
-        )  # inside the message: no file to fetch
-        assert "2.00, 0.00" in decoded_image(at).captions[0]
+        assert at.session_state["explorer_dim_0"] == pytest.approx(2.0)  # the Manifold page's sliders follow
+        assert slider_values(at, 2) == pytest.approx([2.0, 0.0])
+        assert traversal_image(at).value[0] != rows  # the traversal is redrawn at the release
+        at.run()  # the same release is not taken twice
+        assert at.session_state["explorer_z"] == pytest.approx([2.0, 0.0])
+        release(at, [9.0, -0.5])  # beyond the range: clamped, as a slider would be
+        assert at.session_state["explorer_z"][0] == pytest.approx(component_data(at, KEY)["hi"][0])
+        release(at, [1.0, 2.0, 3.0])  # a point of another model's size: ignored
+        assert not at.exception and at.session_state["explorer_z"][1] == pytest.approx(-0.5)
 
     def test_buttons_reset_draw_and_start_from_a_test_image(self, vae, digits) -> None:
         at = page(vae)
-        at.slider(key="explorer_dim_1").set_value(-1.5).run()
+        release(at, [0.0, -1.5])
         at.button(key="explorer_reset").click().run()
         assert slider_values(at, 2) == [0.0, 0.0]
         assert any("prior mean" in i.value for i in at.info)
@@ -116,7 +156,6 @@ class TestSliders:
         assert not at.exception
         mu, _ = inf.encode(vae.model, digits.x_test[3])
         assert slider_values(at, 2) == pytest.approx(mu[0].tolist(), abs=1e-5)
-        assert at.session_state["explorer_image_hash"] == image_hash(vae, at.session_state["explorer_z"])
         assert any("test image #3" in i.value for i in at.info)
 
     def test_test_image_offset_moves_the_chooser(self, vae, digits) -> None:
@@ -128,20 +167,49 @@ class TestSliders:
         assert slider_values(at, 2) == pytest.approx(mu[0].tolist(), abs=1e-5)
 
 
+class TestServerDecode:
+    """Where the browser cannot decode, the page decodes on the server with Streamlit's sliders, and says why."""
+
+    def test_the_browser_cannot_run_it(self, vae) -> None:
+        at = server_decodes(page(vae))
+        assert not at.exception and not at.get("bidi_component")
+        assert any("The server decodes each point" in c.value and "no canvas" in c.value for c in at.caption)
+        assert at.session_state["explorer_image_hash"] == image_hash(vae, [0.0, 0.0])
+        url0 = decoded_image(at).value
+        at.slider(key="explorer_dim_0").set_value(2.0).run()
+        assert not at.exception
+        assert at.session_state["explorer_z"] == pytest.approx([2.0, 0.0])
+        assert at.session_state["explorer_image_hash"] == image_hash(vae, [2.0, 0.0])
+        assert decoded_image(at).value != url0
+        assert decoded_image(at).value[0].startswith("data:image/png;base64,")  # inside the message
+        assert "2.00, 0.00" in decoded_image(at).captions[0]
+
+    def test_a_decoder_the_browser_cannot_run(self, vae) -> None:
+        import copy  # noqa: PLC0415
+
+        model = copy.deepcopy(vae.model)
+        model.decoder.net[1] = torch.nn.Softplus()  # no activation of the lab's: not in the JavaScript
+        lm = LoadedModel("test:softplus", "softplus", "session", model, vae.config, vae.metadata)
+        at = page(lm)
+        assert not at.exception and not at.get("bidi_component")
+        assert any("cannot run in the browser" in c.value and "Softplus" in c.value for c in at.caption)
+        assert at.session_state["explorer_image_hash"] == image_hash(lm, [0.0, 0.0])
+
+
 class TestSections:
     def test_traversal_is_one_picture_with_rows_labelled_with_kl(self, vae) -> None:
         at = page(vae)
         rows = traversal_rows(at)
         assert len(rows) == 2 and all("KL" in r and "nats" in r for r in rows)
         assert (
-            len(at.image) == 3
-        )  # chooser, decoded image, the traversal (one picture: one image per slider move)
+            len(at.image) == 2
+        )  # chooser and the traversal (one picture); the browser draws the decoded image
         src = traversal_image(at).value[0]
         assert src.startswith("data:image/png;base64,")  # inline: the browser fetches nothing
         at.slider(key="explorer_trav_steps").set_value(5).run()
-        assert not at.exception and len(at.image) == 3
+        assert not at.exception and len(at.image) == 2
         assert traversal_image(at).value[0] != src
-        at.slider(key="explorer_dim_0").set_value(1.0).run()  # the rows are centred on the sliders' point
+        release(at, [1.0, 0.0])  # the rows are centred on the sliders' point
         assert not at.exception and traversal_image(at).value[0] != src
 
 
@@ -151,10 +219,12 @@ class TestAE:
         assert any("no prior" in i.value for i in at.info)
         mu, _ = inf.encode(ae.model, digits.x_test)
         stats = inf.aggregate_posterior_stats(ae.model, digits.x_test)
-        s = at.slider(key="explorer_dim_0")
-        assert "KL" not in s.label and "spread" in s.label
-        assert s.value == pytest.approx(float(mu[:, 0].mean()), abs=1e-4)  # starts at the centre of the codes
-        assert s.max - s.min == pytest.approx(6 * float(stats.std[0]), rel=1e-4)
+        data = component_data(at, KEY)
+        assert "KL" not in data["labels"][0] and "spread" in data["labels"][0]
+        assert data["z"][0] == pytest.approx(
+            float(mu[:, 0].mean()), abs=1e-4
+        )  # starts at the centre of the codes
+        assert data["hi"][0] - data["lo"][0] == pytest.approx(6 * float(stats.std[0]), rel=1e-4)
         assert [b.label for b in at.button if b.key == "explorer_reset"] == ["Centre of codes"]
         assert not any("KL" in m.value for m in at.markdown)
 
@@ -164,13 +234,12 @@ class TestHandOff:
         at = page(vae, explorer_z=[0.7, -0.4], explorer_z_model=vae.key)
         assert slider_values(at, 2) == pytest.approx([0.7, -0.4])
         assert any("z taken from the latent map" in i.value for i in at.info)
-        assert at.session_state["explorer_image_hash"] == image_hash(vae, [0.7, -0.4])
-        at.slider(key="explorer_dim_1").set_value(0.2).run()  # the user moves on: the note goes
+        release(at, [0.7, 0.2])  # the user moves on: the note goes
         assert not any("latent map" in i.value for i in at.info)
 
     def test_hand_off_while_the_page_is_open(self, vae) -> None:
         at = page(vae)
-        at.slider(key="explorer_dim_0").set_value(1.0).run()
+        release(at, [1.0, 0.0])
         at.session_state["explorer_z"] = [-1.2, 0.3]  # what the latent map writes before switch_page
         at.session_state["explorer_z_model"] = vae.key
         at.run()
@@ -185,7 +254,7 @@ class TestHandOff:
 
     def test_switching_model_resets_without_a_note(self, vae, ae, digits) -> None:
         at = page(vae)
-        at.slider(key="explorer_dim_0").set_value(1.0).run()
+        release(at, [1.0, 0.0])
         at.session_state["current_model"] = ae
         at.run()
         assert not at.exception
@@ -200,14 +269,14 @@ class TestManyDims:
         stats = inf.aggregate_posterior_stats(vae_z20.model, digits.x_test)
         default = ex.default_dims(stats, 16)
         assert at.multiselect(key="explorer_dims").value == default
-        assert sorted(s.key for s in at.slider if s.key.startswith("explorer_dim_")) == sorted(
-            f"explorer_dim_{j}" for j in default
-        )
+        data = component_data(at, KEY)
+        assert data["dims"] == sorted(default) and len(data["labels"]) == len(data["lo"]) == 16
+        assert len(data["z"]) == 20  # the whole point: the browser decodes with the others held
         assert len(traversal_rows(at)) == 16  # one traversal row per slider
         hidden = next(j for j in range(20) if j not in default)
         at.multiselect(key="explorer_dims").set_value([0, 1]).run()
-        assert not at.exception and len([s for s in at.slider if s.key.startswith("explorer_dim_")]) == 2
-        at.slider(key="explorer_dim_0").set_value(1.0).run()
+        assert not at.exception and component_data(at, KEY)["dims"] == [0, 1]
+        release(at, [1.0] + data["z"][1:])
         z = at.session_state["explorer_z"]
         assert len(z) == 20 and z[0] == pytest.approx(1.0) and z[hidden] == 0.0  # the others stay fixed
 
@@ -297,7 +366,7 @@ class TestExploreHelpers:
 
 def test_through_the_router(vae) -> None:
     at = through_router("lab_pages/explorer.py", vae)
-    assert at.slider(key="explorer_dim_0").value == 0.0
+    assert component_data(at, KEY)["z"] == [0.0, 0.0]
 
 
 @pytest.mark.parametrize("which", ["vae", "ae"])
@@ -308,7 +377,8 @@ def test_renders_in_chinese(which, request, digits) -> None:
 
     lm = request.getfixturevalue(which)
     at = run_page_in_chinese(PAGE, lm)
-    assert len(at.image) >= 3  # decoded image, thumbnails, traversal sheet
+    assert len(at.image) >= 2  # thumbnails, traversal sheet (the browser draws the decoded image)
+    assert component_data(at, KEY)["text"]["caption"]  # the component's words come from Python's _()
     stats = latent_controls.posterior_stats(lm.key, lm.model, digits.x_test)
     assert all(
         ex.can_draw(text) for j in range(lm.config.latent_dim) for text, _c in explorer._row_label(stats, j)

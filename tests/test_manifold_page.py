@@ -14,7 +14,16 @@ import torch
 from streamlit.testing.v1 import AppTest
 
 from lab_pages.model_store import LoadedModel
-from tests.conftest import ROOT, run_page, run_page_in_chinese, shipped_fixture, through_router
+from tests.conftest import (
+    ROOT,
+    component_data,
+    run_page,
+    run_page_in_chinese,
+    send_from_component,
+    shipped_fixture,
+    through_router,
+)
+from vae_core import inference as inf
 from vae_core.models import ModelConfig, build_model
 
 PAGE = str(ROOT / "lab_pages" / "manifold.py")
@@ -65,6 +74,54 @@ class TestManifold:
         assert a != b and len(at.session_state["explorer_z"]) == 20
         at.selectbox(key="manifold_slice_b").set_value(a).run()
         assert any("two different dims" in w.value for w in at.warning)
+
+
+class TestLatentPlane:
+    """The latent plane is the decoder component (the browser decodes under the pointer: tests/e2e); here, what it
+    is given and what a click sends back."""
+
+    def test_the_test_sets_mu_by_class_over_the_whole_latent_space(self, vae, digits) -> None:
+        at = page(vae)
+        data = component_data(at, "manifold_plane")
+        assert data["mode"] == "plane" and data["pair"] == [0, 1] and data["z"] == [0.0, 0.0]
+        mu = inf.encode(vae.model, digits.x_test)[0].numpy()
+        pts = data["points"]
+        assert len(pts["x"]) == len(digits.x_test)  # all 359 (at most 2000 are drawn)
+        np.testing.assert_allclose(pts["x"], mu[:, 0], atol=1e-3)
+        np.testing.assert_allclose(pts["y"], mu[:, 1], atol=1e-3)
+        assert pts["c"] == digits.y_test.tolist() and data["colors"][0] == "#1f77b4"
+        assert data["lo"][0] < mu[:, 0].min() < mu[:, 0].max() < data["hi"][0]
+        assert any("Click to pin the point" in c.value for c in at.caption)
+
+    def test_a_click_moves_the_sliders_and_the_explorer(self, vae) -> None:
+        at = send_from_component(page(vae), "manifold_plane", "pin", [1.0, -0.5])
+        assert not at.exception
+        assert at.session_state["explorer_z"] == pytest.approx([1.0, -0.5])
+        assert at.slider(key="explorer_dim_0").value == pytest.approx(1.0)
+        assert "(0.84,\\ 0.31)" in at.latex[0].value  # the grid marks it: Phi(1), Phi(-0.5)
+        assert component_data(at, "manifold_plane")["z"] == pytest.approx([1.0, -0.5])
+
+    def test_more_dims_move_the_chosen_pair_and_hold_the_rest(self, digits) -> None:
+        torch.manual_seed(0)
+        cfg = ModelConfig(kind="vae", input_dim=64, image_shape=(1, 8, 8), hidden=(32,), latent_dim=5)
+        lm = LoadedModel(
+            "test:vae_z5", "test z5", "session", build_model(cfg).eval(), cfg, {"dataset": "digits"}
+        )
+        at = page(lm)
+        a, b = at.selectbox(key="manifold_slice_a").value, at.selectbox(key="manifold_slice_b").value
+        data = component_data(at, "manifold_plane")
+        assert data["pair"] == [a, b] and len(data["z"]) == 5
+        assert data["text"]["x"] == f"z{a + 1}" and data["text"]["y"] == f"z{b + 1}"
+        z = [0.1, 0.2, 0.3, 0.4, 0.5]
+        z[a], z[b] = 1.0, -1.0
+        at = send_from_component(at, "manifold_plane", "pin", z)
+        assert at.session_state["explorer_z"] == pytest.approx(z, abs=1e-6)
+
+    def test_the_browser_cannot_decode(self, vae) -> None:
+        at = send_from_component(page(vae), "manifold_plane", "status", {"ok": False, "reason": "no canvas"})
+        assert not at.exception and not at.get("bidi_component")
+        assert any("needs the decoder in the browser" in c.value for c in at.caption)
+        assert any("current point" in i.captions[0] for i in at.image)  # the server's grid is still there
 
 
 class TestInterpolation:

@@ -425,7 +425,12 @@ class TestKeep:
     def test_use_makes_it_current_and_download_is_offered(self, train_page) -> None:
         at = train_page()
         at.button(key="train_step").click().run()
-        assert len(at.get("download_button")) == 1
+        downloads = [b.proto.id.rsplit("-", 1)[-1] for b in at.get("download_button")]
+        assert downloads[:3] == [
+            "train_download",
+            "train_history_csv",
+            "train_gif",
+        ]  # the weights, the CSV, the GIF (then the code's .py, at the bottom)
         at.button(key="train_use").click().run()
         assert not at.exception
         lm = at.session_state["current_model"]

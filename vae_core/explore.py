@@ -41,6 +41,7 @@ __all__ = [
     "traversal_sheet",
     "MARK_COLOR",
     "can_draw",
+    "label_font",
     "cjk_font_available",
     "cjk_font_file",
     "SliderSpace",
@@ -345,6 +346,12 @@ def _font(px: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
         return ImageFont.load_default(size=px)
     except TypeError:
         return ImageFont.load_default()
+
+
+def label_font(px: int = 14) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    """The font labels drawn into images use (:func:`traversal_sheet`'s; the exported GIFs' captions), at ``px``
+    pixels: check text with :func:`can_draw` first."""
+    return _font(px)
 
 
 def can_draw(text: str, px: int = 14) -> bool:

@@ -30,7 +30,7 @@ from .data import DATASETS, Dataset, load_dataset
 from .errors import N_, LabError, Msg
 from .forkserver import Ended, ForkServer, WorkerProcess, cpu_count
 from .jobs import JobSpec, PairJob, TrainJob
-from .live import Preview
+from .live import Preview, PreviewFrame, PreviewHistory
 from .messages import (
     Answer,
     Ask,
@@ -107,6 +107,7 @@ class _Link:
         self.extra: dict[str, float] = {}
         self.histories = [History() for _ in range(n_models)]
         self.preview: Preview | None = None
+        self.previews = PreviewHistory()  # every preview of this worker's run, capped (the Train page's GIF)
         self.weights: list[dict[str, Any]] | None = None  # state dicts of the last weights pushed
         self.metas: list[dict[str, Any]] | None = None  # ... and their metadata
         self.result: Any = None
@@ -160,6 +161,7 @@ class _Link:
                 delta.apply(h)  # out of step (never expected): skipped
             if u.preview is not None:
                 self.preview = u.preview
+                self.previews.add(u.preview)
             if u.weights is not None:
                 self.weights, self.metas = list(u.weights.state_dicts), list(u.weights.metas)
             if u.result is not None:
@@ -501,6 +503,17 @@ class LiveJob:
     def latest_preview(self) -> Preview | None:
         """The newest preview images the worker decoded (None before the first step)."""
         return self._link.preview if self._link is not None else None
+
+    def preview_frames(self) -> tuple[PreviewFrame, ...]:
+        """The previews received over this run, oldest first, as uint8 frames (at most
+        :data:`~vae_core.live.PREVIEW_FRAMES`, the first and the newest always among them; see
+        :class:`~vae_core.live.PreviewHistory`). Empty before the first step; a new worker (Start after a
+        Reset or a death) starts a new history."""
+        link = self._link
+        if link is None:
+            return ()
+        with link.lock:
+            return link.previews.frames()
 
     @property
     def history(self) -> History:

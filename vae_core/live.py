@@ -2,8 +2,9 @@
 prior samples decoded from recent weights, and the step history thinned into chart series.
 
 A training worker (vae_core.worker) decodes each :class:`Preview` next to its model and sends it;
-a :class:`~vae_core.registry.TrainerHandle` keeps one :class:`SeriesBuffer`; pages read
-:class:`Preview` objects and ``dict[str, np.ndarray]`` series.
+the job's handle (vae_core.handle) keeps the latest and a :class:`PreviewHistory` of them over time
+(the Train page's GIF); a :class:`~vae_core.registry.TrainerHandle` keeps one :class:`SeriesBuffer`;
+pages read :class:`Preview` objects and ``dict[str, np.ndarray]`` series.
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ from .train import History
 
 __all__ = [
     "Preview",
+    "PreviewFrame",
+    "PreviewHistory",
+    "PREVIEW_FRAMES",
     "SeriesBuffer",
     "fixed_examples",
     "prior_noise",
@@ -35,6 +39,78 @@ class Preview:
     inputs: torch.Tensor  # (N, D) uint8: the fixed test images (fixed_examples)
     recon: torch.Tensor  # (N, D) their reconstructions (decoded from mu), pixel means in [0, 1]
     samples: torch.Tensor  # (M, D) decodes of the fixed prior draws z ~ N(0, I) (prior_noise), in [0, 1]
+
+
+# Frames a PreviewHistory keeps. 60 frames at the GIF's ~150 ms are a 9-second film, long enough to see
+# the reconstructions sharpen and the samples form; at one preview a second a default run (~3 minutes)
+# already brings three times as many. Stored as uint8, a frame of 8 reconstructions and 16 samples of
+# 28x28 pixels is 18.8 KB, so a run's history stays under 1.2 MB (a room of 30 sessions: ~35 MB).
+PREVIEW_FRAMES = 60
+
+
+def _to_uint8(images: torch.Tensor) -> np.ndarray:
+    """Pixel means (N, D) in [0, 1] (or uint8) -> (N, D) uint8, rounded: what a picture of them shows."""
+    a = images.detach().cpu().numpy()
+    if a.dtype == np.uint8:
+        return a.copy()
+    return np.clip(np.rint(a.astype(np.float32) * 255.0), 0, 255).astype(np.uint8)
+
+
+@dataclass(frozen=True)
+class PreviewFrame:
+    """One :class:`Preview` as kept over time: uint8 (a quarter of float32's memory), read-only arrays."""
+
+    step: int  # the training step whose weights decoded it
+    inputs: np.ndarray  # (N, D) uint8: the fixed test images (one array shared by every frame of a run)
+    recon: np.ndarray  # (N, D) uint8: their reconstructions
+    samples: np.ndarray  # (M, D) uint8: decodes of the fixed prior draws
+
+
+class PreviewHistory:
+    """The previews of one run over time, one per update that brought one, at most ``cap`` of them.
+
+    Past the cap, each new frame pushes out the one in the middle whose neighbours are closest in
+    steps: the first frame (the untrained decoder) and the newest always stay, and the others
+    thin towards an even spread over the run, however long it goes on (with previews arriving
+    steadily, the widest gap in steps stays within about twice the narrowest). Each call is O(cap). Not thread-safe: its owner holds a lock.
+    """
+
+    def __init__(self, cap: int = PREVIEW_FRAMES) -> None:
+        if cap < 2:
+            raise ValueError(
+                f"a preview history keeps at least 2 frames (the first and the newest), got {cap}"
+            )
+        self.cap = cap
+        self._frames: list[PreviewFrame] = []
+        self._inputs: np.ndarray | None = None  # (N, D) uint8: the fixed test images, shared by the frames
+
+    def add(self, pv: Preview) -> None:
+        """Keep ``pv`` (its images as uint8); a preview of a step already kept replaces that frame."""
+        inputs = _to_uint8(pv.inputs)
+        if self._inputs is None or not np.array_equal(self._inputs, inputs):
+            inputs.flags.writeable = False
+            self._inputs = (
+                inputs  # the worker sends the same fixed images each time: one copy serves every frame
+            )
+        recon, samples = _to_uint8(pv.recon), _to_uint8(pv.samples)
+        recon.flags.writeable = samples.flags.writeable = False
+        frame = PreviewFrame(int(pv.step), self._inputs, recon, samples)
+        if self._frames and self._frames[-1].step == frame.step:
+            self._frames[-1] = frame
+            return
+        self._frames.append(frame)
+        if len(self._frames) > self.cap:
+            steps = [f.step for f in self._frames]
+            # drop the interior frame whose removal leaves the smallest gap (the earliest on a tie)
+            i = min(range(1, len(steps) - 1), key=lambda k: steps[k + 1] - steps[k - 1])
+            del self._frames[i]
+
+    def frames(self) -> tuple[PreviewFrame, ...]:
+        """The kept frames, oldest first (a tuple: safe to keep while more arrive)."""
+        return tuple(self._frames)
+
+    def __len__(self) -> int:
+        return len(self._frames)
 
 
 def fixed_examples(dataset: Dataset, n: int = 8) -> torch.Tensor:

@@ -128,7 +128,9 @@ class Update:
     eta_s: float  # seconds left at that throughput (nan when unknown)
     threads: int  # torch threads it trains with now
     history: tuple[HistoryDelta, ...] = ()  # one per model (none for a Pitfalls job)
-    preview: Preview | None = None  # new preview images (the Train page's model only)
+    preview: Preview | None = (
+        None  # new preview images (the Train page's model only; the handle keeps a capped history)
+    )
     weights: Weights | None = None  # new weights (at most about once a second while training)
     extra: dict[str, float] = field(default_factory=dict)  # job-specific figures (the pair's two losses)
     result: Any = None  # a finished job's own result (a Pitfalls job: its PitfallPair), sent once

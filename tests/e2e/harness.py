@@ -435,6 +435,38 @@ def drag_slider(page: Any, key: str, fraction: float, release: bool = True) -> N
         page.mouse.up()
 
 
+def canvas_pixels(page: Any, selector: str) -> str:
+    """The canvas at ``selector`` as a PNG data URL (what it shows now)."""
+    return page.locator(selector).first.evaluate("(c) => c.toDataURL()")
+
+
+def wait_ready(page: Any, key: str, timeout: float = 60.0) -> None:
+    """Wait until the decoder component ``key`` has its weights and has drawn (lab_pages/decoder_component.js)."""
+    page.locator(f"{keyed(key)} .vl-root[data-ready='1']").first.wait_for(timeout=timeout * 1000)
+
+
+def drag_range(
+    page: Any, key: str, dim: int, fractions: list[float], release: bool = True, steps: int = 4
+) -> None:
+    """Drag the decoder component ``key``'s slider of latent dim ``dim`` with the mouse, from its thumb through
+    ``fractions`` (0..1) of its track; ``release=False`` keeps the button down (the caller releases it)."""
+    slider = page.locator(f"{keyed(key)} input[type=range][data-dim='{dim}']").first
+    slider.scroll_into_view_if_needed()
+    box = slider.bounding_box()
+    lo, hi, value = (
+        float(slider.get_attribute("min")),
+        float(slider.get_attribute("max")),
+        float(slider.input_value()),
+    )
+    y, thumb = box["y"] + box["height"] / 2, 8  # the thumb's centre travels 8 px in from each end
+    page.mouse.move(box["x"] + thumb + (value - lo) / (hi - lo) * (box["width"] - 2 * thumb), y)
+    page.mouse.down()
+    for f in fractions:
+        page.mouse.move(box["x"] + thumb + f * (box["width"] - 2 * thumb), y, steps=steps)
+    if release:
+        page.mouse.up()
+
+
 def image_src(page: Any, caption_text: str) -> str | None:
     """The src of the st.image whose caption contains ``caption_text``."""
     return page.evaluate(

@@ -33,7 +33,7 @@ from .harness import (
 
 GONE_WITHIN_S = 10.0  # after the server has exited, its children must be gone within this
 EXIT_WITHIN_S = (
-    30.0  # SIGTERM to exit: longer is a hang (an idle server exits in under 1 s, one with a trainer in ~6 s)
+    15.0  # SIGTERM to exit: longer is a hang (an idle server exits in under 1 s, one with a trainer in ~6 s)
 )
 
 pytestmark = pytest.mark.skipif(
