@@ -7,9 +7,11 @@ from __future__ import annotations
 import time
 from urllib.parse import parse_qs, urlsplit
 
+import pytest
+
 from .harness import (
     click_button,
-    drag_slider,
+    drag_range,
     image_src,
     keyed,
     open_url,
@@ -18,10 +20,10 @@ from .harness import (
     settle,
     url_path,
     wait_for_path,
-    wait_image_changed,
+    wait_ready,
 )
 
-DECODED = "decoded pixel means at z"
+DECODER = "explorer_decoder"  # the explorer's decoder component (its sliders, its image, its caption)
 METRICS = ("E_q[log p(x|z)]", "KL(q(z|x)‖p(z))", "ELBO")
 
 
@@ -89,18 +91,25 @@ def test_a_copied_elbo_link_opens_the_same_image_k_and_numbers(page, app_server,
 def test_a_copied_explorer_link_opens_the_same_point(page, app_server, new_page):
     allow_clipboard(page, app_server.url)
     open_url(page, app_server.url, "explorer", "model=digits_vae_z2")
-    before = image_src(page, DECODED)
-    drag_slider(page, "explorer_dim_0", 0.8)
-    wait_image_changed(page, DECODED, before)
+    wait_ready(page, DECODER)
+    caption = f"{keyed(DECODER)} .vl-caption"
+    before = page.locator(caption).first.inner_text()
+    drag_range(page, DECODER, 0, [0.8])  # the release sends z to the server, which writes it into the URL
+    page.wait_for_function(
+        "() => /[?&]z=/.test(window.location.search) && !/z=0%2C0(&|$)/.test(window.location.search)"
+    )
     settle(page)
-    caption = page.locator('[data-testid="stImageCaption"]', has_text=DECODED).first.inner_text()
+    shown = page.locator(caption).first.inner_text()
+    assert shown != before, "z did not change"
     link = copy_link(page)
     z = [float(v) for v in parse_qs(urlsplit(link).query)["z"][0].split(",")]
     assert len(z) == 2 and z[0] > 0.5, z
 
     fresh = open_copied(new_page, link)
-    assert fresh.locator('[data-testid="stImageCaption"]', has_text=DECODED).first.inner_text() == caption
-    assert image_src(fresh, DECODED) != before  # not the prior mean's image
+    wait_ready(fresh, DECODER)
+    assert fresh.locator(caption).first.inner_text() == shown  # z to 2 decimals, as the caption shows it
+    slider = f"{keyed(DECODER)} input[type=range][data-dim='0']"
+    assert float(fresh.locator(slider).first.input_value()) == pytest.approx(z[0], abs=1e-3)
     assert not problems(fresh), problems(fresh)
 
 
