@@ -173,6 +173,11 @@ def _proc_cpu_s(pid: int) -> tuple[float, int, str, float]:
     return (int(fields[11]) + int(fields[12])) / tick, int(fields[1]), name, int(fields[19]) / tick
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of one live process so far (Linux /proc)."""
+    return _proc_cpu_s(pid)[0]
+
+
 def _uptime_s() -> float:
     with open("/proc/uptime") as f:
         return float(f.read().split()[0])

@@ -22,18 +22,10 @@ import argparse
 import asyncio
 import statistics
 import time
-from pathlib import Path
 
+from bench._common import cpu_seconds
 from bench.room import attend, part_c, pct, report_room, server_memory, warm_up
 from deploy.local import Trial
-
-CLK = 100  # clock ticks per second in /proc/PID/stat (Linux's USER_HZ)
-
-
-def cpu_s(pid: int) -> float:
-    """utime + stime of ``pid`` in seconds."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK
 
 
 async def probe(direct_url: str, balanced_url: str, n: int) -> tuple[list[float], list[float]]:
@@ -69,10 +61,10 @@ async def run(args: argparse.Namespace) -> int:
             if errs := await warm_up(url):
                 print(f"warm-up errors on {url}: {errs[:3]}")
         assert trial.haproxy is not None
-        h0 = cpu_s(trial.haproxy.pid)
+        h0 = cpu_seconds(trial.haproxy.pid)
         t0 = time.perf_counter()
         direct, balanced = await probe(r1.url, trial.url, args.probes)
-        h1 = cpu_s(trial.haproxy.pid)
+        h1 = cpu_seconds(trial.haproxy.pid)
         diffs = [b - d for d, b in zip(direct, balanced, strict=True)]
         overhead_ms = statistics.median(diffs) * 1000
         haproxy_us = (h1 - h0) / max(1, len(balanced)) * 1e6
@@ -86,9 +78,9 @@ async def run(args: argparse.Namespace) -> int:
         base = server_memory(r1)  # type: ignore[arg-type]  # a Replica has the proc a Server has
         rooms = {}
         for label, url in (("one replica (r1, direct)", r1.url), ("through HAProxy, 2 replicas", trial.url)):
-            h0 = cpu_s(trial.haproxy.pid)
+            h0 = cpu_seconds(trial.haproxy.pid)
             room = await part_c(url, r1, args.room, 4, args.room_s, args.arrive_s, (2.0, 5.0))  # type: ignore[arg-type]
-            hcpu = cpu_s(trial.haproxy.pid) - h0
+            hcpu = cpu_seconds(trial.haproxy.pid) - h0
             rooms[label] = room
             print(f"== {label}", flush=True)
             for line in report_room(room, args.room, base)[:4]:
